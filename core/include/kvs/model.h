@@ -1,0 +1,83 @@
+// SPDX-License-Identifier: MIT
+// A loaded transformer (GPT-2 or Llama family) with a CPU forward pass in Eigen that can capture
+// every layer's queries, keys and values. Weights stay memory-mapped; each layer is converted to
+// fp32 when first used and kept only while the converted total fits the weight budget.
+#pragma once
+
+#include "kvs/capture.h"
+#include "kvs/model_config.h"
+#include "kvs/safetensors.h"
+#include "kvs/status.h"
+#include "kvs/tensor.h"
+#include "kvs/tokenizer.h"
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace kvs {
+
+struct LoadOptions {
+    // Converted fp32 weights kept resident up to this many bytes; beyond it a layer is converted
+    // from the mapping each time it is used. 0 = choose from the machine's memory (a quarter).
+    std::size_t weightBudgetBytes = 0;
+};
+
+// Keys and values of every layer for the tokens seen so far (what incremental decoding reuses).
+template <class Scalar> struct KvCacheT {
+    struct Head {
+        MatrixT<Scalar> keys;   // positions × headDim (post-RoPE)
+        MatrixT<Scalar> values; // positions × headDim
+    };
+    std::vector<std::vector<Head>> layers; // [layer][kvHead]
+    int length = 0;                        // tokens cached
+};
+using KvCache = KvCacheT<float>;
+
+class Model {
+public:
+    // Loads config.json, the safetensors checkpoint (single or sharded) and the tokenizer if present.
+    // Checks that every tensor the config implies exists with the implied shape.
+    static Result<Model> load(const std::filesystem::path& folder, LoadOptions options = {});
+
+    const ModelConfig& config() const;
+    const std::filesystem::path& folder() const;
+    const Checkpoint& checkpoint() const;
+    const Tokenizer* tokenizer() const; // nullptr when the folder has none
+    std::string name() const;           // the folder's name
+
+    // Runs `tokens` through the model after the `cache->length` tokens already in the cache (if
+    // any), appending to the cache. Returns logits (tokens × vocab). When `capture` is given its
+    // layers are filled for these tokens. Throws kvs::Error for ids out of range or too many tokens.
+    Matrix forward(std::span<const TokenId> tokens, KvCache* cache = nullptr,
+                   Capture* capture = nullptr) const;
+    // The same computation in double precision (for accuracy checks against the fp32 path).
+    MatrixT<double> forwardF64(std::span<const TokenId> tokens) const;
+
+    // Tokenizes `prompt` and captures it. Errors: no tokenizer, empty prompt, too long.
+    Result<Capture> capture(std::string_view prompt) const;
+    Result<Capture> captureTokens(std::vector<TokenId> tokens) const;
+    // Greedy decoding of `count` new tokens after `prompt` using the KV cache.
+    Result<std::vector<TokenId>> generateGreedy(std::span<const TokenId> prompt, int count) const;
+
+    Model(Model&&) noexcept;
+    Model& operator=(Model&&) noexcept;
+    ~Model();
+
+    struct Impl;
+
+private:
+    explicit Model(std::unique_ptr<Impl> impl);
+    std::unique_ptr<Impl> m_impl;
+};
+
+// Checks a token sequence against the model: non-empty, ids within vocabulary, not longer than the
+// model's positions. `source` names where the tokens came from, for the message.
+void validateTokens(const ModelConfig& config, std::span<const TokenId> tokens,
+                    const std::string& source);
+
+} // namespace kvs

@@ -1,0 +1,39 @@
+// SPDX-License-Identifier: MIT
+// The project's own generator of model folders in exact Hugging Face layout with random weights:
+// test fixtures for every loader path and the studio's start-up model until a trained one ships.
+#pragma once
+
+#include "kvs/dtype.h"
+#include "kvs/model_config.h"
+#include "kvs/status.h"
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace kvs {
+
+struct SyntheticModelSpec {
+    ModelConfig config;
+    DType dtype = DType::F32; // F32, F16 or BF16 storage
+    int shards = 1;           // > 1 writes model-0000i-of-0000n.safetensors + index.json
+    std::uint64_t seed = 1;
+    float weightScale = 0.0f; // stddev of projection weights; 0 = 1/sqrt(fan-in)
+    // Character vocabulary for the tokenizer; empty = the 256 byte-level GPT-2 symbols.
+    std::string alphabet;
+};
+
+// Named presets: "tiny-gpt2", "tiny-gpt2-untied", "tiny-llama", "tiny-llama-gqa", "tiny-qwen2",
+// "tiny-mistral", "gpt2-small" (12 layers, width 768). Throws kvs::Error for unknown names.
+SyntheticModelSpec syntheticPreset(const std::string& name);
+std::vector<std::string> syntheticPresetNames();
+
+// Writes config.json, the safetensors file(s) and tokenizer.json into `folder` (created).
+Result<bool> writeSyntheticModel(const SyntheticModelSpec& spec, const std::filesystem::path& folder);
+
+// A tokenizer.json (Hugging Face format) for a character vocabulary with no merges, or for the 256
+// byte-level symbols when `alphabet` is empty.
+std::string characterTokenizerJson(const std::string& alphabet);
+
+} // namespace kvs

@@ -1,0 +1,67 @@
+// SPDX-License-Identifier: MIT
+// Shared helpers for the Qt Test suites: temporary model folders, error assertions, tolerances.
+#pragma once
+
+#include "kvs/status.h"
+#include "kvs/synthetic_model.h"
+#include "kvs/tensor.h"
+
+#include <QTest>
+#include <filesystem>
+#include <string>
+
+namespace kvs::test {
+
+// A fresh temporary folder removed when the object dies.
+class TempDir {
+public:
+    TempDir();
+    ~TempDir();
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+    const std::filesystem::path& path() const { return m_path; }
+    std::filesystem::path operator/(const std::string& name) const { return m_path / name; }
+
+private:
+    std::filesystem::path m_path;
+};
+
+// Writes a synthetic model folder (see kvs/synthetic_model.h) and returns its path; fails the test
+// on error.
+std::filesystem::path writeModel(const TempDir& dir, const std::string& name,
+                                 const SyntheticModelSpec& spec);
+
+// The source tree's tests/ folder (for committed fixtures).
+std::filesystem::path sourceTestsDir();
+
+template <class Derived1, class Derived2>
+double maxAbsDiff(const Eigen::MatrixBase<Derived1>& a, const Eigen::MatrixBase<Derived2>& b) {
+    if (a.rows() != b.rows() || a.cols() != b.cols())
+        return std::numeric_limits<double>::infinity();
+    return (a.template cast<double>() - b.template cast<double>()).cwiseAbs().maxCoeff();
+}
+
+// Writes bytes to a file (no atomicity needed in tests).
+void writeBytes(const std::filesystem::path& path, const std::string& bytes);
+std::string readBytes(const std::filesystem::path& path);
+
+} // namespace kvs::test
+
+// Asserts that a Result failed and that its message contains every given fragment.
+#define KVS_VERIFY_ERROR(result, ...)                                                              \
+    do {                                                                                           \
+        const auto& kvs_r_ = (result);                                                             \
+        QVERIFY2(!kvs_r_.ok(), "expected an error, got success");                                  \
+        const std::string kvs_msg_ = kvs_r_.message();                                             \
+        for (const char* kvs_frag_ : {__VA_ARGS__})                                                \
+            QVERIFY2(kvs_msg_.find(kvs_frag_) != std::string::npos,                                \
+                     qPrintable(QString("message \"%1\" lacks \"%2\"")                             \
+                                    .arg(QString::fromStdString(kvs_msg_), kvs_frag_)));           \
+    } while (0)
+
+// Asserts that a Result succeeded, printing its error otherwise.
+#define KVS_VERIFY_OK(result)                                                                      \
+    do {                                                                                           \
+        const auto& kvs_r_ = (result);                                                             \
+        QVERIFY2(kvs_r_.ok(), qPrintable(QString::fromStdString(kvs_r_.message())));               \
+    } while (0)
