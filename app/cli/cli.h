@@ -1,0 +1,63 @@
+// SPDX-License-Identifier: MIT
+// kvstudio-cli: the engine without a window. runCli() is the entry point used by main() and tests.
+#pragma once
+
+#include <iosfwd>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace kvs::cli {
+
+// Parsed arguments of one sub-command: positionals, `--key value` options and `--flag` switches.
+class Args {
+public:
+    // `switches` lists the options that take no value (e.g. "json"); every other --name takes one.
+    Args(const std::vector<std::string>& argv, const std::vector<std::string>& switches);
+
+    const std::vector<std::string>& positionals() const { return m_positionals; }
+    bool has(const std::string& name) const;
+    std::optional<std::string> get(const std::string& name) const;
+    std::string require(const std::string& name) const; // throws kvs::Error(InvalidArgument)
+    int getInt(const std::string& name, int fallback) const;
+    std::string positional(std::size_t index, const std::string& what) const;
+    // Throws for options not in `known` (a typo must not be ignored).
+    void allowOnly(const std::vector<std::string>& known) const;
+
+private:
+    std::vector<std::string> m_positionals;
+    std::map<std::string, std::string> m_options;
+    std::vector<std::string> m_switches;
+};
+
+struct Streams {
+    std::ostream& out;
+    std::ostream& err;
+};
+
+using CommandFn = int (*)(const Args& args, Streams io);
+
+struct Command {
+    std::string name;
+    std::string usage;   // "info MODEL [--json]"
+    std::string summary; // one line
+    std::vector<std::string> switches;
+    CommandFn run;
+};
+
+const std::vector<Command>& commands();
+
+// Runs `kvstudio-cli <argv...>` (argv excludes the program name). Returns the exit code: 0 success,
+// 1 failure with a message on err (JSON {"error": {...}} when --json was given), 2 usage error.
+int runCli(const std::vector<std::string>& argv, Streams io);
+
+// The commands, one file each.
+int runInfo(const Args& args, Streams io);
+int runTokenize(const Args& args, Streams io);
+int runCapture(const Args& args, Streams io);
+int runGenerate(const Args& args, Streams io);
+int runMakeModel(const Args& args, Streams io);
+int runDevices(const Args& args, Streams io);
+
+} // namespace kvs::cli
