@@ -35,6 +35,8 @@ public:
     virtual std::string decode(std::span<const TokenId> ids) const = 0;
     // The text one token stands for, for axis labels: decode({id}) where that is valid UTF-8,
     // otherwise a readable escape such as "<0xE2>" (a partial UTF-8 byte of a byte-level token).
+    // A word-start marker shows as its space ("▁the" -> " the") even where decode would drop it at
+    // the start of a text; special tokens show as themselves ("<s>").
     virtual std::string tokenText(TokenId id) const = 0;
     // The raw vocabulary string of a token (e.g. "Ġthe" in GPT-2, "▁the" in SentencePiece).
     virtual std::string tokenPiece(TokenId id) const = 0;
@@ -52,7 +54,9 @@ private:
 };
 
 // Loads the tokenizer of a model folder. Preference: tokenizer.json, then vocab.json + merges.txt,
-// then tokenizer.model. Errors name the file and the problem.
+// then tokenizer.model; a tokenizer.json whose model is not BPE (Unigram, WordPiece) gives way to a
+// tokenizer.model beside it. bos/eos come from tokenizer_config.json where it names them. Errors
+// name the file and the problem.
 Result<std::unique_ptr<Tokenizer>> loadTokenizer(const std::filesystem::path& modelFolder);
 
 // The individual loaders, for tests and for folders with unusual names.
