@@ -6,6 +6,7 @@
 
 #include <QObject>
 #include <QTest>
+#include <map>
 #include <sentencepiece_trainer.h>
 
 using namespace kvs;
