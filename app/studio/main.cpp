@@ -1,0 +1,92 @@
+// SPDX-License-Identifier: MIT
+// kvstudio: the studio window. `kvstudio [MODEL_FOLDER] [--prompt-file F] [--screenshot F.png]`.
+#include "main_window.h"
+#include "startup.h"
+#include "studio_settings.h"
+
+#include <QApplication>
+#include <QStyleFactory>
+#include <QTimer>
+#include <cstdio>
+
+using namespace kvs::studio;
+
+namespace {
+
+// Prints help, version or a usage error; returns the exit code, or -1 to go on.
+int handleEarly(const StartupOptions& options) {
+    if (!options.error.isEmpty()) {
+        std::fprintf(stderr, "kvstudio: %s\n\n%s", qPrintable(options.error),
+                     qPrintable(options.helpText));
+        return 2;
+    }
+    if (options.help) {
+        std::fputs(qPrintable(options.helpText), stdout);
+        return 0;
+    }
+    if (options.version) {
+        std::printf("kvstudio %s\n", KVS_VERSION);
+        return 0;
+    }
+    return -1;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    // --help and --version work without a display: answer them before the QApplication exists.
+    for (int i = 1; i < argc; ++i) {
+        const QString a = QString::fromLocal8Bit(argv[i]);
+        if (a == QLatin1String("-h") || a == QLatin1String("--help") ||
+            a == QLatin1String("--help-all") || a == QLatin1String("--version") ||
+            a == QLatin1String("-v"))
+            return handleEarly(parseStartupOptions({QStringLiteral("kvstudio"), a}));
+    }
+
+    QApplication app(argc, argv); // takes Qt's own options (-platform, -style, ...) out
+    QApplication::setOrganizationName(QString::fromLatin1(kOrganization));
+    QApplication::setApplicationName(QString::fromLatin1(kApplication));
+    QApplication::setApplicationDisplayName(QStringLiteral("KV Studio"));
+    QApplication::setApplicationVersion(QStringLiteral(KVS_VERSION));
+    QApplication::setStyle(QStyleFactory::create(QStringLiteral("Fusion")));
+
+    const StartupOptions options = parseStartupOptions(QApplication::arguments());
+    if (const int code = handleEarly(options); code >= 0)
+        return code;
+
+    QString prompt = defaultPrompt();
+    if (!options.promptFile.isEmpty()) {
+        QString error;
+        prompt = readPromptFile(options.promptFile, &error);
+        if (!error.isEmpty()) {
+            std::fprintf(stderr, "kvstudio: %s\n", qPrintable(error));
+            return 2;
+        }
+    }
+
+    MainWindowOptions windowOptions;
+    windowOptions.persistSettings = options.screenshot.isEmpty();
+    MainWindow window(windowOptions);
+    window.setPrompt(prompt);
+
+    QString folder = options.modelFolder;
+    if (folder.isEmpty())
+        folder = findDefaultModel(QApplication::applicationDirPath());
+    if (folder.isEmpty())
+        window.showInfo(noModelMessage(defaultModelCandidates(QApplication::applicationDirPath())));
+    else
+        window.openModel(folder);
+    window.show();
+
+    if (!options.screenshot.isEmpty()) {
+        auto* taker = new ScreenshotTaker(&window, options.screenshot,
+                                          options.timeoutSeconds * 1000, &window);
+        QObject::connect(
+            taker, &ScreenshotTaker::finished, &app, [](int code, const QString& message) {
+                std::fprintf(code == 0 ? stdout : stderr, "kvstudio: %s\n", qPrintable(message));
+                QApplication::exit(code);
+            });
+        taker->start();
+    }
+    return QApplication::exec();
+}

@@ -1,0 +1,351 @@
+// SPDX-License-Identifier: MIT
+// The studio's main window: menus, the Setup dock, the central tabs and the status bar, wired to
+// one Session that owns the state and the worker jobs.
+#include "main_window.h"
+
+#include "overview_page.h"
+#include "session.h"
+#include "setup_panel.h"
+#include "studio_settings.h"
+
+#include <QAction>
+#include <QApplication>
+#include <QCloseEvent>
+#include <QDateTime>
+#include <QDir>
+#include <QDockWidget>
+#include <QDragEnterEvent>
+#include <QDropEvent>
+#include <QFileDialog>
+#include <QFileInfo>
+#include <QLabel>
+#include <QMenuBar>
+#include <QMessageBox>
+#include <QMimeData>
+#include <QProgressBar>
+#include <QStatusBar>
+#include <QTabWidget>
+#include <QUrl>
+
+namespace kvs::studio {
+
+namespace {
+
+constexpr int kLayoutVersion = 1;
+const QString kTitle = QStringLiteral("KV Studio");
+
+} // namespace
+
+MainWindow::MainWindow(const MainWindowOptions& options, QWidget* parent)
+    : QMainWindow(parent), m_options(options), m_session(std::make_unique<Session>()) {
+    setObjectName(QStringLiteral("mainWindow"));
+    setWindowTitle(kTitle);
+    setAcceptDrops(true);
+    resize(1400, 880);
+
+    createActions();
+    m_tabs = new QTabWidget(this);
+    m_tabs->setObjectName(QStringLiteral("centralTabs"));
+    m_tabs->setDocumentMode(true);
+    m_overview = new OverviewPage(m_session.get(), m_tabs);
+    m_tabs->addTab(m_overview, tr("Overview"));
+    setCentralWidget(m_tabs);
+
+    createDocks();
+    createMenus();
+    createStatusBar();
+    connectSession();
+
+    if (m_options.persistSettings)
+        restoreLayout();
+    if (m_options.probeBackend)
+        m_session->probeBackend();
+    else
+        m_backend->setText(tr("Backend: not probed"));
+}
+
+MainWindow::~MainWindow() {
+    // The session waits for its running jobs here, while every view is still alive; after this
+    // no result can arrive.
+    m_session.reset();
+}
+
+void MainWindow::createActions() {
+    m_openAction = new QAction(tr("&Open Model\u2026"), this);
+    m_openAction->setObjectName(QStringLiteral("openModelAction"));
+    m_openAction->setShortcut(QKeySequence::Open);
+    m_openAction->setStatusTip(tr("Open a Hugging Face model folder"));
+    connect(m_openAction, &QAction::triggered, this, &MainWindow::chooseModelFolder);
+
+    m_quitAction = new QAction(tr("&Quit"), this);
+    m_quitAction->setObjectName(QStringLiteral("quitAction"));
+    m_quitAction->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_Q));
+    m_quitAction->setMenuRole(QAction::QuitRole);
+    connect(m_quitAction, &QAction::triggered, this, &QWidget::close);
+
+    m_resetLayoutAction = new QAction(tr("&Reset Layout"), this);
+    m_resetLayoutAction->setObjectName(QStringLiteral("resetLayoutAction"));
+    connect(m_resetLayoutAction, &QAction::triggered, this, &MainWindow::resetLayout);
+
+    m_aboutAction = new QAction(tr("&About KV Studio"), this);
+    m_aboutAction->setObjectName(QStringLiteral("aboutAction"));
+    m_aboutAction->setMenuRole(QAction::AboutRole);
+    connect(m_aboutAction, &QAction::triggered, this, &MainWindow::showAbout);
+}
+
+void MainWindow::createMenus() {
+    QMenu* file = menuBar()->addMenu(tr("&File"));
+    file->setObjectName(QStringLiteral("fileMenu"));
+    file->addAction(m_openAction);
+    m_recentMenu = file->addMenu(tr("Recent &Models"));
+    m_recentMenu->setObjectName(QStringLiteral("recentMenu"));
+    connect(m_recentMenu, &QMenu::aboutToShow, this, &MainWindow::rebuildRecentMenu);
+    rebuildRecentMenu();
+    file->addSeparator();
+    file->addAction(m_quitAction);
+
+    QMenu* view = menuBar()->addMenu(tr("&View"));
+    view->setObjectName(QStringLiteral("viewMenu"));
+    view->addAction(m_setupDock->toggleViewAction());
+    view->addSeparator();
+    view->addAction(m_resetLayoutAction);
+
+    QMenu* help = menuBar()->addMenu(tr("&Help"));
+    help->setObjectName(QStringLiteral("helpMenu"));
+    help->addAction(m_aboutAction);
+    help->addAction(tr("About &Qt"), qApp, &QApplication::aboutQt);
+}
+
+void MainWindow::createDocks() {
+    m_setupDock = new QDockWidget(tr("Setup"), this);
+    m_setupDock->setObjectName(QStringLiteral("setupDock"));
+    m_setupDock->setAllowedAreas(Qt::LeftDockWidgetArea | Qt::RightDockWidgetArea);
+    m_setup = new SetupPanel(m_session.get(), m_openAction, m_setupDock);
+    m_setupDock->setWidget(m_setup);
+    m_setupDock->toggleViewAction()->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_1));
+    resetLayout();
+}
+
+void MainWindow::resetLayout() {
+    m_setupDock->setFloating(false);
+    addDockWidget(Qt::LeftDockWidgetArea, m_setupDock); // moves it back if it was elsewhere
+    m_setupDock->show();
+    resizeDocks({m_setupDock}, {470}, Qt::Horizontal);
+    if (m_setup)
+        m_setup->resetSplitter();
+}
+
+void MainWindow::createStatusBar() {
+    QStatusBar* bar = statusBar();
+    bar->setObjectName(QStringLiteral("statusBar"));
+    m_progress = new QProgressBar(bar);
+    m_progress->setObjectName(QStringLiteral("loadProgress"));
+    m_progress->setRange(0, 0); // busy indicator: a load has no measurable progress yet
+    m_progress->setMaximumWidth(140);
+    m_progress->setMaximumHeight(14);
+    m_progress->setTextVisible(false);
+    m_progress->hide();
+    m_modelState = new QLabel(tr("No model"), bar);
+    m_modelState->setObjectName(QStringLiteral("modelStateLabel"));
+    m_backend = new QLabel(tr("Backend: probing\u2026"), bar);
+    m_backend->setObjectName(QStringLiteral("backendLabel"));
+    m_updated = new QLabel(bar);
+    m_updated->setObjectName(QStringLiteral("updatedLabel"));
+    m_updated->setToolTip(tr("When the views last received new results"));
+    bar->addWidget(m_progress);
+    bar->addWidget(m_modelState, 1);
+    bar->addPermanentWidget(m_backend);
+    bar->addPermanentWidget(m_updated);
+}
+
+void MainWindow::connectSession() {
+    Session* s = m_session.get();
+    connect(s, &Session::modelLoadStarted, this, [this](const QString& folder) {
+        m_progress->show();
+        setModelStateText(tr("Loading %1\u2026").arg(QDir::toNativeSeparators(folder)));
+    });
+    connect(s, &Session::modelLoaded, this, [this](std::shared_ptr<const ModelSnapshot> model) {
+        m_progress->hide();
+        setWindowTitle(QStringLiteral("%1 \u2014 %2").arg(kTitle, model->facts.name));
+        const QString took = model->loadSeconds < 1.0
+                                 ? tr("%1 ms").arg(qRound(model->loadSeconds * 1000.0))
+                                 : tr("%1 s").arg(model->loadSeconds, 0, 'f', 1);
+        setModelStateText(tr("Loaded %1 in %2").arg(model->facts.name, took));
+        m_modelState->setToolTip(QDir::toNativeSeparators(model->facts.folder));
+        if (m_options.persistSettings) {
+            auto settings = openSettings();
+            RecentModels::add(*settings, model->facts.folder);
+        }
+        markUpdated();
+    });
+    connect(s, &Session::modelLoadFailed, this, [this](const QString& folder, const QString& msg) {
+        m_progress->hide();
+        setModelStateText(tr("Could not load %1").arg(QDir::toNativeSeparators(folder)), true);
+        m_modelState->setToolTip(msg);
+    });
+    connect(s, &Session::modelCleared, this, [this] {
+        m_progress->hide();
+        setWindowTitle(kTitle);
+        setModelStateText(tr("No model"));
+    });
+    connect(s, &Session::tokensChanged, this, [this] { markUpdated(); });
+    connect(
+        s, &Session::backendChanged, this, [this](std::shared_ptr<const BackendSnapshot> backend) {
+            m_backend->setText(backend->summary);
+            m_backend->setToolTip(backend->detail.isEmpty() ? backend->summary : backend->detail);
+        });
+}
+
+void MainWindow::setModelStateText(const QString& text, bool error) {
+    m_modelState->setText(text);
+    m_modelState->setStyleSheet(error ? QStringLiteral("color: #D55E00;") : QString());
+}
+
+void MainWindow::markUpdated() {
+    m_updated->setText(
+        tr("Updated %1").arg(QTime::currentTime().toString(QStringLiteral("HH:mm:ss"))));
+}
+
+void MainWindow::openModel(const QString& folder) {
+    m_session->openModel(folder);
+}
+
+void MainWindow::setPrompt(const QString& prompt) {
+    m_setup->setPrompt(prompt);
+}
+
+void MainWindow::showInfo(const QString& text) {
+    m_setup->showInfo(text);
+}
+
+QStringList MainWindow::recentModels() const {
+    auto settings = openSettings();
+    return RecentModels::load(*settings);
+}
+
+QString MainWindow::backendText() const {
+    return m_backend->text();
+}
+
+QString MainWindow::modelStateText() const {
+    return m_modelState->text();
+}
+
+bool MainWindow::isLoadProgressVisible() const {
+    return !m_progress->isHidden();
+}
+
+void MainWindow::rebuildRecentMenu() {
+    m_recentMenu->clear();
+    const QStringList recent = recentModels();
+    for (int i = 0; i < recent.size(); ++i) {
+        const QString& folder = recent[i];
+        const QString label =
+            QStringLiteral("&%1 %2 \u2014 %3")
+                .arg(i + 1)
+                .arg(QFileInfo(folder).fileName(), QDir::toNativeSeparators(folder));
+        QAction* action = m_recentMenu->addAction(label);
+        action->setData(folder);
+        connect(action, &QAction::triggered, this, [this, folder] { openModel(folder); });
+    }
+    if (recent.isEmpty()) {
+        m_recentMenu->addAction(tr("(none yet)"))->setEnabled(false);
+        return;
+    }
+    m_recentMenu->addSeparator();
+    m_recentMenu->addAction(tr("&Clear List"), this, [] {
+        auto settings = openSettings();
+        RecentModels::clear(*settings);
+    });
+}
+
+void MainWindow::chooseModelFolder() {
+    auto settings = openSettings();
+    QString start = settings->value(QLatin1String(kKeyLastOpenDir)).toString();
+    if (const auto model = m_session->model())
+        start = QFileInfo(model->facts.folder).absolutePath();
+    const QString folder = QFileDialog::getExistingDirectory(
+        this, tr("Open a model folder (config.json + safetensors)"), start);
+    if (folder.isEmpty())
+        return;
+    settings->setValue(QLatin1String(kKeyLastOpenDir), QFileInfo(folder).absolutePath());
+    openModel(folder);
+}
+
+void MainWindow::showAbout() {
+    const auto model = m_session->model();
+    const auto backend = m_session->backend();
+    QMessageBox::about(
+        this, tr("About KV Studio"),
+        tr("<h3>KV Studio %1</h3>"
+           "<p>A desktop studio for exploring KV-cache compression.</p>"
+           "<p>Qt %2<br>Backend: %3<br>Model: %4</p>")
+            .arg(QStringLiteral(KVS_VERSION), QString::fromLatin1(qVersion()),
+                 (backend ? (backend->detail.isEmpty() ? backend->summary : backend->detail)
+                          : tr("not probed yet"))
+                     .toHtmlEscaped(),
+                 model ? QStringLiteral("%1 (%2)")
+                             .arg(model->facts.name, model->facts.folder)
+                             .toHtmlEscaped()
+                       : tr("none")));
+}
+
+QString MainWindow::modelFolderFromUrls(const QList<QUrl>& urls) {
+    for (const QUrl& url : urls) {
+        if (!url.isLocalFile())
+            continue;
+        const QFileInfo info(url.toLocalFile());
+        if (info.isDir())
+            return info.absoluteFilePath();
+        const QString name = info.fileName();
+        if (info.isFile() &&
+            (name == QLatin1String("config.json") || name.endsWith(QLatin1String(".safetensors")) ||
+             name.endsWith(QLatin1String(".safetensors.index.json")) ||
+             name == QLatin1String("tokenizer.json") || name == QLatin1String("tokenizer.model")))
+            return info.absolutePath();
+    }
+    return {};
+}
+
+void MainWindow::dragEnterEvent(QDragEnterEvent* event) {
+    if (event->mimeData()->hasUrls() && !modelFolderFromUrls(event->mimeData()->urls()).isEmpty())
+        event->acceptProposedAction();
+    else
+        event->ignore();
+}
+
+void MainWindow::dropEvent(QDropEvent* event) {
+    const QString folder = modelFolderFromUrls(event->mimeData()->urls());
+    if (folder.isEmpty()) {
+        event->ignore();
+        return;
+    }
+    event->acceptProposedAction();
+    openModel(folder);
+}
+
+void MainWindow::restoreLayout() {
+    auto settings = openSettings();
+    const QByteArray geometry = settings->value(QLatin1String(kKeyGeometry)).toByteArray();
+    if (!geometry.isEmpty())
+        restoreGeometry(geometry);
+    const QByteArray state = settings->value(QLatin1String(kKeyState)).toByteArray();
+    if (!state.isEmpty())
+        restoreState(state, kLayoutVersion);
+    m_setup->restoreSplitterState(settings->value(QLatin1String(kKeySetupSplitter)).toByteArray());
+}
+
+void MainWindow::saveLayout() {
+    auto settings = openSettings();
+    settings->setValue(QLatin1String(kKeyGeometry), saveGeometry());
+    settings->setValue(QLatin1String(kKeyState), saveState(kLayoutVersion));
+    settings->setValue(QLatin1String(kKeySetupSplitter), m_setup->splitterState());
+}
+
+void MainWindow::closeEvent(QCloseEvent* event) {
+    if (m_options.persistSettings)
+        saveLayout();
+    event->accept();
+}
+
+} // namespace kvs::studio

@@ -1,0 +1,363 @@
+// SPDX-License-Identifier: MIT
+// The studio's controller: owns the loaded model and the prompt, runs load/tokenize/probe jobs on
+// its own worker pool, drops stale results by generation and publishes immutable snapshots.
+#include "session.h"
+
+#include "kvs/gpu/devices.h"
+#include "kvs/status.h"
+
+#include <QDir>
+#include <QElapsedTimer>
+#include <QFileInfo>
+#include <QFutureWatcher>
+#include <QtConcurrent/QtConcurrentRun>
+#include <algorithm>
+#include <map>
+
+namespace kvs::studio {
+
+namespace {
+
+// What a worker hands back: a snapshot or the error message, never an exception.
+template <class S> struct Outcome {
+    std::shared_ptr<const S> snapshot;
+    QString error;
+};
+template <class S> using OutcomePtr = std::shared_ptr<const Outcome<S>>;
+
+template <class S> OutcomePtr<S> success(std::shared_ptr<const S> s) {
+    auto o = std::make_shared<Outcome<S>>();
+    o->snapshot = std::move(s);
+    return o;
+}
+
+template <class S> OutcomePtr<S> failure(QString message) {
+    auto o = std::make_shared<Outcome<S>>();
+    o->error = std::move(message);
+    return o;
+}
+
+QString qs(const std::string& s) {
+    return QString::fromStdString(s);
+}
+
+// The storage dtypes of a checkpoint, largest share first: "BF16" or "BF16 (97%), F32 (3%)".
+QString dtypeSummary(const Checkpoint& checkpoint) {
+    std::map<std::string, long double> bytes;
+    long double total = 0;
+    for (const std::string& name : checkpoint.names()) {
+        const TensorInfo& info = checkpoint.info(name);
+        bytes[std::string(dtypeName(info.dtype))] += static_cast<long double>(info.nbytes());
+        total += static_cast<long double>(info.nbytes());
+    }
+    if (bytes.empty())
+        return QStringLiteral("\u2014");
+    if (bytes.size() == 1)
+        return qs(bytes.begin()->first);
+    std::vector<std::pair<std::string, long double>> sorted(bytes.begin(), bytes.end());
+    std::sort(sorted.begin(), sorted.end(),
+              [](const auto& a, const auto& b) { return a.second > b.second; });
+    QStringList parts;
+    for (const auto& [name, b] : sorted)
+        parts << QStringLiteral("%1 (%2%)")
+                     .arg(qs(name))
+                     .arg(static_cast<double>(100.0L * b / std::max(total, 1.0L)), 0, 'f', 0);
+    return parts.join(QStringLiteral(", "));
+}
+
+OutcomePtr<ModelSnapshot> loadModel(const QString& folder, const CancelFlag& cancel) {
+    if (folder.isEmpty())
+        return failure<ModelSnapshot>(Session::tr("No model folder was given."));
+    const QFileInfo info(folder);
+    if (!info.exists())
+        return failure<ModelSnapshot>(
+            Session::tr("Cannot open the model folder %1: it does not exist.")
+                .arg(QDir::toNativeSeparators(folder)));
+    if (!info.isDir())
+        return failure<ModelSnapshot>(Session::tr("Cannot open %1 as a model: it is not a folder.")
+                                          .arg(QDir::toNativeSeparators(folder)));
+
+    QElapsedTimer timer;
+    timer.start();
+    Result<Model> loaded = Error(ErrorCode::Internal, "not loaded");
+    try {
+        loaded = Model::load(folder.toStdString());
+    } catch (const std::exception& e) { // Model::load reports errors as values; be safe anyway
+        loaded = Error(ErrorCode::Internal, e.what());
+    }
+    if (!loaded.ok()) {
+        QString message = qs(loaded.message());
+        // The core names the file; make sure the folder is named too.
+        if (!message.contains(folder))
+            message = Session::tr("Cannot load the model in %1: %2")
+                          .arg(QDir::toNativeSeparators(folder), message);
+        return failure<ModelSnapshot>(message);
+    }
+    if (cancel.load())
+        return failure<ModelSnapshot>(Session::tr("cancelled"));
+
+    auto model = std::make_shared<const Model>(std::move(loaded).value());
+    auto snapshot = std::make_shared<ModelSnapshot>();
+    auto facts = catchErrors([&] {
+        views::ModelFacts f;
+        const ModelConfig& config = model->config();
+        f.name = qs(model->name());
+        f.folder = QDir::cleanPath(QString::fromStdString(model->folder().string()));
+        f.config = config;
+        f.parameters = config.parameterCount();
+        f.kvBytesPerTokenFp16 = config.kvBytesPerTokenFp16();
+        f.contextLimit = config.contextLimit();
+        const Checkpoint& checkpoint = model->checkpoint();
+        f.checkpoint = qs(checkpoint.describe());
+        for (const SafetensorsFile& file : checkpoint.files())
+            f.checkpointFiles << qs(file.path().filename().string());
+        f.dtype = dtypeSummary(checkpoint);
+        f.checkpointBytes = static_cast<qint64>(checkpoint.totalBytes());
+        if (const Tokenizer* tokenizer = model->tokenizer()) {
+            f.tokenizer = qs(tokenizer->kind());
+            f.tokenizerVocab = static_cast<qint64>(tokenizer->vocabSize());
+        }
+        return f;
+    });
+    if (!facts.ok())
+        return failure<ModelSnapshot>(
+            Session::tr("Cannot describe the model in %1: %2").arg(folder, qs(facts.message())));
+    snapshot->facts = std::move(facts).value();
+    snapshot->hasTokenizer = model->tokenizer() != nullptr;
+    snapshot->model = std::move(model);
+    snapshot->loadSeconds = static_cast<double>(timer.nsecsElapsed()) * 1e-9;
+    snapshot->loadedAt = QDateTime::currentDateTime();
+    return success<ModelSnapshot>(std::move(snapshot));
+}
+
+OutcomePtr<TokensSnapshot> tokenize(const std::shared_ptr<const ModelSnapshot>& model,
+                                    const QString& prompt, quint64 generation) {
+    const Tokenizer* tokenizer = model->model->tokenizer();
+    if (!tokenizer)
+        return failure<TokensSnapshot>(
+            Session::tr("The model folder %1 has no tokenizer (tokenizer.json, vocab.json + "
+                        "merges.txt or tokenizer.model), so the prompt cannot be tokenized.")
+                .arg(QDir::toNativeSeparators(model->facts.folder)));
+    auto result = catchErrors([&] {
+        auto s = std::make_shared<TokensSnapshot>();
+        s->generation = generation;
+        s->prompt = prompt;
+        s->modelFolder = model->facts.folder;
+        s->ids = tokenizer->encode(prompt.toStdString());
+        s->texts.reserve(static_cast<qsizetype>(s->ids.size()));
+        for (TokenId id : s->ids)
+            s->texts << qs(tokenizer->tokenText(id));
+        s->contextLimit = model->facts.contextLimit;
+        s->kvBytesFp16 = model->facts.kvBytesPerTokenFp16 * static_cast<long long>(s->ids.size());
+        return std::shared_ptr<const TokensSnapshot>(std::move(s));
+    });
+    if (!result.ok())
+        return failure<TokensSnapshot>(
+            Session::tr("Cannot tokenize the prompt: %1").arg(qs(result.message())));
+    return success<TokensSnapshot>(std::move(result).value());
+}
+
+std::shared_ptr<const BackendSnapshot> probe() {
+    auto b = std::make_shared<BackendSnapshot>();
+    Result<std::vector<gpu::DeviceInfo>> devices = Error(ErrorCode::Internal, "not probed");
+    try {
+        devices = gpu::enumerateDevices();
+    } catch (const std::exception& e) {
+        devices = Error(ErrorCode::Internal, e.what());
+    }
+    if (!devices.ok()) {
+        b->summary = Session::tr("CPU backend: %1").arg(qs(devices.message()));
+        b->detail = qs(devices.message());
+        return b;
+    }
+    const std::vector<gpu::DeviceInfo>& list = devices.value();
+    if (list.empty()) {
+        b->summary = Session::tr("CPU backend: no Vulkan device found");
+        return b;
+    }
+    const std::string preference = gpu::devicePreferenceFromEnv();
+    const auto chosen = gpu::chooseDevice(list, preference);
+    if (!chosen) {
+        b->summary = preference.empty()
+                         ? Session::tr("CPU backend: no Vulkan device has a compute queue")
+                         : Session::tr("CPU backend: no Vulkan device matches "
+                                       "KVS_VULKAN_DEVICE=%1")
+                               .arg(qs(preference));
+        return b;
+    }
+    const gpu::DeviceInfo& device = list[*chosen];
+    b->vulkan = true;
+    b->cpuEmulation = device.isCpuEmulation();
+    b->deviceName = qs(device.name);
+    b->summary = b->cpuEmulation ? Session::tr("Vulkan: %1 (CPU emulation)").arg(b->deviceName)
+                                 : Session::tr("Vulkan: %1").arg(b->deviceName);
+    b->detail = qs(gpu::summaryLine(device));
+    return b;
+}
+
+} // namespace
+
+Session::Session(QObject* parent) : QObject(parent) {
+    // Two workers: a model load and a tokenization (or the backend probe) can overlap.
+    m_pool.setMaxThreadCount(2);
+    m_pool.setObjectName(QStringLiteral("kvs-session-pool"));
+    m_debounce.setSingleShot(true);
+    m_debounce.setInterval(150);
+    connect(&m_debounce, &QTimer::timeout, this, &Session::tokenizeNow);
+}
+
+Session::~Session() {
+    m_destroying = true;
+    m_debounce.stop();
+    for (auto& flag : m_cancel)
+        if (flag)
+            flag->store(true);
+    m_pool.clear();       // queued jobs never start
+    m_pool.waitForDone(); // running ones finish; their watchers die with us, undelivered
+    m_views.clear();
+}
+
+void Session::addView(ISessionView* view) {
+    if (view && std::find(m_views.begin(), m_views.end(), view) == m_views.end())
+        m_views.push_back(view);
+}
+
+void Session::removeView(ISessionView* view) {
+    m_views.erase(std::remove(m_views.begin(), m_views.end(), view), m_views.end());
+}
+
+void Session::notifyViews(const std::function<void(ISessionView*)>& call) {
+    const auto views = m_views; // a view may unregister itself while being called
+    for (ISessionView* view : views)
+        if (std::find(m_views.begin(), m_views.end(), view) != m_views.end())
+            call(view);
+}
+
+template <class T>
+void Session::runJob(Job kind, std::function<T(const CancelFlag&)> work,
+                     std::function<void(T)> deliver) {
+    const quint64 generation = ++m_generation[kind];
+    if (m_cancel[kind])
+        m_cancel[kind]->store(true);
+    auto cancel = std::make_shared<CancelFlag>(false);
+    m_cancel[kind] = cancel;
+
+    auto* watcher = new QFutureWatcher<T>(this);
+    ++m_running;
+    connect(watcher, &QFutureWatcherBase::finished, this,
+            [this, watcher, kind, generation, cancel, deliver = std::move(deliver)] {
+                --m_running;
+                const bool current = generation == m_generation[kind] && !cancel->load();
+                T result = watcher->result();
+                watcher->deleteLater();
+                if (current && !m_destroying)
+                    deliver(std::move(result));
+                updateBusy();
+            });
+    watcher->setFuture(
+        QtConcurrent::run(&m_pool, [work = std::move(work), cancel] { return work(*cancel); }));
+    updateBusy();
+}
+
+void Session::openModel(const QString& folder) {
+    const QString path = folder.trimmed().isEmpty()
+                             ? QString()
+                             : QDir::cleanPath(QFileInfo(folder).absoluteFilePath());
+    m_loadingFolder = path;
+    m_state = ModelState::Loading;
+    emit modelLoadStarted(path);
+    notifyViews([&](ISessionView* v) { v->onModelLoading(path); });
+
+    runJob<OutcomePtr<ModelSnapshot>>(
+        LoadJob, [path](const CancelFlag& cancel) { return loadModel(path, cancel); },
+        [this, path](OutcomePtr<ModelSnapshot> outcome) {
+            if (!outcome->snapshot) {
+                // A failed load keeps the previous model: the window stays usable.
+                m_state = m_model ? ModelState::Loaded : ModelState::Failed;
+                m_lastError = outcome->error;
+                emit modelLoadFailed(path, outcome->error);
+                notifyViews([&](ISessionView* v) { v->onModelLoadFailed(path, outcome->error); });
+                return;
+            }
+            m_model = outcome->snapshot;
+            m_tokens.reset();
+            m_state = ModelState::Loaded;
+            m_lastError.clear();
+            const auto model = m_model;
+            emit modelLoaded(model);
+            notifyViews([&](ISessionView* v) { v->onModelLoaded(model); });
+            tokenizeNow();
+        });
+}
+
+void Session::closeModel() {
+    // Supersede any load or tokenization in flight.
+    ++m_generation[LoadJob];
+    ++m_generation[TokenizeJob];
+    m_debounce.stop();
+    m_model.reset();
+    m_tokens.reset();
+    m_state = ModelState::None;
+    emit modelCleared();
+    notifyViews([](ISessionView* v) { v->onModelCleared(); });
+    updateBusy();
+}
+
+void Session::setPrompt(const QString& prompt) {
+    if (prompt == m_prompt && (m_tokens || !m_model))
+        return;
+    m_prompt = prompt;
+    m_debounce.start();
+    updateBusy();
+}
+
+void Session::tokenizeNow() {
+    m_debounce.stop();
+    if (!m_model) {
+        updateBusy();
+        return;
+    }
+    const auto model = m_model;
+    const QString prompt = m_prompt;
+    const quint64 generation = m_generation[TokenizeJob] + 1;
+    runJob<OutcomePtr<TokensSnapshot>>(
+        TokenizeJob,
+        [model, prompt, generation](const CancelFlag&) {
+            return tokenize(model, prompt, generation);
+        },
+        [this](OutcomePtr<TokensSnapshot> outcome) {
+            if (!outcome->snapshot) {
+                m_tokens.reset();
+                emit tokenizeFailed(outcome->error);
+                notifyViews([&](ISessionView* v) { v->onTokenizeFailed(outcome->error); });
+                return;
+            }
+            m_tokens = outcome->snapshot;
+            const auto tokens = m_tokens;
+            emit tokensChanged(tokens);
+            notifyViews([&](ISessionView* v) { v->onTokensChanged(tokens); });
+        });
+}
+
+void Session::probeBackend() {
+    runJob<std::shared_ptr<const BackendSnapshot>>(
+        BackendJob, [](const CancelFlag&) { return probe(); },
+        [this](std::shared_ptr<const BackendSnapshot> backend) {
+            m_backend = std::move(backend);
+            emit backendChanged(m_backend);
+        });
+}
+
+bool Session::isBusy() const {
+    return m_running > 0 || m_debounce.isActive();
+}
+
+void Session::updateBusy() {
+    const bool busy = isBusy();
+    if (busy != m_lastBusy) {
+        m_lastBusy = busy;
+        emit busyChanged(busy);
+    }
+}
+
+} // namespace kvs::studio

@@ -1,0 +1,101 @@
+// SPDX-License-Identifier: MIT
+// The studio's controller: owns the loaded model and the prompt, runs load/tokenize/probe jobs on
+// its own worker pool, drops stale results by generation and publishes immutable snapshots.
+#pragma once
+
+#include "session_view.h"
+#include "snapshots.h"
+
+#include <QObject>
+#include <QPointer>
+#include <QThreadPool>
+#include <QTimer>
+#include <array>
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <vector>
+
+namespace kvs::studio {
+
+// Set by the session when a job's result is no longer wanted; long jobs check it between steps.
+using CancelFlag = std::atomic<bool>;
+
+class Session : public QObject {
+    Q_OBJECT
+public:
+    explicit Session(QObject* parent = nullptr);
+    // Cancels queued work and waits for running jobs; no result is delivered afterwards.
+    ~Session() override;
+
+    // Observers, called on the GUI thread. A view removes itself before it dies.
+    void addView(ISessionView* view);
+    void removeView(ISessionView* view);
+
+    // Starts loading a model folder on the worker; a later call supersedes an earlier one.
+    void openModel(const QString& folder);
+    // Forgets the model (views are cleared).
+    void closeModel();
+    // Sets the prompt; it is re-tokenized after the debounce delay (on the worker).
+    void setPrompt(const QString& prompt);
+    // Tokenizes the current prompt now, skipping the debounce.
+    void tokenizeNow();
+    // Finds the compute backend (Vulkan device or the CPU fallback) on the worker.
+    void probeBackend();
+
+    void setTokenizeDelay(int milliseconds) { m_debounce.setInterval(milliseconds); }
+    int tokenizeDelay() const { return m_debounce.interval(); }
+
+    ModelState modelState() const { return m_state; }
+    QString loadingFolder() const { return m_loadingFolder; }
+    QString lastError() const { return m_lastError; }
+    QString prompt() const { return m_prompt; }
+    std::shared_ptr<const ModelSnapshot> model() const { return m_model; }
+    std::shared_ptr<const TokensSnapshot> tokens() const { return m_tokens; }
+    std::shared_ptr<const BackendSnapshot> backend() const { return m_backend; }
+
+    // True while any job runs or a re-tokenization is pending.
+    bool isBusy() const;
+    // Jobs started on the worker pool and not yet finished (stale ones included).
+    int runningJobs() const { return m_running; }
+
+signals:
+    void modelLoadStarted(const QString& folder);
+    void modelLoaded(std::shared_ptr<const kvs::studio::ModelSnapshot> model);
+    void modelLoadFailed(const QString& folder, const QString& message);
+    void modelCleared();
+    void tokensChanged(std::shared_ptr<const kvs::studio::TokensSnapshot> tokens);
+    void tokenizeFailed(const QString& message);
+    void backendChanged(std::shared_ptr<const kvs::studio::BackendSnapshot> backend);
+    void busyChanged(bool busy);
+
+private:
+    enum Job { LoadJob, TokenizeJob, BackendJob, JobCount };
+
+    // Runs `work` on the pool; `deliver` gets its result on the GUI thread unless a newer job of
+    // the same kind started meanwhile (or the session is being destroyed).
+    template <class T>
+    void runJob(Job kind, std::function<T(const CancelFlag&)> work, std::function<void(T)> deliver);
+
+    void notifyViews(const std::function<void(ISessionView*)>& call);
+    void updateBusy();
+
+    QThreadPool m_pool;
+    QTimer m_debounce;
+    std::array<quint64, JobCount> m_generation{};
+    std::array<std::shared_ptr<CancelFlag>, JobCount> m_cancel{};
+    int m_running = 0;
+    bool m_lastBusy = false;
+    bool m_destroying = false;
+
+    std::vector<ISessionView*> m_views;
+    ModelState m_state = ModelState::None;
+    QString m_loadingFolder;
+    QString m_lastError;
+    QString m_prompt;
+    std::shared_ptr<const ModelSnapshot> m_model;
+    std::shared_ptr<const TokensSnapshot> m_tokens;
+    std::shared_ptr<const BackendSnapshot> m_backend;
+};
+
+} // namespace kvs::studio

@@ -1,0 +1,220 @@
+// SPDX-License-Identifier: MIT
+// What kvstudio does at start-up: its command line, where the default model is looked for, the
+// default prompt, and the --screenshot mode that grabs the window once the workers are done.
+#include "startup.h"
+
+#include "main_window.h"
+#include "session.h"
+
+#include <QCommandLineParser>
+#include <QDir>
+#include <QFile>
+#include <QFileInfo>
+#include <QPixmap>
+#include <QStringDecoder>
+#include <filesystem>
+
+// The source tree's assets/ folder, for running from a build folder. The build may define it;
+// otherwise it is found from this file's own path (app/studio/startup.cpp).
+#ifndef KVS_SOURCE_ASSETS_DIR
+#define KVS_SOURCE_ASSETS_DIR ""
+#endif
+
+namespace kvs::studio {
+
+namespace {
+
+QString sourceAssetsDir() {
+    const QString defined = QString::fromUtf8(KVS_SOURCE_ASSETS_DIR);
+    if (!defined.isEmpty())
+        return defined;
+    const std::filesystem::path self(__FILE__);
+    if (!self.is_absolute())
+        return {};
+    return QString::fromStdString(
+        (self.parent_path().parent_path().parent_path() / "assets").string());
+}
+
+} // namespace
+
+StartupOptions parseStartupOptions(const QStringList& arguments) {
+    StartupOptions o;
+    QCommandLineParser parser;
+    parser.setApplicationDescription(
+        QObject::tr("KV Studio: explore KV-cache compression on a real model."));
+    parser.addPositionalArgument(
+        QStringLiteral("MODEL_FOLDER"),
+        QObject::tr("A Hugging Face model folder. Default: $KVS_DEFAULT_MODEL, then the bundled "
+                    "assets/models/default."),
+        QStringLiteral("[MODEL_FOLDER]"));
+    const QCommandLineOption promptFile(QStringLiteral("prompt-file"),
+                                        QObject::tr("Read the prompt from this UTF-8 file."),
+                                        QStringLiteral("FILE"));
+    const QCommandLineOption screenshot(
+        QStringLiteral("screenshot"),
+        QObject::tr("Once the model is loaded and the prompt tokenized, save the window to this "
+                    "PNG and quit."),
+        QStringLiteral("FILE.png"));
+    const QCommandLineOption timeout(
+        QStringLiteral("timeout"),
+        QObject::tr("With --screenshot: give up after this many seconds (exit code 3)."),
+        QStringLiteral("SECONDS"), QStringLiteral("120"));
+    const QCommandLineOption help = parser.addHelpOption();
+    const QCommandLineOption version = parser.addVersionOption();
+    parser.addOption(promptFile);
+    parser.addOption(screenshot);
+    parser.addOption(timeout);
+    o.helpText = parser.helpText();
+    // Without a QCoreApplication (help is answered before the window starts) Qt cannot name us.
+    o.helpText.replace(QStringLiteral("<executable_name>"), QStringLiteral("kvstudio"));
+
+    if (!parser.parse(arguments)) {
+        o.error = parser.errorText();
+        return o;
+    }
+    o.help = parser.isSet(help) || parser.isSet(QStringLiteral("help-all"));
+    o.version = parser.isSet(version);
+    const QStringList positional = parser.positionalArguments();
+    if (positional.size() > 1) {
+        o.error = QObject::tr("expected at most one model folder, got %1: %2")
+                      .arg(positional.size())
+                      .arg(positional.join(QStringLiteral(", ")));
+        return o;
+    }
+    if (!positional.isEmpty())
+        o.modelFolder = positional.front();
+    o.promptFile = parser.value(promptFile);
+    o.screenshot = parser.value(screenshot);
+    bool ok = false;
+    o.timeoutSeconds = parser.value(timeout).toInt(&ok);
+    if (!ok || o.timeoutSeconds <= 0)
+        o.error = QObject::tr("--timeout needs a positive number of seconds, got '%1'")
+                      .arg(parser.value(timeout));
+    return o;
+}
+
+QStringList defaultModelCandidates(const QString& applicationDir) {
+    QStringList candidates;
+    const QString env = qEnvironmentVariable("KVS_DEFAULT_MODEL");
+    if (!env.isEmpty())
+        candidates << QDir::cleanPath(env);
+    if (!applicationDir.isEmpty())
+        candidates << QDir::cleanPath(applicationDir + QStringLiteral("/../assets/models/default"));
+    const QString assets = sourceAssetsDir();
+    if (!assets.isEmpty())
+        candidates << QDir::cleanPath(assets + QStringLiteral("/models/default"));
+    candidates.removeDuplicates();
+    return candidates;
+}
+
+QString findDefaultModel(const QString& applicationDir) {
+    for (const QString& candidate : defaultModelCandidates(applicationDir))
+        if (QFileInfo(candidate).isDir())
+            return candidate;
+    return {};
+}
+
+QString noModelMessage(const QStringList& candidates) {
+    QStringList shown;
+    for (const QString& c : candidates)
+        shown << QDir::toNativeSeparators(c);
+    return QObject::tr("No model yet: no default model was found (looked in %1). Open a Hugging "
+                       "Face model folder with File \u2192 Open Model\u2026, or make a small "
+                       "random one with:\n    kvstudio-cli make-model tiny-llama --out DIR\n"
+                       "and open DIR (or set KVS_DEFAULT_MODEL=DIR).")
+        .arg(shown.join(QStringLiteral(", ")));
+}
+
+QString defaultPrompt() {
+    return QObject::tr(
+        "The key and value cache grows with every token the model reads. Which of these "
+        "tokens does attention really need, and how much memory could we save?");
+}
+
+QString readPromptFile(const QString& path, QString* error) {
+    QFile file(path);
+    if (!file.open(QIODevice::ReadOnly)) {
+        if (error)
+            *error = QObject::tr("cannot read the prompt file %1: %2")
+                         .arg(QDir::toNativeSeparators(path), file.errorString());
+        return {};
+    }
+    const QByteArray bytes = file.readAll();
+    auto decode = QStringDecoder(QStringDecoder::Utf8, QStringDecoder::Flag::Stateless);
+    QString text = decode(bytes);
+    if (decode.hasError()) {
+        if (error)
+            *error = QObject::tr("the prompt file %1 is not valid UTF-8")
+                         .arg(QDir::toNativeSeparators(path));
+        return {};
+    }
+    return text;
+}
+
+ScreenshotTaker::ScreenshotTaker(MainWindow* window, QString path, int timeoutMs, QObject* parent)
+    : QObject(parent), m_window(window), m_path(std::move(path)) {
+    m_timeout.setSingleShot(true);
+    m_timeout.setInterval(timeoutMs);
+    m_settle.setSingleShot(true);
+    m_settle.setInterval(200); // let layouts and paints catch up with the last snapshot
+    connect(&m_timeout, &QTimer::timeout, this, [this] {
+        if (m_done)
+            return;
+        m_done = true;
+        Session* s = m_window->session();
+        emit finished(
+            TimedOut,
+            tr("--screenshot: timed out after %1 s waiting for the workers (model %2, "
+               "%3 jobs running, backend %4)")
+                .arg(m_timeout.interval() / 1000)
+                .arg(s->modelState() == ModelState::Loading ? tr("still loading") : tr("settled"))
+                .arg(s->runningJobs())
+                .arg(s->backend() ? tr("known") : tr("not yet probed")));
+    });
+    connect(&m_settle, &QTimer::timeout, this, [this] {
+        if (settled())
+            grabNow();
+    });
+}
+
+void ScreenshotTaker::start() {
+    Session* s = m_window->session();
+    connect(s, &Session::busyChanged, this, &ScreenshotTaker::check);
+    connect(s, &Session::backendChanged, this, &ScreenshotTaker::check);
+    connect(s, &Session::modelLoaded, this, &ScreenshotTaker::check);
+    connect(s, &Session::modelLoadFailed, this, &ScreenshotTaker::check);
+    m_timeout.start();
+    QTimer::singleShot(0, this, &ScreenshotTaker::check);
+}
+
+bool ScreenshotTaker::settled() const {
+    const Session* s = m_window->session();
+    return !s->isBusy() && s->backend() && s->modelState() != ModelState::Loading;
+}
+
+void ScreenshotTaker::check() {
+    if (!m_done && settled())
+        m_settle.start();
+}
+
+void ScreenshotTaker::grabNow() {
+    if (m_done)
+        return;
+    m_done = true;
+    m_timeout.stop();
+    const QPixmap pixmap = m_window->grab();
+    if (pixmap.isNull() || !pixmap.save(m_path, "PNG")) {
+        emit finished(SaveFailed, tr("--screenshot: cannot write %1").arg(m_path));
+        return;
+    }
+    const Session* s = m_window->session();
+    if (!s->lastError().isEmpty()) {
+        emit finished(ModelFailed,
+                      tr("wrote %1; the model did not load: %2").arg(m_path, s->lastError()));
+        return;
+    }
+    emit finished(Ok,
+                  tr("wrote %1 (%2 x %3)").arg(m_path).arg(pixmap.width()).arg(pixmap.height()));
+}
+
+} // namespace kvs::studio
