@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <fstream>
 #include <sstream>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace kvs {
@@ -20,7 +21,10 @@ namespace {
 
 void writeFileAtomically(const std::filesystem::path& path, std::span<const std::byte> data) {
     const auto folder = path.has_parent_path() ? path.parent_path() : std::filesystem::path(".");
-    std::string tmpl = (folder / ("." + path.filename().string() + ".tmp-XXXXXX")).string();
+    // Built with append(): GCC 12 warns falsely (-Wrestrict) on "." + std::string here.
+    std::string tmpName(".");
+    tmpName.append(path.filename().string()).append(".tmp-XXXXXX");
+    std::string tmpl = (folder / tmpName).string();
     const int fd = ::mkstemp(tmpl.data());
     if (fd < 0)
         ioError(path, "cannot create a temporary file beside it");

@@ -18,7 +18,7 @@ namespace kvs {
 struct KvHeadCapture {
     Matrix keys;        // n × headDim, as attention uses them (after RoPE where RoPE is used)
     Matrix keysPreRope; // n × headDim before rotation; empty for learned positions
-    Matrix values;      // n × headDim (for k_eq_v models: the pre-RoPE keys, which is what is cached)
+    Matrix values; // n × headDim (for k_eq_v models: the pre-RoPE keys, which is what is cached)
     std::vector<Matrix> queries; // groupSize entries: query head kv*g + j, n × headDim, after RoPE
     std::vector<Matrix> queriesPreRope; // same, before RoPE; empty for learned positions
     std::vector<Matrix> outputs;        // groupSize entries: attention output of that query head

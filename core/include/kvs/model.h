@@ -40,8 +40,8 @@ using KvCache = KvCacheT<float>;
 
 class Model {
 public:
-    // Loads config.json, the safetensors checkpoint (single or sharded) and the tokenizer if present.
-    // Checks that every tensor the config implies exists with the implied shape.
+    // Loads config.json, the safetensors checkpoint (single or sharded) and the tokenizer if
+    // present. Checks that every tensor the config implies exists with the implied shape.
     static Result<Model> load(const std::filesystem::path& folder, LoadOptions options = {});
 
     const ModelConfig& config() const;
@@ -52,7 +52,8 @@ public:
 
     // Runs `tokens` through the model after the `cache->length` tokens already in the cache (if
     // any), appending to the cache. Returns logits (tokens × vocab). When `capture` is given its
-    // layers are filled for these tokens. Throws kvs::Error for ids out of range or too many tokens.
+    // layers are filled for these tokens. Throws kvs::Error for ids out of range or too many
+    // tokens.
     Matrix forward(std::span<const TokenId> tokens, KvCache* cache = nullptr,
                    Capture* capture = nullptr) const;
     // The same computation in double precision (for accuracy checks against the fp32 path).

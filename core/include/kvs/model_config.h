@@ -8,6 +8,7 @@
 #include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace kvs {
 
@@ -17,17 +18,18 @@ enum class NormKind { LayerNorm, RmsNorm };
 enum class MlpKind { Gelu, GeluTanh, SwiGlu }; // GPT-2 "gelu_new" = GeluTanh; Llama = SiLU-gated
 // Which projections a model shares (ALGORITHMS.md §3); k_eq_v caches only keys.
 enum class ProjectionSharing { Qkv, KEqV, QEqK, QEqKEqV };
-// How RoPE pairs channels: HF Llama rotates (i, i + d/2); Meta's original layout rotates (2i, 2i+1).
+// How RoPE pairs channels: HF Llama rotates (i, i + d/2); Meta's original layout rotates (2i,
+// 2i+1).
 enum class RopeLayout { HalfSplit, Interleaved };
 
 struct RopeScaling {
     enum class Kind { None, Linear, Dynamic, Yarn, Llama3 } kind = Kind::None;
     double factor = 1.0;
-    int originalMaxPositions = 0; // yarn, llama3, dynamic: the pre-extension context
-    double lowFreqFactor = 1.0;   // llama3
-    double highFreqFactor = 4.0;  // llama3
-    double betaFast = 32.0;       // yarn
-    double betaSlow = 1.0;        // yarn
+    int originalMaxPositions = 0;          // yarn, llama3, dynamic: the pre-extension context
+    double lowFreqFactor = 1.0;            // llama3
+    double highFreqFactor = 4.0;           // llama3
+    double betaFast = 32.0;                // yarn
+    double betaSlow = 1.0;                 // yarn
     std::optional<double> attentionFactor; // yarn: explicit mscale on cos/sin
 };
 
@@ -51,10 +53,12 @@ struct ModelConfig {
     double normEps = 1e-5;
     MlpKind mlp = MlpKind::SwiGlu;
     bool tiedEmbeddings = false;
-    bool qkvBias = false;    // bias on the q/k/v projections (GPT-2, Qwen2, Llama attention_bias)
-    bool outputBias = false; // bias on the attention output projection (GPT-2, Llama attention_bias)
+    bool qkvBias = false; // bias on the q/k/v projections (GPT-2, Qwen2, Llama attention_bias)
+    bool outputBias =
+        false; // bias on the attention output projection (GPT-2, Llama attention_bias)
     bool mlpBias = false;
     std::optional<int> slidingWindow; // Mistral / Qwen2 with use_sliding_window
+    std::vector<bool> slidingLayers;  // per layer: does the window apply (all true for Mistral)
     ProjectionSharing sharing = ProjectionSharing::Qkv;
     // GPT-2 attention details
     bool scaleAttnWeights = true;
@@ -62,6 +66,13 @@ struct ModelConfig {
     std::optional<int> bosTokenId, eosTokenId;
 
     int groupSize() const { return heads / kvHeads; }
+    // The longest sequence the model accepts: max positions (times the factor for dynamic NTK RoPE,
+    // whose config keeps the pre-extension length).
+    int contextLimit() const;
+    bool windowApplies(int layer) const {
+        return slidingWindow && layer < static_cast<int>(slidingLayers.size()) &&
+               slidingLayers[layer];
+    }
     // Bytes of an fp16 K+V cache per token, as this model really stores it (K=V stores keys only).
     long long kvBytesPerTokenFp16() const;
     // Parameters implied by the configuration (embeddings counted once when tied).

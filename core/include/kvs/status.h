@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-// Errors as values at module seams: Error carries a code and a message that names the file and the problem.
+// Errors as values at module seams: Error carries a code and a message that names the file and the
+// problem.
 #pragma once
 
 #include <stdexcept>
@@ -20,7 +21,8 @@ enum class ErrorCode {
 
 const char* toString(ErrorCode code);
 
-// Thrown inside core; converted to Result<T> at the public seams. The message is complete on its own
+// Thrown inside core; converted to Result<T> at the public seams. The message is complete on its
+// own
 // ("model.safetensors: header length 9000 runs past the end of the file (4096 bytes)").
 class Error : public std::runtime_error {
 public:
@@ -44,9 +46,14 @@ public:
     T& value() & { return valueOrThrow(); }
     const T& value() const& { return std::get<T>(checked()); }
     T&& value() && { return std::move(valueOrThrow()); }
-    T& valueOrThrow() {
+    T& valueOrThrow() & {
         checked();
         return std::get<T>(m_state);
+    }
+    // On a temporary Result the value is moved out (Checkpoint::open(p).valueOrThrow()).
+    T&& valueOrThrow() && {
+        checked();
+        return std::get<T>(std::move(m_state));
     }
     const Error& error() const { return std::get<Error>(m_state); }
     std::string message() const { return ok() ? std::string() : std::string(error().what()); }

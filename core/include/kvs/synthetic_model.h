@@ -30,7 +30,8 @@ SyntheticModelSpec syntheticPreset(const std::string& name);
 std::vector<std::string> syntheticPresetNames();
 
 // Writes config.json, the safetensors file(s) and tokenizer.json into `folder` (created).
-Result<bool> writeSyntheticModel(const SyntheticModelSpec& spec, const std::filesystem::path& folder);
+Result<bool> writeSyntheticModel(const SyntheticModelSpec& spec,
+                                 const std::filesystem::path& folder);
 
 // A tokenizer.json (Hugging Face format) for a character vocabulary with no merges, or for the 256
 // byte-level symbols when `alphabet` is empty.

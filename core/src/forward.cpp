@@ -1,0 +1,257 @@
+// SPDX-License-Identifier: MIT
+// The decoder forward pass (GPT-2 and Llama families) with per-head capture, in Eigen.
+// Large products go through Eigen's threaded GEMM; attention is parallel over heads because its
+// per-head products are too small to thread well.
+#include "forward.h"
+
+#include "rope.h"
+
+#include <cmath>
+#include <limits>
+#include <numbers>
+
+namespace kvs {
+namespace {
+
+template <class S> void addBias(MatrixT<S>& x, const RowVectorT<S>& b) {
+    if (b.size())
+        x.rowwise() += b;
+}
+
+template <class S>
+MatrixT<S> normalize(const ModelConfig& c, const MatrixT<S>& x, const RowVectorT<S>& weight,
+                     const RowVectorT<S>& bias) {
+    MatrixT<S> y(x.rows(), x.cols());
+    const S eps = static_cast<S>(c.normEps);
+    for (Eigen::Index r = 0; r < x.rows(); ++r) {
+        const auto row = x.row(r);
+        if (c.norm == NormKind::LayerNorm) {
+            const S mean = row.mean();
+            const S var = (row.array() - mean).square().mean();
+            y.row(r) = ((row.array() - mean) / std::sqrt(var + eps)).matrix().cwiseProduct(weight);
+            if (bias.size())
+                y.row(r) += bias;
+        } else {
+            const S ms = row.squaredNorm() / static_cast<S>(row.size());
+            y.row(r) = (row / std::sqrt(ms + eps)).cwiseProduct(weight);
+        }
+    }
+    return y;
+}
+
+template <class S> void activate(MlpKind kind, MatrixT<S>& x) {
+    auto a = x.array();
+    switch (kind) {
+    case MlpKind::GeluTanh: {
+        const S k = static_cast<S>(std::sqrt(2.0 / std::numbers::pi));
+        a = S(0.5) * a * (S(1) + (k * (a + S(0.044715) * a.cube())).tanh());
+        break;
+    }
+    case MlpKind::Gelu:
+        x = x.unaryExpr([](S v) { return S(0.5) * v * (S(1) + std::erf(v / std::sqrt(S(2)))); });
+        break;
+    case MlpKind::SwiGlu:
+        a = a / (S(1) + (-a).exp()); // SiLU; the gate product happens in the caller
+        break;
+    }
+}
+
+template <class S>
+MatrixT<S> mlp(const ModelConfig& c, const LayerWeights<S>& w, const MatrixT<S>& x) {
+    MatrixT<S> up = x * w.wUp;
+    addBias(up, w.bUp);
+    if (c.mlp == MlpKind::SwiGlu) {
+        MatrixT<S> gate = x * w.wGate;
+        addBias(gate, w.bGate);
+        activate(c.mlp, gate);
+        up.array() *= gate.array();
+    } else {
+        activate(c.mlp, up);
+    }
+    MatrixT<S> down = up * w.wDown;
+    addBias(down, w.bDown);
+    return down;
+}
+
+Matrix toFloat(const auto& m) {
+    return m.template cast<float>();
+}
+
+} // namespace
+
+template <class S>
+MatrixT<S> runForward(const ModelConfig& c, const WeightStore<S>& weights,
+                      std::span<const TokenId> tokens, KvCacheT<S>* cache, Capture* capture) {
+    const int n = static_cast<int>(tokens.size());
+    const int past = cache ? cache->length : 0;
+    const int total = past + n;
+    const int d = c.headDim, H = c.heads, Hkv = c.kvHeads, g = c.groupSize();
+    if (n == 0)
+        throw Error(ErrorCode::InvalidArgument, "no tokens to run");
+    if (total > c.contextLimit())
+        throw Error(ErrorCode::InvalidArgument,
+                    std::to_string(total) + " tokens exceed the model's " +
+                        std::to_string(c.contextLimit()) + " positions");
+    for (int i = 0; i < n; ++i)
+        if (tokens[static_cast<std::size_t>(i)] < 0 ||
+            tokens[static_cast<std::size_t>(i)] >= c.vocab)
+            throw Error(ErrorCode::InvalidArgument,
+                        "token id " + std::to_string(tokens[static_cast<std::size_t>(i)]) +
+                            " at index " + std::to_string(i) + " is outside the vocabulary of " +
+                            std::to_string(c.vocab));
+    if (cache && cache->layers.empty())
+        cache->layers.assign(
+            static_cast<std::size_t>(c.layers),
+            std::vector<typename KvCacheT<S>::Head>(static_cast<std::size_t>(Hkv)));
+
+    const auto& gw = weights.global();
+    MatrixT<S> x(n, c.width);
+    for (int i = 0; i < n; ++i)
+        x.row(i) = gw.embed.row(tokens[static_cast<std::size_t>(i)]);
+    if (c.positions == PositionKind::Learned)
+        x += gw.positions.middleRows(past, n);
+
+    const bool rope = c.positions == PositionKind::Rope;
+    const RopeTable ropeTable = rope ? makeRopeTable(c, past, n, total) : RopeTable{};
+    const bool queryIsKey =
+        c.sharing == ProjectionSharing::QEqK || c.sharing == ProjectionSharing::QEqKEqV;
+    const bool valueIsKey =
+        c.sharing == ProjectionSharing::KEqV || c.sharing == ProjectionSharing::QEqKEqV;
+
+    if (capture) {
+        capture->layers.assign(static_cast<std::size_t>(c.layers), {});
+    }
+
+    for (int l = 0; l < c.layers; ++l) {
+        const auto wPtr = weights.layer(l);
+        const LayerWeights<S>& w = *wPtr;
+        const MatrixT<S> xn = normalize(c, x, w.norm1, w.norm1Bias);
+
+        MatrixT<S> k = xn * w.wk;
+        addBias(k, w.bk);
+        MatrixT<S> q;
+        if (queryIsKey) {
+            q = k;
+        } else {
+            q = xn * w.wq;
+            addBias(q, w.bq);
+        }
+        MatrixT<S> v;
+        if (valueIsKey) {
+            v = k; // the shared cache keeps keys before rotation; they double as values
+        } else {
+            v = xn * w.wv;
+            addBias(v, w.bv);
+        }
+        MatrixT<S> qPre, kPre;
+        if (rope) {
+            if (capture) {
+                qPre = q;
+                kPre = k;
+            }
+            applyRope(q, ropeTable, c.ropeLayout);
+            applyRope(k, ropeTable, c.ropeLayout);
+        }
+
+        // The keys and values attention sees: cached ones followed by these tokens'.
+        std::vector<MatrixT<S>> keysAll(static_cast<std::size_t>(Hkv)),
+            valuesAll(static_cast<std::size_t>(Hkv));
+        for (int h = 0; h < Hkv; ++h) {
+            auto& kk = keysAll[static_cast<std::size_t>(h)];
+            auto& vv = valuesAll[static_cast<std::size_t>(h)];
+            kk.resize(total, d);
+            vv.resize(total, d);
+            if (past > 0) {
+                const auto& head =
+                    cache->layers[static_cast<std::size_t>(l)][static_cast<std::size_t>(h)];
+                kk.topRows(past) = head.keys;
+                vv.topRows(past) = head.values;
+            }
+            kk.bottomRows(n) = k.middleCols(static_cast<Eigen::Index>(h) * d, d);
+            vv.bottomRows(n) = v.middleCols(static_cast<Eigen::Index>(h) * d, d);
+        }
+
+        S scale = c.family == Family::Gpt2 && !c.scaleAttnWeights
+                      ? S(1)
+                      : S(1) / std::sqrt(static_cast<S>(d));
+        if (c.family == Family::Gpt2 && c.scaleAttnByInverseLayerIdx)
+            scale /= static_cast<S>(l + 1);
+        const bool windowed = c.windowApplies(l);
+        const int window = windowed ? *c.slidingWindow : 0;
+
+        MatrixT<S> attn(n, static_cast<Eigen::Index>(H) * d);
+#pragma omp parallel for schedule(static)
+        for (int h = 0; h < H; ++h) {
+            const int kv = h / g;
+            const auto& kk = keysAll[static_cast<std::size_t>(kv)];
+            const auto& vv = valuesAll[static_cast<std::size_t>(kv)];
+            MatrixT<S> scores =
+                (q.middleCols(static_cast<Eigen::Index>(h) * d, d) * kk.transpose()) * scale;
+            for (int i = 0; i < n; ++i) {
+                const int pos = past + i;
+                auto row = scores.row(i);
+                // Causal: key j is visible to query position pos when j <= pos (and within the
+                // window).
+                const int first = windowed ? std::max(0, pos - window + 1) : 0;
+                for (int j = 0; j < first; ++j)
+                    row(j) = -std::numeric_limits<S>::infinity();
+                for (int j = pos + 1; j < total; ++j)
+                    row(j) = -std::numeric_limits<S>::infinity();
+                const S mx = row.maxCoeff();
+                row = (row.array() - mx).exp();
+                row /= row.sum();
+            }
+            attn.middleCols(static_cast<Eigen::Index>(h) * d, d) = scores * vv;
+        }
+
+        if (capture) {
+            auto& lc = capture->layers[static_cast<std::size_t>(l)];
+            lc.hiddenNormed = toFloat(xn);
+            lc.kvHeads.resize(static_cast<std::size_t>(Hkv));
+            for (int h = 0; h < Hkv; ++h) {
+                auto& hc = lc.kvHeads[static_cast<std::size_t>(h)];
+                const Eigen::Index col = static_cast<Eigen::Index>(h) * d;
+                hc.keys = toFloat(k.middleCols(col, d));
+                hc.values = toFloat(v.middleCols(col, d));
+                if (rope)
+                    hc.keysPreRope = toFloat(kPre.middleCols(col, d));
+                for (int j = 0; j < g; ++j) {
+                    const Eigen::Index qcol = static_cast<Eigen::Index>(h * g + j) * d;
+                    hc.queries.push_back(toFloat(q.middleCols(qcol, d)));
+                    if (rope)
+                        hc.queriesPreRope.push_back(toFloat(qPre.middleCols(qcol, d)));
+                    hc.outputs.push_back(toFloat(attn.middleCols(qcol, d)));
+                }
+            }
+        }
+        if (cache) {
+            for (int h = 0; h < Hkv; ++h) {
+                auto& head =
+                    cache->layers[static_cast<std::size_t>(l)][static_cast<std::size_t>(h)];
+                head.keys = std::move(keysAll[static_cast<std::size_t>(h)]);
+                head.values = std::move(valuesAll[static_cast<std::size_t>(h)]);
+            }
+        }
+
+        MatrixT<S> projected = attn * w.wo;
+        addBias(projected, w.bo);
+        x += projected;
+        const MatrixT<S> xn2 = normalize(c, x, w.norm2, w.norm2Bias);
+        x += mlp(c, w, xn2);
+    }
+    if (cache)
+        cache->length = total;
+
+    const MatrixT<S> xf = normalize(c, x, gw.finalNorm, gw.finalNormBias);
+    MatrixT<S> logits = xf * gw.outputMatrix().transpose();
+    if (capture)
+        capture->logits = toFloat(logits);
+    return logits;
+}
+
+template MatrixT<float> runForward<float>(const ModelConfig&, const WeightStore<float>&,
+                                          std::span<const TokenId>, KvCacheT<float>*, Capture*);
+template MatrixT<double> runForward<double>(const ModelConfig&, const WeightStore<double>&,
+                                            std::span<const TokenId>, KvCacheT<double>*, Capture*);
+
+} // namespace kvs

@@ -1,0 +1,20 @@
+// SPDX-License-Identifier: MIT
+// The decoder forward pass of both families, templated on the scalar so fp32 can be checked
+// against fp64 on the same weights.
+#pragma once
+
+#include "kvs/capture.h"
+#include "kvs/model.h"
+#include "weights.h"
+
+#include <span>
+
+namespace kvs {
+
+// Runs tokens through the model after the cache's tokens, appending to the cache. Returns logits
+// (tokens × vocab). Fills capture->layers (and logits) when capture is given.
+template <class S>
+MatrixT<S> runForward(const ModelConfig& config, const WeightStore<S>& weights,
+                      std::span<const TokenId> tokens, KvCacheT<S>* cache, Capture* capture);
+
+} // namespace kvs

@@ -1,0 +1,376 @@
+// SPDX-License-Identifier: MIT
+// The generator of random model folders in exact Hugging Face layout (config, safetensors,
+// tokenizer).
+#include "kvs/synthetic_model.h"
+
+#include "kvs/file_util.h"
+#include "kvs/safetensors.h"
+#include "weights.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <random>
+
+namespace kvs {
+namespace {
+
+using nlohmann::json;
+
+ModelConfig llamaBase(const std::string& type, const std::string& arch) {
+    ModelConfig c;
+    c.family = Family::Llama;
+    c.modelType = type;
+    c.architecture = arch;
+    c.layers = 2;
+    c.heads = 4;
+    c.kvHeads = 4;
+    c.width = 64;
+    c.headDim = 16;
+    c.intermediate = 128;
+    c.vocab = 256;
+    c.maxPositions = 256;
+    c.positions = PositionKind::Rope;
+    c.ropeTheta = 10000.0;
+    c.norm = NormKind::RmsNorm;
+    c.normEps = 1e-6;
+    c.mlp = MlpKind::SwiGlu;
+    c.tiedEmbeddings = false;
+    c.bosTokenId = 1;
+    c.eosTokenId = 2;
+    return c;
+}
+
+ModelConfig gpt2Base() {
+    ModelConfig c;
+    c.family = Family::Gpt2;
+    c.modelType = "gpt2";
+    c.architecture = "GPT2LMHeadModel";
+    c.layers = 2;
+    c.heads = 4;
+    c.kvHeads = 4;
+    c.width = 64;
+    c.headDim = 16;
+    c.intermediate = 256;
+    c.vocab = 256;
+    c.maxPositions = 128;
+    c.positions = PositionKind::Learned;
+    c.norm = NormKind::LayerNorm;
+    c.normEps = 1e-5;
+    c.mlp = MlpKind::GeluTanh;
+    c.tiedEmbeddings = true;
+    c.qkvBias = c.outputBias = c.mlpBias = true;
+    c.bosTokenId = 255;
+    c.eosTokenId = 255;
+    return c;
+}
+
+// GPT-2's byte-to-symbol table: printable Latin-1 bytes stand for themselves, the rest are shifted
+// past 255 so that every byte has a visible symbol.
+std::string byteSymbol(int b) {
+    const bool printable =
+        (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
+    int cp = b;
+    if (!printable) {
+        int shift = 0;
+        for (int x = 0; x < b; ++x)
+            if (!((x >= '!' && x <= '~') || (x >= 0xA1 && x <= 0xAC) || (x >= 0xAE && x <= 0xFF)))
+                ++shift;
+        cp = 256 + shift;
+    }
+    std::string s;
+    if (cp < 0x80) {
+        s += static_cast<char>(cp);
+    } else {
+        s += static_cast<char>(0xC0 | (cp >> 6));
+        s += static_cast<char>(0x80 | (cp & 0x3F));
+    }
+    return s;
+}
+
+// Splits UTF-8 text into code points (as strings); duplicates removed, order kept.
+std::vector<std::string> distinctCharacters(const std::string& text) {
+    std::vector<std::string> out;
+    for (std::size_t i = 0; i < text.size();) {
+        const auto c = static_cast<unsigned char>(text[i]);
+        const std::size_t len = c < 0x80           ? 1
+                                : (c >> 5) == 0x6  ? 2
+                                : (c >> 4) == 0xE  ? 3
+                                : (c >> 3) == 0x1E ? 4
+                                                   : 0;
+        if (len == 0 || i + len > text.size())
+            throw Error(ErrorCode::InvalidArgument, "the tokenizer alphabet is not valid UTF-8");
+        std::string ch = text.substr(i, len);
+        if (std::find(out.begin(), out.end(), ch) == out.end())
+            out.push_back(ch);
+        i += len;
+    }
+    return out;
+}
+
+class WeightWriter {
+public:
+    WeightWriter(const SyntheticModelSpec& spec) : m_spec(spec), m_rng(spec.seed) {}
+
+    void normal(const std::string& name, std::vector<std::int64_t> shape, float stddev,
+                float mean = 0.0f) {
+        std::int64_t n = 1;
+        for (auto s : shape)
+            n *= s;
+        std::normal_distribution<float> dist(mean, stddev);
+        std::vector<float> data(static_cast<std::size_t>(n));
+        for (auto& v : data)
+            v = dist(m_rng);
+        m_tensors.push_back({name, std::move(shape), std::move(data)});
+    }
+
+    // Projection weights: stddev from the spec, or 1/sqrt(fan-in) so activations stay O(1).
+    void projection(const std::string& name, std::vector<std::int64_t> shape, std::int64_t fanIn) {
+        const float s = m_spec.weightScale > 0 ? m_spec.weightScale
+                                               : 1.0f / std::sqrt(static_cast<float>(fanIn));
+        normal(name, std::move(shape), s);
+    }
+
+    Result<bool> write(const std::filesystem::path& folder) const {
+        return catchErrors([&]() -> bool {
+            const int shards = std::max(1, m_spec.shards);
+            std::vector<SafetensorsWriter> writers(static_cast<std::size_t>(shards));
+            json weightMap = json::object();
+            auto shardName = [&](int s) {
+                char buf[64];
+                std::snprintf(buf, sizeof buf, "model-%05d-of-%05d.safetensors", s + 1, shards);
+                return std::string(buf);
+            };
+            std::size_t totalBytes = 0;
+            for (std::size_t i = 0; i < m_tensors.size(); ++i) {
+                const auto& t = m_tensors[i];
+                // Contiguous runs of tensors per shard, as save_pretrained produces.
+                const int s =
+                    static_cast<int>(i * static_cast<std::size_t>(shards) / m_tensors.size());
+                writers[static_cast<std::size_t>(s)].addFloat(t.name, m_spec.dtype, t.shape,
+                                                              t.data);
+                totalBytes += t.data.size() * dtypeSize(m_spec.dtype);
+                if (shards > 1)
+                    weightMap[t.name] = shardName(s);
+            }
+            for (int s = 0; s < shards; ++s) {
+                auto& w = writers[static_cast<std::size_t>(s)];
+                w.setMetadata("format", "pt");
+                w.write(folder / (shards > 1 ? shardName(s) : std::string("model.safetensors")))
+                    .valueOrThrow();
+            }
+            if (shards > 1) {
+                const json index = {{"metadata", {{"total_size", totalBytes}}},
+                                    {"weight_map", weightMap}};
+                writeFileAtomically(folder / "model.safetensors.index.json", index.dump(2));
+            }
+            return true;
+        });
+    }
+
+private:
+    struct Pending {
+        std::string name;
+        std::vector<std::int64_t> shape;
+        std::vector<float> data;
+    };
+    const SyntheticModelSpec& m_spec;
+    std::mt19937_64 m_rng;
+    std::vector<Pending> m_tensors;
+};
+
+} // namespace
+
+std::string characterTokenizerJson(const std::string& alphabet) {
+    json vocab = json::object();
+    const bool byteLevel = alphabet.empty();
+    if (byteLevel) {
+        for (int b = 0; b < 256; ++b)
+            vocab[byteSymbol(b)] = b;
+    } else {
+        int id = 0;
+        for (const auto& ch : distinctCharacters(alphabet))
+            vocab[ch] = id++;
+    }
+    const json byteLevelPre = {{"type", "ByteLevel"},
+                               {"add_prefix_space", false},
+                               {"trim_offsets", true},
+                               {"use_regex", false}};
+    const json byteLevelDec = {{"type", "ByteLevel"},
+                               {"add_prefix_space", true},
+                               {"trim_offsets", true},
+                               {"use_regex", true}};
+    const json tok = {
+        {"version", "1.0"},
+        {"truncation", nullptr},
+        {"padding", nullptr},
+        {"added_tokens", json::array()},
+        {"normalizer", nullptr},
+        {"pre_tokenizer", byteLevel ? byteLevelPre : json(nullptr)},
+        {"post_processor", nullptr},
+        {"decoder", byteLevel ? byteLevelDec : json(nullptr)},
+        {"model",
+         {{"type", "BPE"},
+          {"dropout", nullptr},
+          {"unk_token", nullptr},
+          {"continuing_subword_prefix", nullptr},
+          {"end_of_word_suffix", nullptr},
+          {"fuse_unk", false},
+          {"byte_fallback", false},
+          {"vocab", vocab},
+          {"merges", json::array()}}},
+    };
+    return tok.dump(1);
+}
+
+std::vector<std::string> syntheticPresetNames() {
+    return {"tiny-gpt2",  "tiny-gpt2-untied", "tiny-llama",  "tiny-llama-gqa",
+            "tiny-qwen2", "tiny-mistral",     "studio-demo", "gpt2-small"};
+}
+
+SyntheticModelSpec syntheticPreset(const std::string& name) {
+    SyntheticModelSpec s;
+    if (name == "tiny-gpt2") {
+        s.config = gpt2Base();
+    } else if (name == "tiny-gpt2-untied") {
+        s.config = gpt2Base();
+        s.config.tiedEmbeddings = false;
+        s.config.scaleAttnByInverseLayerIdx = true;
+        s.dtype = DType::BF16;
+        s.shards = 2;
+    } else if (name == "tiny-llama") {
+        s.config = llamaBase("llama", "LlamaForCausalLM");
+    } else if (name == "tiny-llama-gqa") {
+        // GQA 4:1 with a head dim that is not width / heads, tied, llama3 rope scaling, sharded
+        // bf16.
+        s.config = llamaBase("llama", "LlamaForCausalLM");
+        s.config.heads = 8;
+        s.config.kvHeads = 2;
+        s.config.headDim = 12;
+        s.config.tiedEmbeddings = true;
+        s.config.qkvBias = s.config.outputBias = true;
+        s.config.mlpBias = true;
+        s.config.ropeScaling.kind = RopeScaling::Kind::Llama3;
+        s.config.ropeScaling.factor = 8.0;
+        s.config.ropeScaling.lowFreqFactor = 1.0;
+        s.config.ropeScaling.highFreqFactor = 4.0;
+        s.config.ropeScaling.originalMaxPositions = 64;
+        s.config.ropeTheta = 500000.0;
+        s.dtype = DType::BF16;
+        s.shards = 3;
+    } else if (name == "tiny-qwen2") {
+        s.config = llamaBase("qwen2", "Qwen2ForCausalLM");
+        s.config.kvHeads = 2;
+        s.config.qkvBias = true;
+        s.config.ropeScaling.kind = RopeScaling::Kind::Yarn;
+        s.config.ropeScaling.factor = 4.0;
+        s.config.ropeScaling.originalMaxPositions = 256;
+        s.config.ropeTheta = 1000000.0;
+        s.dtype = DType::F16;
+    } else if (name == "tiny-mistral") {
+        s.config = llamaBase("mistral", "MistralForCausalLM");
+        s.config.kvHeads = 1;
+        s.config.slidingWindow = 16;
+        s.config.slidingLayers.assign(static_cast<std::size_t>(s.config.layers), true);
+        s.config.ropeScaling.kind = RopeScaling::Kind::Linear;
+        s.config.ropeScaling.factor = 2.0;
+    } else if (name == "studio-demo") {
+        // The studio's start-up model until the trained one ships: small, GQA, character
+        // vocabulary.
+        s.config = llamaBase("llama", "LlamaForCausalLM");
+        s.config.layers = 4;
+        s.config.heads = 8;
+        s.config.kvHeads = 4;
+        s.config.width = 128;
+        s.config.headDim = 16;
+        s.config.intermediate = 256;
+        s.config.maxPositions = 512;
+        s.config.tiedEmbeddings = true;
+        s.config.bosTokenId.reset();
+        s.config.eosTokenId.reset();
+        for (char ch = ' '; ch <= '~'; ++ch)
+            s.alphabet += ch;
+        s.alphabet += '\n';
+        s.config.vocab = static_cast<int>(s.alphabet.size());
+    } else if (name == "gpt2-small") {
+        s.config = gpt2Base();
+        s.config.layers = 12;
+        s.config.heads = 12;
+        s.config.kvHeads = 12;
+        s.config.width = 768;
+        s.config.headDim = 64;
+        s.config.intermediate = 3072;
+        s.config.vocab = 50257;
+        s.config.maxPositions = 1024;
+        s.config.bosTokenId = s.config.eosTokenId = 50256;
+    } else {
+        std::string known;
+        for (const auto& n : syntheticPresetNames())
+            known += (known.empty() ? "" : ", ") + n;
+        throw Error(ErrorCode::InvalidArgument,
+                    "unknown model preset '" + name + "' (known: " + known + ")");
+    }
+    if (s.config.slidingLayers.empty() && s.config.slidingWindow)
+        s.config.slidingLayers.assign(static_cast<std::size_t>(s.config.layers), true);
+    return s;
+}
+
+Result<bool> writeSyntheticModel(const SyntheticModelSpec& spec,
+                                 const std::filesystem::path& folder) {
+    return catchErrors([&]() -> bool {
+        const auto& c = spec.config;
+        if (c.layers <= 0 || c.heads <= 0 || c.kvHeads <= 0 || c.heads % c.kvHeads != 0 ||
+            c.headDim <= 0)
+            throw Error(ErrorCode::InvalidArgument,
+                        "synthetic model: inconsistent head configuration");
+        const std::size_t alphabetSize =
+            spec.alphabet.empty() ? 256 : distinctCharacters(spec.alphabet).size();
+        if (static_cast<std::size_t>(c.vocab) < alphabetSize)
+            throw Error(ErrorCode::InvalidArgument, "synthetic model: vocabulary of " +
+                                                        std::to_string(c.vocab) +
+                                                        " is smaller than the tokenizer's " +
+                                                        std::to_string(alphabetSize) + " symbols");
+        std::error_code ec;
+        std::filesystem::create_directories(folder, ec);
+        if (ec)
+            throw Error(ErrorCode::Io,
+                        folder.string() + ": cannot create the folder (" + ec.message() + ")");
+
+        // Generate tensors in the order of the expected list so names and shapes match the loader.
+        Checkpoint none;
+        const TensorNames names(c, none);
+        WeightWriter w(spec);
+        for (const auto& e : names.expected()) {
+            const std::string& n = e.name;
+            const bool isVector = e.shape.size() == 1;
+            const bool isNorm =
+                n.find("ln_") != std::string::npos || n.find("norm") != std::string::npos;
+            if (isVector && isNorm && n.find(".bias") == std::string::npos)
+                w.normal(n, e.shape, 0.1f, 1.0f); // norm gains around 1, not exactly 1
+            else if (isVector)
+                w.normal(n, e.shape, 0.05f);
+            else if (n.find("wte") != std::string::npos ||
+                     n.find("embed_tokens") != std::string::npos ||
+                     n.find("lm_head") != std::string::npos)
+                w.normal(n, e.shape, c.family == Family::Gpt2 ? 0.1f : 1.0f);
+            else if (n.find("wpe") != std::string::npos)
+                w.normal(n, e.shape, 0.1f);
+            else {
+                // GPT-2 Conv1D is [in, out]; nn.Linear is [out, in].
+                const std::int64_t fanIn = c.family == Family::Gpt2 ? e.shape[0] : e.shape[1];
+                w.projection(n, e.shape, fanIn);
+            }
+        }
+        w.write(folder).valueOrThrow();
+        json config = toHfConfigJson(c);
+        config["torch_dtype"] = spec.dtype == DType::F32   ? "float32"
+                                : spec.dtype == DType::F16 ? "float16"
+                                                           : "bfloat16";
+        writeFileAtomically(folder / "config.json", config.dump(2));
+        writeFileAtomically(folder / "tokenizer.json", characterTokenizerJson(spec.alphabet));
+        return true;
+    });
+}
+
+} // namespace kvs
