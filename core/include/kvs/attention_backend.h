@@ -1,0 +1,71 @@
+// SPDX-License-Identifier: MIT
+// Attention over compressed heads (ALGORITHMS.md §0): ŝ_j = <q̂, k̂_j>/√d + b_j, p̂ = softmax(ŝ),
+// ô = Σ p̂_j v̂_j. CpuBackend (Eigen) is the reference; the Vulkan backend in gpu/ implements the
+// same interface and is checked against it.
+#pragma once
+
+#include "kvs/compressed_head.h"
+#include "kvs/status.h"
+#include "kvs/tensor.h"
+
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace kvs {
+
+struct AttendOptions {
+    // Causal masking by original position: query i sees kept token j iff positions[j] <=
+    // queryPositions[i]. Empty: every query sees every kept token (probe queries after the
+    // context).
+    std::vector<std::int32_t> queryPositions;
+    bool wantProbabilities = false; // fill AttendResult::probabilities (queries × kept)
+    bool wantScores = false;        // fill AttendResult::scores (pre-softmax ŝ incl. bias)
+    float scale = 0.0f;             // 0 = 1/√headDim (of the original d, also for low rank)
+};
+
+struct DispatchTiming {
+    std::string kernel;    // e.g. "probe_attention_split", "combine"
+    double microseconds = 0.0;
+    std::size_t bytesRead = 0;
+    std::size_t bytesWritten = 0;
+};
+
+struct AttendResult {
+    Matrix outputs;                // queries × d_v
+    std::vector<float> logSumExp;  // per query: ln Σ_j exp(ŝ_j) (merges partial attentions exactly)
+    Matrix probabilities;          // when asked: queries × kept (0 where masked)
+    Matrix scores;                 // when asked: queries × kept (-inf where masked)
+    std::vector<DispatchTiming> timings; // empty on the CPU backend
+    double wallMicroseconds = 0.0;
+};
+
+// One layer: `heads[h]` is KV head h; `queries[q]` the queries of query head q, which reads KV
+// head q / groupSize (grouped-query mapping). Results are per query head.
+struct LayerAttendRequest {
+    std::span<const CompressedHead> heads;
+    std::span<const Matrix> queries;
+    int groupSize = 1;
+    AttendOptions options;
+};
+
+class AttentionBackend {
+public:
+    virtual ~AttentionBackend() = default;
+    virtual std::string name() const = 0;        // "CPU (Eigen)", or the Vulkan device name
+    virtual bool isCpuEmulation() const = 0;     // true for the CPU backend and for lavapipe
+    virtual Result<AttendResult> attend(const CompressedHead& head, const Matrix& queries,
+                                        const AttendOptions& options) = 0;
+    // All heads of a layer (one dispatch on the GPU).
+    virtual Result<std::vector<AttendResult>> attendLayer(const LayerAttendRequest& request) = 0;
+};
+
+std::unique_ptr<AttentionBackend> makeCpuBackend();
+
+// Merges two attentions over disjoint key sets (e.g. compressed context + exact probe keys):
+// o = (e^{l1} o1 + e^{l2} o2) / (e^{l1} + e^{l2}).
+void mergeAttention(Matrix& outputs, std::vector<float>& logSumExp, const Matrix& otherOutputs,
+                    const std::vector<float>& otherLogSumExp);
+
+} // namespace kvs

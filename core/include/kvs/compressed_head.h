@@ -1,0 +1,100 @@
+// SPDX-License-Identifier: MIT
+// The one general form of a compressed KV cache of one KV head (DESIGN.md "Core types",
+// ALGORITHMS.md §0): kept tokens with a log-weight bias, keys dense / low-rank / quantized, values
+// dense / quantized / shared with the keys. Every scheme produces it, every attention backend
+// consumes it, and bytes() is the exact size of what is stored.
+#pragma once
+
+#include "kvs/tensor.h"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace kvs {
+
+// Storage precision of dense matrices. F16 data is kept as float already rounded to fp16, so the
+// CPU reference and a GPU that stores half see the same numbers.
+enum class Precision { F32, F16 };
+int bytesPerElement(Precision p);
+
+// Uniform asymmetric quantization: x ≈ minimum + scale · code, code ∈ [0, 2^bits − 1].
+// Codes are stored row-major (tokens × channels) as a dense little-endian bit stream, each row
+// starting on a 32-bit word: row r, column c lives at bit (r · wordsPerRow · 32 + c · bits).
+// Groups: PerToken = `groupSize` consecutive channels of one token share (scale, minimum) (KIVI's
+// values); PerChannel = `groupSize` consecutive tokens of one channel share them (KIVI's keys).
+// Scales and minima are stored as fp16 (kept here as float rounded to fp16).
+struct QuantizedMatrix {
+    enum class Grouping { PerToken, PerChannel };
+    int rows = 0;
+    int cols = 0;
+    int bits = 8; // 2, 3, 4 or 8
+    int groupSize = 32;
+    Grouping grouping = Grouping::PerToken;
+    std::vector<std::uint32_t> codes; // rows × wordsPerRow()
+    std::vector<float> scales;        // PerToken: rows × groupsPerRow; PerChannel: groupRows × cols
+    std::vector<float> minimums;      // same shape as scales
+
+    int wordsPerRow() const { return (cols * bits + 31) / 32; }
+    int groupsPerRow() const { return (cols + groupSize - 1) / groupSize; } // PerToken
+    int groupRows() const { return (rows + groupSize - 1) / groupSize; }    // PerChannel
+    std::uint32_t code(int row, int col) const;
+    float scaleAt(int row, int col) const;
+    float minimumAt(int row, int col) const;
+    Matrix dequantize() const;
+    std::size_t bytes() const;         // codes as packed + 2 bytes per scale and per minimum
+    std::size_t metadataBytes() const; // the scales and minima alone
+};
+
+// Quantizes `x` (rounding to nearest, ties away from zero); scale = (max − min) / (2^bits − 1),
+// a constant group gets scale 0 and decodes exactly to its minimum.
+QuantizedMatrix quantize(const Matrix& x, int bits, int groupSize,
+                         QuantizedMatrix::Grouping grouping);
+// Rounds every element to the nearest fp16 value (round to nearest even), in place.
+void roundToHalf(Matrix& x);
+float roundToHalf(float x);
+
+struct CacheBytes {
+    std::size_t keys = 0;
+    std::size_t values = 0;
+    std::size_t metadata = 0; // positions, log-weights, scales/minima, low-rank projections
+    std::size_t total() const { return keys + values + metadata; }
+    CacheBytes& operator+=(const CacheBytes& o);
+};
+
+struct CompressedHead {
+    int headDim = 0;
+    // Kept tokens, in increasing original position. Log-weights are empty (all 0) or one per kept
+    // token (ln w, stored fp16). Positions cost 4 bytes each unless they are exactly 0..m−1 with
+    // m = contextLength (the identity: nothing to index).
+    std::vector<std::int32_t> positions;
+    std::vector<float> logWeights;
+    int contextLength = 0; // n: tokens before compression
+
+    enum class KeyForm { Dense, LowRank, Quantized } keyForm = KeyForm::Dense;
+    Matrix keys; // Dense: m × d (post-RoPE, as attention uses them); LowRank: m × r coefficients
+    Precision keyPrecision = Precision::F16;
+    Matrix queryProjection; // LowRank: d × r, q̂ = q · P; stored fp16 (metadata)
+    QuantizedMatrix quantizedKeys;
+
+    enum class ValueForm { Dense, Quantized, SharedWithKeys } valueForm = ValueForm::Dense;
+    // Dense (and SharedWithKeys, where this holds what attention multiplies by: for K=V models the
+    // pre-RoPE keys, which are what is cached; they cost no extra bytes).
+    Matrix values;
+    Precision valuePrecision = Precision::F16;
+    QuantizedMatrix quantizedValues;
+
+    int keptCount() const { return static_cast<int>(positions.size()); }
+    int keyRank() const; // d for dense/quantized, r for low rank
+    CacheBytes bytes() const;
+    // Checks shapes and ranges; throws kvs::Error(InvalidArgument) naming the first problem.
+    void validate() const;
+};
+
+// The identity scheme: every token kept, dense keys and values at `precision`.
+CompressedHead exactHead(const Matrix& keys, const Matrix& values,
+                         Precision precision = Precision::F32);
+// fp16 baseline of DESIGN.md: 2 bytes · 2 · d per token.
+std::size_t fp16BaselineBytes(int tokens, int headDim);
+
+} // namespace kvs
