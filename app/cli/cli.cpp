@@ -22,7 +22,7 @@ Args::Args(const std::vector<std::string>& argv, const std::vector<std::string>&
                 m_options[name] = "";
             } else {
                 if (i + 1 >= argv.size())
-                    throw Error(ErrorCode::InvalidArgument, "option --" + name + " needs a value");
+                    throw UsageError("option --" + name + " needs a value");
                 m_options[name] = argv[++i];
             }
         } else {
@@ -31,7 +31,9 @@ Args::Args(const std::vector<std::string>& argv, const std::vector<std::string>&
     }
 }
 
-bool Args::has(const std::string& name) const { return m_options.count(name) != 0; }
+bool Args::has(const std::string& name) const {
+    return m_options.count(name) != 0;
+}
 
 std::optional<std::string> Args::get(const std::string& name) const {
     auto it = m_options.find(name);
@@ -43,7 +45,7 @@ std::optional<std::string> Args::get(const std::string& name) const {
 std::string Args::require(const std::string& name) const {
     auto v = get(name);
     if (!v)
-        throw Error(ErrorCode::InvalidArgument, "missing option --" + name);
+        throw UsageError("missing option --" + name);
     return *v;
 }
 
@@ -58,14 +60,21 @@ int Args::getInt(const std::string& name, int fallback) const {
             throw std::invalid_argument("trailing characters");
         return parsed;
     } catch (const std::exception&) {
-        throw Error(ErrorCode::InvalidArgument,
-                    "option --" + name + " needs an integer, got '" + *v + "'");
+        throw UsageError("option --" + name + " needs an integer, got '" + *v + "'");
     }
+}
+
+int Args::getInt(const std::string& name, int fallback, int minimum, int maximum) const {
+    const int value = getInt(name, fallback);
+    if (value < minimum || value > maximum)
+        throw UsageError("option --" + name + " must be between " + std::to_string(minimum) +
+                         " and " + std::to_string(maximum) + ", got " + std::to_string(value));
+    return value;
 }
 
 std::string Args::positional(std::size_t index, const std::string& what) const {
     if (index >= m_positionals.size())
-        throw Error(ErrorCode::InvalidArgument, "missing argument " + what);
+        throw UsageError("missing argument " + what);
     return m_positionals[index];
 }
 
@@ -73,25 +82,41 @@ void Args::allowOnly(const std::vector<std::string>& known) const {
     for (const auto& [name, value] : m_options) {
         (void)value;
         if (std::find(known.begin(), known.end(), name) == known.end())
-            throw Error(ErrorCode::InvalidArgument, "unknown option --" + name);
+            throw UsageError("unknown option --" + name);
     }
 }
 
 const std::vector<Command>& commands() {
     static const std::vector<Command> table = {
-        {"info", "info MODEL [--json]", "the model's configuration, checkpoint and tokenizer",
-         {"json"}, &runInfo},
-        {"tokenize", "tokenize MODEL --text T [--json]", "token ids and their text", {"json"},
+        {"info",
+         "info MODEL [--json]",
+         "the model's configuration, checkpoint and tokenizer",
+         {"json"},
+         &runInfo},
+        {"tokenize",
+         "tokenize MODEL --text T [--json]",
+         "token ids and their text",
+         {"json"},
          &runTokenize},
-        {"capture", "capture MODEL (--prompt-file F | --prompt T) --out C.safetensors [--f16]",
-         "run the prompt and save every layer's queries, keys and values", {"f16", "json"},
+        {"capture",
+         "capture MODEL (--prompt-file F | --prompt T) --out C.safetensors [--f16]",
+         "run the prompt and save every layer's queries, keys and values",
+         {"f16", "json"},
          &runCapture},
-        {"generate", "generate MODEL --prompt T --tokens N [--json]", "greedy continuation",
-         {"json"}, &runGenerate},
-        {"make-model", "make-model PRESET --out DIR [--dtype F32|F16|BF16] [--shards N] [--seed S]",
-         "write a random model folder in Hugging Face layout (test fixtures, start-up model)", {},
+        {"generate",
+         "generate MODEL --prompt T --tokens N [--json]",
+         "greedy continuation",
+         {"json"},
+         &runGenerate},
+        {"make-model",
+         "make-model PRESET --out DIR [--dtype F32|F16|BF16] [--shards N] [--seed S] [--json]",
+         "write a random model folder in Hugging Face layout (test fixtures, start-up model)",
+         {"json"},
          &runMakeModel},
-        {"devices", "devices [--json]", "the Vulkan devices this machine has", {"json"},
+        {"devices",
+         "devices [--json]",
+         "the Vulkan devices this machine has",
+         {"json"},
          &runDevices},
     };
     return table;
@@ -120,26 +145,31 @@ int runCli(const std::vector<std::string>& argv, Streams io) {
     const auto& table = commands();
     auto it = std::find_if(table.begin(), table.end(),
                            [&](const Command& c) { return c.name == argv[0]; });
+    const std::vector<std::string> rest(argv.begin() + 1, argv.end());
+    const bool json = std::find(rest.begin(), rest.end(), "--json") != rest.end();
+    auto fail = [&](const std::string& code, const std::string& message, int exitCode) {
+        if (json) {
+            const nlohmann::json j = {{"error", {{"code", code}, {"message", message}}}};
+            io.out << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+        }
+        io.err << "kvstudio-cli " << (it == table.end() ? std::string() : it->name + ": ")
+               << message << "\n";
+        return exitCode;
+    };
     if (it == table.end()) {
-        io.err << "kvstudio-cli: unknown command '" << argv[0] << "'\n";
+        fail("usage", "unknown command '" + argv[0] + "'", 2);
         printUsage(io.err);
         return 2;
     }
-    const std::vector<std::string> rest(argv.begin() + 1, argv.end());
-    const bool json = std::find(rest.begin(), rest.end(), "--json") != rest.end();
     try {
         Args args(rest, it->switches);
         return it->run(args, io);
+    } catch (const UsageError& e) {
+        return fail("usage", e.what(), 2);
     } catch (const Error& e) {
-        if (json) {
-            nlohmann::json j = {{"error", {{"code", toString(e.code())}, {"message", e.what()}}}};
-            io.out << j.dump(2) << "\n";
-        }
-        io.err << "kvstudio-cli " << it->name << ": " << e.what() << "\n";
-        return e.code() == ErrorCode::InvalidArgument ? 2 : 1;
+        return fail(toString(e.code()), e.what(), 1);
     } catch (const std::exception& e) {
-        io.err << "kvstudio-cli " << it->name << ": " << e.what() << "\n";
-        return 1;
+        return fail("internal", e.what(), 1);
     }
 }
 

@@ -2,6 +2,8 @@
 // kvstudio-cli: the engine without a window. runCli() is the entry point used by main() and tests.
 #pragma once
 
+#include "kvs/status.h"
+
 #include <iosfwd>
 #include <map>
 #include <optional>
@@ -19,8 +21,10 @@ public:
     const std::vector<std::string>& positionals() const { return m_positionals; }
     bool has(const std::string& name) const;
     std::optional<std::string> get(const std::string& name) const;
-    std::string require(const std::string& name) const; // throws kvs::Error(InvalidArgument)
+    std::string require(const std::string& name) const; // throws UsageError
     int getInt(const std::string& name, int fallback) const;
+    // getInt that also rejects values outside [minimum, maximum] with a UsageError.
+    int getInt(const std::string& name, int fallback, int minimum, int maximum) const;
     std::string positional(std::size_t index, const std::string& what) const;
     // Throws for options not in `known` (a typo must not be ignored).
     void allowOnly(const std::vector<std::string>& known) const;
@@ -29,6 +33,14 @@ private:
     std::vector<std::string> m_positionals;
     std::map<std::string, std::string> m_options;
     std::vector<std::string> m_switches;
+};
+
+// A mistake in the command line itself (unknown option, missing argument, malformed number): exit
+// code 2 and error code "usage". Everything else the command rejects is an ordinary kvs::Error,
+// exit code 1.
+class UsageError : public Error {
+public:
+    explicit UsageError(const std::string& message) : Error(ErrorCode::InvalidArgument, message) {}
 };
 
 struct Streams {

@@ -111,8 +111,7 @@ void printDevice(std::ostream& out, const gpu::DeviceInfo& d, bool chosen) {
 int runDevices(const Args& args, Streams io) {
     args.allowOnly({"json"});
     if (!args.positionals().empty())
-        throw Error(ErrorCode::InvalidArgument,
-                    "devices takes no arguments, got '" + args.positionals().front() + "'");
+        throw UsageError("devices takes no arguments, got '" + args.positionals().front() + "'");
     const bool json = args.has("json");
 
     // Our own instance (not enumerateDevices(options)) so that, with KVS_VK_VALIDATION=1, the

@@ -7,6 +7,7 @@
 #include "kvs/model.h"
 #include "kvs/synthetic_model.h"
 
+#include <algorithm>
 #include <chrono>
 #include <nlohmann/json.hpp>
 #include <ostream>
@@ -22,7 +23,8 @@ Model loadModel(const Args& args) {
 
 const Tokenizer& requireTokenizer(const Model& m) {
     if (!m.tokenizer())
-        throw Error(ErrorCode::Missing, m.folder().string() + ": the model folder has no tokenizer");
+        throw Error(ErrorCode::Missing,
+                    m.folder().string() + ": the model folder has no tokenizer");
     return *m.tokenizer();
 }
 
@@ -53,7 +55,8 @@ int runInfo(const Args& args, Streams io) {
                        {"bytes", m.checkpoint().totalBytes()},
                        {"bytes_per_dtype", bytesPerDtype}};
     if (const Tokenizer* t = m.tokenizer())
-        j["tokenizer"] = {{"kind", t->kind()}, {"vocab_size", t->vocabSize()},
+        j["tokenizer"] = {{"kind", t->kind()},
+                          {"vocab_size", t->vocabSize()},
                           {"bos_id", t->bosId() ? json(*t->bosId()) : json(nullptr)},
                           {"eos_id", t->eosId() ? json(*t->eosId()) : json(nullptr)}};
     else
@@ -67,7 +70,8 @@ int runInfo(const Args& args, Streams io) {
         io.out << "  " << it.key() << ": " << it.value().dump() << "\n";
     io.out << "  checkpoint: " << m.checkpoint().describe() << ", " << m.checkpoint().names().size()
            << " tensors, " << m.checkpoint().totalBytes() << " bytes\n";
-    io.out << "  tokenizer: " << (m.tokenizer() ? m.tokenizer()->kind() : std::string("none")) << "\n";
+    io.out << "  tokenizer: " << (m.tokenizer() ? m.tokenizer()->kind() : std::string("none"))
+           << "\n";
     return 0;
 }
 
@@ -77,11 +81,15 @@ int runTokenize(const Args& args, Streams io) {
     const Tokenizer& tok = requireTokenizer(m);
     const auto ids = tok.encode(args.require("text"));
     if (args.has("json")) {
-        io.out << json{{"count", ids.size()}, {"tokens", tokensJson(tok, ids)}}.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
+        io.out << json{{"count", ids.size()}, {"tokens", tokensJson(tok, ids)}}.dump(
+                      2, ' ', false, json::error_handler_t::replace)
+               << "\n";
         return 0;
     }
     for (std::size_t i = 0; i < ids.size(); ++i)
-        io.out << i << "\t" << ids[i] << "\t" << json(tok.tokenText(ids[i])).dump(-1, ' ', false, json::error_handler_t::replace) << "\n";
+        io.out << i << "\t" << ids[i] << "\t"
+               << json(tok.tokenText(ids[i])).dump(-1, ' ', false, json::error_handler_t::replace)
+               << "\n";
     io.out << ids.size() << " tokens\n";
     return 0;
 }
@@ -97,7 +105,7 @@ int runCapture(const Args& args, Streams io) {
     } else if (auto p = args.get("prompt")) {
         prompt = *p;
     } else {
-        throw Error(ErrorCode::InvalidArgument, "give the prompt with --prompt-file F or --prompt T");
+        throw UsageError("give the prompt with --prompt-file F or --prompt T");
     }
     if (prompt.empty())
         throw Error(ErrorCode::InvalidArgument, source + ": empty prompt");
@@ -108,13 +116,16 @@ int runCapture(const Args& args, Streams io) {
     validateTokens(m.config(), ids, source);
     Capture c = m.captureTokens(std::move(ids)).valueOrThrow();
     c.prompt = prompt;
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     saveCapture(c, out, args.has("f16")).valueOrThrow();
     if (args.has("json"))
-        io.out << json{{"out", out}, {"tokens", c.tokenCount()}, {"layers", c.layers.size()},
+        io.out << json{{"out", out},
+                       {"tokens", c.tokenCount()},
+                       {"layers", c.layers.size()},
                        {"seconds", seconds}}
                       .dump(2, ' ', false, json::error_handler_t::replace)
-                  << "\n";
+               << "\n";
     else
         io.out << "captured " << c.tokenCount() << " tokens x " << c.layers.size() << " layers in "
                << seconds << " s -> " << out << "\n";
@@ -128,13 +139,15 @@ int runGenerate(const Args& args, Streams io) {
     const std::string prompt = args.require("prompt");
     if (prompt.empty())
         throw Error(ErrorCode::InvalidArgument, "empty prompt");
-    const int count = args.getInt("tokens", 32);
+    const int count = args.getInt("tokens", 32, 1, 1 << 20);
     const auto ids = tok.encode(prompt);
     const auto generated = m.generateGreedy(ids, count).valueOrThrow();
     const std::string text = tok.decode(generated);
     if (args.has("json")) {
-        io.out << json{{"prompt", prompt}, {"prompt_tokens", ids.size()},
-                       {"tokens", tokensJson(tok, generated)}, {"text", text}}
+        io.out << json{{"prompt", prompt},
+                       {"prompt_tokens", ids.size()},
+                       {"tokens", tokensJson(tok, generated)},
+                       {"text", text}}
                       .dump(2, ' ', false, json::error_handler_t::replace)
                << "\n";
         return 0;
@@ -144,20 +157,31 @@ int runGenerate(const Args& args, Streams io) {
 }
 
 int runMakeModel(const Args& args, Streams io) {
-    args.allowOnly({"out", "dtype", "shards", "seed"});
-    SyntheticModelSpec spec = syntheticPreset(args.positional(0, "PRESET"));
+    args.allowOnly({"out", "dtype", "shards", "seed", "json"});
+    const std::string preset = args.positional(0, "PRESET");
+    const auto names = syntheticPresetNames();
+    if (std::find(names.begin(), names.end(), preset) == names.end()) {
+        std::string known;
+        for (const auto& n : names)
+            known += (known.empty() ? "" : ", ") + n;
+        throw UsageError("unknown preset '" + preset + "' (presets: " + known + ")");
+    }
+    SyntheticModelSpec spec = syntheticPreset(preset);
     if (auto d = args.get("dtype")) {
         auto t = parseDType(*d);
         if (!t || (*t != DType::F32 && *t != DType::F16 && *t != DType::BF16))
-            throw Error(ErrorCode::InvalidArgument, "--dtype must be F32, F16 or BF16, got '" + *d + "'");
+            throw UsageError("--dtype must be F32, F16 or BF16, got '" + *d + "'");
         spec.dtype = *t;
     }
-    spec.shards = args.getInt("shards", spec.shards);
+    spec.shards = args.getInt("shards", spec.shards, 1, 64);
     spec.seed = static_cast<std::uint64_t>(args.getInt("seed", static_cast<int>(spec.seed)));
     const std::string out = args.require("out");
     writeSyntheticModel(spec, out).valueOrThrow();
-    io.out << "wrote " << args.positional(0, "PRESET") << " (" << spec.config.summary() << ") to " << out
-           << "\n";
+    if (args.has("json"))
+        io.out << json{{"out", out}, {"preset", preset}, {"summary", spec.config.summary()}}.dump(2)
+               << "\n";
+    else
+        io.out << "wrote " << preset << " (" << spec.config.summary() << ") to " << out << "\n";
     return 0;
 }
 

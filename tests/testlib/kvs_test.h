@@ -65,3 +65,9 @@ std::string readBytes(const std::filesystem::path& path);
         const auto& kvs_r_ = (result);                                                             \
         QVERIFY2(kvs_r_.ok(), qPrintable(QString::fromStdString(kvs_r_.message())));               \
     } while (0)
+
+// kvs::toString(enum) returns std::string and, found by argument-dependent lookup, hides
+// QTest::toString inside QCOMPARE; compare such enums by their names instead.
+#define KVS_COMPARE_ENUM(actual, expected)                                                         \
+    QCOMPARE(QString::fromStdString(kvs::toString(actual)),                                        \
+             QString::fromStdString(kvs::toString(expected)))

@@ -1,0 +1,210 @@
+// SPDX-License-Identifier: MIT
+// kvstudio-cli info / tokenize / capture / generate / make-model: the JSON that later tools read
+// (docs/cli.md) agrees with the engine called directly, and bad input gives one clear error with
+// the documented exit code.
+#include "cli.h"
+#include "kvs/capture.h"
+#include "kvs/model.h"
+#include "kvs_test.h"
+
+#include <QtTest>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+using nlohmann::json;
+using namespace kvs;
+
+namespace {
+
+struct CliRun {
+    int code = -1;
+    std::string out;
+    std::string err;
+};
+
+CliRun run(const std::vector<std::string>& argv) {
+    std::ostringstream out, err;
+    CliRun r;
+    r.code = cli::runCli(argv, {out, err});
+    r.out = out.str();
+    r.err = err.str();
+    return r;
+}
+
+json runJson(const std::vector<std::string>& argv) {
+    const CliRun r = run(argv);
+    if (r.code != 0)
+        throw std::runtime_error("exit " + std::to_string(r.code) + ": " + r.err + r.out);
+    return json::parse(r.out);
+}
+
+} // namespace
+
+class TestCli : public QObject {
+    Q_OBJECT
+
+    test::TempDir m_dir;
+    std::filesystem::path m_model;
+
+private slots:
+    void initTestCase() {
+        m_model = test::writeModel(m_dir, "gqa", syntheticPreset("tiny-llama-gqa"));
+    }
+
+    void infoJson() {
+        const json j = runJson({"info", m_model.string(), "--json"});
+        const json& c = j.at("config");
+        QCOMPARE(c.at("architecture").get<std::string>(), std::string("LlamaForCausalLM"));
+        QCOMPARE(c.at("layers").get<int>(), 2);
+        QCOMPARE(c.at("heads").get<int>(), 8);
+        QCOMPARE(c.at("kv_heads").get<int>(), 2);
+        QCOMPARE(c.at("group_size").get<int>(), 4);
+        QCOMPARE(c.at("head_dim").get<int>(), 12);
+        // DESIGN.md's fp16 baseline: 2 bytes · (K and V) · d · kv heads · layers.
+        QCOMPARE(c.at("kv_bytes_per_token_fp16").get<int>(), 2 * 2 * 12 * 2 * 2);
+        QCOMPARE(c.at("rope").at("scaling").get<std::string>(), std::string("llama3"));
+        QCOMPARE(j.at("checkpoint").at("files").get<int>(), 3);
+        QCOMPARE(j.at("model").at("name").get<std::string>(), std::string("gqa"));
+        QCOMPARE(j.at("tokenizer").at("vocab_size").get<int>(), 256);
+
+        const CliRun text = run({"info", m_model.string()});
+        QCOMPARE(text.code, 0);
+        QVERIFY(text.out.find("8 heads (2 KV heads)") != std::string::npos);
+    }
+
+    void tokenizeMatchesTokenizer() {
+        const std::string sample = "Let's see: 42 dogs,  two\tcats!";
+        const json j = runJson({"tokenize", m_model.string(), "--text", sample, "--json"});
+        auto model = Model::load(m_model);
+        KVS_VERIFY_OK(model);
+        const auto ids = model.value().tokenizer()->encode(sample);
+        QCOMPARE(j.at("count").get<std::size_t>(), ids.size());
+        std::string joined;
+        for (std::size_t i = 0; i < ids.size(); ++i) {
+            QCOMPARE(j.at("tokens")[i].at("id").get<TokenId>(), ids[i]);
+            joined += j.at("tokens")[i].at("text").get<std::string>();
+        }
+        QCOMPARE(joined, sample); // the byte-level vocabulary decodes every token exactly
+    }
+
+    void captureFileEqualsDirectCapture() {
+        const auto promptFile = m_dir / "prompt.txt";
+        const std::string prompt = "In the beginning God created";
+        test::writeBytes(promptFile, prompt);
+        const auto out = m_dir / "c.safetensors";
+        const json j = runJson({"capture", m_model.string(), "--prompt-file", promptFile.string(),
+                                "--out", out.string(), "--json"});
+        QCOMPARE(j.at("tokens").get<int>(), static_cast<int>(prompt.size()));
+        QCOMPARE(j.at("layers").get<int>(), 2);
+
+        auto loaded = loadCapture(out);
+        KVS_VERIFY_OK(loaded);
+        auto model = Model::load(m_model);
+        KVS_VERIFY_OK(model);
+        auto direct = model.value().capture(prompt);
+        KVS_VERIFY_OK(direct);
+        const Capture& a = loaded.value();
+        const Capture& b = direct.value();
+        QCOMPARE(a.tokens, b.tokens);
+        QCOMPARE(a.prompt, prompt);
+        for (std::size_t l = 0; l < b.layers.size(); ++l)
+            for (std::size_t h = 0; h < b.layers[l].kvHeads.size(); ++h) {
+                const auto& x = a.layers[l].kvHeads[h];
+                const auto& y = b.layers[l].kvHeads[h];
+                QCOMPARE(test::maxAbsDiff(x.keys, y.keys), 0.0);
+                QCOMPARE(test::maxAbsDiff(x.keysPreRope, y.keysPreRope), 0.0);
+                QCOMPARE(test::maxAbsDiff(x.values, y.values), 0.0);
+                QCOMPARE(x.queries.size(), std::size_t(4));
+                QCOMPARE(test::maxAbsDiff(x.queries[3], y.queries[3]), 0.0);
+            }
+        QCOMPARE(test::maxAbsDiff(a.logits, b.logits), 0.0);
+    }
+
+    void generateIsGreedyDecoding() {
+        const std::string prompt = "And God said";
+        const json j =
+            runJson({"generate", m_model.string(), "--prompt", prompt, "--tokens", "6", "--json"});
+        auto model = Model::load(m_model);
+        KVS_VERIFY_OK(model);
+        const Model& m = model.value();
+        const auto promptIds = m.tokenizer()->encode(prompt);
+        QCOMPARE(j.at("prompt_tokens").get<std::size_t>(), promptIds.size());
+        // Independent of the KV cache: recompute the whole sequence for every new token.
+        std::vector<TokenId> seq = promptIds;
+        for (int step = 0; step < 6; ++step) {
+            const Matrix logits = m.forward(seq);
+            Eigen::Index best = 0;
+            logits.row(logits.rows() - 1).maxCoeff(&best);
+            QCOMPARE(j.at("tokens")[step].at("id").get<TokenId>(), static_cast<TokenId>(best));
+            seq.push_back(static_cast<TokenId>(best));
+        }
+    }
+
+    void makeModelWritesLoadableFolder() {
+        const auto out = m_dir / "made";
+        const CliRun r = run({"make-model", "tiny-gpt2", "--out", out.string(), "--dtype", "F16"});
+        QCOMPARE(r.code, 0);
+        auto model = Model::load(out);
+        KVS_VERIFY_OK(model);
+        QCOMPARE(model.value().config().architecture, std::string("GPT2LMHeadModel"));
+    }
+
+    void errors_data() {
+        QTest::addColumn<QStringList>("args");
+        QTest::addColumn<int>("exitCode");
+        QTest::addColumn<QString>("errorCode");
+        QTest::addColumn<QString>("fragment");
+        QTest::newRow("no such folder") << QStringList{"info", "@/nope", "--json"} << 1 << "io"
+                                        << "@/nope: no such model folder";
+        QTest::newRow("missing MODEL") << QStringList{"info", "--json"} << 2 << "usage"
+                                       << "MODEL";
+        QTest::newRow("unknown command") << QStringList{"frobnicate", "--json"} << 2 << "usage"
+                                         << "frobnicate";
+        QTest::newRow("unknown option")
+            << QStringList{"info", "@model", "--bogus", "--json"} << 2 << "usage"
+            << "--bogus";
+        QTest::newRow("empty prompt file")
+            << QStringList{"capture", "@model", "--prompt-file", "@/empty.txt",
+                           "--out",   "@/x",    "--json"}
+            << 1 << ""
+            << "empty.txt";
+        QTest::newRow("missing prompt file")
+            << QStringList{"capture", "@model", "--prompt-file", "@/absent.txt",
+                           "--out",   "@/x",    "--json"}
+            << 1 << "io"
+            << "absent.txt";
+        QTest::newRow("negative token count")
+            << QStringList{"generate", "@model", "--prompt", "a", "--tokens", "-3", "--json"} << 2
+            << "usage"
+            << "--tokens";
+        QTest::newRow("unknown preset")
+            << QStringList{"make-model", "tiny-nothing", "--out", "@/y", "--json"} << 2 << "usage"
+            << "unknown preset 'tiny-nothing' (presets: tiny-gpt2";
+    }
+    void errors() {
+        QFETCH(QStringList, args);
+        QFETCH(int, exitCode);
+        QFETCH(QString, errorCode);
+        QFETCH(QString, fragment);
+        test::writeBytes(m_dir / "empty.txt", "");
+        auto expand = [&](QString s) {
+            s.replace("@model", QString::fromStdString(m_model.string()));
+            s.replace("@", QString::fromStdString(m_dir.path().string()));
+            return s.toStdString();
+        };
+        std::vector<std::string> argv;
+        for (const QString& a : args)
+            argv.push_back(expand(a));
+        const CliRun r = run(argv);
+        QCOMPARE(r.code, exitCode);
+        const json j = json::parse(r.out.empty() ? r.err : r.out);
+        const std::string message = j.at("error").at("message").get<std::string>();
+        QVERIFY2(message.find(expand(fragment)) != std::string::npos, message.c_str());
+        if (!errorCode.isEmpty())
+            QCOMPARE(j.at("error").at("code").get<std::string>(), errorCode.toStdString());
+        QVERIFY(!std::filesystem::exists(m_dir / "x")); // a failed capture writes nothing
+    }
+};
+
+QTEST_GUILESS_MAIN(TestCli)
+#include "test_cli.moc"

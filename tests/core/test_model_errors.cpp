@@ -1,0 +1,206 @@
+// SPDX-License-Identifier: MIT
+// Bad model folders and bad inputs: each gives one clear error naming the file and the problem.
+#include "kvs/model.h"
+#include "kvs/safetensors.h"
+#include "kvs_test.h"
+
+#include <QtTest>
+#include <nlohmann/json.hpp>
+
+using nlohmann::json;
+using namespace kvs;
+namespace fs = std::filesystem;
+
+namespace {
+
+// Rewrites a safetensors file without one tensor (metadata kept).
+void rewriteWithout(const fs::path& file, const std::string& drop) {
+    SafetensorsWriter w;
+    {
+        auto opened = SafetensorsFile::open(file);
+        const SafetensorsFile& f = opened.valueOrThrow();
+        for (const auto& [k, v] : f.metadata())
+            w.setMetadata(k, v);
+        for (const auto& name : f.names()) {
+            if (name == drop)
+                continue;
+            const auto& info = f.info(name);
+            w.add(name, info.dtype, info.shape, f.bytes(name));
+        }
+    }
+    w.write(file).valueOrThrow();
+}
+
+void editConfig(const fs::path& folder, const std::string& key, const json& value) {
+    json j = json::parse(test::readBytes(folder / "config.json"));
+    j[key] = value;
+    test::writeBytes(folder / "config.json", j.dump(2));
+}
+
+} // namespace
+
+class TestModelErrors : public QObject {
+    Q_OBJECT
+
+private slots:
+    void nonexistentFolder() {
+        test::TempDir dir;
+        const std::string where = (dir / "nope").string();
+        KVS_VERIFY_ERROR(Model::load(dir / "nope"), where.c_str(), "no such model folder");
+    }
+
+    void fileInsteadOfFolder() {
+        test::TempDir dir;
+        test::writeBytes(dir / "model.bin", "hello");
+        const std::string where = (dir / "model.bin").string();
+        KVS_VERIFY_ERROR(Model::load(dir / "model.bin"), where.c_str(), "not a folder");
+    }
+
+    void noConfig() {
+        test::TempDir dir;
+        const auto folder = test::writeModel(dir, "m", syntheticPreset("tiny-gpt2"));
+        fs::remove(folder / "config.json");
+        const std::string where = folder.string();
+        KVS_VERIFY_ERROR(Model::load(folder), where.c_str(), "no config.json");
+    }
+
+    void malformedConfig() {
+        test::TempDir dir;
+        const auto folder = test::writeModel(dir, "m", syntheticPreset("tiny-gpt2"));
+        test::writeBytes(folder / "config.json", "{\"n_layer\": 2,,}");
+        const std::string where = (folder / "config.json").string();
+        KVS_VERIFY_ERROR(Model::load(folder), where.c_str(), "malformed JSON");
+    }
+
+    void missingTensor_data() {
+        QTest::addColumn<QString>("preset");
+        QTest::addColumn<QString>("tensor");
+        QTest::newRow("gpt2 attn") << "tiny-gpt2"
+                                   << "transformer.h.1.attn.c_attn.weight";
+        QTest::newRow("llama k_proj") << "tiny-llama"
+                                      << "model.layers.0.self_attn.k_proj.weight";
+    }
+    void missingTensor() {
+        QFETCH(QString, preset);
+        QFETCH(QString, tensor);
+        test::TempDir dir;
+        const auto folder = test::writeModel(dir, "m", syntheticPreset(preset.toStdString()));
+        const std::string name = tensor.toStdString();
+        {
+            auto ck = Checkpoint::open(folder);
+            KVS_VERIFY_OK(ck);
+            QVERIFY2(ck.value().contains(name), name.c_str());
+        }
+        rewriteWithout(folder / "model.safetensors", name);
+        const std::string config = (folder / "config.json").string();
+        const std::string quoted = "missing tensor '" + name + "'";
+        KVS_VERIFY_ERROR(Model::load(folder), "model.safetensors", quoted.c_str(), config.c_str());
+    }
+
+    void wrongShape_data() {
+        QTest::addColumn<QString>("preset");
+        QTest::addColumn<QString>("key");
+        QTest::addColumn<int>("value");
+        QTest::newRow("gpt2 width") << "tiny-gpt2"
+                                    << "n_embd" << 128;
+        QTest::newRow("gpt2 vocab") << "tiny-gpt2"
+                                    << "vocab_size" << 300;
+        QTest::newRow("llama vocab") << "tiny-llama"
+                                     << "vocab_size" << 200;
+        QTest::newRow("llama intermediate") << "tiny-llama"
+                                            << "intermediate_size" << 96;
+    }
+    void wrongShape() {
+        QFETCH(QString, preset);
+        QFETCH(QString, key);
+        QFETCH(int, value);
+        test::TempDir dir;
+        const auto folder = test::writeModel(dir, "m", syntheticPreset(preset.toStdString()));
+        editConfig(folder, key.toStdString(), value);
+        const std::string file = (folder / "model.safetensors").string();
+        const std::string config = (folder / "config.json").string();
+        const auto r = Model::load(folder);
+        KVS_VERIFY_ERROR(r, file.c_str(), "has shape", "implies", config.c_str());
+        QCOMPARE(r.error().code(), ErrorCode::Format);
+    }
+
+    void truncatedSafetensors() {
+        test::TempDir dir;
+        const auto folder = test::writeModel(dir, "m", syntheticPreset("tiny-gpt2"));
+        const auto file = folder / "model.safetensors";
+        const std::string bytes = test::readBytes(file);
+        test::writeBytes(file, bytes.substr(0, bytes.size() / 2));
+        const std::string where = file.string();
+        const auto r = Model::load(folder);
+        KVS_VERIFY_ERROR(r, where.c_str());
+        QCOMPARE(r.error().code(), ErrorCode::Format);
+    }
+
+    void missingShard() {
+        test::TempDir dir;
+        const auto folder = test::writeModel(dir, "m", syntheticPreset("tiny-gpt2-untied"));
+        QVERIFY(fs::exists(folder / "model.safetensors.index.json"));
+        const std::string shard = "model-00002-of-00002.safetensors";
+        QVERIFY(fs::exists(folder / shard));
+        fs::remove(folder / shard);
+        KVS_VERIFY_ERROR(Model::load(folder), shard.c_str());
+    }
+
+    void emptyPrompt() {
+        test::TempDir dir;
+        const auto m = Model::load(test::writeModel(dir, "m", syntheticPreset("tiny-gpt2")));
+        KVS_VERIFY_OK(m);
+        KVS_VERIFY_ERROR(m.value().capture(""), "empty prompt");
+        KVS_VERIFY_ERROR(m.value().captureTokens({}), "empty prompt");
+    }
+
+    void promptTooLong() {
+        test::TempDir dir;
+        const auto m = Model::load(test::writeModel(dir, "m", syntheticPreset("tiny-gpt2")));
+        KVS_VERIFY_OK(m);
+        QCOMPARE(m.value().config().maxPositions, 128);
+        const std::string prompt(200, 'a'); // byte-level vocabulary: one token per character
+        KVS_VERIFY_ERROR(m.value().capture(prompt), "200 tokens", "at most 128 positions");
+        KVS_VERIFY_ERROR(m.value().captureTokens(std::vector<TokenId>(129, 5)), "129 tokens",
+                         "at most 128 positions");
+        KVS_VERIFY_OK(m.value().captureTokens(std::vector<TokenId>(128, 5)));
+    }
+
+    void tokenOutsideVocabulary() {
+        test::TempDir dir;
+        const auto m = Model::load(test::writeModel(dir, "m", syntheticPreset("tiny-gpt2")));
+        KVS_VERIFY_OK(m);
+        KVS_VERIFY_ERROR(m.value().captureTokens({1, 2, 256}), "token id 256 at index 2",
+                         "vocabulary of 256");
+        KVS_VERIFY_ERROR(m.value().captureTokens({-1}), "token id -1 at index 0");
+        KVS_VERIFY_OK(m.value().captureTokens({0, 255}));
+    }
+
+    void noTokenizer() {
+        test::TempDir dir;
+        const auto folder = test::writeModel(dir, "m", syntheticPreset("tiny-gpt2"));
+        QVERIFY(fs::remove(folder / "tokenizer.json"));
+        const auto m = Model::load(folder);
+        KVS_VERIFY_OK(m);
+        QVERIFY(m.value().tokenizer() == nullptr);
+        const std::string where = folder.string();
+        KVS_VERIFY_ERROR(m.value().capture("hello"), where.c_str(), "no tokenizer");
+        KVS_VERIFY_OK(m.value().captureTokens({1, 2, 3})); // ids still work
+    }
+
+    void generateBeyondPositions() {
+        test::TempDir dir;
+        const auto m = Model::load(test::writeModel(dir, "m", syntheticPreset("tiny-gpt2")));
+        KVS_VERIFY_OK(m);
+        const std::vector<TokenId> prompt(100, 7);
+        KVS_VERIFY_ERROR(m.value().generateGreedy(prompt, 29), "100 tokens", "29 new tokens",
+                         "128 positions");
+        const auto ok = m.value().generateGreedy(prompt, 28);
+        KVS_VERIFY_OK(ok);
+        QCOMPARE(ok.value().size(), std::size_t(28));
+        KVS_VERIFY_ERROR(m.value().generateGreedy(prompt, -1), "must not be negative");
+    }
+};
+
+QTEST_APPLESS_MAIN(TestModelErrors)
+#include "test_model_errors.moc"
