@@ -26,17 +26,17 @@ struct AttendOptions {
 };
 
 struct DispatchTiming {
-    std::string kernel;    // e.g. "probe_attention_split", "combine"
+    std::string kernel; // e.g. "probe_attention_split", "combine"
     double microseconds = 0.0;
     std::size_t bytesRead = 0;
     std::size_t bytesWritten = 0;
 };
 
 struct AttendResult {
-    Matrix outputs;                // queries × d_v
-    std::vector<float> logSumExp;  // per query: ln Σ_j exp(ŝ_j) (merges partial attentions exactly)
-    Matrix probabilities;          // when asked: queries × kept (0 where masked)
-    Matrix scores;                 // when asked: queries × kept (-inf where masked)
+    Matrix outputs;               // queries × d_v
+    std::vector<float> logSumExp; // per query: ln Σ_j exp(ŝ_j) (merges partial attentions exactly)
+    Matrix probabilities;         // when asked: queries × kept (0 where masked)
+    Matrix scores;                // when asked: queries × kept (-inf where masked)
     std::vector<DispatchTiming> timings; // empty on the CPU backend
     double wallMicroseconds = 0.0;
 };
@@ -53,15 +53,23 @@ struct LayerAttendRequest {
 class AttentionBackend {
 public:
     virtual ~AttentionBackend() = default;
-    virtual std::string name() const = 0;        // "CPU (Eigen)", or the Vulkan device name
-    virtual bool isCpuEmulation() const = 0;     // true for the CPU backend and for lavapipe
+    virtual std::string name() const = 0;    // "CPU (Eigen)", or the Vulkan device name
+    virtual bool isCpuEmulation() const = 0; // true for the CPU backend and for lavapipe
     virtual Result<AttendResult> attend(const CompressedHead& head, const Matrix& queries,
                                         const AttendOptions& options) = 0;
     // All heads of a layer (one dispatch on the GPU).
     virtual Result<std::vector<AttendResult>> attendLayer(const LayerAttendRequest& request) = 0;
 };
 
+// The reference. Computes in fp32 with coefficient-wise products (Eigen lazyProduct), so the
+// identity scheme equals S = Q.lazyProduct(Kᵀ)·scale, row softmax (subtract max, exp, divide by
+// the sum), O = P.lazyProduct(V) bit for bit, whatever the OpenMP thread count.
 std::unique_ptr<AttentionBackend> makeCpuBackend();
+
+// The score scale a backend uses: options.scale, or 1/√headDim when it is 0.
+float attentionScale(const CompressedHead& head, const AttendOptions& options);
+// Throws Error(InvalidArgument) unless queries.size() == heads.size() · groupSize ≥ 1 · 1.
+void checkLayerRequest(const LayerAttendRequest& request);
 
 // Merges two attentions over disjoint key sets (e.g. compressed context + exact probe keys):
 // o = (e^{l1} o1 + e^{l2} o2) / (e^{l1} + e^{l2}).

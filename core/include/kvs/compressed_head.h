@@ -32,8 +32,8 @@ struct QuantizedMatrix {
     int groupSize = 32;
     Grouping grouping = Grouping::PerToken;
     std::vector<std::uint32_t> codes; // rows × wordsPerRow()
-    std::vector<float> scales;        // PerToken: rows × groupsPerRow; PerChannel: groupRows × cols
-    std::vector<float> minimums;      // same shape as scales
+    std::vector<float> scales;   // PerToken: rows × groupsPerRow; PerChannel: groupRows × cols
+    std::vector<float> minimums; // same shape as scales
 
     int wordsPerRow() const { return (cols * bits + 31) / 32; }
     int groupsPerRow() const { return (cols + groupSize - 1) / groupSize; } // PerToken
@@ -85,7 +85,10 @@ struct CompressedHead {
     QuantizedMatrix quantizedValues;
 
     int keptCount() const { return static_cast<int>(positions.size()); }
-    int keyRank() const; // d for dense/quantized, r for low rank
+    int keyRank() const;  // d for dense/quantized, r for low rank
+    int valueDim() const; // columns of what attention multiplies by (d_v, usually d)
+    // True when positions are exactly 0..m−1 with m = contextLength: no index is stored.
+    bool isIdentityIndex() const;
     CacheBytes bytes() const;
     // Checks shapes and ranges; throws kvs::Error(InvalidArgument) naming the first problem.
     void validate() const;

@@ -1,0 +1,355 @@
+// SPDX-License-Identifier: MIT
+// CompressedHead and QuantizedMatrix: quantization, bit packing, fp16 rounding, exact byte counts.
+#include "kvs/compressed_head.h"
+
+#include "kvs/status.h"
+
+#include <Eigen/Core>
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+namespace kvs {
+
+int bytesPerElement(Precision p) {
+    return p == Precision::F16 ? 2 : 4;
+}
+
+float roundToHalf(float x) {
+    return static_cast<float>(Eigen::half(x));
+}
+
+void roundToHalf(Matrix& x) {
+    for (Eigen::Index i = 0; i < x.size(); ++i)
+        x.data()[i] = roundToHalf(x.data()[i]);
+}
+
+CacheBytes& CacheBytes::operator+=(const CacheBytes& o) {
+    keys += o.keys;
+    values += o.values;
+    metadata += o.metadata;
+    return *this;
+}
+
+// ---------------------------------------------------------------------------------------------
+// QuantizedMatrix
+
+namespace {
+
+std::size_t scaleIndex(const QuantizedMatrix& q, int row, int col) {
+    if (q.grouping == QuantizedMatrix::Grouping::PerToken)
+        return static_cast<std::size_t>(row) * static_cast<std::size_t>(q.groupsPerRow()) +
+               static_cast<std::size_t>(col / q.groupSize);
+    return static_cast<std::size_t>(row / q.groupSize) * static_cast<std::size_t>(q.cols) +
+           static_cast<std::size_t>(col);
+}
+
+std::size_t scaleCount(const QuantizedMatrix& q) {
+    if (q.grouping == QuantizedMatrix::Grouping::PerToken)
+        return static_cast<std::size_t>(q.rows) * static_cast<std::size_t>(q.groupsPerRow());
+    return static_cast<std::size_t>(q.groupRows()) * static_cast<std::size_t>(q.cols);
+}
+
+void setCode(QuantizedMatrix& q, int row, int col, std::uint32_t code) {
+    const std::uint64_t bit =
+        static_cast<std::uint64_t>(row) * static_cast<std::uint64_t>(q.wordsPerRow()) * 32u +
+        static_cast<std::uint64_t>(col) * static_cast<std::uint64_t>(q.bits);
+    const std::size_t word = static_cast<std::size_t>(bit / 32);
+    const unsigned shift = static_cast<unsigned>(bit % 32);
+    q.codes[word] |= code << shift;
+    if (shift + static_cast<unsigned>(q.bits) > 32) // 3-bit codes straddle word boundaries
+        q.codes[word + 1] |= code >> (32 - shift);
+}
+
+bool validBits(int bits) {
+    return bits == 2 || bits == 3 || bits == 4 || bits == 8;
+}
+
+} // namespace
+
+std::uint32_t QuantizedMatrix::code(int row, int col) const {
+    const std::uint64_t bit =
+        static_cast<std::uint64_t>(row) * static_cast<std::uint64_t>(wordsPerRow()) * 32u +
+        static_cast<std::uint64_t>(col) * static_cast<std::uint64_t>(bits);
+    const std::size_t word = static_cast<std::size_t>(bit / 32);
+    const unsigned shift = static_cast<unsigned>(bit % 32);
+    std::uint64_t window = codes[word];
+    if (shift + static_cast<unsigned>(bits) > 32)
+        window |= static_cast<std::uint64_t>(codes[word + 1]) << 32;
+    return static_cast<std::uint32_t>((window >> shift) & ((1u << bits) - 1u));
+}
+
+float QuantizedMatrix::scaleAt(int row, int col) const {
+    return scales[scaleIndex(*this, row, col)];
+}
+
+float QuantizedMatrix::minimumAt(int row, int col) const {
+    return minimums[scaleIndex(*this, row, col)];
+}
+
+Matrix QuantizedMatrix::dequantize() const {
+    Matrix x(rows, cols);
+    for (int r = 0; r < rows; ++r)
+        for (int c = 0; c < cols; ++c)
+            // The GPU shaders compute the same expression: minimum + scale · code, in fp32.
+            x(r, c) = minimumAt(r, c) + scaleAt(r, c) * static_cast<float>(code(r, c));
+    return x;
+}
+
+std::size_t QuantizedMatrix::bytes() const {
+    return static_cast<std::size_t>(rows) * static_cast<std::size_t>(wordsPerRow()) * 4u +
+           metadataBytes();
+}
+
+std::size_t QuantizedMatrix::metadataBytes() const {
+    return scaleCount(*this) * 2u * 2u; // fp16 scale + fp16 minimum per group
+}
+
+QuantizedMatrix quantize(const Matrix& x, int bits, int groupSize,
+                         QuantizedMatrix::Grouping grouping) {
+    if (!validBits(bits))
+        throw Error(ErrorCode::InvalidArgument,
+                    "quantize: bits must be 2, 3, 4 or 8, got " + std::to_string(bits));
+    if (groupSize < 1)
+        throw Error(ErrorCode::InvalidArgument,
+                    "quantize: group size must be at least 1, got " + std::to_string(groupSize));
+    QuantizedMatrix q;
+    q.rows = static_cast<int>(x.rows());
+    q.cols = static_cast<int>(x.cols());
+    q.bits = bits;
+    q.groupSize = groupSize;
+    q.grouping = grouping;
+    q.codes.assign(static_cast<std::size_t>(q.rows) * static_cast<std::size_t>(q.wordsPerRow()),
+                   0u);
+    q.scales.assign(scaleCount(q), 0.0f);
+    q.minimums.assign(scaleCount(q), 0.0f);
+    const float levels = static_cast<float>((1u << bits) - 1u);
+
+    // Visits the elements of group g as (row, col) pairs.
+    const auto forGroup = [&](std::size_t g, auto&& fn) {
+        if (grouping == QuantizedMatrix::Grouping::PerToken) {
+            const int gpr = q.groupsPerRow();
+            const int row = static_cast<int>(g / static_cast<std::size_t>(gpr));
+            const int c0 = static_cast<int>(g % static_cast<std::size_t>(gpr)) * groupSize;
+            for (int c = c0; c < std::min(q.cols, c0 + groupSize); ++c)
+                fn(row, c);
+        } else {
+            const int col = static_cast<int>(g % static_cast<std::size_t>(q.cols));
+            const int r0 = static_cast<int>(g / static_cast<std::size_t>(q.cols)) * groupSize;
+            for (int r = r0; r < std::min(q.rows, r0 + groupSize); ++r)
+                fn(r, col);
+        }
+    };
+
+    for (std::size_t g = 0; g < q.scales.size(); ++g) {
+        float lo = std::numeric_limits<float>::infinity();
+        float hi = -std::numeric_limits<float>::infinity();
+        forGroup(g, [&](int r, int c) {
+            const float v = x(r, c);
+            if (!std::isfinite(v))
+                throw Error(ErrorCode::InvalidArgument, "quantize: element (" + std::to_string(r) +
+                                                            ", " + std::to_string(c) +
+                                                            ") is not finite");
+            lo = std::min(lo, v);
+            hi = std::max(hi, v);
+        });
+        // Stored precision first, then the codes against the stored values, so that decoding
+        // reproduces exactly what the codes were chosen for.
+        const float minimum = roundToHalf(lo);
+        const float scale = roundToHalf((hi - lo) / levels);
+        q.minimums[g] = minimum;
+        q.scales[g] = scale;
+        forGroup(g, [&](int r, int c) {
+            std::uint32_t code = 0;
+            if (scale > 0.0f) {
+                const float t = std::round((x(r, c) - minimum) / scale); // ties away from zero
+                code = static_cast<std::uint32_t>(std::clamp(t, 0.0f, levels));
+            }
+            setCode(q, r, c, code);
+        });
+    }
+    return q;
+}
+
+// ---------------------------------------------------------------------------------------------
+// CompressedHead
+
+int CompressedHead::keyRank() const {
+    switch (keyForm) {
+    case KeyForm::Dense:
+        return headDim;
+    case KeyForm::LowRank:
+        return static_cast<int>(keys.cols());
+    case KeyForm::Quantized:
+        return headDim;
+    }
+    return headDim;
+}
+
+int CompressedHead::valueDim() const {
+    return valueForm == ValueForm::Quantized ? quantizedValues.cols
+                                             : static_cast<int>(values.cols());
+}
+
+bool CompressedHead::isIdentityIndex() const {
+    if (keptCount() != contextLength)
+        return false;
+    for (int j = 0; j < keptCount(); ++j)
+        if (positions[static_cast<std::size_t>(j)] != j)
+            return false;
+    return true;
+}
+
+CacheBytes CompressedHead::bytes() const {
+    CacheBytes b;
+    const auto m = static_cast<std::size_t>(keptCount());
+    switch (keyForm) {
+    case KeyForm::Dense:
+    case KeyForm::LowRank:
+        b.keys = m * static_cast<std::size_t>(keys.cols()) *
+                 static_cast<std::size_t>(bytesPerElement(keyPrecision));
+        break;
+    case KeyForm::Quantized:
+        b.keys = quantizedKeys.bytes() - quantizedKeys.metadataBytes();
+        b.metadata += quantizedKeys.metadataBytes();
+        break;
+    }
+    if (keyForm == KeyForm::LowRank)
+        b.metadata += static_cast<std::size_t>(queryProjection.size()) * 2u; // fp16
+    switch (valueForm) {
+    case ValueForm::Dense:
+        b.values = m * static_cast<std::size_t>(values.cols()) *
+                   static_cast<std::size_t>(bytesPerElement(valuePrecision));
+        break;
+    case ValueForm::Quantized:
+        b.values = quantizedValues.bytes() - quantizedValues.metadataBytes();
+        b.metadata += quantizedValues.metadataBytes();
+        break;
+    case ValueForm::SharedWithKeys:
+        break;
+    }
+    if (!isIdentityIndex())
+        b.metadata += m * 4u;
+    if (!logWeights.empty())
+        b.metadata += m * 2u;
+    return b;
+}
+
+namespace {
+
+[[noreturn]] void invalid(const std::string& what) {
+    throw Error(ErrorCode::InvalidArgument, "CompressedHead: " + what);
+}
+
+void validateQuantized(const QuantizedMatrix& q, const char* name, int rows, int cols) {
+    const std::string n(name);
+    if (q.rows != rows || q.cols != cols)
+        invalid(n + " are " + std::to_string(q.rows) + " x " + std::to_string(q.cols) +
+                ", expected " + std::to_string(rows) + " x " + std::to_string(cols));
+    if (!validBits(q.bits))
+        invalid(n + ": bits must be 2, 3, 4 or 8, got " + std::to_string(q.bits));
+    if (q.groupSize < 1)
+        invalid(n + ": group size must be at least 1, got " + std::to_string(q.groupSize));
+    if (q.codes.size() !=
+        static_cast<std::size_t>(q.rows) * static_cast<std::size_t>(q.wordsPerRow()))
+        invalid(n + ": " + std::to_string(q.codes.size()) + " code words, expected " +
+                std::to_string(static_cast<std::size_t>(q.rows) *
+                               static_cast<std::size_t>(q.wordsPerRow())));
+    if (q.scales.size() != scaleCount(q) || q.minimums.size() != scaleCount(q))
+        invalid(n + ": " + std::to_string(q.scales.size()) + " scales and " +
+                std::to_string(q.minimums.size()) + " minimums, expected " +
+                std::to_string(scaleCount(q)) + " of each");
+}
+
+} // namespace
+
+void CompressedHead::validate() const {
+    if (headDim < 1)
+        invalid("head dimension must be positive, got " + std::to_string(headDim));
+    const int m = keptCount();
+    if (contextLength < m)
+        invalid("keeps " + std::to_string(m) + " tokens of a context of " +
+                std::to_string(contextLength));
+    for (int j = 0; j < m; ++j) {
+        const std::int32_t p = positions[static_cast<std::size_t>(j)];
+        if (p < 0 || p >= contextLength)
+            invalid("position " + std::to_string(p) + " (kept token " + std::to_string(j) +
+                    ") is outside the context 0.." + std::to_string(contextLength - 1));
+        if (j > 0 && p <= positions[static_cast<std::size_t>(j - 1)])
+            invalid("positions must increase strictly; kept token " + std::to_string(j) +
+                    " has position " + std::to_string(p) + " after " +
+                    std::to_string(positions[static_cast<std::size_t>(j - 1)]));
+    }
+    if (!logWeights.empty() && static_cast<int>(logWeights.size()) != m)
+        invalid(std::to_string(logWeights.size()) + " log-weights for " + std::to_string(m) +
+                " kept tokens");
+    for (float w : logWeights)
+        if (std::isnan(w) || w == std::numeric_limits<float>::infinity())
+            invalid("log-weights must be finite or -inf, got " + std::to_string(w));
+
+    switch (keyForm) {
+    case KeyForm::Dense:
+        if (keys.rows() != m || keys.cols() != headDim)
+            invalid("dense keys are " + std::to_string(keys.rows()) + " x " +
+                    std::to_string(keys.cols()) + ", expected " + std::to_string(m) + " x " +
+                    std::to_string(headDim));
+        break;
+    case KeyForm::LowRank:
+        if (keys.rows() != m || keys.cols() < 1)
+            invalid("low-rank key coefficients are " + std::to_string(keys.rows()) + " x " +
+                    std::to_string(keys.cols()) + ", expected " + std::to_string(m) + " x r");
+        if (queryProjection.rows() != headDim || queryProjection.cols() != keys.cols())
+            invalid("query projection is " + std::to_string(queryProjection.rows()) + " x " +
+                    std::to_string(queryProjection.cols()) + ", expected " +
+                    std::to_string(headDim) + " x " + std::to_string(keys.cols()));
+        break;
+    case KeyForm::Quantized:
+        validateQuantized(quantizedKeys, "quantized keys", m, headDim);
+        break;
+    }
+    switch (valueForm) {
+    case ValueForm::Dense:
+    case ValueForm::SharedWithKeys:
+        if (values.rows() != m || values.cols() < 1)
+            invalid("values are " + std::to_string(values.rows()) + " x " +
+                    std::to_string(values.cols()) + ", expected " + std::to_string(m) + " rows");
+        break;
+    case ValueForm::Quantized:
+        if (quantizedValues.rows != m || quantizedValues.cols < 1)
+            invalid("quantized values are " + std::to_string(quantizedValues.rows) + " x " +
+                    std::to_string(quantizedValues.cols) + ", expected " + std::to_string(m) +
+                    " rows");
+        validateQuantized(quantizedValues, "quantized values", m, quantizedValues.cols);
+        break;
+    }
+}
+
+CompressedHead exactHead(const Matrix& keys, const Matrix& values, Precision precision) {
+    if (keys.rows() != values.rows())
+        throw Error(ErrorCode::InvalidArgument, "exactHead: " + std::to_string(keys.rows()) +
+                                                    " keys but " + std::to_string(values.rows()) +
+                                                    " values");
+    CompressedHead h;
+    h.headDim = static_cast<int>(keys.cols());
+    h.contextLength = static_cast<int>(keys.rows());
+    h.positions.resize(static_cast<std::size_t>(keys.rows()));
+    for (std::size_t j = 0; j < h.positions.size(); ++j)
+        h.positions[j] = static_cast<std::int32_t>(j);
+    h.keyForm = CompressedHead::KeyForm::Dense;
+    h.keys = keys;
+    h.keyPrecision = precision;
+    h.valueForm = CompressedHead::ValueForm::Dense;
+    h.values = values;
+    h.valuePrecision = precision;
+    if (precision == Precision::F16) {
+        roundToHalf(h.keys);
+        roundToHalf(h.values);
+    }
+    return h;
+}
+
+std::size_t fp16BaselineBytes(int tokens, int headDim) {
+    return 2u * 2u * static_cast<std::size_t>(tokens) * static_cast<std::size_t>(headDim);
+}
+
+} // namespace kvs
