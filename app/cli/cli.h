@@ -71,5 +71,6 @@ int runCapture(const Args& args, Streams io);
 int runGenerate(const Args& args, Streams io);
 int runMakeModel(const Args& args, Streams io);
 int runDevices(const Args& args, Streams io);
+int runTrain(const Args& args, Streams io);
 
 } // namespace kvs::cli

@@ -132,52 +132,12 @@ public:
         normal(name, std::move(shape), s);
     }
 
-    Result<bool> write(const std::filesystem::path& folder) const {
-        return catchErrors([&]() -> bool {
-            const int shards = std::max(1, m_spec.shards);
-            std::vector<SafetensorsWriter> writers(static_cast<std::size_t>(shards));
-            json weightMap = json::object();
-            auto shardName = [&](int s) {
-                char buf[64];
-                std::snprintf(buf, sizeof buf, "model-%05d-of-%05d.safetensors", s + 1, shards);
-                return std::string(buf);
-            };
-            std::size_t totalBytes = 0;
-            for (std::size_t i = 0; i < m_tensors.size(); ++i) {
-                const auto& t = m_tensors[i];
-                // Contiguous runs of tensors per shard, as save_pretrained produces.
-                const int s =
-                    static_cast<int>(i * static_cast<std::size_t>(shards) / m_tensors.size());
-                writers[static_cast<std::size_t>(s)].addFloat(t.name, m_spec.dtype, t.shape,
-                                                              t.data);
-                totalBytes += t.data.size() * dtypeSize(m_spec.dtype);
-                if (shards > 1)
-                    weightMap[t.name] = shardName(s);
-            }
-            for (int s = 0; s < shards; ++s) {
-                auto& w = writers[static_cast<std::size_t>(s)];
-                w.setMetadata("format", "pt");
-                w.write(folder / (shards > 1 ? shardName(s) : std::string("model.safetensors")))
-                    .valueOrThrow();
-            }
-            if (shards > 1) {
-                const json index = {{"metadata", {{"total_size", totalBytes}}},
-                                    {"weight_map", weightMap}};
-                writeFileAtomically(folder / "model.safetensors.index.json", index.dump(2));
-            }
-            return true;
-        });
-    }
+    const std::vector<HfTensor>& tensors() const { return m_tensors; }
 
 private:
-    struct Pending {
-        std::string name;
-        std::vector<std::int64_t> shape;
-        std::vector<float> data;
-    };
     const SyntheticModelSpec& m_spec;
     std::mt19937_64 m_rng;
-    std::vector<Pending> m_tensors;
+    std::vector<HfTensor> m_tensors;
 };
 
 } // namespace
@@ -222,6 +182,54 @@ std::string characterTokenizerJson(const std::string& alphabet) {
           {"merges", json::array()}}},
     };
     return tok.dump(1);
+}
+
+Result<bool> writeModelFolder(const ModelConfig& config, const std::vector<HfTensor>& tensors,
+                              DType dtype, int shardCount, const std::string& alphabet,
+                              const std::filesystem::path& folder) {
+    return catchErrors([&]() -> bool {
+        std::error_code ec;
+        std::filesystem::create_directories(folder, ec);
+        if (ec)
+            throw Error(ErrorCode::Io,
+                        folder.string() + ": cannot create the folder (" + ec.message() + ")");
+        const int shards = std::max(1, shardCount);
+        std::vector<SafetensorsWriter> writers(static_cast<std::size_t>(shards));
+        json weightMap = json::object();
+        auto shardName = [&](int s) {
+            char buf[64];
+            std::snprintf(buf, sizeof buf, "model-%05d-of-%05d.safetensors", s + 1, shards);
+            return std::string(buf);
+        };
+        std::size_t totalBytes = 0;
+        for (std::size_t i = 0; i < tensors.size(); ++i) {
+            const auto& t = tensors[i];
+            // Contiguous runs of tensors per shard, as save_pretrained produces.
+            const int s = static_cast<int>(i * static_cast<std::size_t>(shards) / tensors.size());
+            writers[static_cast<std::size_t>(s)].addFloat(t.name, dtype, t.shape, t.data);
+            totalBytes += t.data.size() * dtypeSize(dtype);
+            if (shards > 1)
+                weightMap[t.name] = shardName(s);
+        }
+        for (int s = 0; s < shards; ++s) {
+            auto& w = writers[static_cast<std::size_t>(s)];
+            w.setMetadata("format", "pt");
+            w.write(folder / (shards > 1 ? shardName(s) : std::string("model.safetensors")))
+                .valueOrThrow();
+        }
+        if (shards > 1) {
+            const json index = {{"metadata", {{"total_size", totalBytes}}},
+                                {"weight_map", weightMap}};
+            writeFileAtomically(folder / "model.safetensors.index.json", index.dump(2));
+        }
+        json hf = toHfConfigJson(config);
+        hf["torch_dtype"] = dtype == DType::F32   ? "float32"
+                            : dtype == DType::F16 ? "float16"
+                                                  : "bfloat16";
+        writeFileAtomically(folder / "config.json", hf.dump(2));
+        writeFileAtomically(folder / "tokenizer.json", characterTokenizerJson(alphabet));
+        return true;
+    });
 }
 
 std::vector<std::string> syntheticPresetNames() {
@@ -331,12 +339,6 @@ Result<bool> writeSyntheticModel(const SyntheticModelSpec& spec,
                                                         std::to_string(c.vocab) +
                                                         " is smaller than the tokenizer's " +
                                                         std::to_string(alphabetSize) + " symbols");
-        std::error_code ec;
-        std::filesystem::create_directories(folder, ec);
-        if (ec)
-            throw Error(ErrorCode::Io,
-                        folder.string() + ": cannot create the folder (" + ec.message() + ")");
-
         // Generate tensors in the order of the expected list so names and shapes match the loader.
         Checkpoint none;
         const TensorNames names(c, none);
@@ -362,13 +364,8 @@ Result<bool> writeSyntheticModel(const SyntheticModelSpec& spec,
                 w.projection(n, e.shape, fanIn);
             }
         }
-        w.write(folder).valueOrThrow();
-        json config = toHfConfigJson(c);
-        config["torch_dtype"] = spec.dtype == DType::F32   ? "float32"
-                                : spec.dtype == DType::F16 ? "float16"
-                                                           : "bfloat16";
-        writeFileAtomically(folder / "config.json", config.dump(2));
-        writeFileAtomically(folder / "tokenizer.json", characterTokenizerJson(spec.alphabet));
+        writeModelFolder(c, w.tensors(), spec.dtype, spec.shards, spec.alphabet, folder)
+            .valueOrThrow();
         return true;
     });
 }

@@ -29,6 +29,21 @@ struct SyntheticModelSpec {
 SyntheticModelSpec syntheticPreset(const std::string& name);
 std::vector<std::string> syntheticPresetNames();
 
+// One tensor of a model folder, in Hugging Face naming and shape ([out, in] for nn.Linear).
+struct HfTensor {
+    std::string name;
+    std::vector<std::int64_t> shape;
+    std::vector<float> data;
+};
+
+// Writes a model folder: config.json (with torch_dtype), the tensors in `dtype` (model.safetensors,
+// or `shards` files + index.json, contiguous runs in the given order as save_pretrained does) and
+// tokenizer.json for `alphabet` (see characterTokenizerJson). Creates the folder. Used by the
+// generator and the trainer's export.
+Result<bool> writeModelFolder(const ModelConfig& config, const std::vector<HfTensor>& tensors,
+                              DType dtype, int shards, const std::string& alphabet,
+                              const std::filesystem::path& folder);
+
 // Writes config.json, the safetensors file(s) and tokenizer.json into `folder` (created).
 Result<bool> writeSyntheticModel(const SyntheticModelSpec& spec,
                                  const std::filesystem::path& folder);

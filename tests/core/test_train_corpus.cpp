@@ -1,0 +1,82 @@
+// SPDX-License-Identifier: MIT
+// The training corpus and its baselines: verse labels stripped, the KJV text pinned by checksum,
+// the splits, the character vocabulary, the Kneser-Ney n-gram and bzip2 figures of
+// docs/bundled-model.md.
+#include "kvs/train_corpus.h"
+#include "kvs_test.h"
+
+#include <QTest>
+#include <cmath>
+#include <random>
+
+using namespace kvs;
+
+class TestTrainCorpus : public QObject {
+    Q_OBJECT
+
+private slots:
+    void stripsLabels() {
+        QCOMPARE(stripVerseLabels("Ge1:1 In the beginning.\n1Co13:4 Charity suffereth long\n"),
+                 std::string("In the beginning.\nCharity suffereth long\n"));
+        QCOMPARE(stripVerseLabels("no label here\n"), std::string("no label here\n"));
+    }
+
+    void splits() {
+        std::string text;
+        for (int i = 1; i <= 40; ++i)
+            text += "v" + std::to_string(i) + "\n";
+        const auto a = splitVerses(text, SplitKind::Every20th);
+        QCOMPARE(a.validation, std::string("v20\nv40\n"));
+        QCOMPARE(a.train.size() + a.validation.size(), text.size());
+        const auto b = splitVerses(text, SplitKind::Last10Percent);
+        QCOMPARE(b.validation, std::string("v37\nv38\nv39\nv40\n"));
+    }
+
+    void vocabulary() {
+        const std::string alphabet = characterAlphabet("hello world\n");
+        QCOMPARE(alphabet, std::string("\n dehlorw"));
+        QCOMPARE(encodeCharacters("held", alphabet), (std::vector<TokenId>{4, 3, 5, 2}));
+        QVERIFY_THROWS_EXCEPTION(Error, encodeCharacters("x", alphabet));
+    }
+
+    void ngramOnKnownSources() {
+        // A periodic source is predictable from two characters; a uniform one is not at all.
+        std::vector<TokenId> periodic;
+        for (int i = 0; i < 3000; ++i)
+            periodic.push_back(i % 3);
+        QVERIFY(kneserNeyNats(periodic, periodic, 3, 3) < 0.01);
+        std::mt19937 rng(1);
+        std::vector<TokenId> train(200000), eval(20000);
+        for (auto& t : train)
+            t = static_cast<TokenId>(rng() % 8);
+        for (auto& t : eval)
+            t = static_cast<TokenId>(rng() % 8);
+        const double nats = kneserNeyNats(train, eval, 8, 3);
+        QVERIFY2(std::abs(nats - std::log(8.0)) < 0.03, std::to_string(nats).c_str());
+    }
+
+    void kjvCorpusIsPinned() {
+        auto text = readKjvFromBibleCommand();
+        if (!text.ok())
+            QSKIP(("the bible command is not installed (bible-kjv): " + text.message()).c_str());
+        const std::string& t = text.value();
+        QCOMPARE(t.size(), kKjvBytes);
+        QCOMPARE(static_cast<std::size_t>(std::count(t.begin(), t.end(), '\n')), kKjvVerses);
+        QCOMPARE(fnv1a64(t), kKjvFnv1a);
+        QCOMPARE(characterAlphabet(t).size(), std::size_t(63));
+        QVERIFY(t.rfind("In the beginning God created the heaven and the earth.\n", 0) == 0);
+
+        // The baselines of docs/bundled-model.md.
+        const std::string alphabet = characterAlphabet(t);
+        const auto split = splitVerses(t, SplitKind::Every20th);
+        QCOMPARE(split.validation.size(), std::size_t(208885));
+        const double ngram = kneserNeyNats(encodeCharacters(split.train, alphabet),
+                                           encodeCharacters(split.validation, alphabet), 63, 6);
+        QVERIFY2(std::abs(ngram - 1.0460) < 0.002, std::to_string(ngram).c_str());
+        const double bz = bzip2NatsPerByte(t);
+        QVERIFY2(std::abs(bz - 1.1638) < 0.001, std::to_string(bz).c_str());
+    }
+};
+
+QTEST_GUILESS_MAIN(TestTrainCorpus)
+#include "test_train_corpus.moc"
