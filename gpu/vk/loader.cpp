@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <dlfcn.h>
 #include <optional>
+#include <string_view>
 #include <utility>
 
 namespace kvs::gpu::vk {
@@ -95,6 +96,19 @@ void InstanceFunctions::load(PFN_vkGetInstanceProcAddr getInstanceProcAddr, VkIn
         if (!present)
             throw Error(ErrorCode::Internal,
                         std::string("the Vulkan loader returned no ") + name + " for the instance");
+}
+
+void DeviceFunctions::load(PFN_vkGetDeviceProcAddr getDeviceProcAddr, VkDevice device) {
+#define KVS_VK_LOAD_FUNCTION(name)                                                                 \
+    name = reinterpret_cast<PFN_##name>(getDeviceProcAddr(device, #name));
+    KVS_VK_DEVICE_FUNCTIONS(KVS_VK_LOAD_FUNCTION)
+#undef KVS_VK_LOAD_FUNCTION
+#define KVS_VK_REQUIRE_FUNCTION(name)                                                              \
+    if (!name && std::string_view(#name) != "vkCmdPushDescriptorSetKHR")                           \
+        throw Error(ErrorCode::Internal, "the Vulkan driver returned no " #name " for the "        \
+                                                                                "device");
+    KVS_VK_DEVICE_FUNCTIONS(KVS_VK_REQUIRE_FUNCTION)
+#undef KVS_VK_REQUIRE_FUNCTION
 }
 
 } // namespace kvs::gpu::vk

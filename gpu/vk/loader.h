@@ -52,4 +52,69 @@ struct InstanceFunctions {
     void load(PFN_vkGetInstanceProcAddr getInstanceProcAddr, VkInstance instance);
 };
 
+// Device-level entry points gpu/ uses (core 1.0 plus VK_KHR_push_descriptor, which may be null).
+#define KVS_VK_DEVICE_FUNCTIONS(X)                                                                 \
+    X(vkDestroyDevice)                                                                             \
+    X(vkGetDeviceQueue)                                                                            \
+    X(vkDeviceWaitIdle)                                                                            \
+    X(vkCreateBuffer)                                                                              \
+    X(vkDestroyBuffer)                                                                             \
+    X(vkGetBufferMemoryRequirements)                                                               \
+    X(vkAllocateMemory)                                                                            \
+    X(vkFreeMemory)                                                                                \
+    X(vkBindBufferMemory)                                                                          \
+    X(vkMapMemory)                                                                                 \
+    X(vkUnmapMemory)                                                                               \
+    X(vkFlushMappedMemoryRanges)                                                                   \
+    X(vkInvalidateMappedMemoryRanges)                                                              \
+    X(vkCreateShaderModule)                                                                        \
+    X(vkDestroyShaderModule)                                                                       \
+    X(vkCreateDescriptorSetLayout)                                                                 \
+    X(vkDestroyDescriptorSetLayout)                                                                \
+    X(vkCreatePipelineLayout)                                                                      \
+    X(vkDestroyPipelineLayout)                                                                     \
+    X(vkCreatePipelineCache)                                                                       \
+    X(vkDestroyPipelineCache)                                                                      \
+    X(vkCreateComputePipelines)                                                                    \
+    X(vkDestroyPipeline)                                                                           \
+    X(vkCreateDescriptorPool)                                                                      \
+    X(vkDestroyDescriptorPool)                                                                     \
+    X(vkResetDescriptorPool)                                                                       \
+    X(vkAllocateDescriptorSets)                                                                    \
+    X(vkUpdateDescriptorSets)                                                                      \
+    X(vkCreateCommandPool)                                                                         \
+    X(vkDestroyCommandPool)                                                                        \
+    X(vkAllocateCommandBuffers)                                                                    \
+    X(vkFreeCommandBuffers)                                                                        \
+    X(vkBeginCommandBuffer)                                                                        \
+    X(vkEndCommandBuffer)                                                                          \
+    X(vkCmdBindPipeline)                                                                           \
+    X(vkCmdBindDescriptorSets)                                                                     \
+    X(vkCmdPushConstants)                                                                          \
+    X(vkCmdDispatch)                                                                               \
+    X(vkCmdPipelineBarrier)                                                                        \
+    X(vkCmdCopyBuffer)                                                                             \
+    X(vkCmdFillBuffer)                                                                             \
+    X(vkCmdResetQueryPool)                                                                         \
+    X(vkCmdWriteTimestamp)                                                                         \
+    X(vkCmdPushDescriptorSetKHR)                                                                   \
+    X(vkCreateQueryPool)                                                                           \
+    X(vkDestroyQueryPool)                                                                          \
+    X(vkGetQueryPoolResults)                                                                       \
+    X(vkCreateFence)                                                                               \
+    X(vkDestroyFence)                                                                              \
+    X(vkResetFences)                                                                               \
+    X(vkWaitForFences)                                                                             \
+    X(vkQueueSubmit)
+
+struct DeviceFunctions {
+#define KVS_VK_DECLARE_FUNCTION(name) PFN_##name name = nullptr;
+    KVS_VK_DEVICE_FUNCTIONS(KVS_VK_DECLARE_FUNCTION)
+#undef KVS_VK_DECLARE_FUNCTION
+
+    // Resolves the list for `device`; throws Error(Internal) naming the first missing core entry
+    // point (vkCmdPushDescriptorSetKHR may stay null: the extension is optional).
+    void load(PFN_vkGetDeviceProcAddr getDeviceProcAddr, VkDevice device);
+};
+
 } // namespace kvs::gpu::vk

@@ -1,0 +1,14 @@
+#version 450
+// SPDX-License-Identifier: MIT
+// Bandwidth reference: copies uvec4 words, grid-stride; bytes moved = 2 × size (read + write).
+layout(constant_id = 0) const uint WG = 256;
+layout(local_size_x_id = 0) in;
+layout(push_constant) uniform Params { uint count; } pc; // uvec4 elements
+layout(std430, binding = 0) readonly buffer Src { uvec4 src[]; };
+layout(std430, binding = 1) writeonly buffer Dst { uvec4 dst[]; };
+
+void main() {
+    const uint stride = gl_NumWorkGroups.x * WG;
+    for (uint i = gl_GlobalInvocationID.x; i < pc.count; i += stride)
+        dst[i] = src[i];
+}

@@ -1,0 +1,538 @@
+// SPDX-License-Identifier: MIT
+// Context, Buffer, Pipeline, Submission: logical device creation, memory-type choice, staging,
+// push descriptors (or a pool), pipelines with specialization constants, timestamps and fences.
+#include "context.h"
+
+#include "instance_impl.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <string_view>
+
+namespace kvs::gpu::vk {
+
+void checkDevice(Context& context, VkResult result, const char* call, const char* file, int line) {
+    if (result >= 0)
+        return;
+    if (result == VK_ERROR_DEVICE_LOST)
+        context.markLost();
+    throw resultError(result, call, file, line);
+}
+
+namespace {
+
+bool envFlag(const char* name) {
+    const char* v = std::getenv(name);
+    if (!v)
+        return false;
+    const std::string_view s(v);
+    return !(s.empty() || s == "0" || s == "off" || s == "false" || s == "no");
+}
+
+} // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Context
+
+std::unique_ptr<Context> Context::create(const ContextOptions& options) {
+    auto instance = Instance::create(options.instance);
+    if (!instance)
+        throw instance.error();
+    std::unique_ptr<Context> ctx(new Context(std::move(instance).value()));
+    const Instance::Impl& impl = ctx->m_instance.impl();
+
+    auto devices = enumerateDevices(ctx->m_instance);
+    if (!devices)
+        throw devices.error();
+    if (devices->empty())
+        throw Error(ErrorCode::Unsupported, "the Vulkan loader lists no device");
+    const auto chosen = chooseDevice(*devices, options.device);
+    if (!chosen)
+        throw Error(ErrorCode::Unsupported,
+                    options.device.empty()
+                        ? std::string("no Vulkan device has a compute queue")
+                        : "no Vulkan device matches \"" + options.device +
+                              "\" (KVS_VULKAN_DEVICE); `kvstudio-cli devices` lists them");
+    ctx->m_info = (*devices)[*chosen];
+    if (!ctx->m_info.hasCompute)
+        throw Error(ErrorCode::Unsupported, ctx->m_info.name + " has no compute queue");
+
+    const auto physical = enumerateAll<VkPhysicalDevice>(
+        "vkEnumeratePhysicalDevices", [&](std::uint32_t* count, VkPhysicalDevice* items) {
+            return impl.fns.vkEnumeratePhysicalDevices(impl.instance, count, items);
+        });
+    ctx->m_physical = physical.at(ctx->m_info.index);
+    impl.fns.vkGetPhysicalDeviceMemoryProperties(ctx->m_physical, &ctx->m_memory);
+
+    const auto families = enumerateAll<VkQueueFamilyProperties>(
+        "vkGetPhysicalDeviceQueueFamilyProperties",
+        [&](std::uint32_t* count, VkQueueFamilyProperties* items) {
+            impl.fns.vkGetPhysicalDeviceQueueFamilyProperties(ctx->m_physical, count, items);
+            return VK_SUCCESS;
+        });
+    // A compute family, preferring one without graphics (dedicated compute queues) and with
+    // timestamps.
+    int best = -1;
+    for (std::size_t i = 0; i < families.size(); ++i) {
+        if ((families[i].queueFlags & VK_QUEUE_COMPUTE_BIT) == 0)
+            continue;
+        const auto score = [&](std::size_t k) {
+            return (families[k].timestampValidBits > 0 ? 2 : 0) +
+                   ((families[k].queueFlags & VK_QUEUE_GRAPHICS_BIT) == 0 ? 1 : 0);
+        };
+        if (best < 0 || score(i) > score(static_cast<std::size_t>(best)))
+            best = static_cast<int>(i);
+    }
+    ctx->m_queueFamily = static_cast<std::uint32_t>(best);
+    ctx->m_timestampBits = families[static_cast<std::size_t>(best)].timestampValidBits;
+
+    const auto extensions = enumerateAll<VkExtensionProperties>(
+        "vkEnumerateDeviceExtensionProperties",
+        [&](std::uint32_t* count, VkExtensionProperties* items) {
+            return impl.fns.vkEnumerateDeviceExtensionProperties(ctx->m_physical, nullptr, count,
+                                                                 items);
+        });
+    const bool hasPush =
+        std::any_of(extensions.begin(), extensions.end(), [](const VkExtensionProperties& e) {
+            return std::strcmp(e.extensionName, VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME) == 0;
+        });
+    ctx->m_pushDescriptors =
+        hasPush && options.allowPushDescriptors && !envFlag("KVS_VK_NO_PUSH_DESCRIPTORS");
+    std::vector<const char*> enabled;
+    if (ctx->m_pushDescriptors)
+        enabled.push_back(VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME);
+
+    const float priority = 1.0f;
+    VkDeviceQueueCreateInfo queueInfo{};
+    queueInfo.sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO;
+    queueInfo.queueFamilyIndex = ctx->m_queueFamily;
+    queueInfo.queueCount = 1;
+    queueInfo.pQueuePriorities = &priority;
+    VkDeviceCreateInfo deviceInfo{};
+    deviceInfo.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO;
+    deviceInfo.queueCreateInfoCount = 1;
+    deviceInfo.pQueueCreateInfos = &queueInfo;
+    deviceInfo.enabledExtensionCount = static_cast<std::uint32_t>(enabled.size());
+    deviceInfo.ppEnabledExtensionNames = enabled.data();
+    KVS_VK_CHECK(impl.fns.vkCreateDevice(ctx->m_physical, &deviceInfo, nullptr, &ctx->m_device));
+    const PFN_vkGetDeviceProcAddr getDeviceProcAddr = impl.fns.vkGetDeviceProcAddr;
+    if (!getDeviceProcAddr)
+        throw Error(ErrorCode::Internal, "the Vulkan loader returned no vkGetDeviceProcAddr");
+    ctx->m_fn.load(getDeviceProcAddr, ctx->m_device);
+    if (ctx->m_pushDescriptors && !ctx->m_fn.vkCmdPushDescriptorSetKHR)
+        ctx->m_pushDescriptors = false;
+    ctx->m_fn.vkGetDeviceQueue(ctx->m_device, ctx->m_queueFamily, 0, &ctx->m_queue);
+
+    // Host-visible device memory is the fast path on CPU devices and UMA; discrete GPUs get
+    // device-local memory filled through staging (a small BAR heap must not hold the KV arena).
+    ctx->m_mapDeviceMemory = ctx->m_info.type != DeviceType::Discrete;
+
+    VkCommandPoolCreateInfo poolInfo{};
+    poolInfo.sType = VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO;
+    poolInfo.flags =
+        VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT | VK_COMMAND_POOL_CREATE_TRANSIENT_BIT;
+    poolInfo.queueFamilyIndex = ctx->m_queueFamily;
+    KVS_VK_CHECK(ctx->m_fn.vkCreateCommandPool(ctx->m_device, &poolInfo, nullptr, &ctx->m_pool));
+
+    VkPipelineCacheCreateInfo cacheInfo{};
+    cacheInfo.sType = VK_STRUCTURE_TYPE_PIPELINE_CACHE_CREATE_INFO;
+    KVS_VK_CHECK(
+        ctx->m_fn.vkCreatePipelineCache(ctx->m_device, &cacheInfo, nullptr, &ctx->m_cache));
+
+    VkDescriptorSetLayoutBinding bindings[kBindingCount]{};
+    for (std::uint32_t i = 0; i < kBindingCount; ++i) {
+        bindings[i].binding = i;
+        bindings[i].descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
+        bindings[i].descriptorCount = 1;
+        bindings[i].stageFlags = VK_SHADER_STAGE_COMPUTE_BIT;
+    }
+    VkDescriptorSetLayoutCreateInfo layoutInfo{};
+    layoutInfo.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO;
+    layoutInfo.flags =
+        ctx->m_pushDescriptors ? VK_DESCRIPTOR_SET_LAYOUT_CREATE_PUSH_DESCRIPTOR_BIT_KHR : 0;
+    layoutInfo.bindingCount = kBindingCount;
+    layoutInfo.pBindings = bindings;
+    KVS_VK_CHECK(ctx->m_fn.vkCreateDescriptorSetLayout(ctx->m_device, &layoutInfo, nullptr,
+                                                       &ctx->m_setLayout));
+    VkPushConstantRange range{VK_SHADER_STAGE_COMPUTE_BIT, 0, kPushConstantBytes};
+    VkPipelineLayoutCreateInfo pipelineLayoutInfo{};
+    pipelineLayoutInfo.sType = VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO;
+    pipelineLayoutInfo.setLayoutCount = 1;
+    pipelineLayoutInfo.pSetLayouts = &ctx->m_setLayout;
+    pipelineLayoutInfo.pushConstantRangeCount = 1;
+    pipelineLayoutInfo.pPushConstantRanges = &range;
+    KVS_VK_CHECK(ctx->m_fn.vkCreatePipelineLayout(ctx->m_device, &pipelineLayoutInfo, nullptr,
+                                                  &ctx->m_pipelineLayout));
+    if (!ctx->m_pushDescriptors)
+        ctx->createDescriptorPool();
+
+    VkFenceCreateInfo fenceInfo{};
+    fenceInfo.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO;
+    KVS_VK_CHECK(ctx->m_fn.vkCreateFence(ctx->m_device, &fenceInfo, nullptr, &ctx->m_fence));
+
+    ctx->m_dummy = std::make_unique<Buffer>(*ctx, 16, Buffer::Role::Host);
+    return ctx;
+}
+
+void Context::createDescriptorPool() {
+    // Enough sets for one submission of many dispatches; reset after every submission.
+    constexpr std::uint32_t kSets = 256;
+    VkDescriptorPoolSize size{VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, kSets * kBindingCount};
+    VkDescriptorPoolCreateInfo info{};
+    info.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO;
+    info.maxSets = kSets;
+    info.poolSizeCount = 1;
+    info.pPoolSizes = &size;
+    KVS_VK_CHECK(m_fn.vkCreateDescriptorPool(m_device, &info, nullptr, &m_descriptorPool));
+}
+
+Context::~Context() {
+    if (m_device == VK_NULL_HANDLE)
+        return;
+    m_fn.vkDeviceWaitIdle(m_device);
+    m_dummy.reset();
+    if (m_fence)
+        m_fn.vkDestroyFence(m_device, m_fence, nullptr);
+    if (m_descriptorPool)
+        m_fn.vkDestroyDescriptorPool(m_device, m_descriptorPool, nullptr);
+    if (m_pipelineLayout)
+        m_fn.vkDestroyPipelineLayout(m_device, m_pipelineLayout, nullptr);
+    if (m_setLayout)
+        m_fn.vkDestroyDescriptorSetLayout(m_device, m_setLayout, nullptr);
+    if (m_cache)
+        m_fn.vkDestroyPipelineCache(m_device, m_cache, nullptr);
+    if (m_pool)
+        m_fn.vkDestroyCommandPool(m_device, m_pool, nullptr);
+    m_fn.vkDestroyDevice(m_device, nullptr);
+}
+
+std::uint32_t Context::memoryType(std::uint32_t typeBits,
+                                  std::initializer_list<VkMemoryPropertyFlags> preferences,
+                                  VkMemoryPropertyFlags* chosenFlags) const {
+    for (VkMemoryPropertyFlags wanted : preferences)
+        for (std::uint32_t i = 0; i < m_memory.memoryTypeCount; ++i)
+            if ((typeBits & (1u << i)) &&
+                (m_memory.memoryTypes[i].propertyFlags & wanted) == wanted) {
+                if (chosenFlags)
+                    *chosenFlags = m_memory.memoryTypes[i].propertyFlags;
+                return i;
+            }
+    throw Error(ErrorCode::Unsupported, m_info.name + " has no suitable memory type");
+}
+
+void Context::submitAndWait(const std::function<void(VkCommandBuffer)>& record) {
+    if (m_lost)
+        throw Error(ErrorCode::Internal, m_info.name + ": the Vulkan device was lost earlier");
+    VkCommandBufferAllocateInfo alloc{};
+    alloc.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO;
+    alloc.commandPool = m_pool;
+    alloc.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY;
+    alloc.commandBufferCount = 1;
+    VkCommandBuffer cmd = VK_NULL_HANDLE;
+    KVS_VK_DEVICE_CHECK(*this, m_fn.vkAllocateCommandBuffers(m_device, &alloc, &cmd));
+    struct Free {
+        Context& c;
+        VkCommandBuffer cmd;
+        ~Free() {
+            c.m_fn.vkFreeCommandBuffers(c.m_device, c.m_pool, 1, &cmd);
+            if (c.m_descriptorPool)
+                c.m_fn.vkResetDescriptorPool(c.m_device, c.m_descriptorPool, 0);
+        }
+    } freeLater{*this, cmd};
+
+    VkCommandBufferBeginInfo begin{};
+    begin.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO;
+    begin.flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT;
+    KVS_VK_DEVICE_CHECK(*this, m_fn.vkBeginCommandBuffer(cmd, &begin));
+    record(cmd);
+    KVS_VK_DEVICE_CHECK(*this, m_fn.vkEndCommandBuffer(cmd));
+    VkSubmitInfo submit{};
+    submit.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO;
+    submit.commandBufferCount = 1;
+    submit.pCommandBuffers = &cmd;
+    KVS_VK_DEVICE_CHECK(*this, m_fn.vkResetFences(m_device, 1, &m_fence));
+    KVS_VK_DEVICE_CHECK(*this, m_fn.vkQueueSubmit(m_queue, 1, &submit, m_fence));
+    KVS_VK_DEVICE_CHECK(*this, m_fn.vkWaitForFences(m_device, 1, &m_fence, VK_TRUE,
+                                                    std::numeric_limits<std::uint64_t>::max()));
+}
+
+void Context::bindBuffers(VkCommandBuffer cmd, std::span<const Buffer* const> buffers) {
+    VkDescriptorBufferInfo infos[kBindingCount]{};
+    VkWriteDescriptorSet writes[kBindingCount]{};
+    for (std::uint32_t i = 0; i < kBindingCount; ++i) {
+        const Buffer* b = i < buffers.size() && buffers[i] ? buffers[i] : m_dummy.get();
+        infos[i] = {b->handle(), 0, VK_WHOLE_SIZE};
+        writes[i].sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET;
+        writes[i].dstBinding = i;
+        writes[i].descriptorCount = 1;
+        writes[i].descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
+        writes[i].pBufferInfo = &infos[i];
+    }
+    if (m_pushDescriptors) {
+        m_fn.vkCmdPushDescriptorSetKHR(cmd, VK_PIPELINE_BIND_POINT_COMPUTE, m_pipelineLayout, 0,
+                                       kBindingCount, writes);
+        return;
+    }
+    VkDescriptorSetAllocateInfo alloc{};
+    alloc.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO;
+    alloc.descriptorPool = m_descriptorPool;
+    alloc.descriptorSetCount = 1;
+    alloc.pSetLayouts = &m_setLayout;
+    VkDescriptorSet set = VK_NULL_HANDLE;
+    KVS_VK_DEVICE_CHECK(*this, m_fn.vkAllocateDescriptorSets(m_device, &alloc, &set));
+    for (auto& w : writes)
+        w.dstSet = set;
+    m_fn.vkUpdateDescriptorSets(m_device, kBindingCount, writes, 0, nullptr);
+    m_fn.vkCmdBindDescriptorSets(cmd, VK_PIPELINE_BIND_POINT_COMPUTE, m_pipelineLayout, 0, 1, &set,
+                                 0, nullptr);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Buffer
+
+Buffer::Buffer(Context& context, VkDeviceSize size, Role role)
+    : m_context(context), m_size(std::max<VkDeviceSize>(size, 16)) {
+    const DeviceFunctions& fn = context.fn();
+    VkBufferCreateInfo info{};
+    info.sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO;
+    info.size = m_size;
+    info.usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_TRANSFER_DST_BIT |
+                 VK_BUFFER_USAGE_TRANSFER_SRC_BIT;
+    info.sharingMode = VK_SHARING_MODE_EXCLUSIVE;
+    KVS_VK_DEVICE_CHECK(context, fn.vkCreateBuffer(context.device(), &info, nullptr, &m_buffer));
+    try {
+        VkMemoryRequirements req{};
+        fn.vkGetBufferMemoryRequirements(context.device(), m_buffer, &req);
+        constexpr VkMemoryPropertyFlags local = VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT;
+        constexpr VkMemoryPropertyFlags visible =
+            VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT;
+        VkMemoryPropertyFlags flags = 0;
+        std::uint32_t type = 0;
+        if (role == Role::Host)
+            type = context.memoryType(req.memoryTypeBits,
+                                      {visible | VK_MEMORY_PROPERTY_HOST_CACHED_BIT, visible,
+                                       VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT},
+                                      &flags);
+        else if (context.mapDeviceMemory())
+            type = context.memoryType(req.memoryTypeBits,
+                                      {local | VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT,
+                                       VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT, local},
+                                      &flags);
+        else
+            type = context.memoryType(req.memoryTypeBits, {local, 0}, &flags);
+        VkMemoryAllocateInfo alloc{};
+        alloc.sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO;
+        alloc.allocationSize = req.size;
+        alloc.memoryTypeIndex = type;
+        KVS_VK_DEVICE_CHECK(context,
+                            fn.vkAllocateMemory(context.device(), &alloc, nullptr, &m_memory));
+        KVS_VK_DEVICE_CHECK(context,
+                            fn.vkBindBufferMemory(context.device(), m_buffer, m_memory, 0));
+        if (flags & VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT) {
+            KVS_VK_DEVICE_CHECK(context, fn.vkMapMemory(context.device(), m_memory, 0,
+                                                        VK_WHOLE_SIZE, 0, &m_mapped));
+            m_coherent = (flags & VK_MEMORY_PROPERTY_HOST_COHERENT_BIT) != 0;
+        }
+    } catch (...) {
+        release();
+        throw;
+    }
+}
+
+Buffer::~Buffer() {
+    release();
+}
+
+void Buffer::release() {
+    const DeviceFunctions& fn = m_context.fn();
+    if (m_mapped)
+        fn.vkUnmapMemory(m_context.device(), m_memory);
+    m_mapped = nullptr;
+    if (m_buffer)
+        fn.vkDestroyBuffer(m_context.device(), m_buffer, nullptr);
+    m_buffer = VK_NULL_HANDLE;
+    if (m_memory)
+        fn.vkFreeMemory(m_context.device(), m_memory, nullptr);
+    m_memory = VK_NULL_HANDLE;
+}
+
+void Buffer::upload(const void* data, VkDeviceSize bytes) {
+    if (bytes == 0)
+        return;
+    if (bytes > m_size)
+        throw Error(ErrorCode::Internal, "Buffer::upload: " + std::to_string(bytes) +
+                                             " bytes into a buffer of " + std::to_string(m_size));
+    if (m_mapped) {
+        std::memcpy(m_mapped, data, bytes);
+        if (!m_coherent) {
+            VkMappedMemoryRange range{};
+            range.sType = VK_STRUCTURE_TYPE_MAPPED_MEMORY_RANGE;
+            range.memory = m_memory;
+            range.size = VK_WHOLE_SIZE;
+            KVS_VK_DEVICE_CHECK(
+                m_context, m_context.fn().vkFlushMappedMemoryRanges(m_context.device(), 1, &range));
+        }
+        return;
+    }
+    Buffer staging(m_context, bytes, Role::Host);
+    staging.upload(data, bytes);
+    m_context.submitAndWait([&](VkCommandBuffer cmd) {
+        VkBufferCopy region{0, 0, bytes};
+        m_context.fn().vkCmdCopyBuffer(cmd, staging.handle(), m_buffer, 1, &region);
+        VkMemoryBarrier barrier{};
+        barrier.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER;
+        barrier.srcAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT;
+        barrier.dstAccessMask = VK_ACCESS_SHADER_READ_BIT;
+        m_context.fn().vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_TRANSFER_BIT,
+                                            VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1, &barrier, 0,
+                                            nullptr, 0, nullptr);
+    });
+}
+
+void Buffer::download(void* data, VkDeviceSize bytes) const {
+    if (bytes == 0)
+        return;
+    if (!m_mapped || bytes > m_size)
+        throw Error(ErrorCode::Internal, "Buffer::download from an unmapped or too small buffer");
+    if (!m_coherent) {
+        VkMappedMemoryRange range{};
+        range.sType = VK_STRUCTURE_TYPE_MAPPED_MEMORY_RANGE;
+        range.memory = m_memory;
+        range.size = VK_WHOLE_SIZE;
+        KVS_VK_DEVICE_CHECK(m_context, m_context.fn().vkInvalidateMappedMemoryRanges(
+                                           m_context.device(), 1, &range));
+    }
+    std::memcpy(data, m_mapped, bytes);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pipeline
+
+Pipeline::Pipeline(Context& context, std::span<const std::uint32_t> spirv,
+                   const SpecConstants& spec, const char* name)
+    : m_context(context), m_name(name) {
+    const DeviceFunctions& fn = context.fn();
+    VkShaderModuleCreateInfo moduleInfo{};
+    moduleInfo.sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO;
+    moduleInfo.codeSize = spirv.size() * sizeof(std::uint32_t);
+    moduleInfo.pCode = spirv.data();
+    VkShaderModule module = VK_NULL_HANDLE;
+    KVS_VK_DEVICE_CHECK(context,
+                        fn.vkCreateShaderModule(context.device(), &moduleInfo, nullptr, &module));
+
+    std::vector<VkSpecializationMapEntry> entries(spec.size());
+    for (std::size_t i = 0; i < spec.size(); ++i)
+        entries[i] = {static_cast<std::uint32_t>(i),
+                      static_cast<std::uint32_t>(i * sizeof(std::uint32_t)), sizeof(std::uint32_t)};
+    VkSpecializationInfo specInfo{};
+    specInfo.mapEntryCount = static_cast<std::uint32_t>(entries.size());
+    specInfo.pMapEntries = entries.data();
+    specInfo.dataSize = spec.size() * sizeof(std::uint32_t);
+    specInfo.pData = spec.data();
+
+    VkComputePipelineCreateInfo info{};
+    info.sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO;
+    info.stage.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO;
+    info.stage.stage = VK_SHADER_STAGE_COMPUTE_BIT;
+    info.stage.module = module;
+    info.stage.pName = "main";
+    info.stage.pSpecializationInfo = &specInfo;
+    info.layout = context.pipelineLayout();
+    const VkResult result = fn.vkCreateComputePipelines(context.device(), context.pipelineCache(),
+                                                        1, &info, nullptr, &m_pipeline);
+    fn.vkDestroyShaderModule(context.device(), module, nullptr);
+    KVS_VK_DEVICE_CHECK(context, result);
+}
+
+Pipeline::~Pipeline() {
+    if (m_pipeline)
+        m_context.fn().vkDestroyPipeline(m_context.device(), m_pipeline, nullptr);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Submission
+
+Submission::Submission(Context& context, std::uint32_t maxDispatches)
+    : m_context(context), m_capacity(maxDispatches) {
+    if (context.timestampValidBits() > 0 && maxDispatches > 0) {
+        VkQueryPoolCreateInfo info{};
+        info.sType = VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO;
+        info.queryType = VK_QUERY_TYPE_TIMESTAMP;
+        info.queryCount = 2 * maxDispatches;
+        KVS_VK_DEVICE_CHECK(
+            context, context.fn().vkCreateQueryPool(context.device(), &info, nullptr, &m_queries));
+    }
+}
+
+Submission::~Submission() {
+    if (m_queries)
+        m_context.fn().vkDestroyQueryPool(m_context.device(), m_queries, nullptr);
+}
+
+void Submission::dispatch(const Pipeline& pipeline, std::span<const Buffer* const> buffers,
+                          const void* pushConstants, std::uint32_t pushBytes, std::uint32_t x,
+                          std::uint32_t y, std::uint32_t z) {
+    if (m_recorded.size() >= m_capacity)
+        throw Error(ErrorCode::Internal, "Submission: more dispatches than reserved");
+    Recorded r{&pipeline, {buffers.begin(), buffers.end()}, {}, x, y, z};
+    const auto* bytes = static_cast<const std::uint8_t*>(pushConstants);
+    r.push.assign(bytes, bytes + pushBytes);
+    m_recorded.push_back(std::move(r));
+}
+
+void Submission::run() {
+    const DeviceFunctions& fn = m_context.fn();
+    const auto count = static_cast<std::uint32_t>(m_recorded.size());
+    m_context.submitAndWait([&](VkCommandBuffer cmd) {
+        if (m_queries)
+            fn.vkCmdResetQueryPool(cmd, m_queries, 0, 2 * m_capacity);
+        for (std::uint32_t i = 0; i < count; ++i) {
+            const Recorded& r = m_recorded[i];
+            // Each dispatch reads what the previous ones wrote (partials -> combine).
+            VkMemoryBarrier barrier{};
+            barrier.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER;
+            barrier.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT;
+            barrier.dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT;
+            fn.vkCmdPipelineBarrier(
+                cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
+                VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1, &barrier, 0, nullptr, 0, nullptr);
+            if (m_queries)
+                fn.vkCmdWriteTimestamp(cmd, VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT, m_queries, 2 * i);
+            fn.vkCmdBindPipeline(cmd, VK_PIPELINE_BIND_POINT_COMPUTE, r.pipeline->handle());
+            m_context.bindBuffers(cmd, r.buffers);
+            if (!r.push.empty())
+                fn.vkCmdPushConstants(cmd, m_context.pipelineLayout(), VK_SHADER_STAGE_COMPUTE_BIT,
+                                      0, static_cast<std::uint32_t>(r.push.size()), r.push.data());
+            fn.vkCmdDispatch(cmd, r.x, r.y, r.z);
+            if (m_queries)
+                fn.vkCmdWriteTimestamp(cmd, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, m_queries,
+                                       2 * i + 1);
+        }
+        // Make shader writes visible to the host mapping.
+        VkMemoryBarrier toHost{};
+        toHost.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER;
+        toHost.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT;
+        toHost.dstAccessMask = VK_ACCESS_HOST_READ_BIT;
+        fn.vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
+                                VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &toHost, 0, nullptr, 0, nullptr);
+    });
+    m_microseconds.assign(count, 0.0);
+    if (!m_queries || count == 0)
+        return;
+    std::vector<std::uint64_t> ticks(2 * count);
+    KVS_VK_DEVICE_CHECK(
+        m_context, fn.vkGetQueryPoolResults(m_context.device(), m_queries, 0, 2 * count,
+                                            ticks.size() * sizeof(std::uint64_t), ticks.data(),
+                                            sizeof(std::uint64_t),
+                                            VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT));
+    const std::uint32_t bits = m_context.timestampValidBits();
+    const std::uint64_t mask = bits >= 64 ? ~0ull : ((1ull << bits) - 1ull);
+    for (std::uint32_t i = 0; i < count; ++i) {
+        const std::uint64_t delta = ((ticks[2 * i + 1] & mask) - (ticks[2 * i] & mask)) & mask;
+        m_microseconds[i] = static_cast<double>(delta) * m_context.info().timestampPeriod / 1000.0;
+    }
+}
+
+} // namespace kvs::gpu::vk
