@@ -116,6 +116,18 @@ const std::vector<Command>& commands() {
         {"train", "train [--out DIR] [--sharing S] [--kv-heads N] [--steps N] [--resume CKPT] ...",
          "train a character model on the KJV (docs/bundled-model.md); --baselines: n-gram, bzip2",
          {"untied", "baselines"}, &runTrain},
+        {"schemes",
+         "schemes [--json]",
+         "the compression schemes and their parameters",
+         {"json"},
+         &runSchemes},
+        {"eval",
+         "eval MODEL|CAPTURE [--prompt-file F | --prompt T] --scheme ID:key=value,... "
+         "[--context N] [--backend auto|cpu|vulkan] [--per-layer] [--no-quality] [--seed S] "
+         "[--json]",
+         "compress the context cache and measure what is lost",
+         {"json", "per-layer", "no-quality"},
+         &runEval},
         {"devices",
          "devices [--json]",
          "the Vulkan devices this machine has",

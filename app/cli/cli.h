@@ -2,10 +2,12 @@
 // kvstudio-cli: the engine without a window. runCli() is the entry point used by main() and tests.
 #pragma once
 
+#include "kvs/attention_backend.h"
 #include "kvs/status.h"
 
 #include <iosfwd>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -64,12 +66,18 @@ const std::vector<Command>& commands();
 // 1 failure with a message on err (JSON {"error": {...}} when --json was given), 2 usage error.
 int runCli(const std::vector<std::string>& argv, Streams io);
 
+// The attention backend named by --backend (auto, cpu, vulkan); auto falls back to the CPU and
+// says so on err.
+std::unique_ptr<AttentionBackend> makeBackend(const std::string& name, Streams io);
+
 // The commands, one file each.
 int runInfo(const Args& args, Streams io);
 int runTokenize(const Args& args, Streams io);
 int runCapture(const Args& args, Streams io);
 int runGenerate(const Args& args, Streams io);
 int runMakeModel(const Args& args, Streams io);
+int runSchemes(const Args& args, Streams io);
+int runEval(const Args& args, Streams io);
 int runDevices(const Args& args, Streams io);
 int runTrain(const Args& args, Streams io);
 

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <limits>
 #include <numbers>
+#include <type_traits>
 
 namespace kvs {
 namespace {
@@ -81,7 +82,8 @@ Matrix toFloat(const auto& m) {
 
 template <class S>
 MatrixT<S> runForward(const ModelConfig& c, const WeightStore<S>& weights,
-                      std::span<const TokenId> tokens, KvCacheT<S>* cache, Capture* capture) {
+                      std::span<const TokenId> tokens, KvCacheT<S>* cache, Capture* capture,
+                      const ContextAttention* context) {
     const int n = static_cast<int>(tokens.size());
     const int past = cache ? cache->length : 0;
     const int total = past + n;
@@ -179,6 +181,29 @@ MatrixT<S> runForward(const ModelConfig& c, const WeightStore<S>& weights,
         const bool windowed = c.windowApplies(l);
         const int window = windowed ? *c.slidingWindow : 0;
 
+        // The context part from elsewhere (compressed), merged below through the log-sum-exp.
+        const int ctxLen = context ? context->contextLength() : 0;
+        std::vector<Matrix> ctxOut;
+        std::vector<std::vector<float>> ctxLse;
+        bool useContext = false;
+        if constexpr (std::is_same_v<S, float>) {
+            if (context) {
+                if (windowed)
+                    throw Error(ErrorCode::Unsupported,
+                                "a replaced context with sliding-window attention (layer " +
+                                    std::to_string(l) + ")");
+                if (past < ctxLen)
+                    throw Error(ErrorCode::InvalidArgument,
+                                "the replaced context must precede the tokens run");
+                std::vector<Matrix> qs(static_cast<std::size_t>(H));
+                for (int h = 0; h < H; ++h)
+                    qs[static_cast<std::size_t>(h)] =
+                        q.middleCols(static_cast<Eigen::Index>(h) * d, d);
+                useContext = context->attend(l, qs, scale, ctxOut, ctxLse);
+            }
+        }
+        const int firstKey = useContext ? ctxLen : 0;
+
         MatrixT<S> attn(n, static_cast<Eigen::Index>(H) * d);
 #pragma omp parallel for schedule(static)
         for (int h = 0; h < H; ++h) {
@@ -193,15 +218,33 @@ MatrixT<S> runForward(const ModelConfig& c, const WeightStore<S>& weights,
                 // Causal: key j is visible to query position pos when j <= pos (and within the
                 // window).
                 const int first = windowed ? std::max(0, pos - window + 1) : 0;
-                for (int j = 0; j < first; ++j)
+                for (int j = 0; j < std::max(first, firstKey); ++j)
                     row(j) = -std::numeric_limits<S>::infinity();
                 for (int j = pos + 1; j < total; ++j)
                     row(j) = -std::numeric_limits<S>::infinity();
                 const S mx = row.maxCoeff();
                 row = (row.array() - mx).exp();
-                row /= row.sum();
+                const S z = row.sum();
+                row /= z;
+                if (useContext) {
+                    // Weights of the exact part and of the context part: e^{lse} each.
+                    const S lseExact = mx + std::log(z);
+                    const S lseCtx = static_cast<S>(
+                        ctxLse[static_cast<std::size_t>(h)][static_cast<std::size_t>(i)]);
+                    const S top = std::max(lseExact, lseCtx);
+                    const S wExact = std::exp(lseExact - top), wCtx = std::exp(lseCtx - top);
+                    row *= wExact / (wExact + wCtx);
+                }
             }
-            attn.middleCols(static_cast<Eigen::Index>(h) * d, d) = scores * vv;
+            auto out = attn.middleCols(static_cast<Eigen::Index>(h) * d, d);
+            out = scores * vv;
+            if (useContext) {
+                for (int i = 0; i < n; ++i) {
+                    const S share = scores.row(i).sum(); // the exact part's share of the total
+                    out.row(i) += (S(1) - share) *
+                                  ctxOut[static_cast<std::size_t>(h)].row(i).template cast<S>();
+                }
+            }
         }
 
         if (capture) {
@@ -250,8 +293,10 @@ MatrixT<S> runForward(const ModelConfig& c, const WeightStore<S>& weights,
 }
 
 template MatrixT<float> runForward<float>(const ModelConfig&, const WeightStore<float>&,
-                                          std::span<const TokenId>, KvCacheT<float>*, Capture*);
+                                          std::span<const TokenId>, KvCacheT<float>*, Capture*,
+                                          const ContextAttention*);
 template MatrixT<double> runForward<double>(const ModelConfig&, const WeightStore<double>&,
-                                            std::span<const TokenId>, KvCacheT<double>*, Capture*);
+                                            std::span<const TokenId>, KvCacheT<double>*, Capture*,
+                                            const ContextAttention*);
 
 } // namespace kvs

@@ -15,6 +15,7 @@ namespace kvs {
 // (tokens × vocab). Fills capture->layers (and logits) when capture is given.
 template <class S>
 MatrixT<S> runForward(const ModelConfig& config, const WeightStore<S>& weights,
-                      std::span<const TokenId> tokens, KvCacheT<S>* cache, Capture* capture);
+                      std::span<const TokenId> tokens, KvCacheT<S>* cache, Capture* capture,
+                      const ContextAttention* context = nullptr);
 
 } // namespace kvs

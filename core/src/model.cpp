@@ -116,6 +116,16 @@ Matrix Model::forward(std::span<const TokenId> tokens, KvCache* cache, Capture* 
     return runForward<float>(m_impl->config, *m_impl->weights, tokens, cache, capture);
 }
 
+Matrix Model::forwardWithContext(std::span<const TokenId> tokens, KvCache& cache,
+                                 const ContextAttention& context) const {
+    if (cache.length < context.contextLength())
+        throw Error(ErrorCode::InvalidArgument,
+                    "the cache holds " + std::to_string(cache.length) +
+                        " tokens, fewer than the context's " +
+                        std::to_string(context.contextLength()));
+    return runForward<float>(m_impl->config, *m_impl->weights, tokens, &cache, nullptr, &context);
+}
+
 MatrixT<double> Model::forwardF64(std::span<const TokenId> tokens) const {
     std::call_once(m_impl->weights64Once, [&] {
         m_impl->weights64 = std::make_unique<WeightStore<double>>(

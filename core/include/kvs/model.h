@@ -38,6 +38,21 @@ template <class Scalar> struct KvCacheT {
 };
 using KvCache = KvCacheT<float>;
 
+// Attention over the first `contextLength()` cached positions supplied from elsewhere (a
+// compressed context cache, DESIGN.md's protocol): the forward pass then attends exactly only to
+// the positions after the context and merges the two parts through their log-sum-exp.
+class ContextAttention {
+public:
+    virtual ~ContextAttention() = default;
+    virtual int contextLength() const = 0;
+    // Layer `layer`, query heads' queries `queries[h]` (new tokens × headDim, post-RoPE), all of
+    // which come after the context. Fills per query head the output over the context and ln of
+    // its softmax normalizer. Returns false to let the forward pass attend exactly in this layer.
+    virtual bool attend(int layer, const std::vector<Matrix>& queries, float scale,
+                        std::vector<Matrix>& outputs,
+                        std::vector<std::vector<float>>& logSumExp) const = 0;
+};
+
 class Model {
 public:
     // Loads config.json, the safetensors checkpoint (single or sharded) and the tokenizer if
@@ -56,6 +71,10 @@ public:
     // tokens.
     Matrix forward(std::span<const TokenId> tokens, KvCache* cache = nullptr,
                    Capture* capture = nullptr) const;
+    // forward() with the context part of every layer's attention from `context`; `cache` must
+    // hold at least context.contextLength() tokens (the exact prefill).
+    Matrix forwardWithContext(std::span<const TokenId> tokens, KvCache& cache,
+                              const ContextAttention& context) const;
     // The same computation in double precision (for accuracy checks against the fp32 path).
     MatrixT<double> forwardF64(std::span<const TokenId> tokens) const;
 

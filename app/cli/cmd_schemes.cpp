@@ -1,0 +1,200 @@
+// SPDX-License-Identifier: MIT
+// kvstudio-cli schemes and eval: the scheme registry and the evaluation protocol.
+#include "cli.h"
+
+#include "kvs/capture.h"
+#include "kvs/evaluator.h"
+#include "kvs/file_util.h"
+#include "kvs/gpu/vulkan_backend.h"
+#include "kvs/model.h"
+#include "kvs/scheme.h"
+
+#include <cmath>
+#include <filesystem>
+#include <iomanip>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <ostream>
+
+namespace kvs::cli {
+namespace {
+
+using nlohmann::json;
+
+json paramJson(const ParamSpec& p) {
+    return {{"key", p.key},
+            {"label", p.label},
+            {"min", p.minimum},
+            {"max", p.maximum},
+            {"default", p.defaultValue},
+            {"log_scale", p.logScale},
+            {"integer", p.integer},
+            {"unit", p.unit},
+            {"help", p.help}};
+}
+
+json bytesJson(const CacheBytes& b) {
+    return {{"keys", b.keys}, {"values", b.values}, {"metadata", b.metadata}, {"total", b.total()}};
+}
+
+json qualityJson(const ModelQuality& q) {
+    return {{"kl_mean", q.klMean},
+            {"perplexity_exact", q.perplexityExact},
+            {"perplexity_compressed", q.perplexityCompressed},
+            {"perplexity_change_percent", q.perplexityChangePercent},
+            {"top1_agreement", q.top1Agreement},
+            {"positions", q.positions}};
+}
+
+double finiteOrNull(double v) {
+    return std::isfinite(v) ? v : -1.0;
+}
+
+} // namespace
+
+std::unique_ptr<AttentionBackend> makeBackend(const std::string& name, Streams io) {
+    if (name != "auto" && name != "cpu" && name != "vulkan")
+        throw UsageError("--backend must be auto, cpu or vulkan, got '" + name + "'");
+    auto choice = gpu::makeAttentionBackend(name == "auto" ? "" : name);
+    if (name == "vulkan" && !choice.vulkan)
+        throw Error(ErrorCode::Unsupported, "no Vulkan backend: " + choice.description);
+    if (name == "auto" && !choice.vulkan)
+        io.err << "note: " << choice.description << "\n";
+    return std::move(choice.backend);
+}
+
+int runSchemes(const Args& args, Streams io) {
+    args.allowOnly({"json"});
+    if (args.has("json")) {
+        json arr = json::array();
+        for (const auto& s : schemeRegistry()) {
+            const SchemeInfo& i = s->info();
+            json params = json::array();
+            for (const auto& p : i.params)
+                params.push_back(paramJson(p));
+            arr.push_back({{"id", i.id},
+                           {"family", i.family},
+                           {"name", i.displayName},
+                           {"explanation", i.explanation},
+                           {"params", params}});
+        }
+        io.out << json{{"schemes", arr}}.dump(2) << "\n";
+        return 0;
+    }
+    for (const auto& s : schemeRegistry()) {
+        const SchemeInfo& i = s->info();
+        io.out << i.id << "  (" << i.family << ") " << i.displayName << "\n";
+        for (const auto& p : i.params)
+            io.out << "    " << std::left << std::setw(14) << p.key << p.label << ", " << p.minimum
+                   << " … " << p.maximum << ", default " << p.defaultValue
+                   << (p.unit.empty() ? "" : " " + p.unit) << "\n";
+    }
+    io.out << "\nName a scheme as ID:key=value,... e.g. coreset.halving:keep=0.25,seed=2\n";
+    return 0;
+}
+
+int runEval(const Args& args, Streams io) {
+    args.allowOnly({"prompt-file", "prompt", "context", "scheme", "backend", "json", "per-layer",
+                    "no-quality", "seed"});
+    const std::filesystem::path input = args.positional(0, "MODEL or CAPTURE");
+    const auto setting = SchemeSetting::parse(args.require("scheme"));
+    if (!setting.ok())
+        throw UsageError(setting.message());
+    std::optional<Model> model;
+    Capture capture;
+    std::error_code ec;
+    if (std::filesystem::is_directory(input, ec)) {
+        model.emplace(Model::load(input).valueOrThrow());
+        std::string prompt;
+        std::string source = "--prompt";
+        if (auto f = args.get("prompt-file")) {
+            prompt = readFile(*f);
+            source = *f;
+        } else if (auto p = args.get("prompt")) {
+            prompt = *p;
+        } else {
+            throw UsageError("give the prompt with --prompt-file F or --prompt T");
+        }
+        if (prompt.empty())
+            throw Error(ErrorCode::InvalidArgument, source + ": empty prompt");
+        capture = model->capture(prompt).valueOrThrow();
+    } else {
+        if (args.get("prompt-file") || args.get("prompt"))
+            throw UsageError(
+                "a capture file already holds its prompt; drop --prompt/--prompt-file");
+        capture = loadCapture(input).valueOrThrow();
+    }
+    EvalOptions options;
+    options.contextTokens = args.getInt("context", 0, 0, 1 << 24);
+    options.modelQuality = !args.has("no-quality");
+    options.perLayerQuality = args.has("per-layer");
+    options.seed = static_cast<std::uint64_t>(args.getInt("seed", 0, 0, 1 << 30));
+    auto backend = makeBackend(args.get("backend").value_or("auto"), io);
+    const EvalResult r =
+        evaluate(capture, model ? &*model : nullptr, setting.value(), *backend, options)
+            .valueOrThrow();
+
+    if (args.has("json")) {
+        json heads = json::array();
+        for (const auto& h : r.heads)
+            heads.push_back({{"layer", h.layer},
+                             {"kv_head", h.kvHead},
+                             {"kept_tokens", h.keptTokens},
+                             {"bytes", bytesJson(h.bytes)},
+                             {"fp16_bytes", h.fp16Bytes},
+                             {"attention_error", h.attentionError},
+                             {"max_attention_error", h.maxAttentionError},
+                             {"mass_lost", h.massLost},
+                             {"logit_error", h.logitError},
+                             {"rho_eff", h.rhoEff},
+                             {"bound_tokens", finiteOrNull(h.boundTokens)}});
+        json j = {{"scheme", r.scheme},
+                  {"backend", r.backend},
+                  {"context_tokens", r.contextTokens},
+                  {"probe_tokens", r.probeTokens},
+                  {"memory",
+                   {{"bytes", bytesJson(r.bytes)},
+                    {"fp16_bytes", r.fp16Bytes},
+                    {"fraction_of_fp16", r.memoryFraction}}},
+                  {"attention_error", r.attentionError},
+                  {"mass_lost", r.massLost},
+                  {"logit_error", r.logitError},
+                  {"compress_ms", r.compressMilliseconds},
+                  {"attend_ms", r.attendMilliseconds},
+                  {"quality", r.quality ? qualityJson(*r.quality) : json(nullptr)},
+                  {"heads", heads}};
+        if (!r.perLayerQuality.empty()) {
+            json per = json::array();
+            for (const auto& q : r.perLayerQuality)
+                per.push_back(qualityJson(q));
+            j["quality_per_layer"] = per;
+        }
+        io.out << j.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
+        return 0;
+    }
+    io.out << r.scheme << " on " << r.backend << ": context " << r.contextTokens
+           << " tokens, probe " << r.probeTokens << "\n"
+           << "  memory          " << r.bytes.total() << " B of " << r.fp16Bytes << " B fp16 ("
+           << std::fixed << std::setprecision(1) << 100.0 * r.memoryFraction << " %): keys "
+           << r.bytes.keys << ", values " << r.bytes.values << ", metadata " << r.bytes.metadata
+           << "\n"
+           << std::defaultfloat << std::setprecision(4) << "  attention error " << r.attentionError
+           << " (mean relative, over heads)\n"
+           << "  mass lost       " << r.massLost << "\n"
+           << "  logit error     " << r.logitError << "\n";
+    if (r.quality)
+        io.out << "  next-token KL   " << r.quality->klMean << " nats\n"
+               << "  perplexity      " << r.quality->perplexityExact << " -> "
+               << r.quality->perplexityCompressed << " (" << std::showpos
+               << r.quality->perplexityChangePercent << std::noshowpos << " %)\n"
+               << "  top-1 agreement " << r.quality->top1Agreement << "\n";
+    for (std::size_t l = 0; l < r.perLayerQuality.size(); ++l)
+        io.out << "  layer " << l << " only: KL " << r.perLayerQuality[l].klMean << ", Δppl "
+               << r.perLayerQuality[l].perplexityChangePercent << " %, top-1 "
+               << r.perLayerQuality[l].top1Agreement << "\n";
+    io.out << "  time            compress " << r.compressMilliseconds << " ms, attend "
+           << r.attendMilliseconds << " ms\n";
+    return 0;
+}
+
+} // namespace kvs::cli

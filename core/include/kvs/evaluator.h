@@ -1,0 +1,108 @@
+// SPDX-License-Identifier: MIT
+// The evaluation protocol of DESIGN.md: exact prefill; the first contextTokens form the context
+// whose cache each scheme compresses per layer and KV head; the remaining tokens are probes,
+// whose queries attend to the compressed context. Per-head metrics come from the capture; the
+// model-level ones (next-token KL, Δ perplexity, top-1 agreement) decode the probe tokens
+// teacher-forced with the compressed context in every layer, so errors propagate as in a real
+// decode.
+#pragma once
+
+#include "kvs/attention_backend.h"
+#include "kvs/capture.h"
+#include "kvs/compressed_head.h"
+#include "kvs/model.h"
+#include "kvs/scheme.h"
+
+#include <atomic>
+#include <functional>
+#include <optional>
+#include <vector>
+
+namespace kvs {
+
+struct EvalOptions {
+    int contextTokens = 0;        // n_ctx; 0 = three quarters of the prompt
+    bool modelQuality = true;     // needs a Model (ignored for capture-only evaluation)
+    bool perLayerQuality = false; // also the quality with only one layer compressed, per layer
+    bool attentionMaps = false;   // fill HeadMetrics::exactMap / compressedMap
+    std::uint64_t seed = 0;
+    const std::atomic<bool>* cancel = nullptr; // checked between layers
+};
+
+struct HeadMetrics {
+    int layer = 0;
+    int kvHead = 0;
+    int contextTokens = 0;
+    int keptTokens = 0;
+    CacheBytes bytes;
+    std::size_t fp16Bytes = 0;   // 4·d·n_ctx: the fp16 baseline of this head
+    double attentionError = 0.0; // mean over probe queries and query heads of ‖o − ô‖/‖o‖
+    double maxAttentionError = 0.0;
+    double massLost = 0.0;   // mean of 1 − Σ_kept p_i of the exact distribution
+    double logitError = 0.0; // max |s_i − ŝ_i| over kept tokens, without the log-weight bias
+    double compressMilliseconds = 0.0;
+    // Theory (ALGORITHMS.md §1c): ρ_eff = max‖q‖·max‖k‖/√d over probe queries and context keys,
+    // and the coreset size √d·e^ρ/ε the bound asks for at the error this head reached.
+    double rhoEff = 0.0;
+    double boundTokens = 0.0;
+    // Per query head of the group: probe × context, exact and compressed probabilities (0 where
+    // evicted), when asked.
+    std::vector<Matrix> exactMap;
+    std::vector<Matrix> compressedMap;
+};
+
+struct ModelQuality {
+    double klMean = 0.0;          // mean over probe positions of KL(p_exact ‖ p_compressed), nats
+    double perplexityExact = 0.0; // over the probe tokens that have a target
+    double perplexityCompressed = 0.0;
+    double perplexityChangePercent = 0.0;
+    double top1Agreement = 1.0; // fraction of probe positions whose argmax agrees
+    int positions = 0;
+};
+
+struct EvalResult {
+    std::string scheme; // the setting, "id:key=value,..."
+    int contextTokens = 0;
+    int probeTokens = 0;
+    std::vector<HeadMetrics> heads; // layer-major
+    CacheBytes bytes;               // all heads
+    std::size_t fp16Bytes = 0;
+    double memoryFraction = 0.0; // bytes / fp16Bytes
+    double attentionError = 0.0; // mean over heads
+    double massLost = 0.0;
+    double logitError = 0.0;           // max over heads
+    double compressMilliseconds = 0.0; // wall time of compressing every head
+    double attendMilliseconds = 0.0;   // wall time of the probe attention on the backend
+    std::string backend;
+    std::optional<ModelQuality> quality;
+    std::vector<ModelQuality> perLayerQuality;
+};
+
+// The attention scale a layer uses (1/√d, GPT-2's options included).
+float layerAttentionScale(const ModelConfig& config, int layer);
+
+// What every scheme is compared with, for one (capture, context split, backend): the exact
+// probe attention per layer (through the same backend, so that the identity scheme gives exactly
+// zero error) and the exact model's probe logits through the same merged-context forward path.
+// It does not depend on the scheme: compute it once per prompt and split.
+struct ExactReference {
+    int contextTokens = 0;
+    std::vector<std::vector<AttendResult>> attention; // [layer][query head]
+    Matrix probeLogits;                               // probe × vocab; empty without a model
+};
+Result<ExactReference> computeExactReference(const Capture& capture, const Model* model,
+                                             AttentionBackend& backend, const EvalOptions& options);
+
+// Evaluates one scheme setting over a capture (and, for model-level quality, its model). Pass
+// the reference when it is at hand; otherwise it is computed.
+Result<EvalResult> evaluate(const Capture& capture, const Model* model, const SchemeSetting& scheme,
+                            AttentionBackend& backend, const EvalOptions& options,
+                            const ExactReference* reference = nullptr);
+
+// The compressed heads of every layer and KV head (what evaluate() measures), for the views.
+Result<std::vector<std::vector<CompressedHead>>> compressAll(const Capture& capture,
+                                                             const SchemeSetting& scheme,
+                                                             int contextTokens,
+                                                             std::uint64_t seed = 0);
+
+} // namespace kvs

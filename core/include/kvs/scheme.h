@@ -1,0 +1,98 @@
+// SPDX-License-Identifier: MIT
+// The scheme framework (DESIGN.md "Core types"): every compression method is one registered
+// Scheme with an id, a family, a name, an explanation and parameter specs. The GUI builds its
+// controls from the specs; the CLI parses "ID:key=value,..." against them. A scheme turns one KV
+// head's context cache into a CompressedHead.
+#pragma once
+
+#include "kvs/compressed_head.h"
+#include "kvs/status.h"
+#include "kvs/tensor.h"
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace kvs {
+
+struct ParamSpec {
+    std::string key;   // "keep", "sinks", ...
+    std::string label; // "Kept fraction"
+    double minimum = 0.0;
+    double maximum = 1.0;
+    double defaultValue = 0.0;
+    bool logScale = false;
+    bool integer = false;
+    std::string unit; // "tokens", "bytes", "" (a fraction or a plain number)
+    std::string help; // one sentence for tooltips and `schemes --json`
+};
+
+struct SchemeInfo {
+    std::string id;          // "coreset.halving"
+    std::string family;      // "identity", "coreset", "selection", ...
+    std::string displayName; // "Discrepancy halving"
+    std::string explanation; // one paragraph
+    std::vector<ParamSpec> params;
+    const ParamSpec* findParam(const std::string& key) const;
+};
+
+using ParamValues = std::map<std::string, double>;
+
+// A scheme with concrete parameter values: "coreset.halving:keep=0.25,seed=3".
+struct SchemeSetting {
+    std::string id;
+    ParamValues params; // only the ones given; defaults come from the specs
+
+    // Parses and validates against the registry: unknown id or key, a value that is not a number,
+    // outside the spec's range, or not an integer where one is required. Errors name the text.
+    static Result<SchemeSetting> parse(const std::string& text);
+    std::string toString() const;
+    // Every parameter of the scheme: the given values, else the defaults.
+    ParamValues resolved() const;
+};
+
+// One KV head's context as a scheme sees it (context rows only; n = keys.rows()).
+struct HeadInput {
+    int layer = 0;
+    int kvHead = 0;
+    Matrix keys;        // n × d, as attention uses them (post-RoPE)
+    Matrix keysPreRope; // n × d or empty
+    Matrix values;      // n × d (for K=V models the cached pre-RoPE keys)
+    bool valuesSharedWithKeys = false;
+    // The context queries of the query heads that read this KV head (n × d each, post-RoPE):
+    // what attention-score based selection (H2O, TOVA, SnapKV) looks at.
+    std::vector<Matrix> queries;
+    float scale = 0.0f; // attention scale; 0 = 1/√d
+    std::uint64_t seed = 0;
+
+    int tokens() const { return static_cast<int>(keys.rows()); }
+    int headDim() const { return static_cast<int>(keys.cols()); }
+    float attentionScale() const;
+};
+
+class Scheme {
+public:
+    virtual ~Scheme() = default;
+    virtual const SchemeInfo& info() const = 0;
+    // Throws kvs::Error for parameters the head cannot satisfy.
+    virtual CompressedHead compress(const HeadInput& head, const ParamValues& params) const = 0;
+};
+
+const std::vector<std::unique_ptr<Scheme>>& schemeRegistry();
+const Scheme* findScheme(const std::string& id);
+
+// The kept-token budget of a selection method: `bytes` > 0 wins, then `tokens` > 0, else the kept
+// fraction `keep` of n. perTokenBytes is what one kept token costs (keys + values + metadata).
+// The result is clamped to [minimum, n].
+int tokenBudget(const ParamValues& params, int n, double perTokenBytes, int minimum = 1);
+// The budget parameters every selection method offers, in this order: keep, tokens, bytes.
+std::vector<ParamSpec> budgetParams(double defaultKeep);
+
+// A CompressedHead holding the chosen context tokens (sorted positions; logWeights empty when all
+// are zero) with dense keys and values at `precision`.
+CompressedHead selectTokens(const HeadInput& head, std::vector<std::int32_t> positions,
+                            std::vector<float> logWeights, Precision precision);
+
+} // namespace kvs

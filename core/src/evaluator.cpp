@@ -1,0 +1,381 @@
+// SPDX-License-Identifier: MIT
+// The evaluation protocol (DESIGN.md "Data flow" and "Metrics").
+#include "kvs/evaluator.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <limits>
+
+namespace kvs {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double msSince(Clock::time_point t) {
+    return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
+}
+
+int resolveContext(const Capture& c, const EvalOptions& o) {
+    const int n = c.tokenCount();
+    const int ctx = o.contextTokens > 0 ? o.contextTokens : (3 * n) / 4;
+    if (n < 2)
+        throw Error(ErrorCode::InvalidArgument,
+                    "the prompt has " + std::to_string(n) +
+                        " token(s); evaluation needs a context and at least one probe token");
+    if (ctx < 1 || ctx >= n)
+        throw Error(ErrorCode::InvalidArgument,
+                    "context of " + std::to_string(ctx) + " tokens leaves no probe tokens in a " +
+                        std::to_string(n) + "-token prompt (choose 1 … " + std::to_string(n - 1) +
+                        ")");
+    return ctx;
+}
+
+bool valuesShared(const ModelConfig& c) {
+    return c.sharing == ProjectionSharing::KEqV || c.sharing == ProjectionSharing::QEqKEqV;
+}
+
+HeadInput headInput(const Capture& cap, int l, int h, int ctx, std::uint64_t seed) {
+    const KvHeadCapture& hc =
+        cap.layers[static_cast<std::size_t>(l)].kvHeads[static_cast<std::size_t>(h)];
+    HeadInput in;
+    in.layer = l;
+    in.kvHead = h;
+    in.keys = hc.keys.topRows(ctx);
+    if (hc.keysPreRope.rows() > 0)
+        in.keysPreRope = hc.keysPreRope.topRows(ctx);
+    in.values = hc.values.topRows(ctx);
+    in.valuesSharedWithKeys = valuesShared(cap.config);
+    for (const Matrix& q : hc.queries)
+        in.queries.push_back(q.topRows(ctx));
+    in.scale = layerAttentionScale(cap.config, l);
+    in.seed = seed;
+    return in;
+}
+
+// The probe queries of every query head of layer l (captured: the exact run's).
+std::vector<Matrix> probeQueries(const Capture& cap, int l, int ctx) {
+    const int n = cap.tokenCount();
+    std::vector<Matrix> qs;
+    for (const auto& hc : cap.layers[static_cast<std::size_t>(l)].kvHeads)
+        for (const Matrix& q : hc.queries)
+            qs.push_back(q.bottomRows(n - ctx));
+    return qs;
+}
+
+std::vector<CompressedHead> exactHeads(const Capture& cap, int l, int ctx) {
+    std::vector<CompressedHead> heads;
+    for (const auto& hc : cap.layers[static_cast<std::size_t>(l)].kvHeads) {
+        CompressedHead e = exactHead(hc.keys.topRows(ctx), hc.values.topRows(ctx), Precision::F32);
+        if (valuesShared(cap.config))
+            e.valueForm = CompressedHead::ValueForm::SharedWithKeys;
+        heads.push_back(std::move(e));
+    }
+    return heads;
+}
+
+// Context attention from per-layer heads through a backend (the forward pass merges it with
+// the exact attention over the probe tokens so far).
+class BackendContext final : public ContextAttention {
+public:
+    // With onlyLayer ≥ 0 the other layers attend to `exact` through the same path, so that the
+    // identity scheme reproduces the reference bit for bit.
+    BackendContext(const std::vector<std::vector<CompressedHead>>& heads,
+                   const std::vector<std::vector<CompressedHead>>* exact, int ctx, int groupSize,
+                   AttentionBackend& backend, int onlyLayer)
+        : m_heads(heads), m_exact(exact), m_ctx(ctx), m_group(groupSize), m_backend(backend),
+          m_onlyLayer(onlyLayer) {}
+    int contextLength() const override { return m_ctx; }
+    bool attend(int layer, const std::vector<Matrix>& queries, float scale,
+                std::vector<Matrix>& outputs,
+                std::vector<std::vector<float>>& logSumExp) const override {
+        const bool compressed = m_onlyLayer < 0 || layer == m_onlyLayer;
+        LayerAttendRequest r;
+        const auto& heads = (compressed ? m_heads : *m_exact)[static_cast<std::size_t>(layer)];
+        r.heads = std::span<const CompressedHead>(heads.data(), heads.size());
+        r.queries = std::span<const Matrix>(queries.data(), queries.size());
+        r.groupSize = m_group;
+        r.options.scale = scale;
+        auto results = m_backend.attendLayer(r).valueOrThrow();
+        outputs.clear();
+        logSumExp.clear();
+        for (auto& res : results) {
+            outputs.push_back(std::move(res.outputs));
+            logSumExp.push_back(std::move(res.logSumExp));
+        }
+        return true;
+    }
+
+private:
+    const std::vector<std::vector<CompressedHead>>& m_heads;
+    const std::vector<std::vector<CompressedHead>>* m_exact;
+    int m_ctx;
+    int m_group;
+    AttentionBackend& m_backend;
+    int m_onlyLayer;
+};
+
+Matrix probeLogits(const Model& model, const Capture& cap, int ctx,
+                   const std::vector<std::vector<CompressedHead>>& heads,
+                   const std::vector<std::vector<CompressedHead>>* exact, AttentionBackend& backend,
+                   int onlyLayer) {
+    const std::vector<TokenId> context(cap.tokens.begin(), cap.tokens.begin() + ctx);
+    const std::vector<TokenId> probe(cap.tokens.begin() + ctx, cap.tokens.end());
+    KvCache cache;
+    model.forward(context, &cache);
+    const BackendContext bc(heads, exact, ctx, cap.config.groupSize(), backend, onlyLayer);
+    return model.forwardWithContext(probe, cache, bc);
+}
+
+ModelQuality compareLogits(const Matrix& exact, const Matrix& compressed,
+                           const std::vector<TokenId>& targets) {
+    ModelQuality q;
+    const Eigen::Index rows = exact.rows();
+    q.positions = static_cast<int>(rows);
+    double kl = 0, nllExact = 0, nllComp = 0;
+    int agree = 0, withTarget = 0;
+    for (Eigen::Index i = 0; i < rows; ++i) {
+        const Eigen::ArrayXd a = exact.row(i).cast<double>().transpose().array();
+        const Eigen::ArrayXd b = compressed.row(i).cast<double>().transpose().array();
+        const double la = a.maxCoeff() + std::log((a - a.maxCoeff()).exp().sum());
+        const double lb = b.maxCoeff() + std::log((b - b.maxCoeff()).exp().sum());
+        const Eigen::ArrayXd logp = a - la, logq = b - lb;
+        kl += (logp.exp() * (logp - logq)).sum();
+        Eigen::Index ia = 0, ib = 0;
+        exact.row(i).maxCoeff(&ia);
+        compressed.row(i).maxCoeff(&ib);
+        agree += ia == ib;
+        if (static_cast<std::size_t>(i) < targets.size()) {
+            const auto t = static_cast<Eigen::Index>(targets[static_cast<std::size_t>(i)]);
+            nllExact -= logp(t);
+            nllComp -= logq(t);
+            ++withTarget;
+        }
+    }
+    q.klMean = rows ? std::max(0.0, kl / static_cast<double>(rows)) : 0.0;
+    q.top1Agreement = rows ? static_cast<double>(agree) / static_cast<double>(rows) : 1.0;
+    if (withTarget) {
+        q.perplexityExact = std::exp(nllExact / withTarget);
+        q.perplexityCompressed = std::exp(nllComp / withTarget);
+        q.perplexityChangePercent = 100.0 * (q.perplexityCompressed / q.perplexityExact - 1.0);
+    }
+    return q;
+}
+
+void checkCancel(const EvalOptions& o) {
+    if (o.cancel && o.cancel->load())
+        throw Error(ErrorCode::InvalidArgument, "evaluation cancelled");
+}
+
+} // namespace
+
+float layerAttentionScale(const ModelConfig& c, int layer) {
+    float s = c.family == Family::Gpt2 && !c.scaleAttnWeights
+                  ? 1.0f
+                  : 1.0f / std::sqrt(static_cast<float>(c.headDim));
+    if (c.family == Family::Gpt2 && c.scaleAttnByInverseLayerIdx)
+        s /= static_cast<float>(layer + 1);
+    return s;
+}
+
+Result<std::vector<std::vector<CompressedHead>>> compressAll(const Capture& capture,
+                                                             const SchemeSetting& setting,
+                                                             int contextTokens,
+                                                             std::uint64_t seed) {
+    return catchErrors([&] {
+        const Scheme* scheme = findScheme(setting.id);
+        if (!scheme)
+            throw Error(ErrorCode::InvalidArgument, "unknown scheme '" + setting.id + "'");
+        const ParamValues params = setting.resolved();
+        const int L = capture.config.layers, Hkv = capture.config.kvHeads;
+        std::vector<std::vector<CompressedHead>> out(
+            static_cast<std::size_t>(L),
+            std::vector<CompressedHead>(static_cast<std::size_t>(Hkv)));
+        std::string firstError;
+#pragma omp parallel for schedule(dynamic)
+        for (int i = 0; i < L * Hkv; ++i) {
+            const int l = i / Hkv, h = i % Hkv;
+            try {
+                out[static_cast<std::size_t>(l)][static_cast<std::size_t>(h)] =
+                    scheme->compress(headInput(capture, l, h, contextTokens, seed), params);
+            } catch (const std::exception& e) {
+#pragma omp critical
+                if (firstError.empty())
+                    firstError = "layer " + std::to_string(l) + ", KV head " + std::to_string(h) +
+                                 ": " + e.what();
+            }
+        }
+        if (!firstError.empty())
+            throw Error(ErrorCode::InvalidArgument, setting.toString() + ": " + firstError);
+        return out;
+    });
+}
+
+Result<ExactReference> computeExactReference(const Capture& cap, const Model* model,
+                                             AttentionBackend& backend,
+                                             const EvalOptions& options) {
+    return catchErrors([&] {
+        ExactReference ref;
+        const int ctx = resolveContext(cap, options);
+        ref.contextTokens = ctx;
+        std::vector<std::vector<CompressedHead>> heads;
+        for (int l = 0; l < cap.config.layers; ++l) {
+            checkCancel(options);
+            heads.push_back(exactHeads(cap, l, ctx));
+            const auto qs = probeQueries(cap, l, ctx);
+            LayerAttendRequest r;
+            r.heads = std::span<const CompressedHead>(heads.back().data(), heads.back().size());
+            r.queries = std::span<const Matrix>(qs.data(), qs.size());
+            r.groupSize = cap.config.groupSize();
+            r.options.scale = layerAttentionScale(cap.config, l);
+            r.options.wantProbabilities = true;
+            r.options.wantScores = true;
+            ref.attention.push_back(backend.attendLayer(r).valueOrThrow());
+        }
+        if (model && options.modelQuality)
+            ref.probeLogits = probeLogits(*model, cap, ctx, heads, nullptr, backend, -1);
+        return ref;
+    });
+}
+
+Result<EvalResult> evaluate(const Capture& cap, const Model* model, const SchemeSetting& setting,
+                            AttentionBackend& backend, const EvalOptions& options,
+                            const ExactReference* reference) {
+    return catchErrors([&] {
+        const int ctx = resolveContext(cap, options);
+        ExactReference computed;
+        if (!reference || reference->contextTokens != ctx ||
+            (model && options.modelQuality && reference->probeLogits.rows() == 0)) {
+            computed = computeExactReference(cap, model, backend, options).valueOrThrow();
+            reference = &computed;
+        }
+        EvalResult result;
+        result.scheme = setting.toString();
+        result.contextTokens = ctx;
+        result.probeTokens = cap.tokenCount() - ctx;
+        result.backend = backend.name();
+        const int L = cap.config.layers, Hkv = cap.config.kvHeads, g = cap.config.groupSize();
+        const int d = cap.config.headDim;
+
+        const auto t0 = Clock::now();
+        const auto heads = compressAll(cap, setting, ctx, options.seed).valueOrThrow();
+        result.compressMilliseconds = msSince(t0);
+
+        double attendMs = 0;
+        for (int l = 0; l < L; ++l) {
+            checkCancel(options);
+            const auto qs = probeQueries(cap, l, ctx);
+            LayerAttendRequest r;
+            const auto& lh = heads[static_cast<std::size_t>(l)];
+            r.heads = std::span<const CompressedHead>(lh.data(), lh.size());
+            r.queries = std::span<const Matrix>(qs.data(), qs.size());
+            r.groupSize = g;
+            r.options.scale = layerAttentionScale(cap.config, l);
+            r.options.wantScores = true;
+            r.options.wantProbabilities = options.attentionMaps;
+            const auto ta = Clock::now();
+            const auto comp = backend.attendLayer(r).valueOrThrow();
+            attendMs += msSince(ta);
+            const auto& exact = reference->attention[static_cast<std::size_t>(l)];
+
+            for (int h = 0; h < Hkv; ++h) {
+                const CompressedHead& ch = lh[static_cast<std::size_t>(h)];
+                HeadMetrics m;
+                m.layer = l;
+                m.kvHead = h;
+                m.contextTokens = ctx;
+                m.keptTokens = ch.keptCount();
+                m.bytes = ch.bytes();
+                m.fp16Bytes = fp16BaselineBytes(ctx, d);
+                double errSum = 0, massSum = 0, qmax = 0;
+                int count = 0;
+                const double kmax = cap.layers[static_cast<std::size_t>(l)]
+                                        .kvHeads[static_cast<std::size_t>(h)]
+                                        .keys.topRows(ctx)
+                                        .rowwise()
+                                        .norm()
+                                        .maxCoeff();
+                for (int j = 0; j < g; ++j) {
+                    const int qh = h * g + j;
+                    const AttendResult& e = exact[static_cast<std::size_t>(qh)];
+                    const AttendResult& c = comp[static_cast<std::size_t>(qh)];
+                    qmax = std::max(
+                        qmax, static_cast<double>(
+                                  qs[static_cast<std::size_t>(qh)].rowwise().norm().maxCoeff()));
+                    for (Eigen::Index i = 0; i < e.outputs.rows(); ++i) {
+                        const double on = e.outputs.row(i).cast<double>().norm();
+                        const double diff =
+                            (e.outputs.row(i).cast<double>() - c.outputs.row(i).cast<double>())
+                                .norm();
+                        const double rel = on > 0 ? diff / on : diff;
+                        errSum += rel;
+                        m.maxAttentionError = std::max(m.maxAttentionError, rel);
+                        double kept = 0;
+                        for (int k = 0; k < ch.keptCount(); ++k)
+                            kept += e.probabilities(i, ch.positions[static_cast<std::size_t>(k)]);
+                        massSum += std::max(0.0, 1.0 - kept);
+                        for (int k = 0; k < ch.keptCount(); ++k) {
+                            const double bias = ch.logWeights.empty()
+                                                    ? 0.0
+                                                    : ch.logWeights[static_cast<std::size_t>(k)];
+                            const double sExact =
+                                e.scores(i, ch.positions[static_cast<std::size_t>(k)]);
+                            const double sComp = c.scores(i, k) - bias;
+                            if (std::isfinite(sExact) && std::isfinite(sComp))
+                                m.logitError = std::max(m.logitError, std::abs(sExact - sComp));
+                        }
+                        ++count;
+                    }
+                    if (options.attentionMaps) {
+                        m.exactMap.push_back(e.probabilities);
+                        Matrix cm = Matrix::Zero(c.outputs.rows(), ctx);
+                        for (int k = 0; k < ch.keptCount(); ++k)
+                            cm.col(ch.positions[static_cast<std::size_t>(k)]) =
+                                c.probabilities.col(k);
+                        m.compressedMap.push_back(std::move(cm));
+                    }
+                }
+                m.attentionError = count ? errSum / count : 0.0;
+                m.massLost = count ? massSum / count : 0.0;
+                m.rhoEff = qmax * kmax * r.options.scale;
+                m.boundTokens = m.attentionError > 0
+                                    ? std::min(1e300, std::sqrt(static_cast<double>(d)) *
+                                                          std::exp(std::min(m.rhoEff, 690.0)) /
+                                                          m.attentionError)
+                                    : std::numeric_limits<double>::infinity();
+                result.bytes += m.bytes;
+                result.fp16Bytes += m.fp16Bytes;
+                result.attentionError += m.attentionError;
+                result.massLost += m.massLost;
+                result.logitError = std::max(result.logitError, m.logitError);
+                result.heads.push_back(std::move(m));
+            }
+        }
+        result.attendMilliseconds = attendMs;
+        const double nh = static_cast<double>(result.heads.size());
+        result.attentionError /= nh;
+        result.massLost /= nh;
+        result.memoryFraction =
+            static_cast<double>(result.bytes.total()) / static_cast<double>(result.fp16Bytes);
+
+        if (model && options.modelQuality) {
+            const std::vector<TokenId> targets(cap.tokens.begin() + ctx + 1, cap.tokens.end());
+            result.quality =
+                compareLogits(reference->probeLogits,
+                              probeLogits(*model, cap, ctx, heads, nullptr, backend, -1), targets);
+            if (options.perLayerQuality) {
+                std::vector<std::vector<CompressedHead>> exact;
+                for (int l = 0; l < L; ++l)
+                    exact.push_back(exactHeads(cap, l, ctx));
+                for (int l = 0; l < L; ++l) {
+                    checkCancel(options);
+                    result.perLayerQuality.push_back(compareLogits(
+                        reference->probeLogits,
+                        probeLogits(*model, cap, ctx, heads, &exact, backend, l), targets));
+                }
+            }
+        }
+        return result;
+    });
+}
+
+} // namespace kvs

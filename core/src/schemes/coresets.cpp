@@ -1,0 +1,263 @@
+// SPDX-License-Identifier: MIT
+// Discrepancy coresets (ALGORITHMS.md §1a, §1b): halving by a self-balancing walk over the
+// exponential-kernel Gram matrix, as a one-shot cascade after prefill and as streaming
+// merge-and-reduce.
+#include "registry_parts.h"
+#include "scheme_util.h"
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+
+namespace kvs::schemes {
+namespace {
+
+struct Weighted {
+    std::int32_t position;
+    double weight; // linear weight w; stored as the log-bias ln w
+};
+
+struct WalkParams {
+    double gamma = 4.0;
+    double tau = 1.0;
+    double c = 0.025;
+    int block = 128;
+};
+
+// One halving of `tokens` (consecutive in position): returns half of them with doubled weights.
+// An odd last token is kept as it is.
+std::vector<Weighted> halveBlock(const HeadInput& h, const std::vector<Weighted>& tokens,
+                                 const WalkParams& wp, std::mt19937_64& rng) {
+    const int t = static_cast<int>(tokens.size()) / 2 * 2;
+    std::vector<Weighted> out;
+    if (t < 2) {
+        out = tokens;
+        return out;
+    }
+    const int d = h.headDim();
+    Eigen::MatrixXd k(t, d), v(t, h.values.cols());
+    for (int i = 0; i < t; ++i) {
+        k.row(i) = h.keys.row(tokens[static_cast<std::size_t>(i)].position).cast<double>();
+        v.row(i) = h.values.row(tokens[static_cast<std::size_t>(i)].position).cast<double>() *
+                   tokens[static_cast<std::size_t>(i)].weight;
+    }
+    // Centring multiplies every e^{<q,k_i>} by the same e^{<q,mean>}: the balance is unchanged.
+    k.rowwise() -= k.colwise().mean();
+    const double s = wp.tau * h.attentionScale();
+    Eigen::MatrixXd a = (k * k.transpose()) * s;
+    // Normalize so that every entry is at most 1 + c in magnitude (Cauchy-Schwarz bounds the
+    // off-diagonal kernel by the largest diagonal one): the walk's γ then has a fixed meaning.
+    const double amax = a.diagonal().maxCoeff();
+    const double vmax = std::max(1e-300, v.rowwise().norm().maxCoeff());
+    v /= vmax;
+    Eigen::MatrixXd g = (a.array() - amax)
+                            .exp()
+                            .matrix()
+                            .cwiseProduct((v * v.transpose()).array().matrix() +
+                                          Eigen::MatrixXd::Constant(t, t, wp.c));
+    std::uniform_real_distribution<double> unit(0.0, 1.0);
+    std::vector<int> sign(static_cast<std::size_t>(t), 0);
+    int plus = 0, minus = 0;
+    const int half = t / 2;
+    Eigen::VectorXd signedSum = Eigen::VectorXd::Zero(t); // r = G σ so far
+    for (int i = 0; i < t; ++i) {
+        int sgn;
+        if (plus == half)
+            sgn = -1;
+        else if (minus == half)
+            sgn = +1;
+        else if (i == 0)
+            sgn = +1;
+        else {
+            const double pPlus = std::clamp(0.5 - wp.gamma * signedSum(i), 0.0, 1.0);
+            sgn = unit(rng) < pPlus ? +1 : -1;
+        }
+        sign[static_cast<std::size_t>(i)] = sgn;
+        (sgn > 0 ? plus : minus)++;
+        signedSum += g.col(i) * sgn;
+    }
+    // Keep the class that filled first (it reached t/2 while the other was still open).
+    int keep = 0;
+    {
+        int p = 0, m = 0;
+        for (int i = 0; i < t && keep == 0; ++i) {
+            (sign[static_cast<std::size_t>(i)] > 0 ? p : m)++;
+            if (p == half)
+                keep = +1;
+            else if (m == half)
+                keep = -1;
+        }
+    }
+    for (int i = 0; i < t; ++i)
+        if (sign[static_cast<std::size_t>(i)] == keep)
+            out.push_back({tokens[static_cast<std::size_t>(i)].position,
+                           2.0 * tokens[static_cast<std::size_t>(i)].weight});
+    if (static_cast<int>(tokens.size()) > t)
+        out.push_back(tokens.back());
+    return out;
+}
+
+// Halves every block of `set`, or, with `target`, only as many leading tokens as it takes to
+// reach `target` tokens in all.
+std::vector<Weighted> halveRound(const HeadInput& h, const std::vector<Weighted>& set,
+                                 const WalkParams& wp, std::mt19937_64& rng, int target = -1) {
+    std::vector<Weighted> out;
+    std::size_t i = 0;
+    int excess = target < 0 ? static_cast<int>(set.size()) : static_cast<int>(set.size()) - target;
+    while (i < set.size()) {
+        std::size_t len = std::min<std::size_t>(static_cast<std::size_t>(wp.block), set.size() - i);
+        if (excess <= 0) {
+            out.insert(out.end(), set.begin() + static_cast<std::ptrdiff_t>(i), set.end());
+            break;
+        }
+        // A block of 2e tokens removes exactly e of them.
+        len = std::min<std::size_t>(len, static_cast<std::size_t>(2 * excess));
+        const std::vector<Weighted> block(set.begin() + static_cast<std::ptrdiff_t>(i),
+                                          set.begin() + static_cast<std::ptrdiff_t>(i + len));
+        const auto halved = halveBlock(h, block, wp, rng);
+        excess -= static_cast<int>(block.size() - halved.size());
+        out.insert(out.end(), halved.begin(), halved.end());
+        i += len;
+    }
+    return out;
+}
+
+WalkParams walkParams(const ParamValues& p) {
+    return {param(p, "gamma"), param(p, "tau"), param(p, "c"), static_cast<int>(param(p, "block"))};
+}
+
+std::mt19937_64 rngFor(const HeadInput& h, const ParamValues& p) {
+    std::seed_seq seq{static_cast<std::uint64_t>(param(p, "seed")), h.seed,
+                      static_cast<std::uint64_t>(h.layer), static_cast<std::uint64_t>(h.kvHead)};
+    return std::mt19937_64(seq);
+}
+
+CompressedHead finish(const HeadInput& h, const ExactSplit& split,
+                      const std::vector<Weighted>& kept, Precision precision) {
+    std::vector<std::int32_t> pos;
+    std::vector<float> lw;
+    for (const auto& w : kept) {
+        pos.push_back(w.position);
+        lw.push_back(static_cast<float>(std::log(w.weight)));
+    }
+    return assemble(h, split, pos, lw, precision);
+}
+
+CompressedHead halving(const HeadInput& h, const ParamValues& p) {
+    const Precision precision = precisionOf(p);
+    const int m = tokenBudget(p, h.tokens(), perTokenBytes(h, precision, true));
+    const ExactSplit split = splitExact(h.tokens(), m, static_cast<int>(param(p, "sinks")),
+                                        static_cast<int>(param(p, "window")));
+    const WalkParams wp = walkParams(p);
+    auto rng = rngFor(h, p);
+    std::vector<Weighted> set;
+    for (const auto pos : split.middle)
+        set.push_back({pos, 1.0});
+    const int target = split.middleBudget;
+    if (target <= 0)
+        return assemble(h, split, {}, {}, precision);
+    while (static_cast<int>(set.size()) >= 2 * target)
+        set = halveRound(h, set, wp, rng);
+    if (static_cast<int>(set.size()) > target)
+        set = halveRound(h, set, wp, rng, target);
+    return finish(h, split, set, precision);
+}
+
+// Tokens a merge-and-reduce summary of `count` arrivals holds with buffer size t: t per occupied
+// level (the binary digits of count / t) plus the partial buffer.
+int streamingSize(int count, int t) {
+    const int full = count / t;
+    return t * __builtin_popcount(static_cast<unsigned>(full)) + count % t;
+}
+
+CompressedHead streaming(const HeadInput& h, const ParamValues& p) {
+    const Precision precision = precisionOf(p);
+    const int m = tokenBudget(p, h.tokens(), perTokenBytes(h, precision, true));
+    const ExactSplit split = splitExact(h.tokens(), m, static_cast<int>(param(p, "sinks")),
+                                        static_cast<int>(param(p, "window")));
+    const int count = static_cast<int>(split.middle.size());
+    const int target = split.middleBudget;
+    if (target <= 0)
+        return assemble(h, split, {}, {}, precision);
+    int t = static_cast<int>(param(p, "buffer"));
+    if (t <= 0) { // the largest even buffer whose summary fits the budget
+        t = std::max(2, target / 2 * 2);
+        while (t > 2 && streamingSize(count, t) > target)
+            t -= 2;
+    }
+    WalkParams wp = walkParams(p);
+    wp.block = std::max(wp.block, 2 * t); // (level ∪ carry) is halved as one block
+    auto rng = rngFor(h, p);
+    std::vector<std::vector<Weighted>> levels;
+    std::vector<Weighted> buffer;
+    for (const auto pos : split.middle) {
+        buffer.push_back({pos, 1.0});
+        if (static_cast<int>(buffer.size()) < t)
+            continue;
+        std::vector<Weighted> carry = std::move(buffer);
+        buffer.clear();
+        std::size_t level = 0;
+        for (; level < levels.size() && !levels[level].empty(); ++level) {
+            std::vector<Weighted> both = levels[level];
+            both.insert(both.end(), carry.begin(), carry.end());
+            std::sort(both.begin(), both.end(),
+                      [](const Weighted& a, const Weighted& b) { return a.position < b.position; });
+            carry = halveBlock(h, both, wp, rng);
+            levels[level].clear();
+        }
+        if (level == levels.size())
+            levels.emplace_back();
+        levels[level] = std::move(carry);
+    }
+    std::vector<Weighted> kept = buffer;
+    for (const auto& l : levels)
+        kept.insert(kept.end(), l.begin(), l.end());
+    return finish(h, split, kept, precision);
+}
+
+std::vector<ParamSpec> coresetParams(bool streamingMode) {
+    std::vector<ParamSpec> p = budgetParams(0.25);
+    p.push_back(sinksParam(16));
+    p.push_back(windowParam(64));
+    if (streamingMode)
+        p.push_back({"buffer", "Buffer size", 0, 1 << 16, 0, false, true, "tokens",
+                     "tokens per level; 0 = the largest that fits the budget"});
+    else
+        p.push_back({"block", "Block size", 2, 4096, 128, true, true, "tokens",
+                     "tokens halved together (cost grows with its square)"});
+    p.push_back({"gamma", "Walk gain γ", 0, 100, 4, false, false, "",
+                 "how hard the walk pushes against the running signed sum"});
+    p.push_back({"tau", "Kernel temperature τ", 0.01, 10, 1, true, false, "",
+                 "multiplies <k_i, k_j>/√d in the Gram kernel"});
+    p.push_back({"c", "Normalizer term c", 0, 10, 0.025, false, false, "",
+                 "weight of the softmax denominator in the balance"});
+    p.push_back(seedParam());
+    p.push_back(precisionParam(16));
+    if (streamingMode)
+        p.push_back({"block", "Block size", 2, 1 << 17, 128, true, true, "tokens",
+                     "lower bound on the tokens halved together"});
+    return p;
+}
+
+} // namespace
+
+void addCoresetSchemes(std::vector<std::unique_ptr<Scheme>>& out) {
+    out.push_back(makeScheme(
+        {"coreset.halving", "coreset", "Discrepancy halving (BalanceKV)",
+         "Splits the context into two halves whose exponential-kernel sums nearly cancel — a "
+         "self-balancing random walk chooses each token's sign against the running signed sum "
+         "— keeps one half at double weight and repeats. Attention sinks and a recent window stay "
+         "exact. The error should fall like 1/m in the kept tokens m, against 1/√m for uniform "
+         "sampling.",
+         coresetParams(false)},
+        halving));
+    out.push_back(makeScheme(
+        {"coreset.streaming", "coreset", "Streaming merge-and-reduce",
+         "Compresses while tokens arrive: a buffer of t tokens is carried up a ladder of levels, "
+         "each holding at most one summary of t tokens of weight 2^level; whenever two summaries "
+         "meet they are halved into one. Memory t·(levels + 1) tokens for any stream length.",
+         coresetParams(true)},
+        streaming));
+}
+
+} // namespace kvs::schemes

@@ -1,0 +1,192 @@
+// SPDX-License-Identifier: MIT
+// Scheme settings ("ID:key=value,..."), budgets, and the token-selection helper every selection
+// method shares.
+#include "kvs/scheme.h"
+
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+
+namespace kvs {
+
+const ParamSpec* SchemeInfo::findParam(const std::string& key) const {
+    for (const auto& p : params)
+        if (p.key == key)
+            return &p;
+    return nullptr;
+}
+
+float HeadInput::attentionScale() const {
+    return scale > 0.0f ? scale : 1.0f / std::sqrt(static_cast<float>(headDim()));
+}
+
+const Scheme* findScheme(const std::string& id) {
+    for (const auto& s : schemeRegistry())
+        if (s->info().id == id)
+            return s.get();
+    return nullptr;
+}
+
+namespace {
+
+std::string trim(const std::string& s) {
+    const auto b = s.find_first_not_of(" \t");
+    if (b == std::string::npos)
+        return {};
+    const auto e = s.find_last_not_of(" \t");
+    return s.substr(b, e - b + 1);
+}
+
+std::string formatNumber(double v) {
+    std::ostringstream os;
+    os.precision(10);
+    os << v;
+    return os.str();
+}
+
+} // namespace
+
+Result<SchemeSetting> SchemeSetting::parse(const std::string& text) {
+    return catchErrors([&] {
+        const auto fail = [&](const std::string& what) -> void {
+            throw Error(ErrorCode::InvalidArgument, "scheme '" + text + "': " + what);
+        };
+        SchemeSetting s;
+        const auto colon = text.find(':');
+        s.id = trim(text.substr(0, colon));
+        const Scheme* scheme = findScheme(s.id);
+        if (!scheme) {
+            std::string known;
+            for (const auto& r : schemeRegistry())
+                known += (known.empty() ? "" : ", ") + r->info().id;
+            fail("unknown scheme id '" + s.id + "' (known: " + known + ")");
+        }
+        if (colon == std::string::npos)
+            return s;
+        std::stringstream rest(text.substr(colon + 1));
+        std::string item;
+        while (std::getline(rest, item, ',')) {
+            item = trim(item);
+            if (item.empty())
+                continue;
+            const auto eq = item.find('=');
+            if (eq == std::string::npos)
+                fail("'" + item + "' is not key=value");
+            const std::string key = trim(item.substr(0, eq));
+            const std::string value = trim(item.substr(eq + 1));
+            const ParamSpec* spec = scheme->info().findParam(key);
+            if (!spec) {
+                std::string keys;
+                for (const auto& p : scheme->info().params)
+                    keys += (keys.empty() ? "" : ", ") + p.key;
+                fail("unknown parameter '" + key + "' (" + s.id + " has: " + keys + ")");
+            }
+            double v = 0.0;
+            std::size_t used = 0;
+            try {
+                v = std::stod(value, &used);
+            } catch (const std::exception&) {
+                used = 0;
+            }
+            if (used == 0 || used != value.size() || !std::isfinite(v))
+                fail(key + " = '" + value + "' is not a number");
+            if (spec->integer && v != std::floor(v))
+                fail(key + " = " + value + " must be an integer");
+            if (v < spec->minimum || v > spec->maximum)
+                fail(key + " = " + value + " is outside [" + formatNumber(spec->minimum) + ", " +
+                     formatNumber(spec->maximum) + "]");
+            s.params[key] = v;
+        }
+        return s;
+    });
+}
+
+std::string SchemeSetting::toString() const {
+    std::string out = id;
+    char sep = ':';
+    for (const auto& [k, v] : params) {
+        out += sep + k + "=" + formatNumber(v);
+        sep = ',';
+    }
+    return out;
+}
+
+ParamValues SchemeSetting::resolved() const {
+    ParamValues out;
+    if (const Scheme* s = findScheme(id))
+        for (const auto& p : s->info().params)
+            out[p.key] = p.defaultValue;
+    for (const auto& [k, v] : params)
+        out[k] = v;
+    return out;
+}
+
+std::vector<ParamSpec> budgetParams(double defaultKeep) {
+    return {
+        {"keep", "Kept fraction", 0.001, 1.0, defaultKeep, true, false, "",
+         "fraction of the context tokens kept (used when tokens and bytes are 0)"},
+        {"tokens", "Kept tokens", 0, 1 << 20, 0, false, true, "tokens",
+         "number of context tokens kept; 0 = use the kept fraction"},
+        {"bytes", "Byte budget", 0, 1e12, 0, false, true, "bytes",
+         "cache bytes per head, metadata included; 0 = use tokens or the kept fraction"},
+    };
+}
+
+int tokenBudget(const ParamValues& params, int n, double perTokenBytes, int minimum) {
+    auto get = [&](const char* k) {
+        const auto it = params.find(k);
+        return it == params.end() ? 0.0 : it->second;
+    };
+    double m = 0;
+    if (get("bytes") > 0)
+        m = std::floor(get("bytes") / perTokenBytes);
+    else if (get("tokens") > 0)
+        m = get("tokens");
+    else
+        m = std::round(get("keep") * n);
+    return static_cast<int>(
+        std::clamp(m, static_cast<double>(std::min(minimum, n)), static_cast<double>(n)));
+}
+
+CompressedHead selectTokens(const HeadInput& head, std::vector<std::int32_t> positions,
+                            std::vector<float> logWeights, Precision precision) {
+    const int n = head.tokens();
+    std::vector<std::size_t> order(positions.size());
+    for (std::size_t i = 0; i < order.size(); ++i)
+        order[i] = i;
+    std::sort(order.begin(), order.end(),
+              [&](std::size_t a, std::size_t b) { return positions[a] < positions[b]; });
+    CompressedHead c;
+    c.headDim = head.headDim();
+    c.contextLength = n;
+    const bool weighted =
+        std::any_of(logWeights.begin(), logWeights.end(), [](float w) { return w != 0.0f; });
+    const auto m = static_cast<Eigen::Index>(positions.size());
+    c.keys.resize(m, head.headDim());
+    c.values.resize(m, head.values.cols());
+    for (Eigen::Index i = 0; i < m; ++i) {
+        const auto src = static_cast<std::size_t>(order[static_cast<std::size_t>(i)]);
+        const int p = positions[src];
+        if (p < 0 || p >= n || (i > 0 && c.positions.back() >= p))
+            throw Error(ErrorCode::Internal,
+                        "selectTokens: position " + std::to_string(p) +
+                            " out of range or repeated (n = " + std::to_string(n) + ")");
+        c.positions.push_back(p);
+        if (weighted)
+            c.logWeights.push_back(precision == Precision::F16 ? roundToHalf(logWeights[src])
+                                                               : logWeights[src]);
+        c.keys.row(i) = head.keys.row(p);
+        c.values.row(i) = head.values.row(p);
+    }
+    c.keyPrecision = precision;
+    c.valuePrecision = precision;
+    c.valueForm = head.valuesSharedWithKeys ? CompressedHead::ValueForm::SharedWithKeys
+                                            : CompressedHead::ValueForm::Dense;
+    if (precision == Precision::F16) {
+        roundToHalf(c.keys);
+        roundToHalf(c.values);
+    }
+    return c;
+}
+
+} // namespace kvs

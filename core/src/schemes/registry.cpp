@@ -1,0 +1,49 @@
+// SPDX-License-Identifier: MIT
+// The scheme registry: adding a scheme means adding it to one of the add*Schemes lists.
+#include "registry_parts.h"
+
+namespace kvs {
+namespace schemes {
+namespace {
+
+class FunctionScheme final : public Scheme {
+public:
+    FunctionScheme(SchemeInfo info, CompressFn fn) : m_info(std::move(info)), m_fn(std::move(fn)) {}
+    const SchemeInfo& info() const override { return m_info; }
+    CompressedHead compress(const HeadInput& head, const ParamValues& params) const override {
+        ParamValues all;
+        for (const auto& p : m_info.params)
+            all[p.key] = p.defaultValue;
+        for (const auto& [k, v] : params)
+            all[k] = v;
+        if (head.tokens() == 0)
+            throw Error(ErrorCode::InvalidArgument, m_info.id + ": the context is empty");
+        CompressedHead c = m_fn(head, all);
+        c.validate();
+        return c;
+    }
+
+private:
+    SchemeInfo m_info;
+    CompressFn m_fn;
+};
+
+} // namespace
+
+std::unique_ptr<Scheme> makeScheme(SchemeInfo info, CompressFn compress) {
+    return std::make_unique<FunctionScheme>(std::move(info), std::move(compress));
+}
+
+} // namespace schemes
+
+const std::vector<std::unique_ptr<Scheme>>& schemeRegistry() {
+    static const std::vector<std::unique_ptr<Scheme>> registry = [] {
+        std::vector<std::unique_ptr<Scheme>> r;
+        schemes::addSelectionSchemes(r);
+        schemes::addCoresetSchemes(r);
+        return r;
+    }();
+    return registry;
+}
+
+} // namespace kvs

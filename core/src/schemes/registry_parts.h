@@ -1,0 +1,19 @@
+// SPDX-License-Identifier: MIT
+// How the scheme files hand their schemes to the registry.
+#pragma once
+
+#include "kvs/scheme.h"
+
+#include <functional>
+#include <memory>
+#include <vector>
+
+namespace kvs::schemes {
+
+using CompressFn = std::function<CompressedHead(const HeadInput&, const ParamValues&)>;
+std::unique_ptr<Scheme> makeScheme(SchemeInfo info, CompressFn compress);
+
+void addSelectionSchemes(std::vector<std::unique_ptr<Scheme>>& out);
+void addCoresetSchemes(std::vector<std::unique_ptr<Scheme>>& out);
+
+} // namespace kvs::schemes

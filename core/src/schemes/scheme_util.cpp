@@ -1,0 +1,126 @@
+// SPDX-License-Identifier: MIT
+#include "scheme_util.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+namespace kvs::schemes {
+
+double param(const ParamValues& p, const std::string& key) {
+    const auto it = p.find(key);
+    if (it == p.end())
+        throw Error(ErrorCode::Internal, "scheme parameter '" + key + "' not resolved");
+    return it->second;
+}
+
+ParamSpec precisionParam(int defaultBits) {
+    return {"precision",
+            "Stored precision",
+            16,
+            32,
+            static_cast<double>(defaultBits),
+            false,
+            true,
+            "bits",
+            "16 stores kept keys and values in fp16 (what a real cache does), 32 in fp32"};
+}
+ParamSpec sinksParam(int def) {
+    return {"sinks",
+            "Attention sinks",
+            0,
+            1024,
+            static_cast<double>(def),
+            false,
+            true,
+            "tokens",
+            "the first tokens, always kept exactly (attention sinks)"};
+}
+ParamSpec windowParam(int def) {
+    return {"window",
+            "Recent window",
+            0,
+            1 << 16,
+            static_cast<double>(def),
+            false,
+            true,
+            "tokens",
+            "the most recent context tokens, always kept exactly"};
+}
+ParamSpec seedParam() {
+    return {"seed", "Seed", 0, 1e9, 1, false, true, "", "random seed (same seed, same result)"};
+}
+
+Precision precisionOf(const ParamValues& p) {
+    return param(p, "precision") <= 16 ? Precision::F16 : Precision::F32;
+}
+
+double perTokenBytes(const HeadInput& head, Precision precision, bool weighted) {
+    const double e = bytesPerElement(precision);
+    const double values = head.valuesSharedWithKeys ? 0.0 : e * head.values.cols();
+    return e * head.headDim() + values + 4.0 + (weighted ? 2.0 : 0.0);
+}
+
+ExactSplit splitExact(int n, int m, int sinks, int window) {
+    m = std::clamp(m, 0, n);
+    sinks = std::clamp(sinks, 0, std::min(n, m));
+    window = std::clamp(window, 0, std::min(n - sinks, m - sinks));
+    ExactSplit s;
+    for (int i = 0; i < sinks; ++i)
+        s.exact.push_back(i);
+    for (int i = n - window; i < n; ++i)
+        s.exact.push_back(i);
+    for (int i = sinks; i < n - window; ++i)
+        s.middle.push_back(i);
+    s.middleBudget = std::min(m - sinks - window, static_cast<int>(s.middle.size()));
+    return s;
+}
+
+std::vector<double> receivedAttention(const HeadInput& head, int firstQuery) {
+    const int n = head.tokens();
+    std::vector<double> received(static_cast<std::size_t>(n), 0.0);
+    const float scale = head.attentionScale();
+    constexpr int kRows = 256; // bounded memory for long contexts
+    for (const Matrix& q : head.queries) {
+        for (int r0 = std::max(0, firstQuery); r0 < n; r0 += kRows) {
+            const int rows = std::min(kRows, n - r0);
+            Matrix s = (q.middleRows(r0, rows) * head.keys.topRows(r0 + rows).transpose()) * scale;
+            for (int i = 0; i < rows; ++i) {
+                const int visible = r0 + i + 1;
+                auto row = s.row(i).head(visible);
+                const float mx = row.maxCoeff();
+                Eigen::ArrayXf e = (row.array() - mx).exp();
+                const double z = e.sum();
+                for (int j = 0; j < visible; ++j)
+                    received[static_cast<std::size_t>(j)] += e(j) / z;
+            }
+        }
+    }
+    return received;
+}
+
+std::vector<std::int32_t> topByScore(const std::vector<std::int32_t>& candidates,
+                                     const std::vector<double>& score, int count) {
+    std::vector<std::int32_t> c = candidates;
+    count = std::clamp(count, 0, static_cast<int>(c.size()));
+    std::stable_sort(c.begin(), c.end(), [&](std::int32_t a, std::int32_t b) {
+        return score[static_cast<std::size_t>(a)] > score[static_cast<std::size_t>(b)];
+    });
+    c.resize(static_cast<std::size_t>(count));
+    return c;
+}
+
+CompressedHead assemble(const HeadInput& head, const ExactSplit& split,
+                        const std::vector<std::int32_t>& chosen,
+                        const std::vector<float>& chosenLogWeights, Precision precision) {
+    std::vector<std::int32_t> positions = split.exact;
+    std::vector<float> weights(split.exact.size(), 0.0f);
+    positions.insert(positions.end(), chosen.begin(), chosen.end());
+    if (chosenLogWeights.empty())
+        weights.resize(positions.size(), 0.0f);
+    else
+        weights.insert(weights.end(), chosenLogWeights.begin(), chosenLogWeights.end());
+    return selectTokens(head, std::move(positions), std::move(weights), precision);
+}
+
+} // namespace kvs::schemes

@@ -1,0 +1,360 @@
+// SPDX-License-Identifier: MIT
+// The scheme framework and the evaluation protocol: registry and settings, exactness of keep-
+// everything, weights that reproduce the exact normalizer on constructed cases, byte counts
+// against the formulas of ALGORITHMS.md, budgets, determinism, and model-level quality.
+#include "kvs/attention_backend.h"
+#include "kvs/evaluator.h"
+#include "kvs/model.h"
+#include "kvs/scheme.h"
+#include "kvs_test.h"
+
+#include <QtTest>
+#include <cmath>
+#include <random>
+#include <set>
+
+using namespace kvs;
+
+namespace {
+
+// A head whose tokens come in identical adjacent pairs (2i, 2i+1): keys of equal norm, unit
+// values. One token of each pair at weight 2 is then an exact coreset.
+HeadInput pairedHead(int pairs, int d, std::uint64_t seed) {
+    std::mt19937 rng(static_cast<unsigned>(seed));
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    HeadInput h;
+    h.keys.resize(2 * pairs, d);
+    h.values.resize(2 * pairs, d);
+    for (int i = 0; i < pairs; ++i) {
+        RowVector k(d), v(d);
+        for (int c = 0; c < d; ++c) {
+            k(c) = normal(rng);
+            v(c) = normal(rng);
+        }
+        k *= 2.0f / k.norm();
+        v /= v.norm();
+        h.keys.row(2 * i) = h.keys.row(2 * i + 1) = k;
+        h.values.row(2 * i) = h.values.row(2 * i + 1) = v;
+    }
+    h.queries.push_back(h.keys);
+    return h;
+}
+
+Matrix randomMatrix(int rows, int cols, std::uint64_t seed, float scale = 1.0f) {
+    std::mt19937 rng(static_cast<unsigned>(seed));
+    std::normal_distribution<float> normal(0.0f, scale);
+    Matrix m(rows, cols);
+    for (Eigen::Index i = 0; i < m.size(); ++i)
+        m.data()[i] = normal(rng);
+    return m;
+}
+
+CompressedHead compress(const std::string& setting, const HeadInput& head) {
+    auto s = SchemeSetting::parse(setting);
+    if (!s.ok())
+        throw std::runtime_error(s.message());
+    return findScheme(s.value().id)->compress(head, s.value().resolved());
+}
+
+} // namespace
+
+class TestSchemes : public QObject {
+    Q_OBJECT
+
+    test::TempDir m_dir;
+    std::optional<Model> m_model;
+    std::optional<Capture> m_capture;
+
+private slots:
+    void initTestCase() {
+        const auto folder = test::writeModel(m_dir, "gqa", syntheticPreset("tiny-llama-gqa"));
+        auto m = Model::load(folder);
+        KVS_VERIFY_OK(m);
+        m_model.emplace(std::move(m.value()));
+        auto c = m_model->capture(
+            "In the beginning God created the heaven and the earth. And the earth was without "
+            "form, and void; and darkness was upon the face of the deep.");
+        KVS_VERIFY_OK(c);
+        m_capture.emplace(std::move(c.value()));
+    }
+
+    void registryIsWellFormed() {
+        std::set<std::string> ids;
+        QVERIFY(schemeRegistry().size() >= 11);
+        for (const auto& s : schemeRegistry()) {
+            const SchemeInfo& i = s->info();
+            QVERIFY2(ids.insert(i.id).second, i.id.c_str());
+            QVERIFY(!i.family.empty() && !i.displayName.empty());
+            QVERIFY2(i.explanation.size() > 60, i.id.c_str());
+            std::set<std::string> keys;
+            for (const auto& p : i.params) {
+                QVERIFY2(keys.insert(p.key).second, (i.id + "." + p.key).c_str());
+                QVERIFY2(p.minimum <= p.defaultValue && p.defaultValue <= p.maximum,
+                         (i.id + "." + p.key).c_str());
+                QVERIFY(!p.label.empty());
+                if (p.logScale)
+                    QVERIFY(p.minimum > 0);
+            }
+        }
+        for (const char* id :
+             {"identity", "select.uniform", "select.norm_importance", "select.sinks_window",
+              "select.h2o", "select.tova", "select.snapkv", "select.key_norm",
+              "select.expected_attention", "coreset.halving", "coreset.streaming"})
+            QVERIFY2(findScheme(id), id);
+    }
+
+    void parseSettings_data() {
+        QTest::addColumn<QString>("text");
+        QTest::addColumn<QString>("error"); // empty: valid
+        QTest::newRow("plain id") << "coreset.halving"
+                                  << "";
+        QTest::newRow("params") << "coreset.halving:keep=0.125, seed=3"
+                                << "";
+        QTest::newRow("unknown id") << "coreset.nope"
+                                    << "unknown scheme id 'coreset.nope'";
+        QTest::newRow("unknown key") << "select.uniform:kep=0.5"
+                                     << "unknown parameter 'kep'";
+        QTest::newRow("not a number") << "select.uniform:keep=half"
+                                      << "is not a number";
+        QTest::newRow("trailing junk") << "select.uniform:keep=0.5x"
+                                       << "is not a number";
+        QTest::newRow("out of range") << "select.uniform:keep=2"
+                                      << "outside [0.001, 1]";
+        QTest::newRow("not integer") << "select.uniform:tokens=2.5"
+                                     << "must be an integer";
+        QTest::newRow("no equals") << "select.uniform:keep"
+                                   << "is not key=value";
+    }
+    void parseSettings() {
+        QFETCH(QString, text);
+        QFETCH(QString, error);
+        const auto r = SchemeSetting::parse(text.toStdString());
+        if (error.isEmpty()) {
+            KVS_VERIFY_OK(r);
+            // The text form parses back to the same setting.
+            const auto again = SchemeSetting::parse(r.value().toString());
+            KVS_VERIFY_OK(again);
+            QCOMPARE(again.value().params, r.value().params);
+        } else {
+            const std::string fragment = error.toStdString(), quoted = text.toStdString();
+            KVS_VERIFY_ERROR(r, fragment.c_str(), quoted.c_str());
+        }
+    }
+
+    // Keep-everything at 32 bits is exact: zero error to the bit on the CPU reference, zero
+    // next-token KL, zero perplexity change, full top-1 agreement.
+    void identityIsExact() {
+        auto backend = makeCpuBackend();
+        EvalOptions o;
+        o.contextTokens = 96;
+        o.perLayerQuality = true;
+        const auto r =
+            evaluate(*m_capture, &*m_model, SchemeSetting::parse("identity").value(), *backend, o);
+        KVS_VERIFY_OK(r);
+        const EvalResult& e = r.value();
+        QCOMPARE(e.attentionError, 0.0);
+        QCOMPARE(e.logitError, 0.0);
+        QVERIFY(e.massLost < 1e-6); // 1 − Σp of float probabilities
+        QVERIFY(e.quality.has_value());
+        QCOMPARE(e.quality->klMean, 0.0);
+        QCOMPARE(e.quality->perplexityChangePercent, 0.0);
+        QCOMPARE(e.quality->top1Agreement, 1.0);
+        QCOMPARE(e.perLayerQuality.size(), std::size_t(2));
+        for (const auto& q : e.perLayerQuality)
+            QCOMPARE(q.klMean, 0.0);
+        // fp32 storage is twice the fp16 baseline; no index, no weights.
+        QCOMPARE(e.memoryFraction, 2.0);
+        QCOMPARE(e.bytes.metadata, std::size_t(0));
+        for (const auto& h : e.heads)
+            QCOMPARE(h.keptTokens, 96);
+    }
+
+    void identityAt16BitsIsTheBaseline() {
+        auto backend = makeCpuBackend();
+        EvalOptions o;
+        o.contextTokens = 80;
+        o.modelQuality = false;
+        const auto r = evaluate(*m_capture, nullptr,
+                                SchemeSetting::parse("identity:precision=16").value(), *backend, o);
+        KVS_VERIFY_OK(r);
+        QCOMPARE(r.value().memoryFraction, 1.0);
+        // fp16 rounding of keys and values: relative error of the order of 2^-11.
+        QVERIFY(r.value().attentionError > 0 && r.value().attentionError < 2e-3);
+    }
+
+    // ALGORITHMS.md §1d: m·(4d + 4) bytes for plain eviction at fp16, +2 per token for a
+    // log-weight where weights vary.
+    void bytesFollowTheFormulas_data() {
+        QTest::addColumn<QString>("setting");
+        QTest::addColumn<int>("kept");
+        QTest::addColumn<bool>("weighted");
+        QTest::newRow("sinks+window") << "select.sinks_window:tokens=40" << 40 << false;
+        QTest::newRow("key norm") << "select.key_norm:tokens=33" << 33 << false;
+        QTest::newRow("uniform") << "select.uniform:tokens=50" << 50 << true;
+        QTest::newRow("halving") << "coreset.halving:tokens=60,sinks=4,window=8" << 60 << true;
+    }
+    void bytesFollowTheFormulas() {
+        QFETCH(QString, setting);
+        QFETCH(int, kept);
+        QFETCH(bool, weighted);
+        const int d = 12, n = 200;
+        HeadInput h;
+        h.keys = randomMatrix(n, d, 1);
+        h.values = randomMatrix(n, d, 2);
+        h.queries = {randomMatrix(n, d, 3)};
+        const CompressedHead c = compress(setting.toStdString(), h);
+        QCOMPARE(c.keptCount(), kept);
+        const CacheBytes b = c.bytes();
+        QCOMPARE(b.keys, std::size_t(2 * d * kept));
+        QCOMPARE(b.values, std::size_t(2 * d * kept));
+        QCOMPARE(b.metadata, std::size_t((weighted ? 6 : 4) * kept));
+        QCOMPARE(b.total(), std::size_t(kept * (4 * d + 4 + (weighted ? 2 : 0))));
+    }
+
+    void budgets() {
+        const int d = 16, n = 300;
+        HeadInput h;
+        h.keys = randomMatrix(n, d, 4);
+        h.values = randomMatrix(n, d, 5);
+        h.queries = {randomMatrix(n, d, 6)};
+        QCOMPARE(compress("select.key_norm:keep=0.1", h).keptCount(), 30);
+        QCOMPARE(compress("select.key_norm:tokens=17", h).keptCount(), 17);
+        // bytes win over tokens: 68 B per token (64 + 4 for the index).
+        QCOMPARE(compress("select.key_norm:tokens=17,bytes=700", h).keptCount(), 10);
+        QCOMPARE(compress("select.key_norm:bytes=100000", h).keptCount(), n);
+        // sinks + window: the first 4 and the most recent ones.
+        const CompressedHead sw = compress("select.sinks_window:tokens=10", h);
+        QCOMPARE(sw.positions,
+                 (std::vector<std::int32_t>{0, 1, 2, 3, 294, 295, 296, 297, 298, 299}));
+        // key norm keeps the smallest norms.
+        const CompressedHead kn = compress("select.key_norm:tokens=5", h);
+        const Eigen::VectorXf norms = h.keys.rowwise().norm();
+        std::vector<float> sorted(norms.data(), norms.data() + n);
+        std::sort(sorted.begin(), sorted.end());
+        for (auto p : kn.positions)
+            QVERIFY(norms(p) <= sorted[4]);
+    }
+
+    // Identical pairs: the walk splits every pair, so halving at keep ½ is an exact coreset —
+    // the log-weights ln 2 reproduce the exact normalizer and output.
+    void halvingWeightsReproduceTheNormalizer() {
+        const HeadInput h = pairedHead(64, 16, 7);
+        const CompressedHead c =
+            compress("coreset.halving:keep=0.5,sinks=0,window=0,precision=32", h);
+        QCOMPARE(c.keptCount(), 64);
+        for (int i = 0; i < 64; ++i)
+            QCOMPARE(c.positions[static_cast<std::size_t>(i)] / 2, i); // one of each pair
+        for (float w : c.logWeights)
+            QCOMPARE(w, std::log(2.0f));
+        auto backend = makeCpuBackend();
+        const Matrix q = randomMatrix(5, 16, 8);
+        const auto exact = backend->attend(exactHead(h.keys, h.values), q, {});
+        const auto approx = backend->attend(c, q, {});
+        KVS_VERIFY_OK(exact);
+        KVS_VERIFY_OK(approx);
+        QVERIFY(test::maxAbsDiff(exact.value().outputs, approx.value().outputs) < 1e-5);
+        for (int i = 0; i < 5; ++i)
+            QVERIFY(std::abs(exact.value().logSumExp[static_cast<std::size_t>(i)] -
+                             approx.value().logSumExp[static_cast<std::size_t>(i)]) < 1e-5);
+    }
+
+    // Identical tokens: any uniform sample with weight n/m gives the exact normalizer.
+    void uniformWeightsReproduceTheNormalizer() {
+        HeadInput h;
+        const Matrix k = randomMatrix(1, 8, 9), v = randomMatrix(1, 8, 10);
+        h.keys = k.replicate(90, 1);
+        h.values = v.replicate(90, 1);
+        h.queries = {h.keys};
+        const CompressedHead c = compress("select.uniform:tokens=9,precision=32", h);
+        auto backend = makeCpuBackend();
+        const Matrix q = randomMatrix(3, 8, 11);
+        const auto exact = backend->attend(exactHead(h.keys, h.values), q, {}).value();
+        const auto approx = backend->attend(c, q, {}).value();
+        for (int i = 0; i < 3; ++i)
+            QVERIFY(std::abs(exact.logSumExp[static_cast<std::size_t>(i)] -
+                             approx.logSumExp[static_cast<std::size_t>(i)]) < 1e-5);
+        const double diff = test::maxAbsDiff(exact.outputs, approx.outputs);
+        // Float sums of 90 equal terms against 9: a few units in the last place of |v| ≈ 3.
+        QVERIFY2(diff < 1e-5, qPrintable(QString::number(diff)));
+    }
+
+    void deterministicUnderSeed_data() {
+        QTest::addColumn<QString>("scheme");
+        QTest::newRow("uniform") << "select.uniform:keep=0.3";
+        QTest::newRow("importance") << "select.norm_importance:keep=0.3";
+        QTest::newRow("halving") << "coreset.halving:keep=0.3,sinks=2,window=4";
+        QTest::newRow("streaming") << "coreset.streaming:keep=0.3,sinks=2,window=4";
+    }
+    void deterministicUnderSeed() {
+        QFETCH(QString, scheme);
+        HeadInput h;
+        h.keys = randomMatrix(256, 16, 12);
+        h.values = randomMatrix(256, 16, 13);
+        h.queries = {randomMatrix(256, 16, 14)};
+        const std::string s = scheme.toStdString();
+        const CompressedHead a = compress(s + ",seed=5", h);
+        const CompressedHead b = compress(s + ",seed=5", h);
+        const CompressedHead c = compress(s + ",seed=6", h);
+        QCOMPARE(a.positions, b.positions);
+        QCOMPARE(a.logWeights, b.logWeights);
+        QVERIFY(a.positions != c.positions);
+        // evaluate() is deterministic too, whatever the thread order.
+        auto backend = makeCpuBackend();
+        EvalOptions o;
+        o.contextTokens = 90;
+        o.modelQuality = false;
+        const auto e1 = evaluate(*m_capture, nullptr, SchemeSetting::parse(s).value(), *backend, o);
+        const auto e2 = evaluate(*m_capture, nullptr, SchemeSetting::parse(s).value(), *backend, o);
+        QCOMPARE(e1.value().attentionError, e2.value().attentionError);
+    }
+
+    // Merge-and-reduce: weights are powers of two, the summary fits the budget.
+    void streamingLevels() {
+        HeadInput h;
+        h.keys = randomMatrix(1000, 8, 15);
+        h.values = randomMatrix(1000, 8, 16);
+        h.queries = {randomMatrix(1000, 8, 17)};
+        const CompressedHead c = compress("coreset.streaming:tokens=200,sinks=8,window=32", h);
+        QVERIFY(c.keptCount() <= 200);
+        QVERIFY(c.keptCount() >= 150);
+        for (float w : c.logWeights) {
+            const float levels = w / std::log(2.0f);
+            QVERIFY(std::abs(levels - std::round(levels)) < 1e-3);
+        }
+        QCOMPARE(c.positions.front(), 0);
+        QCOMPARE(c.positions.back(), 999);
+    }
+
+    // A compressed run loses something, and the metrics see it.
+    void compressionCostsSomething() {
+        auto backend = makeCpuBackend();
+        EvalOptions o;
+        o.contextTokens = 96;
+        const auto r =
+            evaluate(*m_capture, &*m_model,
+                     SchemeSetting::parse("select.sinks_window:keep=0.2").value(), *backend, o);
+        KVS_VERIFY_OK(r);
+        const EvalResult& e = r.value();
+        QVERIFY(e.attentionError > 1e-3);
+        QVERIFY(e.massLost > 0.05);
+        QVERIFY(e.quality->klMean > 0);
+        QCOMPARE(e.logitError, 0.0 + e.logitError); // defined
+        QVERIFY(std::abs(e.memoryFraction - (19.0 * (48 + 4)) / (96.0 * 48)) < 1e-9);
+        for (const auto& h : e.heads) {
+            QVERIFY(h.rhoEff > 0);
+            QVERIFY(h.boundTokens > 0);
+        }
+    }
+
+    void evaluationErrors() {
+        auto backend = makeCpuBackend();
+        EvalOptions o;
+        o.contextTokens = m_capture->tokenCount();
+        KVS_VERIFY_ERROR(
+            evaluate(*m_capture, nullptr, SchemeSetting::parse("identity").value(), *backend, o),
+            "leaves no probe tokens");
+    }
+};
+
+QTEST_GUILESS_MAIN(TestSchemes)
+#include "test_schemes.moc"
