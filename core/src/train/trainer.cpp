@@ -150,7 +150,7 @@ double adamwStep(std::vector<float>& params, std::vector<float>& grad, AdamState
         s.v.assign(n, 0.0f);
     }
     double sq = 0;
-#pragma omp parallel for reduction(+ : sq) schedule(static)
+#pragma omp parallel for reduction(+ : sq) schedule(static) if (n >= (1u << 16))
     for (std::size_t i = 0; i < n; ++i)
         sq += static_cast<double>(grad[i]) * grad[i];
     const double norm = std::sqrt(sq);
@@ -166,7 +166,7 @@ double adamwStep(std::vector<float>& params, std::vector<float>& grad, AdamState
         const float decay = p.decay ? static_cast<float>(lr * o.weightDecay) : 0.0f;
         const std::ptrdiff_t begin = static_cast<std::ptrdiff_t>(p.offset);
         const std::ptrdiff_t end = begin + static_cast<std::ptrdiff_t>(p.size());
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (end - begin >= (1 << 16))
         for (std::ptrdiff_t i = begin; i < end; ++i) {
             const float g = grad[static_cast<std::size_t>(i)] * clipScale;
             float& m = s.m[static_cast<std::size_t>(i)];

@@ -7,7 +7,6 @@
 #include "../rope.h"
 
 #include <cmath>
-#include <limits>
 #include <numbers>
 #include <random>
 
@@ -15,7 +14,10 @@ namespace kvs {
 namespace {
 
 template <class S> using Map = Eigen::Map<MatrixT<S>>;
-template <class S> using RowMap = Eigen::Map<RowVectorT<S>>;
+
+// Below this many elements a loop runs on one thread: waking the team costs more than it saves,
+// and tiny models (the gradient checks) would spend their time in barriers on a busy machine.
+constexpr long kParallelMin = 1 << 16;
 
 bool ownsQuery(const ModelConfig& c) {
     return c.sharing == ProjectionSharing::Qkv || c.sharing == ProjectionSharing::KEqV;
@@ -35,7 +37,7 @@ void normForward(const ModelConfig& c, const MatrixT<S>& x, const S* w, const S*
     mean.resize(n);
     const bool layer = c.norm == NormKind::LayerNorm;
     const S eps = static_cast<S>(c.normEps);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n * D >= kParallelMin)
     for (Eigen::Index r = 0; r < n; ++r) {
         const S* xr = x.row(r).data();
         S* yr = y.row(r).data();
@@ -66,7 +68,7 @@ void normBackward(const ModelConfig& c, const MatrixT<S>& x, const VectorT<S>& r
     const bool layer = c.norm == NormKind::LayerNorm;
     // Gain and bias gradients: column sums, reduced per thread.
     MatrixT<S> gw = MatrixT<S>::Zero(2, D);
-#pragma omp parallel
+#pragma omp parallel if (n * D >= kParallelMin)
     {
         MatrixT<S> local = MatrixT<S>::Zero(2, D);
 #pragma omp for schedule(static)
@@ -128,7 +130,7 @@ template <class S>
 void rotate(MatrixT<S>& x, const RopeTable& t, RopeLayout layout, int length, bool inverse) {
     const int d = t.headDim, half = d / 2;
     const int heads = static_cast<int>(x.cols()) / d;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (x.size() >= kParallelMin)
     for (Eigen::Index r = 0; r < x.rows(); ++r) {
         const int p = static_cast<int>(r % length);
         for (int h = 0; h < heads; ++h) {
@@ -363,7 +365,7 @@ MatrixT<S> TransformerT<S>::run(std::span<const TokenId> inputs, int batch, bool
         }
         L.att.resize(N, Hd);
         L.probs.resize(static_cast<std::size_t>(batch) * H);
-#pragma omp parallel for schedule(dynamic)
+#pragma omp parallel for schedule(dynamic) if (static_cast <long>(N) * T * H * d >= kParallelMin)
         for (int task = 0; task < batch * Hkv; ++task) {
             const int b = task / Hkv, kv = task % Hkv;
             const auto K = L.k.block(static_cast<Eigen::Index>(b) * T, kv * d, T, d);
@@ -374,22 +376,12 @@ MatrixT<S> TransformerT<S>::run(std::span<const TokenId> inputs, int batch, bool
                 Pm.noalias() =
                     L.q.block(static_cast<Eigen::Index>(b) * T, h * d, T, d) * K.transpose();
                 for (int i = 0; i < T; ++i) {
-                    S* row = Pm.row(i).data();
-                    S mx = -std::numeric_limits<S>::infinity();
-                    for (int t = 0; t <= i; ++t) {
-                        row[t] *= scale;
-                        mx = std::max(mx, row[t]);
-                    }
-                    S sum = 0;
-                    for (int t = 0; t <= i; ++t) {
-                        row[t] = std::exp(row[t] - mx);
-                        sum += row[t];
-                    }
-                    const S inv = S(1) / sum;
-                    for (int t = 0; t <= i; ++t)
-                        row[t] *= inv;
-                    for (int t = i + 1; t < T; ++t)
-                        row[t] = 0;
+                    // Causal softmax of the visible part (Eigen's vectorized exp), zeros after.
+                    auto seen = Pm.row(i).head(i + 1).array();
+                    const S mx = seen.maxCoeff();
+                    seen = ((seen - mx) * scale).exp();
+                    seen /= seen.sum();
+                    Pm.row(i).tail(T - i - 1).setZero();
                 }
                 L.att.block(static_cast<Eigen::Index>(b) * T, h * d, T, d).noalias() = Pm * V;
             }
@@ -448,7 +440,7 @@ S TransformerT<S>::loss(std::span<const TokenId> inputs, std::span<const TokenId
                             " is outside the vocabulary");
     // Softmax in place; logits become the gradient of the mean loss.
     std::vector<S> losses(static_cast<std::size_t>(N));
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (logits.size() >= kParallelMin)
     for (int i = 0; i < N; ++i) {
         auto row = logits.row(i);
         const S mx = row.maxCoeff();
@@ -538,7 +530,7 @@ S TransformerT<S>::loss(std::span<const TokenId> inputs, std::span<const TokenId
         dq.resize(N, Hd);
         dk.setZero(N, KVd);
         dv.setZero(N, KVd);
-#pragma omp parallel for schedule(dynamic)
+#pragma omp parallel for schedule(dynamic) if (static_cast <long>(N) * T * H * d >= kParallelMin)
         for (int task = 0; task < B * Hkv; ++task) {
             const int b = task / Hkv, kv = task % Hkv;
             const Eigen::Index r0 = static_cast<Eigen::Index>(b) * T;
@@ -554,15 +546,11 @@ S TransformerT<S>::loss(std::span<const TokenId> inputs, std::span<const TokenId
                 dV.noalias() += Pm.transpose() * dO;
                 dP.noalias() = dO * V.transpose();
                 for (int i = 0; i < T; ++i) {
-                    S* dpr = dP.row(i).data();
-                    const S* pr = Pm.row(i).data();
-                    S dot = 0;
-                    for (int t = 0; t <= i; ++t)
-                        dot += dpr[t] * pr[t];
-                    for (int t = 0; t <= i; ++t)
-                        dpr[t] = pr[t] * (dpr[t] - dot) * scale;
-                    for (int t = i + 1; t < T; ++t)
-                        dpr[t] = 0;
+                    auto dpr = dP.row(i).head(i + 1).array();
+                    const auto pr = Pm.row(i).head(i + 1).array();
+                    const S dot = (dpr * pr).sum();
+                    dpr = pr * (dpr - dot) * scale;
+                    dP.row(i).tail(T - i - 1).setZero();
                 }
                 dq.block(r0, h * d, T, d).noalias() = dP * K;
                 dK.noalias() += dP.transpose() * L.q.block(r0, h * d, T, d);

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# Trains the bundled model and the projection-sharing variants with kvstudio-cli train (see
+# docs/bundled-model.md). Every run checkpoints every 5 minutes into $work and resumes from there
+# when started again, so the script can be stopped and re-run at any time.
+#
+#   tools/train_bundled_models.sh default            # the shipped default model (QKV)
+#   tools/train_bundled_models.sh variants           # the eight variants at one equal budget
+#   tools/train_bundled_models.sh variant NAME       # one of them (qkv gqa2 gqa3 mqa k_eq_v
+#                                                    #  q_eq_k q_eq_k_eq_v k_eq_v_gqa2)
+#   tools/train_bundled_models.sh baselines          # n-gram and bzip2 figures
+#
+# Environment: KVS_BUILD_DIR (default build-train), DEFAULT_STEPS, VARIANT_STEPS, VARIANT_LAYERS,
+# VARIANT_WIDTH, VARIANT_HEADS, OMP_NUM_THREADS.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+build=${KVS_BUILD_DIR:-$here/build-train}
+cli=$build/app/kvstudio-cli
+work=$build/train
+mkdir -p "$work"
+[ -x "$cli" ] || { echo "build kvstudio-cli first: cmake -S . -B $build -G Ninja -DCMAKE_BUILD_TYPE=Release -DKVS_NATIVE=ON && ninja -C $build kvstudio-cli" >&2; exit 2; }
+
+default_steps=${DEFAULT_STEPS:-3000}
+variant_steps=${VARIANT_STEPS:-600}
+variant_layers=${VARIANT_LAYERS:-6}
+variant_width=${VARIANT_WIDTH:-192}
+variant_heads=${VARIANT_HEADS:-6}
+
+# train NAME OUT STEPS [extra options...]: resumes from $work/NAME.ckpt when it exists.
+train() {
+  local name=$1 out=$2 steps=$3
+  shift 3
+  local ckpt=$work/$name.ckpt
+  local args=(train --steps "$steps" --checkpoint "$ckpt" --checkpoint-minutes 5 --out "$out"
+              --json-out "$work/$name.json")
+  if [ -f "$ckpt" ]; then
+    args+=(--resume "$ckpt")
+  else
+    args+=("$@")
+  fi
+  echo "== $name: $cli ${args[*]}"
+  "$cli" "${args[@]}" 2>&1 | tee -a "$work/$name.log"
+}
+
+variant() {
+  local name=$1 common=(--layers "$variant_layers" --width "$variant_width" --heads "$variant_heads"
+                        --warmup 100 --eval-every 200)
+  local out=$work/variants/$name
+  case "$name" in
+    qkv)          train "variant-$name" "$out" "$variant_steps" "${common[@]}" ;;
+    gqa2)         train "variant-$name" "$out" "$variant_steps" "${common[@]}" --kv-heads $((variant_heads / 2)) ;;
+    gqa3)         train "variant-$name" "$out" "$variant_steps" "${common[@]}" --kv-heads $((variant_heads / 3)) ;;
+    mqa)          train "variant-$name" "$out" "$variant_steps" "${common[@]}" --kv-heads 1 ;;
+    k_eq_v)       train "variant-$name" "$out" "$variant_steps" "${common[@]}" --sharing k_eq_v ;;
+    q_eq_k)       train "variant-$name" "$out" "$variant_steps" "${common[@]}" --sharing q_eq_k ;;
+    q_eq_k_eq_v)  train "variant-$name" "$out" "$variant_steps" "${common[@]}" --sharing q_eq_k_eq_v ;;
+    k_eq_v_gqa2)  train "variant-$name" "$out" "$variant_steps" "${common[@]}" --sharing k_eq_v --kv-heads $((variant_heads / 2)) ;;
+    *) echo "unknown variant $name" >&2; exit 2 ;;
+  esac
+}
+
+case "${1:-}" in
+  default)
+    # The recipe of the shipped model: 6 layers, width 192, 6 heads, context 256, RoPE, RMSNorm,
+    # SwiGLU 512, tied, AdamW lr 1e-3 with warmup and cosine decay, batch 16 x 256.
+    train default "$work/default" "$default_steps" --warmup 200 --eval-every 250
+    ;;
+  variants)
+    for v in qkv gqa2 gqa3 mqa k_eq_v q_eq_k q_eq_k_eq_v k_eq_v_gqa2; do variant "$v"; done
+    ;;
+  variant)
+    variant "${2:?variant name}"
+    ;;
+  baselines)
+    "$cli" train --baselines --json-out "$work/baselines.json"
+    ;;
+  *)
+    sed -n '2,15p' "$0" >&2
+    exit 2
+    ;;
+esac
