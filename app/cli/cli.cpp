@@ -128,6 +128,13 @@ const std::vector<Command>& commands() {
          "compress the context cache and measure what is lost",
          {"json", "per-layer", "no-quality"},
          &runEval},
+        {"sweep",
+         "sweep MODEL|CAPTURE [--prompt-file F | --prompt T] --scheme \"S1 S2 ...\" "
+         "[--param keep] [--values a,b,... | --range lo:hi:count] [--context N] "
+         "[--backend auto|cpu|vulkan] [--no-quality] [--json | --csv]",
+         "trade-off curves: each scheme over one parameter, with the log-log error slope",
+         {"json", "csv", "no-quality"},
+         &runSweep},
         {"devices",
          "devices [--json]",
          "the Vulkan devices this machine has",

@@ -78,6 +78,7 @@ int runGenerate(const Args& args, Streams io);
 int runMakeModel(const Args& args, Streams io);
 int runSchemes(const Args& args, Streams io);
 int runEval(const Args& args, Streams io);
+int runSweep(const Args& args, Streams io);
 int runDevices(const Args& args, Streams io);
 int runTrain(const Args& args, Streams io);
 

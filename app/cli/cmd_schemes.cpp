@@ -8,6 +8,7 @@
 #include "kvs/gpu/vulkan_backend.h"
 #include "kvs/model.h"
 #include "kvs/scheme.h"
+#include "kvs/sweep.h"
 
 #include <cmath>
 #include <filesystem>
@@ -15,6 +16,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <ostream>
+#include <sstream>
 
 namespace kvs::cli {
 namespace {
@@ -93,18 +95,20 @@ int runSchemes(const Args& args, Streams io) {
     return 0;
 }
 
-int runEval(const Args& args, Streams io) {
-    args.allowOnly({"prompt-file", "prompt", "context", "scheme", "backend", "json", "per-layer",
-                    "no-quality", "seed"});
-    const std::filesystem::path input = args.positional(0, "MODEL or CAPTURE");
-    const auto setting = SchemeSetting::parse(args.require("scheme"));
-    if (!setting.ok())
-        throw UsageError(setting.message());
+namespace {
+
+struct EvalInput {
     std::optional<Model> model;
     Capture capture;
+};
+
+// MODEL (a folder, with --prompt-file or --prompt) or CAPTURE (a capture file).
+EvalInput loadEvalInput(const Args& args) {
+    EvalInput in;
+    const std::filesystem::path input = args.positional(0, "MODEL or CAPTURE");
     std::error_code ec;
     if (std::filesystem::is_directory(input, ec)) {
-        model.emplace(Model::load(input).valueOrThrow());
+        in.model.emplace(Model::load(input).valueOrThrow());
         std::string prompt;
         std::string source = "--prompt";
         if (auto f = args.get("prompt-file")) {
@@ -117,18 +121,37 @@ int runEval(const Args& args, Streams io) {
         }
         if (prompt.empty())
             throw Error(ErrorCode::InvalidArgument, source + ": empty prompt");
-        capture = model->capture(prompt).valueOrThrow();
+        in.capture = in.model->capture(prompt).valueOrThrow();
     } else {
         if (args.get("prompt-file") || args.get("prompt"))
             throw UsageError(
                 "a capture file already holds its prompt; drop --prompt/--prompt-file");
-        capture = loadCapture(input).valueOrThrow();
+        in.capture = loadCapture(input).valueOrThrow();
     }
+    return in;
+}
+
+EvalOptions evalOptions(const Args& args) {
     EvalOptions options;
     options.contextTokens = args.getInt("context", 0, 0, 1 << 24);
     options.modelQuality = !args.has("no-quality");
     options.perLayerQuality = args.has("per-layer");
     options.seed = static_cast<std::uint64_t>(args.getInt("seed", 0, 0, 1 << 30));
+    return options;
+}
+
+} // namespace
+
+int runEval(const Args& args, Streams io) {
+    args.allowOnly({"prompt-file", "prompt", "context", "scheme", "backend", "json", "per-layer",
+                    "no-quality", "seed"});
+    const auto setting = SchemeSetting::parse(args.require("scheme"));
+    if (!setting.ok())
+        throw UsageError(setting.message());
+    EvalInput in = loadEvalInput(args);
+    Capture& capture = in.capture;
+    std::optional<Model>& model = in.model;
+    const EvalOptions options = evalOptions(args);
     auto backend = makeBackend(args.get("backend").value_or("auto"), io);
     const EvalResult r =
         evaluate(capture, model ? &*model : nullptr, setting.value(), *backend, options)
@@ -194,6 +217,124 @@ int runEval(const Args& args, Streams io) {
                << r.perLayerQuality[l].top1Agreement << "\n";
     io.out << "  time            compress " << r.compressMilliseconds << " ms, attend "
            << r.attendMilliseconds << " ms\n";
+    return 0;
+}
+
+int runSweep(const Args& args, Streams io) {
+    args.allowOnly({"prompt-file", "prompt", "context", "scheme", "backend", "json", "csv",
+                    "no-quality", "seed", "param", "values", "range"});
+    // Several schemes, separated by spaces (a setting never contains one).
+    std::vector<SchemeSetting> settings;
+    {
+        std::istringstream list(args.require("scheme"));
+        std::string one;
+        while (list >> one) {
+            auto s = SchemeSetting::parse(one);
+            if (!s.ok())
+                throw UsageError(s.message());
+            settings.push_back(s.value());
+        }
+    }
+    if (settings.empty())
+        throw UsageError("--scheme names no scheme");
+    const std::string param = args.get("param").value_or("keep");
+    std::vector<double> values;
+    if (auto v = args.get("values")) {
+        std::istringstream list(*v);
+        std::string item;
+        while (std::getline(list, item, ',')) {
+            std::size_t used = 0;
+            double x = 0;
+            try {
+                x = std::stod(item, &used);
+            } catch (const std::exception&) {
+                used = 0;
+            }
+            if (used == 0 || used != item.size())
+                throw UsageError("--values: '" + item + "' is not a number");
+            values.push_back(x);
+        }
+    } else {
+        // lo:hi:count, geometric
+        const std::string r = args.get("range").value_or("0.03125:1:6");
+        double lo = 0, hi = 0;
+        int count = 0;
+        char c1 = 0, c2 = 0;
+        std::istringstream rs(r);
+        if (!(rs >> lo >> c1 >> hi >> c2 >> count) || c1 != ':' || c2 != ':' || lo <= 0 ||
+            hi < lo || count < 1 || count > 1000)
+            throw UsageError("--range must be lo:hi:count with 0 < lo <= hi, got '" + r + "'");
+        values = geometricValues(lo, hi, count, false);
+    }
+    EvalInput in = loadEvalInput(args);
+    const EvalOptions options = evalOptions(args);
+    auto backend = makeBackend(args.get("backend").value_or("auto"), io);
+
+    json out = json::array();
+    const bool csv = args.has("csv");
+    if (csv)
+        io.out << "scheme,param,value,mean_kept_tokens,memory_fraction,bytes,attention_error,"
+                  "mass_lost,logit_error,kl_mean,perplexity_change_percent,top1_agreement,"
+                  "compress_ms,attend_ms\n";
+    for (const SchemeSetting& base : settings) {
+        const Sweep sw = runSweep(in.capture, in.model ? &*in.model : nullptr, base, param, values,
+                                  *backend, options)
+                             .valueOrThrow();
+        std::vector<double> kept, err;
+        json points = json::array();
+        for (const auto& p : sw.points) {
+            const EvalResult& r = p.result;
+            kept.push_back(p.meanKeptTokens);
+            err.push_back(r.attentionError);
+            points.push_back({{"value", p.value},
+                              {"mean_kept_tokens", p.meanKeptTokens},
+                              {"memory_fraction", r.memoryFraction},
+                              {"bytes", r.bytes.total()},
+                              {"attention_error", r.attentionError},
+                              {"mass_lost", r.massLost},
+                              {"logit_error", r.logitError},
+                              {"quality", r.quality ? qualityJson(*r.quality) : json(nullptr)},
+                              {"compress_ms", r.compressMilliseconds},
+                              {"attend_ms", r.attendMilliseconds}});
+            if (csv)
+                io.out << base.toString() << "," << param << "," << p.value << ","
+                       << p.meanKeptTokens << "," << r.memoryFraction << "," << r.bytes.total()
+                       << "," << r.attentionError << "," << r.massLost << "," << r.logitError << ","
+                       << (r.quality ? r.quality->klMean : 0.0) << ","
+                       << (r.quality ? r.quality->perplexityChangePercent : 0.0) << ","
+                       << (r.quality ? r.quality->top1Agreement : 1.0) << ","
+                       << r.compressMilliseconds << "," << r.attendMilliseconds << "\n";
+        }
+        const SlopeFit fit = fitLogLog(kept, err);
+        out.push_back({{"scheme", sw.scheme},
+                       {"param", param},
+                       {"points", points},
+                       {"slope_attention_error_vs_kept",
+                        {{"slope", fit.slope}, {"r2", fit.r2}, {"points", fit.points}}}});
+        if (!csv && !args.has("json")) {
+            io.out << sw.scheme << " over " << param << ":\n"
+                   << "  " << std::setw(10) << param << std::setw(10) << "kept" << std::setw(10)
+                   << "memory" << std::setw(12) << "attn err" << std::setw(12) << "mass lost"
+                   << std::setw(12) << "KL" << std::setw(10) << "dppl %"
+                   << "\n";
+            for (const auto& p : sw.points)
+                io.out << "  " << std::setw(10) << p.value << std::setw(10) << p.meanKeptTokens
+                       << std::setw(10) << p.result.memoryFraction << std::setw(12)
+                       << p.result.attentionError << std::setw(12) << p.result.massLost
+                       << std::setw(12) << (p.result.quality ? p.result.quality->klMean : 0.0)
+                       << std::setw(10)
+                       << (p.result.quality ? p.result.quality->perplexityChangePercent : 0.0)
+                       << "\n";
+            io.out << "  slope of log(attention error) vs log(kept tokens): " << fit.slope
+                   << " (R² " << fit.r2 << ", " << fit.points << " points)\n";
+        }
+    }
+    if (args.has("json"))
+        io.out << json{{"backend", backend->name()},
+                       {"context_tokens", options.contextTokens},
+                       {"sweeps", out}}
+                      .dump(2, ' ', false, json::error_handler_t::replace)
+               << "\n";
     return 0;
 }
 

@@ -6,6 +6,7 @@
 #include "kvs/evaluator.h"
 #include "kvs/model.h"
 #include "kvs/scheme.h"
+#include "kvs/sweep.h"
 #include "kvs_test.h"
 
 #include <QtTest>
@@ -240,7 +241,7 @@ private slots:
     void halvingWeightsReproduceTheNormalizer() {
         const HeadInput h = pairedHead(64, 16, 7);
         const CompressedHead c =
-            compress("coreset.halving:keep=0.5,sinks=0,window=0,precision=32", h);
+            compress("coreset.halving:keep=0.5,sinks=0,window=0,precision=32,kernel=0", h);
         QCOMPARE(c.keptCount(), 64);
         for (int i = 0; i < 64; ++i)
             QCOMPARE(c.positions[static_cast<std::size_t>(i)] / 2, i); // one of each pair
@@ -344,6 +345,41 @@ private slots:
             QVERIFY(h.rhoEff > 0);
             QVERIFY(h.boundTokens > 0);
         }
+    }
+
+    void sweepHelpers() {
+        // y = 3 x^-0.5 exactly: slope −0.5, R² 1.
+        const std::vector<double> x{4, 16, 64, 256}, y{1.5, 0.75, 0.375, 0.1875};
+        const SlopeFit f = fitLogLog(x, y);
+        QVERIFY(std::abs(f.slope + 0.5) < 1e-12);
+        QVERIFY(std::abs(f.intercept - std::log(3.0)) < 1e-12);
+        QVERIFY(std::abs(f.r2 - 1.0) < 1e-12);
+        QCOMPARE(fitLogLog({1}, {1}).points, 1);
+        // Pareto: (cost, error) = (1,5) (2,3) (2,4) (3,3) (4,1): front 0, 1, 4.
+        QCOMPARE(paretoFront({1, 2, 2, 3, 4}, {5, 3, 4, 3, 1}),
+                 (std::vector<std::size_t>{0, 1, 4}));
+        QCOMPARE(geometricValues(1, 8, 4, true), (std::vector<double>{1, 2, 4, 8}));
+        QCOMPARE(geometricValues(1, 2, 5, true), (std::vector<double>{1, 2}));
+    }
+
+    // A sweep shares one exact reference and gives what single evaluations give.
+    void sweepMatchesSingleEvaluations() {
+        auto backend = makeCpuBackend();
+        EvalOptions o;
+        o.contextTokens = 100;
+        o.modelQuality = false;
+        const auto base = SchemeSetting::parse("select.uniform:precision=32").value();
+        const auto sw = runSweep(*m_capture, nullptr, base, "keep", {0.125, 0.5}, *backend, o);
+        KVS_VERIFY_OK(sw);
+        QCOMPARE(sw.value().points.size(), std::size_t(2));
+        const auto one = evaluate(
+            *m_capture, nullptr,
+            SchemeSetting::parse("select.uniform:precision=32,keep=0.5").value(), *backend, o);
+        QCOMPARE(sw.value().points[1].result.attentionError, one.value().attentionError);
+        QCOMPARE(sw.value().points[1].meanKeptTokens, 50.0);
+        QVERIFY(sw.value().points[0].result.attentionError > one.value().attentionError);
+        KVS_VERIFY_ERROR(runSweep(*m_capture, nullptr, base, "nope", {1}, *backend, o),
+                         "no parameter 'nope'");
     }
 
     void evaluationErrors() {

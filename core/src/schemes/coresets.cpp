@@ -22,6 +22,9 @@ struct WalkParams {
     double tau = 1.0;
     double c = 0.025;
     int block = 128;
+    // Query-sampled kernel (ours): attention probabilities of sample queries over the context,
+    // queries × n. Null: the key kernel exp(τ<k̄_i, k̄_j>/√d) of ALGORITHMS.md §1a.
+    const Eigen::MatrixXd* probes = nullptr;
 };
 
 // One halving of `tokens` (consecutive in position): returns half of them with doubled weights.
@@ -35,26 +38,38 @@ std::vector<Weighted> halveBlock(const HeadInput& h, const std::vector<Weighted>
         return out;
     }
     const int d = h.headDim();
-    Eigen::MatrixXd k(t, d), v(t, h.values.cols());
+    Eigen::MatrixXd v(t, h.values.cols());
+    Eigen::VectorXd w(t);
     for (int i = 0; i < t; ++i) {
-        k.row(i) = h.keys.row(tokens[static_cast<std::size_t>(i)].position).cast<double>();
-        v.row(i) = h.values.row(tokens[static_cast<std::size_t>(i)].position).cast<double>() *
-                   tokens[static_cast<std::size_t>(i)].weight;
+        w(i) = tokens[static_cast<std::size_t>(i)].weight;
+        v.row(i) = h.values.row(tokens[static_cast<std::size_t>(i)].position).cast<double>();
     }
-    // Centring multiplies every e^{<q,k_i>} by the same e^{<q,mean>}: the balance is unchanged.
-    k.rowwise() -= k.colwise().mean();
-    const double s = wp.tau * h.attentionScale();
-    Eigen::MatrixXd a = (k * k.transpose()) * s;
-    // Normalize so that every entry is at most 1 + c in magnitude (Cauchy-Schwarz bounds the
-    // off-diagonal kernel by the largest diagonal one): the walk's γ then has a fixed meaning.
-    const double amax = a.diagonal().maxCoeff();
+    Eigen::MatrixXd g;
     const double vmax = std::max(1e-300, v.rowwise().norm().maxCoeff());
     v /= vmax;
-    Eigen::MatrixXd g = (a.array() - amax)
-                            .exp()
-                            .matrix()
-                            .cwiseProduct((v * v.transpose()).array().matrix() +
-                                          Eigen::MatrixXd::Constant(t, t, wp.c));
+    // The value part: <ω_i v_i, ω_j v_j> + c·ω_i ω_j (the weighted numerator and denominator).
+    const Eigen::MatrixXd valuePart =
+        (v * v.transpose() + Eigen::MatrixXd::Constant(t, t, wp.c)).cwiseProduct(w * w.transpose());
+    if (wp.probes) {
+        // E over sample queries of p_q(i) p_q(j): the error of exactly these queries' outputs.
+        Eigen::MatrixXd phi(wp.probes->rows(), t);
+        for (int i = 0; i < t; ++i)
+            phi.col(i) = wp.probes->col(tokens[static_cast<std::size_t>(i)].position);
+        g = (phi.transpose() * phi).cwiseProduct(valuePart);
+    } else {
+        Eigen::MatrixXd k(t, d);
+        for (int i = 0; i < t; ++i)
+            k.row(i) = h.keys.row(tokens[static_cast<std::size_t>(i)].position).cast<double>();
+        k.rowwise() -= k.colwise().mean();
+        const Eigen::MatrixXd a = (k * k.transpose()) * (wp.tau * h.attentionScale());
+        // Cauchy-Schwarz bounds every kernel entry by the largest diagonal one: subtracting it
+        // keeps exp() finite for keys of any norm.
+        g = (a.array() - a.diagonal().maxCoeff()).exp().matrix().cwiseProduct(valuePart);
+    }
+    // Normalized so that the largest self-term is 1: the walk's γ has a fixed meaning.
+    const double gmax = g.diagonal().maxCoeff();
+    if (gmax > 0)
+        g /= gmax;
     std::uniform_real_distribution<double> unit(0.0, 1.0);
     std::vector<int> sign(static_cast<std::size_t>(t), 0);
     int plus = 0, minus = 0;
@@ -123,7 +138,28 @@ std::vector<Weighted> halveRound(const HeadInput& h, const std::vector<Weighted>
 }
 
 WalkParams walkParams(const ParamValues& p) {
-    return {param(p, "gamma"), param(p, "tau"), param(p, "c"), static_cast<int>(param(p, "block"))};
+    return {param(p, "gamma"), param(p, "tau"), param(p, "c"), static_cast<int>(param(p, "block")),
+            nullptr};
+}
+
+// Attention probabilities over the whole context of the last `count` context queries of every
+// head in the group (no causal mask: they stand for future queries, which see every token).
+Eigen::MatrixXd sampleProbes(const HeadInput& h, int count) {
+    const int n = h.tokens();
+    const int per = std::min(count, n);
+    Eigen::MatrixXd p(static_cast<Eigen::Index>(per) * static_cast<Eigen::Index>(h.queries.size()),
+                      n);
+    Eigen::Index r = 0;
+    for (const Matrix& q : h.queries) {
+        const Eigen::MatrixXd s =
+            (q.bottomRows(per).cast<double>() * h.keys.cast<double>().transpose()) *
+            static_cast<double>(h.attentionScale());
+        for (Eigen::Index i = 0; i < s.rows(); ++i) {
+            Eigen::ArrayXd e = (s.row(i).array() - s.row(i).maxCoeff()).exp().transpose();
+            p.row(r++) = (e / e.sum()).matrix().transpose();
+        }
+    }
+    return p;
 }
 
 std::mt19937_64 rngFor(const HeadInput& h, const ParamValues& p) {
@@ -148,7 +184,12 @@ CompressedHead halving(const HeadInput& h, const ParamValues& p) {
     const int m = tokenBudget(p, h.tokens(), perTokenBytes(h, precision, true));
     const ExactSplit split = splitExact(h.tokens(), m, static_cast<int>(param(p, "sinks")),
                                         static_cast<int>(param(p, "window")));
-    const WalkParams wp = walkParams(p);
+    WalkParams wp = walkParams(p);
+    Eigen::MatrixXd probes;
+    if (param(p, "kernel") > 0 && !h.queries.empty()) {
+        probes = sampleProbes(h, static_cast<int>(param(p, "kernel")));
+        wp.probes = &probes;
+    }
     auto rng = rngFor(h, p);
     std::vector<Weighted> set;
     for (const auto pos : split.middle)
@@ -187,6 +228,11 @@ CompressedHead streaming(const HeadInput& h, const ParamValues& p) {
     }
     WalkParams wp = walkParams(p);
     wp.block = std::max(wp.block, 2 * t); // (level ∪ carry) is halved as one block
+    Eigen::MatrixXd probes;
+    if (param(p, "kernel") > 0 && !h.queries.empty()) {
+        probes = sampleProbes(h, static_cast<int>(param(p, "kernel")));
+        wp.probes = &probes;
+    }
     auto rng = rngFor(h, p);
     std::vector<std::vector<Weighted>> levels;
     std::vector<Weighted> buffer;
@@ -225,10 +271,13 @@ std::vector<ParamSpec> coresetParams(bool streamingMode) {
     else
         p.push_back({"block", "Block size", 2, 4096, 128, true, true, "tokens",
                      "tokens halved together (cost grows with its square)"});
-    p.push_back({"gamma", "Walk gain γ", 0, 100, 4, false, false, "",
+    p.push_back({"gamma", "Walk gain γ", 0, 1000, 16, false, false, "",
                  "how hard the walk pushes against the running signed sum"});
     p.push_back({"tau", "Kernel temperature τ", 0.01, 10, 1, true, false, "",
-                 "multiplies <k_i, k_j>/√d in the Gram kernel"});
+                 "multiplies <k_i, k_j>/√d in the key kernel"});
+    p.push_back({"kernel", "Query-sampled kernel", 0, 1024, 64, false, true, "queries",
+                 "0: the key kernel exp(τ<k_i,k_j>/√d); N > 0: balance for the attention of the "
+                 "last N context queries of each head instead"});
     p.push_back({"c", "Normalizer term c", 0, 10, 0.025, false, false, "",
                  "weight of the softmax denominator in the balance"});
     p.push_back(seedParam());
