@@ -1,0 +1,96 @@
+// SPDX-License-Identifier: MIT
+// The evaluation protocol through the Vulkan backend agrees with the CPU reference: same kept
+// tokens and bytes (compression is on the CPU), per-head errors and model-level quality within
+// float tolerance, under the Khronos validation layer.
+#include "kvs/attention_backend.h"
+#include "kvs/evaluator.h"
+#include "kvs/gpu/vulkan_backend.h"
+#include "kvs/model.h"
+#include "kvs_test.h"
+
+#include <QtTest>
+#include <cmath>
+
+using namespace kvs;
+
+class TestEvalBackends : public QObject {
+    Q_OBJECT
+
+    test::TempDir m_dir;
+    std::optional<Model> m_model;
+    std::optional<Capture> m_capture;
+    std::unique_ptr<gpu::VulkanBackend> m_vulkan;
+    std::string m_error;
+
+    void requireVulkan() {
+        if (!m_vulkan && qEnvironmentVariable("KVS_TEST_ALLOW_NO_VULKAN") == "1")
+            QSKIP(qPrintable(QString("no Vulkan: %1").arg(QString::fromStdString(m_error))));
+        QVERIFY2(m_vulkan, m_error.c_str());
+    }
+
+private slots:
+    void initTestCase() {
+        qputenv("KVS_VK_VALIDATION", "1");
+        auto v = gpu::makeVulkanBackend();
+        if (v.ok())
+            m_vulkan = std::move(v.value());
+        else
+            m_error = v.message();
+        const auto folder = test::writeModel(m_dir, "gqa", syntheticPreset("tiny-llama-gqa"));
+        m_model.emplace(std::move(Model::load(folder).valueOrThrow()));
+        m_capture.emplace(std::move(
+            m_model
+                ->capture("Blessed are the meek: for they shall inherit the earth. Blessed are "
+                          "they which do hunger and thirst after righteousness.")
+                .valueOrThrow()));
+    }
+
+    void agree_data() {
+        QTest::addColumn<QString>("scheme");
+        QTest::newRow("identity fp32") << "identity";
+        QTest::newRow("identity fp16") << "identity:precision=16";
+        QTest::newRow("halving") << "coreset.halving:keep=0.3,sinks=4,window=8";
+        QTest::newRow("uniform") << "select.uniform:keep=0.2";
+        QTest::newRow("snapkv") << "select.snapkv:keep=0.25,observation=8";
+    }
+    void agree() {
+        requireVulkan();
+        QFETCH(QString, scheme);
+        const auto setting = SchemeSetting::parse(scheme.toStdString()).valueOrThrow();
+        EvalOptions o;
+        o.contextTokens = 90;
+        o.attentionMaps = true;
+        auto cpu = makeCpuBackend();
+        const auto a = evaluate(*m_capture, &*m_model, setting, *cpu, o);
+        const auto b = evaluate(*m_capture, &*m_model, setting, *m_vulkan, o);
+        KVS_VERIFY_OK(a);
+        KVS_VERIFY_OK(b);
+        const EvalResult& c = a.value();
+        const EvalResult& g = b.value();
+        QCOMPARE(g.bytes.total(), c.bytes.total());
+        QCOMPARE(g.heads.size(), c.heads.size());
+        // fp32 accumulation in a different order on the GPU: errors agree to ~1e-6 absolute
+        // (relative errors of 0 stay 1e-7-small), mass lost likewise.
+        QVERIFY2(std::abs(g.attentionError - c.attentionError) < 2e-5,
+                 qPrintable(QString("%1 vs %2").arg(g.attentionError).arg(c.attentionError)));
+        QVERIFY(std::abs(g.massLost - c.massLost) < 1e-5);
+        for (std::size_t i = 0; i < c.heads.size(); ++i) {
+            QCOMPARE(g.heads[i].keptTokens, c.heads[i].keptTokens);
+            for (std::size_t q = 0; q < c.heads[i].compressedMap.size(); ++q)
+                QVERIFY(test::maxAbsDiff(g.heads[i].compressedMap[q], c.heads[i].compressedMap[q]) <
+                        1e-5);
+        }
+        // Model-level: the identity scheme is exact on each backend against its own reference.
+        QVERIFY(g.quality && c.quality);
+        if (scheme.startsWith("identity") && !scheme.contains("16")) {
+            QCOMPARE(g.quality->klMean, 0.0);
+            QCOMPARE(g.quality->top1Agreement, 1.0);
+        }
+        QVERIFY(std::abs(g.quality->klMean - c.quality->klMean) <
+                1e-5 + 1e-3 * std::abs(c.quality->klMean));
+        QVERIFY(m_vulkan->validationMessages().empty());
+    }
+};
+
+QTEST_GUILESS_MAIN(TestEvalBackends)
+#include "test_eval_backends.moc"
