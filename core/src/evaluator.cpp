@@ -114,14 +114,19 @@ private:
     int m_onlyLayer;
 };
 
-Matrix probeLogits(const Model& model, const Capture& cap, int ctx,
+KvCache contextPrefill(const Model& model, const Capture& cap, int ctx) {
+    const std::vector<TokenId> context(cap.tokens.begin(), cap.tokens.begin() + ctx);
+    KvCache cache;
+    model.forward(context, &cache);
+    return cache;
+}
+
+Matrix probeLogits(const Model& model, const Capture& cap, int ctx, const KvCache& prefill,
                    const std::vector<std::vector<CompressedHead>>& heads,
                    const std::vector<std::vector<CompressedHead>>* exact, AttentionBackend& backend,
                    int onlyLayer) {
-    const std::vector<TokenId> context(cap.tokens.begin(), cap.tokens.begin() + ctx);
     const std::vector<TokenId> probe(cap.tokens.begin() + ctx, cap.tokens.end());
-    KvCache cache;
-    model.forward(context, &cache);
+    KvCache cache = prefill; // forward appends the probe tokens
     const BackendContext bc(heads, exact, ctx, cap.config.groupSize(), backend, onlyLayer);
     return model.forwardWithContext(probe, cache, bc);
 }
@@ -231,8 +236,11 @@ Result<ExactReference> computeExactReference(const Capture& cap, const Model* mo
             r.options.wantScores = true;
             ref.attention.push_back(backend.attendLayer(r).valueOrThrow());
         }
-        if (model && options.modelQuality)
-            ref.probeLogits = probeLogits(*model, cap, ctx, heads, nullptr, backend, -1);
+        if (model && options.modelQuality) {
+            ref.contextCache = contextPrefill(*model, cap, ctx);
+            ref.probeLogits =
+                probeLogits(*model, cap, ctx, ref.contextCache, heads, nullptr, backend, -1);
+        }
         return ref;
     });
 }
@@ -359,18 +367,21 @@ Result<EvalResult> evaluate(const Capture& cap, const Model* model, const Scheme
 
         if (model && options.modelQuality) {
             const std::vector<TokenId> targets(cap.tokens.begin() + ctx + 1, cap.tokens.end());
-            result.quality =
-                compareLogits(reference->probeLogits,
-                              probeLogits(*model, cap, ctx, heads, nullptr, backend, -1), targets);
+            result.quality = compareLogits(
+                reference->probeLogits,
+                probeLogits(*model, cap, ctx, reference->contextCache, heads, nullptr, backend, -1),
+                targets);
             if (options.perLayerQuality) {
                 std::vector<std::vector<CompressedHead>> exact;
                 for (int l = 0; l < L; ++l)
                     exact.push_back(exactHeads(cap, l, ctx));
                 for (int l = 0; l < L; ++l) {
                     checkCancel(options);
-                    result.perLayerQuality.push_back(compareLogits(
-                        reference->probeLogits,
-                        probeLogits(*model, cap, ctx, heads, &exact, backend, l), targets));
+                    result.perLayerQuality.push_back(
+                        compareLogits(reference->probeLogits,
+                                      probeLogits(*model, cap, ctx, reference->contextCache, heads,
+                                                  &exact, backend, l),
+                                      targets));
                 }
             }
         }

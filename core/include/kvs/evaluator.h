@@ -89,6 +89,7 @@ struct ExactReference {
     int contextTokens = 0;
     std::vector<std::vector<AttendResult>> attention; // [layer][query head]
     Matrix probeLogits;                               // probe × vocab; empty without a model
+    KvCache contextCache; // the exact prefill of the context, reused by every evaluation
 };
 Result<ExactReference> computeExactReference(const Capture& capture, const Model* model,
                                              AttentionBackend& backend, const EvalOptions& options);
