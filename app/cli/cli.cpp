@@ -131,7 +131,7 @@ const std::vector<Command>& commands() {
         {"sweep",
          "sweep MODEL|CAPTURE [--prompt-file F | --prompt T] --scheme \"S1 S2 ...\" "
          "[--param keep] [--values a,b,... | --range lo:hi:count] [--context N] "
-         "[--backend auto|cpu|vulkan] [--no-quality] [--json | --csv]",
+         "[--backend auto|cpu|vulkan] [--no-quality] [--epsilon E] [--json | --csv]",
          "trade-off curves: each scheme over one parameter, with the log-log error slope",
          {"json", "csv", "no-quality"},
          &runSweep},

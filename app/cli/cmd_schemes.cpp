@@ -222,7 +222,7 @@ int runEval(const Args& args, Streams io) {
 
 int runSweep(const Args& args, Streams io) {
     args.allowOnly({"prompt-file", "prompt", "context", "scheme", "backend", "json", "csv",
-                    "no-quality", "seed", "param", "values", "range"});
+                    "no-quality", "seed", "param", "values", "range", "epsilon"});
     // Several schemes, separated by spaces (a setting never contains one).
     std::vector<SchemeSetting> settings;
     {
@@ -284,8 +284,11 @@ int runSweep(const Args& args, Streams io) {
         json points = json::array();
         for (const auto& p : sw.points) {
             const EvalResult& r = p.result;
-            kept.push_back(p.meanKeptTokens);
-            err.push_back(r.attentionError);
+            // Keeping everything leaves only rounding error: not a point of the scaling law.
+            if (p.meanKeptTokens < r.contextTokens) {
+                kept.push_back(p.meanKeptTokens);
+                err.push_back(r.attentionError);
+            }
             points.push_back({{"value", p.value},
                               {"mean_kept_tokens", p.meanKeptTokens},
                               {"memory_fraction", r.memoryFraction},
@@ -327,6 +330,35 @@ int runSweep(const Args& args, Streams io) {
                        << "\n";
             io.out << "  slope of log(attention error) vs log(kept tokens): " << fit.slope
                    << " (R² " << fit.r2 << ", " << fit.points << " points)\n";
+        }
+        if (auto eps = args.get("epsilon")) {
+            double epsilon = 0;
+            try {
+                epsilon = std::stod(*eps);
+            } catch (const std::exception&) {
+                throw UsageError("--epsilon: '" + *eps + "' is not a number");
+            }
+            const auto checks =
+                coresetSizeCheck(in.capture, base, epsilon, *backend, options).valueOrThrow();
+            json heads = json::array();
+            for (const auto& c : checks)
+                heads.push_back({{"layer", c.layer},
+                                 {"kv_head", c.kvHead},
+                                 {"rho_eff", c.rhoEff},
+                                 {"bound_tokens", c.boundTokens},
+                                 {"needed_tokens", c.neededTokens},
+                                 {"context_tokens", c.contextTokens}});
+            out.back()["size_check"] = {{"epsilon", epsilon}, {"heads", heads}};
+            if (!csv && !args.has("json")) {
+                io.out << "  size for attention error <= " << epsilon
+                       << " (bound sqrt(d)·e^rho/eps vs needed):\n";
+                for (const auto& c : checks)
+                    io.out << "    layer " << c.layer << " head " << c.kvHead << ": rho_eff "
+                           << c.rhoEff << ", bound " << c.boundTokens << ", needed "
+                           << (c.neededTokens < 0 ? std::string("more than the context")
+                                                  : std::to_string(c.neededTokens))
+                           << " of " << c.contextTokens << "\n";
+            }
         }
     }
     if (args.has("json"))

@@ -44,6 +44,47 @@ Result<Sweep> runSweep(const Capture& capture, const Model* model, const SchemeS
     });
 }
 
+Result<std::vector<HeadSizeCheck>> coresetSizeCheck(const Capture& capture,
+                                                    const SchemeSetting& scheme, double epsilon,
+                                                    AttentionBackend& backend,
+                                                    const EvalOptions& options, int gridPoints) {
+    return catchErrors([&] {
+        if (!(epsilon > 0))
+            throw Error(ErrorCode::InvalidArgument, "epsilon must be positive");
+        EvalOptions o = options;
+        o.modelQuality = false;
+        o.attentionMaps = false;
+        const ExactReference reference =
+            computeExactReference(capture, nullptr, backend, o).valueOrThrow();
+        const int n = reference.contextTokens;
+        const auto grid = geometricValues(1, n, gridPoints, true);
+        std::vector<HeadSizeCheck> out;
+        for (const double m : grid) {
+            SchemeSetting s = scheme;
+            s.params.erase("keep");
+            s.params.erase("bytes");
+            s.params["tokens"] = m;
+            const EvalResult r =
+                evaluate(capture, nullptr, s, backend, o, &reference).valueOrThrow();
+            if (out.empty())
+                for (const auto& h : r.heads) {
+                    HeadSizeCheck c;
+                    c.layer = h.layer;
+                    c.kvHead = h.kvHead;
+                    c.rhoEff = h.rhoEff;
+                    c.contextTokens = n;
+                    c.boundTokens = std::sqrt(static_cast<double>(capture.config.headDim)) *
+                                    std::exp(std::min(h.rhoEff, 690.0)) / epsilon;
+                    out.push_back(c);
+                }
+            for (std::size_t i = 0; i < r.heads.size(); ++i)
+                if (out[i].neededTokens < 0 && r.heads[i].attentionError <= epsilon)
+                    out[i].neededTokens = r.heads[i].keptTokens;
+        }
+        return out;
+    });
+}
+
 std::vector<double> geometricValues(double lo, double hi, int count, bool integer) {
     std::vector<double> v;
     if (count <= 0 || lo <= 0 || hi < lo)

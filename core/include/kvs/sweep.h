@@ -41,6 +41,21 @@ struct SlopeFit {
 // Least squares on (ln x, ln y) over the points with x > 0 and y > 0.
 SlopeFit fitLogLog(const std::vector<double>& x, const std::vector<double>& y);
 
+// The theory diagnostic of ALGORITHMS.md §1c per head: for a target error ε, the coreset size the
+// bound √d·e^ρ/ε asks for, next to the size the method needed (the smallest `tokens` budget on a
+// geometric grid whose attention error is ≤ ε; −1 when even the whole context misses it).
+struct HeadSizeCheck {
+    int layer = 0;
+    int kvHead = 0;
+    double rhoEff = 0.0;
+    double boundTokens = 0.0;
+    int neededTokens = -1;
+    int contextTokens = 0;
+};
+Result<std::vector<HeadSizeCheck>>
+coresetSizeCheck(const Capture& capture, const SchemeSetting& scheme, double epsilon,
+                 AttentionBackend& backend, const EvalOptions& options, int gridPoints = 24);
+
 // Indices of the points on the lower-left Pareto front of (cost, error): no other point has
 // both less or equal cost and less or equal error with one strictly less. Sorted by cost.
 std::vector<std::size_t> paretoFront(const std::vector<double>& cost,
