@@ -36,6 +36,7 @@ struct VulkanBackend::Impl {
         ro.splits = options.splits;
         ro.wg = static_cast<std::uint32_t>(options.workgroupSize);
         ro.dSplit = static_cast<std::uint32_t>(options.dSplit);
+        ro.subgroups = options.useSubgroups;
         ro.map = o.wantProbabilities || o.wantScores;
         return ro;
     }

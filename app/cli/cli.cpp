@@ -140,6 +140,9 @@ const std::vector<Command>& commands() {
          "the Vulkan devices this machine has",
          {"json"},
          &runDevices},
+        {"bench", "bench attention [--json] [--backend both|vulkan|cpu] [--max-keys N] ...",
+         "decode attention timings, GB/s and copy-bandwidth fraction (docs/gpu-benchmarks.md)",
+         {"json"}, &runBench},
     };
     return table;
 }

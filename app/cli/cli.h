@@ -81,5 +81,6 @@ int runEval(const Args& args, Streams io);
 int runSweep(const Args& args, Streams io);
 int runDevices(const Args& args, Streams io);
 int runTrain(const Args& args, Streams io);
+int runBench(const Args& args, Streams io);
 
 } // namespace kvs::cli

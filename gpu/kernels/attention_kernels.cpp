@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <string_view>
 #include <thread>
 
 namespace kvs::gpu::kernels {
@@ -21,6 +22,8 @@ const char* kernelName(Kernel kernel) {
     switch (kernel) {
     case Kernel::ProbeSplit:
         return "probe_split";
+    case Kernel::ProbeSplitSubgroup:
+        return "probe_split_sg";
     case Kernel::Combine:
         return "combine";
     case Kernel::AttentionMap:
@@ -34,8 +37,13 @@ const char* kernelName(Kernel kernel) {
 vk::SpecConstants PipelineKey::spec() const {
     if (kernel == Kernel::Copy)
         return {wg};
-    return {wg,     hsk,   hsv,    kMode,  vMode,     kBits,
-            kGroup, vBits, vGroup, dSplit, kPerToken, vPerChannel};
+    vk::SpecConstants spec = {wg,     hsk,   hsv,    kMode,  vMode,     kBits,
+                              kGroup, vBits, vGroup, dSplit, kPerToken, vPerChannel};
+    if (kernel == Kernel::ProbeSplitSubgroup) { // ids 12, 13 of probe_split_sg.comp
+        spec.push_back(subgroup);
+        spec.push_back(rows);
+    }
+    return spec;
 }
 
 const vk::Pipeline& PipelineSet::get(const PipelineKey& key) {
@@ -46,6 +54,9 @@ const vk::Pipeline& PipelineSet::get(const PipelineKey& key) {
     switch (key.kernel) {
     case Kernel::ProbeSplit:
         code = {shaders::probe_split, shaders::probe_split_words};
+        break;
+    case Kernel::ProbeSplitSubgroup:
+        code = {shaders::probe_split_sg, shaders::probe_split_sg_words};
         break;
     case Kernel::Combine:
         code = {shaders::combine, shaders::combine_words};
@@ -260,6 +271,46 @@ int tuneSplits(const DeviceInfo& device, int maxKept, int workgroups, std::uint3
     return std::clamp(wanted, 1, std::min(64, most));
 }
 
+ProbeChoice chooseProbe(const DeviceInfo& device, const Variant& var, int group,
+                        const RunOptions& ro) {
+    ProbeChoice c;
+    c.wg = ro.wg;
+    const std::uint32_t sg = device.subgroupSize;
+    const char* off = std::getenv("KVS_VK_NO_SUBGROUPS");
+    const bool disabled = off && *off && std::string_view(off) != "0";
+    if (!ro.subgroups || disabled || !device.subgroupArithmetic || sg < 4 || sg > 64 ||
+        (sg & (sg - 1)) != 0 || 4 * sg > device.maxWorkgroupInvocations)
+        return c;
+    // Value chunks per lane (MAX_VEC = 8 in probe_split_sg.comp, one slot kept for a tail).
+    const std::uint32_t v4 = var.hsv / 4;
+    if (v4 > sg * (var.hsv % 4 == 0 ? 8u : 7u))
+        return c;
+    const std::uint32_t wg = 4 * sg; // four subgroups: enough rows in flight, small merge
+    const std::uint32_t nsg = wg / sg;
+    // The shader's fixed shared arrays (probe_split_sg.comp): 28.5 KiB.
+    const auto fits = [&](std::uint32_t rows) {
+        return rows * var.hsk <= 2048 && rows * nsg <= 64 &&
+               rows * nsg * ((var.hsv + 3) / 4) <= 1280;
+    };
+    if (device.maxComputeSharedMemorySize < 29 * 1024)
+        return c;
+    // Rows = query heads of one GQA group sharing each K/V load: the largest divisor of the
+    // group ≤ 8 (MAX_ROWS) whose rows fit the shared arrays.
+    std::uint32_t rows = 0;
+    for (std::uint32_t r = 8; r >= 1; --r)
+        if (static_cast<std::uint32_t>(group) % r == 0 && fits(r)) {
+            rows = r;
+            break;
+        }
+    if (rows == 0)
+        return c;
+    c.subgroup = true;
+    c.subgroupSize = sg;
+    c.wg = wg;
+    c.rows = rows;
+    return c;
+}
+
 namespace {
 
 struct PushConstants {
@@ -299,9 +350,11 @@ RunResult run(vk::Context& context, PipelineSet& pipelines, const Upload& up,
         qpos.push_back(0);
     const auto qposBuf = makeBuffer(context, qpos);
 
-    const int splits =
-        ro.splits > 0 ? ro.splits
-                      : tuneSplits(context.info(), up.maxKept, static_cast<int>(heads * nq), ro.wg);
+    const ProbeChoice probe = chooseProbe(context.info(), var, group, ro);
+    const int splits = ro.splits > 0
+                           ? ro.splits
+                           : tuneSplits(context.info(), up.maxKept,
+                                        static_cast<int>(heads / probe.rows * nq), probe.wg);
     PushConstants pc{nq,
                      heads,
                      static_cast<std::uint32_t>(group),
@@ -343,9 +396,15 @@ RunResult run(vk::Context& context, PipelineSet& pipelines, const Upload& up,
         const Buffer* probeBufs[] = {qBuf.get(),     up.k.get(),       up.v.get(),   up.ks.get(),
                                      up.vs.get(),    up.biasBuf.get(), up.pos.get(), qposBuf.get(),
                                      up.heads.get(), partials.get(),   nullptr,      nullptr};
-        key.kernel = Kernel::ProbeSplit;
-        submission.dispatch(pipelines.get(key), probeBufs, &pc, sizeof pc,
-                            static_cast<std::uint32_t>(splits), nq, heads);
+        PipelineKey pk = key;
+        pk.kernel = probe.subgroup ? Kernel::ProbeSplitSubgroup : Kernel::ProbeSplit;
+        pk.wg = probe.wg;
+        if (probe.subgroup) {
+            pk.subgroup = probe.subgroupSize;
+            pk.rows = probe.rows;
+        }
+        submission.dispatch(pipelines.get(pk), probeBufs, &pc, sizeof pc,
+                            static_cast<std::uint32_t>(splits), nq, heads / probe.rows);
         const Buffer* combineBufs[] = {nullptr, nullptr,        nullptr,   nullptr,
                                        nullptr, nullptr,        nullptr,   nullptr,
                                        nullptr, partials.get(), out.get(), lse.get()};
@@ -370,8 +429,9 @@ RunResult run(vk::Context& context, PipelineSet& pipelines, const Upload& up,
     std::size_t i = 0;
     const std::size_t partialBytes = rows * static_cast<std::size_t>(splits) * (var.hsv + 2) * 4;
     if (ro.probe) {
-        result.timings.push_back({kernelName(Kernel::ProbeSplit), submission.microseconds()[i++],
-                                  up.cacheBytes + qBytes, partialBytes});
+        result.timings.push_back(
+            {kernelName(probe.subgroup ? Kernel::ProbeSplitSubgroup : Kernel::ProbeSplit),
+             submission.microseconds()[i++], up.cacheBytes + qBytes, partialBytes});
         result.timings.push_back({kernelName(Kernel::Combine), submission.microseconds()[i++],
                                   partialBytes, rows * (var.hsv + 1) * 4});
     }

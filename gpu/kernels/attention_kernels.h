@@ -17,7 +17,7 @@
 
 namespace kvs::gpu::kernels {
 
-enum class Kernel : std::uint32_t { ProbeSplit, Combine, AttentionMap, Copy };
+enum class Kernel : std::uint32_t { ProbeSplit, ProbeSplitSubgroup, Combine, AttentionMap, Copy };
 const char* kernelName(Kernel kernel);
 
 // What varies per pipeline: the specialization constants (ids in attention_common.glsl).
@@ -27,6 +27,7 @@ struct PipelineKey {
     std::uint32_t kMode = 0, vMode = 0; // 0 fp32, 1 fp16, 2 quantized
     std::uint32_t kBits = 4, kGroup = 32, vBits = 4, vGroup = 32;
     std::uint32_t dSplit = 8, kPerToken = 0, vPerChannel = 0;
+    std::uint32_t subgroup = 0, rows = 1; // subgroup kernel: subgroup size, query heads per WG
     auto operator<=>(const PipelineKey&) const = default;
     vk::SpecConstants spec() const;
 };
@@ -73,10 +74,23 @@ struct RunOptions {
     int splits = 0; // 0 = tuned
     std::uint32_t wg = 64;
     std::uint32_t dSplit = 8;
-    bool probe = true; // outputs + ln Σ
-    bool map = false;  // scores + probabilities
+    bool subgroups = true; // the subgroup kernel where the device has subgroup arithmetic
+    bool probe = true;     // outputs + ln Σ
+    bool map = false;      // scores + probabilities
     bool readBack = true;
 };
+
+// Which probe kernel runs: the subgroup kernel (rows = query heads per workgroup, wg = 4
+// subgroups) where the device has subgroup arithmetic and the shapes fit, else the
+// shared-memory kernel (rows 1, wg from RunOptions). KVS_VK_NO_SUBGROUPS=1 forces the latter.
+struct ProbeChoice {
+    bool subgroup = false;
+    std::uint32_t subgroupSize = 0;
+    std::uint32_t wg = 64;
+    std::uint32_t rows = 1;
+};
+ProbeChoice chooseProbe(const DeviceInfo& device, const Variant& var, int group,
+                        const RunOptions& ro);
 
 struct RunResult {
     std::vector<Matrix> outputs;               // per query head of the upload: nq × hsv

@@ -11,6 +11,7 @@ namespace kvs::gpu::shaders {
     extern const std::uint32_t name[];                                                             \
     extern const std::size_t name##_words;
 KVS_DECLARE_SHADER(probe_split)
+KVS_DECLARE_SHADER(probe_split_sg)
 KVS_DECLARE_SHADER(combine)
 KVS_DECLARE_SHADER(attention_map)
 KVS_DECLARE_SHADER(copy)

@@ -128,6 +128,9 @@ DeviceInfo describe(const Instance::Impl& impl, VkPhysicalDevice physical, std::
             subgroup.pNext = &driver;
         f.vkGetPhysicalDeviceProperties2(physical, &props2);
         d.subgroupSize = subgroup.subgroupSize;
+        d.subgroupArithmetic =
+            (subgroup.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) != 0 &&
+            (subgroup.supportedOperations & VK_SUBGROUP_FEATURE_ARITHMETIC_BIT) != 0;
         if (hasDriverProps) {
             d.driverId = static_cast<std::uint32_t>(driver.driverID);
             d.driverName = fromArray(driver.driverName);

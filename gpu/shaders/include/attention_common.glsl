@@ -65,14 +65,14 @@ HeadInfo headInfo(uint kvHead) {
                     HEADS[b + 5u]);
 }
 
-// bits consecutive bits at bit offset `bit` of the stream starting at word `base`.
+// `bits` (≤ 32) consecutive bits at bit offset `bit` of the stream starting at word `base`.
 uint extractK(uint base, uint bit, uint bits) {
     const uint w = base + (bit >> 5u);
     const uint sh = bit & 31u;
     uint v = K[w] >> sh;
     if (sh + bits > 32u)
         v |= K[w + 1u] << (32u - sh);
-    return v & ((1u << bits) - 1u);
+    return bits >= 32u ? v : v & ((1u << bits) - 1u);
 }
 
 uint extractV(uint base, uint bit, uint bits) {
@@ -81,7 +81,7 @@ uint extractV(uint base, uint bit, uint bits) {
     uint v = V[w] >> sh;
     if (sh + bits > 32u)
         v |= V[w + 1u] << (32u - sh);
-    return v & ((1u << bits) - 1u);
+    return bits >= 32u ? v : v & ((1u << bits) - 1u);
 }
 
 // Key element (row j, column c) of head h, decoded to fp32: minimum + scale · code as on the CPU.

@@ -48,6 +48,7 @@ struct DeviceInfo {
     std::vector<MemoryHeap> memoryHeaps;
     bool hasCompute = false;                      // some queue family supports compute
     std::uint32_t subgroupSize = 0;               // 0 when unknown (Vulkan 1.0 device)
+    bool subgroupArithmetic = false;              // subgroupAdd & co. in compute shaders
     double timestampPeriod = 0.0;                 // nanoseconds per timestamp tick
     bool timestampsSupported = false;             // a compute queue can write timestamps
     bool float16 = false;                         // shaderFloat16

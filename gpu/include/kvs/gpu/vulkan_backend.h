@@ -15,6 +15,7 @@
 
 // Environment variables read here, beside those of devices.h:
 //   KVS_VK_SPLITS               force the number of key splits of the probe kernel (≥ 1)
+//   KVS_VK_NO_SUBGROUPS         "1": the shared-memory probe kernel instead of the subgroup one
 //   KVS_VK_NO_PUSH_DESCRIPTORS  "1": bind through a descriptor pool even where push descriptors
 //                               exist (so lavapipe CI covers the fallback path)
 //   KVS_BACKEND                 "cpu" makes makeAttentionBackend() skip Vulkan
@@ -27,7 +28,10 @@ struct VulkanBackendOptions {
     bool allowPushDescriptors = true;
     int splits = 0;         // 0: tuned (or KVS_VK_SPLITS); else this many key splits
     int workgroupSize = 64; // threads per workgroup = keys per tile; a multiple of dSplit
-    int dSplit = 8;         // threads sharing one key row's dot product
+    int dSplit = 8;         // threads sharing one key row's dot product (shared-memory kernel)
+    // The subgroup probe kernel where the device has subgroup arithmetic (lavapipe, NVIDIA);
+    // false (or KVS_VK_NO_SUBGROUPS=1) runs the shared-memory-only kernel everywhere.
+    bool useSubgroups = true;
     // Largest storage-buffer binding to use; 0 = the device's maxStorageBufferRange (128 MiB on
     // lavapipe). Layers whose K or V exceed it run as several dispatches over chunks of KV heads;
     // tests set it small to exercise that path.

@@ -1,0 +1,266 @@
+// SPDX-License-Identifier: MIT
+// `kvstudio-cli bench attention`: decode-style attention (one query per head, many keys) over fp16
+// and 4-bit caches on the Vulkan backend and the CPU reference: time per call, bytes read, GB/s,
+// and the fraction of the device's copy bandwidth measured in the same run.
+#include "cli.h"
+
+#include "kvs/attention_backend.h"
+#include "kvs/compressed_head.h"
+#include "kvs/gpu/vulkan_backend.h"
+#include "kvs/status.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <nlohmann/json.hpp>
+#include <ostream>
+#include <sstream>
+
+namespace kvs::cli {
+
+namespace {
+
+struct Shape {
+    int n = 1024;
+    int d = 128;
+    bool fourBit = false;
+};
+
+struct Stats {
+    double median = 0, p10 = 0, p90 = 0;
+};
+
+Stats stats(std::vector<double> v) {
+    Stats s;
+    if (v.empty())
+        return s;
+    std::sort(v.begin(), v.end());
+    const auto at = [&](double f) {
+        return v[std::min(v.size() - 1, static_cast<std::size_t>(f * (v.size() - 1) + 0.5))];
+    };
+    s.median = at(0.5);
+    s.p10 = at(0.1);
+    s.p90 = at(0.9);
+    return s;
+}
+
+// Cheap deterministic data (a bench needs bytes, not statistics): uniform in [-1, 1).
+Matrix noise(int rows, int cols, std::uint64_t seed) {
+    Matrix x(rows, cols);
+    std::uint64_t state = seed * 0x9E3779B97F4A7C15ull + 1;
+    for (Eigen::Index i = 0; i < x.size(); ++i) {
+        state = state * 6364136223846793005ull + 1442695040888963407ull;
+        x.data()[i] = static_cast<float>(static_cast<std::int32_t>(state >> 32)) * 0x1p-31f;
+    }
+    return x;
+}
+
+std::vector<int> parseList(const std::string& text, const char* what) {
+    std::vector<int> out;
+    std::stringstream in(text);
+    std::string item;
+    while (std::getline(in, item, ',')) {
+        int scale = 1;
+        if (!item.empty() && (item.back() == 'k' || item.back() == 'K')) {
+            scale = 1024;
+            item.pop_back();
+        }
+        try {
+            out.push_back(std::stoi(item) * scale);
+        } catch (const std::exception&) {
+            throw UsageError(std::string("bench attention: bad ") + what + " list '" + text + "'");
+        }
+    }
+    return out;
+}
+
+std::string humanBytes(double bytes) {
+    char text[32];
+    if (bytes >= 1 << 30)
+        std::snprintf(text, sizeof text, "%.2f GiB", bytes / (1 << 30));
+    else
+        std::snprintf(text, sizeof text, "%.1f MiB", bytes / (1 << 20));
+    return text;
+}
+
+} // namespace
+
+int runBench(const Args& args, Streams io) {
+    args.allowOnly({"json", "backend", "contexts", "dims", "heads", "formats", "max-keys",
+                    "repeats", "warmup", "cpu-repeats"});
+    if (args.positionals().size() != 1 || args.positionals()[0] != "attention")
+        throw UsageError("bench: the only benchmark is 'attention' (bench attention [--json])");
+    const bool json = args.has("json");
+    const std::string backend = args.get("backend").value_or("both");
+    if (backend != "both" && backend != "vulkan" && backend != "cpu")
+        throw UsageError("bench attention: --backend must be both, vulkan or cpu");
+    const std::vector<int> contexts =
+        parseList(args.get("contexts").value_or("1k,4k,16k,64k"), "context");
+    const std::vector<int> dims = parseList(args.get("dims").value_or("64,128"), "head dim");
+    const int heads = args.getInt("heads", 32);
+    const int maxKeys = args.getInt("max-keys", 1 << 30);
+    const int repeats = std::max(1, args.getInt("repeats", 10));
+    const int warmup = std::max(0, args.getInt("warmup", 3));
+    const int cpuRepeats = std::max(1, args.getInt("cpu-repeats", 3));
+    const std::string formats = args.get("formats").value_or("fp16,q4");
+
+    std::vector<Shape> shapes;
+    for (int n : contexts)
+        for (int d : dims)
+            for (const char* f : {"fp16", "q4"})
+                if (n <= maxKeys && formats.find(f) != std::string::npos)
+                    shapes.push_back({n, d, std::string(f) == "q4"});
+
+    std::unique_ptr<gpu::VulkanBackend> vulkan;
+    std::string vulkanNote;
+    if (backend != "cpu") {
+        auto made = gpu::makeVulkanBackend();
+        if (made)
+            vulkan = std::move(made).value();
+        else
+            vulkanNote = made.message();
+        if (!vulkan)
+            io.err << "bench attention: Vulkan is not available (" << vulkanNote
+                   << "); measuring the CPU backend only\n";
+    }
+    const auto cpu = makeCpuBackend();
+
+    nlohmann::ordered_json report;
+    char date[32];
+    const std::time_t now = std::time(nullptr);
+    std::strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", std::gmtime(&now));
+    report["date"] = date;
+    report["device"] = vulkan ? gpu::summaryLine(vulkan->device()) : "none";
+    report["cpu_emulation"] = vulkan ? vulkan->isCpuEmulation() : true;
+    double copyGbps = 0.0;
+    if (vulkan) {
+        // The copy reference over the largest binding (128 MiB on lavapipe, ≥ 1 GiB would be
+        // better on a large GPU; the binding range limits it).
+        const std::size_t copyBytes =
+            std::min<std::size_t>(std::size_t(1) << 30, vulkan->device().maxStorageBufferRange);
+        auto copy = vulkan->measureCopyBandwidth(copyBytes, warmup + repeats);
+        if (!copy)
+            throw copy.error();
+        std::vector<double> measured(copy->begin() + std::min<int>(warmup, int(copy->size())),
+                                     copy->end());
+        copyGbps = stats(measured).median;
+        report["copy"] = {{"bytes", copyBytes}, {"gbps_median", copyGbps}};
+    }
+    if (!json) {
+        io.out << "device: " << report["device"].get<std::string>() << "\n";
+        if (vulkan)
+            io.out << "copy kernel: " << copyGbps << " GB/s (read + write, median)\n";
+        io.out << "decode attention, " << heads
+               << " heads, 1 query per head; times are medians\n\n";
+        char head[200];
+        std::snprintf(head, sizeof head, "%-6s %4s %-5s %10s %10s %8s %7s %12s %8s\n", "n", "d",
+                      "cache", "bytes", "vk us", "vk GB/s", "of copy", "cpu us", "cpu/vk");
+        io.out << head;
+    }
+
+    report["rows"] = nlohmann::ordered_json::array();
+    for (const Shape& s : shapes) {
+        // One KV head's data shared by value among `heads` copies would still cost the host
+        // memory of each copy; distinct seeds keep caches from being identical.
+        std::vector<CompressedHead> layer;
+        layer.reserve(static_cast<std::size_t>(heads));
+        for (int h = 0; h < heads; ++h) {
+            CompressedHead head =
+                exactHead(noise(s.n, s.d, 2 * h + 1), noise(s.n, s.d, 2 * h + 2), Precision::F16);
+            if (s.fourBit) {
+                head.keyForm = CompressedHead::KeyForm::Quantized;
+                head.quantizedKeys =
+                    quantize(head.keys, 4, 32, QuantizedMatrix::Grouping::PerChannel);
+                head.valueForm = CompressedHead::ValueForm::Quantized;
+                head.quantizedValues =
+                    quantize(head.values, 4, 32, QuantizedMatrix::Grouping::PerToken);
+                head.keys = Matrix();
+                head.values = Matrix();
+            }
+            layer.push_back(std::move(head));
+        }
+        std::vector<Matrix> queries;
+        for (int h = 0; h < heads; ++h)
+            queries.push_back(noise(1, s.d, 1000 + h));
+        const LayerAttendRequest request{layer, queries, 1, {}};
+        std::size_t cacheBytes = 0;
+        for (const auto& h : layer)
+            cacheBytes += h.bytes().keys + h.bytes().values + h.bytes().metadata;
+
+        nlohmann::ordered_json row = {{"n", s.n},
+                                      {"d", s.d},
+                                      {"heads", heads},
+                                      {"cache", s.fourBit ? "4-bit" : "fp16"},
+                                      {"cache_bytes", cacheBytes}};
+        double vkUs = 0.0;
+        if (vulkan) {
+            auto timings = vulkan->benchmarkLayer(request, warmup, repeats);
+            if (!timings) {
+                row["vulkan_error"] = timings.message();
+            } else {
+                std::vector<double> total, probe;
+                std::size_t bytesRead = 0;
+                int dispatches = 0;
+                for (const auto& t : *timings) {
+                    total.push_back(t.totalMicroseconds());
+                    double p = 0;
+                    for (const auto& d : t.dispatches)
+                        if (d.kernel.rfind("probe_split", 0) == 0)
+                            p += d.microseconds;
+                    probe.push_back(p);
+                    bytesRead = t.bytesRead();
+                    dispatches = static_cast<int>(t.dispatches.size());
+                }
+                const Stats st = stats(total);
+                vkUs = st.median;
+                const double gbps = static_cast<double>(bytesRead) / (st.median * 1e3);
+                row["vulkan"] = {{"us_median", st.median},
+                                 {"us_p10", st.p10},
+                                 {"us_p90", st.p90},
+                                 {"probe_us_median", stats(probe).median},
+                                 {"dispatches", dispatches},
+                                 {"bytes_read", bytesRead},
+                                 {"gbps", gbps},
+                                 {"fraction_of_copy", copyGbps > 0 ? gbps / copyGbps : 0.0}};
+            }
+        }
+        double cpuUs = 0.0;
+        if (backend != "vulkan") {
+            std::vector<double> us;
+            for (int r = 0; r < cpuRepeats; ++r) {
+                const auto start = std::chrono::steady_clock::now();
+                auto result = cpu->attendLayer(request);
+                if (!result)
+                    throw result.error();
+                us.push_back(std::chrono::duration<double, std::micro>(
+                                 std::chrono::steady_clock::now() - start)
+                                 .count());
+            }
+            const Stats st = stats(us);
+            cpuUs = st.median;
+            row["cpu"] = {{"us_median", st.median}, {"us_p10", st.p10}, {"us_p90", st.p90}};
+            if (vkUs > 0)
+                row["cpu_over_vulkan"] = cpuUs / vkUs;
+        }
+        report["rows"].push_back(row);
+        if (!json) {
+            char line[240];
+            const auto& v = row.contains("vulkan") ? row["vulkan"] : nlohmann::ordered_json();
+            std::snprintf(
+                line, sizeof line, "%-6d %4d %-5s %10s %10.0f %8.2f %6.0f%% %12.0f %8.2f\n", s.n,
+                s.d, s.fourBit ? "q4" : "fp16", humanBytes(static_cast<double>(cacheBytes)).c_str(),
+                vkUs, v.is_null() ? 0.0 : v["gbps"].get<double>(),
+                v.is_null() ? 0.0 : 100.0 * v["fraction_of_copy"].get<double>(), cpuUs,
+                vkUs > 0 && cpuUs > 0 ? cpuUs / vkUs : 0.0);
+            io.out << line << std::flush;
+            if (row.contains("vulkan_error"))
+                io.out << "    vulkan: " << row["vulkan_error"].get<std::string>() << "\n";
+        }
+    }
+    if (json)
+        io.out << report.dump(2) << "\n";
+    return 0;
+}
+
+} // namespace kvs::cli

@@ -1,0 +1,216 @@
+#version 450
+// SPDX-License-Identifier: MIT
+// Probe attention, pass 1 of 2, subgroup variant (GPU.md decision 1, ggml's scalar decode
+// shape). One workgroup per (split of the keys, query, block of BR query heads that share one KV
+// head): K and V are read once for the BR heads of a GQA group. Each subgroup walks key rows
+// (subgroup s takes rows s, s + NSG, ...); its SG lanes split a row's dot products in chunks of 4
+// channels and reduce with subgroupAdd, so the main loop has no barrier. Online softmax per
+// subgroup (a new maximum rescales), values accumulated by lane (columns 4·lane + 4·SG·k). At the
+// end the subgroups merge through shared memory and write the split's partial (O, max, sum) for
+// combine.comp. probe_split.comp is the shared-memory-only variant for devices without subgroup
+// arithmetic.
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_KHR_shader_subgroup_arithmetic : require
+#include "include/attention_common.glsl"
+
+layout(constant_id = 12) const uint SG = 8; // subgroup size the pipeline was made for
+layout(constant_id = 13) const uint BR = 1; // query heads per workgroup (one GQA block)
+
+const uint MAX_VEC = 8;  // vec4 value chunks per lane: HSV ≤ 4 · SG · MAX_VEC (host checks)
+const uint MAX_ROWS = 8; // BR ≤ MAX_ROWS (host checks)
+
+// Fixed sizes (28.5 KiB, under lavapipe's 32 KiB) rather than specialization-constant
+// expressions, so the footprint is known on the host: it checks BR·HSK ≤ 2048, BR·NSG ≤ 64 and
+// BR·NSG·⌈HSV/4⌉ ≤ 1280.
+shared float qs[2048];
+shared float mergeMax[64];
+shared float mergeSum[64];
+shared vec4 mergeO[1280];
+
+// Four key channels c..c+3 of row j (c a multiple of 4, c + 3 < HSK).
+vec4 loadK4(HeadInfo h, uint j, uint c) {
+    if (K_MODE == 0u) {
+        const uint b = h.kOff + j * pc.kStride + c;
+        return vec4(uintBitsToFloat(K[b]), uintBitsToFloat(K[b + 1u]), uintBitsToFloat(K[b + 2u]),
+                    uintBitsToFloat(K[b + 3u]));
+    }
+    if (K_MODE == 1u) {
+        const uint b = h.kOff + j * pc.kStride + (c >> 1u);
+        return vec4(unpackHalf2x16(K[b]), unpackHalf2x16(K[b + 1u]));
+    }
+    const uint codes = extractK(h.kOff, j * pc.kStride * 32u + c * K_BITS, 4u * K_BITS);
+    const uint mask = (1u << K_BITS) - 1u;
+    const vec4 q = vec4(float(codes & mask), float((codes >> K_BITS) & mask),
+                        float((codes >> (2u * K_BITS)) & mask),
+                        float((codes >> (3u * K_BITS)) & mask));
+    vec4 scale, minimum;
+    [[unroll]] for (uint e = 0; e < 4u; ++e) {
+        const uint cc = c + e;
+        const uint g = K_PER_TOKEN != 0u ? j * ((HSK + K_GROUP - 1u) / K_GROUP) + cc / K_GROUP
+                                          : (j / K_GROUP) * HSK + cc;
+        const vec2 sm = unpackHalf2x16(KS[h.ksOff + g]);
+        scale[e] = sm.x;
+        minimum[e] = sm.y;
+    }
+    return minimum + scale * q;
+}
+
+vec4 loadV4(HeadInfo h, uint j, uint c) {
+    if (V_MODE == 0u) {
+        const uint b = h.vOff + j * pc.vStride + c;
+        return vec4(uintBitsToFloat(V[b]), uintBitsToFloat(V[b + 1u]), uintBitsToFloat(V[b + 2u]),
+                    uintBitsToFloat(V[b + 3u]));
+    }
+    if (V_MODE == 1u) {
+        const uint b = h.vOff + j * pc.vStride + (c >> 1u);
+        return vec4(unpackHalf2x16(V[b]), unpackHalf2x16(V[b + 1u]));
+    }
+    const uint codes = extractV(h.vOff, j * pc.vStride * 32u + c * V_BITS, 4u * V_BITS);
+    const uint mask = (1u << V_BITS) - 1u;
+    const vec4 q = vec4(float(codes & mask), float((codes >> V_BITS) & mask),
+                        float((codes >> (2u * V_BITS)) & mask),
+                        float((codes >> (3u * V_BITS)) & mask));
+    vec4 scale, minimum;
+    [[unroll]] for (uint e = 0; e < 4u; ++e) {
+        const uint cc = c + e;
+        const uint g = V_PER_CHANNEL != 0u ? (j / V_GROUP) * HSV + cc
+                                           : j * ((HSV + V_GROUP - 1u) / V_GROUP) + cc / V_GROUP;
+        const vec2 sm = unpackHalf2x16(VS[h.vsOff + g]);
+        scale[e] = sm.x;
+        minimum[e] = sm.y;
+    }
+    return minimum + scale * q;
+}
+
+void main() {
+    const uint split = gl_WorkGroupID.x;
+    const uint query = gl_WorkGroupID.y;
+    const uint firstHead = gl_WorkGroupID.z * BR;
+    const uint t = gl_LocalInvocationID.x;
+    const uint lane = gl_SubgroupInvocationID;
+    const uint sg = gl_SubgroupID;
+    const uint NSG = WG / SG;
+    const HeadInfo h = headInfo(firstHead / pc.group);
+
+    for (uint i = t; i < BR * HSK; i += WG) {
+        const uint r = i / HSK;
+        qs[i] = Q[((firstHead + r) * pc.nq + query) * HSK + (i % HSK)];
+    }
+    barrier();
+
+    const uint perSplit = ((h.m + pc.splits - 1u) / pc.splits + WG - 1u) / WG * WG;
+    const uint begin = min(split * perSplit, h.m);
+    const uint end = min(begin + perSplit, h.m);
+
+    const uint K4 = HSK / 4u; // full chunks of 4 key channels
+    const uint V4 = HSV / 4u;
+    vec4 o[MAX_ROWS][MAX_VEC];
+    float runMax[MAX_ROWS];
+    float runSum[MAX_ROWS];
+    [[unroll]] for (uint r = 0; r < MAX_ROWS; ++r) {
+        runMax[r] = NEG_INF;
+        runSum[r] = 0.0;
+        [[unroll]] for (uint k = 0; k < MAX_VEC; ++k)
+            o[r][k] = vec4(0.0);
+    }
+
+    for (uint j = begin + sg; j < end; j += NSG) {
+        float dots[MAX_ROWS];
+        [[unroll]] for (uint r = 0; r < MAX_ROWS; ++r)
+            dots[r] = 0.0;
+        for (uint k4 = lane; k4 < K4; k4 += SG) {
+            const vec4 kv = loadK4(h, j, 4u * k4);
+            [[unroll]] for (uint r = 0; r < MAX_ROWS; ++r)
+                if (r < BR)
+                    dots[r] += dot(kv, vec4(qs[r * HSK + 4u * k4], qs[r * HSK + 4u * k4 + 1u],
+                                            qs[r * HSK + 4u * k4 + 2u], qs[r * HSK + 4u * k4 + 3u]));
+        }
+        for (uint c = 4u * K4 + lane; c < HSK; c += SG) // channels past the last full chunk
+            [[unroll]] for (uint r = 0; r < MAX_ROWS; ++r)
+                if (r < BR)
+                    dots[r] += qs[r * HSK + c] * loadK(h, j, c);
+
+        float p[MAX_ROWS];
+        bool any = false;
+        [[unroll]] for (uint r = 0; r < MAX_ROWS; ++r) {
+            p[r] = 0.0;
+            if (r < BR) {
+                const float s = finishScore(h, j, query, subgroupAdd(dots[r]));
+                if (s != NEG_INF) {
+                    if (s > runMax[r]) { // new maximum: rescale what was accumulated
+                        const float alpha = runMax[r] == NEG_INF ? 0.0 : exp(runMax[r] - s);
+                        runSum[r] *= alpha;
+                        [[unroll]] for (uint k = 0; k < MAX_VEC; ++k)
+                            o[r][k] *= alpha;
+                        runMax[r] = s;
+                    }
+                    p[r] = exp(s - runMax[r]);
+                    runSum[r] += p[r];
+                    any = true;
+                }
+            }
+        }
+        if (!any)
+            continue;
+        [[unroll]] for (uint k = 0; k < MAX_VEC; ++k) {
+            const uint c4 = lane + k * SG;
+            if (c4 < V4) {
+                const vec4 v = loadV4(h, j, 4u * c4);
+                [[unroll]] for (uint r = 0; r < MAX_ROWS; ++r)
+                    if (r < BR)
+                        o[r][k] += p[r] * v;
+            }
+        }
+        for (uint c = 4u * V4 + lane; c < HSV; c += SG) { // value columns past the last chunk
+            const float v = loadV(h, j, c);
+            // Stored in the x component of a spare chunk slot: MAX_VEC - 1 (host checks room).
+            [[unroll]] for (uint r = 0; r < MAX_ROWS; ++r)
+                if (r < BR)
+                    o[r][MAX_VEC - 1u][(c - 4u * V4) / SG] += p[r] * v;
+        }
+    }
+
+    // Merge the subgroups of the workgroup.
+    const uint chunks = (HSV + 3u) / 4u;
+    [[unroll]] for (uint r = 0; r < MAX_ROWS; ++r) {
+        if (r >= BR)
+            break;
+        const uint slot = r * NSG + sg;
+        if (lane == 0u) {
+            mergeMax[slot] = runMax[r];
+            mergeSum[slot] = runSum[r];
+        }
+        [[unroll]] for (uint k = 0; k < MAX_VEC; ++k) {
+            const uint c4 = lane + k * SG;
+            if (c4 < V4)
+                mergeO[slot * chunks + c4] = o[r][k];
+        }
+        if (V4 < chunks && lane < HSV - 4u * V4) // the tail columns, one per lane
+            mergeO[slot * chunks + V4][lane] = o[r][MAX_VEC - 1u][0];
+    }
+    barrier();
+
+    const uint stride = HSV + 2u;
+    for (uint r = 0; r < BR; ++r) {
+        float top = NEG_INF;
+        for (uint s = 0; s < NSG; ++s)
+            top = max(top, mergeMax[r * NSG + s]);
+        const uint base = (((firstHead + r) * pc.nq + query) * pc.splits + split) * stride;
+        float total = 0.0;
+        for (uint s = 0; s < NSG; ++s)
+            if (mergeMax[r * NSG + s] != NEG_INF)
+                total += mergeSum[r * NSG + s] * exp(mergeMax[r * NSG + s] - top);
+        for (uint c = t; c < HSV; c += WG) {
+            float acc = 0.0;
+            for (uint s = 0; s < NSG; ++s)
+                if (mergeMax[r * NSG + s] != NEG_INF)
+                    acc += mergeO[(r * NSG + s) * chunks + c / 4u][c % 4u] *
+                           exp(mergeMax[r * NSG + s] - top);
+            OUT0[base + c] = acc;
+        }
+        if (t == 0u) {
+            OUT0[base + HSV] = top;
+            OUT0[base + HSV + 1u] = total;
+        }
+    }
+}
