@@ -11,7 +11,7 @@
 #   tools/train_bundled_models.sh baselines          # n-gram and bzip2 figures
 #
 # Environment: KVS_BUILD_DIR (default build-train), DEFAULT_STEPS, VARIANT_STEPS, VARIANT_LAYERS,
-# VARIANT_WIDTH, VARIANT_HEADS, OMP_NUM_THREADS.
+# VARIANT_WIDTH, VARIANT_HEADS, VARIANT_FFN, VARIANT_LR, OMP_NUM_THREADS.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -21,11 +21,16 @@ work=$build/train
 mkdir -p "$work"
 [ -x "$cli" ] || { echo "build kvstudio-cli first: cmake -S . -B $build -G Ninja -DCMAKE_BUILD_TYPE=Release -DKVS_NATIVE=ON && ninja -C $build kvstudio-cli" >&2; exit 2; }
 
-default_steps=${DEFAULT_STEPS:-3000}
-variant_steps=${VARIANT_STEPS:-600}
-variant_layers=${VARIANT_LAYERS:-6}
-variant_width=${VARIANT_WIDTH:-192}
+default_steps=${DEFAULT_STEPS:-2500}
+# The comparison table's equal budget (smaller than the default model so that all eight fit in one
+# afternoon on two cores; set VARIANT_LAYERS=6 VARIANT_WIDTH=192 VARIANT_FFN=512 VARIANT_STEPS=3000
+# VARIANT_LR=1e-3 for the default model's size and budget).
+variant_steps=${VARIANT_STEPS:-800}
+variant_layers=${VARIANT_LAYERS:-4}
+variant_width=${VARIANT_WIDTH:-96}
 variant_heads=${VARIANT_HEADS:-6}
+variant_ffn=${VARIANT_FFN:-256}
+variant_lr=${VARIANT_LR:-2e-3}
 
 # train NAME OUT STEPS [extra options...]: resumes from $work/NAME.ckpt when it exists.
 train() {
@@ -45,7 +50,7 @@ train() {
 
 variant() {
   local name=$1 common=(--layers "$variant_layers" --width "$variant_width" --heads "$variant_heads"
-                        --warmup 100 --eval-every 200)
+                        --ffn "$variant_ffn" --lr "$variant_lr" --warmup 100 --eval-every 200)
   local out=$work/variants/$name
   case "$name" in
     qkv)          train "variant-$name" "$out" "$variant_steps" "${common[@]}" ;;
