@@ -11,7 +11,8 @@
 #   tools/train_bundled_models.sh baselines          # n-gram and bzip2 figures
 #
 # Environment: KVS_BUILD_DIR (default build-train), DEFAULT_STEPS, VARIANT_STEPS, VARIANT_LAYERS,
-# VARIANT_WIDTH, VARIANT_HEADS, VARIANT_FFN, VARIANT_LR, OMP_NUM_THREADS.
+# VARIANT_WIDTH, VARIANT_HEADS, VARIANT_FFN, VARIANT_LR, OMP_NUM_THREADS. GQA-g has g KV heads
+# (ALGORITHMS.md: GQA-4 = 16 -> 4 KV heads).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -37,6 +38,10 @@ train() {
   local name=$1 out=$2 steps=$3
   shift 3
   local ckpt=$work/$name.ckpt
+  if [ -f "$work/$name.json" ] && [ -z "${FORCE:-}" ]; then
+    echo "== $name: done ($work/$name.json; FORCE=1 trains again)"
+    return
+  fi
   local args=(train --steps "$steps" --checkpoint "$ckpt" --checkpoint-minutes 5 --out "$out"
               --json-out "$work/$name.json")
   if [ -f "$ckpt" ]; then
@@ -54,13 +59,13 @@ variant() {
   local out=$work/variants/$name
   case "$name" in
     qkv)          train "variant-$name" "$out" "$variant_steps" "${common[@]}" ;;
-    gqa2)         train "variant-$name" "$out" "$variant_steps" "${common[@]}" --kv-heads $((variant_heads / 2)) ;;
-    gqa3)         train "variant-$name" "$out" "$variant_steps" "${common[@]}" --kv-heads $((variant_heads / 3)) ;;
+    gqa2)         train "variant-$name" "$out" "$variant_steps" "${common[@]}" --kv-heads 2 ;;
+    gqa3)         train "variant-$name" "$out" "$variant_steps" "${common[@]}" --kv-heads 3 ;;
     mqa)          train "variant-$name" "$out" "$variant_steps" "${common[@]}" --kv-heads 1 ;;
     k_eq_v)       train "variant-$name" "$out" "$variant_steps" "${common[@]}" --sharing k_eq_v ;;
     q_eq_k)       train "variant-$name" "$out" "$variant_steps" "${common[@]}" --sharing q_eq_k ;;
     q_eq_k_eq_v)  train "variant-$name" "$out" "$variant_steps" "${common[@]}" --sharing q_eq_k_eq_v ;;
-    k_eq_v_gqa2)  train "variant-$name" "$out" "$variant_steps" "${common[@]}" --sharing k_eq_v --kv-heads $((variant_heads / 2)) ;;
+    k_eq_v_gqa2)  train "variant-$name" "$out" "$variant_steps" "${common[@]}" --sharing k_eq_v --kv-heads 2 ;;
     *) echo "unknown variant $name" >&2; exit 2 ;;
   esac
 }
@@ -72,7 +77,7 @@ case "${1:-}" in
     train default "$work/default" "$default_steps" --warmup 200 --eval-every 250
     ;;
   variants)
-    for v in qkv gqa2 gqa3 mqa k_eq_v q_eq_k q_eq_k_eq_v k_eq_v_gqa2; do variant "$v"; done
+    for v in ${VARIANTS:-qkv k_eq_v mqa q_eq_k q_eq_k_eq_v gqa2 gqa3 k_eq_v_gqa2}; do variant "$v"; done
     ;;
   variant)
     variant "${2:?variant name}"
