@@ -39,9 +39,11 @@ vk::SpecConstants PipelineKey::spec() const {
         return {wg};
     vk::SpecConstants spec = {wg,     hsk,   hsv,    kMode,  vMode,     kBits,
                               kGroup, vBits, vGroup, dSplit, kPerToken, vPerChannel};
-    if (kernel == Kernel::ProbeSplitSubgroup) { // ids 12, 13 of probe_split_sg.comp
+    if (kernel == Kernel::ProbeSplitSubgroup) { // ids 12..15 of probe_split_sg.comp
         spec.push_back(subgroup);
         spec.push_back(rows);
+        spec.push_back(kVec);
+        spec.push_back(vVec);
     }
     return spec;
 }
@@ -218,6 +220,9 @@ std::vector<Upload> uploadLayer(vk::Context& context, std::span<const Compressed
             const int m = h.keptCount();
             up.kept.push_back(m);
             up.maxKept = std::max(up.maxKept, m);
+            // Every head's K and V start on 16 bytes: the uvec4 loads of probe_split_sg.comp.
+            k.resize((k.size() + 3) / 4 * 4, 0u);
+            v.resize((v.size() + 3) / 4 * 4, 0u);
             table.insert(table.end(),
                          {static_cast<std::uint32_t>(m), static_cast<std::uint32_t>(k.size()),
                           static_cast<std::uint32_t>(v.size()),
@@ -283,9 +288,14 @@ ProbeChoice chooseProbe(const DeviceInfo& device, const Variant& var, int group,
         return c;
     // Value chunks per lane (MAX_VEC = 8 in probe_split_sg.comp, one slot kept for a tail).
     const std::uint32_t v4 = var.hsv / 4;
-    if (v4 > sg * (var.hsv % 4 == 0 ? 8u : 7u))
+    if (v4 > sg * (var.hsv % 4 == 0 ? 8u : 7u) || var.hsk > 32 * sg) // MAX_VEC, MAX_QVEC
         return c;
-    const std::uint32_t wg = 4 * sg; // four subgroups: enough rows in flight, small merge
+    // Subgroups per workgroup: 4 on GPUs (128 threads on NVIDIA: rows in flight, small merge);
+    // 1 on CPU devices, where lavapipe ran the 4-subgroup version 2.5× slower (4k keys × 32
+    // heads × d 128 fp16: 53 ms with 1, 133 ms with 4, 148 ms with 16 subgroups; 2026-11-23).
+    std::uint32_t wg = (device.isCpuEmulation() ? 1 : 4) * sg;
+    if (const char* e = std::getenv("KVS_VK_SUBGROUPS_PER_WG"); e && std::atoi(e) > 0)
+        wg = sg * static_cast<std::uint32_t>(std::atoi(e));
     const std::uint32_t nsg = wg / sg;
     // The shader's fixed shared arrays (probe_split_sg.comp): 28.5 KiB.
     const auto fits = [&](std::uint32_t rows) {
@@ -402,6 +412,13 @@ RunResult run(vk::Context& context, PipelineSet& pipelines, const Upload& up,
         if (probe.subgroup) {
             pk.subgroup = probe.subgroupSize;
             pk.rows = probe.rows;
+            // 16-byte loads of whole rows where dense rows are a whole number of uvec4s
+            // (4 fp32 or 8 fp16 channels per lane per load).
+            const auto vectorRow = [](std::uint32_t mode, std::uint32_t dim, std::uint32_t stride) {
+                return mode != 2 && dim % (mode == 1 ? 8u : 4u) == 0 && stride % 4 == 0;
+            };
+            pk.kVec = vectorRow(var.kMode, var.hsk, var.kStride) ? 1 : 0;
+            pk.vVec = vectorRow(var.vMode, var.hsv, var.vStride) ? 1 : 0;
         }
         submission.dispatch(pipelines.get(pk), probeBufs, &pc, sizeof pc,
                             static_cast<std::uint32_t>(splits), nq, heads / probe.rows);

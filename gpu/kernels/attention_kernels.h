@@ -28,6 +28,7 @@ struct PipelineKey {
     std::uint32_t kBits = 4, kGroup = 32, vBits = 4, vGroup = 32;
     std::uint32_t dSplit = 8, kPerToken = 0, vPerChannel = 0;
     std::uint32_t subgroup = 0, rows = 1; // subgroup kernel: subgroup size, query heads per WG
+    std::uint32_t kVec = 0, vVec = 0;     // subgroup kernel: dense rows read as uvec4
     auto operator<=>(const PipelineKey&) const = default;
     vk::SpecConstants spec() const;
 };

@@ -15,9 +15,16 @@
 
 layout(constant_id = 12) const uint SG = 8; // subgroup size the pipeline was made for
 layout(constant_id = 13) const uint BR = 1; // query heads per workgroup (one GQA block)
+layout(constant_id = 14) const uint K_VEC = 0; // 1: dense key rows read as uvec4 (16-byte loads)
+layout(constant_id = 15) const uint V_VEC = 0; // 1: dense value rows read as uvec4
+
+// The K and V bindings again, as 16-byte words (heads start on 16 bytes, see uploadLayer).
+layout(std430, binding = 1) readonly buffer KBufV { uvec4 KV4[]; };
+layout(std430, binding = 2) readonly buffer VBufV { uvec4 VV4[]; };
 
 const uint MAX_VEC = 8;  // vec4 value chunks per lane: HSV ≤ 4 · SG · MAX_VEC (host checks)
 const uint MAX_ROWS = 8; // BR ≤ MAX_ROWS (host checks)
+const uint MAX_QVEC = 8; // query vec4 chunks per lane: HSK ≤ 4 · SG · MAX_QVEC (host checks)
 
 // Fixed sizes (28.5 KiB, under lavapipe's 32 KiB) rather than specialization-constant
 // expressions, so the footprint is known on the host: it checks BR·HSK ≤ 2048, BR·NSG ≤ 64 and
@@ -55,6 +62,18 @@ vec4 loadK4(HeadInfo h, uint j, uint c) {
     return minimum + scale * q;
 }
 
+vec4 queryChunk(uint r, uint c) {
+    const uint b = r * HSK + c;
+    return vec4(qs[b], qs[b + 1u], qs[b + 2u], qs[b + 3u]);
+}
+
+// The vec4 of value columns that accumulator slot k of this lane holds.
+uint slotColumn4(uint lane, uint k) {
+    if (V_VEC != 0u && V_MODE == 1u) // 8 fp16 columns per load: slots 2i, 2i + 1
+        return 2u * (lane + (k / 2u) * SG) + (k & 1u);
+    return lane + k * SG;
+}
+
 vec4 loadV4(HeadInfo h, uint j, uint c) {
     if (V_MODE == 0u) {
         const uint b = h.vOff + j * pc.vStride + c;
@@ -70,6 +89,10 @@ vec4 loadV4(HeadInfo h, uint j, uint c) {
     const vec4 q = vec4(float(codes & mask), float((codes >> V_BITS) & mask),
                         float((codes >> (2u * V_BITS)) & mask),
                         float((codes >> (3u * V_BITS)) & mask));
+    if (V_PER_CHANNEL == 0u && V_GROUP % 4u == 0u) { // the 4 columns share one group
+        const vec2 sm = unpackHalf2x16(VS[h.vsOff + j * ((HSV + V_GROUP - 1u) / V_GROUP) + c / V_GROUP]);
+        return vec4(sm.y) + vec4(sm.x) * q;
+    }
     vec4 scale, minimum;
     [[unroll]] for (uint e = 0; e < 4u; ++e) {
         const uint cc = c + e;
@@ -114,21 +137,116 @@ void main() {
             o[r][k] = vec4(0.0);
     }
 
+    // Each lane keeps the query channels it multiplies in registers (reading them from shared
+    // memory per key was the main cost on lavapipe: measured 5× slower than these loads).
+    vec4 qreg[MAX_ROWS][MAX_QVEC];
+    [[unroll]] for (uint r = 0; r < MAX_ROWS; ++r)
+        [[unroll]] for (uint i = 0; i < MAX_QVEC; ++i) {
+            qreg[r][i] = vec4(0.0);
+            if (r < BR) {
+                uint c;
+                if (K_VEC != 0u && K_MODE == 1u) // chunk ch = lane + (i/2)·SG of 8 channels
+                    c = 8u * (lane + (i / 2u) * SG) + 4u * (i & 1u);
+                else
+                    c = 4u * (lane + i * SG);
+                if (c + 3u < HSK)
+                    qreg[r][i] = queryChunk(r, c);
+            }
+        }
+
+    // Keys quantized per channel over groups of K_GROUP tokens: within a group, score
+    // = Σ q_c·min_c + Σ (q_c·scale_c)·code_c, so the scales are folded into the query once per
+    // group instead of being loaded for every key (the per-element loads made 4-bit caches slower
+    // than fp16 on lavapipe).
+    const bool foldKeyScales = K_MODE == 2u && K_PER_TOKEN == 0u;
+    vec4 qscaled[MAX_ROWS][MAX_QVEC];
+    float qmin[MAX_ROWS];
+    uint foldedGroup = 0xffffffffu;
+
     for (uint j = begin + sg; j < end; j += NSG) {
         float dots[MAX_ROWS];
         [[unroll]] for (uint r = 0; r < MAX_ROWS; ++r)
             dots[r] = 0.0;
-        for (uint k4 = lane; k4 < K4; k4 += SG) {
-            const vec4 kv = loadK4(h, j, 4u * k4);
+        if (K_VEC != 0u) {
+            // One 16-byte load per lane: 8 fp16 or 4 fp32 channels (measured on lavapipe: the
+            // per-uint loads of loadK4 made the key reads ~5× slower than the copy kernel).
+            const uint per = K_MODE == 1u ? 8u : 4u;
+            const uint base = (h.kOff + j * pc.kStride) >> 2u;
+            [[unroll]] for (uint i = 0; i < (K_MODE == 1u ? MAX_QVEC / 2u : MAX_QVEC); ++i) {
+                const uint ch = lane + i * SG;
+                if (ch < HSK / per) {
+                    const uvec4 u = KV4[base + ch];
+                    if (K_MODE == 1u) {
+                        const vec4 a = vec4(unpackHalf2x16(u.x), unpackHalf2x16(u.y));
+                        const vec4 b = vec4(unpackHalf2x16(u.z), unpackHalf2x16(u.w));
+                        [[unroll]] for (uint r = 0; r < MAX_ROWS; ++r)
+                            if (r < BR)
+                                dots[r] += dot(a, qreg[r][2u * i]) + dot(b, qreg[r][2u * i + 1u]);
+                    } else {
+                        const vec4 a = uintBitsToFloat(u);
+                        [[unroll]] for (uint r = 0; r < MAX_ROWS; ++r)
+                            if (r < BR)
+                                dots[r] += dot(a, qreg[r][i]);
+                    }
+                }
+            }
+        } else if (foldKeyScales) {
+            if (j / K_GROUP != foldedGroup) {
+                foldedGroup = j / K_GROUP;
+                [[unroll]] for (uint r = 0; r < MAX_ROWS; ++r)
+                    qmin[r] = 0.0;
+                [[unroll]] for (uint i = 0; i < MAX_QVEC; ++i) {
+                    const uint k4 = lane + i * SG;
+                    vec4 scale = vec4(0.0), minimum = vec4(0.0);
+                    if (k4 < K4)
+                        [[unroll]] for (uint e = 0; e < 4u; ++e) {
+                            const vec2 sm = unpackHalf2x16(KS[h.ksOff + foldedGroup * HSK + 4u * k4 + e]);
+                            scale[e] = sm.x;
+                            minimum[e] = sm.y;
+                        }
+                    [[unroll]] for (uint r = 0; r < MAX_ROWS; ++r)
+                        if (r < BR) {
+                            qscaled[r][i] = qreg[r][i] * scale;
+                            qmin[r] += dot(qreg[r][i], minimum);
+                        }
+                }
+            }
+            const uint mask = (1u << K_BITS) - 1u;
             [[unroll]] for (uint r = 0; r < MAX_ROWS; ++r)
                 if (r < BR)
-                    dots[r] += dot(kv, vec4(qs[r * HSK + 4u * k4], qs[r * HSK + 4u * k4 + 1u],
-                                            qs[r * HSK + 4u * k4 + 2u], qs[r * HSK + 4u * k4 + 3u]));
+                    dots[r] = qmin[r];
+            [[unroll]] for (uint i = 0; i < MAX_QVEC; ++i) {
+                const uint k4 = lane + i * SG;
+                if (k4 < K4) {
+                    const uint codes =
+                        extractK(h.kOff, j * pc.kStride * 32u + 4u * k4 * K_BITS, 4u * K_BITS);
+                    const vec4 q = vec4(float(codes & mask), float((codes >> K_BITS) & mask),
+                                        float((codes >> (2u * K_BITS)) & mask),
+                                        float((codes >> (3u * K_BITS)) & mask));
+                    [[unroll]] for (uint r = 0; r < MAX_ROWS; ++r)
+                        if (r < BR)
+                            dots[r] += dot(q, qscaled[r][i]);
+                }
+            }
+            for (uint c = 4u * K4 + lane; c < HSK; c += SG) // channels past the last chunk
+                [[unroll]] for (uint r = 0; r < MAX_ROWS; ++r)
+                    if (r < BR)
+                        dots[r] += qs[r * HSK + c] * loadK(h, j, c);
+        } else {
+            [[unroll]] for (uint i = 0; i < MAX_QVEC; ++i) {
+                const uint k4 = lane + i * SG;
+                if (k4 < K4) {
+                    const vec4 kv = loadK4(h, j, 4u * k4);
+                    [[unroll]] for (uint r = 0; r < MAX_ROWS; ++r)
+                        if (r < BR)
+                            dots[r] += dot(kv, qreg[r][i]);
+                }
+            }
+            for (uint c = 4u * K4 + lane; c < HSK; c += SG) // channels past the last chunk
+                [[unroll]] for (uint r = 0; r < MAX_ROWS; ++r)
+                    if (r < BR)
+                        dots[r] += qs[r * HSK + c] * loadK(h, j, c);
         }
-        for (uint c = 4u * K4 + lane; c < HSK; c += SG) // channels past the last full chunk
-            [[unroll]] for (uint r = 0; r < MAX_ROWS; ++r)
-                if (r < BR)
-                    dots[r] += qs[r * HSK + c] * loadK(h, j, c);
 
         float p[MAX_ROWS];
         bool any = false;
@@ -152,13 +270,32 @@ void main() {
         }
         if (!any)
             continue;
-        [[unroll]] for (uint k = 0; k < MAX_VEC; ++k) {
-            const uint c4 = lane + k * SG;
-            if (c4 < V4) {
-                const vec4 v = loadV4(h, j, 4u * c4);
-                [[unroll]] for (uint r = 0; r < MAX_ROWS; ++r)
-                    if (r < BR)
-                        o[r][k] += p[r] * v;
+        if (V_VEC != 0u && V_MODE == 1u) {
+            const uint base = (h.vOff + j * pc.vStride) >> 2u;
+            [[unroll]] for (uint i = 0; i < MAX_VEC / 2u; ++i) {
+                const uint ch = lane + i * SG;
+                if (ch < HSV / 8u) {
+                    const uvec4 u = VV4[base + ch];
+                    const vec4 a = vec4(unpackHalf2x16(u.x), unpackHalf2x16(u.y));
+                    const vec4 b = vec4(unpackHalf2x16(u.z), unpackHalf2x16(u.w));
+                    [[unroll]] for (uint r = 0; r < MAX_ROWS; ++r)
+                        if (r < BR) {
+                            o[r][2u * i] += p[r] * a;
+                            o[r][2u * i + 1u] += p[r] * b;
+                        }
+                }
+            }
+        } else {
+            [[unroll]] for (uint k = 0; k < MAX_VEC; ++k) {
+                const uint c4 = lane + k * SG;
+                if (c4 < V4) {
+                    const vec4 v = V_VEC != 0u
+                                       ? uintBitsToFloat(VV4[((h.vOff + j * pc.vStride) >> 2u) + c4])
+                                       : loadV4(h, j, 4u * c4);
+                    [[unroll]] for (uint r = 0; r < MAX_ROWS; ++r)
+                        if (r < BR)
+                            o[r][k] += p[r] * v;
+                }
             }
         }
         for (uint c = 4u * V4 + lane; c < HSV; c += SG) { // value columns past the last chunk
@@ -181,7 +318,7 @@ void main() {
             mergeSum[slot] = runSum[r];
         }
         [[unroll]] for (uint k = 0; k < MAX_VEC; ++k) {
-            const uint c4 = lane + k * SG;
+            const uint c4 = slotColumn4(lane, k);
             if (c4 < V4)
                 mergeO[slot * chunks + c4] = o[r][k];
         }
