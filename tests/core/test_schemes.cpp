@@ -347,6 +347,41 @@ private slots:
         }
     }
 
+    // On a smooth kernel (small key norms) the balanced halving must beat uniform sampling at the
+    // same number of kept tokens, and its error must fall faster with m (ALGORITHMS.md §1c).
+    void halvingBeatsUniformOnSmoothKernels() {
+        const int n = 1024, d = 8;
+        HeadInput h;
+        h.keys = randomMatrix(n, d, 21, 0.5f);
+        h.values = randomMatrix(n, d, 22);
+        h.queries = {randomMatrix(n, d, 23, 0.5f)};
+        const Matrix probes = randomMatrix(64, d, 24, 0.5f);
+        auto backend = makeCpuBackend();
+        const auto exact = backend->attend(exactHead(h.keys, h.values), probes, {}).value();
+        auto error = [&](const std::string& setting) {
+            double sum = 0;
+            for (int seed = 1; seed <= 3; ++seed) {
+                const auto c = compress(setting + ",precision=32,seed=" + std::to_string(seed), h);
+                const auto r = backend->attend(c, probes, {}).value();
+                for (Eigen::Index i = 0; i < probes.rows(); ++i)
+                    sum += (r.outputs.row(i) - exact.outputs.row(i)).norm() /
+                           exact.outputs.row(i).norm();
+            }
+            return sum / (3.0 * probes.rows());
+        };
+        std::vector<double> ms, eu, eh;
+        for (int m : {16, 64, 256}) {
+            ms.push_back(m);
+            eu.push_back(error("select.uniform:tokens=" + std::to_string(m)));
+            eh.push_back(error("coreset.halving:sinks=0,window=0,tokens=" + std::to_string(m)));
+            qInfo("m = %d: uniform %.4f, halving %.4f", m, eu.back(), eh.back());
+        }
+        const double su = fitLogLog(ms, eu).slope, sh = fitLogLog(ms, eh).slope;
+        qInfo("slopes: uniform %.3f, halving %.3f", su, sh);
+        QVERIFY(eh.back() < 0.7 * eu.back());
+        QVERIFY(sh < su - 0.1);
+    }
+
     void sweepHelpers() {
         // y = 3 x^-0.5 exactly: slope −0.5, R² 1.
         const std::vector<double> x{4, 16, 64, 256}, y{1.5, 0.75, 0.375, 0.1875};

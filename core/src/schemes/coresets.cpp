@@ -269,8 +269,10 @@ std::vector<ParamSpec> coresetParams(bool streamingMode) {
         p.push_back({"buffer", "Buffer size", 0, 1 << 16, 0, false, true, "tokens",
                      "tokens per level; 0 = the largest that fits the budget"});
     else
-        p.push_back({"block", "Block size", 2, 4096, 128, true, true, "tokens",
-                     "tokens halved together (cost grows with its square)"});
+        p.push_back({"block", "Block size", 2, 1 << 16, 2048, true, true, "tokens",
+                     "tokens halved together by one walk: independent blocks add their errors "
+                     "like a random walk, so larger blocks approach the 1/m rate (cost grows "
+                     "with the square)"});
     p.push_back({"gamma", "Walk gain γ", 0, 1000, 16, false, false, "",
                  "how hard the walk pushes against the running signed sum"});
     p.push_back({"tau", "Kernel temperature τ", 0.01, 10, 1, true, false, "",
@@ -283,7 +285,7 @@ std::vector<ParamSpec> coresetParams(bool streamingMode) {
     p.push_back(seedParam());
     p.push_back(precisionParam(16));
     if (streamingMode)
-        p.push_back({"block", "Block size", 2, 1 << 17, 128, true, true, "tokens",
+        p.push_back({"block", "Block size", 2, 1 << 17, 2048, true, true, "tokens",
                      "lower bound on the tokens halved together"});
     return p;
 }
