@@ -67,10 +67,21 @@ vec4 queryChunk(uint r, uint c) {
     return vec4(qs[b], qs[b + 1u], qs[b + 2u], qs[b + 3u]);
 }
 
+// Values quantized per token with whole words of codes in one group: each lane loads words
+// (32 / bits columns) and one (scale, minimum) per word.
+bool valueWords() {
+    return V_MODE == 2u && V_PER_CHANNEL == 0u && 32u % V_BITS == 0u &&
+           HSV % (32u / V_BITS) == 0u && V_GROUP % (32u / V_BITS) == 0u;
+}
+
 // The vec4 of value columns that accumulator slot k of this lane holds.
 uint slotColumn4(uint lane, uint k) {
     if (V_VEC != 0u && V_MODE == 1u) // 8 fp16 columns per load: slots 2i, 2i + 1
         return 2u * (lane + (k / 2u) * SG) + (k & 1u);
+    if (valueWords()) {
+        const uint spc = 8u / V_BITS; // vec4 slots per word
+        return (lane + (k / spc) * SG) * spc + k % spc;
+    }
     return lane + k * SG;
 }
 
@@ -137,28 +148,31 @@ void main() {
             o[r][k] = vec4(0.0);
     }
 
+    // Keys quantized per channel over groups of K_GROUP tokens: within a group, score
+    // = Σ q_c·min_c + Σ (q_c·scale_c)·code_c, so the scales are folded into the query once per
+    // group instead of being loaded for every key (the per-element loads made 4-bit caches slower
+    // than fp16 on lavapipe). Where codes tile whole words (2, 4, 8 bits), each lane loads whole
+    // words of a row (32 / bits channels each).
+    // Plain locals, not spec-constant expressions (glslc 2023.2's optimizer fails on those
+    // bool expressions); the driver folds them once the constants are known.
+    bool foldKeyScales = K_MODE == 2u && K_PER_TOKEN == 0u;
+    bool foldWords = foldKeyScales && 32u % K_BITS == 0u && HSK % (32u / K_BITS) == 0u;
+    // Channels per lane chunk (one load) and vec4 register slots per chunk: slot s of a lane
+    // holds channels (lane + (s / SPC)·SG)·QPER + 4·(s % SPC) .. + 3.
+    uint QPER = (K_VEC != 0u && K_MODE == 1u) ? 8u : (foldWords ? 32u / K_BITS : 4u);
+    uint SPC = QPER / 4u;
+
     // Each lane keeps the query channels it multiplies in registers (reading them from shared
     // memory per key was the main cost on lavapipe: measured 5× slower than these loads).
     vec4 qreg[MAX_ROWS][MAX_QVEC];
     [[unroll]] for (uint r = 0; r < MAX_ROWS; ++r)
         [[unroll]] for (uint i = 0; i < MAX_QVEC; ++i) {
             qreg[r][i] = vec4(0.0);
-            if (r < BR) {
-                uint c;
-                if (K_VEC != 0u && K_MODE == 1u) // chunk ch = lane + (i/2)·SG of 8 channels
-                    c = 8u * (lane + (i / 2u) * SG) + 4u * (i & 1u);
-                else
-                    c = 4u * (lane + i * SG);
-                if (c + 3u < HSK)
-                    qreg[r][i] = queryChunk(r, c);
-            }
+            const uint c = (lane + (i / SPC) * SG) * QPER + 4u * (i % SPC);
+            if (r < BR && c + 3u < HSK)
+                qreg[r][i] = queryChunk(r, c);
         }
 
-    // Keys quantized per channel over groups of K_GROUP tokens: within a group, score
-    // = Σ q_c·min_c + Σ (q_c·scale_c)·code_c, so the scales are folded into the query once per
-    // group instead of being loaded for every key (the per-element loads made 4-bit caches slower
-    // than fp16 on lavapipe).
-    const bool foldKeyScales = K_MODE == 2u && K_PER_TOKEN == 0u;
     vec4 qscaled[MAX_ROWS][MAX_QVEC];
     float qmin[MAX_ROWS];
     uint foldedGroup = 0xffffffffu;
@@ -196,11 +210,11 @@ void main() {
                 [[unroll]] for (uint r = 0; r < MAX_ROWS; ++r)
                     qmin[r] = 0.0;
                 [[unroll]] for (uint i = 0; i < MAX_QVEC; ++i) {
-                    const uint k4 = lane + i * SG;
+                    const uint c = (lane + (i / SPC) * SG) * QPER + 4u * (i % SPC);
                     vec4 scale = vec4(0.0), minimum = vec4(0.0);
-                    if (k4 < K4)
+                    if (c + 3u < HSK)
                         [[unroll]] for (uint e = 0; e < 4u; ++e) {
-                            const vec2 sm = unpackHalf2x16(KS[h.ksOff + foldedGroup * HSK + 4u * k4 + e]);
+                            const vec2 sm = unpackHalf2x16(KS[h.ksOff + foldedGroup * HSK + c + e]);
                             scale[e] = sm.x;
                             minimum[e] = sm.y;
                         }
@@ -215,17 +229,36 @@ void main() {
             [[unroll]] for (uint r = 0; r < MAX_ROWS; ++r)
                 if (r < BR)
                     dots[r] = qmin[r];
-            [[unroll]] for (uint i = 0; i < MAX_QVEC; ++i) {
-                const uint k4 = lane + i * SG;
-                if (k4 < K4) {
-                    const uint codes =
-                        extractK(h.kOff, j * pc.kStride * 32u + 4u * k4 * K_BITS, 4u * K_BITS);
-                    const vec4 q = vec4(float(codes & mask), float((codes >> K_BITS) & mask),
-                                        float((codes >> (2u * K_BITS)) & mask),
-                                        float((codes >> (3u * K_BITS)) & mask));
-                    [[unroll]] for (uint r = 0; r < MAX_ROWS; ++r)
-                        if (r < BR)
-                            dots[r] += dot(q, qscaled[r][i]);
+            if (foldWords) {
+                [[unroll]] for (uint i = 0; i < MAX_QVEC / SPC; ++i) {
+                    const uint ch = lane + i * SG;
+                    if (ch < HSK / QPER) {
+                        const uint word = K[h.kOff + j * pc.kStride + ch];
+                        [[unroll]] for (uint e = 0; e < SPC; ++e) {
+                            const uint codes = word >> (4u * K_BITS * e);
+                            const vec4 q = vec4(float(codes & mask),
+                                                float((codes >> K_BITS) & mask),
+                                                float((codes >> (2u * K_BITS)) & mask),
+                                                float((codes >> (3u * K_BITS)) & mask));
+                            [[unroll]] for (uint r = 0; r < MAX_ROWS; ++r)
+                                if (r < BR)
+                                    dots[r] += dot(q, qscaled[r][i * SPC + e]);
+                        }
+                    }
+                }
+            } else {
+                [[unroll]] for (uint i = 0; i < MAX_QVEC; ++i) {
+                    const uint k4 = lane + i * SG;
+                    if (k4 < K4) {
+                        const uint codes = extractK(h.kOff, j * pc.kStride * 32u + 4u * k4 * K_BITS,
+                                                    4u * K_BITS);
+                        const vec4 q = vec4(float(codes & mask), float((codes >> K_BITS) & mask),
+                                            float((codes >> (2u * K_BITS)) & mask),
+                                            float((codes >> (3u * K_BITS)) & mask));
+                        [[unroll]] for (uint r = 0; r < MAX_ROWS; ++r)
+                            if (r < BR)
+                                dots[r] += dot(q, qscaled[r][i]);
+                    }
                 }
             }
             for (uint c = 4u * K4 + lane; c < HSK; c += SG) // channels past the last chunk
@@ -283,6 +316,29 @@ void main() {
                             o[r][2u * i] += p[r] * a;
                             o[r][2u * i + 1u] += p[r] * b;
                         }
+                }
+            }
+        } else if (valueWords()) {
+            const uint perWord = 32u / V_BITS;
+            const uint spc = perWord / 4u;
+            const uint mask = (1u << V_BITS) - 1u;
+            const uint groupsPerRow = (HSV + V_GROUP - 1u) / V_GROUP;
+            [[unroll]] for (uint i = 0; i < MAX_VEC / spc; ++i) {
+                const uint ch = lane + i * SG;
+                if (ch < HSV / perWord) {
+                    const uint word = V[h.vOff + j * pc.vStride + ch];
+                    const vec2 sm =
+                        unpackHalf2x16(VS[h.vsOff + j * groupsPerRow + ch * perWord / V_GROUP]);
+                    [[unroll]] for (uint e = 0; e < spc; ++e) {
+                        const uint codes = word >> (4u * V_BITS * e);
+                        const vec4 q = vec4(float(codes & mask), float((codes >> V_BITS) & mask),
+                                            float((codes >> (2u * V_BITS)) & mask),
+                                            float((codes >> (3u * V_BITS)) & mask));
+                        const vec4 v = vec4(sm.y) + vec4(sm.x) * q;
+                        [[unroll]] for (uint r = 0; r < MAX_ROWS; ++r)
+                            if (r < BR)
+                                o[r][i * spc + e] += p[r] * v;
+                    }
                 }
             }
         } else {

@@ -70,7 +70,9 @@ uint extractK(uint base, uint bit, uint bits) {
     const uint w = base + (bit >> 5u);
     const uint sh = bit & 31u;
     uint v = K[w] >> sh;
-    if (sh + bits > 32u)
+    // Aligned fields (bits dividing 32, as 4 codes of 2/4/8 bits do) never straddle two words:
+    // with constant `bits` the test folds away and no second (masked) load is issued.
+    if ((32u % bits) != 0u && sh + bits > 32u)
         v |= K[w + 1u] << (32u - sh);
     return bits >= 32u ? v : v & ((1u << bits) - 1u);
 }
@@ -79,7 +81,9 @@ uint extractV(uint base, uint bit, uint bits) {
     const uint w = base + (bit >> 5u);
     const uint sh = bit & 31u;
     uint v = V[w] >> sh;
-    if (sh + bits > 32u)
+    // Aligned fields (bits dividing 32, as 4 codes of 2/4/8 bits do) never straddle two words:
+    // with constant `bits` the test folds away and no second (masked) load is issued.
+    if ((32u % bits) != 0u && sh + bits > 32u)
         v |= V[w + 1u] << (32u - sh);
     return bits >= 32u ? v : v & ((1u << bits) - 1u);
 }
