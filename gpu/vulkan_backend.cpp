@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <mutex>
 
 namespace kvs::gpu {
 
@@ -27,6 +28,8 @@ std::size_t LayerTiming::bytesRead() const {
 }
 
 struct VulkanBackend::Impl {
+    // One queue, one fence, one command pool: calls from several worker threads take turns.
+    std::mutex mutex;
     std::unique_ptr<vk::Context> context;
     std::unique_ptr<kernels::PipelineSet> pipelines;
     VulkanBackendOptions options;
@@ -178,6 +181,7 @@ void VulkanBackend::clearValidationMessages() {
 Result<AttendResult> VulkanBackend::attend(const CompressedHead& head, const Matrix& queries,
                                            const AttendOptions& options) {
     return catchErrors([&] {
+        std::lock_guard lock(m_impl->mutex);
         const Matrix q[] = {queries};
         LayerAttendRequest request{std::span<const CompressedHead>(&head, 1), q, 1, options};
         auto results = m_impl->attendLayer(request);
@@ -186,13 +190,17 @@ Result<AttendResult> VulkanBackend::attend(const CompressedHead& head, const Mat
 }
 
 Result<std::vector<AttendResult>> VulkanBackend::attendLayer(const LayerAttendRequest& request) {
-    return catchErrors([&] { return m_impl->attendLayer(request); });
+    return catchErrors([&] {
+        std::lock_guard lock(m_impl->mutex);
+        return m_impl->attendLayer(request);
+    });
 }
 
 Result<std::vector<LayerTiming>> VulkanBackend::benchmarkLayer(const LayerAttendRequest& request,
                                                                int warmup, int repeats) {
     return catchErrors([&] {
         Impl& impl = *m_impl;
+        std::lock_guard lock(impl.mutex);
         impl.check(request);
         const auto first = kernels::variantOf(request.heads[0]);
         for (const auto& h : request.heads)
@@ -231,6 +239,7 @@ Result<std::vector<LayerTiming>> VulkanBackend::benchmarkLayer(const LayerAttend
 
 Result<std::vector<double>> VulkanBackend::measureCopyBandwidth(std::size_t bytes, int repeats) {
     return catchErrors([&] {
+        std::lock_guard lock(m_impl->mutex);
         return kernels::copyBandwidth(*m_impl->context, *m_impl->pipelines, bytes, repeats);
     });
 }

@@ -12,6 +12,7 @@
 #include <cmath>
 #include <iostream>
 #include <random>
+#include <thread>
 
 using namespace kvs;
 using namespace kvs::gpu;
@@ -396,6 +397,55 @@ private slots:
         KVS_VERIFY_OK(copy);
         QCOMPARE(copy->size(), std::size_t(2));
         QVERIFY(copy->front() > 0.0);
+    }
+
+    // A head that keeps nothing attends to nothing: output 0, ln Σ = −inf, beside a normal head.
+    void emptyHeadGivesZero() {
+        requireVulkan();
+        std::mt19937 rng(3);
+        CompressedHead empty;
+        empty.headDim = 32;
+        empty.contextLength = 10;
+        empty.keys = Matrix(0, 32);
+        empty.values = Matrix(0, 32);
+        std::vector<CompressedHead> heads = {
+            empty, exactHead(randomMatrix(10, 32, rng, 1.0f), randomMatrix(10, 32, rng, 1.0f))};
+        heads[1].keyPrecision = heads[1].valuePrecision = Precision::F32;
+        std::vector<Matrix> queries = {randomMatrix(2, 32, rng, 1.0f),
+                                       randomMatrix(2, 32, rng, 1.0f)};
+        auto got = m_vulkan->attendLayer({heads, queries, 1, {}});
+        auto ref = m_cpu->attendLayer({heads, queries, 1, {}});
+        KVS_VERIFY_OK(got);
+        KVS_VERIFY_OK(ref);
+        QVERIFY((*got)[0].outputs.isZero());
+        QVERIFY(std::isinf((*got)[0].logSumExp[0]) && (*got)[0].logSumExp[0] < 0);
+        QVERIFY(compare((*got)[1].outputs, (*ref)[1].outputs).maxRel <= 1e-5);
+    }
+
+    // Worker threads may share one backend: calls are serialized, results stay right.
+    void concurrentCallsAreSafe() {
+        requireVulkan();
+        std::mt19937 rng(8);
+        const CompressedHead head = exactHead(randomMatrix(300, 64, rng, 1.0f),
+                                              randomMatrix(300, 64, rng, 1.0f), Precision::F16);
+        std::vector<Matrix> queries;
+        for (int i = 0; i < 4; ++i)
+            queries.push_back(randomMatrix(2, 64, rng, 1.0f));
+        std::vector<double> errors(queries.size(), 1.0);
+        std::vector<std::thread> threads;
+        for (std::size_t i = 0; i < queries.size(); ++i)
+            threads.emplace_back([&, i] {
+                for (int repeat = 0; repeat < 3; ++repeat) {
+                    auto got = m_vulkan->attend(head, queries[i], {});
+                    auto ref = m_cpu->attend(head, queries[i], {});
+                    errors[i] =
+                        got.ok() && ref.ok() ? compare(got->outputs, ref->outputs).maxRel : 1.0;
+                }
+            });
+        for (auto& t : threads)
+            t.join();
+        for (double e : errors)
+            QVERIFY2(e <= 1e-5, qPrintable(QString("max-rel %1").arg(e)));
     }
 
     void invalidRequestsAreErrors() {

@@ -45,6 +45,7 @@ struct LayerTiming {
     std::size_t bytesRead() const;
 };
 
+// Thread-safe: calls from several threads are serialized (one queue and fence per backend).
 class VulkanBackend : public AttentionBackend {
 public:
     ~VulkanBackend() override;
