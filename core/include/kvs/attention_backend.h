@@ -37,7 +37,8 @@ struct AttendResult {
     std::vector<float> logSumExp; // per query: ln Σ_j exp(ŝ_j) (merges partial attentions exactly)
     Matrix probabilities;         // when asked: queries × kept (0 where masked)
     Matrix scores;                // when asked: queries × kept (-inf where masked)
-    std::vector<DispatchTiming> timings; // empty on the CPU backend
+    // Empty on the CPU backend. attendLayer: the whole layer's dispatches are in the first result.
+    std::vector<DispatchTiming> timings;
     double wallMicroseconds = 0.0;
 };
 
