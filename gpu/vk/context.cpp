@@ -225,6 +225,10 @@ std::uint32_t Context::memoryType(std::uint32_t typeBits,
 void Context::submitAndWait(const std::function<void(VkCommandBuffer)>& record) {
     if (m_lost)
         throw Error(ErrorCode::Internal, m_info.name + ": the Vulkan device was lost earlier");
+    // Test hook: KVS_VK_SIMULATE_DEVICE_LOST=1 makes the next submission report a lost device,
+    // so the fallback to the CPU can be tested without a misbehaving driver.
+    if (envFlag("KVS_VK_SIMULATE_DEVICE_LOST"))
+        checkDevice(*this, VK_ERROR_DEVICE_LOST, "vkQueueSubmit (simulated)", __FILE__, __LINE__);
     VkCommandBufferAllocateInfo alloc{};
     alloc.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO;
     alloc.commandPool = m_pool;

@@ -475,6 +475,29 @@ private slots:
         QVERIFY2(out.contains("attend ok"), qPrintable(out));
     }
 
+    // A device lost mid-session: the failing call and every later one run on the CPU.
+    void lostDeviceFallsBackToCpu() {
+        requireVulkan();
+        BackendChoice choice = makeAttentionBackend();
+        QVERIFY(choice.vulkan);
+        std::mt19937 rng(4);
+        const CompressedHead head =
+            exactHead(randomMatrix(50, 32, rng, 1.0f), randomMatrix(50, 32, rng, 1.0f));
+        const Matrix q = randomMatrix(2, 32, rng, 1.0f);
+        auto ref = m_cpu->attend(head, q, {});
+        KVS_VERIFY_OK(ref);
+        qputenv("KVS_VK_SIMULATE_DEVICE_LOST", "1");
+        auto lost = choice.backend->attend(head, q, {});
+        qunsetenv("KVS_VK_SIMULATE_DEVICE_LOST");
+        KVS_VERIFY_OK(lost);
+        QVERIFY(lost->outputs == ref->outputs); // computed by the CPU reference
+        QVERIFY2(choice.backend->name().find("device lost") != std::string::npos,
+                 choice.backend->name().c_str());
+        auto later = choice.backend->attend(head, q, {});
+        KVS_VERIFY_OK(later);
+        QVERIFY(later->timings.empty()); // still the CPU
+    }
+
     void cpuPreferenceSkipsVulkan() {
         const BackendChoice choice = makeAttentionBackend("cpu");
         QVERIFY(!choice.vulkan);

@@ -19,6 +19,7 @@
 //   KVS_VK_NO_PUSH_DESCRIPTORS  "1": bind through a descriptor pool even where push descriptors
 //                               exist (so lavapipe CI covers the fallback path)
 //   KVS_BACKEND                 "cpu" makes makeAttentionBackend() skip Vulkan
+//   KVS_VK_SIMULATE_DEVICE_LOST "1": every submission fails with VK_ERROR_DEVICE_LOST (tests)
 
 namespace kvs::gpu {
 
