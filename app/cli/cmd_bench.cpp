@@ -88,7 +88,7 @@ std::string humanBytes(double bytes) {
 
 int runBench(const Args& args, Streams io) {
     args.allowOnly({"json", "backend", "contexts", "dims", "heads", "formats", "max-keys",
-                    "repeats", "warmup", "cpu-repeats"});
+                    "repeats", "warmup", "cpu-repeats", "group"});
     if (args.positionals().size() != 1 || args.positionals()[0] != "attention")
         throw UsageError("bench: the only benchmark is 'attention' (bench attention [--json])");
     const bool json = args.has("json");
@@ -98,7 +98,11 @@ int runBench(const Args& args, Streams io) {
     const std::vector<int> contexts =
         parseList(args.get("contexts").value_or("1k,4k,16k,64k"), "context");
     const std::vector<int> dims = parseList(args.get("dims").value_or("64,128"), "head dim");
-    const int heads = args.getInt("heads", 32);
+    const int heads = args.getInt("heads", 32); // query heads
+    const int group = args.getInt("group", 1);  // query heads per KV head (GQA)
+    if (group < 1 || heads % group != 0)
+        throw UsageError("bench attention: --group must divide --heads");
+    const int kvHeads = heads / group;
     const int maxKeys = args.getInt("max-keys", 1 << 30);
     const int repeats = std::max(1, args.getInt("repeats", 10));
     const int warmup = std::max(0, args.getInt("warmup", 3));
@@ -151,8 +155,8 @@ int runBench(const Args& args, Streams io) {
         io.out << "device: " << report["device"].get<std::string>() << "\n";
         if (vulkan)
             io.out << "copy kernel: " << copyGbps << " GB/s (read + write, median)\n";
-        io.out << "decode attention, " << heads
-               << " heads, 1 query per head; times are medians\n\n";
+        io.out << "decode attention, " << heads << " query heads, " << kvHeads
+               << " KV heads, 1 query per head; times are medians\n\n";
         char head[200];
         std::snprintf(head, sizeof head, "%-6s %4s %-5s %10s %10s %8s %7s %12s %8s\n", "n", "d",
                       "cache", "bytes", "vk us", "vk GB/s", "of copy", "cpu us", "cpu/vk");
@@ -164,8 +168,8 @@ int runBench(const Args& args, Streams io) {
         // One KV head's data shared by value among `heads` copies would still cost the host
         // memory of each copy; distinct seeds keep caches from being identical.
         std::vector<CompressedHead> layer;
-        layer.reserve(static_cast<std::size_t>(heads));
-        for (int h = 0; h < heads; ++h) {
+        layer.reserve(static_cast<std::size_t>(kvHeads));
+        for (int h = 0; h < kvHeads; ++h) {
             CompressedHead head =
                 exactHead(noise(s.n, s.d, 2 * h + 1), noise(s.n, s.d, 2 * h + 2), Precision::F16);
             if (s.fourBit) {
@@ -183,7 +187,7 @@ int runBench(const Args& args, Streams io) {
         std::vector<Matrix> queries;
         for (int h = 0; h < heads; ++h)
             queries.push_back(noise(1, s.d, 1000 + h));
-        const LayerAttendRequest request{layer, queries, 1, {}};
+        const LayerAttendRequest request{layer, queries, group, {}};
         std::size_t cacheBytes = 0;
         for (const auto& h : layer)
             cacheBytes += h.bytes().keys + h.bytes().values + h.bytes().metadata;
@@ -191,6 +195,7 @@ int runBench(const Args& args, Streams io) {
         nlohmann::ordered_json row = {{"n", s.n},
                                       {"d", s.d},
                                       {"heads", heads},
+                                      {"kv_heads", kvHeads},
                                       {"cache", s.fourBit ? "4-bit" : "fp16"},
                                       {"cache_bytes", cacheBytes}};
         double vkUs = 0.0;
