@@ -48,8 +48,22 @@ json qualityJson(const ModelQuality& q) {
             {"positions", q.positions}};
 }
 
-double finiteOrNull(double v) {
-    return std::isfinite(v) ? v : -1.0;
+json finiteOrNull(double v) {
+    return std::isfinite(v) ? json(v) : json(nullptr);
+}
+
+// Four significant digits, for tables.
+std::string number(double v) {
+    std::ostringstream os;
+    os << std::setprecision(4) << v;
+    return os.str();
+}
+
+double meanKept(const EvalResult& r) {
+    double kept = 0;
+    for (const auto& h : r.heads)
+        kept += h.keptTokens;
+    return r.heads.empty() ? 0.0 : kept / static_cast<double>(r.heads.size());
 }
 
 } // namespace
@@ -170,6 +184,7 @@ int runEval(const Args& args, Streams io) {
                              {"mass_lost", h.massLost},
                              {"logit_error", h.logitError},
                              {"rho_eff", h.rhoEff},
+                             {"value_scaled_error", h.valueScaledError},
                              {"bound_tokens", finiteOrNull(h.boundTokens)}});
         json j = {{"scheme", r.scheme},
                   {"backend", r.backend},
@@ -197,6 +212,8 @@ int runEval(const Args& args, Streams io) {
     }
     io.out << r.scheme << " on " << r.backend << ": context " << r.contextTokens
            << " tokens, probe " << r.probeTokens << "\n"
+           << "  kept tokens     " << meanKept(r) << " of " << r.contextTokens
+           << " per head (mean)\n"
            << "  memory          " << r.bytes.total() << " B of " << r.fp16Bytes << " B fp16 ("
            << std::fixed << std::setprecision(1) << 100.0 * r.memoryFraction << " %): keys "
            << r.bytes.keys << ", values " << r.bytes.values << ", metadata " << r.bytes.metadata
@@ -271,6 +288,7 @@ int runSweep(const Args& args, Streams io) {
     auto backend = makeBackend(args.get("backend").value_or("auto"), io);
 
     json out = json::array();
+    int resolvedContext = options.contextTokens;
     const bool csv = args.has("csv");
     if (csv)
         io.out << "scheme,param,value,mean_kept_tokens,memory_fraction,bytes,attention_error,"
@@ -284,8 +302,10 @@ int runSweep(const Args& args, Streams io) {
         json points = json::array();
         for (const auto& p : sw.points) {
             const EvalResult& r = p.result;
-            // Keeping everything leaves only rounding error: not a point of the scaling law.
-            if (p.meanKeptTokens < r.contextTokens) {
+            // Keeping everything leaves only rounding error: not a point of the scaling law;
+            // repeated sizes (integer budgets) count once.
+            if (p.meanKeptTokens < r.contextTokens &&
+                (kept.empty() || p.meanKeptTokens != kept.back())) {
                 kept.push_back(p.meanKeptTokens);
                 err.push_back(r.attentionError);
             }
@@ -303,11 +323,13 @@ int runSweep(const Args& args, Streams io) {
                 io.out << base.toString() << "," << param << "," << p.value << ","
                        << p.meanKeptTokens << "," << r.memoryFraction << "," << r.bytes.total()
                        << "," << r.attentionError << "," << r.massLost << "," << r.logitError << ","
-                       << (r.quality ? r.quality->klMean : 0.0) << ","
-                       << (r.quality ? r.quality->perplexityChangePercent : 0.0) << ","
-                       << (r.quality ? r.quality->top1Agreement : 1.0) << ","
+                       << (r.quality ? number(r.quality->klMean) : "") << ","
+                       << (r.quality ? number(r.quality->perplexityChangePercent) : "") << ","
+                       << (r.quality ? number(r.quality->top1Agreement) : "") << ","
                        << r.compressMilliseconds << "," << r.attendMilliseconds << "\n";
         }
+        if (!sw.points.empty())
+            resolvedContext = sw.points.front().result.contextTokens;
         const SlopeFit fit = fitLogLog(kept, err);
         out.push_back({{"scheme", sw.scheme},
                        {"param", param},
@@ -315,29 +337,46 @@ int runSweep(const Args& args, Streams io) {
                        {"slope_attention_error_vs_kept",
                         {{"slope", fit.slope}, {"r2", fit.r2}, {"points", fit.points}}}});
         if (!csv && !args.has("json")) {
-            io.out << sw.scheme << " over " << param << ":\n"
-                   << "  " << std::setw(10) << param << std::setw(10) << "kept" << std::setw(10)
-                   << "memory" << std::setw(12) << "attn err" << std::setw(12) << "mass lost"
-                   << std::setw(12) << "KL" << std::setw(10) << "dppl %"
-                   << "\n";
-            for (const auto& p : sw.points)
-                io.out << "  " << std::setw(10) << p.value << std::setw(10) << p.meanKeptTokens
-                       << std::setw(10) << p.result.memoryFraction << std::setw(12)
-                       << p.result.attentionError << std::setw(12) << p.result.massLost
-                       << std::setw(12) << (p.result.quality ? p.result.quality->klMean : 0.0)
-                       << std::setw(10)
-                       << (p.result.quality ? p.result.quality->perplexityChangePercent : 0.0)
-                       << "\n";
+            // One space between columns at least, so that wide values never run together.
+            auto cell = [](std::ostream& os, const std::string& text, int width) {
+                os << ' ' << std::setw(width) << text;
+            };
+            io.out << sw.scheme << " over " << param << ":\n "; // rows start with a space
+            for (const auto& [title, width] :
+                 std::vector<std::pair<std::string, int>>{{param, 10},
+                                                          {"kept", 8},
+                                                          {"memory", 9},
+                                                          {"attn err", 11},
+                                                          {"mass lost", 11},
+                                                          {"KL", 11},
+                                                          {"dppl %", 9}})
+                cell(io.out, title, width);
+            io.out << "\n";
+            for (const auto& p : sw.points) {
+                io.out << ' ';
+                const auto& q = p.result.quality;
+                cell(io.out, number(p.value), 10);
+                cell(io.out, number(p.meanKeptTokens), 8);
+                cell(io.out, number(p.result.memoryFraction), 9);
+                cell(io.out, number(p.result.attentionError), 11);
+                cell(io.out, number(p.result.massLost), 11);
+                cell(io.out, q ? number(q->klMean) : "n/a", 11);
+                cell(io.out, q ? number(q->perplexityChangePercent) : "n/a", 9);
+                io.out << "\n";
+            }
             io.out << "  slope of log(attention error) vs log(kept tokens): " << fit.slope
                    << " (R² " << fit.r2 << ", " << fit.points << " points)\n";
         }
         if (auto eps = args.get("epsilon")) {
             double epsilon = 0;
+            std::size_t used = 0;
             try {
-                epsilon = std::stod(*eps);
+                epsilon = std::stod(*eps, &used);
             } catch (const std::exception&) {
-                throw UsageError("--epsilon: '" + *eps + "' is not a number");
+                used = 0;
             }
+            if (used == 0 || used != eps->size())
+                throw UsageError("--epsilon: '" + *eps + "' is not a number");
             const auto checks =
                 coresetSizeCheck(in.capture, base, epsilon, *backend, options).valueOrThrow();
             json heads = json::array();
@@ -363,7 +402,7 @@ int runSweep(const Args& args, Streams io) {
     }
     if (args.has("json"))
         io.out << json{{"backend", backend->name()},
-                       {"context_tokens", options.contextTokens},
+                       {"context_tokens", resolvedContext},
                        {"sweeps", out}}
                       .dump(2, ' ', false, json::error_handler_t::replace)
                << "\n";

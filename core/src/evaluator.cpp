@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <limits>
+#include <optional>
 
 namespace kvs {
 namespace {
@@ -17,6 +18,19 @@ double msSince(Clock::time_point t) {
 
 int resolveContext(const Capture& c, const EvalOptions& o) {
     const int n = c.tokenCount();
+    // Sliding-window layers attend to the last `window` positions only; the protocol here attends
+    // to the whole context, which is right only while the prompt fits in the window.
+    for (int l = 0; l < c.config.layers; ++l)
+        if (c.config.windowApplies(l) && n > *c.config.slidingWindow)
+            throw Error(
+                ErrorCode::Unsupported,
+                c.modelName + ": layer " + std::to_string(l) +
+                    " uses sliding-window "
+                    "attention (window " +
+                    std::to_string(*c.config.slidingWindow) + ") and the prompt has " +
+                    std::to_string(n) +
+                    " tokens; the evaluator handles such layers only for prompts within the "
+                    "window");
     const int ctx = o.contextTokens > 0 ? o.contextTokens : (3 * n) / 4;
     if (n < 2)
         throw Error(ErrorCode::InvalidArgument,
@@ -173,6 +187,13 @@ void checkCancel(const EvalOptions& o) {
 
 } // namespace
 
+double coresetBoundTokens(int headDim, double rhoEff, double epsilon) {
+    if (!(epsilon > 0))
+        return std::numeric_limits<double>::infinity();
+    return std::min(1e300, std::sqrt(static_cast<double>(headDim)) *
+                               std::exp(std::min(rhoEff, 690.0)) / epsilon);
+}
+
 float layerAttentionScale(const ModelConfig& c, int layer) {
     float s = c.family == Family::Gpt2 && !c.scaleAttnWeights
                   ? 1.0f
@@ -195,22 +216,26 @@ Result<std::vector<std::vector<CompressedHead>>> compressAll(const Capture& capt
         std::vector<std::vector<CompressedHead>> out(
             static_cast<std::size_t>(L),
             std::vector<CompressedHead>(static_cast<std::size_t>(Hkv)));
-        std::string firstError;
+        // Errors are kept per head and the first in (layer, head) order is reported, whatever
+        // the thread timing.
+        std::vector<std::optional<Error>> errors(static_cast<std::size_t>(L * Hkv));
 #pragma omp parallel for schedule(dynamic)
         for (int i = 0; i < L * Hkv; ++i) {
             const int l = i / Hkv, h = i % Hkv;
             try {
                 out[static_cast<std::size_t>(l)][static_cast<std::size_t>(h)] =
                     scheme->compress(headInput(capture, l, h, contextTokens, seed), params);
+            } catch (const Error& e) {
+                errors[static_cast<std::size_t>(i)].emplace(e.code(), e.what());
             } catch (const std::exception& e) {
-#pragma omp critical
-                if (firstError.empty())
-                    firstError = "layer " + std::to_string(l) + ", KV head " + std::to_string(h) +
-                                 ": " + e.what();
+                errors[static_cast<std::size_t>(i)].emplace(ErrorCode::Internal, e.what());
             }
         }
-        if (!firstError.empty())
-            throw Error(ErrorCode::InvalidArgument, setting.toString() + ": " + firstError);
+        for (int i = 0; i < L * Hkv; ++i)
+            if (const auto& e = errors[static_cast<std::size_t>(i)])
+                throw Error(e->code(), setting.toString() + ": layer " + std::to_string(i / Hkv) +
+                                           ", KV head " + std::to_string(i % Hkv) + ": " +
+                                           e->what());
         return out;
     });
 }
@@ -294,14 +319,12 @@ Result<EvalResult> evaluate(const Capture& cap, const Model* model, const Scheme
                 m.keptTokens = ch.keptCount();
                 m.bytes = ch.bytes();
                 m.fp16Bytes = fp16BaselineBytes(ctx, d);
-                double errSum = 0, massSum = 0, qmax = 0;
+                double errSum = 0, absSum = 0, massSum = 0, qmax = 0;
                 int count = 0;
-                const double kmax = cap.layers[static_cast<std::size_t>(l)]
-                                        .kvHeads[static_cast<std::size_t>(h)]
-                                        .keys.topRows(ctx)
-                                        .rowwise()
-                                        .norm()
-                                        .maxCoeff();
+                const KvHeadCapture& hc =
+                    cap.layers[static_cast<std::size_t>(l)].kvHeads[static_cast<std::size_t>(h)];
+                const double kmax = hc.keys.topRows(ctx).rowwise().norm().maxCoeff();
+                const double vmax = hc.values.topRows(ctx).rowwise().norm().maxCoeff();
                 for (int j = 0; j < g; ++j) {
                     const int qh = h * g + j;
                     const AttendResult& e = exact[static_cast<std::size_t>(qh)];
@@ -316,6 +339,7 @@ Result<EvalResult> evaluate(const Capture& cap, const Model* model, const Scheme
                                 .norm();
                         const double rel = on > 0 ? diff / on : diff;
                         errSum += rel;
+                        absSum += diff;
                         m.maxAttentionError = std::max(m.maxAttentionError, rel);
                         double kept = 0;
                         for (int k = 0; k < ch.keptCount(); ++k)
@@ -345,11 +369,9 @@ Result<EvalResult> evaluate(const Capture& cap, const Model* model, const Scheme
                 m.attentionError = count ? errSum / count : 0.0;
                 m.massLost = count ? massSum / count : 0.0;
                 m.rhoEff = qmax * kmax * r.options.scale;
-                m.boundTokens = m.attentionError > 0
-                                    ? std::min(1e300, std::sqrt(static_cast<double>(d)) *
-                                                          std::exp(std::min(m.rhoEff, 690.0)) /
-                                                          m.attentionError)
-                                    : std::numeric_limits<double>::infinity();
+                // The bound is stated for unit-norm values: ε = ‖o − ô‖ / max‖v‖.
+                m.valueScaledError = count && vmax > 0 ? absSum / count / vmax : 0.0;
+                m.boundTokens = coresetBoundTokens(d, m.rhoEff, m.valueScaledError);
                 result.bytes += m.bytes;
                 result.fp16Bytes += m.fp16Bytes;
                 result.attentionError += m.attentionError;

@@ -19,6 +19,16 @@ Result<Sweep> runSweep(const Capture& capture, const Model* model, const SchemeS
         if (!spec)
             throw Error(ErrorCode::InvalidArgument,
                         base.id + " has no parameter '" + parameter + "' to sweep");
+        // A budget parameter with higher priority set in the base would make every point equal.
+        const auto baseValue = [&](const char* k) {
+            const auto it = base.params.find(k);
+            return it == base.params.end() ? 0.0 : it->second;
+        };
+        if ((parameter == "keep" && (baseValue("tokens") > 0 || baseValue("bytes") > 0)) ||
+            (parameter == "tokens" && baseValue("bytes") > 0))
+            throw Error(ErrorCode::InvalidArgument,
+                        "sweeping '" + parameter + "' of " + base.toString() +
+                            " changes nothing: a tokens or bytes budget in the setting wins");
         Sweep sweep;
         sweep.scheme = base.toString();
         sweep.parameter = parameter;
@@ -30,6 +40,11 @@ Result<Sweep> runSweep(const Capture& capture, const Model* model, const SchemeS
                                                             " is outside the range of " + base.id);
             SchemeSetting s = base;
             s.params[parameter] = spec->integer ? std::round(v) : v;
+            if (spec->integer && s.params[parameter] == 0 && spec->minimum == 0)
+                throw Error(ErrorCode::InvalidArgument,
+                            parameter + " = " + std::to_string(v) +
+                                " rounds to 0, which means 'not set' for " + base.id +
+                                ": give values of at least 1");
             SweepPoint p;
             p.value = s.params[parameter];
             p.result = evaluate(capture, model, s, backend, options, &reference).valueOrThrow();
@@ -50,7 +65,8 @@ Result<std::vector<HeadSizeCheck>> coresetSizeCheck(const Capture& capture,
                                                     const EvalOptions& options, int gridPoints) {
     return catchErrors([&] {
         if (!(epsilon > 0))
-            throw Error(ErrorCode::InvalidArgument, "epsilon must be positive");
+            throw Error(ErrorCode::InvalidArgument,
+                        "epsilon must be positive, got " + std::to_string(epsilon));
         EvalOptions o = options;
         o.modelQuality = false;
         o.attentionMaps = false;
@@ -73,12 +89,11 @@ Result<std::vector<HeadSizeCheck>> coresetSizeCheck(const Capture& capture,
                     c.kvHead = h.kvHead;
                     c.rhoEff = h.rhoEff;
                     c.contextTokens = n;
-                    c.boundTokens = std::sqrt(static_cast<double>(capture.config.headDim)) *
-                                    std::exp(std::min(h.rhoEff, 690.0)) / epsilon;
+                    c.boundTokens = coresetBoundTokens(capture.config.headDim, h.rhoEff, epsilon);
                     out.push_back(c);
                 }
             for (std::size_t i = 0; i < r.heads.size(); ++i)
-                if (out[i].neededTokens < 0 && r.heads[i].attentionError <= epsilon)
+                if (out[i].neededTokens < 0 && r.heads[i].valueScaledError <= epsilon)
                     out[i].neededTokens = r.heads[i].keptTokens;
         }
         return out;

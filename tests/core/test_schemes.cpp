@@ -246,7 +246,7 @@ private slots:
         for (int i = 0; i < 64; ++i)
             QCOMPARE(c.positions[static_cast<std::size_t>(i)] / 2, i); // one of each pair
         for (float w : c.logWeights)
-            QCOMPARE(w, std::log(2.0f));
+            QCOMPARE(w, roundToHalf(std::log(2.0f))); // log-weights are stored in fp16
         auto backend = makeCpuBackend();
         const Matrix q = randomMatrix(5, 16, 8);
         const auto exact = backend->attend(exactHead(h.keys, h.values), q, {});
@@ -254,9 +254,11 @@ private slots:
         KVS_VERIFY_OK(exact);
         KVS_VERIFY_OK(approx);
         QVERIFY(test::maxAbsDiff(exact.value().outputs, approx.value().outputs) < 1e-5);
+        // The log-weight ln 2 is stored in fp16 (0.69287 instead of 0.69315): the normalizer is
+        // off by that rounding, 2.8e-4 in log space; the outputs are not (equal weights cancel).
         for (int i = 0; i < 5; ++i)
             QVERIFY(std::abs(exact.value().logSumExp[static_cast<std::size_t>(i)] -
-                             approx.value().logSumExp[static_cast<std::size_t>(i)]) < 1e-5);
+                             approx.value().logSumExp[static_cast<std::size_t>(i)]) < 3e-4);
     }
 
     // Identical tokens: any uniform sample with weight n/m gives the exact normalizer.
@@ -271,9 +273,11 @@ private slots:
         const Matrix q = randomMatrix(3, 8, 11);
         const auto exact = backend->attend(exactHead(h.keys, h.values), q, {}).value();
         const auto approx = backend->attend(c, q, {}).value();
+        // ln 10 stored in fp16 (step 2^-9 between 2 and 4): the normalizer within 1e-3 in log
+        // space.
         for (int i = 0; i < 3; ++i)
             QVERIFY(std::abs(exact.logSumExp[static_cast<std::size_t>(i)] -
-                             approx.logSumExp[static_cast<std::size_t>(i)]) < 1e-5);
+                             approx.logSumExp[static_cast<std::size_t>(i)]) < 1e-3);
         const double diff = test::maxAbsDiff(exact.outputs, approx.outputs);
         // Float sums of 90 equal terms against 9: a few units in the last place of |v| ≈ 3.
         QVERIFY2(diff < 1e-5, qPrintable(QString::number(diff)));
@@ -339,11 +343,14 @@ private slots:
         QVERIFY(e.attentionError > 1e-3);
         QVERIFY(e.massLost > 0.05);
         QVERIFY(e.quality->klMean > 0);
-        QCOMPARE(e.logitError, 0.0 + e.logitError); // defined
         QVERIFY(std::abs(e.memoryFraction - (19.0 * (48 + 4)) / (96.0 * 48)) < 1e-9);
         for (const auto& h : e.heads) {
             QVERIFY(h.rhoEff > 0);
-            QVERIFY(h.boundTokens > 0);
+            QVERIFY(std::isfinite(h.boundTokens) && h.boundTokens > 0);
+            QVERIFY(h.valueScaledError > 0);
+            // √d·e^ρ/ε with the error in the bound's units.
+            QVERIFY(std::abs(h.boundTokens - std::sqrt(12.0) * std::exp(h.rhoEff) /
+                                                 h.valueScaledError) <= 1e-9 * h.boundTokens);
         }
     }
 
@@ -415,6 +422,77 @@ private slots:
         QVERIFY(sw.value().points[0].result.attentionError > one.value().attentionError);
         KVS_VERIFY_ERROR(runSweep(*m_capture, nullptr, base, "nope", {1}, *backend, o),
                          "no parameter 'nope'");
+    }
+
+    // The reference's probe logits (compressed-context path with exact heads) are the model's
+    // own logits: the log-sum-exp merge in the forward pass is right, not just self-consistent.
+    void referenceMatchesPlainForward_data() {
+        QTest::addColumn<QString>("preset");
+        QTest::addColumn<int>("context");
+        QTest::newRow("llama gqa") << "tiny-llama-gqa" << 60;
+        QTest::newRow("llama gqa, context 1") << "tiny-llama-gqa" << 1;
+        QTest::newRow("gpt2") << "tiny-gpt2" << 50;
+        QTest::newRow("qwen2") << "tiny-qwen2" << 70;
+        QTest::newRow("llama k=v") << "k_eq_v" << 40;
+    }
+    void referenceMatchesPlainForward() {
+        QFETCH(QString, preset);
+        QFETCH(int, context);
+        SyntheticModelSpec spec =
+            syntheticPreset(preset == "k_eq_v" ? "tiny-llama" : preset.toStdString());
+        if (preset == "k_eq_v")
+            spec.config.sharing = ProjectionSharing::KEqV;
+        const auto folder = test::writeModel(m_dir, preset.toStdString(), spec);
+        const Model model = Model::load(folder).valueOrThrow();
+        const Capture cap =
+            model.capture("Thy word is a lamp unto my feet, and a light unto my path. I have sworn")
+                .valueOrThrow();
+        auto backend = makeCpuBackend();
+        EvalOptions o;
+        o.contextTokens = context;
+        const auto ref = computeExactReference(cap, &model, *backend, o);
+        KVS_VERIFY_OK(ref);
+        const Matrix plain = cap.logits.bottomRows(cap.tokenCount() - context);
+        const double scale = plain.cwiseAbs().maxCoeff();
+        QVERIFY2(test::maxAbsDiff(ref.value().probeLogits, plain) < 2e-6 * std::max(1.0, scale),
+                 qPrintable(QString::number(test::maxAbsDiff(ref.value().probeLogits, plain))));
+        // Identity through that path: exact, and a K=V cache costs no value bytes.
+        const auto e = evaluate(cap, &model, SchemeSetting::parse("identity").value(), *backend, o,
+                                &ref.value());
+        KVS_VERIFY_OK(e);
+        QCOMPARE(e.value().attentionError, 0.0);
+        QCOMPARE(e.value().quality->klMean, 0.0);
+        if (preset == "k_eq_v")
+            QCOMPARE(e.value().bytes.values, std::size_t(0));
+    }
+
+    void budgetEdgeCases() {
+        HeadInput h;
+        h.keys = randomMatrix(200, 8, 31);
+        h.values = randomMatrix(200, 8, 32);
+        h.queries = {randomMatrix(200, 8, 33)};
+        // Sinks and window larger than the budget: the budget wins, window first.
+        const CompressedHead a = compress("coreset.halving:tokens=10,sinks=16,window=64", h);
+        QCOMPARE(a.keptCount(), 10);
+        QCOMPARE(a.positions.back(), 9);
+        // A byte budget below one token keeps none.
+        QCOMPARE(compress("select.uniform:bytes=10", h).keptCount(), 0);
+        // Streaming cannot always meet a tiny budget: it says so instead of exceeding it.
+        QVERIFY_THROWS_EXCEPTION(Error, compress("coreset.streaming:tokens=4,sinks=0,window=0", h));
+        QVERIFY_THROWS_EXCEPTION(
+            Error, compress("coreset.streaming:tokens=20,buffer=300,sinks=0,window=0", h));
+        QVERIFY(compress("coreset.streaming:tokens=20,sinks=0,window=0", h).keptCount() <= 20);
+    }
+
+    void slidingWindowBeyondThePromptIsRefused() {
+        const auto folder = test::writeModel(m_dir, "mistral", syntheticPreset("tiny-mistral"));
+        const Model model = Model::load(folder).valueOrThrow();
+        const Capture cap = model.capture("a prompt longer than sixteen tokens").valueOrThrow();
+        auto backend = makeCpuBackend();
+        EvalOptions o;
+        KVS_VERIFY_ERROR(
+            evaluate(cap, &model, SchemeSetting::parse("identity").value(), *backend, o),
+            "sliding-window", "window 16", "layer 0");
     }
 
     void evaluationErrors() {

@@ -41,9 +41,11 @@ struct HeadMetrics {
     double massLost = 0.0;   // mean of 1 − Σ_kept p_i of the exact distribution
     double logitError = 0.0; // max |s_i − ŝ_i| over kept tokens, without the log-weight bias
     double compressMilliseconds = 0.0;
-    // Theory (ALGORITHMS.md §1c): ρ_eff = max‖q‖·max‖k‖/√d over probe queries and context keys,
-    // and the coreset size √d·e^ρ/ε the bound asks for at the error this head reached.
+    // Theory (ALGORITHMS.md §1c): ρ_eff = max‖q‖·max‖k‖/√d over probe queries and context keys;
+    // the error in the bound's units (values scaled to unit norm): mean ‖o − ô‖ / max‖v‖; and
+    // the coreset size √d·e^ρ/ε the bound asks for at that ε (+∞ when ε = 0).
     double rhoEff = 0.0;
+    double valueScaledError = 0.0;
     double boundTokens = 0.0;
     // Per query head of the group: probe × context, exact and compressed probabilities (0 where
     // evicted), when asked.
@@ -77,6 +79,9 @@ struct EvalResult {
     std::optional<ModelQuality> quality;
     std::vector<ModelQuality> perLayerQuality;
 };
+
+// √d·e^ρ/ε, the coreset size of ALGORITHMS.md §1c (capped at 1e300; +∞ for ε = 0).
+double coresetBoundTokens(int headDim, double rhoEff, double epsilon);
 
 // The attention scale a layer uses (1/√d, GPT-2's options included).
 float layerAttentionScale(const ModelConfig& config, int layer);

@@ -85,8 +85,8 @@ const Scheme* findScheme(const std::string& id);
 
 // The kept-token budget of a selection method: `bytes` > 0 wins, then `tokens` > 0, else the kept
 // fraction `keep` of n. perTokenBytes is what one kept token costs (keys + values + metadata).
-// The result is clamped to [minimum, n].
-int tokenBudget(const ParamValues& params, int n, double perTokenBytes, int minimum = 1);
+// The result is clamped to [minimum, n]; a byte budget below one token keeps none.
+int tokenBudget(const ParamValues& params, int n, double perTokenBytes, int minimum = 0);
 // The budget parameters every selection method offers, in this order: keep, tokens, bytes.
 std::vector<ParamSpec> budgetParams(double defaultKeep);
 

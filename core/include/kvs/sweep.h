@@ -43,7 +43,8 @@ SlopeFit fitLogLog(const std::vector<double>& x, const std::vector<double>& y);
 
 // The theory diagnostic of ALGORITHMS.md §1c per head: for a target error ε, the coreset size the
 // bound √d·e^ρ/ε asks for, next to the size the method needed (the smallest `tokens` budget on a
-// geometric grid whose attention error is ≤ ε; −1 when even the whole context misses it).
+// geometric grid whose error in the bound's units, mean ‖o − ô‖ / max‖v‖, is ≤ ε; −1 when even
+// the whole context misses it).
 struct HeadSizeCheck {
     int layer = 0;
     int kvHead = 0;

@@ -138,8 +138,9 @@ std::vector<Weighted> halveRound(const HeadInput& h, const std::vector<Weighted>
 }
 
 WalkParams walkParams(const ParamValues& p) {
-    return {param(p, "gamma"), param(p, "tau"), param(p, "c"), static_cast<int>(param(p, "block")),
-            nullptr};
+    const auto block = p.find("block");
+    return {param(p, "gamma"), param(p, "tau"), param(p, "c"),
+            block == p.end() ? (1 << 30) : static_cast<int>(block->second), nullptr};
 }
 
 // Attention probabilities over the whole context of the last `count` context queries of every
@@ -226,8 +227,15 @@ CompressedHead streaming(const HeadInput& h, const ParamValues& p) {
         while (t > 2 && streamingSize(count, t) > target)
             t -= 2;
     }
+    if (streamingSize(count, t) > target)
+        throw Error(ErrorCode::InvalidArgument,
+                    "coreset.streaming: a budget of " + std::to_string(target) +
+                        " chosen tokens cannot hold the summary of " + std::to_string(count) +
+                        " tokens with buffer " + std::to_string(t) + " (it needs " +
+                        std::to_string(streamingSize(count, t)) +
+                        "; the smallest, buffer 2, needs " +
+                        std::to_string(streamingSize(count, 2)) + ")");
     WalkParams wp = walkParams(p);
-    wp.block = std::max(wp.block, 2 * t); // (level ∪ carry) is halved as one block
     Eigen::MatrixXd probes;
     if (param(p, "kernel") > 0 && !h.queries.empty()) {
         probes = sampleProbes(h, static_cast<int>(param(p, "kernel")));
@@ -277,16 +285,15 @@ std::vector<ParamSpec> coresetParams(bool streamingMode) {
                  "how hard the walk pushes against the running signed sum"});
     p.push_back({"tau", "Kernel temperature τ", 0.01, 10, 1, true, false, "",
                  "multiplies <k_i, k_j>/√d in the key kernel"});
-    p.push_back({"kernel", "Query-sampled kernel", 0, 1024, 64, false, true, "queries",
+    // Streaming cannot see the queries of tokens that have not arrived: the key kernel by default.
+    p.push_back({"kernel", "Query-sampled kernel", 0, 1024, streamingMode ? 0.0 : 64.0, false, true,
+                 "queries",
                  "0: the key kernel exp(τ<k_i,k_j>/√d); N > 0: balance for the attention of the "
                  "last N context queries of each head instead"});
     p.push_back({"c", "Normalizer term c", 0, 10, 0.025, false, false, "",
                  "weight of the softmax denominator in the balance"});
     p.push_back(seedParam());
     p.push_back(precisionParam(16));
-    if (streamingMode)
-        p.push_back({"block", "Block size", 2, 1 << 17, 2048, true, true, "tokens",
-                     "lower bound on the tokens halved together"});
     return p;
 }
 

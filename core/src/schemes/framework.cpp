@@ -172,9 +172,8 @@ CompressedHead selectTokens(const HeadInput& head, std::vector<std::int32_t> pos
                         "selectTokens: position " + std::to_string(p) +
                             " out of range or repeated (n = " + std::to_string(n) + ")");
         c.positions.push_back(p);
-        if (weighted)
-            c.logWeights.push_back(precision == Precision::F16 ? roundToHalf(logWeights[src])
-                                                               : logWeights[src]);
+        if (weighted) // stored as fp16 (2 bytes) at any key/value precision
+            c.logWeights.push_back(roundToHalf(logWeights[src]));
         c.keys.row(i) = head.keys.row(p);
         c.values.row(i) = head.values.row(p);
     }
