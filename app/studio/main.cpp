@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-// kvstudio: the studio window. `kvstudio [MODEL_FOLDER] [--prompt-file F] [--screenshot F.png]`.
+// kvstudio: the studio window. `kvstudio [MODEL_FOLDER] [--prompt-file F] [--session S]
+// [--view NAME] [--theme light|dark] [--screenshot F.png]`.
 #include "main_window.h"
 #include "startup.h"
 #include "studio_settings.h"
@@ -76,6 +77,21 @@ int main(int argc, char** argv) {
         window.showInfo(noModelMessage(defaultModelCandidates(QApplication::applicationDirPath())));
     else
         window.openModel(folder);
+    if (!options.theme.isEmpty())
+        window.setDarkTheme(options.theme == QLatin1String("dark"));
+    else if (windowOptions.persistSettings &&
+             openSettings()->value(QStringLiteral("view/theme")).toString() ==
+                 QLatin1String("dark"))
+        window.setDarkTheme(true);
+    if (!options.session.isEmpty()) {
+        QString error;
+        if (!window.openSession(options.session, &error)) {
+            std::fprintf(stderr, "kvstudio: %s\n", qPrintable(error));
+            return 2;
+        }
+    }
+    if (!options.view.isEmpty())
+        window.showViewByName(options.view);
     window.show();
 
     if (!options.screenshot.isEmpty()) {

@@ -3,10 +3,15 @@
 // one Session that owns the state and the worker jobs.
 #include "main_window.h"
 
+#include "attention_view.h"
+#include "cache_view.h"
 #include "overview_page.h"
+#include "profile_view.h"
+#include "schemes_panel.h"
 #include "session.h"
 #include "setup_panel.h"
 #include "studio_settings.h"
+#include "tradeoff_view.h"
 
 #include <QAction>
 #include <QApplication>
@@ -31,7 +36,7 @@ namespace kvs::studio {
 
 namespace {
 
-constexpr int kLayoutVersion = 1;
+constexpr int kLayoutVersion = 2; // 2: the Schemes dock
 const QString kTitle = QStringLiteral("KV Studio");
 
 } // namespace
@@ -41,7 +46,7 @@ MainWindow::MainWindow(const MainWindowOptions& options, QWidget* parent)
     setObjectName(QStringLiteral("mainWindow"));
     setWindowTitle(kTitle);
     setAcceptDrops(true);
-    resize(1400, 880);
+    resize(1600, 1000);
 
     createActions();
     m_tabs = new QTabWidget(this);
@@ -49,12 +54,22 @@ MainWindow::MainWindow(const MainWindowOptions& options, QWidget* parent)
     m_tabs->setDocumentMode(true);
     m_overview = new OverviewPage(m_session.get(), m_tabs);
     m_tabs->addTab(m_overview, tr("Overview"));
+    m_attention = new views::AttentionView(m_tabs);
+    m_tradeoff = new views::TradeoffView(m_tabs);
+    m_cache = new views::CacheView(m_tabs);
+    m_profile = new views::ProfileView(m_tabs);
+    m_tabs->addTab(m_attention, tr("Attention"));
+    m_tabs->addTab(m_tradeoff, tr("Trade-offs"));
+    m_tabs->addTab(m_cache, tr("Cache"));
+    m_tabs->addTab(m_profile, tr("Profile"));
     setCentralWidget(m_tabs);
 
+    createStudioActions();
     createDocks();
     createMenus();
     createStatusBar();
     connectSession();
+    connectViews();
 
     if (m_options.persistSettings)
         restoreLayout();
@@ -95,6 +110,7 @@ void MainWindow::createActions() {
 
 void MainWindow::createMenus() {
     QMenu* file = menuBar()->addMenu(tr("&File"));
+    m_fileMenu = file;
     file->setObjectName(QStringLiteral("fileMenu"));
     file->addAction(m_openAction);
     m_recentMenu = file->addMenu(tr("Recent &Models"));
@@ -102,13 +118,36 @@ void MainWindow::createMenus() {
     connect(m_recentMenu, &QMenu::aboutToShow, this, &MainWindow::rebuildRecentMenu);
     rebuildRecentMenu();
     file->addSeparator();
+    for (QAction* a : m_studioActions)
+        if (a->property("kvsMenu").toString() == QLatin1String("file"))
+            file->addAction(a);
+    file->addSeparator();
     file->addAction(m_quitAction);
 
+    QMenu* edit = menuBar()->addMenu(tr("&Edit"));
+    m_editMenu = edit;
+    edit->setObjectName(QStringLiteral("editMenu"));
+    for (QAction* a : m_studioActions)
+        if (a->property("kvsMenu").toString() == QLatin1String("edit"))
+            edit->addAction(a);
+
     QMenu* view = menuBar()->addMenu(tr("&View"));
+    m_viewMenu = view;
     view->setObjectName(QStringLiteral("viewMenu"));
     view->addAction(m_setupDock->toggleViewAction());
+    view->addAction(m_schemesDock->toggleViewAction());
+    view->addSeparator();
+    for (QAction* a : m_studioActions)
+        if (a->property("kvsMenu").toString() == QLatin1String("view"))
+            view->addAction(a);
     view->addSeparator();
     view->addAction(m_resetLayoutAction);
+
+    QMenu* compare = menuBar()->addMenu(tr("&Compare"));
+    compare->setObjectName(QStringLiteral("compareMenu"));
+    for (QAction* a : m_studioActions)
+        if (a->property("kvsMenu").toString() == QLatin1String("compare"))
+            compare->addAction(a);
 
     QMenu* help = menuBar()->addMenu(tr("&Help"));
     help->setObjectName(QStringLiteral("helpMenu"));
@@ -122,7 +161,14 @@ void MainWindow::createDocks() {
     m_setupDock->setAllowedAreas(Qt::LeftDockWidgetArea | Qt::RightDockWidgetArea);
     m_setup = new SetupPanel(m_session.get(), m_openAction, m_setupDock);
     m_setupDock->setWidget(m_setup);
-    m_setupDock->toggleViewAction()->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_1));
+    m_setup->setMinimumWidth(290);
+    m_setupDock->toggleViewAction()->setShortcut(QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_1));
+    m_schemesDock = new QDockWidget(tr("Schemes"), this);
+    m_schemesDock->setObjectName(QStringLiteral("schemesDock"));
+    m_schemesDock->setAllowedAreas(Qt::LeftDockWidgetArea | Qt::RightDockWidgetArea);
+    m_schemes = new SchemesPanel(m_schemesDock);
+    m_schemesDock->setWidget(m_schemes);
+    m_schemesDock->toggleViewAction()->setShortcut(QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_2));
     resetLayout();
 }
 
@@ -130,7 +176,14 @@ void MainWindow::resetLayout() {
     m_setupDock->setFloating(false);
     addDockWidget(Qt::LeftDockWidgetArea, m_setupDock); // moves it back if it was elsewhere
     m_setupDock->show();
-    resizeDocks({m_setupDock}, {470}, Qt::Horizontal);
+    if (m_schemesDock) {
+        m_schemesDock->setFloating(false);
+        addDockWidget(Qt::RightDockWidgetArea, m_schemesDock);
+        m_schemesDock->show();
+        resizeDocks({m_setupDock, m_schemesDock}, {330, 400}, Qt::Horizontal);
+    } else {
+        resizeDocks({m_setupDock}, {470}, Qt::Horizontal);
+    }
     if (m_setup)
         m_setup->resetSplitter();
 }
@@ -154,6 +207,9 @@ void MainWindow::createStatusBar() {
     m_updated->setToolTip(tr("When the views last received new results"));
     bar->addWidget(m_progress);
     bar->addWidget(m_modelState, 1);
+    m_analysisState = new QLabel(bar);
+    m_analysisState->setObjectName(QStringLiteral("analysisStateLabel"));
+    bar->addPermanentWidget(m_analysisState);
     bar->addPermanentWidget(m_backend);
     bar->addPermanentWidget(m_updated);
 }

@@ -7,17 +7,31 @@
 
 #include <QMainWindow>
 #include <QStringList>
+#include <array>
 #include <memory>
+#include <vector>
+
+#include "analysis_data.h"
 
 class QAction;
 class QLabel;
 class QMenu;
 class QProgressBar;
 class QTabWidget;
+class QUndoStack;
+
+namespace kvs::views {
+class AttentionView;
+class CacheView;
+class ProfileView;
+class TradeoffView;
+struct ChartHandle;
+} // namespace kvs::views
 
 namespace kvs::studio {
 
 class OverviewPage;
+class SchemesPanel;
 class Session;
 class SetupPanel;
 
@@ -40,6 +54,37 @@ public:
     SetupPanel* setupPanel() const { return m_setup; }
     OverviewPage* overviewPage() const { return m_overview; }
     QTabWidget* tabs() const { return m_tabs; }
+    SchemesPanel* schemesPanel() const { return m_schemes; }
+    views::AttentionView* attentionView() const { return m_attention; }
+    views::TradeoffView* tradeoffView() const { return m_tradeoff; }
+    views::CacheView* cacheView() const { return m_cache; }
+    views::ProfileView* profileView() const { return m_profile; }
+    QUndoStack* undoStack() const { return m_undo; }
+
+    enum class View { Overview, Attention, Tradeoffs, Cache, Profile };
+    void showView(View view);
+    // "overview", "attention", "tradeoffs", "cache", "profile"; false when unknown.
+    bool showViewByName(const QString& name);
+    // The charts of the view on screen (what File > Export exports).
+    std::vector<views::ChartHandle> currentCharts() const;
+    // Exports every chart of the current view to `folder` as PNG (at `dpi`), SVG, PDF and CSV,
+    // each with its sidecar; returns the files written, or an error in `error`.
+    QStringList exportCurrentView(const QString& folder, int dpi, QString* error);
+    views::Provenance provenance() const;
+
+    // Sessions: model, prompt, split, schemes, focused scheme, view state, theme.
+    bool saveSession(const QString& path, QString* error);
+    bool openSession(const QString& path, QString* error);
+    void setDarkTheme(bool dark);
+    bool isDarkTheme() const { return m_dark; }
+    // Pins the current results (and curves) as the baseline the views compare with.
+    void pinBaseline();
+    void clearBaseline();
+    bool hasBaseline() const;
+    QList<QAction*> allActions() const;
+    void openCommandPalette();
+    // Number of repaints of the visible views since the last results arrived (benchmarks).
+    quint64 resultsShown() const { return m_resultsShown; }
 
     void openModel(const QString& folder);
     void setPrompt(const QString& prompt);
@@ -76,6 +121,15 @@ private:
     void showAbout();
     void markUpdated();
     void setModelStateText(const QString& text, bool error = false);
+    void createStudioActions();
+    void connectViews();
+    void refreshViews(bool all);
+    void stepHead(int delta);
+    void stepLayer(int delta);
+    void stepView(int delta);
+    void chooseExportFolder();
+    void chooseSaveSession();
+    void chooseOpenSession();
 
     MainWindowOptions m_options;
     std::unique_ptr<Session> m_session;
@@ -92,6 +146,30 @@ private:
     QLabel* m_backend = nullptr;
     QLabel* m_updated = nullptr;
     QProgressBar* m_progress = nullptr;
+
+    SchemesPanel* m_schemes = nullptr;
+    QDockWidget* m_schemesDock = nullptr;
+    views::AttentionView* m_attention = nullptr;
+    views::TradeoffView* m_tradeoff = nullptr;
+    views::CacheView* m_cache = nullptr;
+    views::ProfileView* m_profile = nullptr;
+    QUndoStack* m_undo = nullptr;
+    QList<QAction*> m_studioActions;
+    QAction* m_undoAction = nullptr;
+    QAction* m_redoAction = nullptr;
+    QAction* m_themeAction = nullptr;
+    QAction* m_pinAction = nullptr;
+    QAction* m_unpinAction = nullptr;
+    QMenu* m_fileMenu = nullptr;
+    QMenu* m_editMenu = nullptr;
+    QMenu* m_viewMenu = nullptr;
+    bool m_dark = false;
+    bool m_applyingUndo = false;
+    std::array<bool, 5> m_stale{};
+    quint64 m_resultsShown = 0;
+    std::shared_ptr<const views::AnalysisData> m_baseline;
+    std::shared_ptr<const views::SweepData> m_baselineSweeps;
+    QLabel* m_analysisState = nullptr;
 };
 
 } // namespace kvs::studio

@@ -199,7 +199,12 @@ std::shared_ptr<const BackendSnapshot> probe() {
 
 Session::Session(QObject* parent) : QObject(parent) {
     // Two workers: a model load and a tokenization (or the backend probe) can overlap.
-    m_pool.setMaxThreadCount(2);
+    m_pool.setMaxThreadCount(3);
+    m_liveEngine = std::make_shared<Engine>(/*cpuOnly=*/false);
+    m_sweepEngine = std::make_shared<Engine>(/*cpuOnly=*/true);
+    m_analysisDebounce.setSingleShot(true);
+    m_analysisDebounce.setInterval(30);
+    connect(&m_analysisDebounce, &QTimer::timeout, this, &Session::recomputeNow);
     m_pool.setObjectName(QStringLiteral("kvs-session-pool"));
     m_debounce.setSingleShot(true);
     m_debounce.setInterval(150);
@@ -209,6 +214,7 @@ Session::Session(QObject* parent) : QObject(parent) {
 Session::~Session() {
     m_destroying = true;
     m_debounce.stop();
+    m_analysisDebounce.stop();
     for (auto& flag : m_cancel)
         if (flag)
             flag->store(true);
@@ -294,7 +300,14 @@ void Session::closeModel() {
     // Supersede any load or tokenization in flight.
     ++m_generation[LoadJob];
     ++m_generation[TokenizeJob];
+    ++m_generation[AnalysisJob];
+    ++m_generation[SweepJob];
     m_debounce.stop();
+    m_analysisDebounce.stop();
+    m_analysis.reset();
+    m_sweeps.reset();
+    m_sweepKey.clear();
+    m_analysisRunning = false;
     m_model.reset();
     m_tokens.reset();
     m_state = ModelState::None;
@@ -336,6 +349,7 @@ void Session::tokenizeNow() {
             const auto tokens = m_tokens;
             emit tokensChanged(tokens);
             notifyViews([&](ISessionView* v) { v->onTokensChanged(tokens); });
+            recomputeNow();
         });
 }
 
@@ -349,7 +363,154 @@ void Session::probeBackend() {
 }
 
 bool Session::isBusy() const {
-    return m_running > 0 || m_debounce.isActive();
+    return m_running > 0 || m_debounce.isActive() || m_analysisDebounce.isActive();
+}
+
+bool Session::isAnalysisBusy() const {
+    return m_analysisRunning || m_analysisDebounce.isActive();
+}
+
+void Session::setSchemes(const QStringList& settings) {
+    if (settings == m_schemes)
+        return;
+    m_schemes = settings;
+    m_analysisDebounce.start();
+    updateBusy();
+}
+
+void Session::setContextTokens(int tokens) {
+    if (tokens == m_requestedContext)
+        return;
+    m_requestedContext = tokens;
+    m_analysisDebounce.start();
+    updateBusy();
+}
+
+int Session::contextTokens() const {
+    return m_tokens ? resolveContextTokens(m_requestedContext, m_tokens->count())
+                    : m_requestedContext;
+}
+
+void Session::setSweepsEnabled(bool enabled) {
+    m_sweepsEnabled = enabled;
+    if (!enabled) {
+        ++m_generation[SweepJob];
+        if (m_cancel[SweepJob])
+            m_cancel[SweepJob]->store(true);
+        m_sweepKey.clear();
+    }
+}
+
+AnalysisRequest Session::makeRequest() const {
+    AnalysisRequest r;
+    r.model = m_model->model;
+    r.tokens = m_tokens->ids;
+    r.tokenTexts = m_tokens->texts;
+    r.contextTokens = resolveContextTokens(m_requestedContext, m_tokens->count());
+    r.settings = m_schemes;
+    r.provenance.modelName = m_model->facts.name;
+    r.provenance.modelFolder = m_model->facts.folder;
+    r.provenance.modelHash = m_model->facts.checkpoint;
+    r.provenance.prompt = m_tokens->prompt;
+    r.provenance.version = QStringLiteral(KVS_VERSION);
+    return r;
+}
+
+void Session::recomputeNow() {
+    m_analysisDebounce.stop();
+    if (!m_model || !m_tokens || m_schemes.isEmpty() || m_tokens->count() < 2) {
+        updateBusy();
+        return;
+    }
+    AnalysisRequest request = makeRequest();
+    request.generation = m_generation[AnalysisJob] + 1;
+    m_analysisRunning = true;
+    emit analysisStarted();
+    using Out =
+        std::shared_ptr<const std::pair<std::shared_ptr<const views::AnalysisData>, QString>>;
+    auto engine = m_liveEngine;
+    runJob<Out>(
+        AnalysisJob,
+        [engine, request](const CancelFlag& cancel) -> Out {
+            try {
+                return std::make_shared<
+                    const std::pair<std::shared_ptr<const views::AnalysisData>, QString>>(
+                    engine->analyze(request, cancel), QString());
+            } catch (const std::exception& e) {
+                return std::make_shared<
+                    const std::pair<std::shared_ptr<const views::AnalysisData>, QString>>(
+                    nullptr, QString::fromStdString(e.what()));
+            }
+        },
+        [this, request](Out out) {
+            m_analysisRunning = false;
+            if (!out->second.isEmpty()) {
+                emit analysisFailed(out->second);
+                return;
+            }
+            if (!out->first)
+                return; // cancelled
+            m_analysis = out->first;
+            emit analysisChanged(m_analysis);
+            if (!m_timingStarted) { // Vulkan start-up after the first results, not before
+                m_timingStarted = true;
+                auto timingEngine = m_liveEngine;
+                runJob<bool>(
+                    TimingJob,
+                    [timingEngine](const CancelFlag&) {
+                        try {
+                            timingEngine->startTimingBackend();
+                        } catch (const std::exception&) {
+                        }
+                        return true;
+                    },
+                    [this](bool) {
+                        if (m_analysis && m_analysis->timingsPending)
+                            recomputeNow();
+                    });
+            }
+            startSweeps(request);
+        });
+    // A superseded job's deliver never runs: the flag follows the newest job.
+}
+
+void Session::startSweeps(const AnalysisRequest& request) {
+    if (!m_sweepsEnabled)
+        return;
+    QStringList keys;
+    for (const QString& s : request.settings)
+        keys << sweepKey(s);
+    const QString key =
+        QStringLiteral("%1|%2|%3|%4")
+            .arg(keys.join(QLatin1Char(';')))
+            .arg(request.contextTokens)
+            .arg(reinterpret_cast<quintptr>(request.model.get()))
+            .arg(
+                qHash(QByteArray(reinterpret_cast<const char*>(request.tokens.data()),
+                                 static_cast<qsizetype>(request.tokens.size() * sizeof(TokenId)))));
+    if (key == m_sweepKey)
+        return;
+    m_sweepKey = key;
+    AnalysisRequest sweepRequest = request;
+    sweepRequest.generation = m_generation[SweepJob] + 1;
+    emit sweepsStarted();
+    using Out = std::shared_ptr<const views::SweepData>;
+    auto engine = m_sweepEngine;
+    runJob<Out>(
+        SweepJob,
+        [engine, sweepRequest](const CancelFlag& cancel) -> Out {
+            try {
+                return engine->sweep(sweepRequest, cancel);
+            } catch (const std::exception&) {
+                return nullptr;
+            }
+        },
+        [this](Out out) {
+            if (!out)
+                return;
+            m_sweeps = std::move(out);
+            emit sweepsChanged(m_sweeps);
+        });
 }
 
 void Session::updateBusy() {

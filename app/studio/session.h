@@ -3,6 +3,7 @@
 // its own worker pool, drops stale results by generation and publishes immutable snapshots.
 #pragma once
 
+#include "analysis.h"
 #include "session_view.h"
 #include "snapshots.h"
 
@@ -43,6 +44,23 @@ public:
     // Finds the compute backend (Vulkan device or the CPU fallback) on the worker.
     void probeBackend();
 
+    // The scheme settings to compare ("id:key=value,..."); recomputed after the analysis delay.
+    void setSchemes(const QStringList& settings);
+    QStringList schemes() const { return m_schemes; }
+    // Context tokens of the split (the rest are probes); 0 = three quarters of the prompt.
+    void setContextTokens(int tokens);
+    int requestedContextTokens() const { return m_requestedContext; }
+    // The split the current prompt uses.
+    int contextTokens() const;
+    // Re-evaluates now, skipping the debounce.
+    void recomputeNow();
+    // Budget sweeps for the trade-off curves (on by default; they run after the live results).
+    void setSweepsEnabled(bool enabled);
+    void setAnalysisDelay(int milliseconds) { m_analysisDebounce.setInterval(milliseconds); }
+    std::shared_ptr<const views::AnalysisData> analysis() const { return m_analysis; }
+    std::shared_ptr<const views::SweepData> sweeps() const { return m_sweeps; }
+    bool isAnalysisBusy() const;
+
     void setTokenizeDelay(int milliseconds) { m_debounce.setInterval(milliseconds); }
     int tokenizeDelay() const { return m_debounce.interval(); }
 
@@ -68,9 +86,14 @@ signals:
     void tokenizeFailed(const QString& message);
     void backendChanged(std::shared_ptr<const kvs::studio::BackendSnapshot> backend);
     void busyChanged(bool busy);
+    void analysisStarted();
+    void analysisChanged(std::shared_ptr<const kvs::views::AnalysisData> analysis);
+    void analysisFailed(const QString& message);
+    void sweepsStarted();
+    void sweepsChanged(std::shared_ptr<const kvs::views::SweepData> sweeps);
 
 private:
-    enum Job { LoadJob, TokenizeJob, BackendJob, JobCount };
+    enum Job { LoadJob, TokenizeJob, BackendJob, AnalysisJob, SweepJob, TimingJob, JobCount };
 
     // Runs `work` on the pool; `deliver` gets its result on the GUI thread unless a newer job of
     // the same kind started meanwhile (or the session is being destroyed).
@@ -79,6 +102,8 @@ private:
 
     void notifyViews(const std::function<void(ISessionView*)>& call);
     void updateBusy();
+    AnalysisRequest makeRequest() const;
+    void startSweeps(const AnalysisRequest& request);
 
     QThreadPool m_pool;
     QTimer m_debounce;
@@ -96,6 +121,18 @@ private:
     std::shared_ptr<const ModelSnapshot> m_model;
     std::shared_ptr<const TokensSnapshot> m_tokens;
     std::shared_ptr<const BackendSnapshot> m_backend;
+
+    QTimer m_analysisDebounce;
+    QStringList m_schemes;
+    int m_requestedContext = 0;
+    bool m_sweepsEnabled = true;
+    QString m_sweepKey; // what the current (or running) sweeps were made for
+    std::shared_ptr<Engine> m_liveEngine;
+    std::shared_ptr<Engine> m_sweepEngine;
+    std::shared_ptr<const views::AnalysisData> m_analysis;
+    std::shared_ptr<const views::SweepData> m_sweeps;
+    bool m_analysisRunning = false;
+    bool m_timingStarted = false;
 };
 
 } // namespace kvs::studio

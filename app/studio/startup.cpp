@@ -59,11 +59,24 @@ StartupOptions parseStartupOptions(const QStringList& arguments) {
         QStringLiteral("timeout"),
         QObject::tr("With --screenshot: give up after this many seconds (exit code 3)."),
         QStringLiteral("SECONDS"), QStringLiteral("120"));
+    const QCommandLineOption view(
+        QStringLiteral("view"),
+        QObject::tr("The view to show: overview, attention, tradeoffs, cache or profile."),
+        QStringLiteral("NAME"));
+    const QCommandLineOption theme(QStringLiteral("theme"),
+                                   QObject::tr("The colour theme: light or dark."),
+                                   QStringLiteral("NAME"));
+    const QCommandLineOption session(QStringLiteral("session"),
+                                     QObject::tr("Open this session file (.kvsession)."),
+                                     QStringLiteral("FILE"));
     const QCommandLineOption help = parser.addHelpOption();
     const QCommandLineOption version = parser.addVersionOption();
     parser.addOption(promptFile);
     parser.addOption(screenshot);
     parser.addOption(timeout);
+    parser.addOption(view);
+    parser.addOption(theme);
+    parser.addOption(session);
     o.helpText = parser.helpText();
     // Without a QCoreApplication (help is answered before the window starts) Qt cannot name us.
     o.helpText.replace(QStringLiteral("<executable_name>"), QStringLiteral("kvstudio"));
@@ -85,6 +98,22 @@ StartupOptions parseStartupOptions(const QStringList& arguments) {
         o.modelFolder = positional.front();
     o.promptFile = parser.value(promptFile);
     o.screenshot = parser.value(screenshot);
+    o.view = parser.value(view);
+    o.theme = parser.value(theme);
+    o.session = parser.value(session);
+    static const QStringList views = {QStringLiteral("overview"), QStringLiteral("attention"),
+                                      QStringLiteral("tradeoffs"), QStringLiteral("cache"),
+                                      QStringLiteral("profile")};
+    if (!o.view.isEmpty() && !views.contains(o.view)) {
+        o.error = QObject::tr("--view must be one of %1, got '%2'")
+                      .arg(views.join(QStringLiteral(", ")), o.view);
+        return o;
+    }
+    if (!o.theme.isEmpty() && o.theme != QLatin1String("light") &&
+        o.theme != QLatin1String("dark")) {
+        o.error = QObject::tr("--theme must be light or dark, got '%1'").arg(o.theme);
+        return o;
+    }
     bool ok = false;
     o.timeoutSeconds = parser.value(timeout).toInt(&ok);
     if (!ok || o.timeoutSeconds <= 0)

@@ -1,0 +1,91 @@
+// SPDX-License-Identifier: MIT
+// The studio's analysis work, run on the session's workers: capture the prompt, compute the exact
+// reference once per (prompt, split), evaluate each scheme setting with its attention maps, time
+// the probe attention per dispatch, and sweep each scheme's budget for the trade-off curves. Each
+// Engine keeps its backend and caches between jobs; one job uses an engine at a time.
+#pragma once
+
+#include "analysis_data.h"
+
+#include "kvs/attention_backend.h"
+#include "kvs/capture.h"
+#include "kvs/evaluator.h"
+#include "kvs/model.h"
+
+#include <QStringList>
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <optional>
+
+namespace kvs::studio {
+
+struct AnalysisRequest {
+    quint64 generation = 0;
+    std::shared_ptr<const kvs::Model> model;
+    std::vector<kvs::TokenId> tokens;
+    QStringList tokenTexts;
+    views::Provenance provenance;
+    int contextTokens = 0; // resolved: 1 ≤ n_ctx < tokens
+    QStringList settings;
+    bool maps = true;         // attention maps + difference + per-row mass
+    bool modelQuality = true; // next-token KL, Δ perplexity
+    bool timings = true;      // per-dispatch probe attention timings
+};
+
+// The context split actually used: `requested` when it leaves at least one probe token, else
+// three quarters of the prompt.
+int resolveContextTokens(int requested, int tokens);
+
+// The parameter a scheme's trade-off curve sweeps ("keep" where the scheme has it) and the
+// values it takes.
+struct SweepPlan {
+    std::string parameter;
+    std::vector<double> values;
+};
+std::optional<SweepPlan> sweepPlan(const kvs::SchemeSetting& setting, int contextTokens,
+                                   int points = 7);
+// The setting without the swept parameter: settings that differ only in it share a curve.
+QString sweepKey(const QString& setting);
+
+class Engine {
+public:
+    // `cpuOnly`: the CPU reference backend; else Vulkan when it works (the CPU otherwise).
+    explicit Engine(bool cpuOnly);
+    ~Engine();
+
+    // Throws kvs::Error (with a message for the user) on failure; returns null when cancelled.
+    std::shared_ptr<const views::AnalysisData> analyze(const AnalysisRequest& request,
+                                                       const std::atomic<bool>& cancel);
+    std::shared_ptr<const views::SweepData> sweep(const AnalysisRequest& request,
+                                                  const std::atomic<bool>& cancel);
+    // Creates the attention backend that times the probe attention (Vulkan start-up and, on
+    // lavapipe, shader compilation take a while): call it on a worker early. Until it is done,
+    // analyses come without timings.
+    void startTimingBackend();
+    bool timingReady() const { return m_timingReady.load(); }
+
+private:
+    void ensureBackend();
+    const kvs::Capture& captureFor(const AnalysisRequest& request);
+    const kvs::ExactReference& referenceFor(const AnalysisRequest& request,
+                                            const kvs::EvalOptions& options);
+
+    std::mutex m_mutex;       // one job at a time
+    std::mutex m_timingMutex; // guards m_timing while it is created
+    std::atomic<bool> m_timingReady{false};
+    bool m_cpuOnly;
+    std::unique_ptr<kvs::AttentionBackend> m_backend; // evaluation: the CPU reference
+    std::unique_ptr<kvs::AttentionBackend> m_timing;  // timed probe attention (Vulkan or CPU)
+    bool m_vulkan = false;
+    bool m_emulation = true;
+    QString m_backendName;
+    const kvs::Model* m_model = nullptr;
+    std::vector<kvs::TokenId> m_tokens;
+    std::shared_ptr<const kvs::Capture> m_capture;
+    int m_referenceContext = -1;
+    bool m_referenceQuality = false;
+    std::optional<kvs::ExactReference> m_reference;
+};
+
+} // namespace kvs::studio

@@ -1,0 +1,90 @@
+// SPDX-License-Identifier: MIT
+// The Schemes dock: the methods to compare, one row each, with controls generated from the
+// scheme's parameter specs (slider + spin box with units, ranges and help in tooltips, log
+// sliders where the spec says so), the row the views focus on, and the context/probe split.
+// It only edits settings; the session computes.
+#pragma once
+
+#include "kvs/scheme.h"
+
+#include <QStringList>
+#include <QWidget>
+#include <vector>
+
+class QButtonGroup;
+class QComboBox;
+class QDoubleSpinBox;
+class QLabel;
+class QSlider;
+class QSpinBox;
+class QVBoxLayout;
+
+namespace kvs::studio {
+
+class SchemesPanel : public QWidget {
+    Q_OBJECT
+public:
+    explicit SchemesPanel(QWidget* parent = nullptr);
+
+    // The settings of every row, "id:key=value,..." (only values that differ from the defaults).
+    QStringList settings() const;
+    // Replaces the rows (undo, sessions). Emits settingsChanged, not edited.
+    void setSettings(const QStringList& settings);
+    int focusedRow() const { return m_focused; }
+    void setFocusedRow(int row);
+    int rowCount() const { return static_cast<int>(m_rows.size()); }
+
+    // The split control: the prompt's token count sets its range; 0 = three quarters.
+    void setTokenCount(int tokens, int contextTokens);
+    int requestedContextTokens() const;
+
+    // Sets one parameter of a row as a user edit would (tests, the trade-off chart's picks).
+    void setParameter(int row, const QString& key, double value);
+    double parameter(int row, const QString& key) const;
+
+    static QStringList defaultSettings();
+
+signals:
+    void settingsChanged(const QStringList& settings);
+    // A user edit: the settings before and after; `control` identifies the control so that a
+    // drag of one slider merges into one undo step (-1: never merge).
+    void edited(const QStringList& before, const QStringList& after, int control);
+    void focusedRowChanged(int row);
+    void contextTokensChanged(int tokens);
+
+private:
+    struct ParamControl {
+        kvs::ParamSpec spec;
+        QSlider* slider = nullptr;
+        QDoubleSpinBox* spin = nullptr;
+    };
+    struct Row {
+        QWidget* box = nullptr;
+        QComboBox* scheme = nullptr;
+        QLabel* swatch = nullptr;
+        std::vector<ParamControl> params;
+        kvs::ParamValues values;
+        std::string id;
+    };
+
+    void rebuild(const QStringList& settings);
+    void addRowWidget(const kvs::SchemeSetting& setting, int index);
+    QString rowSetting(const Row& row) const;
+    void userEdit(const QStringList& before, int control);
+    void addScheme();
+    void removeScheme(int row);
+    void changeScheme(int row, const QString& id);
+    static int sliderFor(const kvs::ParamSpec& spec, double value);
+    static double valueFor(const kvs::ParamSpec& spec, int slider);
+
+    QVBoxLayout* m_rowsLayout = nullptr;
+    QButtonGroup* m_focusGroup = nullptr;
+    std::vector<Row> m_rows;
+    int m_focused = 0;
+    bool m_updating = false;
+    QSlider* m_split = nullptr;
+    QSpinBox* m_splitSpin = nullptr;
+    QLabel* m_splitLabel = nullptr;
+};
+
+} // namespace kvs::studio

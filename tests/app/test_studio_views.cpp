@@ -1,0 +1,312 @@
+// SPDX-License-Identifier: MIT
+// The studio's live views end to end (offscreen): open a model, compare schemes, move a budget
+// slider and see every view follow, switch heads and views, undo, export, save and reopen a
+// session, pin a baseline, use the command palette and the dark theme.
+#include "kvs_test.h"
+
+#include "attention_view.h"
+#include "cache_view.h"
+#include "command_palette.h"
+#include "main_window.h"
+#include "profile_view.h"
+#include "schemes_panel.h"
+#include "session.h"
+#include "studio_settings.h"
+#include "tradeoff_view.h"
+
+#include "kvs/synthetic_model.h"
+
+#include <QAction>
+#include <QDir>
+#include <QDoubleSpinBox>
+#include <QFile>
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <QSignalSpy>
+#include <QSlider>
+#include <QStandardPaths>
+#include <QTabWidget>
+#include <QTableWidget>
+#include <QTest>
+#include <QUndoStack>
+#include <qcustomplot.h>
+
+using namespace kvs::studio;
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr int kTimeoutMs = 60000;
+const QString kPrompt = QStringLiteral("The cache keeps keys and values of every token; "
+                                       "compression keeps the ones that matter.");
+
+QString qpath(const fs::path& p) {
+    return QString::fromStdString(p.string());
+}
+
+MainWindowOptions quietOptions() {
+    MainWindowOptions o;
+    o.probeBackend = false;
+    o.persistSettings = false;
+    return o;
+}
+
+} // namespace
+
+class TestStudioViews : public QObject {
+    Q_OBJECT
+
+private:
+    std::unique_ptr<kvs::test::TempDir> m_dir;
+    fs::path m_model;
+
+    // Waits until the session has results for exactly `settings` and nothing is pending.
+    static bool waitAnalysis(MainWindow& w, const QStringList& settings) {
+        return QTest::qWaitFor(
+            [&] {
+                const auto a = w.session()->analysis();
+                return a && !w.session()->isAnalysisBusy() && a->provenance.schemes == settings;
+            },
+            kTimeoutMs);
+    }
+
+    void openAndWait(MainWindow& w) {
+        w.session()->setAnalysisDelay(0);
+        w.setPrompt(kPrompt);
+        w.openModel(qpath(m_model));
+        QVERIFY2(waitAnalysis(w, w.schemesPanel()->settings()),
+                 qPrintable(w.session()->lastError()));
+    }
+
+private slots:
+    void initTestCase() {
+        QStandardPaths::setTestModeEnabled(true);
+        openSettings()->clear();
+        m_dir = std::make_unique<kvs::test::TempDir>();
+        m_model =
+            kvs::test::writeModel(*m_dir, "tiny-llama-gqa", kvs::syntheticPreset("tiny-llama-gqa"));
+    }
+
+    void cleanupTestCase() {
+        openSettings()->clear();
+        m_dir.reset();
+    }
+
+    void schemeControlsComeFromTheSpecs() {
+        SchemesPanel panel;
+        QCOMPARE(panel.rowCount(), 3);
+        const kvs::Scheme* halving = kvs::findScheme("coreset.halving");
+        QVERIFY(halving);
+        for (const kvs::ParamSpec& spec : halving->info().params) {
+            auto* spin = panel.findChild<QDoubleSpinBox*>(
+                QStringLiteral("spin:0:%1").arg(QString::fromStdString(spec.key)));
+            QVERIFY2(spin, spec.key.c_str());
+            QCOMPARE(spin->minimum(), spec.minimum);
+            QCOMPARE(spin->maximum(), spec.maximum);
+            QVERIFY(spin->toolTip().contains(QString::fromStdString(spec.label).toHtmlEscaped()));
+            if (!spec.unit.empty())
+                QVERIFY(spin->suffix().contains(QString::fromStdString(spec.unit)));
+        }
+        QCOMPARE(panel.parameter(0, "keep"), 0.25);
+        // A log slider: its middle is the geometric mean of the range.
+        auto* slider = panel.findChild<QSlider*>(QStringLiteral("slider:0:keep"));
+        QVERIFY(slider);
+        QSignalSpy edited(&panel, &SchemesPanel::edited);
+        slider->setValue(500);
+        const kvs::ParamSpec* keep = halving->info().findParam("keep");
+        QCOMPARE(
+            panel.parameter(0, "keep"),
+            std::stod(
+                QString::number(std::sqrt(keep->minimum * keep->maximum), 'g', 3).toStdString()));
+        QCOMPARE(edited.count(), 1);
+        QVERIFY(panel.settings()[0].startsWith(QStringLiteral("coreset.halving:keep=0.0316")));
+    }
+
+    void liveViewsFollowTheSettings() {
+        MainWindow w(quietOptions());
+        w.resize(1500, 950);
+        w.show();
+        openAndWait(w);
+        const auto a = w.session()->analysis();
+        QCOMPARE(static_cast<int>(a->runs.size()), 3);
+        QVERIFY(a->contextTokens > 0 && a->probeTokens > 0);
+        QCOMPARE(a->contextTokens + a->probeTokens, w.session()->tokens()->count());
+
+        // Attention view: numbers shown are the engine's.
+        w.showView(MainWindow::View::Attention);
+        kvs::views::AttentionView* att = w.attentionView();
+        QTRY_VERIFY(att->gridPlot()->plottableCount() >= a->layers * a->heads);
+        const kvs::HeadMetrics& h0 = a->runs[0].eval.heads[0];
+        QCOMPARE(att->cellValue(0, 0, 0), static_cast<double>(h0.exactMap[0](0, 0)));
+        QVERIFY(att->hoverCell(1, 2));
+        QVERIFY2(att->readoutText().contains(QStringLiteral("query %1").arg(a->contextTokens + 1)),
+                 qPrintable(att->readoutText()));
+        QVERIFY(att->readoutText().contains(QStringLiteral("key 2")));
+        QVERIFY(att->evictedMarkCount() > 0); // keep=0.25 evicts keys
+        // Next head and next layer by shortcut actions.
+        w.findChild<QAction*>(QStringLiteral("nextHeadAction"))->trigger();
+        QCOMPARE(att->selectedHead(), 1);
+        w.findChild<QAction*>(QStringLiteral("nextLayerAction"))->trigger();
+        QCOMPARE(att->selectedLayer(), 1);
+        const int g = a->groupSize();
+        const auto& h1 = a->runs[0].eval.heads[static_cast<std::size_t>(1 * a->kvHeads + 1 / g)];
+        QCOMPARE(att->cellValue(1, 0, 0), static_cast<double>(h1.compressedMap[1 % g](0, 0)));
+
+        // Move the budget slider of the first scheme: the cache view follows.
+        w.showView(MainWindow::View::Cache);
+        const auto before = a->runs[0].eval.bytes.total();
+        w.schemesPanel()->setParameter(0, QStringLiteral("keep"), 0.5);
+        QCOMPARE(w.undoStack()->count(), 1);
+        QVERIFY(waitAnalysis(w, w.schemesPanel()->settings()));
+        const auto b = w.session()->analysis();
+        QVERIFY(b->runs[0].eval.bytes.total() > before);
+        QVERIFY2(w.cacheView()->totalsText().contains(
+                     QString::number(100.0 * b->runs[0].eval.memoryFraction, 'f', 1)),
+                 qPrintable(w.cacheView()->totalsText()));
+        QTableWidget* totals = w.cacheView()->totalsTable();
+        QCOMPARE(totals->rowCount(), b->layers + 1);
+        QCOMPARE(totals->item(b->layers, 3)->text(),
+                 QString::number(static_cast<qulonglong>(b->runs[0].eval.bytes.total())));
+
+        // Undo brings the old setting (and the old bytes) back.
+        w.undoStack()->undo();
+        QCOMPARE(w.schemesPanel()->parameter(0, "keep"), 0.25);
+        QVERIFY(waitAnalysis(w, w.schemesPanel()->settings()));
+        QCOMPARE(w.session()->analysis()->runs[0].eval.bytes.total(), before);
+        w.undoStack()->redo();
+        QCOMPARE(w.schemesPanel()->parameter(0, "keep"), 0.5);
+        QVERIFY(waitAnalysis(w, w.schemesPanel()->settings()));
+
+        // Trade-offs: one curve per scheme once the sweeps are in, a Pareto front, the current
+        // points at the shown bytes.
+        w.showView(MainWindow::View::Tradeoffs);
+        QTRY_VERIFY_WITH_TIMEOUT(w.tradeoffView()->curveCount() == 3, kTimeoutMs);
+        QVERIFY(w.tradeoffView()->paretoPointCount() > 0);
+        const auto c = w.session()->analysis();
+        QCOMPARE(w.tradeoffView()->currentPoint(0).x(),
+                 static_cast<double>(c->runs[0].eval.bytes.total()));
+        w.tradeoffView()->setMetric(kvs::views::Metric::NextTokenKl);
+        QVERIFY(c->runs[0].eval.quality.has_value());
+
+        // Profile: honest about the backend.
+        w.showView(MainWindow::View::Profile);
+        QVERIFY(!w.profileView()->deviceText().isEmpty());
+        if (!c->backendIsGpu)
+            QVERIFY(w.profileView()->deviceText().contains(QStringLiteral("CPU reference")));
+        else if (c->cpuEmulation)
+            QVERIFY(w.profileView()->deviceText().contains(QStringLiteral("CPU emulation")));
+        QVERIFY(w.profileView()->summaryText().contains(QStringLiteral("compressing")));
+    }
+
+    void exportsEveryChart() {
+        MainWindow w(quietOptions());
+        w.resize(1400, 900);
+        w.show();
+        openAndWait(w);
+        kvs::test::TempDir out;
+        for (const QString& view : {QStringLiteral("attention"), QStringLiteral("cache"),
+                                    QStringLiteral("profile"), QStringLiteral("tradeoffs")}) {
+            QVERIFY(w.showViewByName(view));
+            QTest::qWait(20);
+            QString error;
+            const QStringList files =
+                w.exportCurrentView(qpath(out.path() / view.toStdString()), 150, &error);
+            QVERIFY2(error.isEmpty(), qPrintable(error));
+            QVERIFY(!files.isEmpty());
+            for (const QString& f : files) {
+                QVERIFY2(QFileInfo(f).size() > 100, qPrintable(f));
+                QVERIFY2(QFileInfo::exists(f + QStringLiteral(".json")), qPrintable(f));
+            }
+        }
+        // PNG at the asked DPI, SVG with text, CSV with provenance and units, sidecar JSON.
+        const QString base = qpath(out.path() / "cache" / "cache_bytes");
+        QImage png(base + QStringLiteral(".png"));
+        QVERIFY(!png.isNull());
+        QCOMPARE(qRound(png.dotsPerMeterX() * 0.0254), 150);
+        QFile svg(base + QStringLiteral(".svg"));
+        QVERIFY(svg.open(QIODevice::ReadOnly));
+        const QByteArray svgText = svg.readAll();
+        QVERIFY(svgText.contains("<svg"));
+        QVERIFY(svgText.contains("keys"));
+        QFile pdf(base + QStringLiteral(".pdf"));
+        QVERIFY(pdf.open(QIODevice::ReadOnly));
+        QVERIFY(pdf.read(5) == "%PDF-");
+        QFile csv(base + QStringLiteral(".csv"));
+        QVERIFY(csv.open(QIODevice::ReadOnly));
+        const QStringList lines = QString::fromUtf8(csv.readAll()).split(QLatin1Char('\n'));
+        QVERIFY(lines[0].startsWith(QStringLiteral("# KV Studio")));
+        int header = 0;
+        while (lines[header].startsWith(QLatin1Char('#')))
+            ++header;
+        QVERIFY(lines[header].startsWith(QStringLiteral("layer,kv_head,keys_bytes")));
+        const auto a = w.session()->analysis();
+        QCOMPARE(lines[header + 1].split(QLatin1Char(','))[5],
+                 QString::number(static_cast<qulonglong>(a->runs[0].eval.heads[0].bytes.total())));
+        QFile sidecar(base + QStringLiteral(".csv.json"));
+        QVERIFY(sidecar.open(QIODevice::ReadOnly));
+        const QJsonObject prov = QJsonDocument::fromJson(sidecar.readAll())
+                                     .object()[QStringLiteral("provenance")]
+                                     .toObject();
+        QCOMPARE(prov[QStringLiteral("model")].toString(), QStringLiteral("tiny-llama-gqa"));
+        QCOMPARE(prov[QStringLiteral("prompt")].toString(), kPrompt);
+        QCOMPARE(prov[QStringLiteral("schemes")].toArray().size(), 3);
+    }
+
+    void sessionsPaletteThemeBaseline() {
+        kvs::test::TempDir dir;
+        const QString path = qpath(dir.path() / "a.kvsession");
+        {
+            MainWindow w(quietOptions());
+            w.show();
+            openAndWait(w);
+            w.schemesPanel()->setParameter(1, QStringLiteral("keep"), 0.125);
+            w.showView(MainWindow::View::Cache);
+            QString error;
+            QVERIFY2(w.saveSession(path, &error), qPrintable(error));
+            QVERIFY(w.undoStack()->isClean());
+
+            // Pin, change, compare.
+            QVERIFY(waitAnalysis(w, w.schemesPanel()->settings()));
+            w.pinBaseline();
+            QVERIFY(w.hasBaseline());
+
+            // Command palette lists the actions and filters them.
+            CommandPalette palette(w.allActions(), &w);
+            const int all = palette.visibleCount();
+            QVERIFY(all > 15);
+            palette.setFilter(QStringLiteral("next head"));
+            QCOMPARE(palette.visibleCount(), 1);
+            QVERIFY(palette.triggerCurrent());
+            QCOMPARE(w.tabs()->currentIndex(), static_cast<int>(MainWindow::View::Attention));
+
+            w.setDarkTheme(true);
+            QVERIFY(w.isDarkTheme());
+            QVERIFY(
+                w.attentionView()->gridPlot()->axisRect()->backgroundBrush().color().lightness() <
+                100);
+            w.setDarkTheme(false);
+        }
+        MainWindow w(quietOptions());
+        w.show();
+        w.session()->setAnalysisDelay(0);
+        QString error;
+        QVERIFY2(w.openSession(path, &error), qPrintable(error));
+        QCOMPARE(w.schemesPanel()->parameter(1, "keep"), 0.125);
+        QCOMPARE(w.tabs()->currentIndex(), static_cast<int>(MainWindow::View::Cache));
+        QVERIFY(waitAnalysis(w, w.schemesPanel()->settings()));
+        QCOMPARE(w.session()->analysis()->provenance.prompt, kPrompt);
+
+        // A broken session names the file and the field.
+        QFile bad(qpath(dir.path() / "bad.kvsession"));
+        QVERIFY(bad.open(QIODevice::WriteOnly));
+        bad.write(R"({"kvstudio_session": 1, "schemes": ["nope:x=1"]})");
+        bad.close();
+        QVERIFY(!w.openSession(bad.fileName(), &error));
+        QVERIFY(error.contains(QStringLiteral("bad.kvsession")) &&
+                error.contains(QStringLiteral("schemes")));
+    }
+};
+
+QTEST_MAIN(TestStudioViews)
+#include "test_studio_views.moc"

@@ -1,0 +1,116 @@
+// SPDX-License-Identifier: MIT
+// The studio's liveness figures: from opening the window to the first painted attention map, and
+// from a budget slider change to every visible view repainted (median and 95th percentile over
+// 50 changes). `bench_studio [MODEL_FOLDER] [--changes N]`; run with QT_QPA_PLATFORM=offscreen or
+// under xvfb. Defaults to the start-up model of the build.
+#include "attention_view.h"
+#include "main_window.h"
+#include "schemes_panel.h"
+#include "session.h"
+#include "startup.h"
+
+#include <QApplication>
+#include <QElapsedTimer>
+#include <QStyleFactory>
+#include <QTest>
+#include <algorithm>
+#include <cstdio>
+#include <qcustomplot.h>
+#include <vector>
+
+using namespace kvs::studio;
+
+namespace {
+
+double percentile(std::vector<double> v, double p) {
+    std::sort(v.begin(), v.end());
+    const double idx = p * static_cast<double>(v.size() - 1);
+    const auto lo = static_cast<std::size_t>(idx);
+    const auto hi = std::min(lo + 1, v.size() - 1);
+    return v[lo] + (v[hi] - v[lo]) * (idx - static_cast<double>(lo));
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    QApplication app(argc, argv);
+    QApplication::setStyle(QStyleFactory::create(QStringLiteral("Fusion")));
+    QString folder;
+    int changes = 50;
+    const QStringList args = QApplication::arguments();
+    for (int i = 1; i < args.size(); ++i) {
+        if (args[i] == QLatin1String("--changes") && i + 1 < args.size())
+            changes = args[++i].toInt();
+        else
+            folder = args[i];
+    }
+    if (folder.isEmpty())
+        folder = findDefaultModel(QStringLiteral(KVS_SOURCE_DIR "/build/app"));
+    if (folder.isEmpty())
+        folder =
+            findDefaultModel(QApplication::applicationDirPath() + QStringLiteral("/../../app"));
+    if (folder.isEmpty()) {
+        std::fprintf(stderr, "bench_studio: no model folder (pass one)\n");
+        return 2;
+    }
+
+    QElapsedTimer open;
+    open.start();
+    MainWindowOptions options;
+    options.persistSettings = false;
+    MainWindow window(options);
+    window.resize(1600, 1000);
+    window.session()->setSweepsEnabled(false); // the sweeps run behind; not part of liveness
+    window.setPrompt(defaultPrompt());
+    window.showView(MainWindow::View::Attention);
+    window.show();
+    window.openModel(folder);
+    QCustomPlot* map = window.attentionView()->mapPlot(1);
+    bool painted = false;
+    QObject::connect(map, &QCustomPlot::afterReplot, &app, [&] {
+        if (window.session()->analysis())
+            painted = true;
+    });
+    if (!QTest::qWaitFor([&] { return painted; }, 120000)) {
+        std::fprintf(stderr, "bench_studio: no attention map after 120 s: %s\n",
+                     qPrintable(window.session()->lastError()));
+        return 1;
+    }
+    const double openMs = static_cast<double>(open.nsecsElapsed()) * 1e-6;
+    const auto a = window.session()->analysis();
+    std::printf(
+        "model %s: %d layers, %d heads (%d KV), %d context + %d probe tokens, %zu schemes\n",
+        qPrintable(a->provenance.modelName), a->layers, a->heads, a->kvHeads, a->contextTokens,
+        a->probeTokens, a->runs.size());
+    std::printf("backend: %s\n", qPrintable(a->backendName));
+    std::printf("open -> first painted attention map: %.0f ms\n", openMs);
+
+    window.session()->setAnalysisDelay(0); // measure the work, not the debounce
+    std::vector<double> times;
+    std::vector<double> compute;
+    SchemesPanel* panel = window.schemesPanel();
+    for (int i = 0; i < changes; ++i) {
+        const double keep = 0.1 + 0.8 * ((i * 37) % 50) / 50.0;
+        quint64 generation = window.session()->analysis()->generation;
+        bool repainted = false;
+        auto conn = QObject::connect(map, &QCustomPlot::afterReplot, &app, [&] {
+            const auto now = window.session()->analysis();
+            if (now && now->generation != generation)
+                repainted = true;
+        });
+        QElapsedTimer t;
+        t.start();
+        panel->setParameter(0, QStringLiteral("keep"), keep);
+        if (!QTest::qWaitFor([&] { return repainted; }, 60000)) {
+            std::fprintf(stderr, "bench_studio: change %d never repainted\n", i);
+            return 1;
+        }
+        times.push_back(static_cast<double>(t.nsecsElapsed()) * 1e-6);
+        compute.push_back(window.session()->analysis()->computeMilliseconds);
+        QObject::disconnect(conn);
+    }
+    std::printf("slider change -> visible views repainted over %d changes: median %.1f ms, p95 "
+                "%.1f ms (worker compute: median %.1f ms)\n",
+                changes, percentile(times, 0.5), percentile(times, 0.95), percentile(compute, 0.5));
+    return 0;
+}

@@ -1,0 +1,106 @@
+// SPDX-License-Identifier: MIT
+// The result types the studio's charts draw: one analysis (a prompt, a context split and the
+// scheme settings being compared) and the trade-off curves of budget sweeps. The session fills
+// them on its workers; views only read them.
+#pragma once
+
+#include "kvs/attention_backend.h"
+#include "kvs/evaluator.h"
+
+#include <QString>
+#include <QStringList>
+#include <cstdint>
+#include <vector>
+
+namespace kvs::views {
+
+// What a chart export writes into its provenance sidecar.
+struct Provenance {
+    QString modelName;
+    QString modelFolder;
+    QString modelHash; // of config.json + the checkpoint's file sizes (cheap, stable)
+    QString prompt;
+    int contextTokens = 0;
+    int probeTokens = 0;
+    QStringList schemes; // "id:key=value,..."
+    QString backend;
+    QString version;
+};
+
+// The compressed cache of one KV head as the charts need it.
+struct KeptTokens {
+    std::vector<std::int32_t> positions; // sorted context positions that were kept
+    std::vector<float> weights;          // e^{log-weight} per kept token (1 for plain eviction)
+};
+
+// Per KV head (layer-major like EvalResult::heads) and query head of its group.
+struct HeadMaps {
+    std::vector<Matrix> difference;           // compressed − exact, probe × context
+    std::vector<std::vector<double>> rowMass; // per query head: mass lost per probe row
+};
+
+// One scheme setting evaluated on the current analysis.
+struct SchemeRun {
+    QString setting;     // "coreset.halving:keep=0.25"
+    QString schemeId;    // "coreset.halving"
+    QString displayName; // "Discrepancy halving"
+    int colorIndex = 0;  // into the categorical palette
+    kvs::EvalResult eval;
+    std::vector<KeptTokens> kept; // per KV head, layer-major
+    std::vector<HeadMaps> maps;   // per KV head, layer-major (when maps were asked for)
+    // The probe attention of every layer on the backend, one entry per dispatch.
+    std::vector<kvs::DispatchTiming> dispatches;
+    std::vector<int> dispatchLayer;
+    double attendWallMicroseconds = 0.0;
+};
+
+struct AnalysisData {
+    quint64 generation = 0;
+    Provenance provenance;
+    QStringList tokenTexts; // every prompt token, context first
+    int contextTokens = 0;
+    int probeTokens = 0;
+    int layers = 0;
+    int heads = 0;
+    int kvHeads = 0;
+    int headDim = 0;
+    int groupSize() const { return kvHeads > 0 ? heads / kvHeads : 1; }
+    QString backendName;            // what ran the timed probe attention
+    QString evaluationBackend;      // what computed the metrics and maps (the CPU reference)
+    bool backendIsGpu = false;      // a Vulkan device
+    bool cpuEmulation = false;      // the device is a CPU emulation (lavapipe) or the CPU backend
+    double deviceBandwidthGBs = 0;  // measured copy bandwidth; 0 = unknown
+    bool timingsPending = false;    // the timing backend was still starting
+    double computeMilliseconds = 0; // wall time of the job that made this
+    std::vector<SchemeRun> runs;
+};
+
+// The metrics a trade-off chart can plot against memory.
+enum class Metric { AttentionError, LogitError, NextTokenKl, PerplexityChange, MassLost };
+QString metricName(Metric metric);
+QString metricCsvColumn(Metric metric);
+// The value of `metric` in a result; NaN where the result does not have it (no model quality).
+double metricValue(const kvs::EvalResult& result, Metric metric);
+
+struct CurvePoint {
+    double value = 0.0; // the swept parameter
+    kvs::EvalResult result;
+};
+
+// One scheme swept over its budget parameter.
+struct TradeoffCurve {
+    QString baseSetting; // the setting the sweep started from
+    QString schemeId;
+    QString displayName;
+    QString parameter; // "keep", "bits", ...
+    int colorIndex = 0;
+    std::vector<CurvePoint> points;
+};
+
+struct SweepData {
+    quint64 generation = 0;
+    std::vector<TradeoffCurve> curves;
+    double computeMilliseconds = 0;
+};
+
+} // namespace kvs::views

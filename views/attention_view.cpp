@@ -1,0 +1,665 @@
+// SPDX-License-Identifier: MIT
+// The Attention view: thumbnails of every head and the exact / compressed / difference maps.
+#include "attention_view.h"
+
+#include "plot_style.h"
+
+#include <QCheckBox>
+#include <QComboBox>
+#include <QHBoxLayout>
+#include <QLabel>
+#include <QSplitter>
+#include <QVBoxLayout>
+#include <algorithm>
+#include <cmath>
+#include <qcustomplot.h>
+
+namespace kvs::views {
+
+namespace {
+
+constexpr int kMaxAxisLabels = 40;
+
+QCustomPlot* makePlot(QWidget* parent, const QString& name) {
+    auto* plot = new QCustomPlot(parent);
+    plot->setObjectName(name);
+    plot->setMinimumSize(120, 120);
+    plot->setNotAntialiasedElements(QCP::aePlottables | QCP::aeItems);
+    plot->setBufferDevicePixelRatio(plot->devicePixelRatioF());
+    return plot;
+}
+
+// Labels every `stride`-th token so that about one label fits per `pixelsPerLabel` of the axis.
+QSharedPointer<QCPAxisTickerText> tokenTicker(const QStringList& texts, int first, int count,
+                                              int axisPixels, int pixelsPerLabel) {
+    QSharedPointer<QCPAxisTickerText> ticker(new QCPAxisTickerText);
+    const int fit = std::clamp(axisPixels / std::max(1, pixelsPerLabel), 2, kMaxAxisLabels);
+    const int stride = std::max(1, (count + fit - 1) / fit);
+    for (int i = 0; i < count; i += stride) {
+        const int token = first + i;
+        const QString text = token < texts.size() ? tokenLabel(texts[token]) : QString();
+        ticker->addTick(i, QStringLiteral("%1 %2").arg(text).arg(token));
+    }
+    return ticker;
+}
+
+double matrixMax(const Matrix& m) {
+    return m.size() > 0 ? static_cast<double>(m.maxCoeff()) : 0.0;
+}
+
+double matrixAbsMax(const Matrix& m) {
+    return m.size() > 0 ? static_cast<double>(m.cwiseAbs().maxCoeff()) : 0.0;
+}
+
+} // namespace
+
+QString tokenLabel(const QString& text) {
+    QString t = text;
+    t.replace(QLatin1Char(' '), QChar(0x2423));
+    t.replace(QLatin1Char('\n'), QChar(0x21B5));
+    t.replace(QLatin1Char('\t'), QChar(0x21E5));
+    if (t.size() > 10)
+        t = t.left(9) + QChar(0x2026);
+    return t;
+}
+
+AttentionView::AttentionView(QWidget* parent) : QWidget(parent) {
+    setObjectName(QStringLiteral("attentionView"));
+    auto* layout = new QVBoxLayout(this);
+    layout->setContentsMargins(4, 4, 4, 4);
+
+    auto* bar = new QHBoxLayout;
+    m_title = new QLabel(this);
+    m_title->setObjectName(QStringLiteral("attentionTitle"));
+    QFont bold = m_title->font();
+    bold.setBold(true);
+    m_title->setFont(bold);
+    m_title->setSizePolicy(QSizePolicy::Ignored, QSizePolicy::Preferred);
+    m_modeBox = new QComboBox(this);
+    m_modeBox->setObjectName(QStringLiteral("attentionMode"));
+    m_modeBox->addItems({tr("Side by side"), tr("Exact"), tr("Compressed"), tr("Difference")});
+    m_modeBox->setToolTip(
+        tr("Which maps to show: exact, compressed (evicted keys hatched), their "
+           "difference (compressed \u2212 exact, diverging colours centred at 0)"));
+    m_paletteBox = new QComboBox(this);
+    m_paletteBox->setObjectName(QStringLiteral("attentionPalette"));
+    m_paletteBox->addItems({tr("viridis"), tr("cividis")});
+    m_paletteBox->setToolTip(tr("Sequential colour map for attention weights (perceptually "
+                                "uniform, colour-blind safe)"));
+    bar->addWidget(m_title, 1);
+    bar->addWidget(new QLabel(tr("Show"), this));
+    bar->addWidget(m_modeBox);
+    bar->addWidget(new QLabel(tr("Colours"), this));
+    bar->addWidget(m_paletteBox);
+    layout->addLayout(bar);
+
+    auto* splitter = new QSplitter(Qt::Vertical, this);
+    m_grid = makePlot(splitter, QStringLiteral("attentionGrid"));
+    m_grid->yAxis->setRangeReversed(true);
+    m_grid->xAxis->setLabel(tr("query head"));
+    m_grid->yAxis->setLabel(tr("layer"));
+    m_grid->xAxis->grid()->setVisible(false);
+    m_grid->yAxis->grid()->setVisible(false);
+    m_grid->setToolTip(tr("Every head of every layer; click one to open it below"));
+    m_gridMark = new QCPItemRect(m_grid);
+    m_gridMark->setPen(QPen(QColor(0xD5, 0x5E, 0x00), 2));
+    m_gridMark->setBrush(Qt::NoBrush);
+    connect(m_grid, &QCustomPlot::mousePress, this, &AttentionView::onGridClick);
+
+    auto* mapsRow = new QWidget(splitter);
+    auto* mapsLayout = new QHBoxLayout(mapsRow);
+    mapsLayout->setContentsMargins(0, 0, 0, 0);
+    mapsLayout->setSpacing(2);
+    const std::array<QString, 3> names = {QStringLiteral("exactMap"),
+                                          QStringLiteral("compressedMap"),
+                                          QStringLiteral("differenceMap")};
+    const std::array<QString, 3> titles = {tr("Exact"), tr("Compressed"),
+                                           tr("Difference (compressed \u2212 exact)")};
+    for (std::size_t i = 0; i < 3; ++i) {
+        QCustomPlot* plot = makePlot(mapsRow, names[i]);
+        plot->plotLayout()->insertRow(0);
+        auto* title = new QCPTextElement(plot, titles[i]);
+        plot->plotLayout()->addElement(0, 0, title);
+        plot->yAxis->setRangeReversed(true);
+        plot->xAxis->setLabel(tr("context key"));
+        plot->yAxis->setLabel(i == 0 ? tr("probe query") : QString());
+        plot->xAxis->setTickLabelRotation(60);
+        plot->xAxis->grid()->setVisible(false);
+        plot->yAxis->grid()->setVisible(false);
+        plot->setInteractions(QCP::iRangeDrag | QCP::iRangeZoom);
+        auto* map = new QCPColorMap(plot->xAxis, plot->yAxis);
+        map->setInterpolate(false);
+        map->setTightBoundary(false);
+        auto* scale = new QCPColorScale(plot);
+        plot->plotLayout()->addElement(1, 1, scale);
+        scale->setType(QCPAxis::atRight);
+        scale->setBarWidth(10);
+        map->setColorScale(scale);
+        auto* group = new QCPMarginGroup(plot);
+        plot->axisRect()->setMarginGroup(QCP::msBottom | QCP::msTop, group);
+        scale->setMarginGroup(QCP::msBottom | QCP::msTop, group);
+        auto* cursor = new QCPItemRect(plot);
+        cursor->setPen(QPen(QColor(0xD5, 0x5E, 0x00), 1.5));
+        cursor->setBrush(Qt::NoBrush);
+        cursor->setVisible(false);
+        m_maps[i] = plot;
+        m_colorMaps[i] = map;
+        m_scales[i] = scale;
+        m_cursor[i] = cursor;
+        connect(plot->xAxis, qOverload<const QCPRange&>(&QCPAxis::rangeChanged), this,
+                [this, plot] { syncRanges(plot); });
+        connect(plot->yAxis, qOverload<const QCPRange&>(&QCPAxis::rangeChanged), this,
+                [this, plot] { syncRanges(plot); });
+        connect(plot, &QCustomPlot::mouseMove, this,
+                [this, plot](QMouseEvent* e) { onHover(plot, e); });
+        mapsLayout->addWidget(plot, 1);
+        if (i == 1) {
+            m_mass = makePlot(mapsRow, QStringLiteral("massLostPlot"));
+            m_mass->setMaximumWidth(110);
+            m_mass->setMinimumWidth(80);
+            m_mass->plotLayout()->insertRow(0);
+            m_mass->plotLayout()->addElement(0, 0, new QCPTextElement(m_mass, tr("mass lost")));
+            m_mass->yAxis->setRangeReversed(true);
+            m_mass->yAxis->setTickLabels(false);
+            m_mass->xAxis->setTicker(QSharedPointer<QCPAxisTickerFixed>(new QCPAxisTickerFixed));
+            m_mass->xAxis->setLabel(tr("1 \u2212 \u03a3 kept p"));
+            m_massBars = new QCPBars(m_mass->yAxis, m_mass->xAxis);
+            m_massBars->setWidth(0.9);
+            m_massBars->setPen(Qt::NoPen);
+            m_massBars->setBrush(QColor(0xD5, 0x5E, 0x00));
+            auto* massGroup = new QCPMarginGroup(m_mass);
+            m_mass->axisRect()->setMarginGroup(QCP::msBottom | QCP::msTop, massGroup);
+            m_mass->setToolTip(tr("Attention mass of the exact distribution on evicted keys, per "
+                                  "probe query"));
+            mapsLayout->addWidget(m_mass);
+        }
+    }
+    splitter->addWidget(m_grid);
+    splitter->addWidget(mapsRow);
+    splitter->setStretchFactor(0, 2);
+    splitter->setStretchFactor(1, 3);
+    layout->addWidget(splitter, 1);
+
+    m_readout = new QLabel(this);
+    m_readout->setObjectName(QStringLiteral("attentionReadout"));
+    m_readout->setTextInteractionFlags(Qt::TextSelectableByMouse);
+    m_readout->setSizePolicy(QSizePolicy::Ignored, QSizePolicy::Preferred);
+    m_readout->setText(tr("Hover a map for the query, key and weight."));
+    layout->addWidget(m_readout);
+
+    connect(m_modeBox, qOverload<int>(&QComboBox::currentIndexChanged), this,
+            [this](int i) { setMode(static_cast<Mode>(i)); });
+    connect(m_paletteBox, qOverload<int>(&QComboBox::currentIndexChanged), this,
+            [this](int i) { setPalette(static_cast<Palette>(i)); });
+    applyTheme();
+    clear(tr("Load a model and pick a scheme to see attention maps."));
+}
+
+void AttentionView::applyTheme() {
+    applyPlotTheme(m_grid);
+    for (QCustomPlot* p : m_maps)
+        applyPlotTheme(p);
+    applyPlotTheme(m_mass);
+    m_grid->replot();
+    for (QCustomPlot* p : m_maps)
+        p->replot();
+    m_mass->replot();
+}
+
+void AttentionView::clear(const QString& placeholder) {
+    m_data.reset();
+    for (QCPColorMap* t : m_thumbs)
+        m_grid->removePlottable(t);
+    m_thumbs.clear();
+    m_gridMark->setVisible(false);
+    setPlotPlaceholder(m_grid, placeholder);
+    for (std::size_t i = 0; i < 3; ++i) {
+        m_colorMaps[i]->data()->clear();
+        m_cursor[i]->setVisible(false);
+        m_maps[i]->replot();
+    }
+    m_massBars->data()->clear();
+    m_mass->replot();
+    m_grid->replot();
+    m_title->setText(tr("Attention"));
+}
+
+void AttentionView::setData(std::shared_ptr<const AnalysisData> analysis, int runIndex) {
+    if (!analysis || analysis->runs.empty() || runIndex < 0 ||
+        runIndex >= static_cast<int>(analysis->runs.size())) {
+        clear(tr("No results yet."));
+        return;
+    }
+    const bool shapeChanged = !m_data || m_data->layers != analysis->layers ||
+                              m_data->heads != analysis->heads ||
+                              m_data->contextTokens != analysis->contextTokens ||
+                              m_data->probeTokens != analysis->probeTokens;
+    m_data = std::move(analysis);
+    m_run = runIndex;
+    m_layer = std::clamp(m_layer, 0, m_data->layers - 1);
+    m_head = std::clamp(m_head, 0, m_data->heads - 1);
+    setPlotPlaceholder(m_grid, QString());
+    rebuildGrid();
+    rebuildMaps();
+    if (shapeChanged) {
+        for (QCustomPlot* p : m_maps) {
+            p->xAxis->setRange(-0.5, m_data->contextTokens - 0.5);
+            p->yAxis->setRange(-0.5, m_data->probeTokens - 0.5);
+        }
+        m_mass->yAxis->setRange(-0.5, m_data->probeTokens - 0.5);
+    }
+    updateVisibility();
+}
+
+const HeadMetrics* AttentionView::selectedMetrics() const {
+    if (!m_data)
+        return nullptr;
+    const SchemeRun& run = m_data->runs[static_cast<std::size_t>(m_run)];
+    const int g = m_data->groupSize();
+    const std::size_t index = static_cast<std::size_t>(m_layer * m_data->kvHeads + m_head / g);
+    if (index >= run.eval.heads.size())
+        return nullptr;
+    return &run.eval.heads[index];
+}
+
+void AttentionView::rebuildGrid() {
+    const SchemeRun& run = m_data->runs[static_cast<std::size_t>(m_run)];
+    const int nctx = m_data->contextTokens;
+    const int nprobe = m_data->probeTokens;
+    const int g = m_data->groupSize();
+    const double gapX = std::max(2.0, 0.12 * nctx);
+    const double gapY = std::max(2.0, 0.25 * nprobe);
+    const int total = m_data->layers * m_data->heads;
+    while (static_cast<int>(m_thumbs.size()) < total) {
+        auto* map = new QCPColorMap(m_grid->xAxis, m_grid->yAxis);
+        map->setInterpolate(false);
+        map->setTightBoundary(false);
+        m_thumbs.push_back(map);
+    }
+    while (static_cast<int>(m_thumbs.size()) > total) {
+        m_grid->removePlottable(m_thumbs.back());
+        m_thumbs.pop_back();
+    }
+    const QCPColorGradient sequential =
+        m_palette == Palette::Viridis ? viridisGradient() : cividisGradient();
+    QSharedPointer<QCPAxisTickerText> xt(new QCPAxisTickerText);
+    QSharedPointer<QCPAxisTickerText> yt(new QCPAxisTickerText);
+    for (int l = 0; l < m_data->layers; ++l)
+        yt->addTick(l * (nprobe + gapY) + nprobe / 2.0, QStringLiteral("L%1").arg(l));
+    for (int h = 0; h < m_data->heads; ++h)
+        xt->addTick(h * (nctx + gapX) + nctx / 2.0,
+                    g > 1 ? QStringLiteral("H%1 (kv %2)").arg(h).arg(h / g)
+                          : QStringLiteral("H%1").arg(h));
+    m_grid->xAxis->setTicker(xt);
+    m_grid->yAxis->setTicker(yt);
+    for (int l = 0; l < m_data->layers; ++l) {
+        for (int h = 0; h < m_data->heads; ++h) {
+            QCPColorMap* map = m_thumbs[static_cast<std::size_t>(l * m_data->heads + h)];
+            const std::size_t kv = static_cast<std::size_t>(l * m_data->kvHeads + h / g);
+            const std::size_t j = static_cast<std::size_t>(h % g);
+            const Matrix* m = nullptr;
+            bool diverging = false;
+            if (kv < run.eval.heads.size()) {
+                const HeadMetrics& hm = run.eval.heads[kv];
+                if (m_mode == Mode::Exact && j < hm.exactMap.size())
+                    m = &hm.exactMap[j];
+                else if (m_mode == Mode::Difference && kv < run.maps.size() &&
+                         j < run.maps[kv].difference.size()) {
+                    m = &run.maps[kv].difference[j];
+                    diverging = true;
+                } else if (j < hm.compressedMap.size())
+                    m = &hm.compressedMap[j];
+            }
+            QCPColorMapData* cells = map->data();
+            if (!m || m->size() == 0) {
+                cells->clear();
+                continue;
+            }
+            const int rows = static_cast<int>(m->rows());
+            const int cols = static_cast<int>(m->cols());
+            const double x0 = h * (nctx + gapX);
+            const double y0 = l * (nprobe + gapY);
+            cells->setSize(cols, rows);
+            cells->setRange(QCPRange(x0, x0 + cols - 1), QCPRange(y0, y0 + rows - 1));
+            for (int r = 0; r < rows; ++r)
+                for (int c = 0; c < cols; ++c)
+                    cells->setCell(c, r, static_cast<double>((*m)(r, c)));
+            if (diverging) {
+                const double a = std::max(matrixAbsMax(*m), 1e-12);
+                map->setGradient(divergingGradient());
+                map->setDataRange(QCPRange(-a, a));
+            } else {
+                map->setGradient(sequential);
+                map->setDataRange(QCPRange(0.0, std::max(matrixMax(*m), 1e-12)));
+            }
+        }
+    }
+    m_grid->xAxis->setRange(-gapX / 2, m_data->heads * (nctx + gapX) - gapX / 2);
+    m_grid->yAxis->setRange(-gapY / 2, m_data->layers * (nprobe + gapY) - gapY / 2);
+    markGridSelection();
+}
+
+void AttentionView::markGridSelection() {
+    if (!m_data)
+        return;
+    const int nctx = m_data->contextTokens;
+    const int nprobe = m_data->probeTokens;
+    const double gapX = std::max(2.0, 0.12 * nctx);
+    const double gapY = std::max(2.0, 0.25 * nprobe);
+    const double x0 = m_head * (nctx + gapX);
+    const double y0 = m_layer * (nprobe + gapY);
+    m_gridMark->topLeft->setCoords(x0 - gapX / 3, y0 - gapY / 3);
+    m_gridMark->bottomRight->setCoords(x0 + nctx - 1 + gapX / 3, y0 + nprobe - 1 + gapY / 3);
+    m_gridMark->setVisible(true);
+    m_grid->replot(QCustomPlot::rpQueuedReplot);
+}
+
+void AttentionView::rebuildMaps() {
+    const SchemeRun& run = m_data->runs[static_cast<std::size_t>(m_run)];
+    const HeadMetrics* hm = selectedMetrics();
+    const int g = m_data->groupSize();
+    const std::size_t kv = static_cast<std::size_t>(m_layer * m_data->kvHeads + m_head / g);
+    const std::size_t j = static_cast<std::size_t>(m_head % g);
+    const Matrix* mats[3] = {nullptr, nullptr, nullptr};
+    if (hm && j < hm->exactMap.size())
+        mats[0] = &hm->exactMap[j];
+    if (hm && j < hm->compressedMap.size())
+        mats[1] = &hm->compressedMap[j];
+    if (kv < run.maps.size() && j < run.maps[kv].difference.size())
+        mats[2] = &run.maps[kv].difference[j];
+
+    const double top =
+        std::max({mats[0] ? matrixMax(*mats[0]) : 0.0, mats[1] ? matrixMax(*mats[1]) : 0.0, 1e-12});
+    const double diff = std::max(mats[2] ? matrixAbsMax(*mats[2]) : 0.0, 1e-12);
+    const QCPColorGradient sequential =
+        m_palette == Palette::Viridis ? viridisGradient() : cividisGradient();
+    const int axisWidth = std::max(100, m_maps[0]->width() - 120);
+    const int axisHeight = std::max(100, m_maps[0]->height() - 110);
+    const auto xTicker = tokenTicker(m_data->tokenTexts, 0, m_data->contextTokens, axisWidth, 16);
+    const auto yTicker =
+        tokenTicker(m_data->tokenTexts, m_data->contextTokens, m_data->probeTokens, axisHeight, 15);
+    // The y ticker labels rows 0.. with the probe tokens' absolute positions.
+    for (std::size_t i = 0; i < 3; ++i) {
+        QCPColorMapData* cells = m_colorMaps[i]->data();
+        const Matrix* m = mats[i];
+        m_maps[i]->xAxis->setTicker(xTicker);
+        m_maps[i]->yAxis->setTicker(yTicker);
+        if (!m || m->size() == 0) {
+            cells->clear();
+            continue;
+        }
+        const int rows = static_cast<int>(m->rows());
+        const int cols = static_cast<int>(m->cols());
+        cells->setSize(cols, rows);
+        cells->setRange(QCPRange(0, cols - 1), QCPRange(0, rows - 1));
+        for (int r = 0; r < rows; ++r)
+            for (int c = 0; c < cols; ++c)
+                cells->setCell(c, r, static_cast<double>((*m)(r, c)));
+        if (i == 2) {
+            m_colorMaps[i]->setGradient(divergingGradient());
+            m_colorMaps[i]->setDataRange(QCPRange(-diff, diff));
+        } else {
+            m_colorMaps[i]->setGradient(sequential);
+            m_colorMaps[i]->setDataRange(QCPRange(0.0, top));
+        }
+    }
+
+    // Evicted keys: hatched columns over the compressed map, one rectangle per run of evicted
+    // positions.
+    QCustomPlot* cmp = m_maps[1];
+    for (int i = cmp->itemCount() - 1; i >= 0; --i)
+        if (cmp->item(i)->property("kvsEvicted").toBool())
+            cmp->removeItem(i);
+    m_evictedMarks = 0;
+    if (kv < run.kept.size() && m_data->contextTokens > 0) {
+        std::vector<char> kept(static_cast<std::size_t>(m_data->contextTokens), 0);
+        for (std::int32_t p : run.kept[kv].positions)
+            if (p >= 0 && p < m_data->contextTokens)
+                kept[static_cast<std::size_t>(p)] = 1;
+        int start = -1;
+        for (int c = 0; c <= m_data->contextTokens; ++c) {
+            const bool evicted = c < m_data->contextTokens && !kept[static_cast<std::size_t>(c)];
+            if (evicted && start < 0)
+                start = c;
+            if (!evicted && start >= 0) {
+                auto* rect = new QCPItemRect(cmp);
+                rect->setProperty("kvsEvicted", true);
+                rect->topLeft->setCoords(start - 0.5, -0.5);
+                rect->bottomRight->setCoords(c - 0.5, m_data->probeTokens - 0.5);
+                rect->setPen(Qt::NoPen);
+                rect->setBrush(QBrush(QColor(0x80, 0x80, 0x80, 150), Qt::BDiagPattern));
+                rect->setLayer(QStringLiteral("main"));
+                ++m_evictedMarks;
+                start = -1;
+            }
+        }
+    }
+
+    QVector<double> keys;
+    QVector<double> values;
+    if (kv < run.maps.size() && j < run.maps[kv].rowMass.size()) {
+        const auto& mass = run.maps[kv].rowMass[j];
+        for (std::size_t r = 0; r < mass.size(); ++r) {
+            keys << static_cast<double>(r);
+            values << mass[r];
+        }
+    }
+    m_massBars->setData(keys, values, true);
+    const double massMax = values.isEmpty() ? 1.0 : *std::max_element(values.begin(), values.end());
+    m_mass->xAxis->setRange(0, std::max(0.05, massMax * 1.1));
+
+    QString title = tr("%1 \u2014 layer %2, head %3").arg(run.displayName).arg(m_layer).arg(m_head);
+    if (g > 1)
+        title += tr(" (KV head %1)").arg(m_head / g);
+    if (hm)
+        title += tr(": kept %1 of %2 keys, error %3, mass lost %4")
+                     .arg(hm->keptTokens)
+                     .arg(hm->contextTokens)
+                     .arg(hm->attentionError, 0, 'g', 3)
+                     .arg(hm->massLost, 0, 'g', 3);
+    m_title->setText(title);
+    for (QCustomPlot* p : m_maps)
+        p->replot(QCustomPlot::rpQueuedReplot);
+    m_mass->replot(QCustomPlot::rpQueuedReplot);
+}
+
+void AttentionView::updateVisibility() {
+    m_maps[0]->setVisible(m_mode == Mode::SideBySide || m_mode == Mode::Exact);
+    m_maps[1]->setVisible(m_mode == Mode::SideBySide || m_mode == Mode::Compressed);
+    m_mass->setVisible(m_mode == Mode::SideBySide || m_mode == Mode::Compressed);
+    m_maps[2]->setVisible(m_mode == Mode::SideBySide || m_mode == Mode::Difference);
+}
+
+void AttentionView::setSelection(int layer, int queryHead) {
+    if (!m_data) {
+        m_layer = std::max(0, layer);
+        m_head = std::max(0, queryHead);
+        return;
+    }
+    layer = std::clamp(layer, 0, m_data->layers - 1);
+    queryHead = std::clamp(queryHead, 0, m_data->heads - 1);
+    if (layer == m_layer && queryHead == m_head)
+        return;
+    m_layer = layer;
+    m_head = queryHead;
+    markGridSelection();
+    rebuildMaps();
+    emit selectionChanged(m_layer, m_head);
+}
+
+void AttentionView::setMode(Mode mode) {
+    m_mode = mode;
+    if (m_modeBox->currentIndex() != static_cast<int>(mode))
+        m_modeBox->setCurrentIndex(static_cast<int>(mode));
+    updateVisibility();
+    if (m_data) {
+        rebuildGrid();
+        m_grid->replot(QCustomPlot::rpQueuedReplot);
+    }
+}
+
+void AttentionView::setPalette(Palette palette) {
+    m_palette = palette;
+    if (m_paletteBox->currentIndex() != static_cast<int>(palette))
+        m_paletteBox->setCurrentIndex(static_cast<int>(palette));
+    if (m_data) {
+        rebuildGrid();
+        rebuildMaps();
+        m_grid->replot(QCustomPlot::rpQueuedReplot);
+    }
+}
+
+void AttentionView::syncRanges(QCustomPlot* source) {
+    if (m_syncing)
+        return;
+    m_syncing = true;
+    for (QCustomPlot* p : m_maps) {
+        if (p == source)
+            continue;
+        p->xAxis->setRange(source->xAxis->range());
+        p->yAxis->setRange(source->yAxis->range());
+        p->replot(QCustomPlot::rpQueuedReplot);
+    }
+    m_mass->yAxis->setRange(source->yAxis->range());
+    m_mass->replot(QCustomPlot::rpQueuedReplot);
+    m_syncing = false;
+}
+
+void AttentionView::onGridClick(QMouseEvent* event) {
+    if (!m_data)
+        return;
+    const double x = m_grid->xAxis->pixelToCoord(event->position().x());
+    const double y = m_grid->yAxis->pixelToCoord(event->position().y());
+    const int nctx = m_data->contextTokens;
+    const int nprobe = m_data->probeTokens;
+    const double gapX = std::max(2.0, 0.12 * nctx);
+    const double gapY = std::max(2.0, 0.25 * nprobe);
+    const int h = static_cast<int>(std::floor((x + gapX / 2) / (nctx + gapX)));
+    const int l = static_cast<int>(std::floor((y + gapY / 2) / (nprobe + gapY)));
+    if (h >= 0 && h < m_data->heads && l >= 0 && l < m_data->layers)
+        setSelection(l, h);
+}
+
+double AttentionView::cellValue(int which, int row, int key) const {
+    QCPColorMapData* cells = m_colorMaps[static_cast<std::size_t>(which)]->data();
+    if (row < 0 || key < 0 || key >= cells->keySize() || row >= cells->valueSize())
+        return std::nan("");
+    return cells->cell(key, row);
+}
+
+bool AttentionView::hoverCell(int row, int key) {
+    if (!m_data || row < 0 || key < 0 || row >= m_data->probeTokens ||
+        key >= m_data->contextTokens) {
+        for (QCPItemRect* c : m_cursor)
+            c->setVisible(false);
+        return false;
+    }
+    const SchemeRun& run = m_data->runs[static_cast<std::size_t>(m_run)];
+    const int g = m_data->groupSize();
+    const std::size_t kv = static_cast<std::size_t>(m_layer * m_data->kvHeads + m_head / g);
+    const int query = m_data->contextTokens + row;
+    QString keptText = tr("evicted");
+    if (kv < run.kept.size()) {
+        const auto& positions = run.kept[kv].positions;
+        const auto it = std::lower_bound(positions.begin(), positions.end(), key);
+        if (it != positions.end() && *it == key) {
+            const auto i = static_cast<std::size_t>(it - positions.begin());
+            const double w = i < run.kept[kv].weights.size() ? run.kept[kv].weights[i] : 1.0;
+            keptText = tr("kept, weight %1").arg(w, 0, 'g', 3);
+        }
+    }
+    const double e = cellValue(0, row, key);
+    const double c = cellValue(1, row, key);
+    const double d = cellValue(2, row, key);
+    const auto tokenText = [this](int t) {
+        return t < m_data->tokenTexts.size() ? tokenLabel(m_data->tokenTexts[t]) : QString();
+    };
+    m_readout->setText(tr("query %1 \u201c%2\u201d \u2192 key %3 \u201c%4\u201d: exact %5, "
+                          "compressed %6, difference %7 (%8)")
+                           .arg(query)
+                           .arg(tokenText(query))
+                           .arg(key)
+                           .arg(tokenText(key))
+                           .arg(e, 0, 'f', 4)
+                           .arg(c, 0, 'f', 4)
+                           .arg(d, 0, 'f', 4)
+                           .arg(keptText));
+    for (std::size_t i = 0; i < 3; ++i) {
+        m_cursor[i]->topLeft->setCoords(key - 0.5, row - 0.5);
+        m_cursor[i]->bottomRight->setCoords(key + 0.5, row + 0.5);
+        m_cursor[i]->setVisible(true);
+        m_maps[i]->replot(QCustomPlot::rpQueuedReplot);
+    }
+    return true;
+}
+
+void AttentionView::onHover(QCustomPlot* plot, QMouseEvent* event) {
+    const int key = static_cast<int>(std::lround(plot->xAxis->pixelToCoord(event->position().x())));
+    const int row = static_cast<int>(std::lround(plot->yAxis->pixelToCoord(event->position().y())));
+    hoverCell(row, key);
+}
+
+QString AttentionView::readoutText() const {
+    return m_readout->text();
+}
+
+CsvTable AttentionView::mapCsv(int which) const {
+    CsvTable t;
+    t.header = {QStringLiteral("layer"), QStringLiteral("query_head"),
+                QStringLiteral("query_position"), QStringLiteral("key_position"),
+                which == 2 ? QStringLiteral("probability_difference")
+                           : QStringLiteral("probability")};
+    QCPColorMapData* cells = m_colorMaps[static_cast<std::size_t>(which)]->data();
+    if (!m_data)
+        return t;
+    for (int r = 0; r < cells->valueSize(); ++r)
+        for (int c = 0; c < cells->keySize(); ++c)
+            t.rows.push_back({QString::number(m_layer), QString::number(m_head),
+                              QString::number(m_data->contextTokens + r), QString::number(c),
+                              QString::number(cells->cell(c, r), 'g', 8)});
+    return t;
+}
+
+CsvTable AttentionView::gridCsv() const {
+    CsvTable t;
+    t.header = {QStringLiteral("layer"),     QStringLiteral("query_head"),
+                QStringLiteral("kv_head"),   QStringLiteral("attention_error"),
+                QStringLiteral("mass_lost"), QStringLiteral("kept_tokens")};
+    if (!m_data)
+        return t;
+    const SchemeRun& run = m_data->runs[static_cast<std::size_t>(m_run)];
+    const int g = m_data->groupSize();
+    for (int l = 0; l < m_data->layers; ++l)
+        for (int h = 0; h < m_data->heads; ++h) {
+            const std::size_t kv = static_cast<std::size_t>(l * m_data->kvHeads + h / g);
+            if (kv >= run.eval.heads.size())
+                continue;
+            const HeadMetrics& hm = run.eval.heads[kv];
+            t.rows.push_back({QString::number(l), QString::number(h), QString::number(h / g),
+                              QString::number(hm.attentionError, 'g', 8),
+                              QString::number(hm.massLost, 'g', 8),
+                              QString::number(hm.keptTokens)});
+        }
+    return t;
+}
+
+CsvTable AttentionView::massCsv() const {
+    CsvTable t;
+    t.header = {QStringLiteral("query_position"), QStringLiteral("mass_lost")};
+    if (!m_data)
+        return t;
+    for (auto it = m_massBars->data()->constBegin(); it != m_massBars->data()->constEnd(); ++it)
+        t.rows.push_back({QString::number(m_data->contextTokens + static_cast<int>(it->key)),
+                          QString::number(it->value, 'g', 8)});
+    return t;
+}
+
+std::vector<ChartHandle> AttentionView::charts() const {
+    return {{QStringLiteral("attention_grid"), m_grid, [this] { return gridCsv(); }},
+            {QStringLiteral("attention_exact"), m_maps[0], [this] { return mapCsv(0); }},
+            {QStringLiteral("attention_compressed"), m_maps[1], [this] { return mapCsv(1); }},
+            {QStringLiteral("attention_difference"), m_maps[2], [this] { return mapCsv(2); }},
+            {QStringLiteral("attention_mass_lost"), m_mass, [this] { return massCsv(); }}};
+}
+
+} // namespace kvs::views

@@ -1,0 +1,98 @@
+// SPDX-License-Identifier: MIT
+// The Attention view: a layer × head grid of thumbnail maps and, for the chosen head, the exact,
+// compressed and difference maps (probe queries × context keys) with token labels, synced zoom
+// and hover, evicted keys hatched and the attention mass lost per query row. Every map is one
+// QCPColorMap image; it draws an AnalysisData and computes nothing.
+#pragma once
+
+#include "analysis_data.h"
+#include "chart_export.h"
+
+#include <QWidget>
+#include <memory>
+
+class QCheckBox;
+class QComboBox;
+class QCustomPlot;
+class QCPColorMap;
+class QCPColorScale;
+class QCPBars;
+class QCPItemRect;
+class QLabel;
+
+namespace kvs::views {
+
+class AttentionView : public QWidget {
+    Q_OBJECT
+public:
+    enum class Mode { SideBySide, Exact, Compressed, Difference };
+    enum class Palette { Viridis, Cividis };
+
+    explicit AttentionView(QWidget* parent = nullptr);
+
+    // Draws run `runIndex` of `data` (kept; may be null to clear). The selection is kept when it
+    // still exists.
+    void setData(std::shared_ptr<const AnalysisData> data, int runIndex);
+    void clear(const QString& placeholder);
+    void setSelection(int layer, int queryHead);
+    int selectedLayer() const { return m_layer; }
+    int selectedHead() const { return m_head; }
+    void setMode(Mode mode);
+    Mode mode() const { return m_mode; }
+    void setPalette(Palette palette);
+
+    // Shows the readout for (probe row, context key) as a hover would; false when outside.
+    bool hoverCell(int row, int key);
+    QString readoutText() const;
+    // The value drawn in the large map of `which` (0 exact, 1 compressed, 2 difference).
+    double cellValue(int which, int row, int key) const;
+    int evictedMarkCount() const { return m_evictedMarks; }
+    std::vector<ChartHandle> charts() const;
+    QCustomPlot* gridPlot() const { return m_grid; }
+    QCustomPlot* mapPlot(int which) const { return m_maps[static_cast<std::size_t>(which)]; }
+    void applyTheme();
+
+signals:
+    void selectionChanged(int layer, int queryHead);
+
+private:
+    void rebuildGrid();
+    void rebuildMaps();
+    void updateVisibility();
+    void syncRanges(QCustomPlot* source);
+    void onHover(QCustomPlot* plot, QMouseEvent* event);
+    void onGridClick(QMouseEvent* event);
+    void markGridSelection();
+    const HeadMetrics* selectedMetrics() const;
+    CsvTable mapCsv(int which) const;
+    CsvTable gridCsv() const;
+    CsvTable massCsv() const;
+
+    std::shared_ptr<const AnalysisData> m_data;
+    int m_run = 0;
+    int m_layer = 0;
+    int m_head = 0;
+    Mode m_mode = Mode::SideBySide;
+    Palette m_palette = Palette::Viridis;
+    bool m_syncing = false;
+    int m_evictedMarks = 0;
+
+    QComboBox* m_modeBox = nullptr;
+    QComboBox* m_paletteBox = nullptr;
+    QLabel* m_title = nullptr;
+    QLabel* m_readout = nullptr;
+    QCustomPlot* m_grid = nullptr;
+    QCPItemRect* m_gridMark = nullptr;
+    std::array<QCustomPlot*, 3> m_maps{};
+    std::array<QCPColorMap*, 3> m_colorMaps{};
+    std::array<QCPColorScale*, 3> m_scales{};
+    std::array<QCPItemRect*, 3> m_cursor{};
+    QCustomPlot* m_mass = nullptr;
+    QCPBars* m_massBars = nullptr;
+    std::vector<QCPColorMap*> m_thumbs;
+};
+
+// Display text of a token for axis labels: spaces as "␣", newlines as "↵", clipped.
+QString tokenLabel(const QString& text);
+
+} // namespace kvs::views

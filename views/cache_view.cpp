@@ -1,0 +1,265 @@
+// SPDX-License-Identifier: MIT
+// The Cache view.
+#include "cache_view.h"
+
+#include "plot_style.h"
+
+#include <QHBoxLayout>
+#include <QHeaderView>
+#include <QLabel>
+#include <QSplitter>
+#include <QTableWidget>
+#include <QVBoxLayout>
+#include <qcustomplot.h>
+
+namespace kvs::views {
+
+namespace {
+
+QString kib(double bytes) {
+    return bytes >= 1024.0 * 1024.0 ? QStringLiteral("%1 MiB").arg(bytes / 1048576.0, 0, 'f', 2)
+                                    : QStringLiteral("%1 KiB").arg(bytes / 1024.0, 0, 'f', 1);
+}
+
+} // namespace
+
+CacheView::CacheView(QWidget* parent) : QWidget(parent) {
+    setObjectName(QStringLiteral("cacheView"));
+    auto* layout = new QVBoxLayout(this);
+    layout->setContentsMargins(4, 4, 4, 4);
+    m_totals = new QLabel(this);
+    m_totals->setObjectName(QStringLiteral("cacheTotals"));
+    m_totals->setTextInteractionFlags(Qt::TextSelectableByMouse);
+    m_totals->setWordWrap(true);
+    layout->addWidget(m_totals);
+
+    auto* split = new QSplitter(Qt::Vertical, this);
+    m_bars = new QCustomPlot(split);
+    m_bars->setObjectName(QStringLiteral("cacheBars"));
+    m_bars->setBufferDevicePixelRatio(m_bars->devicePixelRatioF());
+    m_bars->xAxis->setLabel(tr("layer / KV head"));
+    m_bars->yAxis->setLabel(tr("bytes of the compressed context cache"));
+    m_keys = new QCPBars(m_bars->xAxis, m_bars->yAxis);
+    m_values = new QCPBars(m_bars->xAxis, m_bars->yAxis);
+    m_meta = new QCPBars(m_bars->xAxis, m_bars->yAxis);
+    const std::array<QCPBars*, 3> stack = {m_keys, m_values, m_meta};
+    const std::array<QString, 3> names = {tr("keys"), tr("values"), tr("metadata")};
+    for (std::size_t i = 0; i < 3; ++i) {
+        stack[i]->setName(names[i]);
+        stack[i]->setPen(Qt::NoPen);
+        stack[i]->setBrush(categoricalColor(static_cast<int>(i)));
+        stack[i]->setWidth(0.75);
+    }
+    m_values->moveAbove(m_keys);
+    m_meta->moveAbove(m_values);
+    m_fp16 = m_bars->addGraph();
+    m_fp16->setName(tr("fp16 baseline"));
+    m_fp16->setLineStyle(QCPGraph::lsNone);
+    m_fp16->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssPeace, 0));
+    QPen fp16Pen(QColor(0xD5, 0x5E, 0x00), 2);
+    m_fp16->setPen(fp16Pen);
+    m_fp16->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssPlus, fp16Pen, Qt::NoBrush, 14));
+    m_bars->legend->setVisible(true);
+    m_bars->axisRect()->insetLayout()->setInsetAlignment(0, Qt::AlignTop | Qt::AlignRight);
+
+    auto* bottom = new QWidget(split);
+    auto* bottomLayout = new QHBoxLayout(bottom);
+    bottomLayout->setContentsMargins(0, 0, 0, 0);
+    m_grid = new QCustomPlot(bottom);
+    m_grid->setObjectName(QStringLiteral("cacheErrorGrid"));
+    m_grid->setBufferDevicePixelRatio(m_grid->devicePixelRatioF());
+    m_grid->plotLayout()->insertRow(0);
+    m_grid->plotLayout()->addElement(
+        0, 0, new QCPTextElement(m_grid, tr("attention output error per layer and KV head")));
+    m_grid->xAxis->setLabel(tr("KV head"));
+    m_grid->yAxis->setLabel(tr("layer"));
+    m_grid->yAxis->setRangeReversed(true);
+    m_grid->xAxis->grid()->setVisible(false);
+    m_grid->yAxis->grid()->setVisible(false);
+    m_heat = new QCPColorMap(m_grid->xAxis, m_grid->yAxis);
+    m_heat->setInterpolate(false);
+    m_heat->setTightBoundary(false);
+    m_heat->setGradient(viridisGradient());
+    auto* scale = new QCPColorScale(m_grid);
+    m_grid->plotLayout()->addElement(1, 1, scale);
+    scale->setBarWidth(10);
+    m_heat->setColorScale(scale);
+    m_heat->setGradient(viridisGradient()); // after setColorScale, which imposes the scale's
+    m_table = new QTableWidget(bottom);
+    m_table->setObjectName(QStringLiteral("cacheTotalsTable"));
+    m_table->setColumnCount(6);
+    m_table->setHorizontalHeaderLabels(
+        {tr("keys"), tr("values"), tr("metadata"), tr("total"), tr("fp16"), tr("of fp16")});
+    m_table->horizontalHeader()->setSectionResizeMode(QHeaderView::ResizeToContents);
+    m_table->setEditTriggers(QAbstractItemView::NoEditTriggers);
+    bottomLayout->addWidget(m_grid, 1);
+    bottomLayout->addWidget(m_table, 1);
+    split->addWidget(m_bars);
+    split->addWidget(bottom);
+    split->setStretchFactor(0, 3);
+    split->setStretchFactor(1, 2);
+    layout->addWidget(split, 1);
+    applyTheme();
+    clear(tr("Cache usage appears once a scheme has been evaluated."));
+}
+
+void CacheView::applyTheme() {
+    applyPlotTheme(m_bars);
+    applyPlotTheme(m_grid);
+    m_bars->replot();
+    m_grid->replot();
+}
+
+void CacheView::clear(const QString& placeholder) {
+    m_data.reset();
+    for (QCPBars* b : {m_keys, m_values, m_meta})
+        b->data()->clear();
+    m_fp16->data()->clear();
+    m_heat->data()->clear();
+    m_table->setRowCount(0);
+    m_totals->setText(placeholder);
+    setPlotPlaceholder(m_bars, placeholder);
+    m_bars->replot();
+    m_grid->replot();
+}
+
+void CacheView::setData(std::shared_ptr<const AnalysisData> analysis, int runIndex) {
+    if (!analysis || runIndex < 0 || runIndex >= static_cast<int>(analysis->runs.size())) {
+        clear(tr("No results yet."));
+        return;
+    }
+    m_data = std::move(analysis);
+    m_run = runIndex;
+    setPlotPlaceholder(m_bars, QString());
+    const SchemeRun& run = m_data->runs[static_cast<std::size_t>(m_run)];
+    const auto& heads = run.eval.heads;
+    QVector<double> x;
+    QVector<double> k;
+    QVector<double> v;
+    QVector<double> m;
+    QVector<double> f;
+    QSharedPointer<QCPAxisTickerText> ticker(new QCPAxisTickerText);
+    const int stride = std::max(1, static_cast<int>(heads.size()) / 32);
+    double top = 0;
+    for (std::size_t i = 0; i < heads.size(); ++i) {
+        const HeadMetrics& h = heads[i];
+        x << static_cast<double>(i);
+        k << static_cast<double>(h.bytes.keys);
+        v << static_cast<double>(h.bytes.values);
+        m << static_cast<double>(h.bytes.metadata);
+        f << static_cast<double>(h.fp16Bytes);
+        top =
+            std::max({top, static_cast<double>(h.bytes.total()), static_cast<double>(h.fp16Bytes)});
+        if (static_cast<int>(i) % stride == 0)
+            ticker->addTick(static_cast<double>(i),
+                            QStringLiteral("L%1/%2").arg(h.layer).arg(h.kvHead));
+    }
+    m_keys->setData(x, k, true);
+    m_values->setData(x, v, true);
+    m_meta->setData(x, m, true);
+    m_fp16->setData(x, f, true);
+    m_bars->xAxis->setTicker(ticker);
+    m_bars->xAxis->setTickLabelRotation(heads.size() > 16 ? 60 : 0);
+    m_bars->xAxis->setRange(-0.7, static_cast<double>(heads.size()) - 0.3);
+    m_bars->yAxis->setRange(0, top * 1.15);
+    m_bars->replot(QCustomPlot::rpQueuedReplot);
+
+    // Heat grid of the error.
+    QCPColorMapData* grid = m_heat->data();
+    grid->setSize(m_data->kvHeads, m_data->layers);
+    grid->setRange(QCPRange(0, m_data->kvHeads - 1), QCPRange(0, m_data->layers - 1));
+    double errMax = 1e-12;
+    for (const HeadMetrics& h : heads) {
+        grid->setCell(h.kvHead, h.layer, h.attentionError);
+        errMax = std::max(errMax, h.attentionError);
+    }
+    m_heat->setDataRange(QCPRange(0, errMax));
+    QSharedPointer<QCPAxisTickerFixed> fixed(new QCPAxisTickerFixed);
+    fixed->setTickStep(1.0);
+    fixed->setScaleStrategy(QCPAxisTickerFixed::ssMultiples);
+    m_grid->xAxis->setTicker(fixed);
+    m_grid->yAxis->setTicker(fixed);
+    m_grid->xAxis->setRange(-0.5, m_data->kvHeads - 0.5);
+    m_grid->yAxis->setRange(-0.5, m_data->layers - 0.5);
+    m_grid->replot(QCustomPlot::rpQueuedReplot);
+
+    // Totals per layer and for the model.
+    m_table->setRowCount(m_data->layers + 1);
+    QStringList rowNames;
+    for (int l = 0; l <= m_data->layers; ++l) {
+        CacheBytes b;
+        std::size_t fp16 = 0;
+        for (const HeadMetrics& h : heads)
+            if (l == m_data->layers || h.layer == l) {
+                b += h.bytes;
+                fp16 += h.fp16Bytes;
+            }
+        rowNames << (l == m_data->layers ? tr("model") : tr("layer %1").arg(l));
+        const QStringList cells = {
+            QString::number(static_cast<qulonglong>(b.keys)),
+            QString::number(static_cast<qulonglong>(b.values)),
+            QString::number(static_cast<qulonglong>(b.metadata)),
+            QString::number(static_cast<qulonglong>(b.total())),
+            QString::number(static_cast<qulonglong>(fp16)),
+            QStringLiteral("%1%").arg(
+                fp16 ? 100.0 * static_cast<double>(b.total()) / static_cast<double>(fp16) : 0.0, 0,
+                'f', 1)};
+        for (int c = 0; c < cells.size(); ++c) {
+            auto* item = new QTableWidgetItem(cells[c]);
+            item->setTextAlignment(Qt::AlignRight | Qt::AlignVCenter);
+            m_table->setItem(l, c, item);
+        }
+    }
+    m_table->setVerticalHeaderLabels(rowNames);
+    const CacheBytes& total = run.eval.bytes;
+    m_totals->setText(
+        tr("%1: %2 of %3 fp16 (%4%) \u2014 keys %5, values %6, metadata %7 (bytes counted at the "
+           "stored precision)")
+            .arg(run.displayName, kib(static_cast<double>(total.total())),
+                 kib(static_cast<double>(run.eval.fp16Bytes)))
+            .arg(100.0 * run.eval.memoryFraction, 0, 'f', 1)
+            .arg(kib(static_cast<double>(total.keys)), kib(static_cast<double>(total.values)),
+                 kib(static_cast<double>(total.metadata))));
+}
+
+QString CacheView::totalsText() const {
+    return m_totals->text();
+}
+
+CsvTable CacheView::barsCsv() const {
+    CsvTable t;
+    t.header = {QStringLiteral("layer"),          QStringLiteral("kv_head"),
+                QStringLiteral("keys_bytes"),     QStringLiteral("values_bytes"),
+                QStringLiteral("metadata_bytes"), QStringLiteral("total_bytes"),
+                QStringLiteral("fp16_bytes"),     QStringLiteral("kept_tokens")};
+    if (!m_data)
+        return t;
+    for (const HeadMetrics& h : m_data->runs[static_cast<std::size_t>(m_run)].eval.heads)
+        t.rows.push_back({QString::number(h.layer), QString::number(h.kvHead),
+                          QString::number(static_cast<qulonglong>(h.bytes.keys)),
+                          QString::number(static_cast<qulonglong>(h.bytes.values)),
+                          QString::number(static_cast<qulonglong>(h.bytes.metadata)),
+                          QString::number(static_cast<qulonglong>(h.bytes.total())),
+                          QString::number(static_cast<qulonglong>(h.fp16Bytes)),
+                          QString::number(h.keptTokens)});
+    return t;
+}
+
+CsvTable CacheView::gridCsv() const {
+    CsvTable t;
+    t.header = {QStringLiteral("layer"), QStringLiteral("kv_head"),
+                QStringLiteral("attention_error")};
+    if (!m_data)
+        return t;
+    for (const HeadMetrics& h : m_data->runs[static_cast<std::size_t>(m_run)].eval.heads)
+        t.rows.push_back({QString::number(h.layer), QString::number(h.kvHead),
+                          QString::number(h.attentionError, 'g', 8)});
+    return t;
+}
+
+std::vector<ChartHandle> CacheView::charts() const {
+    return {{QStringLiteral("cache_bytes"), m_bars, [this] { return barsCsv(); }},
+            {QStringLiteral("cache_error_grid"), m_grid, [this] { return gridCsv(); }}};
+}
+
+} // namespace kvs::views

@@ -1,0 +1,51 @@
+// SPDX-License-Identifier: MIT
+// The Cache view: per-head cache bytes stacked by keys / values / metadata against the fp16
+// baseline, a layer × KV head heat grid of the attention error, and totals per layer and model.
+#pragma once
+
+#include "analysis_data.h"
+#include "chart_export.h"
+
+#include <QWidget>
+#include <memory>
+
+class QCustomPlot;
+class QCPBars;
+class QCPGraph;
+class QCPColorMap;
+class QLabel;
+class QTableWidget;
+
+namespace kvs::views {
+
+class CacheView : public QWidget {
+    Q_OBJECT
+public:
+    explicit CacheView(QWidget* parent = nullptr);
+    void setData(std::shared_ptr<const AnalysisData> data, int runIndex);
+    void clear(const QString& placeholder);
+    QString totalsText() const;
+    // The totals table: rows per layer + one for the model; columns keys, values, metadata,
+    // total, fp16, fraction.
+    QTableWidget* totalsTable() const { return m_table; }
+    std::vector<ChartHandle> charts() const;
+    void applyTheme();
+
+private:
+    CsvTable barsCsv() const;
+    CsvTable gridCsv() const;
+
+    std::shared_ptr<const AnalysisData> m_data;
+    int m_run = 0;
+    QLabel* m_totals = nullptr;
+    QCustomPlot* m_bars = nullptr;
+    QCPBars* m_keys = nullptr;
+    QCPBars* m_values = nullptr;
+    QCPBars* m_meta = nullptr;
+    QCPGraph* m_fp16 = nullptr;
+    QCustomPlot* m_grid = nullptr;
+    QCPColorMap* m_heat = nullptr;
+    QTableWidget* m_table = nullptr;
+};
+
+} // namespace kvs::views

@@ -1,0 +1,31 @@
+// SPDX-License-Identifier: MIT
+// The studio's chart style: perceptual, colour-blind-safe colour maps (viridis, cividis and a
+// diverging blue-white-red map centred at zero; QCustomPlot 2.1 has none of them), the Okabe-Ito
+// categorical palette with a marker and dash per series, and light/dark plot themes that follow
+// the application palette while data colours stay fixed.
+#pragma once
+
+#include <QColor>
+#include <qcustomplot.h>
+
+namespace kvs::views {
+
+QCPColorGradient viridisGradient();
+QCPColorGradient cividisGradient();
+// Blue (negative) → near-white (0) → red (positive); use with symmetric data ranges.
+QCPColorGradient divergingGradient();
+
+// Okabe-Ito, black moved last; never interpolated.
+QColor categoricalColor(int index);
+QCPScatterStyle::ScatterShape categoricalShape(int index);
+Qt::PenStyle categoricalDash(int index);
+
+// Plot colours for the current application theme (dark when the window background is dark), or
+// the light theme when `forceLight` (exports: papers are white).
+void applyPlotTheme(QCustomPlot* plot, bool forceLight = false);
+bool isDarkPalette();
+
+// A message drawn in the middle of an empty plot ("Load a model…").
+void setPlotPlaceholder(QCustomPlot* plot, const QString& text);
+
+} // namespace kvs::views

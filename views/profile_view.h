@@ -1,0 +1,49 @@
+// SPDX-License-Identifier: MIT
+// The Profile view: the probe attention's per-dispatch timings (a sortable table and bars),
+// achieved GB/s against the device's measured bandwidth, the CPU time of compression, and a
+// plain statement of what the device is (a CPU emulation such as lavapipe is labelled as one).
+#pragma once
+
+#include "analysis_data.h"
+#include "chart_export.h"
+
+#include <QWidget>
+#include <memory>
+
+class QCustomPlot;
+class QCPBars;
+class QLabel;
+class QTableWidget;
+
+namespace kvs::views {
+
+class ProfileView : public QWidget {
+    Q_OBJECT
+public:
+    explicit ProfileView(QWidget* parent = nullptr);
+    void setData(std::shared_ptr<const AnalysisData> data, int runIndex);
+    void setBaseline(std::shared_ptr<const AnalysisData> baseline, int runIndex);
+    void clear(const QString& placeholder);
+    QString deviceText() const;
+    QString summaryText() const;
+    QTableWidget* table() const { return m_table; }
+    std::vector<ChartHandle> charts() const;
+    void applyTheme();
+
+private:
+    void rebuild();
+    CsvTable csv() const;
+
+    std::shared_ptr<const AnalysisData> m_data;
+    int m_run = 0;
+    std::shared_ptr<const AnalysisData> m_baseline;
+    int m_baselineRun = 0;
+    QLabel* m_device = nullptr;
+    QLabel* m_summary = nullptr;
+    QTableWidget* m_table = nullptr;
+    QCustomPlot* m_plot = nullptr;
+    QCPBars* m_bars = nullptr;
+    QCPBars* m_baselineBars = nullptr;
+};
+
+} // namespace kvs::views

@@ -1,0 +1,326 @@
+// SPDX-License-Identifier: MIT
+// The Trade-offs view.
+#include "tradeoff_view.h"
+
+#include "plot_style.h"
+
+#include "kvs/sweep.h"
+
+#include <QComboBox>
+#include <QHBoxLayout>
+#include <QLabel>
+#include <QVBoxLayout>
+#include <cmath>
+#include <limits>
+#include <qcustomplot.h>
+
+namespace kvs::views {
+
+namespace {
+
+bool plottable(double x, double y) {
+    return std::isfinite(x) && std::isfinite(y) && x > 0 && y > 0;
+}
+
+// Log axes cannot show 0: errors of exactly zero (keep everything) sit at this floor.
+constexpr double kFloor = 1e-7;
+
+} // namespace
+
+TradeoffView::TradeoffView(QWidget* parent) : QWidget(parent) {
+    setObjectName(QStringLiteral("tradeoffView"));
+    auto* layout = new QVBoxLayout(this);
+    layout->setContentsMargins(4, 4, 4, 4);
+    auto* bar = new QHBoxLayout;
+    m_metric = new QComboBox(this);
+    m_metric->setObjectName(QStringLiteral("tradeoffMetric"));
+    for (Metric m : {Metric::AttentionError, Metric::LogitError, Metric::NextTokenKl,
+                     Metric::PerplexityChange, Metric::MassLost})
+        m_metric->addItem(metricName(m), static_cast<int>(m));
+    m_metric->setToolTip(tr("What to plot against the bytes of the compressed cache"));
+    m_summary = new QLabel(this);
+    m_summary->setObjectName(QStringLiteral("tradeoffSummary"));
+    m_summary->setWordWrap(true);
+    m_status = new QLabel(this);
+    m_status->setObjectName(QStringLiteral("tradeoffStatus"));
+    bar->addWidget(new QLabel(tr("Error metric"), this));
+    bar->addWidget(m_metric);
+    bar->addWidget(m_status);
+    bar->addStretch(1);
+    layout->addLayout(bar);
+
+    m_plot = new QCustomPlot(this);
+    m_plot->setObjectName(QStringLiteral("tradeoffPlot"));
+    m_plot->setBufferDevicePixelRatio(m_plot->devicePixelRatioF());
+    m_plot->xAxis->setScaleType(QCPAxis::stLogarithmic);
+    m_plot->yAxis->setScaleType(QCPAxis::stLogarithmic);
+    m_plot->xAxis->setTicker(QSharedPointer<QCPAxisTickerLog>(new QCPAxisTickerLog));
+    m_plot->yAxis->setTicker(QSharedPointer<QCPAxisTickerLog>(new QCPAxisTickerLog));
+    m_plot->xAxis->setLabel(tr("compressed cache (bytes, all layers and heads)"));
+    m_plot->legend->setVisible(true);
+    m_plot->axisRect()->insetLayout()->setInsetAlignment(0, Qt::AlignBottom | Qt::AlignLeft);
+    m_plot->setToolTip(tr("Click or drag along a curve to move that scheme's current setting"));
+    connect(m_plot, &QCustomPlot::mousePress, this, [this](QMouseEvent* e) {
+        m_dragging = e->button() == Qt::LeftButton;
+        if (m_dragging)
+            pickAt(e);
+    });
+    connect(m_plot, &QCustomPlot::mouseMove, this, [this](QMouseEvent* e) {
+        if (m_dragging && (e->buttons() & Qt::LeftButton))
+            pickAt(e);
+    });
+    connect(m_plot, &QCustomPlot::mouseRelease, this, [this](QMouseEvent*) { m_dragging = false; });
+    layout->addWidget(m_plot, 1);
+    layout->addWidget(m_summary);
+    connect(m_metric, qOverload<int>(&QComboBox::currentIndexChanged), this, [this] { rebuild(); });
+    applyTheme();
+    clear(tr("Trade-off curves appear once a scheme has been swept."));
+}
+
+void TradeoffView::applyTheme() {
+    applyPlotTheme(m_plot);
+    m_plot->replot();
+}
+
+void TradeoffView::setStatusText(const QString& text) {
+    m_status->setText(text);
+}
+
+void TradeoffView::clear(const QString& placeholder) {
+    m_sweeps.reset();
+    m_current.reset();
+    m_plot->clearGraphs();
+    m_plot->clearPlottables();
+    m_currentPoints.clear();
+    m_paretoCount = 0;
+    setPlotPlaceholder(m_plot, placeholder);
+    m_plot->replot();
+    m_summary->clear();
+}
+
+void TradeoffView::setCurves(std::shared_ptr<const SweepData> sweeps) {
+    m_sweeps = std::move(sweeps);
+    rebuild();
+}
+
+void TradeoffView::setCurrent(std::shared_ptr<const AnalysisData> current) {
+    m_current = std::move(current);
+    rebuild();
+}
+
+void TradeoffView::setBaseline(std::shared_ptr<const SweepData> baseline) {
+    m_baseline = std::move(baseline);
+    rebuild();
+}
+
+void TradeoffView::setMetric(Metric metric) {
+    const int i = m_metric->findData(static_cast<int>(metric));
+    if (i >= 0)
+        m_metric->setCurrentIndex(i);
+}
+
+Metric TradeoffView::metric() const {
+    return static_cast<Metric>(m_metric->currentData().toInt());
+}
+
+int TradeoffView::curveCount() const {
+    return m_sweeps ? static_cast<int>(m_sweeps->curves.size()) : 0;
+}
+
+QPointF TradeoffView::currentPoint(int index) const {
+    if (index < 0 || index >= static_cast<int>(m_currentPoints.size()))
+        return {std::nan(""), std::nan("")};
+    return m_currentPoints[static_cast<std::size_t>(index)];
+}
+
+QString TradeoffView::summaryText() const {
+    return m_summary->text();
+}
+
+void TradeoffView::rebuild() {
+    m_plot->clearPlottables();
+    m_currentPoints.clear();
+    m_paretoCount = 0;
+    const Metric metric = this->metric();
+    m_plot->yAxis->setLabel(metricName(metric));
+    const bool haveCurves = m_sweeps && !m_sweeps->curves.empty();
+    const bool haveCurrent = m_current && !m_current->runs.empty();
+    setPlotPlaceholder(m_plot, haveCurves || haveCurrent
+                                   ? QString()
+                                   : tr("Trade-off curves appear once a scheme has been swept."));
+    // Plain bounds: QCPRange would reorder an empty (max, 0) start.
+    double xLo = std::numeric_limits<double>::max();
+    double xHi = 0;
+    double yLo = std::numeric_limits<double>::max();
+    double yHi = 0;
+    const auto extend = [&](double x, double y) {
+        xLo = std::min(xLo, x);
+        xHi = std::max(xHi, x);
+        yLo = std::min(yLo, y);
+        yHi = std::max(yHi, y);
+    };
+
+    std::vector<double> allX;
+    std::vector<double> allY;
+    const auto drawCurves = [&](const SweepData& sweeps, bool baseline) {
+        for (const TradeoffCurve& curve : sweeps.curves) {
+            QCPGraph* g = m_plot->addGraph();
+            QColor color = categoricalColor(curve.colorIndex);
+            if (baseline)
+                color.setAlpha(110);
+            QPen pen(color, baseline ? 1.2 : 1.8);
+            pen.setStyle(baseline ? Qt::DashLine : categoricalDash(curve.colorIndex));
+            g->setPen(pen);
+            g->setScatterStyle(QCPScatterStyle(categoricalShape(curve.colorIndex), color,
+                                               baseline ? Qt::white : color, 6));
+            g->setName(baseline ? tr("%1 (pinned)").arg(curve.displayName) : curve.displayName);
+            QVector<double> xs;
+            QVector<double> ys;
+            for (const CurvePoint& p : curve.points) {
+                const double x = static_cast<double>(p.result.bytes.total());
+                double y = metricValue(p.result, metric);
+                if (std::isfinite(y) && y <= 0)
+                    y = kFloor;
+                if (!plottable(x, y))
+                    continue;
+                xs << x;
+                ys << y;
+                extend(x, y);
+                if (!baseline) {
+                    allX.push_back(x);
+                    allY.push_back(y);
+                }
+            }
+            g->setData(xs, ys); // sorted by bytes
+        }
+    };
+    if (m_baseline)
+        drawCurves(*m_baseline, true);
+    if (haveCurves)
+        drawCurves(*m_sweeps, false);
+
+    if (!allX.empty()) {
+        const auto front = kvs::paretoFront(allX, allY);
+        QCPGraph* g = m_plot->addGraph();
+        g->setName(tr("Pareto front"));
+        QPen pen(isDarkPalette() ? QColor(0xDD, 0xDD, 0xDD) : QColor(0x33, 0x33, 0x33), 1.2,
+                 Qt::DashLine);
+        g->setPen(pen);
+        g->setLineStyle(QCPGraph::lsStepLeft);
+        QVector<double> xs;
+        QVector<double> ys;
+        for (std::size_t i : front) {
+            xs << allX[i];
+            ys << allY[i];
+        }
+        g->setData(xs, ys);
+        m_paretoCount = static_cast<int>(front.size());
+    }
+
+    QStringList summary;
+    if (haveCurrent) {
+        for (const SchemeRun& run : m_current->runs) {
+            const double x = static_cast<double>(run.eval.bytes.total());
+            double y = metricValue(run.eval, metric);
+            if (std::isfinite(y) && y <= 0)
+                y = kFloor;
+            m_currentPoints.emplace_back(x, y);
+            summary << QStringLiteral("%1: %2 B (%3% of fp16), %4")
+                           .arg(run.displayName)
+                           .arg(x, 0, 'f', 0)
+                           .arg(100.0 * run.eval.memoryFraction, 0, 'f', 1)
+                           .arg(metricValue(run.eval, metric), 0, 'g', 3);
+            if (!plottable(x, y))
+                continue;
+            QCPGraph* g = m_plot->addGraph();
+            g->setName(tr("%1 (current)").arg(run.displayName));
+            g->setLineStyle(QCPGraph::lsNone);
+            const QColor color = categoricalColor(run.colorIndex);
+            // Filled marker with a contrasting outline (a "disc" would take the pen's colour).
+            QCPScatterStyle::ScatterShape shape = categoricalShape(run.colorIndex);
+            if (shape == QCPScatterStyle::ssDisc)
+                shape = QCPScatterStyle::ssCircle;
+            g->setScatterStyle(QCPScatterStyle(
+                shape, QPen(isDarkPalette() ? Qt::white : Qt::black, 1.5), QBrush(color), 15));
+            g->setData(QVector<double>{x}, QVector<double>{y});
+            g->removeFromLegend();
+            extend(x, y);
+        }
+    }
+    if (xHi > 0) {
+        m_plot->xAxis->setRange(xLo / 1.6, xHi * 1.6);
+        m_plot->yAxis->setRange(yLo / 2.0, yHi * 2.0);
+    }
+    m_summary->setText(summary.join(QStringLiteral("  \u00b7  ")));
+    m_plot->replot(QCustomPlot::rpQueuedReplot);
+}
+
+void TradeoffView::pickAt(QMouseEvent* event) {
+    if (!m_sweeps)
+        return;
+    const Metric metric = this->metric();
+    const QPointF pos = event->position();
+    double best = 24.0 * 24.0; // pixels²
+    const TradeoffCurve* bestCurve = nullptr;
+    double bestValue = 0.0;
+    for (const TradeoffCurve& curve : m_sweeps->curves) {
+        for (const CurvePoint& p : curve.points) {
+            const double x = static_cast<double>(p.result.bytes.total());
+            double y = metricValue(p.result, metric);
+            if (std::isfinite(y) && y <= 0)
+                y = kFloor;
+            if (!plottable(x, y))
+                continue;
+            const double dx = m_plot->xAxis->coordToPixel(x) - pos.x();
+            const double dy = m_plot->yAxis->coordToPixel(y) - pos.y();
+            if (dx * dx + dy * dy < best) {
+                best = dx * dx + dy * dy;
+                bestCurve = &curve;
+                bestValue = p.value;
+            }
+        }
+    }
+    if (bestCurve)
+        emit pointPicked(bestCurve->baseSetting, bestCurve->parameter, bestValue);
+}
+
+CsvTable TradeoffView::csv() const {
+    CsvTable t;
+    t.header = {QStringLiteral("scheme"),
+                QStringLiteral("parameter"),
+                QStringLiteral("value"),
+                QStringLiteral("bytes"),
+                QStringLiteral("memory_fraction"),
+                QStringLiteral("attention_error"),
+                QStringLiteral("logit_error"),
+                QStringLiteral("kl_nats"),
+                QStringLiteral("perplexity_change_percent"),
+                QStringLiteral("mass_lost"),
+                QStringLiteral("pinned")};
+    const auto add = [&](const SweepData& s, bool pinned) {
+        for (const TradeoffCurve& c : s.curves)
+            for (const CurvePoint& p : c.points)
+                t.rows.push_back(
+                    {QString::fromStdString(p.result.scheme), c.parameter,
+                     QString::number(p.value, 'g', 8),
+                     QString::number(static_cast<qulonglong>(p.result.bytes.total())),
+                     QString::number(p.result.memoryFraction, 'g', 8),
+                     QString::number(p.result.attentionError, 'g', 8),
+                     QString::number(p.result.logitError, 'g', 8),
+                     QString::number(metricValue(p.result, Metric::NextTokenKl), 'g', 8),
+                     QString::number(metricValue(p.result, Metric::PerplexityChange), 'g', 8),
+                     QString::number(p.result.massLost, 'g', 8),
+                     pinned ? QStringLiteral("1") : QStringLiteral("0")});
+    };
+    if (m_sweeps)
+        add(*m_sweeps, false);
+    if (m_baseline)
+        add(*m_baseline, true);
+    return t;
+}
+
+std::vector<ChartHandle> TradeoffView::charts() const {
+    return {{QStringLiteral("tradeoff"), m_plot, [this] { return csv(); }}};
+}
+
+} // namespace kvs::views

@@ -1,0 +1,64 @@
+// SPDX-License-Identifier: MIT
+// The Trade-offs view: error against memory for every scheme (one curve per budget sweep, log
+// axes), a metric selector, the Pareto front over all points, the current settings marked (click
+// or drag near a curve to move the current point along it), and a pinned baseline overlaid.
+#pragma once
+
+#include "analysis_data.h"
+#include "chart_export.h"
+
+#include <QWidget>
+#include <memory>
+
+class QComboBox;
+class QCustomPlot;
+class QLabel;
+class QMouseEvent;
+
+namespace kvs::views {
+
+class TradeoffView : public QWidget {
+    Q_OBJECT
+public:
+    explicit TradeoffView(QWidget* parent = nullptr);
+
+    void setCurves(std::shared_ptr<const SweepData> sweeps);
+    void setCurrent(std::shared_ptr<const AnalysisData> current);
+    void setBaseline(std::shared_ptr<const SweepData> baseline);
+    void setMetric(Metric metric);
+    Metric metric() const;
+    void clear(const QString& placeholder);
+
+    int curveCount() const;
+    int paretoPointCount() const { return m_paretoCount; }
+    // The current point of run `index` as drawn: (bytes, metric value).
+    QPointF currentPoint(int index) const;
+    QString summaryText() const;
+    std::vector<ChartHandle> charts() const;
+    QCustomPlot* plot() const { return m_plot; }
+    void applyTheme();
+    void setStatusText(const QString& text);
+
+signals:
+    // The user picked (clicked or dragged to) a point of a curve: set `parameter` of the scheme
+    // whose sweep started from `baseSetting` to `value`.
+    void pointPicked(const QString& baseSetting, const QString& parameter, double value);
+
+private:
+    void rebuild();
+    void pickAt(QMouseEvent* event);
+    CsvTable csv() const;
+
+    std::shared_ptr<const SweepData> m_sweeps;
+    std::shared_ptr<const SweepData> m_baseline;
+    std::shared_ptr<const AnalysisData> m_current;
+    QComboBox* m_metric = nullptr;
+    QLabel* m_summary = nullptr;
+    QLabel* m_status = nullptr;
+    QCustomPlot* m_plot = nullptr;
+    int m_paretoCount = 0;
+    std::vector<QPointF> m_currentPoints;
+    bool m_dragging = false;
+};
+
+} // namespace kvs::views
