@@ -23,7 +23,7 @@ constexpr int kMaxAxisLabels = 40;
 QCustomPlot* makePlot(QWidget* parent, const QString& name) {
     auto* plot = new QCustomPlot(parent);
     plot->setObjectName(name);
-    plot->setMinimumSize(120, 120);
+    plot->setMinimumSize(90, 90);
     plot->setNotAntialiasedElements(QCP::aePlottables | QCP::aeItems);
     plot->setBufferDevicePixelRatio(plot->devicePixelRatioF());
     return plot;
@@ -156,7 +156,7 @@ AttentionView::AttentionView(QWidget* parent) : QWidget(parent) {
         if (i == 1) {
             m_mass = makePlot(mapsRow, QStringLiteral("massLostPlot"));
             m_mass->setMaximumWidth(110);
-            m_mass->setMinimumWidth(80);
+            m_mass->setMinimumWidth(60);
             m_mass->plotLayout()->insertRow(0);
             m_mass->plotLayout()->addElement(0, 0, new QCPTextElement(m_mass, tr("mass lost")));
             m_mass->yAxis->setRangeReversed(true);

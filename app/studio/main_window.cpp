@@ -30,6 +30,7 @@
 #include <QProgressBar>
 #include <QStatusBar>
 #include <QTabWidget>
+#include <QTimer>
 #include <QUrl>
 
 namespace kvs::studio {
@@ -73,6 +74,11 @@ MainWindow::MainWindow(const MainWindowOptions& options, QWidget* parent)
 
     if (m_options.persistSettings)
         restoreLayout();
+    // Dock sizes only take once the window is laid out.
+    QTimer::singleShot(0, this, [this] {
+        if (!m_layoutRestored)
+            resizeDocks({m_setupDock, m_schemesDock}, {330, 400}, Qt::Horizontal);
+    });
     if (m_options.probeBackend)
         m_session->probeBackend();
     else
@@ -161,7 +167,6 @@ void MainWindow::createDocks() {
     m_setupDock->setAllowedAreas(Qt::LeftDockWidgetArea | Qt::RightDockWidgetArea);
     m_setup = new SetupPanel(m_session.get(), m_openAction, m_setupDock);
     m_setupDock->setWidget(m_setup);
-    m_setup->setMinimumWidth(290);
     m_setupDock->toggleViewAction()->setShortcut(QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_1));
     m_schemesDock = new QDockWidget(tr("Schemes"), this);
     m_schemesDock->setObjectName(QStringLiteral("schemesDock"));
@@ -387,7 +392,7 @@ void MainWindow::restoreLayout() {
         restoreGeometry(geometry);
     const QByteArray state = settings->value(QLatin1String(kKeyState)).toByteArray();
     if (!state.isEmpty())
-        restoreState(state, kLayoutVersion);
+        m_layoutRestored = restoreState(state, kLayoutVersion);
     m_setup->restoreSplitterState(settings->value(QLatin1String(kKeySetupSplitter)).toByteArray());
 }
 

@@ -164,6 +164,7 @@ private:
     QMenu* m_editMenu = nullptr;
     QMenu* m_viewMenu = nullptr;
     bool m_dark = false;
+    bool m_layoutRestored = false;
     bool m_applyingUndo = false;
     std::array<bool, 5> m_stale{};
     quint64 m_resultsShown = 0;

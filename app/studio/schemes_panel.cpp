@@ -51,7 +51,7 @@ QStringList SchemesPanel::defaultSettings() {
 
 SchemesPanel::SchemesPanel(QWidget* parent) : QWidget(parent) {
     setObjectName(QStringLiteral("schemesPanel"));
-    setMinimumWidth(360);
+    setMinimumWidth(300);
     auto* layout = new QVBoxLayout(this);
     layout->setContentsMargins(6, 6, 6, 6);
 

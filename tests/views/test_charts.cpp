@@ -1,0 +1,253 @@
+// SPDX-License-Identifier: MIT
+// The chart views on hand-made results (no engine): colour maps, the attention maps with hover
+// readout and evicted keys, the trade-off chart's Pareto front and current points, the cache
+// bars and totals, the profile's honest device label, and chart export to PNG/SVG/PDF/CSV.
+#include "kvs_test.h"
+
+#include "attention_view.h"
+#include "cache_view.h"
+#include "chart_export.h"
+#include "plot_style.h"
+#include "profile_view.h"
+#include "tradeoff_view.h"
+
+#include <QFile>
+#include <QImage>
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <QTableWidget>
+#include <QTest>
+#include <qcustomplot.h>
+
+using namespace kvs::views;
+
+namespace {
+
+constexpr int kCtx = 6;
+constexpr int kProbe = 3;
+
+// One layer, two query heads sharing one KV head; keys 1 and 4 evicted.
+std::shared_ptr<AnalysisData> makeAnalysis() {
+    auto a = std::make_shared<AnalysisData>();
+    a->layers = 1;
+    a->heads = 2;
+    a->kvHeads = 1;
+    a->headDim = 4;
+    a->contextTokens = kCtx;
+    a->probeTokens = kProbe;
+    for (int i = 0; i < kCtx + kProbe; ++i)
+        a->tokenTexts << QString(QChar('a' + i));
+    a->backendName = QStringLiteral("llvmpipe (LLVM 15)");
+    a->evaluationBackend = QStringLiteral("CPU (Eigen)");
+    a->backendIsGpu = true;
+    a->cpuEmulation = true;
+    a->provenance.modelName = QStringLiteral("unit");
+    a->provenance.version = QStringLiteral("test");
+    SchemeRun run;
+    run.displayName = QStringLiteral("Test scheme");
+    run.setting = QStringLiteral("select.uniform:keep=0.5");
+    kvs::HeadMetrics h;
+    h.layer = 0;
+    h.kvHead = 0;
+    h.contextTokens = kCtx;
+    h.keptTokens = 4;
+    h.bytes.keys = 100;
+    h.bytes.values = 60;
+    h.bytes.metadata = 16;
+    h.fp16Bytes = 4 * 4 * kCtx;
+    h.attentionError = 0.25;
+    HeadMaps maps;
+    for (int j = 0; j < 2; ++j) {
+        kvs::Matrix e(kProbe, kCtx);
+        kvs::Matrix c(kProbe, kCtx);
+        for (int r = 0; r < kProbe; ++r)
+            for (int k = 0; k < kCtx; ++k) {
+                e(r, k) = static_cast<float>(0.01 * (r * kCtx + k + 1) + j);
+                c(r, k) = (k == 1 || k == 4) ? 0.0f : e(r, k) * 1.5f;
+            }
+        h.exactMap.push_back(e);
+        h.compressedMap.push_back(c);
+        maps.difference.push_back(c - e);
+        maps.rowMass.push_back({0.1, 0.2, 0.3});
+    }
+    run.eval.heads.push_back(h);
+    run.eval.bytes = h.bytes;
+    run.eval.fp16Bytes = h.fp16Bytes;
+    run.eval.memoryFraction =
+        static_cast<double>(h.bytes.total()) / static_cast<double>(h.fp16Bytes);
+    run.eval.attentionError = 0.25;
+    run.maps.push_back(maps);
+    run.kept.push_back({{0, 2, 3, 5}, {1.0f, 2.0f, 1.0f, 1.0f}});
+    run.dispatches.push_back({"probe_split_sg", 120.0, 4000, 1000});
+    run.dispatches.push_back({"combine", 30.0, 1000, 500});
+    run.dispatchLayer = {0, 0};
+    a->runs.push_back(run);
+    return a;
+}
+
+} // namespace
+
+class TestCharts : public QObject {
+    Q_OBJECT
+
+private slots:
+    void colourMapsArePerceptualAndCentred() {
+        QCPColorGradient v = viridisGradient();
+        QCOMPARE(QColor(v.color(0.0, QCPRange(0, 1))).name(), QStringLiteral("#440154"));
+        QCOMPARE(QColor(v.color(1.0, QCPRange(0, 1))).name(), QStringLiteral("#fde725"));
+        // Luminance rises monotonically along viridis and cividis.
+        for (QCPColorGradient g : {viridisGradient(), cividisGradient()}) {
+            double last = -1;
+            for (int i = 0; i <= 10; ++i) {
+                const QColor c(g.color(i / 10.0, QCPRange(0, 1)));
+                const double l = 0.2126 * c.redF() + 0.7152 * c.greenF() + 0.0722 * c.blueF();
+                QVERIFY(l >= last - 0.02);
+                last = l;
+            }
+        }
+        // The diverging map is light at zero of a symmetric range.
+        QCPColorGradient diverging = divergingGradient();
+        const QColor centre(diverging.color(0.0, QCPRange(-1, 1)));
+        QVERIFY(centre.lightness() > 230);
+        QVERIFY(categoricalColor(0) != categoricalColor(1));
+    }
+
+    void attentionMapsHoverAndEvictedKeys() {
+        AttentionView view;
+        view.resize(1000, 700);
+        view.show();
+        const auto a = makeAnalysis();
+        view.setData(a, 0);
+        QCOMPARE(view.gridPlot()->plottableCount(), 2); // one thumbnail per query head
+        QCOMPARE(view.cellValue(0, 2, 3),
+                 static_cast<double>(a->runs[0].eval.heads[0].exactMap[0](2, 3)));
+        QCOMPARE(view.cellValue(1, 0, 1), 0.0);
+        QCOMPARE(view.evictedMarkCount(), 2); // keys 1 and 4: two runs
+        QVERIFY(view.hoverCell(1, 2));
+        const QString text = view.readoutText();
+        QVERIFY2(text.contains(QStringLiteral("query 7")), qPrintable(text));
+        QVERIFY(text.contains(QStringLiteral("key 2")));
+        QVERIFY(text.contains(QStringLiteral("kept, weight 2")));
+        QVERIFY(view.hoverCell(0, 4));
+        QVERIFY(view.readoutText().contains(QStringLiteral("evicted")));
+        QVERIFY(!view.hoverCell(5, 0));
+        // Difference map: symmetric colour range around 0.
+        QCPColorMap* diff = nullptr;
+        for (int i = 0; i < view.mapPlot(2)->plottableCount(); ++i)
+            diff = qobject_cast<QCPColorMap*>(view.mapPlot(2)->plottable(i));
+        QVERIFY(diff);
+        QCOMPARE(diff->dataRange().lower, -diff->dataRange().upper);
+        // Second head of the group, and synced zoom.
+        view.setSelection(0, 1);
+        QCOMPARE(view.cellValue(0, 0, 0),
+                 static_cast<double>(a->runs[0].eval.heads[0].exactMap[1](0, 0)));
+        view.mapPlot(0)->xAxis->setRange(1, 3);
+        QCOMPARE(view.mapPlot(1)->xAxis->range().lower, 1.0);
+        QCOMPARE(view.mapPlot(2)->xAxis->range().upper, 3.0);
+        view.setMode(AttentionView::Mode::Difference);
+        QVERIFY(view.mapPlot(0)->isHidden());
+        QVERIFY(!view.mapPlot(2)->isHidden());
+    }
+
+    void tradeoffParetoAndCurrent() {
+        TradeoffView view;
+        view.resize(800, 600);
+        auto sweeps = std::make_shared<SweepData>();
+        TradeoffCurve c;
+        c.displayName = QStringLiteral("A");
+        c.parameter = QStringLiteral("keep");
+        const std::vector<std::pair<std::size_t, double>> pts = {
+            {100, 0.5}, {200, 0.2}, {400, 0.3}, {800, 0.01}};
+        for (const auto& [bytes, err] : pts) {
+            CurvePoint p;
+            p.value = static_cast<double>(bytes) / 800.0;
+            p.result.bytes.keys = bytes;
+            p.result.attentionError = err;
+            c.points.push_back(p);
+        }
+        sweeps->curves.push_back(c);
+        view.setCurves(sweeps);
+        QCOMPARE(view.curveCount(), 1);
+        QCOMPARE(view.paretoPointCount(), 3); // (400, 0.3) is dominated by (200, 0.2)
+        view.setCurrent(makeAnalysis());
+        QCOMPARE(view.currentPoint(0).x(), 176.0);
+        QCOMPARE(view.currentPoint(0).y(), 0.25);
+        QVERIFY(view.summaryText().contains(QStringLiteral("176 B")));
+        QCOMPARE(view.plot()->xAxis->scaleType(), QCPAxis::stLogarithmic);
+        QCOMPARE(view.plot()->yAxis->scaleType(), QCPAxis::stLogarithmic);
+    }
+
+    void cacheAndProfile() {
+        CacheView cache;
+        cache.setData(makeAnalysis(), 0);
+        QTableWidget* t = cache.totalsTable();
+        QCOMPARE(t->rowCount(), 2);
+        QCOMPARE(t->item(1, 3)->text(), QStringLiteral("176"));
+        QCOMPARE(t->item(1, 4)->text(), QStringLiteral("96"));
+        QVERIFY(cache.totalsText().contains(QStringLiteral("183.3%")));
+
+        ProfileView profile;
+        profile.setData(makeAnalysis(), 0);
+        QVERIFY(profile.deviceText().contains(QStringLiteral("CPU emulation")));
+        QCOMPARE(profile.table()->rowCount(), 2);
+        QVERIFY(profile.summaryText().contains(QStringLiteral("150.0")));
+        // 6500 bytes in 150 µs = 0.04 GB/s
+        QVERIFY2(profile.summaryText().contains(QStringLiteral("0.04 GB/s")),
+                 qPrintable(profile.summaryText()));
+        profile.table()->sortItems(2);
+        QCOMPARE(profile.table()->item(0, 1)->text(), QStringLiteral("combine"));
+    }
+
+    void exportWritesEveryFormat() {
+        CacheView cache;
+        cache.resize(900, 600);
+        cache.show();
+        const auto a = makeAnalysis();
+        cache.setData(a, 0);
+        const ChartHandle chart = cache.charts().front();
+        kvs::test::TempDir dir;
+        const QString base = QString::fromStdString((dir.path() / "bars").string());
+        ExportOptions options;
+        options.dpi = 200;
+        options.widthMm = 85;
+        for (ExportFormat f :
+             {ExportFormat::Png, ExportFormat::Svg, ExportFormat::Pdf, ExportFormat::Csv}) {
+            const QString path = base + QLatin1Char('.') + formatSuffix(f);
+            const QString error = exportChart(chart, path, f, a->provenance, options);
+            QVERIFY2(error.isEmpty(), qPrintable(error));
+            QVERIFY(QFileInfo(path).size() > 50);
+            QFile sidecar(path + QStringLiteral(".json"));
+            QVERIFY(sidecar.open(QIODevice::ReadOnly));
+            const QJsonObject o = QJsonDocument::fromJson(sidecar.readAll()).object();
+            QCOMPARE(o[QStringLiteral("format")].toString(), formatSuffix(f));
+            QCOMPARE(o[QStringLiteral("provenance")].toObject()[QStringLiteral("model")].toString(),
+                     QStringLiteral("unit"));
+        }
+        // 85 mm at 200 dpi.
+        const QImage png(base + QStringLiteral(".png"));
+        QVERIFY(qAbs(png.width() - qRound(85 / 25.4 * 200)) <= 2);
+        QCOMPARE(qRound(png.dotsPerMeterX() * 0.0254), 200);
+        // Export is drawn in the light theme whatever the screen shows.
+        QVERIFY(png.pixelColor(2, 2).lightness() > 240);
+        QFile svg(base + QStringLiteral(".svg"));
+        QVERIFY(svg.open(QIODevice::ReadOnly));
+        QVERIFY(svg.readAll().contains("metadata"));
+        QFile csv(base + QStringLiteral(".csv"));
+        QVERIFY(csv.open(QIODevice::ReadOnly | QIODevice::Text));
+        const QString text = QString::fromUtf8(csv.readAll());
+        QVERIFY(text.contains(
+            QStringLiteral("layer,kv_head,keys_bytes,values_bytes,metadata_bytes,total_bytes,fp16_"
+                           "bytes,kept_tokens\n0,0,100,60,16,176,96,4\n")));
+
+        CsvTable quoted;
+        quoted.header = {QStringLiteral("scheme")};
+        quoted.rows.push_back({QStringLiteral("a:keep=1,seed=2")});
+        QVERIFY(writeCsv(quoted, base + QStringLiteral("_q.csv"), a->provenance).isEmpty());
+        QFile q(base + QStringLiteral("_q.csv"));
+        QVERIFY(q.open(QIODevice::ReadOnly));
+        QVERIFY(q.readAll().contains("\"a:keep=1,seed=2\""));
+    }
+};
+
+QTEST_MAIN(TestCharts)
+#include "test_charts.moc"
