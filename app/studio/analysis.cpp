@@ -110,6 +110,7 @@ void Engine::startTimingBackend() {
 const Capture& Engine::captureFor(const AnalysisRequest& request) {
     if (!m_capture || m_model != request.model.get() || m_tokens != request.tokens) {
         m_reference.reset();
+        m_runCache.clear();
         m_capture.reset();
         auto capture = request.model->captureTokens(request.tokens);
         if (!capture.ok())
@@ -126,6 +127,7 @@ const ExactReference& Engine::referenceFor(const AnalysisRequest& request,
     if (!m_reference || m_referenceContext != request.contextTokens ||
         (options.modelQuality && !m_referenceQuality)) {
         m_reference.reset();
+        m_runCache.clear();
         auto ref = computeExactReference(*m_capture, request.model.get(), *m_backend, options);
         if (!ref.ok())
             throw Error(ErrorCode::Internal, ref.message());
@@ -159,7 +161,10 @@ std::shared_ptr<const views::AnalysisData> Engine::analyze(const AnalysisRequest
     options.cancel = &cancel;
     QElapsedTimer prep;
     prep.start();
-    const ExactReference& reference = referenceFor(request, options);
+    EvalOptions referenceOptions = options;
+    referenceOptions.modelQuality = request.modelQuality;
+    const ExactReference& reference = referenceFor(request, referenceOptions);
+    options.modelQuality = request.modelQuality && !request.deferQuality;
     if (qEnvironmentVariableIsSet("KVS_STUDIO_TRACE"))
         std::fprintf(stderr, "analysis: capture + reference %.1f ms (total so far %.1f ms)\n",
                      static_cast<double>(prep.nsecsElapsed()) * 1e-6,
@@ -190,9 +195,22 @@ std::shared_ptr<const views::AnalysisData> Engine::analyze(const AnalysisRequest
     data->provenance.backend += QStringLiteral("; timings: %1").arg(data->backendName);
 
     int index = 0;
+    // Results of settings that did not change are reused: a slider move re-evaluates one scheme.
+    const QString flags = QStringLiteral("|%1%2%3")
+                              .arg(request.maps ? 'm' : '-')
+                              .arg(options.modelQuality ? 'q' : '-')
+                              .arg(request.timings && timing ? 't' : '-');
+    if (m_runCache.size() > 64)
+        m_runCache.clear();
     for (const QString& text : request.settings) {
         if (cancel.load())
             return nullptr;
+        if (const auto hit = m_runCache.find(text + flags); hit != m_runCache.end()) {
+            views::SchemeRun run = hit->second;
+            run.colorIndex = index++;
+            data->runs.push_back(std::move(run));
+            continue;
+        }
         auto parsed = SchemeSetting::parse(text.toStdString());
         if (!parsed.ok())
             throw Error(ErrorCode::InvalidArgument, parsed.message());
@@ -289,9 +307,53 @@ std::shared_ptr<const views::AnalysisData> Engine::analyze(const AnalysisRequest
                          "timed attention %.1f ms\n",
                          qPrintable(text), evalMs, compressMs, mapsMs,
                          static_cast<double>(step.nsecsElapsed()) * 1e-6);
+        m_runCache[text + flags] = run;
         data->runs.push_back(std::move(run));
     }
+    for (const views::SchemeRun& run : data->runs)
+        data->qualityPending = data->qualityPending || (request.modelQuality && !run.eval.quality);
     data->computeMilliseconds = static_cast<double>(timer.nsecsElapsed()) * 1e-6;
+    return data;
+}
+
+std::shared_ptr<const views::AnalysisData>
+Engine::addQuality(const std::shared_ptr<const views::AnalysisData>& analysis,
+                   const AnalysisRequest& request, const std::atomic<bool>& cancel) {
+    std::lock_guard lock(m_mutex);
+    if (cancel.load())
+        return nullptr;
+    QElapsedTimer timer;
+    timer.start();
+    ensureBackend();
+    const Capture& capture = captureFor(request);
+    EvalOptions options;
+    options.contextTokens = request.contextTokens;
+    options.modelQuality = true;
+    options.attentionMaps = false;
+    options.cancel = &cancel;
+    const ExactReference& reference = referenceFor(request, options);
+    auto data = std::make_shared<views::AnalysisData>(*analysis);
+    for (views::SchemeRun& run : data->runs) {
+        if (run.eval.quality)
+            continue;
+        auto parsed = SchemeSetting::parse(run.setting.toStdString());
+        if (!parsed.ok())
+            continue;
+        auto r =
+            evaluate(capture, request.model.get(), parsed.value(), *m_backend, options, &reference);
+        if (cancel.load())
+            return nullptr;
+        if (!r.ok())
+            throw Error(ErrorCode::Internal, run.setting.toStdString() + ": " + r.message());
+        run.eval.quality = r.value().quality;
+        run.eval.perLayerQuality = r.value().perLayerQuality;
+        // Later analyses of this setting reuse it.
+        for (auto& [key, cached] : m_runCache)
+            if (key.startsWith(run.setting + QLatin1Char('|')))
+                cached.eval.quality = run.eval.quality;
+    }
+    data->qualityPending = false;
+    data->computeMilliseconds += static_cast<double>(timer.nsecsElapsed()) * 1e-6;
     return data;
 }
 

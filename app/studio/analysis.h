@@ -14,6 +14,7 @@
 
 #include <QStringList>
 #include <atomic>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -30,7 +31,10 @@ struct AnalysisRequest {
     QStringList settings;
     bool maps = true;         // attention maps + difference + per-row mass
     bool modelQuality = true; // next-token KL, Δ perplexity
-    bool timings = true;      // per-dispatch probe attention timings
+    // Leave the model-level quality (a teacher-forced decode per scheme, the slow part) to
+    // addQuality(), so that the maps and per-head metrics arrive first.
+    bool deferQuality = true;
+    bool timings = true; // per-dispatch probe attention timings
 };
 
 // The context split actually used: `requested` when it leaves at least one probe token, else
@@ -57,6 +61,10 @@ public:
     // Throws kvs::Error (with a message for the user) on failure; returns null when cancelled.
     std::shared_ptr<const views::AnalysisData> analyze(const AnalysisRequest& request,
                                                        const std::atomic<bool>& cancel);
+    // The analysis with the model-level quality of every run that lacks it.
+    std::shared_ptr<const views::AnalysisData>
+    addQuality(const std::shared_ptr<const views::AnalysisData>& analysis,
+               const AnalysisRequest& request, const std::atomic<bool>& cancel);
     std::shared_ptr<const views::SweepData> sweep(const AnalysisRequest& request,
                                                   const std::atomic<bool>& cancel);
     // Creates the attention backend that times the probe attention (Vulkan start-up and, on
@@ -86,6 +94,7 @@ private:
     int m_referenceContext = -1;
     bool m_referenceQuality = false;
     std::optional<kvs::ExactReference> m_reference;
+    std::map<QString, views::SchemeRun> m_runCache; // setting + flags → run, for this reference
 };
 
 } // namespace kvs::studio

@@ -367,7 +367,8 @@ bool Session::isBusy() const {
 }
 
 bool Session::isAnalysisBusy() const {
-    return m_analysisRunning || m_analysisDebounce.isActive();
+    return m_analysisRunning || m_analysisDebounce.isActive() ||
+           (m_analysis && m_analysis->qualityPending);
 }
 
 void Session::setSchemes(const QStringList& settings) {
@@ -408,6 +409,7 @@ AnalysisRequest Session::makeRequest() const {
     r.tokenTexts = m_tokens->texts;
     r.contextTokens = resolveContextTokens(m_requestedContext, m_tokens->count());
     r.settings = m_schemes;
+    r.modelQuality = !qEnvironmentVariableIsSet("KVS_STUDIO_NO_QUALITY");
     r.provenance.modelName = m_model->facts.name;
     r.provenance.modelFolder = m_model->facts.folder;
     r.provenance.modelHash = m_model->facts.checkpoint;
@@ -424,6 +426,10 @@ void Session::recomputeNow() {
     }
     AnalysisRequest request = makeRequest();
     request.generation = m_generation[AnalysisJob] + 1;
+    // A pending quality pass belongs to the old settings.
+    ++m_generation[QualityJob];
+    if (m_cancel[QualityJob])
+        m_cancel[QualityJob]->store(true);
     m_analysisRunning = true;
     emit analysisStarted();
     using Out =
@@ -452,6 +458,8 @@ void Session::recomputeNow() {
                 return; // cancelled
             m_analysis = out->first;
             emit analysisChanged(m_analysis);
+            if (m_analysis->qualityPending)
+                startQuality(request);
             if (!m_timingStarted) { // Vulkan start-up after the first results, not before
                 m_timingStarted = true;
                 auto timingEngine = m_liveEngine;
@@ -472,6 +480,27 @@ void Session::recomputeNow() {
             startSweeps(request);
         });
     // A superseded job's deliver never runs: the flag follows the newest job.
+}
+
+void Session::startQuality(const AnalysisRequest& request) {
+    using Out = std::shared_ptr<const views::AnalysisData>;
+    auto engine = m_liveEngine;
+    auto base = m_analysis;
+    runJob<Out>(
+        QualityJob,
+        [engine, base, request](const CancelFlag& cancel) -> Out {
+            try {
+                return engine->addQuality(base, request, cancel);
+            } catch (const std::exception&) {
+                return nullptr;
+            }
+        },
+        [this](Out out) {
+            if (!out)
+                return;
+            m_analysis = std::move(out);
+            emit analysisChanged(m_analysis);
+        });
 }
 
 void Session::startSweeps(const AnalysisRequest& request) {

@@ -93,7 +93,16 @@ signals:
     void sweepsChanged(std::shared_ptr<const kvs::views::SweepData> sweeps);
 
 private:
-    enum Job { LoadJob, TokenizeJob, BackendJob, AnalysisJob, SweepJob, TimingJob, JobCount };
+    enum Job {
+        LoadJob,
+        TokenizeJob,
+        BackendJob,
+        AnalysisJob,
+        QualityJob,
+        SweepJob,
+        TimingJob,
+        JobCount
+    };
 
     // Runs `work` on the pool; `deliver` gets its result on the GUI thread unless a newer job of
     // the same kind started meanwhile (or the session is being destroyed).
@@ -104,6 +113,7 @@ private:
     void updateBusy();
     AnalysisRequest makeRequest() const;
     void startSweeps(const AnalysisRequest& request);
+    void startQuality(const AnalysisRequest& request);
 
     QThreadPool m_pool;
     QTimer m_debounce;
