@@ -162,7 +162,7 @@ AttentionView::AttentionView(QWidget* parent) : QWidget(parent) {
             m_mass->yAxis->setRangeReversed(true);
             m_mass->yAxis->setTickLabels(false);
             m_mass->xAxis->setTicker(QSharedPointer<QCPAxisTickerFixed>(new QCPAxisTickerFixed));
-            m_mass->xAxis->setLabel(tr("1 \u2212 \u03a3 kept p"));
+            m_mass->xAxis->setLabel(QString());
             m_massBars = new QCPBars(m_mass->yAxis, m_mass->xAxis);
             m_massBars->setWidth(0.9);
             m_massBars->setPen(Qt::NoPen);
