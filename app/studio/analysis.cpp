@@ -111,6 +111,7 @@ const Capture& Engine::captureFor(const AnalysisRequest& request) {
     if (!m_capture || m_model != request.model.get() || m_tokens != request.tokens) {
         m_reference.reset();
         m_runCache.clear();
+        m_qualityCache.clear();
         m_capture.reset();
         auto capture = request.model->captureTokens(request.tokens);
         if (!capture.ok())
@@ -128,6 +129,7 @@ const ExactReference& Engine::referenceFor(const AnalysisRequest& request,
         (options.modelQuality && !m_referenceQuality)) {
         m_reference.reset();
         m_runCache.clear();
+        m_qualityCache.clear();
         auto ref = computeExactReference(*m_capture, request.model.get(), *m_backend, options);
         if (!ref.ok())
             throw Error(ErrorCode::Internal, ref.message());
@@ -310,8 +312,13 @@ std::shared_ptr<const views::AnalysisData> Engine::analyze(const AnalysisRequest
         m_runCache[text + flags] = run;
         data->runs.push_back(std::move(run));
     }
-    for (const views::SchemeRun& run : data->runs)
+    for (views::SchemeRun& run : data->runs) {
+        if (!run.eval.quality)
+            if (const auto known = request.knownQuality.find(run.setting);
+                known != request.knownQuality.end())
+                run.eval.quality = known->second;
         data->qualityPending = data->qualityPending || (request.modelQuality && !run.eval.quality);
+    }
     data->computeMilliseconds = static_cast<double>(timer.nsecsElapsed()) * 1e-6;
     return data;
 }
@@ -336,6 +343,10 @@ Engine::addQuality(const std::shared_ptr<const views::AnalysisData>& analysis,
     for (views::SchemeRun& run : data->runs) {
         if (run.eval.quality)
             continue;
+        if (const auto hit = m_qualityCache.find(run.setting); hit != m_qualityCache.end()) {
+            run.eval.quality = hit->second;
+            continue;
+        }
         auto parsed = SchemeSetting::parse(run.setting.toStdString());
         if (!parsed.ok())
             continue;
@@ -346,11 +357,8 @@ Engine::addQuality(const std::shared_ptr<const views::AnalysisData>& analysis,
         if (!r.ok())
             throw Error(ErrorCode::Internal, run.setting.toStdString() + ": " + r.message());
         run.eval.quality = r.value().quality;
-        run.eval.perLayerQuality = r.value().perLayerQuality;
-        // Later analyses of this setting reuse it.
-        for (auto& [key, cached] : m_runCache)
-            if (key.startsWith(run.setting + QLatin1Char('|')))
-                cached.eval.quality = run.eval.quality;
+        if (run.eval.quality)
+            m_qualityCache[run.setting] = *run.eval.quality;
     }
     data->qualityPending = false;
     data->computeMilliseconds += static_cast<double>(timer.nsecsElapsed()) * 1e-6;

@@ -34,6 +34,9 @@ struct AnalysisRequest {
     // Leave the model-level quality (a teacher-forced decode per scheme, the slow part) to
     // addQuality(), so that the maps and per-head metrics arrive first.
     bool deferQuality = true;
+    // Model-level quality already known for settings of the same prompt and split (from the
+    // previous results), so that a deferred pass does not blank it meanwhile.
+    std::map<QString, kvs::ModelQuality> knownQuality;
     bool timings = true; // per-dispatch probe attention timings
 };
 
@@ -95,6 +98,7 @@ private:
     bool m_referenceQuality = false;
     std::optional<kvs::ExactReference> m_reference;
     std::map<QString, views::SchemeRun> m_runCache; // setting + flags → run, for this reference
+    std::map<QString, kvs::ModelQuality> m_qualityCache; // setting → quality, for this reference
 };
 
 } // namespace kvs::studio

@@ -202,6 +202,7 @@ Session::Session(QObject* parent) : QObject(parent) {
     m_pool.setMaxThreadCount(3);
     m_liveEngine = std::make_shared<Engine>(/*cpuOnly=*/false);
     m_sweepEngine = std::make_shared<Engine>(/*cpuOnly=*/true);
+    m_qualityEngine = std::make_shared<Engine>(/*cpuOnly=*/true);
     m_analysisDebounce.setSingleShot(true);
     m_analysisDebounce.setInterval(30);
     connect(&m_analysisDebounce, &QTimer::timeout, this, &Session::recomputeNow);
@@ -426,6 +427,12 @@ void Session::recomputeNow() {
     }
     AnalysisRequest request = makeRequest();
     request.generation = m_generation[AnalysisJob] + 1;
+    if (m_analysis && m_analysis->contextTokens == request.contextTokens &&
+        m_analysis->provenance.prompt == request.provenance.prompt &&
+        m_analysis->provenance.modelFolder == request.provenance.modelFolder)
+        for (const views::SchemeRun& run : m_analysis->runs)
+            if (run.eval.quality)
+                request.knownQuality[run.setting] = *run.eval.quality;
     // A pending quality pass belongs to the old settings.
     ++m_generation[QualityJob];
     if (m_cancel[QualityJob])
@@ -484,7 +491,7 @@ void Session::recomputeNow() {
 
 void Session::startQuality(const AnalysisRequest& request) {
     using Out = std::shared_ptr<const views::AnalysisData>;
-    auto engine = m_liveEngine;
+    auto engine = m_qualityEngine;
     auto base = m_analysis;
     runJob<Out>(
         QualityJob,

@@ -139,6 +139,7 @@ private:
     QString m_sweepKey; // what the current (or running) sweeps were made for
     std::shared_ptr<Engine> m_liveEngine;
     std::shared_ptr<Engine> m_sweepEngine;
+    std::shared_ptr<Engine> m_qualityEngine; // its own engine: a slider move never waits for it
     std::shared_ptr<const views::AnalysisData> m_analysis;
     std::shared_ptr<const views::SweepData> m_sweeps;
     bool m_analysisRunning = false;
