@@ -331,9 +331,13 @@ int runSweep(const Args& args, Streams io) {
         if (!sw.points.empty())
             resolvedContext = sw.points.front().result.contextTokens;
         const SlopeFit fit = fitLogLog(kept, err);
+        json skipped = json::array();
+        for (const auto& [value, why] : sw.skipped)
+            skipped.push_back({{"value", value}, {"reason", why}});
         out.push_back({{"scheme", sw.scheme},
                        {"param", param},
                        {"points", points},
+                       {"skipped", skipped},
                        {"slope_attention_error_vs_kept",
                         {{"slope", fit.slope}, {"r2", fit.r2}, {"points", fit.points}}}});
         if (!csv && !args.has("json")) {
@@ -364,6 +368,8 @@ int runSweep(const Args& args, Streams io) {
                 cell(io.out, q ? number(q->perplexityChangePercent) : "n/a", 9);
                 io.out << "\n";
             }
+            for (const auto& [value, why] : sw.skipped)
+                io.out << "  skipped " << param << " = " << value << ": " << why << "\n";
             io.out << "  slope of log(attention error) vs log(kept tokens): " << fit.slope
                    << " (R² " << fit.r2 << ", " << fit.points << " points)\n";
         }

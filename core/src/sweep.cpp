@@ -47,7 +47,12 @@ Result<Sweep> runSweep(const Capture& capture, const Model* model, const SchemeS
                                 ": give values of at least 1");
             SweepPoint p;
             p.value = s.params[parameter];
-            p.result = evaluate(capture, model, s, backend, options, &reference).valueOrThrow();
+            auto r = evaluate(capture, model, s, backend, options, &reference);
+            if (!r.ok() && r.error().code() == ErrorCode::InvalidArgument) {
+                sweep.skipped.emplace_back(p.value, r.message());
+                continue;
+            }
+            p.result = std::move(r).valueOrThrow();
             double kept = 0;
             for (const auto& h : p.result.heads)
                 kept += h.keptTokens;

@@ -20,6 +20,8 @@ struct Sweep {
     std::string scheme; // the base setting
     std::string parameter;
     std::vector<SweepPoint> points;
+    // Values the scheme cannot meet (e.g. a budget below what its summary needs), with why.
+    std::vector<std::pair<double, std::string>> skipped;
 };
 
 // Evaluates `base` with `parameter` set to each of `values` (validated against the spec) and
