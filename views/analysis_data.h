@@ -10,6 +10,7 @@
 #include <QString>
 #include <QStringList>
 #include <cstdint>
+#include <limits>
 #include <vector>
 
 namespace kvs::views {
@@ -96,6 +97,10 @@ struct TradeoffCurve {
     QString parameter; // "keep", "bits", ...
     int colorIndex = 0;
     std::vector<CurvePoint> points;
+    // Theory overlay: least-squares slope of log attention error against log mean kept tokens
+    // (points that keep the whole context left out); NaN when fewer than two points remain.
+    double slope = std::numeric_limits<double>::quiet_NaN();
+    double slopeR2 = 0.0;
 };
 
 struct SweepData {

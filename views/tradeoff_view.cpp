@@ -173,7 +173,12 @@ void TradeoffView::rebuild() {
             g->setPen(pen);
             g->setScatterStyle(QCPScatterStyle(categoricalShape(curve.colorIndex), color,
                                                baseline ? Qt::white : color, 6));
-            g->setName(baseline ? tr("%1 (pinned)").arg(curve.displayName) : curve.displayName);
+            QString name = baseline ? tr("%1 (pinned)").arg(curve.displayName) : curve.displayName;
+            if (!baseline && std::isfinite(curve.slope))
+                name += tr("  — error ∝ tokens^%1 (R² %2)")
+                            .arg(curve.slope, 0, 'f', 2)
+                            .arg(curve.slopeR2, 0, 'f', 2);
+            g->setName(name);
             QVector<double> xs;
             QVector<double> ys;
             for (const CurvePoint& p : curve.points) {

@@ -413,6 +413,23 @@ std::shared_ptr<const views::SweepData> Engine::sweep(const AnalysisRequest& req
                 continue; // a budget the scheme cannot meet: no point
             curve.points.push_back({v, std::move(r).value()});
         }
+        std::vector<double> kept;
+        std::vector<double> error;
+        for (const views::CurvePoint& p : curve.points) {
+            double tokens = 0;
+            for (const HeadMetrics& h : p.result.heads)
+                tokens += h.keptTokens;
+            tokens /= std::max<std::size_t>(1, p.result.heads.size());
+            if (tokens < request.contextTokens) { // keep-everything points have no error to fit
+                kept.push_back(tokens);
+                error.push_back(p.result.attentionError);
+            }
+        }
+        const SlopeFit fit = fitLogLog(kept, error);
+        if (fit.points >= 2) {
+            curve.slope = fit.slope;
+            curve.slopeR2 = fit.r2;
+        }
         std::sort(curve.points.begin(), curve.points.end(), [](const auto& a, const auto& b) {
             return a.result.bytes.total() < b.result.bytes.total();
         });

@@ -183,6 +183,9 @@ private slots:
         w.showView(MainWindow::View::Tradeoffs);
         QTRY_VERIFY_WITH_TIMEOUT(w.tradeoffView()->curveCount() == 3, kTimeoutMs);
         QVERIFY(w.tradeoffView()->paretoPointCount() > 0);
+        // The theory overlay: a log-log slope of error against kept tokens per curve.
+        QVERIFY(std::isfinite(w.session()->sweeps()->curves[0].slope));
+        QVERIFY(w.session()->sweeps()->curves[0].slope < 0);
         const auto c = w.session()->analysis();
         QCOMPARE(w.tradeoffView()->currentPoint(0).x(),
                  static_cast<double>(c->runs[0].eval.bytes.total()));
