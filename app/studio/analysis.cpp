@@ -160,6 +160,7 @@ std::shared_ptr<const views::AnalysisData> Engine::analyze(const AnalysisRequest
     options.contextTokens = nctx;
     options.modelQuality = request.modelQuality;
     options.attentionMaps = request.maps;
+    options.keepCompressed = true;
     options.cancel = &cancel;
     QElapsedTimer prep;
     prep.start();
@@ -235,10 +236,9 @@ std::shared_ptr<const views::AnalysisData> Engine::analyze(const AnalysisRequest
         run.colorIndex = index++;
         run.eval = std::move(result).value();
 
-        auto heads = compressAll(capture, setting, nctx, options.seed);
-        if (!heads.ok())
-            throw Error(ErrorCode::Internal, heads.message());
-        const auto& compressed = heads.value();
+        // The heads evaluate() measured (options.keepCompressed): no second compression.
+        const auto compressed = std::move(run.eval.compressed);
+        run.eval.compressed.clear();
         for (const auto& layer : compressed)
             for (const CompressedHead& h : layer) {
                 views::KeptTokens kept;

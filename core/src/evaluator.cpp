@@ -407,6 +407,8 @@ Result<EvalResult> evaluate(const Capture& cap, const Model* model, const Scheme
                 }
             }
         }
+        if (options.keepCompressed)
+            result.compressed = heads;
         return result;
     });
 }

@@ -25,6 +25,7 @@ struct EvalOptions {
     bool modelQuality = true;     // needs a Model (ignored for capture-only evaluation)
     bool perLayerQuality = false; // also the quality with only one layer compressed, per layer
     bool attentionMaps = false;   // fill HeadMetrics::exactMap / compressedMap
+    bool keepCompressed = false;  // return the compressed heads in EvalResult::compressed
     std::uint64_t seed = 0;
     const std::atomic<bool>* cancel = nullptr; // checked between layers
 };
@@ -77,6 +78,9 @@ struct EvalResult {
     double attendMilliseconds = 0.0;   // wall time of the probe attention on the backend
     std::string backend;
     std::optional<ModelQuality> quality;
+    // With EvalOptions::keepCompressed: what was measured, [layer][kv head] (kept positions,
+    // weights), so that callers need not compress again.
+    std::vector<std::vector<CompressedHead>> compressed;
     std::vector<ModelQuality> perLayerQuality;
 };
 
