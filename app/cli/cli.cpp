@@ -2,6 +2,8 @@
 // Argument parsing, the command table and the top-level error handling of kvstudio-cli.
 #include "cli.h"
 
+#include "kvs/file_util.h"
+
 #include "kvs/status.h"
 
 #include <algorithm>
@@ -64,6 +66,22 @@ int Args::getInt(const std::string& name, int fallback) const {
     }
 }
 
+std::string readPrompt(const Args& args) {
+    std::string prompt;
+    std::string source = "--prompt";
+    if (auto f = args.get("prompt-file")) {
+        prompt = readFile(*f);
+        source = *f;
+    } else if (auto p = args.get("prompt")) {
+        prompt = *p;
+    } else {
+        throw UsageError("give the prompt with --prompt-file F or --prompt T");
+    }
+    if (prompt.empty())
+        throw Error(ErrorCode::InvalidArgument, source + ": empty prompt");
+    return prompt;
+}
+
 int Args::getInt(const std::string& name, int fallback, int minimum, int maximum) const {
     const int value = getInt(name, fallback);
     if (value < minimum || value > maximum)
@@ -113,9 +131,11 @@ const std::vector<Command>& commands() {
          "write a random model folder in Hugging Face layout (test fixtures, start-up model)",
          {"json"},
          &runMakeModel},
-        {"train", "train [--out DIR] [--sharing S] [--kv-heads N] [--steps N] [--resume CKPT] ...",
+        {"train",
+         "train [--out DIR] [--sharing S] [--kv-heads N] [--steps N] [--resume CKPT] ...",
          "train a character model on the KJV (docs/bundled-model.md); --baselines: n-gram, bzip2",
-         {"untied", "baselines"}, &runTrain},
+         {"untied", "baselines"},
+         &runTrain},
         {"schemes",
          "schemes [--json]",
          "the compression schemes and their parameters",
@@ -140,9 +160,11 @@ const std::vector<Command>& commands() {
          "the Vulkan devices this machine has",
          {"json"},
          &runDevices},
-        {"bench", "bench attention [--json] [--backend both|vulkan|cpu] [--max-keys N] ...",
+        {"bench",
+         "bench attention [--json] [--backend both|vulkan|cpu] [--max-keys N] ...",
          "decode attention timings, GB/s and copy-bandwidth fraction (docs/gpu-benchmarks.md)",
-         {"json"}, &runBench},
+         {"json"},
+         &runBench},
     };
     return table;
 }

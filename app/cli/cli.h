@@ -66,6 +66,10 @@ const std::vector<Command>& commands();
 // 1 failure with a message on err (JSON {"error": {...}} when --json was given), 2 usage error.
 int runCli(const std::vector<std::string>& argv, Streams io);
 
+// The prompt from --prompt-file F or --prompt T; a usage error without either, an error naming
+// the source when it is empty.
+std::string readPrompt(const Args& args);
+
 // The attention backend named by --backend (auto, cpu, vulkan); auto falls back to the CPU and
 // says so on err.
 std::unique_ptr<AttentionBackend> makeBackend(const std::string& name, Streams io);

@@ -97,18 +97,8 @@ int runTokenize(const Args& args, Streams io) {
 int runCapture(const Args& args, Streams io) {
     args.allowOnly({"prompt-file", "prompt", "out", "f16", "json"});
     const Model m = loadModel(args);
-    std::string prompt;
-    std::string source = "prompt";
-    if (auto f = args.get("prompt-file")) {
-        prompt = readFile(*f);
-        source = *f;
-    } else if (auto p = args.get("prompt")) {
-        prompt = *p;
-    } else {
-        throw UsageError("give the prompt with --prompt-file F or --prompt T");
-    }
-    if (prompt.empty())
-        throw Error(ErrorCode::InvalidArgument, source + ": empty prompt");
+    const std::string prompt = readPrompt(args);
+    const std::string source = args.get("prompt-file").value_or("prompt");
     const std::string out = args.require("out");
     const auto start = std::chrono::steady_clock::now();
     const Tokenizer& tok = requireTokenizer(m);

@@ -123,19 +123,7 @@ EvalInput loadEvalInput(const Args& args) {
     std::error_code ec;
     if (std::filesystem::is_directory(input, ec)) {
         in.model.emplace(Model::load(input).valueOrThrow());
-        std::string prompt;
-        std::string source = "--prompt";
-        if (auto f = args.get("prompt-file")) {
-            prompt = readFile(*f);
-            source = *f;
-        } else if (auto p = args.get("prompt")) {
-            prompt = *p;
-        } else {
-            throw UsageError("give the prompt with --prompt-file F or --prompt T");
-        }
-        if (prompt.empty())
-            throw Error(ErrorCode::InvalidArgument, source + ": empty prompt");
-        in.capture = in.model->capture(prompt).valueOrThrow();
+        in.capture = in.model->capture(readPrompt(args)).valueOrThrow();
     } else {
         if (args.get("prompt-file") || args.get("prompt"))
             throw UsageError(

@@ -163,12 +163,6 @@ Eigen::MatrixXd sampleProbes(const HeadInput& h, int count) {
     return p;
 }
 
-std::mt19937_64 rngFor(const HeadInput& h, const ParamValues& p) {
-    std::seed_seq seq{static_cast<std::uint64_t>(param(p, "seed")), h.seed,
-                      static_cast<std::uint64_t>(h.layer), static_cast<std::uint64_t>(h.kvHead)};
-    return std::mt19937_64(seq);
-}
-
 CompressedHead finish(const HeadInput& h, const ExactSplit& split,
                       const std::vector<Weighted>& kept, Precision precision) {
     std::vector<std::int32_t> pos;

@@ -55,6 +55,12 @@ Precision precisionOf(const ParamValues& p) {
     return param(p, "precision") <= 16 ? Precision::F16 : Precision::F32;
 }
 
+std::mt19937_64 rngFor(const HeadInput& h, const ParamValues& p) {
+    std::seed_seq seq{static_cast<std::uint64_t>(param(p, "seed")), h.seed,
+                      static_cast<std::uint64_t>(h.layer), static_cast<std::uint64_t>(h.kvHead)};
+    return std::mt19937_64(seq);
+}
+
 double perTokenBytes(const HeadInput& head, Precision precision, bool weighted) {
     const double e = bytesPerElement(precision);
     const double values = head.valuesSharedWithKeys ? 0.0 : e * head.values.cols();

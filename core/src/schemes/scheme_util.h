@@ -16,6 +16,9 @@ ParamSpec sinksParam(int def);
 ParamSpec windowParam(int def);
 ParamSpec seedParam();
 Precision precisionOf(const ParamValues& p);
+// The random stream of one head: seeded by the `seed` parameter, the evaluation seed, the layer and
+// the KV head, so the same seed gives the same result in any thread order.
+std::mt19937_64 rngFor(const HeadInput& h, const ParamValues& p);
 
 // Bytes one kept token costs: keys and values at the precision (values free when shared with
 // keys), 4 for its position, 2 for a log-weight when the method weights tokens.

@@ -38,13 +38,6 @@ Budgeted budgeted(const HeadInput& h, const ParamValues& p, bool weighted) {
             precision};
 }
 
-std::mt19937_64 rngFor(const HeadInput& h, const ParamValues& p) {
-    // Each head draws its own stream: the same seed gives the same result in any thread order.
-    std::seed_seq seq{static_cast<std::uint64_t>(param(p, "seed")), h.seed,
-                      static_cast<std::uint64_t>(h.layer), static_cast<std::uint64_t>(h.kvHead)};
-    return std::mt19937_64(seq);
-}
-
 CompressedHead identity(const HeadInput& h, const ParamValues& p) {
     const Precision precision = precisionOf(p);
     std::vector<std::int32_t> all(static_cast<std::size_t>(h.tokens()));
