@@ -5,6 +5,7 @@
 
 #include "kernels/attention_kernels.h"
 #include "vk/context.h"
+#include "vk/instance_impl.h"
 
 #include <algorithm>
 #include <chrono>
@@ -83,9 +84,11 @@ struct VulkanBackend::Impl {
 
     void runUniform(std::span<const CompressedHead> heads, std::span<const Matrix> queries,
                     int group, const AttendOptions& attendOptions, const kernels::RunOptions& ro,
-                    std::vector<AttendResult>& results, std::vector<DispatchTiming>& timings) {
+                    std::vector<AttendResult>& results, std::vector<DispatchTiming>& timings,
+                    DeviceAllocation& allocation) {
         const auto uploads = kernels::uploadLayer(*context, heads, bindingLimit());
         for (const auto& up : uploads) {
+            allocation += up.allocation;
             std::vector<Matrix> q;
             for (int h = up.firstKvHead * group; h < (up.firstKvHead + up.kvHeads) * group; ++h)
                 q.push_back(projected(heads[static_cast<std::size_t>(h / group)],
@@ -94,6 +97,7 @@ struct VulkanBackend::Impl {
                 attentionScale(heads[static_cast<std::size_t>(up.firstKvHead)], attendOptions);
             auto run = kernels::run(*context, *pipelines, up, q, group, attendOptions, scale, ro);
             timings.insert(timings.end(), run.timings.begin(), run.timings.end());
+            allocation += run.scratch;
             for (std::size_t h = 0; h < q.size(); ++h) {
                 AttendResult r;
                 r.outputs = std::move(run.outputs[h]);
@@ -113,6 +117,7 @@ struct VulkanBackend::Impl {
         const int g = request.groupSize;
         std::vector<AttendResult> results;
         std::vector<DispatchTiming> timings;
+        DeviceAllocation allocation;
         const kernels::RunOptions ro = runOptions(request.options);
         const auto nq = request.queries.empty() ? 0 : request.queries[0].rows();
         if (nq == 0 || request.heads.empty()) {
@@ -131,15 +136,17 @@ struct VulkanBackend::Impl {
                 return kernels::variantOf(h) == first && h.headDim == request.heads[0].headDim;
             });
         if (uniform) {
-            runUniform(request.heads, request.queries, g, request.options, ro, results, timings);
+            runUniform(request.heads, request.queries, g, request.options, ro, results, timings,
+                       allocation);
         } else {
             for (std::size_t h = 0; h < request.heads.size(); ++h)
                 runUniform(request.heads.subspan(h, 1),
                            request.queries.subspan(h * static_cast<std::size_t>(g),
                                                    static_cast<std::size_t>(g)),
-                           g, request.options, ro, results, timings);
+                           g, request.options, ro, results, timings, allocation);
         }
         results.front().timings = std::move(timings);
+        results.front().allocation = allocation;
         results.front().wallMicroseconds =
             std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start)
                 .count();
@@ -244,6 +251,17 @@ Result<std::vector<double>> VulkanBackend::measureCopyBandwidth(std::size_t byte
     });
 }
 
+Result<std::size_t> VulkanBackend::memoryRequirement(std::size_t bytes) {
+    return catchErrors([&] {
+        std::lock_guard lock(m_impl->mutex);
+        return static_cast<std::size_t>(m_impl->context->memoryRequirement(bytes));
+    });
+}
+
+void* VulkanBackend::nativeInstance() const {
+    return m_impl->context->instance().impl().instance;
+}
+
 Result<std::unique_ptr<VulkanBackend>> makeVulkanBackend(const VulkanBackendOptions& options) {
     return catchErrors([&] {
         if (options.workgroupSize < 8 || options.workgroupSize > 1024 || options.dSplit < 1 ||
@@ -324,6 +342,7 @@ BackendChoice makeAttentionBackend(const std::string& preference,
     }
     choice.description = "Vulkan: " + summaryLine((*vulkan)->device());
     choice.vulkan = true;
+    choice.vulkanBackend = vulkan->get();
     choice.backend = std::make_unique<FallbackBackend>(std::move(vulkan).value());
     return choice;
 }

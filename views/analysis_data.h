@@ -53,6 +53,9 @@ struct SchemeRun {
     std::vector<kvs::DispatchTiming> dispatches;
     std::vector<int> dispatchLayer;
     double attendWallMicroseconds = 0.0;
+    // What the timing backend allocated on the device for each layer's probe attention (empty
+    // when the timing pass did not run; all zero where the timing backend is the CPU).
+    std::vector<kvs::DeviceAllocation> layerAllocation;
 };
 
 struct AnalysisData {
@@ -75,6 +78,10 @@ struct AnalysisData {
     bool qualityPending = false;    // next-token KL and Δ perplexity follow in a later update
     double computeMilliseconds = 0; // wall time of the job that made this
     std::vector<SchemeRun> runs;
+    // When a RenderDoc capture of this analysis's GPU work was asked for: the file RenderDoc
+    // wrote, or why there is none.
+    QString renderDocCapture;
+    QString renderDocError;
 };
 
 // The metrics a trade-off chart can plot against memory.
@@ -106,6 +113,35 @@ struct TradeoffCurve {
 struct SweepData {
     quint64 generation = 0;
     std::vector<TradeoffCurve> curves;
+    double computeMilliseconds = 0;
+};
+
+// The probe attention of every layer timed against a context of `contextTokens` tokens (the
+// first tokens of the prompt, compressed by the scheme setting at that length).
+struct ScalingPoint {
+    int contextTokens = 0;
+    double deviceMicroseconds = 0.0; // Σ dispatch timestamps over the layers; 0 on the CPU
+    double wallMicroseconds = 0.0;   // host wall time of the layer calls
+    std::size_t cacheBytes = 0;      // bytes counted for the compressed context, all heads
+    std::size_t bytesRead = 0;       // Σ bytes the dispatches must read
+};
+
+// Time against context length for one scheme setting (medians over the repeats).
+struct ScalingSeries {
+    QString setting;
+    QString displayName;
+    int colorIndex = 0;
+    std::vector<ScalingPoint> points; // ascending context length
+};
+
+struct ScalingData {
+    quint64 generation = 0;
+    QString backendName;
+    bool backendIsGpu = false; // a Vulkan device timed it (else the CPU reference: wall only)
+    bool cpuEmulation = true;
+    int probeTokens = 0;
+    int repeats = 0;
+    std::vector<ScalingSeries> series;
     double computeMilliseconds = 0;
 };
 

@@ -31,6 +31,7 @@ CacheView::CacheView(QWidget* parent) : QWidget(parent) {
     m_totals->setObjectName(QStringLiteral("cacheTotals"));
     m_totals->setTextInteractionFlags(Qt::TextSelectableByMouse);
     m_totals->setWordWrap(true);
+    m_totals->setTextFormat(Qt::PlainText);
     layout->addWidget(m_totals);
 
     auto* split = new QSplitter(Qt::Vertical, this);
@@ -87,9 +88,15 @@ CacheView::CacheView(QWidget* parent) : QWidget(parent) {
     m_heat->setGradient(viridisGradient()); // after setColorScale, which imposes the scale's
     m_table = new QTableWidget(bottom);
     m_table->setObjectName(QStringLiteral("cacheTotalsTable"));
-    m_table->setColumnCount(6);
-    m_table->setHorizontalHeaderLabels(
-        {tr("keys"), tr("values"), tr("metadata"), tr("total"), tr("fp16"), tr("of fp16")});
+    m_table->setColumnCount(7);
+    m_table->setHorizontalHeaderLabels({tr("keys"), tr("values"), tr("metadata"), tr("total"),
+                                        tr("fp16"), tr("of fp16"), tr("GPU allocated")});
+    m_table->horizontalHeaderItem(3)->setToolTip(
+        tr("Bytes counted: what the compressed heads store, at the stored precision"));
+    m_table->horizontalHeaderItem(6)->setToolTip(
+        tr("Device memory the Vulkan backend allocated for the layer's keys, values and "
+           "metadata (VkMemoryRequirements sizes: kernel layout, alignment and driver padding "
+           "included; scratch not included)"));
     m_table->horizontalHeader()->setSectionResizeMode(QHeaderView::ResizeToContents);
     m_table->setEditTriggers(QAbstractItemView::NoEditTriggers);
     bottomLayout->addWidget(m_grid, 1);
@@ -183,9 +190,19 @@ void CacheView::setData(std::shared_ptr<const AnalysisData> analysis, int runInd
     m_grid->yAxis->setRange(-0.5, m_data->layers - 0.5);
     m_grid->replot(QCustomPlot::rpQueuedReplot);
 
-    // Totals per layer and for the model.
+    // Totals per layer and for the model, with what the GPU allocated for them.
     m_table->setRowCount(m_data->layers + 1);
     QStringList rowNames;
+    const auto& allocation = run.layerAllocation;
+    const bool gpuBytes =
+        m_data->backendIsGpu && static_cast<int>(allocation.size()) == m_data->layers;
+    const QString noGpu =
+        m_data->timingsPending
+            ? tr("The Vulkan backend is still starting")
+            : (!m_data->backendIsGpu
+                   ? tr("The timing backend is the CPU reference: nothing is allocated on a GPU")
+                   : tr("The probe attention was not timed on the GPU for this setting"));
+    DeviceAllocation allocated;
     for (int l = 0; l <= m_data->layers; ++l) {
         CacheBytes b;
         std::size_t fp16 = 0;
@@ -194,6 +211,14 @@ void CacheView::setData(std::shared_ptr<const AnalysisData> analysis, int runInd
                 b += h.bytes;
                 fp16 += h.fp16Bytes;
             }
+        DeviceAllocation layerAllocated;
+        if (gpuBytes) {
+            for (int i = 0; i < m_data->layers; ++i)
+                if (l == m_data->layers || i == l)
+                    layerAllocated += allocation[static_cast<std::size_t>(i)];
+            if (l == m_data->layers)
+                allocated = layerAllocated;
+        }
         rowNames << (l == m_data->layers ? tr("model") : tr("layer %1").arg(l));
         const QStringList cells = {
             QString::number(static_cast<qulonglong>(b.keys)),
@@ -203,10 +228,22 @@ void CacheView::setData(std::shared_ptr<const AnalysisData> analysis, int runInd
             QString::number(static_cast<qulonglong>(fp16)),
             QStringLiteral("%1%").arg(
                 fp16 ? 100.0 * static_cast<double>(b.total()) / static_cast<double>(fp16) : 0.0, 0,
-                'f', 1)};
+                'f', 1),
+            gpuBytes ? QString::number(static_cast<qulonglong>(layerAllocated.cache()))
+                     : QStringLiteral("\u2014")};
         for (int c = 0; c < cells.size(); ++c) {
             auto* item = new QTableWidgetItem(cells[c]);
             item->setTextAlignment(Qt::AlignRight | Qt::AlignVCenter);
+            if (c == 6)
+                item->setToolTip(
+                    gpuBytes ? tr("keys %1, values %2, metadata %3 bytes in %4 buffers; scratch "
+                                  "%5 bytes")
+                                   .arg(layerAllocated.keys)
+                                   .arg(layerAllocated.values)
+                                   .arg(layerAllocated.metadata)
+                                   .arg(layerAllocated.buffers)
+                                   .arg(layerAllocated.scratch)
+                             : noGpu);
             m_table->setItem(l, c, item);
         }
     }
@@ -219,7 +256,24 @@ void CacheView::setData(std::shared_ptr<const AnalysisData> analysis, int runInd
                  kib(static_cast<double>(run.eval.fp16Bytes)))
             .arg(100.0 * run.eval.memoryFraction, 0, 'f', 1)
             .arg(kib(static_cast<double>(total.keys)), kib(static_cast<double>(total.values)),
-                 kib(static_cast<double>(total.metadata))));
+                 kib(static_cast<double>(total.metadata))) +
+        QLatin1Char('\n') +
+        (gpuBytes
+             ? tr("Allocated on the GPU (%1): %2 for the cache in %3 buffers, %4% of the bytes "
+                  "counted (kernel layout, alignment and driver padding), plus %5 of scratch for "
+                  "the probe queries and outputs")
+                   .arg(m_data->backendName, kib(static_cast<double>(allocated.cache())))
+                   .arg(allocated.buffers)
+                   .arg(total.total() ? 100.0 * static_cast<double>(allocated.cache()) /
+                                            static_cast<double>(total.total())
+                                      : 0.0,
+                        0, 'f', 1)
+                   .arg(kib(static_cast<double>(allocated.scratch)))
+             : noGpu +
+                   (m_data->timingsPending || m_data->backendName.isEmpty()
+                        ? QString()
+                        : QStringLiteral(" (%1)").arg(m_data->backendName)) +
+                   QLatin1Char('.')));
 }
 
 QString CacheView::totalsText() const {

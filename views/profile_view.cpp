@@ -78,8 +78,28 @@ ProfileView::ProfileView(QWidget* parent) : QWidget(parent) {
     m_baselineBars->setBrush(QColor(0x99, 0x99, 0x99));
     m_baselineBars->setWidth(0.4);
     m_plot->legend->setVisible(true);
+
+    m_scalingPlot = new QCustomPlot(split);
+    m_scalingPlot->setObjectName(QStringLiteral("profileScaling"));
+    m_scalingPlot->setBufferDevicePixelRatio(m_scalingPlot->devicePixelRatioF());
+    m_scalingPlot->plotLayout()->insertRow(0);
+    m_scalingTitle = new QCPTextElement(m_scalingPlot, tr("time against context length"));
+    m_scalingPlot->plotLayout()->addElement(0, 0, m_scalingTitle);
+    m_scalingPlot->xAxis->setLabel(tr("context tokens"));
+    m_scalingPlot->yAxis->setLabel(tr("probe attention, all layers (\u00b5s)"));
+    for (QCPAxis* axis : {m_scalingPlot->xAxis, m_scalingPlot->yAxis}) {
+        axis->setScaleType(QCPAxis::stLogarithmic);
+        axis->setTicker(QSharedPointer<QCPAxisTickerLog>(new QCPAxisTickerLog));
+    }
+    m_scalingPlot->legend->setVisible(true);
+    m_scalingPlot->axisRect()->insetLayout()->setInsetAlignment(0, Qt::AlignTop | Qt::AlignLeft);
+
     split->addWidget(m_table);
     split->addWidget(m_plot);
+    split->addWidget(m_scalingPlot);
+    split->setStretchFactor(0, 2);
+    split->setStretchFactor(1, 2);
+    split->setStretchFactor(2, 3);
     layout->addWidget(split, 1);
     applyTheme();
     clear(tr("Timings appear once attention has run on the backend."));
@@ -87,7 +107,9 @@ ProfileView::ProfileView(QWidget* parent) : QWidget(parent) {
 
 void ProfileView::applyTheme() {
     applyPlotTheme(m_plot);
+    applyPlotTheme(m_scalingPlot);
     m_plot->replot();
+    m_scalingPlot->replot();
 }
 
 void ProfileView::clear(const QString& placeholder) {
@@ -99,6 +121,112 @@ void ProfileView::clear(const QString& placeholder) {
     m_summary->clear();
     setPlotPlaceholder(m_plot, placeholder);
     m_plot->replot();
+    m_scalingStatus.clear();
+    setScaling(nullptr);
+}
+
+void ProfileView::setScaling(std::shared_ptr<const ScalingData> scaling) {
+    m_scaling = std::move(scaling);
+    rebuildScaling();
+}
+
+void ProfileView::setScalingStatus(const QString& text) {
+    m_scalingStatus = text;
+    rebuildScaling();
+}
+
+QString ProfileView::scalingTitle() const {
+    return m_scalingTitle->text();
+}
+
+void ProfileView::rebuildScaling() {
+    m_scalingPlot->clearGraphs();
+    QString title = tr("time against context length");
+    if (!m_scaling) {
+        setPlotPlaceholder(m_scalingPlot,
+                           m_scalingStatus.isEmpty()
+                               ? tr("Time against context length appears once attention has run "
+                                    "on the backend.")
+                               : m_scalingStatus);
+        m_scalingTitle->setText(title);
+        m_scalingPlot->replot(QCustomPlot::rpQueuedReplot);
+        return;
+    }
+    const ScalingData& d = *m_scaling;
+    title += d.backendIsGpu
+                 ? tr(" \u2014 %1, %2 probe queries per head, every layer; median of %3; solid: "
+                      "device (timestamps), dashed: wall clock")
+                       .arg(d.backendName)
+                       .arg(d.probeTokens)
+                       .arg(d.repeats)
+                 : tr(" \u2014 the timing backend is the CPU reference (%1): wall clock only, no "
+                      "GPU; %2 probe queries per head, every layer; median of %3")
+                       .arg(d.backendName)
+                       .arg(d.probeTokens)
+                       .arg(d.repeats);
+    if (d.backendIsGpu && d.cpuEmulation)
+        title += tr(" (a CPU emulation of a GPU)");
+    if (!m_scalingStatus.isEmpty())
+        title += QStringLiteral(" \u2014 ") + m_scalingStatus;
+    m_scalingTitle->setText(title);
+    // Names: the scheme's name, or the whole setting where two settings share a scheme.
+    const auto nameOf = [&](const ScalingSeries& series) {
+        for (const ScalingSeries& other : d.series)
+            if (&other != &series && other.displayName == series.displayName)
+                return series.setting;
+        return series.displayName;
+    };
+    double lo = 0, hi = 0, xlo = 0, xhi = 0;
+    const auto extend = [](double& a, double& b, double v) {
+        a = a > 0 ? std::min(a, v) : v;
+        b = std::max(b, v);
+    };
+    for (const ScalingSeries& series : d.series) {
+        const QColor color = categoricalColor(series.colorIndex);
+        const auto shape = categoricalShape(series.colorIndex);
+        QVector<double> x, device, wx, wall;
+        for (const ScalingPoint& p : series.points) {
+            if (p.contextTokens <= 0)
+                continue;
+            if (d.backendIsGpu && p.deviceMicroseconds > 0) {
+                x << p.contextTokens;
+                device << p.deviceMicroseconds;
+                extend(lo, hi, p.deviceMicroseconds);
+                extend(xlo, xhi, p.contextTokens);
+            }
+            if (p.wallMicroseconds > 0) {
+                wx << p.contextTokens;
+                wall << p.wallMicroseconds;
+                extend(lo, hi, p.wallMicroseconds);
+                extend(xlo, xhi, p.contextTokens);
+            }
+        }
+        const QString name = nameOf(series);
+        if (!x.isEmpty()) {
+            QCPGraph* g = m_scalingPlot->addGraph();
+            g->setName(tr("%1, device").arg(name));
+            g->setPen(QPen(color, 2));
+            g->setScatterStyle(QCPScatterStyle(shape, color, color, 7));
+            g->setData(x, device, true);
+        }
+        if (!wx.isEmpty()) {
+            QCPGraph* g = m_scalingPlot->addGraph();
+            g->setName(tr("%1, wall").arg(name));
+            g->setPen(QPen(color, 1.5, Qt::DashLine));
+            g->setScatterStyle(QCPScatterStyle(shape, color, Qt::NoBrush, 7));
+            g->setData(wx, wall, true);
+        }
+    }
+    if (hi <= 0) {
+        setPlotPlaceholder(m_scalingPlot, m_scalingStatus.isEmpty()
+                                              ? tr("No timings at any context length.")
+                                              : m_scalingStatus);
+    } else {
+        setPlotPlaceholder(m_scalingPlot, QString());
+        m_scalingPlot->xAxis->setRange(xlo / 1.3, xhi * 1.3);
+        m_scalingPlot->yAxis->setRange(lo / 1.6, hi * 1.6);
+    }
+    m_scalingPlot->replot(QCustomPlot::rpQueuedReplot);
 }
 
 void ProfileView::setData(std::shared_ptr<const AnalysisData> analysis, int runIndex) {
@@ -249,8 +377,27 @@ CsvTable ProfileView::csv() const {
     return t;
 }
 
+CsvTable ProfileView::scalingCsv() const {
+    CsvTable t;
+    t.header = {QStringLiteral("setting"),           QStringLiteral("scheme"),
+                QStringLiteral("context_tokens"),    QStringLiteral("device_microseconds"),
+                QStringLiteral("wall_microseconds"), QStringLiteral("cache_bytes"),
+                QStringLiteral("bytes_read")};
+    if (!m_scaling)
+        return t;
+    for (const ScalingSeries& series : m_scaling->series)
+        for (const ScalingPoint& p : series.points)
+            t.rows.push_back({series.setting, series.displayName, QString::number(p.contextTokens),
+                              QString::number(p.deviceMicroseconds, 'f', 3),
+                              QString::number(p.wallMicroseconds, 'f', 3),
+                              QString::number(static_cast<qulonglong>(p.cacheBytes)),
+                              QString::number(static_cast<qulonglong>(p.bytesRead))});
+    return t;
+}
+
 std::vector<ChartHandle> ProfileView::charts() const {
-    return {{QStringLiteral("profile_dispatches"), m_plot, [this] { return csv(); }}};
+    return {{QStringLiteral("profile_dispatches"), m_plot, [this] { return csv(); }},
+            {QStringLiteral("profile_scaling"), m_scalingPlot, [this] { return scalingCsv(); }}};
 }
 
 } // namespace kvs::views

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 // The Profile view: the probe attention's per-dispatch timings (a sortable table and bars),
-// achieved GB/s against the device's measured bandwidth, the CPU time of compression, and a
-// plain statement of what the device is (a CPU emulation such as lavapipe is labelled as one).
+// achieved GB/s against the device's measured bandwidth, the CPU time of compression, time
+// against context length per scheme (log-log), and a plain statement of what the device is (a
+// CPU emulation such as lavapipe is labelled as one).
 #pragma once
 
 #include "analysis_data.h"
@@ -12,6 +13,7 @@
 
 class QCustomPlot;
 class QCPBars;
+class QCPTextElement;
 class QLabel;
 class QTableWidget;
 
@@ -23,16 +25,25 @@ public:
     explicit ProfileView(QWidget* parent = nullptr);
     void setData(std::shared_ptr<const AnalysisData> data, int runIndex);
     void setBaseline(std::shared_ptr<const AnalysisData> baseline, int runIndex);
+    // Time against context length: one colour per setting, device µs solid, wall µs dashed (wall
+    // only where the timing backend is the CPU). Null clears the chart.
+    void setScaling(std::shared_ptr<const ScalingData> scaling);
+    // A note on the scaling chart while it is measured ("measuring…").
+    void setScalingStatus(const QString& text);
     void clear(const QString& placeholder);
     QString deviceText() const;
     QString summaryText() const;
     QTableWidget* table() const { return m_table; }
+    QCustomPlot* scalingPlot() const { return m_scalingPlot; }
+    QString scalingTitle() const;
     std::vector<ChartHandle> charts() const;
     void applyTheme();
 
 private:
     void rebuild();
+    void rebuildScaling();
     CsvTable csv() const;
+    CsvTable scalingCsv() const;
 
     std::shared_ptr<const AnalysisData> m_data;
     int m_run = 0;
@@ -44,6 +55,10 @@ private:
     QCustomPlot* m_plot = nullptr;
     QCPBars* m_bars = nullptr;
     QCPBars* m_baselineBars = nullptr;
+    std::shared_ptr<const ScalingData> m_scaling;
+    QString m_scalingStatus;
+    QCustomPlot* m_scalingPlot = nullptr;
+    QCPTextElement* m_scalingTitle = nullptr;
 };
 
 } // namespace kvs::views

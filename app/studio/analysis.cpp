@@ -2,6 +2,7 @@
 // The studio's analysis work on the session's workers.
 #include "analysis.h"
 
+#include "kvs/gpu/renderdoc.h"
 #include "kvs/gpu/vulkan_backend.h"
 #include "kvs/scheme.h"
 #include "kvs/status.h"
@@ -101,6 +102,20 @@ void Engine::startTimingBackend() {
         gpu::BackendChoice choice = gpu::makeAttentionBackend();
         m_timing = std::move(choice.backend);
         m_vulkan = choice.vulkan;
+        m_vulkanBackend = choice.vulkanBackend;
+        // The copy kernel's bandwidth, what the Profile view sets achieved GB/s against
+        // (GPU.md "Timing"): the median of 3 repeats after a warm-up, over 16 MiB on CPU
+        // emulations (about 10-25 ms a copy on lavapipe), 256 MiB (past any L2) on GPUs.
+        if (m_vulkanBackend) {
+            const std::size_t bytes =
+                m_vulkanBackend->isCpuEmulation() ? std::size_t{16} << 20 : std::size_t{256} << 20;
+            if (auto gbs = m_vulkanBackend->measureCopyBandwidth(bytes, 4);
+                gbs.ok() && gbs->size() == 4) {
+                std::vector<double> measured(gbs->begin() + 1, gbs->end());
+                std::sort(measured.begin(), measured.end());
+                m_copyGBs = measured[1];
+            }
+        }
     }
     m_emulation = m_timing->isCpuEmulation();
     m_backendName = qs(m_timing->name());
@@ -194,6 +209,7 @@ std::shared_ptr<const views::AnalysisData> Engine::analyze(const AnalysisRequest
     data->evaluationBackend = qs(m_backend->name());
     data->backendIsGpu = timing && m_vulkan;
     data->cpuEmulation = !timing || m_emulation;
+    data->deviceBandwidthGBs = timing && m_vulkan ? m_copyGBs : 0.0;
     data->timingsPending = request.timings && !timing;
     data->provenance.backend += QStringLiteral("; timings: %1").arg(data->backendName);
 
@@ -205,10 +221,22 @@ std::shared_ptr<const views::AnalysisData> Engine::analyze(const AnalysisRequest
                               .arg(request.timings && timing ? 't' : '-');
     if (m_runCache.size() > 64)
         m_runCache.clear();
+    // A RenderDoc capture brackets the timing passes below (cached runs are timed again).
+    std::optional<gpu::RenderDocCapture> renderDoc;
+    if (request.renderDocCapture) {
+        if (!timing)
+            data->renderDocError = QStringLiteral("the Vulkan backend is still starting");
+        else if (!m_vulkanBackend)
+            data->renderDocError =
+                QStringLiteral("the timing backend is the CPU reference: no GPU work to capture");
+        else if (renderDoc.emplace(m_vulkanBackend->nativeInstance()); !renderDoc->active())
+            data->renderDocError = qs(renderDoc->error());
+    }
     for (const QString& text : request.settings) {
         if (cancel.load())
             return nullptr;
-        if (const auto hit = m_runCache.find(text + flags); hit != m_runCache.end()) {
+        if (const auto hit = m_runCache.find(text + flags);
+            hit != m_runCache.end() && !(renderDoc && renderDoc->active())) {
             views::SchemeRun run = hit->second;
             run.colorIndex = index++;
             data->runs.push_back(std::move(run));
@@ -295,6 +323,8 @@ std::shared_ptr<const views::AnalysisData> Engine::analyze(const AnalysisRequest
                 auto out = timing->attendLayer(req);
                 if (!out.ok())
                     throw Error(ErrorCode::Internal, out.message());
+                run.layerAllocation.push_back(out->empty() ? DeviceAllocation{}
+                                                           : out->front().allocation);
                 for (const AttendResult& r : out.value())
                     for (const DispatchTiming& t : r.timings) {
                         run.dispatches.push_back(t);
@@ -318,6 +348,13 @@ std::shared_ptr<const views::AnalysisData> Engine::analyze(const AnalysisRequest
                 known != request.knownQuality.end())
                 run.eval.quality = known->second;
         data->qualityPending = data->qualityPending || (request.modelQuality && !run.eval.quality);
+    }
+    if (renderDoc && renderDoc->active()) {
+        auto path = renderDoc->finish();
+        if (path.ok())
+            data->renderDocCapture = qs(path.value());
+        else
+            data->renderDocError = qs(path.message());
     }
     data->computeMilliseconds = static_cast<double>(timer.nsecsElapsed()) * 1e-6;
     return data;

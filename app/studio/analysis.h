@@ -19,6 +19,10 @@
 #include <mutex>
 #include <optional>
 
+namespace kvs::gpu {
+class VulkanBackend;
+}
+
 namespace kvs::studio {
 
 struct AnalysisRequest {
@@ -38,6 +42,9 @@ struct AnalysisRequest {
     // previous results), so that a deferred pass does not blank it meanwhile.
     std::map<QString, kvs::ModelQuality> knownQuality;
     bool timings = true; // per-dispatch probe attention timings
+    // Bracket this analysis's GPU work (the timed probe attention of every setting, cached
+    // settings included) in a RenderDoc capture; AnalysisData says where it went.
+    bool renderDocCapture = false;
 };
 
 // The context split actually used: `requested` when it leaves at least one probe token, else
@@ -55,6 +62,10 @@ std::optional<SweepPlan> sweepPlan(const kvs::SchemeSetting& setting, int contex
 // The setting without the swept parameter: settings that differ only in it share a curve.
 QString sweepKey(const QString& setting);
 
+// The context lengths the time-against-context chart measures: about `points` lengths spaced
+// geometrically from max(8, n/32) (at most n) up to n = contextTokens, ascending, no repeats.
+std::vector<int> scalingLengths(int contextTokens, int points = 5);
+
 class Engine {
 public:
     // `cpuOnly`: the CPU reference backend; else Vulkan when it works (the CPU otherwise).
@@ -70,6 +81,12 @@ public:
                const AnalysisRequest& request, const std::atomic<bool>& cancel);
     std::shared_ptr<const views::SweepData> sweep(const AnalysisRequest& request,
                                                   const std::atomic<bool>& cancel);
+    // Times the probe attention of every layer on the timing backend against the context
+    // lengths of scalingLengths(), each setting compressing the first tokens at each length
+    // (analysis_scaling.cpp). Null when cancelled or while the timing backend is starting. It
+    // takes the engine's job lock only to fetch the capture, so analyses do not wait for it.
+    std::shared_ptr<const views::ScalingData> scaling(const AnalysisRequest& request,
+                                                      const std::atomic<bool>& cancel);
     // Creates the attention backend that times the probe attention (Vulkan start-up and, on
     // lavapipe, shader compilation take a while): call it on a worker early. Until it is done,
     // analyses come without timings.
@@ -88,6 +105,8 @@ private:
     bool m_cpuOnly;
     std::unique_ptr<kvs::AttentionBackend> m_backend; // evaluation: the CPU reference
     std::unique_ptr<kvs::AttentionBackend> m_timing;  // timed probe attention (Vulkan or CPU)
+    gpu::VulkanBackend* m_vulkanBackend = nullptr;    // inside m_timing, when it is Vulkan
+    double m_copyGBs = 0.0;                           // the device's copy-kernel bandwidth
     bool m_vulkan = false;
     bool m_emulation = true;
     QString m_backendName;
@@ -99,6 +118,9 @@ private:
     std::optional<kvs::ExactReference> m_reference;
     std::map<QString, views::SchemeRun> m_runCache; // setting + flags → run, for this reference
     std::map<QString, kvs::ModelQuality> m_qualityCache; // setting → quality, for this reference
+    std::mutex m_scalingMutex; // one scaling job at a time; guards the two members below
+    QString m_scalingCacheKey; // the capture and split m_scalingCache belongs to
+    std::map<QString, views::ScalingSeries> m_scalingCache; // setting → series
 };
 
 } // namespace kvs::studio

@@ -14,6 +14,8 @@
 #include "studio_settings.h"
 #include "tradeoff_view.h"
 
+#include "kvs/gpu/renderdoc.h"
+
 #include <QAction>
 #include <QApplication>
 #include <QDir>
@@ -174,6 +176,28 @@ void MainWindow::createStudioActions() {
                         QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_B), QStringLiteral("compare"),
                         [this] { clearBaseline(); });
     m_unpinAction->setEnabled(false);
+    // RenderDoc: enabled only where its API is loaded; the tooltip says why not.
+    QAction* renderDoc =
+        add(tr("Capture Next Recompute in &RenderDoc"), QStringLiteral("renderDocCaptureAction"),
+            QKeySequence(), QStringLiteral("file"), [this] {
+                statusBar()->showMessage(tr("RenderDoc: capturing the next recompute\u2026"));
+                m_session->captureNextRecompute();
+            });
+    const gpu::RenderDocStatus renderDocStatus = gpu::renderDocStatus();
+    renderDoc->setEnabled(renderDocStatus.available);
+    renderDoc->setToolTip(renderDocStatus.available
+                              ? tr("RenderDoc %1 is loaded: the GPU work of the next recompute "
+                                   "is captured to a file")
+                                    .arg(QString::fromStdString(renderDocStatus.version))
+                              : QString::fromStdString(renderDocStatus.reason));
+    connect(m_session.get(), &Session::renderDocCaptured, this,
+            [this](const QString& path, const QString& error) {
+                statusBar()->showMessage(
+                    path.isEmpty()
+                        ? tr("RenderDoc: no capture (%1)").arg(error)
+                        : tr("RenderDoc capture written to %1").arg(QDir::toNativeSeparators(path)),
+                    15000);
+            });
 }
 
 QList<QAction*> MainWindow::allActions() const {
@@ -233,6 +257,13 @@ void MainWindow::connectViews() {
                                       .arg(sw->computeMilliseconds, 0, 'f', 0));
         m_tradeoff->setCurves(sw);
     });
+    connect(s, &Session::scalingStarted, this,
+            [this] { m_profile->setScalingStatus(tr("measuring\u2026")); });
+    connect(s, &Session::scalingChanged, this,
+            [this](std::shared_ptr<const views::ScalingData> scaling) {
+                m_profile->setScalingStatus(QString());
+                m_profile->setScaling(std::move(scaling));
+            });
     connect(s, &Session::modelCleared, this, [this] {
         m_attention->clear(tr("No model."));
         m_tradeoff->clear(tr("No model."));

@@ -303,11 +303,13 @@ void Session::closeModel() {
     ++m_generation[TokenizeJob];
     ++m_generation[AnalysisJob];
     ++m_generation[SweepJob];
+    cancelScaling();
     m_debounce.stop();
     m_analysisDebounce.stop();
     m_analysis.reset();
     m_sweeps.reset();
     m_sweepKey.clear();
+    m_scaling.reset();
     m_analysisRunning = false;
     m_model.reset();
     m_tokens.reset();
@@ -427,6 +429,9 @@ void Session::recomputeNow() {
     }
     AnalysisRequest request = makeRequest();
     request.generation = m_generation[AnalysisJob] + 1;
+    request.renderDocCapture = m_renderDocPending;
+    // The scaling job competes for the CPU (and the device): the live results come first.
+    cancelScaling();
     if (m_analysis && m_analysis->contextTokens == request.contextTokens &&
         m_analysis->provenance.prompt == request.provenance.prompt &&
         m_analysis->provenance.modelFolder == request.provenance.modelFolder)
@@ -457,14 +462,20 @@ void Session::recomputeNow() {
         },
         [this, request](Out out) {
             m_analysisRunning = false;
+            if (request.renderDocCapture)
+                m_renderDocPending = false;
             if (!out->second.isEmpty()) {
                 emit analysisFailed(out->second);
+                if (request.renderDocCapture)
+                    emit renderDocCaptured(QString(), out->second);
                 return;
             }
             if (!out->first)
                 return; // cancelled
             m_analysis = out->first;
             emit analysisChanged(m_analysis);
+            if (request.renderDocCapture)
+                emit renderDocCaptured(m_analysis->renderDocCapture, m_analysis->renderDocError);
             if (m_analysis->qualityPending)
                 startQuality(request);
             if (!m_timingStarted) { // Vulkan start-up after the first results, not before
@@ -485,6 +496,8 @@ void Session::recomputeNow() {
                     });
             }
             startSweeps(request);
+            if (!m_analysis->timingsPending)
+                startScaling(request);
         });
     // A superseded job's deliver never runs: the flag follows the newest job.
 }
@@ -546,6 +559,60 @@ void Session::startSweeps(const AnalysisRequest& request) {
                 return;
             m_sweeps = std::move(out);
             emit sweepsChanged(m_sweeps);
+        });
+}
+
+void Session::setScalingEnabled(bool enabled) {
+    m_scalingEnabled = enabled;
+    if (!enabled)
+        cancelScaling();
+}
+
+void Session::captureNextRecompute() {
+    m_renderDocPending = true;
+    recomputeNow();
+}
+
+void Session::cancelScaling() {
+    ++m_generation[ScalingJob];
+    if (m_cancel[ScalingJob])
+        m_cancel[ScalingJob]->store(true);
+    m_scalingKey.clear();
+}
+
+void Session::startScaling(const AnalysisRequest& request) {
+    if (!m_scalingEnabled)
+        return;
+    const QString key =
+        QStringLiteral("%1|%2|%3|%4")
+            .arg(request.settings.join(QLatin1Char(';')))
+            .arg(request.contextTokens)
+            .arg(reinterpret_cast<quintptr>(request.model.get()))
+            .arg(
+                qHash(QByteArray(reinterpret_cast<const char*>(request.tokens.data()),
+                                 static_cast<qsizetype>(request.tokens.size() * sizeof(TokenId)))));
+    if (key == m_scalingKey)
+        return;
+    m_scalingKey = key;
+    AnalysisRequest scalingRequest = request;
+    scalingRequest.generation = m_generation[ScalingJob] + 1;
+    emit scalingStarted();
+    using Out = std::shared_ptr<const views::ScalingData>;
+    auto engine = m_liveEngine; // its timing backend; the job does not hold the engine's lock
+    runJob<Out>(
+        ScalingJob,
+        [engine, scalingRequest](const CancelFlag& cancel) -> Out {
+            try {
+                return engine->scaling(scalingRequest, cancel);
+            } catch (const std::exception&) {
+                return nullptr;
+            }
+        },
+        [this](Out out) {
+            if (!out)
+                return;
+            m_scaling = std::move(out);
+            emit scalingChanged(m_scaling);
         });
 }
 

@@ -56,6 +56,12 @@ public:
     void recomputeNow();
     // Budget sweeps for the trade-off curves (on by default; they run after the live results).
     void setSweepsEnabled(bool enabled);
+    // Time against context length per setting (on by default; it runs after the live results
+    // once the timing backend is up, and a new recompute cancels it).
+    void setScalingEnabled(bool enabled);
+    std::shared_ptr<const views::ScalingData> scaling() const { return m_scaling; }
+    // The next recompute's GPU work is captured in RenderDoc (renderDocCaptured reports it).
+    void captureNextRecompute();
     void setAnalysisDelay(int milliseconds) { m_analysisDebounce.setInterval(milliseconds); }
     std::shared_ptr<const views::AnalysisData> analysis() const { return m_analysis; }
     std::shared_ptr<const views::SweepData> sweeps() const { return m_sweeps; }
@@ -91,6 +97,10 @@ signals:
     void analysisFailed(const QString& message);
     void sweepsStarted();
     void sweepsChanged(std::shared_ptr<const kvs::views::SweepData> sweeps);
+    void scalingStarted();
+    void scalingChanged(std::shared_ptr<const kvs::views::ScalingData> scaling);
+    // After a recompute asked for by captureNextRecompute(): the capture file, or why none.
+    void renderDocCaptured(const QString& path, const QString& error);
 
 private:
     enum Job {
@@ -101,6 +111,7 @@ private:
         QualityJob,
         SweepJob,
         TimingJob,
+        ScalingJob,
         JobCount
     };
 
@@ -113,6 +124,8 @@ private:
     void updateBusy();
     AnalysisRequest makeRequest() const;
     void startSweeps(const AnalysisRequest& request);
+    void startScaling(const AnalysisRequest& request);
+    void cancelScaling();
     void startQuality(const AnalysisRequest& request);
 
     QThreadPool m_pool;
@@ -144,6 +157,10 @@ private:
     std::shared_ptr<const views::SweepData> m_sweeps;
     bool m_analysisRunning = false;
     bool m_timingStarted = false;
+    bool m_scalingEnabled = true;
+    QString m_scalingKey; // what the current (or running) scaling job was made for
+    std::shared_ptr<const views::ScalingData> m_scaling;
+    bool m_renderDocPending = false; // captureNextRecompute() until an analysis delivers
 };
 
 } // namespace kvs::studio

@@ -254,6 +254,11 @@ std::vector<Upload> uploadLayer(vk::Context& context, std::span<const Compressed
         up.biasBuf = makeBuffer(context, biasData);
         up.pos = makeBuffer(context, pos);
         up.heads = makeBuffer(context, table);
+        up.allocation.keys = up.k->allocatedBytes() + up.ks->allocatedBytes();
+        up.allocation.values = up.v->allocatedBytes() + up.vs->allocatedBytes();
+        up.allocation.metadata =
+            up.biasBuf->allocatedBytes() + up.pos->allocatedBytes() + up.heads->allocatedBytes();
+        up.allocation.buffers = 7;
         up.keyBytes = (k.size() + ks.size()) * 4 + (bias ? biasData.size() * 4 : 0);
         up.cacheBytes = up.keyBytes + (v.size() + vs.size()) * 4;
         uploads.push_back(std::move(up));
@@ -441,6 +446,12 @@ RunResult run(vk::Context& context, PipelineSet& pipelines, const Upload& up,
         submission.dispatch(pipelines.get(mk), mapBufs, &pc, sizeof pc, nq, heads, 1);
     }
     submission.run();
+    for (const Buffer* b : {qBuf.get(), qposBuf.get(), partials.get(), out.get(), lse.get(),
+                            scores.get(), probs.get()})
+        if (b) {
+            result.scratch.scratch += b->allocatedBytes();
+            ++result.scratch.buffers;
+        }
 
     // Timings with the bytes each kernel must move (the cache once, not once per GQA head).
     std::size_t i = 0;

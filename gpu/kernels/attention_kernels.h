@@ -62,8 +62,9 @@ struct Upload {
     int maxKept = 0;
     std::vector<int> kept;
     std::unique_ptr<vk::Buffer> k, v, ks, vs, biasBuf, pos, heads;
-    std::size_t cacheBytes = 0; // K + V + scales (+ bias) as the probe kernel reads them
-    std::size_t keyBytes = 0;   // K + key scales (+ bias): what the map kernel reads
+    std::size_t cacheBytes = 0;  // K + V + scales (+ bias) as the probe kernel reads them
+    std::size_t keyBytes = 0;    // K + key scales (+ bias): what the map kernel reads
+    DeviceAllocation allocation; // the device memory of the buffers above (scratch 0)
 };
 
 // Splits the layer into uploads whose buffers each fit `maxBinding` bytes (one KV head too large
@@ -98,6 +99,7 @@ struct RunResult {
     std::vector<std::vector<float>> logSumExp; // per query head
     std::vector<Matrix> scores, probabilities; // per query head: nq × kept (map only)
     std::vector<DispatchTiming> timings;
+    DeviceAllocation scratch; // queries, partials, outputs, maps (only `scratch` and `buffers`)
 };
 
 // Key splits of the probe kernel: enough workgroups to fill the device (CPU devices: 4 per

@@ -296,15 +296,34 @@ void Context::bindBuffers(VkCommandBuffer cmd, std::span<const Buffer* const> bu
 // ---------------------------------------------------------------------------------------------
 // Buffer
 
-Buffer::Buffer(Context& context, VkDeviceSize size, Role role)
-    : m_context(context), m_size(std::max<VkDeviceSize>(size, 16)) {
-    const DeviceFunctions& fn = context.fn();
+namespace {
+
+VkBufferCreateInfo storageBufferInfo(VkDeviceSize size) {
     VkBufferCreateInfo info{};
     info.sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO;
-    info.size = m_size;
+    info.size = size;
     info.usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_TRANSFER_DST_BIT |
                  VK_BUFFER_USAGE_TRANSFER_SRC_BIT;
     info.sharingMode = VK_SHARING_MODE_EXCLUSIVE;
+    return info;
+}
+
+} // namespace
+
+VkDeviceSize Context::memoryRequirement(VkDeviceSize bytes) {
+    const VkBufferCreateInfo info = storageBufferInfo(bytes);
+    VkBuffer buffer = VK_NULL_HANDLE;
+    KVS_VK_DEVICE_CHECK(*this, m_fn.vkCreateBuffer(m_device, &info, nullptr, &buffer));
+    VkMemoryRequirements req{};
+    m_fn.vkGetBufferMemoryRequirements(m_device, buffer, &req);
+    m_fn.vkDestroyBuffer(m_device, buffer, nullptr);
+    return req.size;
+}
+
+Buffer::Buffer(Context& context, VkDeviceSize size, Role role)
+    : m_context(context), m_size(std::max<VkDeviceSize>(size, 16)) {
+    const DeviceFunctions& fn = context.fn();
+    const VkBufferCreateInfo info = storageBufferInfo(m_size);
     KVS_VK_DEVICE_CHECK(context, fn.vkCreateBuffer(context.device(), &info, nullptr, &m_buffer));
     try {
         VkMemoryRequirements req{};
@@ -332,6 +351,7 @@ Buffer::Buffer(Context& context, VkDeviceSize size, Role role)
         alloc.memoryTypeIndex = type;
         KVS_VK_DEVICE_CHECK(context,
                             fn.vkAllocateMemory(context.device(), &alloc, nullptr, &m_memory));
+        m_allocated = req.size;
         KVS_VK_DEVICE_CHECK(context,
                             fn.vkBindBufferMemory(context.device(), m_buffer, m_memory, 0));
         if (flags & VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT) {

@@ -73,6 +73,10 @@ public:
 
     const Buffer& dummyBuffer() const { return *m_dummy; }
 
+    // VkMemoryRequirements::size of a storage buffer of `bytes` bytes created as Buffer creates
+    // its buffers (same usage flags): what one such buffer really takes on this device.
+    VkDeviceSize memoryRequirement(VkDeviceSize bytes);
+
     // Set when a Vulkan call reported VK_ERROR_DEVICE_LOST; every later use fails fast.
     bool lost() const { return m_lost; }
     void markLost() { m_lost = true; }
@@ -115,6 +119,9 @@ public:
 
     VkBuffer handle() const { return m_buffer; }
     VkDeviceSize size() const { return m_size; }
+    // What the device memory of this buffer really takes: VkMemoryRequirements::size for the
+    // created buffer (driver padding included; allocated exactly, one allocation per buffer).
+    VkDeviceSize allocatedBytes() const { return m_allocated; }
     // Copies bytes in (mapping or staging). `bytes` ≤ size().
     void upload(const void* data, VkDeviceSize bytes);
     // Copies bytes out; Host buffers only.
@@ -126,6 +133,7 @@ private:
     VkBuffer m_buffer = VK_NULL_HANDLE;
     VkDeviceMemory m_memory = VK_NULL_HANDLE;
     VkDeviceSize m_size = 0;
+    VkDeviceSize m_allocated = 0;
     void* m_mapped = nullptr;
     bool m_coherent = true;
 };

@@ -2,6 +2,7 @@
 // dlopen of the Vulkan loader (never linked, so machines without Vulkan still run the studio).
 #include "loader.h"
 
+#include "kvs/gpu/renderdoc.h"
 #include "kvs/status.h"
 
 #include <cstdlib>
@@ -31,6 +32,8 @@ struct LoadOutcome {
 };
 
 LoadOutcome openLoader() {
+    // RenderDoc's capture layer must be in the process before the first instance exists.
+    preloadRenderDocFromEnv();
     LoadOutcome outcome;
     GlobalFunctions& f = outcome.functions;
     const char* overridden = std::getenv("KVS_VULKAN_LOADER");

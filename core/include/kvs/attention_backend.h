@@ -32,6 +32,21 @@ struct DispatchTiming {
     std::size_t bytesWritten = 0;
 };
 
+// Device memory one attend / attendLayer call allocated, as the device reports it (Vulkan:
+// VkMemoryRequirements::size of each buffer, so alignment and driver padding are included).
+// The cache roles hold what the CompressedHeads store, laid out for the kernels (fp16 pairs,
+// packed codes, per-head starts on 16 bytes); scratch is the queries, split partials and outputs
+// of the call. All zero on the CPU backend, which reads the CompressedHeads where they are.
+struct DeviceAllocation {
+    std::size_t keys = 0;     // key rows or codes + key scales
+    std::size_t values = 0;   // value rows or codes + value scales
+    std::size_t metadata = 0; // positions, log-weight bias, per-head offset table
+    std::size_t scratch = 0;  // queries, query positions, partials, outputs, maps
+    int buffers = 0;          // buffers (= allocations) behind these bytes
+    std::size_t cache() const { return keys + values + metadata; }
+    DeviceAllocation& operator+=(const DeviceAllocation& o);
+};
+
 struct AttendResult {
     Matrix outputs;               // queries × d_v
     std::vector<float> logSumExp; // per query: ln Σ_j exp(ŝ_j) (merges partial attentions exactly)
@@ -40,6 +55,8 @@ struct AttendResult {
     // Empty on the CPU backend. attendLayer: the whole layer's dispatches are in the first result.
     std::vector<DispatchTiming> timings;
     double wallMicroseconds = 0.0;
+    // What the backend allocated on the device for the call (attendLayer: in the first result).
+    DeviceAllocation allocation;
 };
 
 // One layer: `heads[h]` is KV head h; `queries[q]` the queries of query head q, which reads KV

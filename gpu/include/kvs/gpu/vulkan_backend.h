@@ -75,6 +75,13 @@ public:
     // Copy-kernel bandwidth over `bytes` (read + write counted): one entry per repeat, GB/s.
     Result<std::vector<double>> measureCopyBandwidth(std::size_t bytes, int repeats);
 
+    // The device memory one storage buffer of `bytes` bytes takes on this device
+    // (VkMemoryRequirements::size; every buffer of the backend is its own allocation of that
+    // size). AttendResult::allocation sums these over the buffers of a call.
+    Result<std::size_t> memoryRequirement(std::size_t bytes);
+    // The VkInstance handle, for tools that hook Vulkan (RenderDoc's device pointer).
+    void* nativeInstance() const;
+
     struct Impl;
 
 private:
@@ -90,6 +97,9 @@ Result<std::unique_ptr<VulkanBackend>> makeVulkanBackend(const VulkanBackendOpti
 struct BackendChoice {
     std::unique_ptr<AttentionBackend> backend;
     bool vulkan = false;
+    // The Vulkan backend inside `backend` (owned by it), for what only Vulkan has (copy
+    // bandwidth, the VkInstance for RenderDoc); null on the CPU.
+    VulkanBackend* vulkanBackend = nullptr;
     std::string description; // "Vulkan: <device summary>" or "CPU (Eigen): <why>"
 };
 

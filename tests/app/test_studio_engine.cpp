@@ -1,0 +1,173 @@
+// SPDX-License-Identifier: MIT
+// The studio engine's device-facing results without a window (lavapipe in CI): the bytes the
+// timing backend allocated per layer against the bytes the heads count, the copy bandwidth the
+// Profile view compares with, time against context length (the lengths asked for, positive
+// times, settings reused from the cache), a RenderDoc capture request where RenderDoc is absent,
+// and the window's RenderDoc action, disabled with the reason.
+#include "kvs_test.h"
+
+#include "analysis.h"
+#include "main_window.h"
+
+#include "kvs/gpu/renderdoc.h"
+#include "kvs/model.h"
+#include "kvs/synthetic_model.h"
+
+#include <QAction>
+#include <QTest>
+
+using namespace kvs;
+using namespace kvs::studio;
+
+namespace {
+
+MainWindowOptions quietOptions() {
+    MainWindowOptions o;
+    o.probeBackend = false;
+    o.persistSettings = false;
+    o.askToSaveOnClose = false;
+    return o;
+}
+
+} // namespace
+
+class TestStudioEngine : public QObject {
+    Q_OBJECT
+
+    std::unique_ptr<test::TempDir> m_dir;
+    std::shared_ptr<const Model> m_model;
+
+    AnalysisRequest request(const QStringList& settings) const {
+        AnalysisRequest r;
+        r.model = m_model;
+        for (int i = 0; i < 40; ++i)
+            r.tokens.push_back(static_cast<TokenId>((i * 7 + 3) % 50));
+        r.contextTokens = 30;
+        r.settings = settings;
+        r.maps = false;
+        r.modelQuality = false;
+        return r;
+    }
+
+private slots:
+    void initTestCase() {
+        m_dir = std::make_unique<test::TempDir>();
+        const auto folder =
+            test::writeModel(*m_dir, "tiny-llama-gqa", syntheticPreset("tiny-llama-gqa"));
+        auto model = Model::load(folder);
+        KVS_VERIFY_OK(model);
+        m_model = std::make_shared<const Model>(std::move(model).value());
+    }
+
+    void scalingLengthsAreGeometric() {
+        // 8 · (100/8)^(i/4), rounded: 8, 15.04, 28.28, 53.18, 100.
+        QCOMPARE(scalingLengths(100), (std::vector<int>{8, 15, 28, 53, 100}));
+        QCOMPARE(scalingLengths(5), (std::vector<int>{5}));
+        // From n/32 for long contexts: 31.25 · 32^(i/4) = 31, 74, 177, 420, 1000.
+        QCOMPARE(scalingLengths(1000), (std::vector<int>{31, 74, 177, 420, 1000}));
+        QCOMPARE(scalingLengths(9), (std::vector<int>{8, 9}));
+        QVERIFY(scalingLengths(0).empty());
+    }
+
+    void allocationScalingAndCapture() {
+        Engine engine(/*cpuOnly=*/false);
+        engine.startTimingBackend();
+        QVERIFY(engine.timingReady());
+        std::atomic<bool> cancel{false};
+        const QStringList settings = {QStringLiteral("identity"),
+                                      QStringLiteral("select.uniform:keep=0.5")};
+        AnalysisRequest r = request(settings);
+        r.renderDocCapture = true;
+        const auto a = engine.analyze(r, cancel);
+        QVERIFY(a);
+        QCOMPARE(static_cast<int>(a->runs.size()), 2);
+        const int layers = a->layers;
+        const int kvHeads = a->kvHeads;
+        if (!a->backendIsGpu) {
+            // No Vulkan here: the CPU reference timed it; nothing is allocated on a device.
+            QVERIFY(qEnvironmentVariable("KVS_TEST_ALLOW_NO_VULKAN") == "1");
+            QCOMPARE(a->deviceBandwidthGBs, 0.0);
+            QCOMPARE(
+                a->renderDocError,
+                QStringLiteral("the timing backend is the CPU reference: no GPU work to capture"));
+            for (const auto& run : a->runs)
+                for (const DeviceAllocation& d : run.layerAllocation)
+                    QCOMPARE(d.cache(), std::size_t{0});
+        } else {
+            QVERIFY2(a->deviceBandwidthGBs > 0, "the copy kernel's bandwidth was not measured");
+            // RenderDoc is not running: the analysis says why there is no capture.
+            if (!qEnvironmentVariableIsSet("KVS_RENDERDOC")) {
+                QVERIFY(a->renderDocCapture.isEmpty());
+                QCOMPARE(a->renderDocError, QString::fromStdString(gpu::renderDocStatus().reason));
+            }
+            for (const auto& run : a->runs) {
+                QCOMPARE(static_cast<int>(run.layerAllocation.size()), layers);
+                for (int l = 0; l < layers; ++l) {
+                    std::size_t counted = 0;
+                    for (const HeadMetrics& h : run.eval.heads)
+                        if (h.layer == l)
+                            counted += h.bytes.total();
+                    const DeviceAllocation& d = run.layerAllocation[static_cast<std::size_t>(l)];
+                    QVERIFY2(d.cache() >= counted,
+                             qPrintable(
+                                 QString("layer %1: %2 < %3").arg(l).arg(d.cache()).arg(counted)));
+                    QCOMPARE(d.buffers, 7 + 5); // cache roles + scratch of one probe call
+                    QVERIFY(d.scratch > 0);
+                }
+            }
+        }
+
+        const auto s = engine.scaling(r, cancel);
+        QVERIFY(s);
+        QCOMPARE(s->backendIsGpu, a->backendIsGpu);
+        QCOMPARE(s->probeTokens, 10);
+        QCOMPARE(static_cast<int>(s->series.size()), 2);
+        const std::vector<int> lengths = scalingLengths(30);
+        QCOMPARE(lengths, (std::vector<int>{8, 11, 15, 22, 30}));
+        for (const auto& series : s->series) {
+            QCOMPARE(series.points.size(), lengths.size());
+            std::size_t lastBytes = 0;
+            for (std::size_t i = 0; i < lengths.size(); ++i) {
+                const auto& p = series.points[i];
+                QCOMPARE(p.contextTokens, lengths[i]);
+                QVERIFY(p.wallMicroseconds > 0);
+                if (s->backendIsGpu) {
+                    QVERIFY2(p.deviceMicroseconds > 0, qPrintable(series.setting));
+                    QVERIFY(p.bytesRead > 0);
+                }
+                QVERIFY(p.cacheBytes > lastBytes); // more context, more bytes
+                lastBytes = p.cacheBytes;
+            }
+        }
+        // The identity keeps every token at fp32 (its default): keys and values = 2 · 4 · d
+        // bytes per token per KV head per layer, no index, no weights.
+        const auto& identity = s->series[0];
+        for (const auto& p : identity.points)
+            QCOMPARE(p.cacheBytes, static_cast<std::size_t>(p.contextTokens) * 8 *
+                                       static_cast<std::size_t>(a->headDim * kvHeads * layers));
+        // A second call reuses both series (same capture and split): the same numbers.
+        const auto again = engine.scaling(r, cancel);
+        QVERIFY(again);
+        QCOMPARE(again->series[1].points[2].wallMicroseconds,
+                 s->series[1].points[2].wallMicroseconds);
+        // Cancelled: nothing.
+        cancel = true;
+        QVERIFY(!engine.scaling(request({QStringLiteral("select.uniform:keep=0.25")}), cancel));
+    }
+
+    void renderDocActionSaysWhy() {
+        if (qEnvironmentVariableIsSet("KVS_RENDERDOC"))
+            QSKIP("KVS_RENDERDOC is set");
+        MainWindow w(quietOptions());
+        auto* action = w.findChild<QAction*>(QStringLiteral("renderDocCaptureAction"));
+        QVERIFY(action);
+        QVERIFY(!action->isEnabled());
+        const QString reason = QString::fromStdString(gpu::renderDocStatus().reason);
+        QVERIFY(!reason.isEmpty());
+        QCOMPARE(action->toolTip(), reason);
+        QVERIFY(w.allActions().contains(action)); // in the command palette
+    }
+};
+
+QTEST_MAIN(TestStudioEngine)
+#include "test_studio_engine.moc"
