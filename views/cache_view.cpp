@@ -90,7 +90,7 @@ CacheView::CacheView(QWidget* parent) : QWidget(parent) {
     m_table->setObjectName(QStringLiteral("cacheTotalsTable"));
     m_table->setColumnCount(7);
     m_table->setHorizontalHeaderLabels({tr("keys"), tr("values"), tr("metadata"), tr("total"),
-                                        tr("fp16"), tr("of fp16"), tr("GPU allocated")});
+                                        tr("fp16"), tr("of fp16"), tr("on GPU")});
     m_table->horizontalHeaderItem(3)->setToolTip(
         tr("Bytes counted: what the compressed heads store, at the stored precision"));
     m_table->horizontalHeaderItem(6)->setToolTip(
@@ -99,8 +99,8 @@ CacheView::CacheView(QWidget* parent) : QWidget(parent) {
            "included; scratch not included)"));
     m_table->horizontalHeader()->setSectionResizeMode(QHeaderView::ResizeToContents);
     m_table->setEditTriggers(QAbstractItemView::NoEditTriggers);
-    bottomLayout->addWidget(m_grid, 1);
-    bottomLayout->addWidget(m_table, 1);
+    bottomLayout->addWidget(m_grid, 2);
+    bottomLayout->addWidget(m_table, 3);
     split->addWidget(m_bars);
     split->addWidget(bottom);
     split->setStretchFactor(0, 3);

@@ -91,15 +91,21 @@ ProfileView::ProfileView(QWidget* parent) : QWidget(parent) {
         axis->setScaleType(QCPAxis::stLogarithmic);
         axis->setTicker(QSharedPointer<QCPAxisTickerLog>(new QCPAxisTickerLog));
     }
-    m_scalingPlot->legend->setVisible(true);
-    m_scalingPlot->axisRect()->insetLayout()->setInsetAlignment(0, Qt::AlignTop | Qt::AlignLeft);
+    // The legend below the axes, one row per setting (device | wall): the curves rise from
+    // bottom left to top right, where an inset legend would hide them.
+    QCPLegend* legend = m_scalingPlot->legend;
+    legend->setVisible(true);
+    m_scalingPlot->axisRect()->insetLayout()->take(legend);
+    m_scalingPlot->plotLayout()->addElement(2, 0, legend);
+    m_scalingPlot->plotLayout()->setRowStretchFactor(2, 0.001);
+    legend->setFillOrder(QCPLayoutGrid::foColumnsFirst);
+    legend->setWrap(2);
+    legend->setMargins(QMargins(4, 2, 4, 2));
 
     split->addWidget(m_table);
     split->addWidget(m_plot);
     split->addWidget(m_scalingPlot);
-    split->setStretchFactor(0, 2);
-    split->setStretchFactor(1, 2);
-    split->setStretchFactor(2, 3);
+    split->setSizes({200, 220, 380});
     layout->addWidget(split, 1);
     applyTheme();
     clear(tr("Timings appear once attention has run on the backend."));
@@ -153,21 +159,21 @@ void ProfileView::rebuildScaling() {
         return;
     }
     const ScalingData& d = *m_scaling;
-    title += d.backendIsGpu
-                 ? tr(" \u2014 %1, %2 probe queries per head, every layer; median of %3; solid: "
-                      "device (timestamps), dashed: wall clock")
-                       .arg(d.backendName)
-                       .arg(d.probeTokens)
-                       .arg(d.repeats)
-                 : tr(" \u2014 the timing backend is the CPU reference (%1): wall clock only, no "
-                      "GPU; %2 probe queries per head, every layer; median of %3")
-                       .arg(d.backendName)
-                       .arg(d.probeTokens)
-                       .arg(d.repeats);
+    title += QStringLiteral(" \u2014 ") + d.backendName;
     if (d.backendIsGpu && d.cpuEmulation)
         title += tr(" (a CPU emulation of a GPU)");
+    else if (!d.backendIsGpu)
+        title += tr(" (the CPU reference: no GPU)");
     if (!m_scalingStatus.isEmpty())
         title += QStringLiteral(" \u2014 ") + m_scalingStatus;
+    title += QLatin1Char('\n') +
+             (d.backendIsGpu
+                  ? tr("probe attention of every layer, %1 probe queries per head, median of %2 "
+                       "runs; solid: device timestamps, dashed: wall clock")
+                  : tr("probe attention of every layer, %1 probe queries per head, median of %2 "
+                       "runs; wall clock only"))
+                 .arg(d.probeTokens)
+                 .arg(d.repeats);
     m_scalingTitle->setText(title);
     // Names: the scheme's name, or the whole setting where two settings share a scheme.
     const auto nameOf = [&](const ScalingSeries& series) {

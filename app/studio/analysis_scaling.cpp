@@ -16,9 +16,10 @@ namespace kvs::studio {
 namespace {
 
 // One warm-up (pipelines of a new storage form are created on first use), then the median of
-// three: lavapipe's timings vary by 2x between runs on a loaded machine (GPU.md).
+// five: lavapipe's timings vary by 2x between runs on a loaded machine (GPU.md), and three
+// still left single outliers in the studio's chart on the 2-core CI-class machine.
 constexpr int kWarmup = 1;
-constexpr int kRepeats = 3;
+constexpr int kRepeats = 5;
 
 double medianOf(std::vector<double> values) {
     if (values.empty())

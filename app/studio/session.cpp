@@ -303,6 +303,7 @@ void Session::closeModel() {
     ++m_generation[TokenizeJob];
     ++m_generation[AnalysisJob];
     ++m_generation[SweepJob];
+    m_sweepsRunning = false;
     cancelScaling();
     m_debounce.stop();
     m_analysisDebounce.stop();
@@ -398,6 +399,8 @@ int Session::contextTokens() const {
 void Session::setSweepsEnabled(bool enabled) {
     m_sweepsEnabled = enabled;
     if (!enabled) {
+        m_sweepsRunning = false;
+        startScalingWhenIdle();
         ++m_generation[SweepJob];
         if (m_cancel[SweepJob])
             m_cancel[SweepJob]->store(true);
@@ -440,6 +443,7 @@ void Session::recomputeNow() {
                 request.knownQuality[run.setting] = *run.eval.quality;
     // A pending quality pass belongs to the old settings.
     ++m_generation[QualityJob];
+    m_qualityRunning = false;
     if (m_cancel[QualityJob])
         m_cancel[QualityJob]->store(true);
     m_analysisRunning = true;
@@ -496,8 +500,10 @@ void Session::recomputeNow() {
                     });
             }
             startSweeps(request);
-            if (!m_analysis->timingsPending)
-                startScaling(request);
+            if (!m_analysis->timingsPending) {
+                m_scalingPending = request;
+                startScalingWhenIdle();
+            }
         });
     // A superseded job's deliver never runs: the flag follows the newest job.
 }
@@ -506,6 +512,7 @@ void Session::startQuality(const AnalysisRequest& request) {
     using Out = std::shared_ptr<const views::AnalysisData>;
     auto engine = m_qualityEngine;
     auto base = m_analysis;
+    m_qualityRunning = true;
     runJob<Out>(
         QualityJob,
         [engine, base, request](const CancelFlag& cancel) -> Out {
@@ -516,10 +523,12 @@ void Session::startQuality(const AnalysisRequest& request) {
             }
         },
         [this](Out out) {
-            if (!out)
-                return;
-            m_analysis = std::move(out);
-            emit analysisChanged(m_analysis);
+            m_qualityRunning = false;
+            if (out) {
+                m_analysis = std::move(out);
+                emit analysisChanged(m_analysis);
+            }
+            startScalingWhenIdle();
         });
 }
 
@@ -545,6 +554,7 @@ void Session::startSweeps(const AnalysisRequest& request) {
     emit sweepsStarted();
     using Out = std::shared_ptr<const views::SweepData>;
     auto engine = m_sweepEngine;
+    m_sweepsRunning = true;
     runJob<Out>(
         SweepJob,
         [engine, sweepRequest](const CancelFlag& cancel) -> Out {
@@ -555,10 +565,12 @@ void Session::startSweeps(const AnalysisRequest& request) {
             }
         },
         [this](Out out) {
-            if (!out)
-                return;
-            m_sweeps = std::move(out);
-            emit sweepsChanged(m_sweeps);
+            m_sweepsRunning = false;
+            if (out) {
+                m_sweeps = std::move(out);
+                emit sweepsChanged(m_sweeps);
+            }
+            startScalingWhenIdle();
         });
 }
 
@@ -573,7 +585,16 @@ void Session::captureNextRecompute() {
     recomputeNow();
 }
 
+void Session::startScalingWhenIdle() {
+    if (!m_scalingPending || m_qualityRunning || m_sweepsRunning)
+        return;
+    const AnalysisRequest request = std::move(*m_scalingPending);
+    m_scalingPending.reset();
+    startScaling(request);
+}
+
 void Session::cancelScaling() {
+    m_scalingPending.reset();
     ++m_generation[ScalingJob];
     if (m_cancel[ScalingJob])
         m_cancel[ScalingJob]->store(true);

@@ -125,6 +125,7 @@ private:
     AnalysisRequest makeRequest() const;
     void startSweeps(const AnalysisRequest& request);
     void startScaling(const AnalysisRequest& request);
+    void startScalingWhenIdle();
     void cancelScaling();
     void startQuality(const AnalysisRequest& request);
 
@@ -160,6 +161,11 @@ private:
     bool m_scalingEnabled = true;
     QString m_scalingKey; // what the current (or running) scaling job was made for
     std::shared_ptr<const views::ScalingData> m_scaling;
+    // The scaling job waits for the quality pass and the sweeps (they share the CPU, and on
+    // lavapipe the device is the CPU): the request it will run, and what it waits for.
+    std::optional<AnalysisRequest> m_scalingPending;
+    bool m_qualityRunning = false;
+    bool m_sweepsRunning = false;
     bool m_renderDocPending = false; // captureNextRecompute() until an analysis delivers
 };
 
