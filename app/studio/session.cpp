@@ -602,7 +602,7 @@ void Session::cancelScaling() {
 }
 
 void Session::startScaling(const AnalysisRequest& request) {
-    if (!m_scalingEnabled)
+    if (!m_scalingEnabled || qEnvironmentVariableIsSet("KVS_STUDIO_NO_SCALING"))
         return;
     const QString key =
         QStringLiteral("%1|%2|%3|%4")
