@@ -5,7 +5,7 @@
 # when started again, so the script can be stopped and re-run at any time.
 #
 #   tools/train_bundled_models.sh default            # the shipped default model (QKV)
-#   tools/train_bundled_models.sh variants           # the eight variants at one equal budget
+#   tools/train_bundled_models.sh variants           # the variants at the default model's budget
 #   tools/train_bundled_models.sh variant NAME       # one of them (qkv gqa2 gqa3 mqa k_eq_v
 #                                                    #  q_eq_k q_eq_k_eq_v k_eq_v_gqa2)
 #   tools/train_bundled_models.sh baselines          # n-gram and bzip2 figures
@@ -23,15 +23,15 @@ mkdir -p "$work"
 [ -x "$cli" ] || { echo "build kvstudio-cli first: cmake -S . -B $build -G Ninja -DCMAKE_BUILD_TYPE=Release -DKVS_NATIVE=ON && ninja -C $build kvstudio-cli" >&2; exit 2; }
 
 default_steps=${DEFAULT_STEPS:-2500}
-# The comparison table's equal budget (smaller than the default model so that all eight fit in one
-# afternoon on two cores; set VARIANT_LAYERS=6 VARIANT_WIDTH=192 VARIANT_FFN=512 VARIANT_STEPS=3000
-# VARIANT_LR=1e-3 for the default model's size and budget).
-variant_steps=${VARIANT_STEPS:-800}
-variant_layers=${VARIANT_LAYERS:-4}
-variant_width=${VARIANT_WIDTH:-96}
+# The variants share the default model's size and budget (6 layers, width 192, 6 heads, SwiGLU
+# 512, 2500 steps of 16 x 256, lr 1e-3, warmup 200, seed 1): the QKV variant *is* the default
+# model, so `variant qkv` copies its results instead of training it twice.
+variant_steps=${VARIANT_STEPS:-$default_steps}
+variant_layers=${VARIANT_LAYERS:-6}
+variant_width=${VARIANT_WIDTH:-192}
 variant_heads=${VARIANT_HEADS:-6}
-variant_ffn=${VARIANT_FFN:-256}
-variant_lr=${VARIANT_LR:-2e-3}
+variant_ffn=${VARIANT_FFN:-512}
+variant_lr=${VARIANT_LR:-1e-3}
 
 # train NAME OUT STEPS [extra options...]: resumes from $work/NAME.ckpt when it exists.
 train() {
@@ -55,10 +55,18 @@ train() {
 
 variant() {
   local name=$1 common=(--layers "$variant_layers" --width "$variant_width" --heads "$variant_heads"
-                        --ffn "$variant_ffn" --lr "$variant_lr" --warmup 100 --eval-every 200)
+                        --ffn "$variant_ffn" --lr "$variant_lr" --warmup 200 --eval-every 500)
   local out=$work/variants/$name
   case "$name" in
-    qkv)          train "variant-$name" "$out" "$variant_steps" "${common[@]}" ;;
+    qkv)
+      if [ -z "${VARIANT_STEPS:-}${VARIANT_LAYERS:-}${VARIANT_WIDTH:-}${VARIANT_HEADS:-}${VARIANT_FFN:-}${VARIANT_LR:-}" ]; then
+        [ -f "$work/default.json" ] || { echo "train the default model first: $0 default" >&2; exit 2; }
+        echo "== variant-qkv: the default model (same recipe); copying $work/default.json"
+        cp "$work/default.json" "$work/variant-qkv.json"
+      else
+        train "variant-$name" "$out" "$variant_steps" "${common[@]}"
+      fi
+      ;;
     gqa2)         train "variant-$name" "$out" "$variant_steps" "${common[@]}" --kv-heads 2 ;;
     gqa3)         train "variant-$name" "$out" "$variant_steps" "${common[@]}" --kv-heads 3 ;;
     mqa)          train "variant-$name" "$out" "$variant_steps" "${common[@]}" --kv-heads 1 ;;

@@ -3,10 +3,12 @@
 #include "token_chips_view.h"
 
 #include <QAbstractScrollArea>
+#include <QContextMenuEvent>
 #include <QEvent>
 #include <QFontMetrics>
 #include <QHelpEvent>
 #include <QLabel>
+#include <QMenu>
 #include <QMouseEvent>
 #include <QPainter>
 #include <QPainterPath>
@@ -14,6 +16,7 @@
 #include <QToolTip>
 #include <QVBoxLayout>
 #include <algorithm>
+#include <limits>
 
 namespace kvs::views {
 
@@ -118,6 +121,7 @@ public:
         }
         m_hover = -1;
         m_selected = -1;
+        m_split = clampSplit(m_split);
         m_placeholder.clear();
         measure();
         relayout();
@@ -135,6 +139,51 @@ public:
     void setSelected(int index) {
         m_selected = (index >= 0 && index < static_cast<int>(m_chips.size())) ? index : -1;
         viewport()->update();
+    }
+
+    int split() const { return m_split; }
+    void setSplit(int contextTokens) {
+        m_split = clampSplit(contextTokens);
+        m_dragSplit = -1;
+        viewport()->update();
+    }
+
+    // The split marker in viewport coordinates: a bar in the gap before chip `split` (the first
+    // probe), as tall as its row, widened by a few pixels so that it is easy to grab.
+    QRect markerViewportRect(int split) const {
+        if (split <= 0 || split >= static_cast<int>(m_chips.size()))
+            return {};
+        const QRect chip = m_chips[static_cast<std::size_t>(split)].rect;
+        const int x = chip.left() - (kGap + 1) / 2;
+        return QRect(x - kGrab, chip.top() - 2, 2 * kGrab + 1, chip.height() + 4)
+            .translated(0, -verticalScrollBar()->value());
+    }
+
+    // The split a drag to `p` (viewport coordinates) would set: before the chip under the
+    // pointer when it is in that chip's left half, after it otherwise.
+    int splitAtViewport(const QPoint& p) const {
+        if (m_chips.size() < 2)
+            return 0;
+        const QPoint content = p + QPoint(0, verticalScrollBar()->value());
+        // The row under the pointer (or the nearest one above/below the flow).
+        int best = 0;
+        int bestDistance = std::numeric_limits<int>::max();
+        for (std::size_t i = 0; i < m_chips.size(); ++i) {
+            const QRect& r = m_chips[i].rect;
+            const int dy = content.y() < r.top()      ? r.top() - content.y()
+                           : content.y() > r.bottom() ? content.y() - r.bottom()
+                                                      : 0;
+            const int dx = content.x() < r.left()    ? r.left() - content.x()
+                           : content.x() > r.right() ? content.x() - r.right()
+                                                     : 0;
+            const int d = dy * 4096 + dx; // same row first, then the horizontally nearest
+            if (d < bestDistance) {
+                bestDistance = d;
+                best = static_cast<int>(i);
+            }
+        }
+        const QRect& r = m_chips[static_cast<std::size_t>(best)].rect;
+        return clampSplit(content.x() < r.center().x() ? best : best + 1);
     }
 
     // Rectangle of a chip in viewport coordinates.
@@ -181,6 +230,16 @@ protected:
     bool viewportEvent(QEvent* event) override {
         if (event->type() == QEvent::ToolTip) {
             auto* help = static_cast<QHelpEvent*>(event);
+            if (markerViewportRect(m_split).contains(help->pos())) {
+                QToolTip::showText(
+                    help->globalPos(),
+                    TokenChipsView::tr("Context: %1 tokens (compressed) | probes: %2 tokens.\n"
+                                       "Drag to move the split.")
+                        .arg(m_split)
+                        .arg(static_cast<int>(m_chips.size()) - m_split),
+                    viewport(), markerViewportRect(m_split));
+                return true;
+            }
             const int index = chipAtViewport(help->pos());
             if (index >= 0)
                 QToolTip::showText(help->globalPos(), m_owner->chipToolTip(index), viewport(),
@@ -195,11 +254,54 @@ protected:
     }
 
     void mouseMoveEvent(QMouseEvent* event) override {
-        setHover(chipAtViewport(event->position().toPoint()));
+        const QPoint pos = event->position().toPoint();
+        if (m_dragSplit >= 0) {
+            const int s = splitAtViewport(pos);
+            if (s != m_dragSplit) {
+                m_dragSplit = s;
+                viewport()->update();
+            }
+            return;
+        }
+        viewport()->setCursor(markerViewportRect(m_split).contains(pos) ? Qt::SplitHCursor
+                                                                        : Qt::ArrowCursor);
+        setHover(chipAtViewport(pos));
         QAbstractScrollArea::mouseMoveEvent(event);
     }
 
+    void mouseReleaseEvent(QMouseEvent* event) override {
+        if (event->button() == Qt::LeftButton && m_dragSplit >= 0) {
+            const int s = m_dragSplit;
+            m_dragSplit = -1;
+            viewport()->update();
+            if (s != m_split) {
+                m_split = s;
+                emit m_owner->splitChanged(s);
+            }
+            return;
+        }
+        QAbstractScrollArea::mouseReleaseEvent(event);
+    }
+
+    void contextMenuEvent(QContextMenuEvent* event) override {
+        const int index = chipAtViewport(event->pos());
+        if (index < 1 || m_split <= 0)
+            return;
+        QMenu menu(this);
+        QAction* here = menu.addAction(
+            TokenChipsView::tr("Split here: %1 context tokens, probes from token %1").arg(index));
+        here->setEnabled(clampSplit(index) == index && index != m_split);
+        if (menu.exec(event->globalPos()) == here)
+            m_owner->moveSplit(index);
+    }
+
     void mousePressEvent(QMouseEvent* event) override {
+        if (event->button() == Qt::LeftButton &&
+            markerViewportRect(m_split).contains(event->position().toPoint())) {
+            m_dragSplit = m_split;
+            viewport()->update();
+            return;
+        }
         if (event->button() == Qt::LeftButton) {
             const int index = chipAtViewport(event->position().toPoint());
             setSelected(index);
@@ -221,6 +323,10 @@ protected:
         const QColor base = pal.color(QPalette::Base);
         const QColor accent = pal.color(QPalette::Highlight);
         const QColor fills[2] = {mix(base, accent, 0.10), mix(base, accent, 0.22)};
+        // Probe chips in the Okabe-Ito orange, distinct from the context's accent tint for
+        // every kind of colour vision.
+        const QColor probe(0xE6, 0x9F, 0x00);
+        const QColor probeFills[2] = {mix(base, probe, 0.16), mix(base, probe, 0.30)};
         const QColor border = mix(base, pal.color(QPalette::Text), 0.25);
         const QColor text = pal.color(QPalette::Text);
         const QColor muted = mix(base, text, 0.45);
@@ -239,7 +345,8 @@ protected:
             const bool hot = index == m_hover || index == m_selected;
             QPainterPath path;
             path.addRoundedRect(QRectF(chip.rect).adjusted(0.5, 0.5, -0.5, -0.5), kRadius, kRadius);
-            p.fillPath(path, fills[i % 2]);
+            const bool isProbe = m_split > 0 && index >= m_split;
+            p.fillPath(path, isProbe ? probeFills[i % 2] : fills[i % 2]);
             p.setPen(QPen(hot ? accent : border, hot ? 1.5 : 1.0));
             p.drawPath(path);
 
@@ -260,9 +367,41 @@ protected:
                 x += w;
             }
         }
+        p.resetTransform();
+        paintSplitMarker(p, m_split, accent, m_dragSplit >= 0 ? 0.35 : 1.0);
+        if (m_dragSplit >= 0)
+            paintSplitMarker(p, m_dragSplit, accent, 1.0);
     }
 
 private:
+    static constexpr int kGrab = 4; // half-width of the marker's grab area, pixels
+
+    int clampSplit(int split) const {
+        const int n = static_cast<int>(m_chips.size());
+        if (split <= 0 || n < 2)
+            return split <= 0 ? 0 : split;
+        return std::clamp(split, 1, n - 1);
+    }
+
+    void paintSplitMarker(QPainter& p, int split, const QColor& colour, qreal opacity) {
+        const QRect r = markerViewportRect(split);
+        if (!r.isValid())
+            return;
+        p.save();
+        p.setOpacity(opacity);
+        const qreal cx = r.center().x() + 0.5;
+        p.setPen(QPen(colour, 3.0, Qt::SolidLine, Qt::RoundCap));
+        p.drawLine(QPointF(cx, r.top() + 1), QPointF(cx, r.bottom() - 1));
+        // A small grip at the top so the bar reads as something to drag.
+        QPainterPath grip;
+        grip.moveTo(cx - 4, r.top() - 1);
+        grip.lineTo(cx + 4, r.top() - 1);
+        grip.lineTo(cx, r.top() + 4);
+        grip.closeSubpath();
+        p.fillPath(grip, colour);
+        p.restore();
+    }
+
     void setHover(int index) {
         if (index == m_hover)
             return;
@@ -304,6 +443,8 @@ private:
     QString m_placeholder;
     int m_hover = -1;
     int m_selected = -1;
+    int m_split = 0;      // 0: no marker
+    int m_dragSplit = -1; // where a drag would put the split; -1 when not dragging
 };
 
 TokenChipsView::TokenChipsView(QWidget* parent) : QWidget(parent) {
@@ -391,6 +532,28 @@ int TokenChipsView::selectedChip() const {
 
 void TokenChipsView::setSelectedChip(int index) {
     m_area->setSelected(index);
+}
+
+void TokenChipsView::setSplit(int contextTokens) {
+    m_area->setSplit(contextTokens);
+}
+
+int TokenChipsView::split() const {
+    return m_area->split();
+}
+
+QRect TokenChipsView::splitMarkerRect() const {
+    const QRect r = m_area->markerViewportRect(m_area->split());
+    if (!r.isValid() || !m_area->viewport()->rect().intersects(r))
+        return {};
+    return r.translated(m_area->viewport()->mapTo(this, QPoint(0, 0)));
+}
+
+void TokenChipsView::moveSplit(int contextTokens) {
+    const int before = split();
+    m_area->setSplit(contextTokens);
+    if (split() != before)
+        emit splitChanged(split());
 }
 
 void TokenChipsView::updateCount() {

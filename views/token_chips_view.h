@@ -51,9 +51,22 @@ public:
     int selectedChip() const;
     void setSelectedChip(int index); // -1 clears
 
+    // The context / probe split: chips [0, split) are the context whose cache is compressed,
+    // [split, count) the probe queries. Drawn as a bar between two chips that the mouse drags
+    // (or "Split here" from a chip's context menu); probe chips are tinted. 0 hides the marker.
+    // Clamped to [1, count − 1] so at least one token stays on each side.
+    void setSplit(int contextTokens);
+    int split() const;
+    // The marker's rectangle in this widget's coordinates (invalid when hidden or scrolled away).
+    QRect splitMarkerRect() const;
+    // Sets the split as the user would (emits splitChanged when it moved).
+    void moveSplit(int contextTokens);
+
 signals:
     void chipHovered(int index); // -1 when the pointer leaves the chips
     void chipClicked(int index);
+    // The user moved the split (on release of a drag, or from the context menu).
+    void splitChanged(int contextTokens);
 
 private:
     friend class ChipArea;

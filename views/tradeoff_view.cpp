@@ -6,6 +6,7 @@
 
 #include "kvs/sweep.h"
 
+#include <QCheckBox>
 #include <QComboBox>
 #include <QHBoxLayout>
 #include <QLabel>
@@ -43,8 +44,15 @@ TradeoffView::TradeoffView(QWidget* parent) : QWidget(parent) {
     m_summary->setWordWrap(true);
     m_status = new QLabel(this);
     m_status->setObjectName(QStringLiteral("tradeoffStatus"));
+    m_theory = new QCheckBox(tr("Theory"), this);
+    m_theory->setObjectName(QStringLiteral("tradeoffTheory"));
+    m_theory->setChecked(true);
+    m_theory->setToolTip(tr("On the attention-error chart: the slope each family's theory "
+                            "predicts (dotted: −1 for discrepancy coresets, −½ for uniform "
+                            "sampling) and what the coreset bound √d·e^ρ/ε asks for"));
     bar->addWidget(new QLabel(tr("Error metric"), this));
     bar->addWidget(m_metric);
+    bar->addWidget(m_theory);
     bar->addWidget(m_status);
     bar->addStretch(1);
     layout->addLayout(bar);
@@ -73,6 +81,7 @@ TradeoffView::TradeoffView(QWidget* parent) : QWidget(parent) {
     layout->addWidget(m_plot, 1);
     layout->addWidget(m_summary);
     connect(m_metric, qOverload<int>(&QComboBox::currentIndexChanged), this, [this] { rebuild(); });
+    connect(m_theory, &QCheckBox::toggled, this, [this] { rebuild(); });
     applyTheme();
     clear(tr("Trade-off curves appear once a scheme has been swept."));
 }
@@ -80,6 +89,14 @@ TradeoffView::TradeoffView(QWidget* parent) : QWidget(parent) {
 void TradeoffView::applyTheme() {
     applyPlotTheme(m_plot);
     m_plot->replot();
+}
+
+void TradeoffView::setTheoryVisible(bool visible) {
+    m_theory->setChecked(visible);
+}
+
+bool TradeoffView::isTheoryVisible() const {
+    return m_theory->isChecked();
 }
 
 void TradeoffView::setStatusText(const QString& text) {
@@ -204,6 +221,32 @@ void TradeoffView::rebuild() {
     if (haveCurves)
         drawCurves(*m_sweeps, false);
 
+    m_guideCount = 0;
+    QStringList boundNotes;
+    if (haveCurves && metric == Metric::AttentionError && m_theory->isChecked()) {
+        for (const TradeoffCurve& curve : m_sweeps->curves) {
+            if (std::isfinite(curve.theorySlope) && plottable(curve.guideX0, curve.guideY0) &&
+                plottable(curve.guideX1, curve.guideY1)) {
+                QCPGraph* g = m_plot->addGraph();
+                g->setName(curve.theoryLabel);
+                QColor color = categoricalColor(curve.colorIndex);
+                g->setPen(QPen(color, 1.4, Qt::DotLine));
+                g->setData(QVector<double>{curve.guideX0, curve.guideX1},
+                           QVector<double>{curve.guideY0, curve.guideY1});
+                extend(curve.guideX1, curve.guideY1);
+                ++m_guideCount;
+            }
+            if (curve.schemeId.startsWith(QLatin1String("coreset.")) &&
+                std::isfinite(curve.boundTokens))
+                boundNotes << tr("%1: the coreset bound asks for %2 tokens at ρ_eff %3 for "
+                                 "the error measured with %4 kept")
+                                  .arg(curve.displayName)
+                                  .arg(curve.boundTokens, 0, 'g', 2)
+                                  .arg(curve.boundRho, 0, 'f', 1)
+                                  .arg(curve.boundKeptTokens, 0, 'f', 0);
+        }
+    }
+
     if (!allX.empty()) {
         const auto front = kvs::paretoFront(allX, allY);
         QCPGraph* g = m_plot->addGraph();
@@ -256,6 +299,8 @@ void TradeoffView::rebuild() {
         m_plot->xAxis->setRange(xLo / 1.6, xHi * 1.6);
         m_plot->yAxis->setRange(yLo / 2.0, yHi * 2.0);
     }
+    if (!boundNotes.isEmpty())
+        summary << boundNotes;
     m_summary->setText(summary.join(QStringLiteral("  \u00b7  ")));
     m_plot->replot(QCustomPlot::rpQueuedReplot);
 }

@@ -12,6 +12,7 @@
 
 class QComboBox;
 class QCustomPlot;
+class QCheckBox;
 class QLabel;
 class QMouseEvent;
 
@@ -38,6 +39,11 @@ public:
     QCustomPlot* plot() const { return m_plot; }
     void applyTheme();
     void setStatusText(const QString& text);
+    // Theory overlays on the attention-error chart: each family's predicted slope as a dotted
+    // guide and the coreset bound's demand in the summary.
+    void setTheoryVisible(bool visible);
+    bool isTheoryVisible() const;
+    int theoryGuideCount() const { return m_guideCount; }
 
 signals:
     // The user picked (clicked or dragged to) a point of a curve: set `parameter` of the scheme
@@ -53,6 +59,8 @@ private:
     std::shared_ptr<const SweepData> m_baseline;
     std::shared_ptr<const AnalysisData> m_current;
     QComboBox* m_metric = nullptr;
+    QCheckBox* m_theory = nullptr;
+    int m_guideCount = 0;
     QLabel* m_summary = nullptr;
     QLabel* m_status = nullptr;
     QCustomPlot* m_plot = nullptr;

@@ -165,8 +165,32 @@ const std::vector<Command>& commands() {
          "decode attention timings, GB/s and copy-bandwidth fraction (docs/gpu-benchmarks.md)",
          {"json"},
          &runBench},
+        {"render",
+         "render SESSION.kvsession --out DIR [--dpi N] [--views attention,tradeoffs,cache,profile] "
+         "[--theme light|dark|session] [--timeout S] [--json]",
+         "re-render a saved studio session's charts (PNG, SVG, PDF, CSV + provenance) off screen",
+         {"json"},
+         &runRender},
     };
     return table;
+}
+
+namespace {
+
+CommandFn g_renderHandler = nullptr;
+
+} // namespace
+
+void setRenderHandler(CommandFn handler) {
+    g_renderHandler = handler;
+}
+
+int runRender(const Args& args, Streams io) {
+    if (!g_renderHandler)
+        throw Error(ErrorCode::Unsupported,
+                    "this kvstudio-cli was built without the studio (KVS_BUILD_GUI=OFF); render "
+                    "draws the studio's charts and needs it");
+    return g_renderHandler(args, io);
 }
 
 namespace {

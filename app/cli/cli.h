@@ -74,6 +74,11 @@ std::string readPrompt(const Args& args);
 // says so on err.
 std::unique_ptr<AttentionBackend> makeBackend(const std::string& name, Streams io);
 
+// `render` lives in the studio (it draws the studio's charts): kvstudio-cli's main() installs it
+// when the studio is built; without it the command fails with ErrorCode::Unsupported.
+void setRenderHandler(CommandFn handler);
+int runRender(const Args& args, Streams io);
+
 // The commands, one file each.
 int runInfo(const Args& args, Streams io);
 int runTokenize(const Args& args, Streams io);

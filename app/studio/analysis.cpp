@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <limits>
 
 namespace kvs::studio {
 
@@ -29,6 +30,69 @@ int resolveContextTokens(int requested, int tokens) {
     if (requested >= 1 && requested < tokens)
         return requested;
     return std::clamp(tokens * 3 / 4, 1, tokens - 1);
+}
+
+namespace {
+
+double median(std::vector<double> values) {
+    if (values.empty())
+        return std::numeric_limits<double>::quiet_NaN();
+    const auto mid = values.begin() + static_cast<std::ptrdiff_t>(values.size() / 2);
+    std::nth_element(values.begin(), mid, values.end());
+    return *mid;
+}
+
+double meanKeptTokens(const EvalResult& result) {
+    double tokens = 0;
+    for (const HeadMetrics& h : result.heads)
+        tokens += h.keptTokens;
+    return tokens / static_cast<double>(std::max<std::size_t>(1, result.heads.size()));
+}
+
+} // namespace
+
+void addTheoryOverlay(views::TradeoffCurve& curve, int contextTokens) {
+    // The points that compress (keep-everything points have no error to extrapolate from),
+    // in increasing bytes.
+    std::vector<const views::CurvePoint*> compressed;
+    for (const views::CurvePoint& p : curve.points)
+        if (meanKeptTokens(p.result) < contextTokens && p.result.attentionError > 0 &&
+            p.result.bytes.total() > 0)
+            compressed.push_back(&p);
+    if (compressed.empty())
+        return;
+    const views::CurvePoint& anchor = *compressed.front();
+    std::vector<double> rho;
+    std::vector<double> bound;
+    for (const HeadMetrics& h : anchor.result.heads) {
+        rho.push_back(h.rhoEff);
+        bound.push_back(h.boundTokens);
+    }
+    curve.boundRho = median(rho);
+    curve.boundTokens = median(bound);
+    curve.boundKeptTokens = meanKeptTokens(anchor.result);
+
+    const std::string id = curve.schemeId.toStdString();
+    if (id.rfind("coreset.", 0) == 0) {
+        curve.theorySlope = -1.0;
+        curve.theoryLabel =
+            QStringLiteral("%1: coreset theory, error \u221d m^\u22121").arg(curve.displayName);
+    } else if (id == "select.uniform") {
+        curve.theorySlope = -0.5;
+        curve.theoryLabel = QStringLiteral("%1: sampling theory, error \u221d m^\u2212\u00bd")
+                                .arg(curve.displayName);
+    } else {
+        return;
+    }
+    // Kept tokens are proportional to bytes within one scheme, so the slope carries over to the
+    // bytes axis; the guide spans the compressed points.
+    const double x0 = static_cast<double>(anchor.result.bytes.total());
+    const double y0 = anchor.result.attentionError;
+    const double x1 = static_cast<double>(compressed.back()->result.bytes.total());
+    curve.guideX0 = x0;
+    curve.guideY0 = y0;
+    curve.guideX1 = x1 > x0 ? x1 : 2.0 * x0;
+    curve.guideY1 = y0 * std::pow(curve.guideX1 / x0, curve.theorySlope);
 }
 
 std::optional<SweepPlan> sweepPlan(const SchemeSetting& setting, int contextTokens, int points) {
@@ -470,6 +534,7 @@ std::shared_ptr<const views::SweepData> Engine::sweep(const AnalysisRequest& req
         std::sort(curve.points.begin(), curve.points.end(), [](const auto& a, const auto& b) {
             return a.result.bytes.total() < b.result.bytes.total();
         });
+        addTheoryOverlay(curve, request.contextTokens);
         data->curves.push_back(std::move(curve));
     }
     data->computeMilliseconds = static_cast<double>(timer.nsecsElapsed()) * 1e-6;

@@ -59,6 +59,10 @@ struct SweepPlan {
 };
 std::optional<SweepPlan> sweepPlan(const kvs::SchemeSetting& setting, int contextTokens,
                                    int points = 7);
+// Fills the curve's theory overlay (TradeoffCurve::theorySlope, guide, coreset-bound medians)
+// from its points; `contextTokens` tells compressing points from keep-everything ones.
+void addTheoryOverlay(views::TradeoffCurve& curve, int contextTokens);
+
 // The setting without the swept parameter: settings that differ only in it share a curve.
 QString sweepKey(const QString& setting);
 

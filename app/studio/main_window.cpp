@@ -38,14 +38,13 @@ namespace kvs::studio {
 namespace {
 
 constexpr int kLayoutVersion = 2; // 2: the Schemes dock
-const QString kTitle = QStringLiteral("KV Studio");
 
 } // namespace
 
 MainWindow::MainWindow(const MainWindowOptions& options, QWidget* parent)
     : QMainWindow(parent), m_options(options), m_session(std::make_unique<Session>()) {
     setObjectName(QStringLiteral("mainWindow"));
-    setWindowTitle(kTitle);
+    updateTitle();
     setAcceptDrops(true);
     resize(1600, 1000);
 
@@ -127,6 +126,11 @@ void MainWindow::createMenus() {
     for (QAction* a : m_studioActions)
         if (a->property("kvsMenu").toString() == QLatin1String("file"))
             file->addAction(a);
+    m_recentSessionsMenu = file->addMenu(tr("Recent Sess&ions"));
+    m_recentSessionsMenu->setObjectName(QStringLiteral("recentSessionsMenu"));
+    connect(m_recentSessionsMenu, &QMenu::aboutToShow, this,
+            &MainWindow::rebuildRecentSessionsMenu);
+    rebuildRecentSessionsMenu();
     file->addSeparator();
     file->addAction(m_quitAction);
 
@@ -227,7 +231,8 @@ void MainWindow::connectSession() {
     });
     connect(s, &Session::modelLoaded, this, [this](std::shared_ptr<const ModelSnapshot> model) {
         m_progress->hide();
-        setWindowTitle(QStringLiteral("%1 \u2014 %2").arg(kTitle, model->facts.name));
+        m_modelName = model->facts.name;
+        updateTitle();
         const QString took = model->loadSeconds < 1.0
                                  ? tr("%1 ms").arg(qRound(model->loadSeconds * 1000.0))
                                  : tr("%1 s").arg(model->loadSeconds, 0, 'f', 1);
@@ -246,7 +251,8 @@ void MainWindow::connectSession() {
     });
     connect(s, &Session::modelCleared, this, [this] {
         m_progress->hide();
-        setWindowTitle(kTitle);
+        m_modelName.clear();
+        updateTitle();
         setModelStateText(tr("No model"));
     });
     connect(s, &Session::tokensChanged, this, [this] { markUpdated(); });
@@ -272,7 +278,9 @@ void MainWindow::openModel(const QString& folder) {
 }
 
 void MainWindow::setPrompt(const QString& prompt) {
+    const bool modified = isSessionModified();
     m_setup->setPrompt(prompt);
+    setSessionModified(modified); // a prompt set by the program is not an edit
 }
 
 void MainWindow::showInfo(const QString& text) {
@@ -404,6 +412,10 @@ void MainWindow::saveLayout() {
 }
 
 void MainWindow::closeEvent(QCloseEvent* event) {
+    if (!maybeSaveSession()) {
+        event->ignore();
+        return;
+    }
     if (m_options.persistSettings)
         saveLayout();
     event->accept();

@@ -41,6 +41,9 @@ struct MainWindowOptions {
     bool persistSettings = true;
     // Find the compute backend on a worker at start-up (shown in the status bar).
     bool probeBackend = true;
+    // Closing with unsaved session changes asks Save / Discard / Cancel. Off for screenshots
+    // and the command-line renderer, which never wait for a person.
+    bool askToSaveOnClose = true;
 };
 
 class MainWindow : public QMainWindow {
@@ -75,6 +78,17 @@ public:
     // Sessions: model, prompt, split, schemes, focused scheme, view state, theme.
     bool saveSession(const QString& path, QString* error);
     bool openSession(const QString& path, QString* error);
+    // The session file being edited ("" until saved or opened) and whether the window holds
+    // changes not in it (the title's [*]).
+    QString sessionPath() const { return m_sessionPath; }
+    bool isSessionModified() const { return isWindowModified(); }
+    void setSessionModified(bool modified);
+    QStringList recentSessions() const;
+    // Before the window closes or another session replaces this one: true when it may go on
+    // (saved, discarded, or nothing to save); asks only with askToSaveOnClose.
+    bool maybeSaveSession();
+    // Exports the charts of every view, each into its own subfolder of `folder`.
+    QStringList exportAllViews(const QString& folder, int dpi, QString* error);
     void setDarkTheme(bool dark);
     bool isDarkTheme() const { return m_dark; }
     // Pins the current results (and curves) as the baseline the views compare with.
@@ -128,8 +142,12 @@ private:
     void stepLayer(int delta);
     void stepView(int delta);
     void chooseExportFolder();
-    void chooseSaveSession();
+    bool chooseSaveSession(bool saveAs);
     void chooseOpenSession();
+    void openSessionInteractively(const QString& path);
+    void rebuildRecentSessionsMenu();
+    void updateTitle();
+    void chooseExportAllFolder();
 
     MainWindowOptions m_options;
     std::unique_ptr<Session> m_session;
@@ -171,6 +189,10 @@ private:
     std::shared_ptr<const views::AnalysisData> m_baseline;
     std::shared_ptr<const views::SweepData> m_baselineSweeps;
     QLabel* m_analysisState = nullptr;
+    QMenu* m_recentSessionsMenu = nullptr;
+    QString m_sessionPath;
+    QString m_modelName;
+    int m_lastSplit = 0;
 };
 
 } // namespace kvs::studio

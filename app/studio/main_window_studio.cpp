@@ -12,6 +12,7 @@
 #include "session.h"
 #include "setup_panel.h"
 #include "studio_settings.h"
+#include "token_chips_view.h"
 #include "tradeoff_view.h"
 
 #include "kvs/gpu/renderdoc.h"
@@ -29,6 +30,7 @@
 #include <QLabel>
 #include <QMessageBox>
 #include <QPalette>
+#include <QPlainTextEdit>
 #include <QSaveFile>
 #include <QStatusBar>
 #include <QStyle>
@@ -74,6 +76,41 @@ private:
     QStringList m_before;
     QStringList m_after;
     int m_control;
+    bool m_first = true;
+};
+
+// Moving the context / probe split (from the Schemes dock or the token chips). Consecutive moves
+// merge into one step, as a slider drag should.
+class SplitCommand : public QUndoCommand {
+public:
+    SplitCommand(SchemesPanel* panel, bool* applying, int before, int after)
+        : m_panel(panel), m_applying(applying), m_before(before), m_after(after) {
+        setText(QObject::tr("Move the context / probe split"));
+    }
+    int id() const override { return 2; }
+    bool mergeWith(const QUndoCommand* other) override {
+        m_after = static_cast<const SplitCommand*>(other)->m_after;
+        return true;
+    }
+    void redo() override {
+        if (m_first) {
+            m_first = false;
+            return;
+        }
+        apply(m_after);
+    }
+    void undo() override { apply(m_before); }
+
+private:
+    void apply(int value) {
+        *m_applying = true;
+        m_panel->setContextTokens(value);
+        *m_applying = false;
+    }
+    SchemesPanel* m_panel;
+    bool* m_applying;
+    int m_before;
+    int m_after;
     bool m_first = true;
 };
 
@@ -137,11 +174,16 @@ void MainWindow::createStudioActions() {
     add(tr("Open &Session\u2026"), QStringLiteral("openSessionAction"),
         QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_O), QStringLiteral("file"),
         [this] { chooseOpenSession(); });
-    add(tr("&Save Session\u2026"), QStringLiteral("saveSessionAction"), QKeySequence::Save,
-        QStringLiteral("file"), [this] { chooseSaveSession(); });
+    add(tr("&Save Session"), QStringLiteral("saveSessionAction"), QKeySequence::Save,
+        QStringLiteral("file"), [this] { chooseSaveSession(false); });
+    add(tr("Save Session &As\u2026"), QStringLiteral("saveSessionAsAction"), QKeySequence::SaveAs,
+        QStringLiteral("file"), [this] { chooseSaveSession(true); });
     add(tr("&Export Current View\u2026"), QStringLiteral("exportViewAction"),
         QKeySequence(Qt::CTRL | Qt::Key_E), QStringLiteral("file"),
         [this] { chooseExportFolder(); });
+    add(tr("Export &All Views\u2026"), QStringLiteral("exportAllViewsAction"),
+        QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_E), QStringLiteral("file"),
+        [this] { chooseExportAllFolder(); });
     add(tr("Command &Palette\u2026"), QStringLiteral("commandPaletteAction"),
         QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_P), QStringLiteral("edit"),
         [this] { openCommandPalette(); });
@@ -221,8 +263,20 @@ void MainWindow::connectViews() {
     connect(m_schemes, &SchemesPanel::edited, this,
             [this](const QStringList& before, const QStringList& after, int control) {
                 m_undo->push(new SettingsCommand(m_schemes, before, after, control));
+                setSessionModified(true);
             });
     connect(m_schemes, &SchemesPanel::contextTokensChanged, s, &Session::setContextTokens);
+    connect(m_schemes, &SchemesPanel::contextTokensChanged, this, [this](int tokens) {
+        m_setup->chipsView()->setSplit(tokens);
+        if (!m_applyingUndo && m_lastSplit > 0 && tokens != m_lastSplit)
+            m_undo->push(new SplitCommand(m_schemes, &m_applyingUndo, m_lastSplit, tokens));
+        m_lastSplit = tokens;
+        setSessionModified(true);
+    });
+    connect(m_setup->promptEdit(), &QPlainTextEdit::textChanged, this,
+            [this] { setSessionModified(true); });
+    connect(m_setup->chipsView(), &views::TokenChipsView::splitChanged, this,
+            [this](int tokens) { m_schemes->setContextTokens(tokens); });
     connect(m_schemes, &SchemesPanel::focusedRowChanged, this, [this] {
         m_stale.fill(true);
         refreshViews(false);
@@ -231,6 +285,8 @@ void MainWindow::connectViews() {
 
     connect(s, &Session::tokensChanged, this, [this](std::shared_ptr<const TokensSnapshot> t) {
         m_schemes->setTokenCount(t->count(), m_session->contextTokens());
+        m_lastSplit = m_session->contextTokens();
+        m_setup->chipsView()->setSplit(m_lastSplit);
     });
     connect(s, &Session::analysisStarted, this,
             [this] { m_analysisState->setText(tr("Computing\u2026")); });
@@ -483,6 +539,11 @@ bool MainWindow::saveSession(const QString& path, QString* error) {
         return false;
     }
     m_undo->setClean();
+    m_sessionPath = QFileInfo(path).absoluteFilePath();
+    setSessionModified(false);
+    updateTitle();
+    if (m_options.persistSettings)
+        RecentSessions::add(*openSettings(), m_sessionPath);
     return true;
 }
 
@@ -529,6 +590,7 @@ bool MainWindow::openSession(const QString& path, QString* error) {
     setDarkTheme(view.value(QStringLiteral("theme")).toString() == QLatin1String("dark"));
     m_setup->setPrompt(o.value(QStringLiteral("prompt")).toString());
     m_session->setContextTokens(o.value(QStringLiteral("context_tokens")).toInt());
+    m_lastSplit = 0; // the split arrives with the tokens; not an edit
     if (!schemes.isEmpty())
         m_schemes->setSettings(schemes);
     m_schemes->setFocusedRow(view.value(QStringLiteral("focused_scheme")).toInt());
@@ -542,22 +604,36 @@ bool MainWindow::openSession(const QString& path, QString* error) {
     const auto current = m_session->model();
     if (!model.isEmpty() && (!current || current->facts.folder != QDir::cleanPath(model)))
         openModel(model);
+    m_sessionPath = QFileInfo(path).absoluteFilePath();
+    setSessionModified(false);
+    updateTitle();
+    if (m_options.persistSettings)
+        RecentSessions::add(*openSettings(), m_sessionPath);
     return true;
 }
 
-void MainWindow::chooseSaveSession() {
+bool MainWindow::chooseSaveSession(bool saveAs) {
+    QString path = m_sessionPath;
     auto settings = openSettings();
-    const QString start =
-        settings->value(QStringLiteral("session/lastDir"), QDir::homePath()).toString();
-    QString path = QFileDialog::getSaveFileName(
-        this, tr("Save session"), QDir(start).filePath(QStringLiteral("session.kvsession")),
-        tr("KV Studio sessions (*.kvsession *.json)"));
-    if (path.isEmpty())
-        return;
-    settings->setValue(QStringLiteral("session/lastDir"), QFileInfo(path).absolutePath());
+    if (saveAs || path.isEmpty()) {
+        const QString start =
+            settings->value(QStringLiteral("session/lastDir"), QDir::homePath()).toString();
+        const QString name = m_sessionPath.isEmpty() ? QStringLiteral("session.kvsession")
+                                                     : QFileInfo(m_sessionPath).fileName();
+        path = QFileDialog::getSaveFileName(this, tr("Save session"), QDir(start).filePath(name),
+                                            tr("KV Studio sessions (*.kvsession *.json)"));
+        if (path.isEmpty())
+            return false;
+        settings->setValue(QStringLiteral("session/lastDir"), QFileInfo(path).absolutePath());
+    }
     QString error;
-    if (!saveSession(path, &error))
+    if (!saveSession(path, &error)) {
         QMessageBox::warning(this, tr("Save failed"), error);
+        return false;
+    }
+    statusBar()->showMessage(tr("Saved the session to %1").arg(QDir::toNativeSeparators(path)),
+                             4000);
+    return true;
 }
 
 void MainWindow::chooseOpenSession() {
@@ -569,9 +645,106 @@ void MainWindow::chooseOpenSession() {
     if (path.isEmpty())
         return;
     settings->setValue(QStringLiteral("session/lastDir"), QFileInfo(path).absolutePath());
+    openSessionInteractively(path);
+}
+
+void MainWindow::openSessionInteractively(const QString& path) {
+    if (!maybeSaveSession())
+        return;
     QString error;
     if (!openSession(path, &error))
         QMessageBox::warning(this, tr("Open failed"), error);
+}
+
+void MainWindow::setSessionModified(bool modified) {
+    setWindowModified(modified);
+}
+
+void MainWindow::updateTitle() {
+    // Document first, then the model, then the application (desktop convention); [*] is where
+    // Qt puts the modified mark.
+    const QString document =
+        m_sessionPath.isEmpty() ? tr("Untitled session") : QFileInfo(m_sessionPath).fileName();
+    QStringList parts{document + QStringLiteral("[*]")};
+    if (!m_modelName.isEmpty())
+        parts << m_modelName;
+    parts << QStringLiteral("KV Studio");
+    setWindowTitle(parts.join(QStringLiteral(" \u2014 ")));
+}
+
+QStringList MainWindow::recentSessions() const {
+    auto settings = openSettings();
+    return RecentSessions::load(*settings);
+}
+
+void MainWindow::rebuildRecentSessionsMenu() {
+    m_recentSessionsMenu->clear();
+    const QStringList recent = recentSessions();
+    for (int i = 0; i < recent.size(); ++i) {
+        const QString& file = recent[i];
+        QAction* action = m_recentSessionsMenu->addAction(
+            QStringLiteral("&%1 %2 \u2014 %3")
+                .arg(i + 1)
+                .arg(QFileInfo(file).fileName(), QDir::toNativeSeparators(file)));
+        action->setData(file);
+        connect(action, &QAction::triggered, this,
+                [this, file] { openSessionInteractively(file); });
+    }
+    if (recent.isEmpty())
+        m_recentSessionsMenu->addAction(tr("(none yet)"))->setEnabled(false);
+}
+
+bool MainWindow::maybeSaveSession() {
+    if (!isSessionModified() || !m_options.askToSaveOnClose)
+        return true;
+    const auto answer = QMessageBox::warning(
+        this, tr("Unsaved session"),
+        tr("The session \u201C%1\u201D has changes that are not saved.")
+            .arg(m_sessionPath.isEmpty() ? tr("Untitled session")
+                                         : QFileInfo(m_sessionPath).fileName()),
+        QMessageBox::Save | QMessageBox::Discard | QMessageBox::Cancel, QMessageBox::Save);
+    if (answer == QMessageBox::Cancel)
+        return false;
+    if (answer == QMessageBox::Discard)
+        return true;
+    return chooseSaveSession(false);
+}
+
+QStringList MainWindow::exportAllViews(const QString& folder, int dpi, QString* error) {
+    static const char* const names[] = {"overview", "attention", "tradeoffs", "cache", "profile"};
+    const int shown = m_tabs->currentIndex();
+    QStringList written;
+    for (View v : {View::Attention, View::Tradeoffs, View::Cache, View::Profile}) {
+        showView(v); // the views draw when shown
+        refreshViews(false);
+        const QString sub = QDir(folder).filePath(QLatin1String(names[static_cast<int>(v)]));
+        QString e;
+        written << exportCurrentView(sub, dpi, &e);
+        if (!e.isEmpty()) {
+            if (error)
+                *error = e;
+            break;
+        }
+    }
+    m_tabs->setCurrentIndex(shown);
+    return written;
+}
+
+void MainWindow::chooseExportAllFolder() {
+    auto settings = openSettings();
+    const QString start =
+        settings->value(QStringLiteral("export/lastDir"), QDir::homePath()).toString();
+    const QString folder =
+        QFileDialog::getExistingDirectory(this, tr("Export the charts of every view to"), start);
+    if (folder.isEmpty())
+        return;
+    settings->setValue(QStringLiteral("export/lastDir"), folder);
+    QString error;
+    const QStringList files = exportAllViews(folder, 300, &error);
+    if (!error.isEmpty())
+        QMessageBox::warning(this, tr("Export failed"), error);
+    else
+        statusBar()->showMessage(tr("Exported %1 files to %2").arg(files.size()).arg(folder), 6000);
 }
 
 void MainWindow::setDarkTheme(bool dark) {

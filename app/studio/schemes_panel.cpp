@@ -130,6 +130,10 @@ int SchemesPanel::requestedContextTokens() const {
     return m_splitSpin->value();
 }
 
+void SchemesPanel::setContextTokens(int tokens) {
+    m_splitSpin->setValue(tokens); // clamps to the range; valueChanged does the rest
+}
+
 int SchemesPanel::sliderFor(const ParamSpec& spec, double value) {
     const double lo = spec.minimum;
     const double hi = spec.maximum;

@@ -37,6 +37,8 @@ public:
     // The split control: the prompt's token count sets its range; 0 = three quarters.
     void setTokenCount(int tokens, int contextTokens);
     int requestedContextTokens() const;
+    // Moves the split as a user edit would (emits contextTokensChanged when it changed).
+    void setContextTokens(int tokens);
 
     // Sets one parameter of a row as a user edit would (tests, the trade-off chart's picks).
     void setParameter(int row, const QString& key, double value);

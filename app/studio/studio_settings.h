@@ -18,6 +18,7 @@ inline constexpr char kKeyState[] = "window/state";
 inline constexpr char kKeySetupSplitter[] = "window/setupSplitter";
 inline constexpr char kKeyRecentModels[] = "models/recent";
 inline constexpr char kKeyLastOpenDir[] = "models/lastOpenDir";
+inline constexpr char kKeyRecentSessions[] = "session/recent";
 
 // The studio's settings store (the platform's native format, per user).
 std::unique_ptr<QSettings> openSettings();
@@ -29,6 +30,14 @@ public:
     static QStringList load(QSettings& settings);
     static void add(QSettings& settings, const QString& folder);
     static void clear(QSettings& settings);
+};
+
+// Most recently opened or saved session files, newest first, at most kMax, vanished files pruned.
+class RecentSessions {
+public:
+    static constexpr int kMax = 10;
+    static QStringList load(QSettings& settings);
+    static void add(QSettings& settings, const QString& file);
 };
 
 } // namespace kvs::studio

@@ -131,7 +131,9 @@ private slots:
         QCOMPARE(configValue(w, "dtype"), QStringLiteral("BF16"));
         QVERIFY(configValue(w, "tokenizer").contains(QString::number(config->vocab)));
 
-        QCOMPARE(w.windowTitle(), QStringLiteral("KV Studio \u2014 tiny-llama-gqa"));
+        // Document, model, application; [*] is where Qt draws the modified mark.
+        QCOMPARE(w.windowTitle(),
+                 QStringLiteral("Untitled session[*] \u2014 tiny-llama-gqa \u2014 KV Studio"));
         QVERIFY(w.modelStateText().contains("tiny-llama-gqa"));
         QCOMPARE(w.setupPanel()->modelPath(), QDir::toNativeSeparators(qpath(m_gqa)));
         QVERIFY(w.findChild<QDockWidget*>(QStringLiteral("setupDock")));
@@ -230,7 +232,7 @@ private slots:
         QVERIFY2(bar->text().contains(QDir::toNativeSeparators(missing)), qPrintable(bar->text()));
         QVERIFY(w.modelStateText().contains(QDir::toNativeSeparators(missing)));
         QVERIFY(!w.isLoadProgressVisible());
-        QCOMPARE(w.windowTitle(), QStringLiteral("KV Studio"));
+        QCOMPARE(w.windowTitle(), QStringLiteral("Untitled session[*] \u2014 KV Studio"));
 
         // The window still works: a good model loads, and the error goes away.
         w.openModel(qpath(m_llama));

@@ -124,6 +124,102 @@ private slots:
         QCOMPARE(view.selectedChip(), 1);
     }
 
+    void splitMarkerSitsBetweenContextAndProbes() {
+        TokenChipsView view;
+        view.resize(600, 200);
+        std::vector<TokenChip> tokens;
+        for (int i = 0; i < 6; ++i)
+            tokens.push_back({i, QStringLiteral("tok%1").arg(i)});
+        view.setTokens(tokens);
+        QCOMPARE(view.split(), 0);
+        view.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&view));
+        QVERIFY(!view.splitMarkerRect().isValid()); // no split: no marker
+
+        view.setSplit(4);
+        QCOMPARE(view.split(), 4);
+        const QRect marker = view.splitMarkerRect();
+        QVERIFY(marker.isValid());
+        // Centred in the gap between the last context chip and the first probe.
+        QVERIFY(marker.center().x() > view.chipRect(3).right() - 4);
+        QVERIFY(marker.center().x() < view.chipRect(4).left() + 4);
+
+        // Probe chips are tinted apart from context chips (compare chips of the same parity).
+        const QImage image = view.grab().toImage();
+        const qreal dpr = image.devicePixelRatio();
+        auto fillOf = [&](int i) {
+            const QRect r = view.chipRect(i);
+            return image.pixelColor(QPointF((r.left() + 3) * dpr, r.center().y() * dpr).toPoint());
+        };
+        QCOMPARE(fillOf(0), fillOf(2));
+        QVERIFY2(fillOf(2) != fillOf(4), "probe chips should be tinted apart from the context");
+
+        // Clamped so that both sides keep a token.
+        view.setSplit(100);
+        QCOMPARE(view.split(), 5);
+        view.setSplit(-3);
+        QCOMPARE(view.split(), 0);
+        view.setSplit(1);
+        QCOMPARE(view.split(), 1);
+    }
+
+    void draggingTheMarkerMovesTheSplit() {
+        TokenChipsView view;
+        view.resize(600, 200);
+        std::vector<TokenChip> tokens;
+        for (int i = 0; i < 8; ++i)
+            tokens.push_back({i, QStringLiteral("word%1").arg(i)});
+        view.setTokens(tokens);
+        view.setSplit(6);
+        view.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&view));
+        QSignalSpy changed(&view, &TokenChipsView::splitChanged);
+        const QPoint grab = view.splitMarkerRect().center();
+        QWidget* viewport = view.childAt(grab);
+        QVERIFY(viewport);
+        const auto local = [&](const QPoint& p) { return viewport->mapFrom(&view, p); };
+        QTest::mousePress(viewport, Qt::LeftButton, {}, local(grab));
+        // Into the left half of chip 2: the split goes before it (2 context tokens).
+        const QRect target = view.chipRect(2);
+        QTest::mouseMove(viewport, local(QPoint(target.left() + 2, target.center().y())));
+        QCOMPARE(changed.count(), 0); // only on release
+        QTest::mouseRelease(viewport, Qt::LeftButton, {},
+                            local(QPoint(target.left() + 2, target.center().y())));
+        QCOMPARE(changed.count(), 1);
+        QCOMPARE(changed.at(0).at(0).toInt(), 2);
+        QCOMPARE(view.split(), 2);
+
+        // Right half of chip 4: after it.
+        const QPoint grab2 = view.splitMarkerRect().center();
+        const QRect chip4 = view.chipRect(4);
+        QTest::mousePress(viewport, Qt::LeftButton, {}, local(grab2));
+        QTest::mouseMove(viewport, local(QPoint(chip4.right() - 2, chip4.center().y())));
+        QTest::mouseRelease(viewport, Qt::LeftButton, {},
+                            local(QPoint(chip4.right() - 2, chip4.center().y())));
+        QCOMPARE(view.split(), 5);
+        QCOMPARE(changed.count(), 2);
+
+        // Past the last chip: clamped to leave one probe.
+        const QRect last = view.chipRect(7);
+        QTest::mousePress(viewport, Qt::LeftButton, {}, local(view.splitMarkerRect().center()));
+        QTest::mouseMove(viewport, local(QPoint(last.right() + 30, last.center().y())));
+        QTest::mouseRelease(viewport, Qt::LeftButton, {},
+                            local(QPoint(last.right() + 30, last.center().y())));
+        QCOMPARE(view.split(), 7);
+
+        // A click on a chip away from the marker selects it and leaves the split alone.
+        QTest::mouseClick(viewport, Qt::LeftButton, {}, local(view.chipRect(1).center()));
+        QCOMPARE(view.split(), 7);
+        QCOMPARE(view.selectedChip(), 1);
+
+        // moveSplit is the context menu's path: it emits only on a change.
+        view.moveSplit(3);
+        QCOMPARE(view.split(), 3);
+        QCOMPARE(changed.count(), 4);
+        view.moveSplit(3);
+        QCOMPARE(changed.count(), 4);
+    }
+
     void clearShowsThePlaceholder() {
         TokenChipsView view;
         view.setTokens({{1, QStringLiteral("a")}});

@@ -1,0 +1,158 @@
+// SPDX-License-Identifier: MIT
+#include "render_command.h"
+
+#include "main_window.h"
+#include "session.h"
+
+#include <QApplication>
+#include <QDir>
+#include <QElapsedTimer>
+#include <QEventLoop>
+#include <QFileInfo>
+#include <QStyleFactory>
+#include <QThread>
+#include <QTimer>
+#include <nlohmann/json.hpp>
+
+#include <iostream>
+#include <memory>
+
+namespace kvs::studio {
+
+namespace {
+
+const QStringList kViewNames = {QStringLiteral("attention"), QStringLiteral("tradeoffs"),
+                                QStringLiteral("cache"), QStringLiteral("profile")};
+
+QStringList parseViews(const std::string& list) {
+    QStringList views;
+    for (const QString& v :
+         QString::fromStdString(list).split(QLatin1Char(','), Qt::SkipEmptyParts)) {
+        const QString name = v.trimmed().toLower();
+        if (name == QLatin1String("all"))
+            return kViewNames;
+        if (!kViewNames.contains(name))
+            throw cli::UsageError("unknown view '" + name.toStdString() +
+                                  "' (attention, tradeoffs, cache, profile or all)");
+        if (!views.contains(name))
+            views << name;
+    }
+    if (views.isEmpty())
+        throw cli::UsageError("--views names no view");
+    return views;
+}
+
+// The render needs a QApplication; when the command runs inside one (tests), that one is used.
+// Off screen unless the caller chose a platform: figures do not need a display, and the same
+// session renders the same pixels on every machine.
+std::unique_ptr<QApplication> ensureApplication() {
+    if (QApplication::instance())
+        return nullptr;
+    if (qEnvironmentVariableIsEmpty("QT_QPA_PLATFORM"))
+        qputenv("QT_QPA_PLATFORM", "offscreen");
+    static int argc = 1;
+    static char name[] = "kvstudio-cli";
+    static char* argv[] = {name, nullptr};
+    auto app = std::make_unique<QApplication>(argc, argv);
+    QApplication::setStyle(QStyleFactory::create(QStringLiteral("Fusion")));
+    return app;
+}
+
+} // namespace
+
+int runRenderCommand(const cli::Args& args, cli::Streams io) {
+    args.allowOnly({"out", "dpi", "views", "theme", "timeout", "json"});
+    const QString sessionPath = QString::fromStdString(args.positional(0, "SESSION"));
+    const QString out = QString::fromStdString(args.require("out"));
+    const int dpi = args.getInt("dpi", 300, 50, 1200);
+    const QStringList views = parseViews(args.get("views").value_or("all"));
+    const std::string theme = args.get("theme").value_or("light");
+    if (theme != "light" && theme != "dark" && theme != "session")
+        throw cli::UsageError("--theme must be light, dark or session");
+    const int timeoutSeconds = args.getInt("timeout", 900, 1, 86400);
+    if (!QFileInfo(sessionPath).isFile())
+        throw Error(ErrorCode::Io,
+                    "cannot open the session " + sessionPath.toStdString() + ": no such file");
+
+    auto app = ensureApplication();
+    MainWindowOptions options;
+    options.persistSettings = false;
+    options.askToSaveOnClose = false;
+    MainWindow window(options);
+    window.resize(1600, 1000);
+    window.show();
+
+    QString error;
+    if (!window.openSession(sessionPath, &error))
+        throw Error(ErrorCode::Format, error.toStdString());
+    if (theme != "session")
+        window.setDarkTheme(theme == "dark");
+
+    // Done when the model is loaded and the session has had no job, pending re-tokenization or
+    // pending analysis for a while (quality, timings and sweeps are follow-up jobs, so a short
+    // idle gap between two of them must not end the wait).
+    Session* session = window.session();
+    QElapsedTimer clock;
+    clock.start();
+    QElapsedTimer idle;
+    bool wasIdle = false;
+    QString failure;
+    QObject::connect(session, &Session::analysisFailed, &window,
+                     [&failure](const QString& message) { failure = message; });
+    for (;;) {
+        QApplication::processEvents(QEventLoop::AllEvents, 50);
+        QThread::msleep(20);
+        if (!failure.isEmpty())
+            throw Error(ErrorCode::InvalidArgument, "the analysis of " + sessionPath.toStdString() +
+                                                        " failed: " + failure.toStdString());
+        if (session->modelState() == ModelState::Failed)
+            throw Error(ErrorCode::Io, "the session " + sessionPath.toStdString() +
+                                           " names a model that does not load: " +
+                                           session->lastError().toStdString());
+        const bool done = session->modelState() == ModelState::Loaded && session->analysis() &&
+                          !session->isBusy() && !session->isAnalysisBusy();
+        if (done && !wasIdle)
+            idle.start();
+        wasIdle = done;
+        if (done && idle.elapsed() > 500)
+            break;
+        if (clock.elapsed() > 1000LL * timeoutSeconds)
+            throw Error(ErrorCode::Internal, "rendering " + sessionPath.toStdString() +
+                                                 " did not finish within " +
+                                                 std::to_string(timeoutSeconds) + " s (--timeout)");
+    }
+
+    QStringList written;
+    for (const QString& view : views) {
+        window.showViewByName(view);
+        QApplication::processEvents();
+        const QString folder = views.size() == 1 ? out : QDir(out).filePath(view);
+        written << window.exportCurrentView(folder, dpi, &error);
+        if (!error.isEmpty())
+            throw Error(ErrorCode::Io, error.toStdString());
+    }
+
+    const double seconds = static_cast<double>(clock.elapsed()) / 1000.0;
+    if (args.has("json")) {
+        nlohmann::json files = nlohmann::json::array();
+        for (const QString& f : written)
+            files.push_back(f.toStdString());
+        const auto analysis = session->analysis();
+        io.out << nlohmann::json{{"session", sessionPath.toStdString()},
+                                 {"model", analysis->provenance.modelFolder.toStdString()},
+                                 {"backend", analysis->backendName.toStdString()},
+                                 {"dpi", dpi},
+                                 {"seconds", seconds},
+                                 {"files", files}}
+                      .dump(2)
+               << "\n";
+    } else {
+        for (const QString& f : written)
+            io.out << f.toStdString() << "\n";
+        io.err << "rendered " << written.size() << " files from " << sessionPath.toStdString()
+               << " in " << seconds << " s\n";
+    }
+    return 0;
+}
+
+} // namespace kvs::studio

@@ -1,0 +1,327 @@
+// SPDX-License-Identifier: MIT
+// The studio's document handling and figure pipeline (offscreen): the context / probe split
+// dragged on the token chips (and undone), the session's title, modified mark and recent files,
+// the trade-off chart's theory overlay checked against hand-computed guides, and
+// `kvstudio-cli render` re-drawing a saved session's charts into files.
+#include "kvs_test.h"
+
+#include "analysis.h"
+#include "cli.h"
+#include "main_window.h"
+#include "render_command.h"
+#include "schemes_panel.h"
+#include "session.h"
+#include "setup_panel.h"
+#include "studio_settings.h"
+#include "token_chips_view.h"
+#include "tradeoff_view.h"
+
+#include "kvs/synthetic_model.h"
+
+#include <QDir>
+#include <QFile>
+#include <QImage>
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <QPlainTextEdit>
+#include <QSpinBox>
+#include <QStandardPaths>
+#include <QTest>
+#include <QTextCursor>
+#include <QUndoStack>
+#include <cmath>
+#include <sstream>
+
+using namespace kvs::studio;
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr int kTimeoutMs = 60000;
+const QString kPrompt = QStringLiteral("The cache keeps keys and values of every token; "
+                                       "compression keeps the ones that matter.");
+
+QString qpath(const fs::path& p) {
+    return QString::fromStdString(p.string());
+}
+
+MainWindowOptions quietOptions() {
+    MainWindowOptions o;
+    o.probeBackend = false;
+    o.persistSettings = false;
+    o.askToSaveOnClose = false;
+    return o;
+}
+
+// A curve point: `kept` tokens per head (two heads), `bytes` in all, attention error `error`.
+kvs::views::CurvePoint point(double value, int kept, std::size_t bytes, double error, double rho) {
+    kvs::views::CurvePoint p;
+    p.value = value;
+    p.result.attentionError = error;
+    p.result.bytes.keys = bytes;
+    for (int h = 0; h < 2; ++h) {
+        kvs::HeadMetrics m;
+        m.keptTokens = kept;
+        m.rhoEff = rho + h; // medians over the two heads: the upper one (nth_element at n/2)
+        m.boundTokens = 1000.0 * (h + 1);
+        p.result.heads.push_back(m);
+    }
+    return p;
+}
+
+struct CliRun {
+    int code = 0;
+    std::string out;
+    std::string err;
+};
+
+CliRun runCli(const std::vector<std::string>& args) {
+    std::ostringstream out;
+    std::ostringstream err;
+    CliRun r;
+    r.code = kvs::cli::runCli(args, {out, err});
+    r.out = out.str();
+    r.err = err.str();
+    return r;
+}
+
+} // namespace
+
+class TestStudioSessions : public QObject {
+    Q_OBJECT
+
+private:
+    std::unique_ptr<kvs::test::TempDir> m_dir;
+    fs::path m_model;
+
+    static bool waitFor(MainWindow& w,
+                        const std::function<bool(const kvs::views::AnalysisData&)>& ok) {
+        return QTest::qWaitFor(
+            [&] {
+                const auto a = w.session()->analysis();
+                return a && !w.session()->isAnalysisBusy() && ok(*a);
+            },
+            kTimeoutMs);
+    }
+
+    void openAndWait(MainWindow& w) {
+        w.session()->setAnalysisDelay(0);
+        w.setPrompt(kPrompt);
+        w.openModel(qpath(m_model));
+        QVERIFY2(waitFor(w,
+                         [&](const kvs::views::AnalysisData& a) {
+                             return a.provenance.schemes == w.schemesPanel()->settings();
+                         }),
+                 qPrintable(w.session()->lastError()));
+    }
+
+private slots:
+    void initTestCase() {
+        QStandardPaths::setTestModeEnabled(true);
+        openSettings()->clear();
+        m_dir = std::make_unique<kvs::test::TempDir>();
+        m_model =
+            kvs::test::writeModel(*m_dir, "tiny-llama-gqa", kvs::syntheticPreset("tiny-llama-gqa"));
+    }
+
+    void cleanupTestCase() {
+        openSettings()->clear();
+        m_dir.reset();
+    }
+
+    void splitMarkerDrivesTheAnalysisAndUndo() {
+        MainWindow w(quietOptions());
+        w.show();
+        w.session()->setSweepsEnabled(false);
+        openAndWait(w);
+        kvs::views::TokenChipsView* chips = w.setupPanel()->chipsView();
+        const int tokens = w.session()->tokens()->count();
+        const int initial = w.session()->contextTokens();
+        QVERIFY(tokens > 8);
+        QCOMPARE(chips->split(), initial);
+        QVERIFY(chips->splitMarkerRect().isValid() || initial > 0);
+
+        // What a drag on the chips does: the Schemes dock, the session and the analysis follow.
+        chips->moveSplit(5);
+        QCOMPARE(w.session()->requestedContextTokens(), 5);
+        QCOMPARE(w.schemesPanel()->requestedContextTokens(), 5);
+        QVERIFY(waitFor(w, [](const kvs::views::AnalysisData& a) { return a.contextTokens == 5; }));
+        QCOMPARE(w.session()->analysis()->probeTokens, tokens - 5);
+        QVERIFY(w.isSessionModified());
+
+        // The Schemes dock's spin box moves the marker.
+        auto* spin = w.schemesPanel()->findChild<QSpinBox*>(QStringLiteral("splitSpin"));
+        QVERIFY(spin);
+        spin->setValue(7);
+        QCOMPARE(chips->split(), 7);
+
+        // Consecutive moves are one undo step back to where the split started.
+        QVERIFY(w.undoStack()->canUndo());
+        w.undoStack()->undo();
+        QCOMPARE(w.session()->requestedContextTokens(), initial);
+        QCOMPARE(chips->split(), initial);
+        w.undoStack()->redo();
+        QCOMPARE(w.session()->requestedContextTokens(), 7);
+        QCOMPARE(chips->split(), 7);
+        QVERIFY(waitFor(w, [](const kvs::views::AnalysisData& a) { return a.contextTokens == 7; }));
+    }
+
+    void titleModifiedMarkAndRecentSessions() {
+        kvs::test::TempDir dir;
+        MainWindowOptions options = quietOptions();
+        options.persistSettings = true; // recent sessions live in the (test-mode) settings
+        MainWindow w(options);
+        w.show();
+        w.session()->setSweepsEnabled(false);
+        openAndWait(w);
+        QVERIFY(w.windowTitle().startsWith(QStringLiteral("Untitled session")));
+        QVERIFY(w.windowTitle().contains(QStringLiteral("tiny-llama-gqa")));
+        QVERIFY2(!w.isSessionModified(), "a prompt set by the program is not an edit");
+
+        w.setupPanel()->promptEdit()->moveCursor(QTextCursor::End);
+        QTest::keyClicks(w.setupPanel()->promptEdit(), QStringLiteral(" More."));
+        QVERIFY(w.isSessionModified());
+
+        const QString a = qpath(dir.path() / "a.kvsession");
+        QString error;
+        QVERIFY2(w.saveSession(a, &error), qPrintable(error));
+        QVERIFY(!w.isSessionModified());
+        QCOMPARE(w.sessionPath(), QFileInfo(a).absoluteFilePath());
+        QVERIFY(w.windowTitle().startsWith(QStringLiteral("a.kvsession")));
+        QCOMPARE(w.recentSessions().value(0), QFileInfo(a).absoluteFilePath());
+
+        // A scheme edit marks the session modified again; saving under another name puts that
+        // one first in the recent list.
+        w.schemesPanel()->setContextTokens(4);
+        QVERIFY(w.isSessionModified());
+        const QString b = qpath(dir.path() / "b.kvsession");
+        QVERIFY2(w.saveSession(b, &error), qPrintable(error));
+        QCOMPARE(w.recentSessions(),
+                 (QStringList{QFileInfo(b).absoluteFilePath(), QFileInfo(a).absoluteFilePath()}));
+
+        // Opening a session: its name in the title, nothing modified, split restored.
+        QVERIFY2(w.openSession(a, &error), qPrintable(error));
+        QCOMPARE(w.sessionPath(), QFileInfo(a).absoluteFilePath());
+        QVERIFY(!w.isSessionModified());
+        QVERIFY(waitFor(w, [](const kvs::views::AnalysisData& analysis) {
+            return analysis.provenance.prompt.endsWith(QStringLiteral(" More."));
+        }));
+        QVERIFY(!w.isSessionModified());
+        QCOMPARE(w.recentSessions().value(0), QFileInfo(a).absoluteFilePath());
+
+        // A vanished file drops out of the list.
+        QVERIFY(QFile::remove(b));
+        QCOMPARE(w.recentSessions(), QStringList{QFileInfo(a).absoluteFilePath()});
+        QVERIFY(w.maybeSaveSession()); // askToSaveOnClose off: never blocks
+    }
+
+    void theoryOverlayFollowsTheFamilySlope() {
+        kvs::views::TradeoffCurve curve;
+        curve.schemeId = QStringLiteral("coreset.halving");
+        curve.displayName = QStringLiteral("Discrepancy halving");
+        // 100 context tokens; the last point keeps everything and must not anchor the guide.
+        curve.points = {point(0.1, 10, 400, 0.08, 12.0), point(0.2, 20, 800, 0.05, 10.0),
+                        point(0.4, 40, 1600, 0.02, 9.0), point(1.0, 100, 4000, 0.0, 9.0)};
+        addTheoryOverlay(curve, 100);
+        QCOMPARE(curve.theorySlope, -1.0);
+        QCOMPARE(curve.guideX0, 400.0);
+        QCOMPARE(curve.guideY0, 0.08);
+        QCOMPARE(curve.guideX1, 1600.0);
+        QVERIFY(std::abs(curve.guideY1 - 0.02) < 1e-12); // 0.08 · (1600/400)^−1
+        QCOMPARE(curve.boundRho, 13.0);                  // heads 12 and 13: the upper median
+        QCOMPARE(curve.boundTokens, 2000.0);
+        QCOMPARE(curve.boundKeptTokens, 10.0);
+
+        kvs::views::TradeoffCurve uniform = curve;
+        uniform.schemeId = QStringLiteral("select.uniform");
+        addTheoryOverlay(uniform, 100);
+        QCOMPARE(uniform.theorySlope, -0.5);
+        QVERIFY(std::abs(uniform.guideY1 - 0.04) < 1e-12); // 0.08 · 4^−½
+
+        kvs::views::TradeoffCurve h2o = curve;
+        h2o.schemeId = QStringLiteral("select.h2o");
+        h2o.theorySlope = std::numeric_limits<double>::quiet_NaN();
+        addTheoryOverlay(h2o, 100);
+        QVERIFY(std::isnan(h2o.theorySlope)); // no theory for a heuristic
+        QCOMPARE(h2o.boundKeptTokens, 10.0);
+
+        // The view draws one dotted guide per family with a theory, on attention error only.
+        auto sweeps = std::make_shared<kvs::views::SweepData>();
+        sweeps->curves = {curve, uniform, h2o};
+        kvs::views::TradeoffView view;
+        view.resize(800, 500);
+        view.show();
+        view.setCurves(sweeps);
+        QCOMPARE(view.theoryGuideCount(), 2);
+        QVERIFY(view.summaryText().contains(QStringLiteral("2e+03 tokens")));
+        view.setTheoryVisible(false);
+        QCOMPARE(view.theoryGuideCount(), 0);
+        view.setTheoryVisible(true);
+        view.setMetric(kvs::views::Metric::MassLost);
+        QCOMPARE(view.theoryGuideCount(), 0);
+    }
+
+    void renderRedrawsASavedSession() {
+        kvs::test::TempDir dir;
+        const QString session = qpath(dir.path() / "figures.kvsession");
+        {
+            MainWindow w(quietOptions());
+            w.show();
+            w.session()->setSweepsEnabled(false);
+            openAndWait(w);
+            QString error;
+            QVERIFY2(w.saveSession(session, &error), qPrintable(error));
+        }
+        kvs::cli::setRenderHandler(&runRenderCommand);
+        const fs::path out = dir.path() / "figures";
+        const CliRun r = runCli({"render", session.toStdString(), "--out", out.string(), "--views",
+                                 "tradeoffs,cache", "--dpi", "150", "--json"});
+        QVERIFY2(r.code == 0, r.err.c_str());
+        const QJsonObject report =
+            QJsonDocument::fromJson(QByteArray::fromStdString(r.out)).object();
+        const QJsonArray files = report.value(QStringLiteral("files")).toArray();
+        QVERIFY(files.size() >= 8); // at least one chart per view, four formats each
+        QCOMPARE(report.value(QStringLiteral("dpi")).toInt(), 150);
+        int pngs = 0;
+        for (const QJsonValue& f : files) {
+            const QString path = f.toString();
+            QVERIFY2(QFileInfo(path).size() > 0, qPrintable(path));
+            QVERIFY2(QFileInfo::exists(path + QStringLiteral(".json")),
+                     qPrintable(path + " has no provenance sidecar"));
+            QVERIFY(path.contains(QStringLiteral("/tradeoffs/")) ||
+                    path.contains(QStringLiteral("/cache/")));
+            if (path.endsWith(QStringLiteral(".png"))) {
+                ++pngs;
+                QImage image(path);
+                QVERIFY2(!image.isNull() && image.width() > 300, qPrintable(path));
+            }
+        }
+        QVERIFY(pngs >= 2);
+        // The sidecar names the session's model and prompt.
+        QFile sidecar(files.at(0).toString() + QStringLiteral(".json"));
+        QVERIFY(sidecar.open(QIODevice::ReadOnly));
+        const QByteArray provenance = sidecar.readAll();
+        QVERIFY(provenance.contains("tiny-llama-gqa"));
+        QVERIFY(provenance.contains("compression keeps the ones that matter"));
+
+        // Errors: a missing file, a file that is no session, an unknown view.
+        CliRun missing = runCli(
+            {"render", (dir.path() / "none.kvsession").string(), "--out", out.string(), "--json"});
+        QCOMPARE(missing.code, 1);
+        QVERIFY(missing.out.find("\"io\"") != std::string::npos);
+        QFile junk(qpath(dir.path() / "junk.kvsession"));
+        QVERIFY(junk.open(QIODevice::WriteOnly));
+        junk.write("{ not json");
+        junk.close();
+        CliRun bad = runCli({"render", junk.fileName().toStdString(), "--out", out.string()});
+        QCOMPARE(bad.code, 1);
+        QVERIFY2(bad.err.find("junk.kvsession") != std::string::npos, bad.err.c_str());
+        CliRun view =
+            runCli({"render", session.toStdString(), "--out", out.string(), "--views", "heatmap"});
+        QCOMPARE(view.code, 2);
+    }
+};
+
+QTEST_MAIN(TestStudioSessions)
+#include "test_studio_sessions.moc"

@@ -1,0 +1,61 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""Prints the projection-sharing results table of docs/bundled-model.md from the train_results
+JSON files that `kvstudio-cli train --json-out` writes (tools/train_bundled_models.sh puts them in
+<build>/train/variant-NAME.json; the QKV row is the default model, default.json).
+
+    tools/bundled_results_table.py [build-train/train]
+"""
+import json
+import math
+import sys
+from pathlib import Path
+
+VARIANTS = [  # file stem, label
+    ("default", "QKV (= the default model)"),
+    ("variant-gqa3", "GQA-3 (3 KV heads)"),
+    ("variant-gqa2", "GQA-2 (2 KV heads)"),
+    ("variant-mqa", "MQA (1 KV head)"),
+    ("variant-k_eq_v", "Q-K=V"),
+    ("variant-q_eq_k", "Q=K-V"),
+    ("variant-q_eq_k_eq_v", "Q=K=V"),
+    ("variant-k_eq_v_gqa2", "Q-K=V + GQA-2"),
+]
+
+
+def main() -> int:
+    folder = Path(sys.argv[1] if len(sys.argv) > 1 else "build-train/train")
+    rows = {}
+    for stem, _ in VARIANTS:
+        path = folder / f"{stem}.json"
+        if path.exists():
+            rows[stem] = json.loads(path.read_text())
+    if "default" not in rows:
+        print(f"no {folder}/default.json: train the default model first", file=sys.stderr)
+        return 2
+    base = rows["default"]
+    base_cache = base["kv_bytes_per_token_fp16"]
+    base_ppl = base["validation"]["perplexity"]
+    print("| variant | parameters | KV bytes/token (fp16) | Δ cache | val nats/char | bits/char | "
+          "perplexity/char | Δ perplexity vs QKV | last-10% held-out verses | training time |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for stem, label in VARIANTS:
+        r = rows.get(stem)
+        if r is None:
+            print(f"| {label} | not trained here | | | | | | | | |")
+            continue
+        v = r["validation"]
+        cache = r["kv_bytes_per_token_fp16"]
+        print(f"| {label} | {r['parameters']:,} | {cache:,} | {100.0 * (cache / base_cache - 1):+.1f}% "
+              f"| {v['nats']:.4f} | {v['bits']:.3f} | {v['perplexity']:.3f} "
+              f"| {100.0 * (v['perplexity'] / base_ppl - 1):+.1f}% "
+              f"| {r['validation_last_10_percent']['nats']:.4f} | {r['train_seconds'] / 60:.0f} min |")
+        if r["steps"] != base["steps"] or r["options"]["lr"] != base["options"]["lr"] \
+                or r["config"]["layers"] != base["config"]["layers"] \
+                or r["config"]["width"] != base["config"]["width"]:
+            print(f"<!-- WARNING: {stem} was not trained at the default model's recipe -->")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
