@@ -311,6 +311,8 @@ VkBufferCreateInfo storageBufferInfo(VkDeviceSize size) {
 } // namespace
 
 VkDeviceSize Context::memoryRequirement(VkDeviceSize bytes) {
+    if (bytes == 0) // VUID-VkBufferCreateInfo-size-00912
+        throw Error(ErrorCode::InvalidArgument, "memoryRequirement: a buffer has at least 1 byte");
     const VkBufferCreateInfo info = storageBufferInfo(bytes);
     VkBuffer buffer = VK_NULL_HANDLE;
     KVS_VK_DEVICE_CHECK(*this, m_fn.vkCreateBuffer(m_device, &info, nullptr, &buffer));

@@ -228,6 +228,14 @@ private slots:
         QCOMPARE(withMap->front().allocation.buffers, 7 + 7);
     }
 
+    void zeroBytesIsAnError() {
+        requireVulkan();
+        KVS_VERIFY_ERROR(m_vulkan->memoryRequirement(0), "at least 1 byte");
+        const auto one = m_vulkan->memoryRequirement(1);
+        KVS_VERIFY_OK(one);
+        QVERIFY(one.value() >= 1);
+    }
+
     void cpuBackendAllocatesNothingOnADevice() {
         const CompressedHead h = exactHead(Matrix::Ones(3, 4), Matrix::Ones(3, 4));
         const Matrix q[] = {Matrix::Ones(1, 4)};
