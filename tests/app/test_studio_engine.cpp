@@ -8,12 +8,14 @@
 
 #include "analysis.h"
 #include "main_window.h"
+#include "session.h"
 
 #include "kvs/gpu/renderdoc.h"
 #include "kvs/model.h"
 #include "kvs/synthetic_model.h"
 
 #include <QAction>
+#include <QSignalSpy>
 #include <QTest>
 
 using namespace kvs;
@@ -153,6 +155,41 @@ private slots:
         // Cancelled: nothing.
         cancel = true;
         QVERIFY(!engine.scaling(request({QStringLiteral("select.uniform:keep=0.25")}), cancel));
+    }
+
+    // Session::captureNextRecompute → one recompute → renderDocCaptured with the file or why not.
+    void sessionReportsTheCaptureRequest() {
+        if (qEnvironmentVariableIsSet("KVS_RENDERDOC"))
+            QSKIP("KVS_RENDERDOC is set");
+        Session session;
+        session.setAnalysisDelay(0);
+        session.setSweepsEnabled(false);
+        session.setSchemes({QStringLiteral("select.uniform:keep=0.5")});
+        session.setPrompt(QStringLiteral("keys and values of every token"));
+        session.openModel(QString::fromStdString((m_dir->path() / "tiny-llama-gqa").string()));
+        // Until the timing backend is up, analyses come without timings (and without capture).
+        QVERIFY(QTest::qWaitFor(
+            [&] {
+                const auto a = session.analysis();
+                return a && !a->timingsPending && !session.isAnalysisBusy();
+            },
+            60000));
+        QSignalSpy spy(&session, &Session::renderDocCaptured);
+        session.captureNextRecompute();
+        QVERIFY(spy.wait(60000));
+        QCOMPARE(spy.count(), 1);
+        const QString path = spy.at(0).at(0).toString();
+        const QString error = spy.at(0).at(1).toString();
+        QVERIFY(path.isEmpty());
+        if (session.analysis()->backendIsGpu)
+            QCOMPARE(error, QString::fromStdString(gpu::renderDocStatus().reason));
+        else
+            QVERIFY2(error.contains(QStringLiteral("CPU reference")), qPrintable(error));
+        // Only that recompute: the next one asks for nothing.
+        session.recomputeNow();
+        QVERIFY(QTest::qWaitFor([&] { return !session.isAnalysisBusy(); }, 60000));
+        QTest::qWait(50);
+        QCOMPARE(spy.count(), 1);
     }
 
     void renderDocActionSaysWhy() {
