@@ -110,12 +110,12 @@ struct TradeoffCurve {
     double slopeR2 = 0.0;
     // Theory guide for the attention-error chart (ALGORITHMS.md §1c): the slope the family's
     // theory predicts for error against kept tokens (−1 discrepancy coresets, −½ uniform
-    // sampling; NaN where the family has none), as a segment through the curve's most
-    // compressed point spanning the curve's bytes: (guideX0, guideY0) → (guideX1, guideY1).
+    // sampling; NaN where the family has none), as a segment through the compressing point that
+    // keeps the most (guideX1, guideY1) back to the most compressed one's bytes (guideX0).
     double theorySlope = std::numeric_limits<double>::quiet_NaN();
     QString theoryLabel;
     double guideX0 = 0, guideY0 = 0, guideX1 = 0, guideY1 = 0;
-    // The coreset bound √d·e^ρ/ε at the curve's most compressed point, medians over heads: the
+    // The coreset bound √d·e^ρ/ε at that anchor point, medians over heads: the
     // ρ_eff of the heads and the tokens the bound asks for to reach the error measured there,
     // next to the tokens actually kept (NaN when there is no compressed point).
     double boundRho = std::numeric_limits<double>::quiet_NaN();

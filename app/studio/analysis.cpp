@@ -61,7 +61,9 @@ void addTheoryOverlay(views::TradeoffCurve& curve, int contextTokens) {
             compressed.push_back(&p);
     if (compressed.empty())
         return;
-    const views::CurvePoint& anchor = *compressed.front();
+    // The theory is asymptotic in the kept tokens: anchor at the compressing point that keeps
+    // the most, where it should hold best, and extend the guide to the most compressed point.
+    const views::CurvePoint& anchor = *compressed.back();
     std::vector<double> rho;
     std::vector<double> bound;
     for (const HeadMetrics& h : anchor.result.heads) {
@@ -86,13 +88,13 @@ void addTheoryOverlay(views::TradeoffCurve& curve, int contextTokens) {
     }
     // Kept tokens are proportional to bytes within one scheme, so the slope carries over to the
     // bytes axis; the guide spans the compressed points.
-    const double x0 = static_cast<double>(anchor.result.bytes.total());
-    const double y0 = anchor.result.attentionError;
-    const double x1 = static_cast<double>(compressed.back()->result.bytes.total());
-    curve.guideX0 = x0;
-    curve.guideY0 = y0;
-    curve.guideX1 = x1 > x0 ? x1 : 2.0 * x0;
-    curve.guideY1 = y0 * std::pow(curve.guideX1 / x0, curve.theorySlope);
+    const double xa = static_cast<double>(anchor.result.bytes.total());
+    const double ya = anchor.result.attentionError;
+    const double x0 = static_cast<double>(compressed.front()->result.bytes.total());
+    curve.guideX1 = xa;
+    curve.guideY1 = ya;
+    curve.guideX0 = x0 < xa ? x0 : 0.5 * xa;
+    curve.guideY0 = ya * std::pow(curve.guideX0 / xa, curve.theorySlope);
 }
 
 std::optional<SweepPlan> sweepPlan(const SchemeSetting& setting, int contextTokens, int points) {

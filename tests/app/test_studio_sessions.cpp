@@ -224,27 +224,29 @@ private slots:
         curve.points = {point(0.1, 10, 400, 0.08, 12.0), point(0.2, 20, 800, 0.05, 10.0),
                         point(0.4, 40, 1600, 0.02, 9.0), point(1.0, 100, 4000, 0.0, 9.0)};
         addTheoryOverlay(curve, 100);
+        // Anchored at the compressing point that keeps the most (1600 B, 0.02), extended back
+        // to the most compressed one's bytes: 0.02 · (400/1600)^−1 = 0.08.
         QCOMPARE(curve.theorySlope, -1.0);
-        QCOMPARE(curve.guideX0, 400.0);
-        QCOMPARE(curve.guideY0, 0.08);
         QCOMPARE(curve.guideX1, 1600.0);
-        QVERIFY(std::abs(curve.guideY1 - 0.02) < 1e-12); // 0.08 · (1600/400)^−1
-        QCOMPARE(curve.boundRho, 13.0);                  // heads 12 and 13: the upper median
+        QCOMPARE(curve.guideY1, 0.02);
+        QCOMPARE(curve.guideX0, 400.0);
+        QVERIFY(std::abs(curve.guideY0 - 0.08) < 1e-12);
+        QCOMPARE(curve.boundRho, 10.0); // heads 9 and 10: the upper median
         QCOMPARE(curve.boundTokens, 2000.0);
-        QCOMPARE(curve.boundKeptTokens, 10.0);
+        QCOMPARE(curve.boundKeptTokens, 40.0);
 
         kvs::views::TradeoffCurve uniform = curve;
         uniform.schemeId = QStringLiteral("select.uniform");
         addTheoryOverlay(uniform, 100);
         QCOMPARE(uniform.theorySlope, -0.5);
-        QVERIFY(std::abs(uniform.guideY1 - 0.04) < 1e-12); // 0.08 · 4^−½
+        QVERIFY(std::abs(uniform.guideY0 - 0.04) < 1e-12); // 0.02 · (1/4)^−½
 
         kvs::views::TradeoffCurve h2o = curve;
         h2o.schemeId = QStringLiteral("select.h2o");
         h2o.theorySlope = std::numeric_limits<double>::quiet_NaN();
         addTheoryOverlay(h2o, 100);
         QVERIFY(std::isnan(h2o.theorySlope)); // no theory for a heuristic
-        QCOMPARE(h2o.boundKeptTokens, 10.0);
+        QCOMPARE(h2o.boundKeptTokens, 40.0);
 
         // The view draws one dotted guide per family with a theory, on attention error only.
         auto sweeps = std::make_shared<kvs::views::SweepData>();
