@@ -31,6 +31,7 @@
 #include <QStatusBar>
 #include <QTabWidget>
 #include <QTimer>
+#include <QToolButton>
 #include <QUrl>
 
 namespace kvs::studio {
@@ -214,7 +215,14 @@ void MainWindow::createStatusBar() {
     m_updated = new QLabel(bar);
     m_updated->setObjectName(QStringLiteral("updatedLabel"));
     m_updated->setToolTip(tr("When the views last received new results"));
+    m_cancelButton = new QToolButton(bar);
+    m_cancelButton->setObjectName(QStringLiteral("cancelWorkButton"));
+    m_cancelButton->setAutoRaise(true);
+    m_cancelAction->setIconText(tr("Cancel"));
+    m_cancelButton->setDefaultAction(m_cancelAction);
+    m_cancelButton->hide();
     bar->addWidget(m_progress);
+    bar->addWidget(m_cancelButton);
     bar->addWidget(m_modelState, 1);
     m_analysisState = new QLabel(bar);
     m_analysisState->setObjectName(QStringLiteral("analysisStateLabel"));
@@ -256,6 +264,16 @@ void MainWindow::connectSession() {
         setModelStateText(tr("No model"));
     });
     connect(s, &Session::tokensChanged, this, [this] { markUpdated(); });
+    connect(s, &Session::busyChanged, this, [this] { updateWorkIndicator(); });
+    connect(s, &Session::analysisStarted, this, [this] { updateWorkIndicator(); });
+    connect(s, &Session::modelLoadCancelled, this, [this](const QString& folder) {
+        m_progress->hide();
+        setModelStateText(tr("Cancelled loading %1").arg(QDir::toNativeSeparators(folder)));
+    });
+    connect(s, &Session::workCancelled, this, [this] {
+        updateWorkIndicator();
+        statusBar()->showMessage(tr("Cancelled; the views keep the last results"), 4000);
+    });
     connect(
         s, &Session::backendChanged, this, [this](std::shared_ptr<const BackendSnapshot> backend) {
             m_backend->setText(backend->summary);
@@ -298,6 +316,33 @@ QString MainWindow::backendText() const {
 
 QString MainWindow::modelStateText() const {
     return m_modelState->text();
+}
+
+bool MainWindow::isCancelVisible() const {
+    return !m_cancelButton->isHidden();
+}
+
+void MainWindow::cancelWork() {
+    m_session->cancelWork();
+}
+
+void MainWindow::updateWorkIndicator() {
+    // Work that ends within a slider debounce never shows the bar (no flicker); longer work
+    // shows it with Cancel.
+    const bool work = m_session->hasCancellableWork();
+    if (!work) {
+        m_progress->hide();
+        m_cancelButton->hide();
+        m_cancelAction->setEnabled(false);
+        return;
+    }
+    m_cancelAction->setEnabled(true);
+    QTimer::singleShot(300, this, [this] {
+        if (!m_session->hasCancellableWork())
+            return;
+        m_progress->show();
+        m_cancelButton->show();
+    });
 }
 
 bool MainWindow::isLoadProgressVisible() const {

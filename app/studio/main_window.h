@@ -18,6 +18,7 @@ class QLabel;
 class QMenu;
 class QProgressBar;
 class QTabWidget;
+class QToolButton;
 class QUndoStack;
 
 namespace kvs::views {
@@ -111,6 +112,9 @@ public:
     QString backendText() const;
     QString modelStateText() const;
     bool isLoadProgressVisible() const;
+    // The status bar's Cancel button (and Esc) stop the session's long work.
+    bool isCancelVisible() const;
+    void cancelWork();
 
     // The folder a drop of these URLs would open ("" when none): a folder, or the folder of a
     // dropped config.json / *.safetensors / tokenizer file.
@@ -147,6 +151,7 @@ private:
     void openSessionInteractively(const QString& path);
     void rebuildRecentSessionsMenu();
     void updateTitle();
+    void updateWorkIndicator();
     void chooseExportAllFolder();
 
     MainWindowOptions m_options;
@@ -164,6 +169,8 @@ private:
     QLabel* m_backend = nullptr;
     QLabel* m_updated = nullptr;
     QProgressBar* m_progress = nullptr;
+    QToolButton* m_cancelButton = nullptr;
+    QAction* m_cancelAction = nullptr;
 
     SchemesPanel* m_schemes = nullptr;
     QDockWidget* m_schemesDock = nullptr;

@@ -209,6 +209,12 @@ void MainWindow::createStudioActions() {
                         QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_T), QStringLiteral("view"),
                         [this] { setDarkTheme(m_themeAction->isChecked()); });
     m_themeAction->setCheckable(true);
+    m_cancelAction =
+        add(tr("&Cancel Running Work"), QStringLiteral("cancelWorkAction"),
+            QKeySequence(Qt::Key_Escape), QStringLiteral("edit"), [this] { cancelWork(); });
+    m_cancelAction->setEnabled(false);
+    m_cancelAction->setToolTip(tr("Stop loading, analysing and sweeping; the views keep the "
+                                  "last results"));
     add(tr("Recompute &Now"), QStringLiteral("recomputeAction"), QKeySequence(Qt::Key_F5),
         QStringLiteral("edit"), [this] { m_session->recomputeNow(); });
     m_pinAction = add(tr("&Pin Current Results as Baseline"), QStringLiteral("pinBaselineAction"),

@@ -320,6 +320,40 @@ void Session::closeModel() {
     updateBusy();
 }
 
+void Session::cancelWork() {
+    const bool wasLoading = m_state == ModelState::Loading;
+    for (Job kind : {LoadJob, AnalysisJob, QualityJob, SweepJob}) {
+        ++m_generation[kind];
+        if (m_cancel[kind])
+            m_cancel[kind]->store(true);
+    }
+    cancelScaling();
+    m_analysisDebounce.stop();
+    m_analysisRunning = false;
+    m_qualityRunning = false;
+    m_sweepsRunning = false;
+    m_sweepKey.clear(); // the next analysis sweeps again
+    if (wasLoading) {
+        const QString folder = m_loadingFolder;
+        m_loadingFolder.clear();
+        // Back to what was there: the previous model, or none.
+        m_state = m_model ? ModelState::Loaded : ModelState::None;
+        if (const auto model = m_model)
+            notifyViews([&](ISessionView* v) { v->onModelLoaded(model); });
+        else
+            notifyViews([](ISessionView* v) { v->onModelCleared(); });
+        emit modelLoadCancelled(folder);
+    }
+    emit workCancelled();
+    updateBusy();
+}
+
+bool Session::hasCancellableWork() const {
+    return m_state == ModelState::Loading || m_analysisRunning || m_qualityRunning ||
+           m_sweepsRunning || m_scalingRunning || m_analysisDebounce.isActive() ||
+           m_scalingPending.has_value();
+}
+
 void Session::setPrompt(const QString& prompt) {
     if (prompt == m_prompt && (m_tokens || !m_model))
         return;
@@ -595,6 +629,7 @@ void Session::startScalingWhenIdle() {
 
 void Session::cancelScaling() {
     m_scalingPending.reset();
+    m_scalingRunning = false;
     ++m_generation[ScalingJob];
     if (m_cancel[ScalingJob])
         m_cancel[ScalingJob]->store(true);
@@ -618,6 +653,7 @@ void Session::startScaling(const AnalysisRequest& request) {
     AnalysisRequest scalingRequest = request;
     scalingRequest.generation = m_generation[ScalingJob] + 1;
     emit scalingStarted();
+    m_scalingRunning = true;
     using Out = std::shared_ptr<const views::ScalingData>;
     auto engine = m_liveEngine; // its timing backend; the job does not hold the engine's lock
     runJob<Out>(
@@ -630,6 +666,7 @@ void Session::startScaling(const AnalysisRequest& request) {
             }
         },
         [this](Out out) {
+            m_scalingRunning = false;
             if (!out)
                 return;
             m_scaling = std::move(out);

@@ -37,6 +37,12 @@ public:
     void openModel(const QString& folder);
     // Forgets the model (views are cleared).
     void closeModel();
+    // Stops the long work in flight — a model load (the previous model stays), the analysis,
+    // the model-quality pass, the sweeps, the timing against context length — and drops its
+    // results; what the views show stays. The next change (or recomputeNow) starts again.
+    void cancelWork();
+    // True while work that cancelWork() stops is running or queued.
+    bool hasCancellableWork() const;
     // Sets the prompt; it is re-tokenized after the debounce delay (on the worker).
     void setPrompt(const QString& prompt);
     // Tokenizes the current prompt now, skipping the debounce.
@@ -92,6 +98,8 @@ signals:
     void tokenizeFailed(const QString& message);
     void backendChanged(std::shared_ptr<const kvs::studio::BackendSnapshot> backend);
     void busyChanged(bool busy);
+    void modelLoadCancelled(const QString& folder);
+    void workCancelled();
     void analysisStarted();
     void analysisChanged(std::shared_ptr<const kvs::views::AnalysisData> analysis);
     void analysisFailed(const QString& message);
@@ -166,6 +174,7 @@ private:
     std::optional<AnalysisRequest> m_scalingPending;
     bool m_qualityRunning = false;
     bool m_sweepsRunning = false;
+    bool m_scalingRunning = false;   // until its result arrives (a superseded job never delivers)
     bool m_renderDocPending = false; // captureNextRecompute() until an analysis delivers
 };
 

@@ -18,6 +18,7 @@
 
 #include "kvs/synthetic_model.h"
 
+#include <QAction>
 #include <QDir>
 #include <QFile>
 #include <QImage>
@@ -214,6 +215,48 @@ private slots:
         QVERIFY(QFile::remove(b));
         QCOMPARE(w.recentSessions(), QStringList{QFileInfo(a).absoluteFilePath()});
         QVERIFY(w.maybeSaveSession()); // askToSaveOnClose off: never blocks
+    }
+
+    void cancelStopsLongWorkAndKeepsTheResults() {
+        MainWindow w(quietOptions());
+        w.show();
+        w.session()->setAnalysisDelay(0);
+        w.setPrompt(kPrompt);
+
+        // A load cancelled before it lands leaves no model and an idle window.
+        w.openModel(qpath(m_model));
+        QVERIFY(w.session()->hasCancellableWork());
+        w.cancelWork();
+        QCOMPARE(w.session()->modelState(), ModelState::None);
+        QVERIFY(!w.session()->hasCancellableWork());
+        QVERIFY(QTest::qWaitFor([&] { return !w.session()->isBusy(); }, kTimeoutMs));
+        QTest::qWait(200);
+        QCOMPARE(w.session()->modelState(), ModelState::None); // the late result was dropped
+        QVERIFY(!w.session()->model());
+
+        openAndWait(w);
+        QVERIFY(QTest::qWaitFor([&] { return !w.session()->hasCancellableWork(); }, kTimeoutMs));
+        QVERIFY(!w.isCancelVisible());
+        const auto before = w.session()->analysis();
+
+        // A new setting starts work; Esc's action cancels it and nothing new is delivered.
+        w.schemesPanel()->setContextTokens(6);
+        w.session()->recomputeNow();
+        QVERIFY(w.session()->hasCancellableWork());
+        QAction* cancel = w.findChild<QAction*>(QStringLiteral("cancelWorkAction"));
+        QVERIFY(cancel && cancel->isEnabled());
+        QCOMPARE(cancel->shortcut(), QKeySequence(Qt::Key_Escape));
+        cancel->trigger();
+        QVERIFY(!w.session()->hasCancellableWork());
+        QVERIFY(QTest::qWaitFor([&] { return !w.session()->isBusy(); }, kTimeoutMs));
+        QTest::qWait(200);
+        QCOMPARE(w.session()->analysis(), before);
+        QVERIFY(!cancel->isEnabled());
+        QVERIFY(!w.isCancelVisible());
+
+        // Recompute starts again from the current settings.
+        w.session()->recomputeNow();
+        QVERIFY(waitFor(w, [](const kvs::views::AnalysisData& a) { return a.contextTokens == 6; }));
     }
 
     void theoryOverlayFollowsTheFamilySlope() {
