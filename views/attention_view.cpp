@@ -8,6 +8,7 @@
 #include <QComboBox>
 #include <QHBoxLayout>
 #include <QLabel>
+#include <QSignalBlocker>
 #include <QSplitter>
 #include <QVBoxLayout>
 #include <algorithm>
@@ -89,6 +90,14 @@ AttentionView::AttentionView(QWidget* parent) : QWidget(parent) {
     bar->addWidget(m_title, 1);
     bar->addWidget(new QLabel(tr("Show"), this));
     bar->addWidget(m_modeBox);
+    m_referenceBox = new QComboBox(this);
+    m_referenceBox->setObjectName(QStringLiteral("attentionDifferenceReference"));
+    m_referenceBox->addItems({tr("against exact"), tr("against pinned baseline")});
+    m_referenceBox->setToolTip(tr("What the difference map subtracts from the compressed "
+                                  "attention: the exact attention, or the pinned baseline's "
+                                  "compressed attention (Compare > Pin)"));
+    m_referenceBox->setEnabled(false);
+    bar->addWidget(m_referenceBox);
     bar->addWidget(new QLabel(tr("Colours"), this));
     bar->addWidget(m_paletteBox);
     layout->addLayout(bar);
@@ -120,6 +129,8 @@ AttentionView::AttentionView(QWidget* parent) : QWidget(parent) {
         plot->plotLayout()->insertRow(0);
         auto* title = new QCPTextElement(plot, titles[i]);
         plot->plotLayout()->addElement(0, 0, title);
+        if (i == 2)
+            m_differenceTitle = title;
         plot->yAxis->setRangeReversed(true);
         plot->xAxis->setLabel(tr("context key"));
         plot->yAxis->setLabel(i == 0 ? tr("probe query") : QString());
@@ -191,6 +202,13 @@ AttentionView::AttentionView(QWidget* parent) : QWidget(parent) {
             [this](int i) { setMode(static_cast<Mode>(i)); });
     connect(m_paletteBox, qOverload<int>(&QComboBox::currentIndexChanged), this,
             [this](int i) { setPalette(static_cast<Palette>(i)); });
+    connect(m_referenceBox, qOverload<int>(&QComboBox::currentIndexChanged), this, [this] {
+        if (m_data && !m_data->runs.empty()) {
+            rebuildGrid();
+            rebuildMaps();
+            m_grid->replot(QCustomPlot::rpQueuedReplot);
+        }
+    });
     applyTheme();
     clear(tr("Load a model and pick a scheme to see attention maps."));
 }
@@ -303,9 +321,8 @@ void AttentionView::rebuildGrid() {
                 const HeadMetrics& hm = run.eval.heads[kv];
                 if (m_mode == Mode::Exact && j < hm.exactMap.size())
                     m = &hm.exactMap[j];
-                else if (m_mode == Mode::Difference && kv < run.maps.size() &&
-                         j < run.maps[kv].difference.size()) {
-                    m = &run.maps[kv].difference[j];
+                else if (m_mode == Mode::Difference && differenceMatrix(kv, j)) {
+                    m = differenceMatrix(kv, j);
                     diverging = true;
                 } else if (j < hm.compressedMap.size())
                     m = &hm.compressedMap[j];
@@ -354,6 +371,42 @@ void AttentionView::markGridSelection() {
     m_grid->replot(QCustomPlot::rpQueuedReplot);
 }
 
+void AttentionView::setBaselineDifference(std::shared_ptr<const std::vector<HeadMaps>> maps,
+                                          const QString& baselineLabel, bool redraw) {
+    m_baselineDiff = std::move(maps);
+    m_baselineLabel = baselineLabel;
+    m_referenceBox->setEnabled(m_baselineDiff != nullptr);
+    if (!m_baselineDiff && m_referenceBox->currentIndex() != 0) {
+        const QSignalBlocker block(m_referenceBox);
+        m_referenceBox->setCurrentIndex(0);
+    }
+    if (redraw && m_data && !m_data->runs.empty()) {
+        rebuildGrid();
+        rebuildMaps();
+        m_grid->replot(QCustomPlot::rpQueuedReplot);
+    }
+}
+
+void AttentionView::setDifferenceReference(int reference) {
+    m_referenceBox->setCurrentIndex(std::clamp(reference, 0, 1));
+}
+
+int AttentionView::differenceReference() const {
+    return m_baselineDiff ? m_referenceBox->currentIndex() : 0;
+}
+
+const Matrix* AttentionView::differenceMatrix(std::size_t kv, std::size_t j) const {
+    if (differenceReference() == 1) {
+        if (kv < m_baselineDiff->size() && j < (*m_baselineDiff)[kv].difference.size())
+            return &(*m_baselineDiff)[kv].difference[j];
+        return nullptr;
+    }
+    const SchemeRun& run = m_data->runs[static_cast<std::size_t>(m_run)];
+    if (kv < run.maps.size() && j < run.maps[kv].difference.size())
+        return &run.maps[kv].difference[j];
+    return nullptr;
+}
+
 void AttentionView::rebuildMaps() {
     const SchemeRun& run = m_data->runs[static_cast<std::size_t>(m_run)];
     const HeadMetrics* hm = selectedMetrics();
@@ -365,8 +418,11 @@ void AttentionView::rebuildMaps() {
         mats[0] = &hm->exactMap[j];
     if (hm && j < hm->compressedMap.size())
         mats[1] = &hm->compressedMap[j];
-    if (kv < run.maps.size() && j < run.maps[kv].difference.size())
-        mats[2] = &run.maps[kv].difference[j];
+    mats[2] = differenceMatrix(kv, j);
+    m_differenceTitle->setText(
+        differenceReference() == 1
+            ? tr("Difference (compressed \u2212 pinned: %1)").arg(m_baselineLabel)
+            : tr("Difference (compressed \u2212 exact)"));
 
     const double top =
         std::max({mats[0] ? matrixMax(*mats[0]) : 0.0, mats[1] ? matrixMax(*mats[1]) : 0.0, 1e-12});

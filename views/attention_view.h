@@ -18,6 +18,7 @@ class QCPColorMap;
 class QCPColorScale;
 class QCPBars;
 class QCPItemRect;
+class QCPTextElement;
 class QLabel;
 
 namespace kvs::views {
@@ -40,6 +41,17 @@ public:
     void setMode(Mode mode);
     Mode mode() const { return m_mode; }
     void setPalette(Palette palette);
+    // Maps of `current compressed − pinned baseline compressed` per KV head (layer-major, like
+    // SchemeRun::maps), made by the app when a compatible baseline is pinned; null removes them.
+    // With them, the difference map can show the change against the baseline instead of the
+    // error against the exact attention.
+    // `redraw` false when setData follows at once.
+    void setBaselineDifference(std::shared_ptr<const std::vector<HeadMaps>> maps,
+                               const QString& baselineLabel, bool redraw = true);
+    bool hasBaselineDifference() const { return m_baselineDiff != nullptr; }
+    // 0: compressed − exact; 1: compressed − pinned baseline (when there is one).
+    void setDifferenceReference(int reference);
+    int differenceReference() const;
 
     // Shows the readout for (probe row, context key) as a hover would; false when outside.
     bool hoverCell(int row, int key);
@@ -64,6 +76,8 @@ private:
     void onGridClick(QMouseEvent* event);
     void markGridSelection();
     const HeadMetrics* selectedMetrics() const;
+    // The difference matrix drawn for KV head `kv`, query head `j` of its group (null if none).
+    const Matrix* differenceMatrix(std::size_t kv, std::size_t j) const;
     CsvTable mapCsv(int which) const;
     CsvTable gridCsv() const;
     CsvTable massCsv() const;
@@ -87,6 +101,10 @@ private:
     std::array<QCPColorMap*, 3> m_colorMaps{};
     std::array<QCPColorScale*, 3> m_scales{};
     std::array<QCPItemRect*, 3> m_cursor{};
+    QCPTextElement* m_differenceTitle = nullptr;
+    QComboBox* m_referenceBox = nullptr;
+    std::shared_ptr<const std::vector<HeadMaps>> m_baselineDiff;
+    QString m_baselineLabel;
     QCustomPlot* m_mass = nullptr;
     QCPBars* m_massBars = nullptr;
     std::vector<QCPColorMap*> m_thumbs;

@@ -97,6 +97,36 @@ void addTheoryOverlay(views::TradeoffCurve& curve, int contextTokens) {
     curve.guideY0 = ya * std::pow(curve.guideX0 / xa, curve.theorySlope);
 }
 
+std::shared_ptr<const std::vector<views::HeadMaps>>
+baselineDifference(const views::AnalysisData& current, int run, const views::AnalysisData& baseline,
+                   int baselineRun) {
+    if (run < 0 || baselineRun < 0 || run >= static_cast<int>(current.runs.size()) ||
+        baselineRun >= static_cast<int>(baseline.runs.size()) ||
+        current.provenance.modelFolder != baseline.provenance.modelFolder ||
+        current.provenance.modelHash != baseline.provenance.modelHash ||
+        current.tokenTexts != baseline.tokenTexts ||
+        current.contextTokens != baseline.contextTokens || current.layers != baseline.layers ||
+        current.heads != baseline.heads || current.kvHeads != baseline.kvHeads)
+        return nullptr;
+    const auto& a = current.runs[static_cast<std::size_t>(run)].eval.heads;
+    const auto& b = baseline.runs[static_cast<std::size_t>(baselineRun)].eval.heads;
+    if (a.size() != b.size())
+        return nullptr;
+    auto out = std::make_shared<std::vector<views::HeadMaps>>(a.size());
+    for (std::size_t h = 0; h < a.size(); ++h) {
+        const auto& ca = a[h].compressedMap;
+        const auto& cb = b[h].compressedMap;
+        if (ca.size() != cb.size() || ca.empty())
+            return nullptr;
+        for (std::size_t j = 0; j < ca.size(); ++j) {
+            if (ca[j].rows() != cb[j].rows() || ca[j].cols() != cb[j].cols())
+                return nullptr;
+            (*out)[h].difference.push_back(ca[j] - cb[j]);
+        }
+    }
+    return out;
+}
+
 std::optional<SweepPlan> sweepPlan(const SchemeSetting& setting, int contextTokens, int points) {
     const Scheme* scheme = findScheme(setting.id);
     if (!scheme)

@@ -63,6 +63,13 @@ std::optional<SweepPlan> sweepPlan(const kvs::SchemeSetting& setting, int contex
 // from its points; `contextTokens` tells compressing points from keep-everything ones.
 void addTheoryOverlay(views::TradeoffCurve& curve, int contextTokens);
 
+// Compare mode's difference maps: compressed attention of `current.runs[run]` minus that of
+// `baseline.runs[baselineRun]`, per KV head (layer-major) and query head of its group. Null when
+// the two analyses are not of the same model, prompt, split and head layout, or lack maps.
+std::shared_ptr<const std::vector<views::HeadMaps>>
+baselineDifference(const views::AnalysisData& current, int run, const views::AnalysisData& baseline,
+                   int baselineRun);
+
 // The setting without the swept parameter: settings that differ only in it share a curve.
 QString sweepKey(const QString& setting);
 

@@ -194,6 +194,7 @@ private:
     std::array<bool, 5> m_stale{};
     quint64 m_resultsShown = 0;
     std::shared_ptr<const views::AnalysisData> m_baseline;
+    int m_baselineRun = 0;
     std::shared_ptr<const views::SweepData> m_baselineSweeps;
     QLabel* m_analysisState = nullptr;
     QMenu* m_recentSessionsMenu = nullptr;

@@ -374,8 +374,17 @@ void MainWindow::refreshViews(bool all) {
         m_stale[i] = false;
         return true;
     };
-    if (due(View::Attention))
+    if (due(View::Attention)) {
+        // Compare mode: a few probe × context subtractions per head, cheap enough for the GUI
+        // thread (the maps themselves come from the workers).
+        auto diff =
+            m_baseline ? baselineDifference(*analysis, run, *m_baseline, m_baselineRun) : nullptr;
+        QString label;
+        if (diff)
+            label = m_baseline->runs[static_cast<std::size_t>(m_baselineRun)].setting;
+        m_attention->setBaselineDifference(std::move(diff), label, false);
         m_attention->setData(analysis, run);
+    }
     if (due(View::Tradeoffs))
         m_tradeoff->setCurrent(analysis);
     if (due(View::Cache))
@@ -773,7 +782,10 @@ void MainWindow::pinBaseline() {
     m_baseline = m_session->analysis();
     m_baselineSweeps = m_session->sweeps();
     m_tradeoff->setBaseline(m_baselineSweeps);
-    m_profile->setBaseline(m_baseline, std::max(0, m_schemes->focusedRow()));
+    m_baselineRun = std::max(0, m_schemes->focusedRow());
+    m_profile->setBaseline(m_baseline, m_baselineRun);
+    m_stale[static_cast<std::size_t>(View::Attention)] = true;
+    refreshViews(false);
     m_unpinAction->setEnabled(hasBaseline());
     statusBar()->showMessage(hasBaseline() ? tr("Pinned the current results as the baseline")
                                            : tr("Nothing to pin yet"),
@@ -786,6 +798,7 @@ void MainWindow::clearBaseline() {
     m_tradeoff->setBaseline(nullptr);
     m_profile->setBaseline(nullptr, 0);
     m_unpinAction->setEnabled(false);
+    m_attention->setBaselineDifference(nullptr, QString());
 }
 
 bool MainWindow::hasBaseline() const {

@@ -6,6 +6,7 @@
 #include "kvs_test.h"
 
 #include "analysis.h"
+#include "attention_view.h"
 #include "cli.h"
 #include "main_window.h"
 #include "render_command.h"
@@ -257,6 +258,59 @@ private slots:
         // Recompute starts again from the current settings.
         w.session()->recomputeNow();
         QVERIFY(waitFor(w, [](const kvs::views::AnalysisData& a) { return a.contextTokens == 6; }));
+    }
+
+    void pinnedBaselineGivesDifferenceMaps() {
+        MainWindow w(quietOptions());
+        w.show();
+        w.session()->setSweepsEnabled(false);
+        openAndWait(w);
+        w.showView(MainWindow::View::Attention);
+        kvs::views::AttentionView* view = w.attentionView();
+        QVERIFY(!view->hasBaselineDifference());
+        w.pinBaseline();
+        const auto baseline = w.session()->analysis();
+        QVERIFY(view->hasBaselineDifference());
+
+        // Change the focused scheme's budget; the difference map now shows current − pinned.
+        w.schemesPanel()->setParameter(0, QStringLiteral("keep"), 0.5);
+        QVERIFY(waitFor(w, [&](const kvs::views::AnalysisData& a) {
+            return a.provenance.schemes == w.schemesPanel()->settings() && a.runs.size() > 0 &&
+                   a.runs[0].setting.contains(QStringLiteral("keep=0.5"));
+        }));
+        QVERIFY(view->hasBaselineDifference());
+        view->setDifferenceReference(1);
+        QCOMPARE(view->differenceReference(), 1);
+        view->setSelection(1, 1);
+        const auto current = w.session()->analysis();
+        const int g = current->groupSize();
+        const std::size_t kv = static_cast<std::size_t>(1 * current->kvHeads + 1 / g);
+        const std::size_t j = static_cast<std::size_t>(1 % g);
+        const kvs::Matrix& now = current->runs[0].eval.heads[kv].compressedMap[j];
+        const kvs::Matrix& then = baseline->runs[0].eval.heads[kv].compressedMap[j];
+        double largest = 0;
+        for (int r = 0; r < now.rows(); ++r)
+            for (int c = 0; c < now.cols(); ++c) {
+                const double expected = static_cast<double>(now(r, c)) - then(r, c);
+                QVERIFY(std::abs(view->cellValue(2, r, c) - expected) < 1e-6);
+                largest = std::max(largest, std::abs(expected));
+            }
+        QVERIFY2(largest > 1e-4, "keep 0.25 → 0.5 should change the compressed attention");
+        // Back to the error against the exact attention.
+        view->setDifferenceReference(0);
+        const kvs::Matrix& exact = current->runs[0].eval.heads[kv].exactMap[j];
+        QVERIFY(std::abs(view->cellValue(2, 0, 0) - (now(0, 0) - exact(0, 0))) < 1e-6);
+
+        // Another split (or prompt, or model) is not comparable: no maps.
+        kvs::views::AnalysisData otherSplit = *baseline;
+        otherSplit.contextTokens -= 1;
+        QVERIFY(baselineDifference(*current, 0, otherSplit, 0) == nullptr);
+        QVERIFY(baselineDifference(*current, 0, *baseline, 0) != nullptr);
+        QVERIFY(baselineDifference(*current, 0, *baseline, 99) == nullptr);
+        // Clearing the pin removes them.
+        w.clearBaseline();
+        QVERIFY(!view->hasBaselineDifference());
+        QCOMPARE(view->differenceReference(), 0);
     }
 
     void theoryOverlayFollowsTheFamilySlope() {
