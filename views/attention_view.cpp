@@ -76,6 +76,7 @@ AttentionView::AttentionView(QWidget* parent) : QWidget(parent) {
     bold.setBold(true);
     m_title->setFont(bold);
     m_title->setSizePolicy(QSizePolicy::Ignored, QSizePolicy::Preferred);
+    m_title->setTextInteractionFlags(Qt::TextSelectableByMouse);
     m_modeBox = new QComboBox(this);
     m_modeBox->setObjectName(QStringLiteral("attentionMode"));
     m_modeBox->addItems({tr("Side by side"), tr("Exact"), tr("Compressed"), tr("Difference")});
@@ -87,7 +88,8 @@ AttentionView::AttentionView(QWidget* parent) : QWidget(parent) {
     m_paletteBox->addItems({tr("viridis"), tr("cividis")});
     m_paletteBox->setToolTip(tr("Sequential colour map for attention weights (perceptually "
                                 "uniform, colour-blind safe)"));
-    bar->addWidget(m_title, 1);
+    // The title (scheme, head and its numbers) gets a line of its own: beside the controls it
+    // was cut off before the numbers.
     bar->addWidget(new QLabel(tr("Show"), this));
     bar->addWidget(m_modeBox);
     m_referenceBox = new QComboBox(this);
@@ -100,6 +102,8 @@ AttentionView::AttentionView(QWidget* parent) : QWidget(parent) {
     bar->addWidget(m_referenceBox);
     bar->addWidget(new QLabel(tr("Colours"), this));
     bar->addWidget(m_paletteBox);
+    bar->addStretch(1);
+    layout->addWidget(m_title);
     layout->addLayout(bar);
 
     auto* splitter = new QSplitter(Qt::Vertical, this);
