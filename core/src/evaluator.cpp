@@ -318,7 +318,8 @@ Result<EvalResult> evaluate(const Capture& cap, const Model* model, const Scheme
                 m.contextTokens = ctx;
                 m.keptTokens = ch.keptCount();
                 m.bytes = ch.bytes();
-                m.fp16Bytes = fp16BaselineBytes(ctx, d);
+                // The model's own fp16 cache: keys only where the values are the keys (K=V).
+                m.fp16Bytes = fp16BaselineBytes(ctx, d) / (valuesShared(cap.config) ? 2 : 1);
                 double errSum = 0, absSum = 0, massSum = 0, qmax = 0;
                 int count = 0;
                 const KvHeadCapture& hc =

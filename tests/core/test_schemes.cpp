@@ -464,6 +464,11 @@ private slots:
         QCOMPARE(e.value().quality->klMean, 0.0);
         if (preset == "k_eq_v")
             QCOMPARE(e.value().bytes.values, std::size_t(0));
+        // Against the model's own fp16 cache (keys only for K=V), fp32 identity is twice it.
+        QCOMPARE(e.value().memoryFraction, 2.0);
+        const int d = cap.config.headDim;
+        const std::size_t perHead = std::size_t(2) * context * d * (preset == "k_eq_v" ? 1 : 2);
+        QCOMPARE(e.value().fp16Bytes, perHead * e.value().heads.size());
     }
 
     void budgetEdgeCases() {
