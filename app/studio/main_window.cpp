@@ -220,6 +220,9 @@ void MainWindow::createStatusBar() {
     m_cancelButton->setAutoRaise(true);
     m_cancelAction->setIconText(tr("Cancel"));
     m_cancelButton->setDefaultAction(m_cancelAction);
+    m_workCheck = new QTimer(this);
+    m_workCheck->setInterval(100);
+    connect(m_workCheck, &QTimer::timeout, this, [this] { updateWorkIndicator(); });
     m_cancelButton->hide();
     bar->addWidget(m_progress);
     bar->addWidget(m_cancelButton);
@@ -328,21 +331,25 @@ void MainWindow::cancelWork() {
 
 void MainWindow::updateWorkIndicator() {
     // Work that ends within a slider debounce never shows the bar (no flicker); longer work
-    // shows it with Cancel.
-    const bool work = m_session->hasCancellableWork();
-    if (!work) {
+    // shows it with Cancel. Work can end without the session's busy state changing (a sweep ends
+    // while the timing job still runs), so a timer re-checks while there is work.
+    if (!m_session->hasCancellableWork()) {
         m_progress->hide();
         m_cancelButton->hide();
         m_cancelAction->setEnabled(false);
+        m_workCheck->stop();
+        m_workSince.invalidate();
         return;
     }
     m_cancelAction->setEnabled(true);
-    QTimer::singleShot(300, this, [this] {
-        if (!m_session->hasCancellableWork())
-            return;
+    if (!m_workSince.isValid())
+        m_workSince.start();
+    if (!m_workCheck->isActive())
+        m_workCheck->start();
+    if (m_workSince.elapsed() >= 300) {
         m_progress->show();
         m_cancelButton->show();
-    });
+    }
 }
 
 bool MainWindow::isLoadProgressVisible() const {

@@ -5,6 +5,7 @@
 
 #include "snapshots.h"
 
+#include <QElapsedTimer>
 #include <QMainWindow>
 #include <QStringList>
 #include <array>
@@ -18,6 +19,7 @@ class QLabel;
 class QMenu;
 class QProgressBar;
 class QTabWidget;
+class QTimer;
 class QToolButton;
 class QUndoStack;
 
@@ -170,6 +172,8 @@ private:
     QLabel* m_updated = nullptr;
     QProgressBar* m_progress = nullptr;
     QToolButton* m_cancelButton = nullptr;
+    QTimer* m_workCheck = nullptr; // re-checks while there is work
+    QElapsedTimer m_workSince;     // since when there has been cancellable work
     QAction* m_cancelAction = nullptr;
 
     SchemesPanel* m_schemes = nullptr;
