@@ -69,7 +69,11 @@ public:
 
     enum class View { Overview, Attention, Tradeoffs, Cache, Profile };
     void showView(View view);
-    // "overview", "attention", "tradeoffs", "cache", "profile"; false when unknown.
+    // "overview", "attention", "tradeoffs", "cache", "profile" (in View order); the last four
+    // have charts.
+    static QStringList viewNames();
+    static QStringList chartViewNames();
+    // One of viewNames(); false when unknown.
     bool showViewByName(const QString& name);
     // The charts of the view on screen (what File > Export exports).
     std::vector<views::ChartHandle> currentCharts() const;
@@ -90,8 +94,10 @@ public:
     // Before the window closes or another session replaces this one: true when it may go on
     // (saved, discarded, or nothing to save); asks only with askToSaveOnClose.
     bool maybeSaveSession();
-    // Exports the charts of every view, each into its own subfolder of `folder`.
-    QStringList exportAllViews(const QString& folder, int dpi, QString* error);
+    // Exports the charts of the named views (chartViewNames()) as exportCurrentView does: into
+    // `folder` for one view, into a subfolder per view for several.
+    QStringList exportViews(const QString& folder, const QStringList& views, int dpi,
+                            QString* error);
     void setDarkTheme(bool dark);
     bool isDarkTheme() const { return m_dark; }
     // Pins the current results (and curves) as the baseline the views compare with.
@@ -147,14 +153,13 @@ private:
     void stepHead(int delta);
     void stepLayer(int delta);
     void stepView(int delta);
-    void chooseExportFolder();
+    void chooseExportFolder(bool allViews);
     bool chooseSaveSession(bool saveAs);
     void chooseOpenSession();
     void openSessionInteractively(const QString& path);
     void rebuildRecentSessionsMenu();
     void updateTitle();
     void updateWorkIndicator();
-    void chooseExportAllFolder();
 
     MainWindowOptions m_options;
     std::unique_ptr<Session> m_session;

@@ -180,10 +180,10 @@ void MainWindow::createStudioActions() {
         QStringLiteral("file"), [this] { chooseSaveSession(true); });
     add(tr("&Export Current View\u2026"), QStringLiteral("exportViewAction"),
         QKeySequence(Qt::CTRL | Qt::Key_E), QStringLiteral("file"),
-        [this] { chooseExportFolder(); });
+        [this] { chooseExportFolder(false); });
     add(tr("Export &All Views\u2026"), QStringLiteral("exportAllViewsAction"),
         QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_E), QStringLiteral("file"),
-        [this] { chooseExportAllFolder(); });
+        [this] { chooseExportFolder(true); });
     add(tr("Command &Palette\u2026"), QStringLiteral("commandPaletteAction"),
         QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_P), QStringLiteral("edit"),
         [this] { openCommandPalette(); });
@@ -398,11 +398,17 @@ void MainWindow::showView(View view) {
     m_tabs->setCurrentIndex(static_cast<int>(view));
 }
 
+QStringList MainWindow::viewNames() {
+    return {QStringLiteral("overview"), QStringLiteral("attention"), QStringLiteral("tradeoffs"),
+            QStringLiteral("cache"), QStringLiteral("profile")};
+}
+
+QStringList MainWindow::chartViewNames() {
+    return viewNames().mid(1);
+}
+
 bool MainWindow::showViewByName(const QString& name) {
-    static const QStringList names = {QStringLiteral("overview"), QStringLiteral("attention"),
-                                      QStringLiteral("tradeoffs"), QStringLiteral("cache"),
-                                      QStringLiteral("profile")};
-    const int i = names.indexOf(name);
+    const int i = viewNames().indexOf(name);
     if (i < 0)
         return false;
     showView(static_cast<View>(i));
@@ -502,17 +508,21 @@ QStringList MainWindow::exportCurrentView(const QString& folder, int dpi, QStrin
     return written;
 }
 
-void MainWindow::chooseExportFolder() {
+void MainWindow::chooseExportFolder(bool allViews) {
     auto settings = openSettings();
     const QString start =
         settings->value(QStringLiteral("export/lastDir"), QDir::homePath()).toString();
     const QString folder =
-        QFileDialog::getExistingDirectory(this, tr("Export the charts of this view to"), start);
+        QFileDialog::getExistingDirectory(this,
+                                          allViews ? tr("Export the charts of every view to")
+                                                   : tr("Export the charts of this view to"),
+                                          start);
     if (folder.isEmpty())
         return;
     settings->setValue(QStringLiteral("export/lastDir"), folder);
     QString error;
-    const QStringList files = exportCurrentView(folder, 300, &error);
+    const QStringList files = allViews ? exportViews(folder, chartViewNames(), 300, &error)
+                                       : exportCurrentView(folder, 300, &error);
     if (!error.isEmpty())
         QMessageBox::warning(this, tr("Export failed"), error);
     else
@@ -725,16 +735,20 @@ bool MainWindow::maybeSaveSession() {
     return chooseSaveSession(false);
 }
 
-QStringList MainWindow::exportAllViews(const QString& folder, int dpi, QString* error) {
-    static const char* const names[] = {"overview", "attention", "tradeoffs", "cache", "profile"};
+QStringList MainWindow::exportViews(const QString& folder, const QStringList& views, int dpi,
+                                    QString* error) {
     const int shown = m_tabs->currentIndex();
     QStringList written;
-    for (View v : {View::Attention, View::Tradeoffs, View::Cache, View::Profile}) {
-        showView(v); // the views draw when shown
-        refreshViews(false);
-        const QString sub = QDir(folder).filePath(QLatin1String(names[static_cast<int>(v)]));
+    for (const QString& view : views) {
+        if (!showViewByName(view)) { // showing a view refreshes it
+            if (error)
+                *error = tr("There is no view named %1").arg(view);
+            break;
+        }
+        QCoreApplication::processEvents(); // lay out the newly shown tab before drawing it
+        const QString target = views.size() == 1 ? folder : QDir(folder).filePath(view);
         QString e;
-        written << exportCurrentView(sub, dpi, &e);
+        written << exportCurrentView(target, dpi, &e);
         if (!e.isEmpty()) {
             if (error)
                 *error = e;
@@ -743,23 +757,6 @@ QStringList MainWindow::exportAllViews(const QString& folder, int dpi, QString* 
     }
     m_tabs->setCurrentIndex(shown);
     return written;
-}
-
-void MainWindow::chooseExportAllFolder() {
-    auto settings = openSettings();
-    const QString start =
-        settings->value(QStringLiteral("export/lastDir"), QDir::homePath()).toString();
-    const QString folder =
-        QFileDialog::getExistingDirectory(this, tr("Export the charts of every view to"), start);
-    if (folder.isEmpty())
-        return;
-    settings->setValue(QStringLiteral("export/lastDir"), folder);
-    QString error;
-    const QStringList files = exportAllViews(folder, 300, &error);
-    if (!error.isEmpty())
-        QMessageBox::warning(this, tr("Export failed"), error);
-    else
-        statusBar()->showMessage(tr("Exported %1 files to %2").arg(files.size()).arg(folder), 6000);
 }
 
 void MainWindow::setDarkTheme(bool dark) {

@@ -21,17 +21,15 @@ namespace kvs::studio {
 
 namespace {
 
-const QStringList kViewNames = {QStringLiteral("attention"), QStringLiteral("tradeoffs"),
-                                QStringLiteral("cache"), QStringLiteral("profile")};
-
 QStringList parseViews(const std::string& list) {
+    const QStringList known = MainWindow::chartViewNames();
     QStringList views;
     for (const QString& v :
          QString::fromStdString(list).split(QLatin1Char(','), Qt::SkipEmptyParts)) {
         const QString name = v.trimmed().toLower();
         if (name == QLatin1String("all"))
-            return kViewNames;
-        if (!kViewNames.contains(name))
+            return known;
+        if (!known.contains(name))
             throw cli::UsageError("unknown view '" + name.toStdString() +
                                   "' (attention, tradeoffs, cache, profile or all)");
         if (!views.contains(name))
@@ -122,15 +120,9 @@ int runRenderCommand(const cli::Args& args, cli::Streams io) {
                                                  std::to_string(timeoutSeconds) + " s (--timeout)");
     }
 
-    QStringList written;
-    for (const QString& view : views) {
-        window.showViewByName(view);
-        QApplication::processEvents();
-        const QString folder = views.size() == 1 ? out : QDir(out).filePath(view);
-        written << window.exportCurrentView(folder, dpi, &error);
-        if (!error.isEmpty())
-            throw Error(ErrorCode::Io, error.toStdString());
-    }
+    const QStringList written = window.exportViews(out, views, dpi, &error);
+    if (!error.isEmpty())
+        throw Error(ErrorCode::Io, error.toStdString());
 
     const double seconds = static_cast<double>(clock.elapsed()) / 1000.0;
     if (args.has("json")) {
