@@ -14,6 +14,7 @@
 #include <cmath>
 #include <limits>
 #include <qcustomplot.h>
+#include <utility>
 
 namespace kvs::views {
 
@@ -25,6 +26,12 @@ bool plottable(double x, double y) {
 
 // Log axes cannot show 0: errors of exactly zero (keep everything) sit at this floor.
 constexpr double kFloor = 1e-7;
+
+// Where a result sits on the chart: (cache bytes, metric value raised to the floor).
+std::pair<double, double> chartPoint(const kvs::EvalResult& result, Metric metric) {
+    const double y = metricValue(result, metric);
+    return {static_cast<double>(result.bytes.total()), std::isfinite(y) && y <= 0 ? kFloor : y};
+}
 
 } // namespace
 
@@ -199,10 +206,7 @@ void TradeoffView::rebuild() {
             QVector<double> xs;
             QVector<double> ys;
             for (const CurvePoint& p : curve.points) {
-                const double x = static_cast<double>(p.result.bytes.total());
-                double y = metricValue(p.result, metric);
-                if (std::isfinite(y) && y <= 0)
-                    y = kFloor;
+                const auto [x, y] = chartPoint(p.result, metric);
                 if (!plottable(x, y))
                     continue;
                 xs << x;
@@ -268,10 +272,7 @@ void TradeoffView::rebuild() {
     QStringList summary;
     if (haveCurrent) {
         for (const SchemeRun& run : m_current->runs) {
-            const double x = static_cast<double>(run.eval.bytes.total());
-            double y = metricValue(run.eval, metric);
-            if (std::isfinite(y) && y <= 0)
-                y = kFloor;
+            const auto [x, y] = chartPoint(run.eval, metric);
             m_currentPoints.emplace_back(x, y);
             summary << QStringLiteral("%1: %2 B (%3% of fp16), %4")
                            .arg(run.displayName)
@@ -315,10 +316,7 @@ void TradeoffView::pickAt(QMouseEvent* event) {
     double bestValue = 0.0;
     for (const TradeoffCurve& curve : m_sweeps->curves) {
         for (const CurvePoint& p : curve.points) {
-            const double x = static_cast<double>(p.result.bytes.total());
-            double y = metricValue(p.result, metric);
-            if (std::isfinite(y) && y <= 0)
-                y = kFloor;
+            const auto [x, y] = chartPoint(p.result, metric);
             if (!plottable(x, y))
                 continue;
             const double dx = m_plot->xAxis->coordToPixel(x) - pos.x();

@@ -549,10 +549,7 @@ std::shared_ptr<const views::SweepData> Engine::sweep(const AnalysisRequest& req
         std::vector<double> kept;
         std::vector<double> error;
         for (const views::CurvePoint& p : curve.points) {
-            double tokens = 0;
-            for (const HeadMetrics& h : p.result.heads)
-                tokens += h.keptTokens;
-            tokens /= std::max<std::size_t>(1, p.result.heads.size());
+            const double tokens = meanKeptTokens(p.result);
             if (tokens < request.contextTokens) { // keep-everything points have no error to fit
                 kept.push_back(tokens);
                 error.push_back(p.result.attentionError);
