@@ -13,6 +13,7 @@
 #include "kvs/gpu/renderdoc.h"
 #include "kvs/model.h"
 #include "kvs/synthetic_model.h"
+#include "studio_test_support.h"
 
 #include <QAction>
 #include <QSignalSpy>
@@ -20,18 +21,6 @@
 
 using namespace kvs;
 using namespace kvs::studio;
-
-namespace {
-
-MainWindowOptions quietOptions() {
-    MainWindowOptions o;
-    o.probeBackend = false;
-    o.persistSettings = false;
-    o.askToSaveOnClose = false;
-    return o;
-}
-
-} // namespace
 
 class TestStudioEngine : public QObject {
     Q_OBJECT
@@ -195,7 +184,7 @@ private slots:
     void renderDocActionSaysWhy() {
         if (qEnvironmentVariableIsSet("KVS_RENDERDOC"))
             QSKIP("KVS_RENDERDOC is set");
-        MainWindow w(quietOptions());
+        MainWindow w(kvs::test::quietWindowOptions());
         auto* action = w.findChild<QAction*>(QStringLiteral("renderDocCaptureAction"));
         QVERIFY(action);
         QVERIFY(!action->isEnabled());

@@ -4,6 +4,7 @@
 // the trade-off chart's theory overlay checked against hand-computed guides, and
 // `kvstudio-cli render` re-drawing a saved session's charts into files.
 #include "kvs_test.h"
+#include "studio_test_support.h"
 
 #include "analysis.h"
 #include "attention_view.h"
@@ -40,21 +41,11 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr int kTimeoutMs = 60000;
+constexpr int kTimeoutMs = kvs::test::kStudioTimeoutMs;
 const QString kPrompt = QStringLiteral("The cache keeps keys and values of every token; "
                                        "compression keeps the ones that matter.");
 
-QString qpath(const fs::path& p) {
-    return QString::fromStdString(p.string());
-}
-
-MainWindowOptions quietOptions() {
-    MainWindowOptions o;
-    o.probeBackend = false;
-    o.persistSettings = false;
-    o.askToSaveOnClose = false;
-    return o;
-}
+using kvs::test::qpath;
 
 // A curve point: `kept` tokens per head (two heads), `bytes` in all, attention error `error`.
 kvs::views::CurvePoint point(double value, int kept, std::size_t bytes, double error, double rho) {
@@ -99,12 +90,7 @@ private:
 
     static bool waitFor(MainWindow& w,
                         const std::function<bool(const kvs::views::AnalysisData&)>& ok) {
-        return QTest::qWaitFor(
-            [&] {
-                const auto a = w.session()->analysis();
-                return a && !w.session()->isAnalysisBusy() && ok(*a);
-            },
-            kTimeoutMs);
+        return kvs::test::waitForAnalysis(w, ok);
     }
 
     void openAndWait(MainWindow& w) {
@@ -133,7 +119,7 @@ private slots:
     }
 
     void splitMarkerDrivesTheAnalysisAndUndo() {
-        MainWindow w(quietOptions());
+        MainWindow w(kvs::test::quietWindowOptions());
         w.show();
         w.session()->setSweepsEnabled(false);
         openAndWait(w);
@@ -171,7 +157,7 @@ private slots:
 
     void titleModifiedMarkAndRecentSessions() {
         kvs::test::TempDir dir;
-        MainWindowOptions options = quietOptions();
+        MainWindowOptions options = kvs::test::quietWindowOptions();
         options.persistSettings = true; // recent sessions live in the (test-mode) settings
         MainWindow w(options);
         w.show();
@@ -219,7 +205,7 @@ private slots:
     }
 
     void cancelStopsLongWorkAndKeepsTheResults() {
-        MainWindow w(quietOptions());
+        MainWindow w(kvs::test::quietWindowOptions());
         w.show();
         w.session()->setAnalysisDelay(0);
         w.setPrompt(kPrompt);
@@ -260,7 +246,7 @@ private slots:
     }
 
     void pinnedBaselineGivesDifferenceMaps() {
-        MainWindow w(quietOptions());
+        MainWindow w(kvs::test::quietWindowOptions());
         w.show();
         w.session()->setSweepsEnabled(false);
         openAndWait(w);
@@ -364,7 +350,7 @@ private slots:
         kvs::test::TempDir dir;
         const QString session = qpath(dir.path() / "figures.kvsession");
         {
-            MainWindow w(quietOptions());
+            MainWindow w(kvs::test::quietWindowOptions());
             w.show();
             w.session()->setSweepsEnabled(false);
             openAndWait(w);

@@ -3,6 +3,7 @@
 // slider and see every view follow, switch heads and views, undo, export, save and reopen a
 // session, pin a baseline, use the command palette and the dark theme.
 #include "kvs_test.h"
+#include "studio_test_support.h"
 
 #include "attention_view.h"
 #include "cache_view.h"
@@ -37,20 +38,11 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr int kTimeoutMs = 60000;
+constexpr int kTimeoutMs = kvs::test::kStudioTimeoutMs;
 const QString kPrompt = QStringLiteral("The cache keeps keys and values of every token; "
                                        "compression keeps the ones that matter.");
 
-QString qpath(const fs::path& p) {
-    return QString::fromStdString(p.string());
-}
-
-MainWindowOptions quietOptions() {
-    MainWindowOptions o;
-    o.probeBackend = false;
-    o.persistSettings = false;
-    return o;
-}
+using kvs::test::qpath;
 
 } // namespace
 
@@ -63,12 +55,8 @@ private:
 
     // Waits until the session has results for exactly `settings` and nothing is pending.
     static bool waitAnalysis(MainWindow& w, const QStringList& settings) {
-        return QTest::qWaitFor(
-            [&] {
-                const auto a = w.session()->analysis();
-                return a && !w.session()->isAnalysisBusy() && a->provenance.schemes == settings;
-            },
-            kTimeoutMs);
+        return kvs::test::waitForAnalysis(
+            w, [&](const kvs::views::AnalysisData& a) { return a.provenance.schemes == settings; });
     }
 
     void openAndWait(MainWindow& w) {
@@ -124,7 +112,7 @@ private slots:
     }
 
     void liveViewsFollowTheSettings() {
-        MainWindow w(quietOptions());
+        MainWindow w(kvs::test::quietWindowOptions());
         w.resize(1500, 950);
         w.show();
         openAndWait(w);
@@ -208,7 +196,7 @@ private slots:
     }
 
     void exportsEveryChart() {
-        MainWindow w(quietOptions());
+        MainWindow w(kvs::test::quietWindowOptions());
         w.resize(1400, 900);
         w.show();
         openAndWait(w);
@@ -265,7 +253,7 @@ private slots:
         kvs::test::TempDir dir;
         const QString path = qpath(dir.path() / "a.kvsession");
         {
-            MainWindow w(quietOptions());
+            MainWindow w(kvs::test::quietWindowOptions());
             w.show();
             openAndWait(w);
             w.schemesPanel()->setParameter(1, QStringLiteral("keep"), 0.125);
@@ -295,7 +283,7 @@ private slots:
                 100);
             w.setDarkTheme(false);
         }
-        MainWindow w(quietOptions());
+        MainWindow w(kvs::test::quietWindowOptions());
         w.show();
         w.session()->setAnalysisDelay(0);
         QString error;

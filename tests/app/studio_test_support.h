@@ -1,0 +1,42 @@
+// SPDX-License-Identifier: MIT
+// What the studio's window tests share: quiet window options, path conversion, waiting for the
+// session's analysis.
+#pragma once
+
+#include "main_window.h"
+#include "session.h"
+
+#include <QString>
+#include <QTest>
+#include <filesystem>
+#include <functional>
+
+namespace kvs::test {
+
+inline constexpr int kStudioTimeoutMs = 60000;
+
+inline QString qpath(const std::filesystem::path& p) {
+    return QString::fromStdString(p.string());
+}
+
+// No backend probe, no settings written, never a modal question.
+inline kvs::studio::MainWindowOptions quietWindowOptions() {
+    kvs::studio::MainWindowOptions o;
+    o.probeBackend = false;
+    o.persistSettings = false;
+    o.askToSaveOnClose = false;
+    return o;
+}
+
+// Waits until the session has an analysis, nothing of it is pending, and `ok` accepts it.
+inline bool waitForAnalysis(kvs::studio::MainWindow& w,
+                            const std::function<bool(const kvs::views::AnalysisData&)>& ok) {
+    return QTest::qWaitFor(
+        [&] {
+            const auto a = w.session()->analysis();
+            return a && !w.session()->isAnalysisBusy() && ok(*a);
+        },
+        kStudioTimeoutMs);
+}
+
+} // namespace kvs::test
