@@ -10,6 +10,7 @@
 #include "schemes_panel.h"
 #include "session.h"
 #include "setup_panel.h"
+#include "startup.h"
 #include "studio_settings.h"
 #include "tradeoff_view.h"
 
@@ -123,6 +124,10 @@ void MainWindow::createMenus() {
     m_recentMenu->setObjectName(QStringLiteral("recentMenu"));
     connect(m_recentMenu, &QMenu::aboutToShow, this, &MainWindow::rebuildRecentMenu);
     rebuildRecentMenu();
+    m_bundledMenu = file->addMenu(tr("&Bundled Models"));
+    m_bundledMenu->setObjectName(QStringLiteral("bundledMenu"));
+    connect(m_bundledMenu, &QMenu::aboutToShow, this, &MainWindow::rebuildBundledMenu);
+    rebuildBundledMenu();
     file->addSeparator();
     for (QAction* a : m_studioActions)
         if (a->property("kvsMenu").toString() == QLatin1String("file"))
@@ -378,6 +383,32 @@ void MainWindow::rebuildRecentMenu() {
         auto settings = openSettings();
         RecentModels::clear(*settings);
     });
+}
+
+// The project's trained models (default and projection-sharing variants), one click away, with
+// the one in use checked: the way to compare what trained-in sharing costs.
+void MainWindow::rebuildBundledMenu() {
+    m_bundledMenu->clear();
+    const auto models = bundledModels(QCoreApplication::applicationDirPath());
+    const auto current = m_session->model();
+    const QString currentFolder =
+        current ? QFileInfo(current->facts.folder).canonicalFilePath() : QString();
+    for (const BundledModel& m : models) {
+        QAction* action = m_bundledMenu->addAction(m.label);
+        action->setObjectName(QStringLiteral("bundledModel_") + m.name);
+        action->setData(m.folder);
+        action->setCheckable(true);
+        action->setChecked(!currentFolder.isEmpty() &&
+                           QFileInfo(m.folder).canonicalFilePath() == currentFolder);
+        action->setStatusTip(m.details.isEmpty() ? QDir::toNativeSeparators(m.folder) : m.details);
+        action->setToolTip(action->statusTip());
+        const QString folder = m.folder;
+        connect(action, &QAction::triggered, this, [this, folder] { openModel(folder); });
+    }
+    if (models.isEmpty())
+        m_bundledMenu->addAction(tr("(none found beside the program or in the source tree)"))
+            ->setEnabled(false);
+    m_bundledMenu->setToolTipsVisible(true);
 }
 
 void MainWindow::chooseModelFolder() {

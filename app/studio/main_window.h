@@ -143,6 +143,7 @@ private:
     void restoreLayout();
     void saveLayout();
     void rebuildRecentMenu();
+    void rebuildBundledMenu();
     void chooseModelFolder();
     void showAbout();
     void markUpdated();
@@ -168,6 +169,7 @@ private:
     QTabWidget* m_tabs = nullptr;
     QDockWidget* m_setupDock = nullptr;
     QMenu* m_recentMenu = nullptr;
+    QMenu* m_bundledMenu = nullptr;
     QAction* m_openAction = nullptr;
     QAction* m_quitAction = nullptr;
     QAction* m_resetLayoutAction = nullptr;

@@ -7,9 +7,13 @@
 #include "session.h"
 
 #include <QCommandLineParser>
+#include <QCoreApplication>
 #include <QDir>
 #include <QFile>
 #include <QFileInfo>
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <QMap>
 #include <QPixmap>
 #include <QStringDecoder>
 #include <filesystem>
@@ -141,6 +145,69 @@ QString findDefaultModel(const QString& applicationDir) {
         if (QFileInfo(candidate).isDir())
             return candidate;
     return {};
+}
+
+QList<BundledModel> bundledModels(const QString& applicationDir) {
+    // The results table's order and names (docs/bundled-model.md).
+    static const std::pair<const char*, const char*> known[] = {
+        {"default", QT_TRANSLATE_NOOP("kvs::studio", "Default model (QKV, 6 KV heads)")},
+        {"gqa3", QT_TRANSLATE_NOOP("kvs::studio", "GQA-3 (3 KV heads)")},
+        {"gqa2", QT_TRANSLATE_NOOP("kvs::studio", "GQA-2 (2 KV heads)")},
+        {"mqa", QT_TRANSLATE_NOOP("kvs::studio", "MQA (1 KV head)")},
+        {"k_eq_v", QT_TRANSLATE_NOOP("kvs::studio", "Q-K=V (the keys are the values)")},
+        {"q_eq_k", QT_TRANSLATE_NOOP("kvs::studio", "Q=K-V (the queries are the keys)")},
+        {"q_eq_k_eq_v", QT_TRANSLATE_NOOP("kvs::studio", "Q=K=V")},
+        {"k_eq_v_gqa2", QT_TRANSLATE_NOOP("kvs::studio", "Q-K=V + GQA-2")},
+    };
+    QStringList roots;
+    if (!applicationDir.isEmpty())
+        roots << QDir::cleanPath(applicationDir + QStringLiteral("/../assets/models"));
+    if (const QString assets = sourceAssetsDir(); !assets.isEmpty())
+        roots << QDir::cleanPath(assets + QStringLiteral("/models"));
+    roots.removeDuplicates();
+
+    // name -> folder, the first root that has it.
+    QMap<QString, QString> found;
+    const auto consider = [&](const QString& name, const QString& folder) {
+        if (!found.contains(name) && QFileInfo::exists(folder + QStringLiteral("/config.json")))
+            found.insert(name, folder);
+    };
+    for (const QString& root : roots) {
+        consider(QStringLiteral("default"), root + QStringLiteral("/default"));
+        const QDir variants(root + QStringLiteral("/variants"));
+        for (const QString& name : variants.entryList(QDir::Dirs | QDir::NoDotAndDotDot))
+            consider(name, variants.filePath(name));
+    }
+
+    const auto details = [](const QString& folder) -> QString {
+        QFile file(folder + QStringLiteral("/train_results.json"));
+        if (!file.open(QIODevice::ReadOnly))
+            return {};
+        const QJsonObject results = QJsonDocument::fromJson(file.readAll()).object();
+        const int bytes = results.value(QLatin1String("kv_bytes_per_token_fp16")).toInt();
+        const double nats = results.value(QLatin1String("validation"))
+                                .toObject()
+                                .value(QLatin1String("nats"))
+                                .toDouble();
+        if (bytes <= 0 || nats <= 0)
+            return {};
+        return QCoreApplication::translate("kvs::studio",
+                                           "KV cache %L1 bytes per token (fp16), validation "
+                                           "%2 nats per character")
+            .arg(bytes)
+            .arg(nats, 0, 'f', 4);
+    };
+    QList<BundledModel> models;
+    const auto add = [&](const QString& name, const QString& label) {
+        const QString folder = found.take(name);
+        models.append({folder, name, label, details(folder)});
+    };
+    for (const auto& [name, label] : known)
+        if (found.contains(QLatin1String(name)))
+            add(QLatin1String(name), QCoreApplication::translate("kvs::studio", label));
+    for (const QString& name : found.keys()) // variants the table does not know, by name
+        add(name, name);
+    return models;
 }
 
 QString noModelMessage(const QStringList& candidates) {

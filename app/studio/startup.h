@@ -3,6 +3,7 @@
 // default prompt, and the --screenshot mode that grabs the window once the workers are done.
 #pragma once
 
+#include <QList>
 #include <QObject>
 #include <QString>
 #include <QStringList>
@@ -35,6 +36,18 @@ StartupOptions parseStartupOptions(const QStringList& arguments);
 QStringList defaultModelCandidates(const QString& applicationDir);
 // The first candidate that is a folder, or "".
 QString findDefaultModel(const QString& applicationDir);
+// One of the project's trained models (docs/bundled-model.md).
+struct BundledModel {
+    QString folder;
+    QString name;    // the folder's name: default, mqa, k_eq_v, ...
+    QString label;   // "MQA (1 KV head)"
+    QString details; // KV bytes per token and validation loss from train_results.json, or ""
+};
+
+// The trained models beside the default one: assets/models/default and assets/models/variants/*,
+// each taken from the build's copy (<applicationDir>/../assets/models) or else the source tree, in
+// the order of the results table; variants the table does not know follow by name.
+QList<BundledModel> bundledModels(const QString& applicationDir);
 // What to tell the user when there is no default model.
 QString noModelMessage(const QStringList& candidates);
 

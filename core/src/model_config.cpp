@@ -505,10 +505,10 @@ nlohmann::json toHfConfigJson(const ModelConfig& c) {
     j["architectures"] = {c.architecture};
     j["model_type"] = c.modelType;
     j["vocab_size"] = c.vocab;
-    if (c.bosTokenId)
-        j["bos_token_id"] = *c.bosTokenId;
-    if (c.eosTokenId)
-        j["eos_token_id"] = *c.eosTokenId;
+    // Explicit nulls: transformers' config classes default them (Llama to 1 and 2, GPT-2 to 50256),
+    // which would make generate() stop at an ordinary character of a character-level model.
+    j["bos_token_id"] = c.bosTokenId ? json(*c.bosTokenId) : json(nullptr);
+    j["eos_token_id"] = c.eosTokenId ? json(*c.eosTokenId) : json(nullptr);
     j["tie_word_embeddings"] = c.tiedEmbeddings;
     j["torch_dtype"] = "float32";
     if (c.family == Family::Gpt2) {

@@ -142,6 +142,33 @@ private:
 
 } // namespace
 
+std::string tokenizerConfigJson(const ModelConfig& config, const std::string& alphabet) {
+    // The symbol of a special id, or null where the id is not one of the tokenizer's symbols.
+    const auto symbol = [&](const std::optional<int>& id) -> json {
+        if (!id || *id < 0)
+            return nullptr;
+        if (alphabet.empty())
+            return *id < 256 ? json(byteSymbol(*id)) : json(nullptr);
+        const auto chars = distinctCharacters(alphabet);
+        return static_cast<std::size_t>(*id) < chars.size() ? json(chars[*id]) : json(nullptr);
+    };
+    // Without this file AutoTokenizer picks the architecture's tokenizer class (for Llama,
+    // LlamaTokenizerFast), which adds <s>, </s> and <unk> past the end of the vocabulary and
+    // prepends <s> to every text.
+    const json tc = {
+        {"tokenizer_class", "PreTrainedTokenizerFast"},
+        {"bos_token", symbol(config.bosTokenId)},
+        {"eos_token", symbol(config.eosTokenId)},
+        {"unk_token", nullptr},
+        {"pad_token", nullptr},
+        {"add_bos_token", false},
+        {"add_eos_token", false},
+        {"clean_up_tokenization_spaces", false},
+        {"model_max_length", config.maxPositions},
+    };
+    return tc.dump(2);
+}
+
 std::string characterTokenizerJson(const std::string& alphabet) {
     json vocab = json::object();
     const bool byteLevel = alphabet.empty();
@@ -169,7 +196,8 @@ std::string characterTokenizerJson(const std::string& alphabet) {
         {"normalizer", nullptr},
         {"pre_tokenizer", byteLevel ? byteLevelPre : json(nullptr)},
         {"post_processor", nullptr},
-        {"decoder", byteLevel ? byteLevelDec : json(nullptr)},
+        // Fuse: tokenizers joins decoded tokens with spaces when there is no decoder.
+        {"decoder", byteLevel ? byteLevelDec : json{{"type", "Fuse"}}},
         {"model",
          {{"type", "BPE"},
           {"dropout", nullptr},
@@ -228,6 +256,8 @@ Result<bool> writeModelFolder(const ModelConfig& config, const std::vector<HfTen
                                                   : "bfloat16";
         writeFileAtomically(folder / "config.json", hf.dump(2));
         writeFileAtomically(folder / "tokenizer.json", characterTokenizerJson(alphabet));
+        writeFileAtomically(folder / "tokenizer_config.json",
+                            tokenizerConfigJson(config, alphabet));
         return true;
     });
 }

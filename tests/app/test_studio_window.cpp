@@ -10,6 +10,7 @@
 #include "setup_panel.h"
 #include "startup.h"
 #include "studio_settings.h"
+#include "studio_test_support.h"
 #include "token_chips_view.h"
 
 #include "kvs/model_config.h"
@@ -21,6 +22,7 @@
 #include <QFile>
 #include <QImage>
 #include <QLabel>
+#include <QMenu>
 #include <QPlainTextEdit>
 #include <QSignalSpy>
 #include <QStandardPaths>
@@ -378,6 +380,83 @@ private slots:
         readPromptFile(qpath(m_dir->path() / "missing.txt"), &error);
         QVERIFY(error.contains(QStringLiteral("missing.txt")));
         QVERIFY(!defaultPrompt().isEmpty());
+    }
+
+    // File > Bundled Models: the trained default model and its projection-sharing variants, the
+    // build's copy before the source tree's, in the results table's order, unknown ones last.
+    void bundledModelsAreListedInTableOrder() {
+        const fs::path root = m_dir->path() / "install";
+        fs::create_directories(root / "bin");
+        const fs::path models = root / "assets" / "models";
+        for (const char* name : {"default", "variants/mqa", "variants/zz_custom"})
+            kvs::test::writeModel(*m_dir, std::string("install/assets/models/") + name,
+                                  kvs::syntheticPreset("tiny-llama"));
+        fs::create_directories(models / "variants" / "empty"); // no config.json: not a model
+
+        const auto listed = bundledModels(qpath(root / "bin"));
+        QStringList names;
+        for (const auto& m : listed)
+            names << m.name;
+        QVERIFY2(names.size() >= 3, qPrintable(names.join(' ')));
+        QCOMPARE(names.front(), QStringLiteral("default"));
+        QCOMPARE(QDir::cleanPath(listed.front().folder),
+                 QDir::cleanPath(qpath(models / "default")));
+        QCOMPARE(names.back(), QStringLiteral("zz_custom"));
+        QCOMPARE(listed.back().label, QStringLiteral("zz_custom"));
+        QVERIFY(!names.contains(QStringLiteral("empty")));
+        QCOMPARE(names.count(QStringLiteral("mqa")), 1);
+        const auto mqa = listed[names.indexOf(QStringLiteral("mqa"))];
+        QCOMPARE(QDir::cleanPath(mqa.folder), QDir::cleanPath(qpath(models / "variants" / "mqa")));
+        QCOMPARE(mqa.label, QStringLiteral("MQA (1 KV head)"));
+        QVERIFY(mqa.details.isEmpty()); // the synthetic stand-in has no train_results.json
+
+        // The source tree's shipped variants follow the table's order, with their figures.
+        const fs::path shipped = kvs::test::sourceTestsDir().parent_path() / "assets" / "models";
+        if (!fs::is_directory(shipped / "variants"))
+            return;
+        const QStringList order = {"default", "gqa3",   "gqa2",        "mqa",
+                                   "k_eq_v",  "q_eq_k", "q_eq_k_eq_v", "k_eq_v_gqa2"};
+        int last = -1;
+        for (const auto& e : fs::directory_iterator(shipped / "variants")) {
+            const QString name = QString::fromStdString(e.path().filename().string());
+            QVERIFY2(names.contains(name), qPrintable(name));
+            if (name == QLatin1String("mqa"))
+                continue;
+            const auto& m = listed[names.indexOf(name)];
+            QVERIFY2(m.details.contains(QStringLiteral("bytes per token")), qPrintable(m.details));
+        }
+        for (const QString& name : names) {
+            const int at = order.indexOf(name);
+            if (at < 0)
+                continue;
+            QVERIFY2(at > last, qPrintable(names.join(' ')));
+            last = at;
+        }
+    }
+
+    void bundledModelsMenuOpensAVariant() {
+        const fs::path mqa =
+            kvs::test::sourceTestsDir().parent_path() / "assets" / "models" / "variants" / "mqa";
+        if (!fs::is_directory(mqa))
+            QSKIP("no trained MQA variant in assets/models/variants");
+        MainWindow w(kvs::test::quietWindowOptions());
+        w.show();
+        auto* menu = w.findChild<QMenu*>(QStringLiteral("bundledMenu"));
+        QVERIFY(menu);
+        QMetaObject::invokeMethod(menu, "aboutToShow");
+        auto* action = menu->findChild<QAction*>(QStringLiteral("bundledModel_mqa"));
+        QVERIFY(action);
+        QVERIFY(!action->isChecked());
+        QVERIFY2(action->statusTip().contains(QStringLiteral("768 bytes per token")),
+                 qPrintable(action->statusTip()));
+        action->trigger();
+        QVERIFY2(waitLoaded(w), qPrintable(w.session()->lastError()));
+        QCOMPARE(configValue(w, "kvHeads"), QStringLiteral("1"));
+        QMetaObject::invokeMethod(menu, "aboutToShow");
+        action = menu->findChild<QAction*>(QStringLiteral("bundledModel_mqa"));
+        QVERIFY(action && action->isChecked());
+        for (QAction* other : menu->actions())
+            QVERIFY(other == action || !other->isChecked());
     }
 
     void closesCleanlyWhileWorking() {

@@ -3,6 +3,7 @@
 // loader, their tokenizer round-trips the corpus alphabet, the sharing field is read as trained,
 // and they really are trained (a Genesis passage costs far less than a uniform guess).
 #include "kvs/model.h"
+#include "kvs/synthetic_model.h"
 #include "kvs_test.h"
 
 #include <QTest>
@@ -73,8 +74,8 @@ private slots:
         const double validation = results["validation"]["nats"].get<double>();
         QVERIFY2(validation < 1.0460, std::to_string(validation).c_str());
         // The loader counts what the cache really stores: K=V variants keep keys only.
-        const bool keysOnly = c.sharing == ProjectionSharing::KEqV ||
-                              c.sharing == ProjectionSharing::QEqKEqV;
+        const bool keysOnly =
+            c.sharing == ProjectionSharing::KEqV || c.sharing == ProjectionSharing::QEqKEqV;
         QCOMPARE(static_cast<int>(c.kvBytesPerTokenFp16()),
                  c.layers * c.kvHeads * c.headDim * 2 * (keysOnly ? 1 : 2));
         QCOMPARE(results["kv_bytes_per_token_fp16"].get<int>(),
@@ -82,6 +83,36 @@ private slots:
         const double nats = passageNats(*model);
         // Uniform: ln 63 = 4.14; bzip2 on the whole text: 1.16.
         QVERIFY2(nats < maxNats, std::to_string(nats).c_str());
+    }
+
+    // The folders hold exactly what the exporter writes today (config.json with explicit null
+    // bos/eos ids, tokenizer.json with the Fuse decoder, tokenizer_config.json naming
+    // PreTrainedTokenizerFast), so that transformers loads them as the studio does.
+    void exportedFiles_data() { models_data(); }
+    void exportedFiles() {
+        QFETCH(QString, folder);
+        const std::filesystem::path dir = folder.toStdString();
+        if (!std::filesystem::exists(dir / "config.json"))
+            QSKIP("no trained model in assets/models/default yet");
+        auto model = Model::load(dir);
+        QVERIFY2(model.ok(), model.message().c_str());
+        std::string alphabet;
+        for (TokenId id = 0; id < model->config().vocab; ++id)
+            alphabet += model->tokenizer()->decode(std::vector<TokenId>{id});
+        QCOMPARE(alphabet.size(), std::size_t(63));
+        const auto parse = [&](const char* name) {
+            return nlohmann::json::parse(kvs::test::readBytes((dir / name).string()));
+        };
+        auto config = toHfConfigJson(model->config());
+        config["torch_dtype"] = "float16";
+        QCOMPARE(parse("config.json").dump(1), config.dump(1));
+        QCOMPARE(parse("tokenizer.json").dump(1),
+                 nlohmann::json::parse(characterTokenizerJson(alphabet)).dump(1));
+        QCOMPARE(parse("tokenizer_config.json").dump(1),
+                 nlohmann::json::parse(tokenizerConfigJson(model->config(), alphabet)).dump(1));
+        const auto tc = parse("tokenizer_config.json");
+        QVERIFY(tc["bos_token"].is_null() && tc["eos_token"].is_null());
+        QCOMPARE(tc["model_max_length"].get<int>(), 256);
     }
 };
 

@@ -38,8 +38,8 @@ struct HfTensor {
 
 // Writes a model folder: config.json (with torch_dtype), the tensors in `dtype` (model.safetensors,
 // or `shards` files + index.json, contiguous runs in the given order as save_pretrained does) and
-// tokenizer.json for `alphabet` (see characterTokenizerJson). Creates the folder. Used by the
-// generator and the trainer's export.
+// tokenizer.json for `alphabet` (see characterTokenizerJson) with its tokenizer_config.json.
+// Creates the folder. Used by the generator and the trainer's export.
 Result<bool> writeModelFolder(const ModelConfig& config, const std::vector<HfTensor>& tensors,
                               DType dtype, int shards, const std::string& alphabet,
                               const std::filesystem::path& folder);
@@ -51,5 +51,9 @@ Result<bool> writeSyntheticModel(const SyntheticModelSpec& spec,
 // A tokenizer.json (Hugging Face format) for a character vocabulary with no merges, or for the 256
 // byte-level symbols when `alphabet` is empty.
 std::string characterTokenizerJson(const std::string& alphabet);
+
+// The tokenizer_config.json beside it: PreTrainedTokenizerFast, bos/eos named by their symbols (or
+// null), nothing added to the text, so that transformers tokenizes exactly as the studio does.
+std::string tokenizerConfigJson(const ModelConfig& config, const std::string& alphabet);
 
 } // namespace kvs
