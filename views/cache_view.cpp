@@ -260,14 +260,20 @@ void CacheView::setData(std::shared_ptr<const AnalysisData> analysis, int runInd
         QLatin1Char('\n') +
         (gpuBytes
              ? tr("Allocated on the GPU (%1): %2 for the cache in %3 buffers, %4% of the bytes "
-                  "counted (kernel layout, alignment and driver padding), plus %5 of scratch for "
-                  "the probe queries and outputs")
+                  "counted (kernel layout, alignment and driver padding%5), plus %6 of scratch "
+                  "for the probe queries and outputs")
                    .arg(m_data->backendName, kib(static_cast<double>(allocated.cache())))
                    .arg(allocated.buffers)
                    .arg(total.total() ? 100.0 * static_cast<double>(allocated.cache()) /
                                             static_cast<double>(total.total())
                                       : 0.0,
                         0, 'f', 1)
+                   .arg(allocated.sharedValueCopy
+                            ? tr("; %1 of it a second copy of the K=V values: the kernels read "
+                                 "the rotated keys and, as values, the unrotated keys the cache "
+                                 "stores once")
+                                  .arg(kib(static_cast<double>(allocated.sharedValueCopy)))
+                            : QString())
                    .arg(kib(static_cast<double>(allocated.scratch)))
              : noGpu +
                    (m_data->timingsPending || m_data->backendName.isEmpty()

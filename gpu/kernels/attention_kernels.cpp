@@ -259,6 +259,8 @@ std::vector<Upload> uploadLayer(vk::Context& context, std::span<const Compressed
         up.allocation.metadata =
             up.biasBuf->allocatedBytes() + up.pos->allocatedBytes() + up.heads->allocatedBytes();
         up.allocation.buffers = 7;
+        if (heads[first].valueForm == CompressedHead::ValueForm::SharedWithKeys)
+            up.allocation.sharedValueCopy = up.allocation.values;
         up.keyBytes = (k.size() + ks.size()) * 4 + (bias ? biasData.size() * 4 : 0);
         up.cacheBytes = up.keyBytes + (v.size() + vs.size()) * 4;
         uploads.push_back(std::move(up));

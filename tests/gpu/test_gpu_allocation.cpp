@@ -144,6 +144,7 @@ private slots:
         QTest::newRow("f16, weighted, ragged") << "f16" << 30 << 2 << 2;
         QTest::newRow("f32, one head") << "f32" << 64 << 1 << 1;
         QTest::newRow("kivi 4/2 bits") << "quant" << 64 << 3 << 2;
+        QTest::newRow("k=v, f16") << "k=v" << 32 << 2 << 3;
     }
 
     void layerAllocationMatchesTheLayout() {
@@ -159,7 +160,9 @@ private slots:
             const int n = 37 + 8 * h; // ragged kept counts: heads start mid-word-group
             const Matrix K = randomMatrix(n, d, rng);
             const Matrix V = randomMatrix(n, d, rng);
-            CompressedHead head = exactHead(K, V, form == "f16" ? Precision::F16 : Precision::F32);
+            CompressedHead head = exactHead(K, V, form == "f32" ? Precision::F32 : Precision::F16);
+            if (form == "k=v") // a K=V model's head: the values are the (unrotated) keys
+                head.valueForm = CompressedHead::ValueForm::SharedWithKeys;
             if (form == "f16") {
                 // Keep every other token, with weights (a coreset's bias).
                 CompressedHead c;
@@ -213,6 +216,8 @@ private slots:
         QCOMPARE(got.metadata, metadata);
         QCOMPARE(got.scratch, scratch);
         QCOMPARE(got.buffers, 7 + 5);
+        // K=V: the values buffer is a second copy of what the cache stores once.
+        QCOMPARE(got.sharedValueCopy, form == "k=v" ? values : std::size_t{0});
         // Never less than what the heads say they store.
         std::size_t counted = 0;
         for (const CompressedHead& h : heads)

@@ -124,6 +124,21 @@ private slots:
         QVERIFY2(text.contains(QStringLiteral("plus 2.0 KiB of scratch")), qPrintable(text));
     }
 
+    void cacheSaysWhenKEqVValuesAreCopied() {
+        auto a = makeAnalysis(true);
+        for (auto& layer : a->runs.front().layerAllocation)
+            layer.sharedValueCopy = layer.values; // 96 + 96 bytes
+        CacheView cache;
+        cache.setData(a, 0);
+        const QString text = cache.totalsText();
+        QVERIFY2(text.contains(QStringLiteral("driver padding; 0.2 KiB of it a second copy of the "
+                                              "K=V values")),
+                 qPrintable(text));
+        // Without K=V heads the sentence stays out.
+        cache.setData(makeAnalysis(true), 0);
+        QVERIFY(!cache.totalsText().contains(QStringLiteral("K=V")));
+    }
+
     void cacheSaysWhenTheCpuTimedIt() {
         CacheView cache;
         cache.setData(makeAnalysis(false), 0);

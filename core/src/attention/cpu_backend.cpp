@@ -166,6 +166,7 @@ DeviceAllocation& DeviceAllocation::operator+=(const DeviceAllocation& o) {
     metadata += o.metadata;
     scratch += o.scratch;
     buffers += o.buffers;
+    sharedValueCopy += o.sharedValueCopy;
     return *this;
 }
 
