@@ -17,6 +17,7 @@
 #include <QPixmap>
 #include <QStringDecoder>
 #include <filesystem>
+#include <string_view>
 
 // The source tree's assets/ folder, for running from a build folder. The build may define it;
 // otherwise it is found from this file's own path (app/studio/startup.cpp).
@@ -202,9 +203,17 @@ QList<BundledModel> bundledModels(const QString& applicationDir) {
         const QString folder = found.take(name);
         models.append({folder, name, label, details(folder)});
     };
-    for (const auto& [name, label] : known)
-        if (found.contains(QLatin1String(name)))
-            add(QLatin1String(name), QCoreApplication::translate("kvs::studio", label));
+    for (const auto& [name, label] : known) {
+        if (!found.contains(QLatin1String(name)))
+            continue;
+        // Without train_results.json the build's default is the generated stand-in
+        // (studio-demo), not the trained QKV model the label describes.
+        const bool trained = QFileInfo::exists(found.value(QLatin1String(name)) +
+                                               QStringLiteral("/train_results.json"));
+        add(QLatin1String(name), trained || name != std::string_view("default")
+                                     ? QCoreApplication::translate("kvs::studio", label)
+                                     : QCoreApplication::translate("kvs::studio", "Default model"));
+    }
     for (const QString& name : found.keys()) // variants the table does not know, by name
         add(name, name);
     return models;

@@ -142,23 +142,15 @@ private:
 
 } // namespace
 
-std::string tokenizerConfigJson(const ModelConfig& config, const std::string& alphabet) {
-    // The symbol of a special id, or null where the id is not one of the tokenizer's symbols.
-    const auto symbol = [&](const std::optional<int>& id) -> json {
-        if (!id || *id < 0)
-            return nullptr;
-        if (alphabet.empty())
-            return *id < 256 ? json(byteSymbol(*id)) : json(nullptr);
-        const auto chars = distinctCharacters(alphabet);
-        return static_cast<std::size_t>(*id) < chars.size() ? json(chars[*id]) : json(nullptr);
-    };
+std::string tokenizerConfigJson(const ModelConfig& config) {
     // Without this file AutoTokenizer picks the architecture's tokenizer class (for Llama,
     // LlamaTokenizerFast), which adds <s>, </s> and <unk> past the end of the vocabulary and
-    // prepends <s> to every text.
+    // prepends <s> to every text. No special tokens: naming an ordinary character or byte here
+    // would make transformers encode that character as a special token and drop it on decode.
     const json tc = {
         {"tokenizer_class", "PreTrainedTokenizerFast"},
-        {"bos_token", symbol(config.bosTokenId)},
-        {"eos_token", symbol(config.eosTokenId)},
+        {"bos_token", nullptr},
+        {"eos_token", nullptr},
         {"unk_token", nullptr},
         {"pad_token", nullptr},
         {"add_bos_token", false},
@@ -256,8 +248,7 @@ Result<bool> writeModelFolder(const ModelConfig& config, const std::vector<HfTen
                                                   : "bfloat16";
         writeFileAtomically(folder / "config.json", hf.dump(2));
         writeFileAtomically(folder / "tokenizer.json", characterTokenizerJson(alphabet));
-        writeFileAtomically(folder / "tokenizer_config.json",
-                            tokenizerConfigJson(config, alphabet));
+        writeFileAtomically(folder / "tokenizer_config.json", tokenizerConfigJson(config));
         return true;
     });
 }

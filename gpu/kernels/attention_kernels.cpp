@@ -213,6 +213,7 @@ std::vector<Upload> uploadLayer(vk::Context& context, std::span<const Compressed
         up.variant = variant;
         up.bias = bias;
         std::vector<std::uint32_t> k, v, ks, vs, table;
+        std::size_t sharedValueWords = 0; // value words of K=V heads (a copy of the keys)
         std::vector<float> biasData;
         std::vector<std::int32_t> pos;
         for (std::size_t i = first; i < end; ++i) {
@@ -239,7 +240,10 @@ std::vector<Upload> uploadLayer(vk::Context& context, std::span<const Compressed
                 v.insert(v.end(), h.quantizedValues.codes.begin(), h.quantizedValues.codes.end());
                 appendScales(vs, h.quantizedValues);
             } else {
+                const std::size_t before = v.size();
                 appendDense(v, h.values, variant.vMode);
+                if (h.valueForm == CompressedHead::ValueForm::SharedWithKeys)
+                    sharedValueWords += v.size() - before;
             }
             pos.insert(pos.end(), h.positions.begin(), h.positions.end());
             if (h.logWeights.empty())
@@ -259,9 +263,21 @@ std::vector<Upload> uploadLayer(vk::Context& context, std::span<const Compressed
         up.allocation.metadata =
             up.biasBuf->allocatedBytes() + up.pos->allocatedBytes() + up.heads->allocatedBytes();
         up.allocation.buffers = 7;
-        if (heads[first].valueForm == CompressedHead::ValueForm::SharedWithKeys)
-            up.allocation.sharedValueCopy = up.allocation.values;
-        up.keyBytes = (k.size() + ks.size()) * 4 + (bias ? biasData.size() * 4 : 0);
+        // The values buffer, or its K=V heads' share of it (all or none in practice: a model
+        // shares K=V in every head).
+        if (sharedValueWords > 0) {
+            const bool allShared = std::all_of(
+                heads.begin() + static_cast<std::ptrdiff_t>(first),
+                heads.begin() + static_cast<std::ptrdiff_t>(end), [](const CompressedHead& h) {
+                    return h.valueForm == CompressedHead::ValueForm::SharedWithKeys;
+                });
+            const auto allocated = static_cast<double>(up.v->allocatedBytes());
+            up.allocation.sharedValueCopy =
+                allShared
+                    ? up.v->allocatedBytes()
+                    : static_cast<std::size_t>(allocated * static_cast<double>(sharedValueWords) /
+                                               static_cast<double>(v.size()));
+        }
         up.cacheBytes = up.keyBytes + (v.size() + vs.size()) * 4;
         uploads.push_back(std::move(up));
         first = end;

@@ -24,6 +24,7 @@
 #include <QLabel>
 #include <QMenu>
 #include <QPlainTextEdit>
+#include <QPointer>
 #include <QSignalSpy>
 #include <QStandardPaths>
 #include <QTabWidget>
@@ -435,28 +436,41 @@ private slots:
     }
 
     void bundledModelsMenuOpensAVariant() {
-        const fs::path mqa =
-            kvs::test::sourceTestsDir().parent_path() / "assets" / "models" / "variants" / "mqa";
+        const fs::path assets = kvs::test::sourceTestsDir().parent_path() / "assets" / "models";
+        const fs::path mqa = assets / "variants" / "mqa";
         if (!fs::is_directory(mqa))
             QSKIP("no trained MQA variant in assets/models/variants");
         MainWindow w(kvs::test::quietWindowOptions());
         w.show();
         auto* menu = w.findChild<QMenu*>(QStringLiteral("bundledMenu"));
         QVERIFY(menu);
+        const auto listed = bundledModels(QCoreApplication::applicationDirPath());
+        const auto checked = [&] {
+            QStringList names;
+            for (QAction* a : menu->actions())
+                if (a->isChecked())
+                    names << a->objectName();
+            return names.join(' ');
+        };
+
+        // Opening a model by any route ticks its entry the next time the menu opens.
+        w.openModel(qpath(assets / "default"));
+        QVERIFY2(waitLoaded(w), qPrintable(w.session()->lastError()));
         QMetaObject::invokeMethod(menu, "aboutToShow");
-        auto* action = menu->findChild<QAction*>(QStringLiteral("bundledModel_mqa"));
+        QCOMPARE(menu->actions().size(), listed.size());
+        QCOMPARE(checked(), QStringLiteral("bundledModel_default"));
+
+        // Triggering an entry opens that model; the menu is rebuilt (new actions) when shown.
+        QPointer<QAction> action = menu->findChild<QAction*>(QStringLiteral("bundledModel_mqa"));
         QVERIFY(action);
-        QVERIFY(!action->isChecked());
         QVERIFY2(action->statusTip().contains(QStringLiteral("768 bytes per token")),
                  qPrintable(action->statusTip()));
         action->trigger();
         QVERIFY2(waitLoaded(w), qPrintable(w.session()->lastError()));
         QCOMPARE(configValue(w, "kvHeads"), QStringLiteral("1"));
         QMetaObject::invokeMethod(menu, "aboutToShow");
-        action = menu->findChild<QAction*>(QStringLiteral("bundledModel_mqa"));
-        QVERIFY(action && action->isChecked());
-        for (QAction* other : menu->actions())
-            QVERIFY(other == action || !other->isChecked());
+        QVERIFY(action.isNull());
+        QCOMPARE(checked(), QStringLiteral("bundledModel_mqa"));
     }
 
     void closesCleanlyWhileWorking() {

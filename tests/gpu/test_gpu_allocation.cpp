@@ -217,7 +217,8 @@ private slots:
         QCOMPARE(got.scratch, scratch);
         QCOMPARE(got.buffers, 7 + 5);
         // K=V: the values buffer is a second copy of what the cache stores once.
-        QCOMPARE(got.sharedValueCopy, form == "k=v" ? values : std::size_t{0});
+        QCOMPARE(got.sharedValueCopy,
+                 form == "k=v" ? deviceBytes({e.values.front()}) : std::size_t{0});
         // Never less than what the heads say they store.
         std::size_t counted = 0;
         for (const CompressedHead& h : heads)
@@ -231,6 +232,36 @@ private slots:
         QCOMPARE(withMap->front().allocation.cache(), got.cache());
         QVERIFY(withMap->front().allocation.scratch > got.scratch);
         QCOMPARE(withMap->front().allocation.buffers, 7 + 7);
+    }
+
+    // A layer too big for one binding is uploaded in chunks; the K=V copy adds up over them.
+    void keqvCopyAddsUpOverChunks() {
+        requireVulkan();
+        VulkanBackendOptions options;
+        options.instance.validation = true;
+        options.maxBindingBytes = 4096; // one head of 37 × 32 fp16 values (2,368 B) per chunk
+        auto small = makeVulkanBackend(options);
+        KVS_VERIFY_OK(small);
+        std::mt19937 rng(11);
+        std::vector<CompressedHead> heads;
+        std::size_t expected = 0;
+        for (int h = 0; h < 3; ++h) {
+            const Matrix K = randomMatrix(37, 32, rng);
+            CompressedHead head = exactHead(K, K, Precision::F16);
+            head.valueForm = CompressedHead::ValueForm::SharedWithKeys;
+            expected += deviceBytes({expectedBuffers({head}).values.front()});
+            heads.push_back(std::move(head));
+        }
+        std::vector<Matrix> queries;
+        for (int q = 0; q < 3; ++q)
+            queries.push_back(randomMatrix(2, 32, rng));
+        auto out = small.value()->attendLayer({heads, queries, 1, {}});
+        KVS_VERIFY_OK(out);
+        const DeviceAllocation& got = out->front().allocation;
+        QCOMPARE(got.buffers, 3 * (7 + 5)); // three chunks, each with its own scratch
+        QCOMPARE(got.sharedValueCopy, expected);
+        QVERIFY(got.values > got.sharedValueCopy); // plus the (empty) value-scale buffers
+        QVERIFY2(m_ruleError.isEmpty(), qPrintable(m_ruleError));
     }
 
     void zeroBytesIsAnError() {

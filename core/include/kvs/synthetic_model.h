@@ -52,8 +52,8 @@ Result<bool> writeSyntheticModel(const SyntheticModelSpec& spec,
 // byte-level symbols when `alphabet` is empty.
 std::string characterTokenizerJson(const std::string& alphabet);
 
-// The tokenizer_config.json beside it: PreTrainedTokenizerFast, bos/eos named by their symbols (or
-// null), nothing added to the text, so that transformers tokenizes exactly as the studio does.
-std::string tokenizerConfigJson(const ModelConfig& config, const std::string& alphabet);
+// The tokenizer_config.json beside it: PreTrainedTokenizerFast, no special tokens, nothing added to
+// the text, so that transformers tokenizes exactly as the studio does.
+std::string tokenizerConfigJson(const ModelConfig& config);
 
 } // namespace kvs
