@@ -13,6 +13,7 @@ from pathlib import Path
 
 VARIANTS = [  # file stem, label
     ("default", "QKV (= the default model)"),
+    ("seeds/qkv-seed2", "QKV, seed 2 (the seed check; not shipped)"),
     ("variant-gqa3", "GQA-3 (3 KV heads)"),
     ("variant-gqa2", "GQA-2 (2 KV heads)"),
     ("variant-mqa", "MQA (1 KV head)"),
@@ -48,7 +49,7 @@ def main() -> int:
         cache = r["kv_bytes_per_token_fp16"]
         print(f"| {label} | {r['parameters']:,} | {cache:,} | {100.0 * (cache / base_cache - 1):+.1f}% "
               f"| {v['nats']:.4f} | {v['bits']:.3f} | {v['perplexity']:.3f} "
-              f"| {100.0 * (v['perplexity'] / base_ppl - 1):+.1f}% "
+              f"| {100.0 * (v['perplexity'] / base_ppl - 1):+.2f}% "
               f"| {r['validation_last_10_percent']['nats']:.4f} | {r['train_seconds'] / 60:.0f} min |")
         if r["steps"] != base["steps"] or r["options"]["lr"] != base["options"]["lr"] \
                 or r["config"]["layers"] != base["config"]["layers"] \
