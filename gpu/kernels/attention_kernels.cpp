@@ -278,6 +278,7 @@ std::vector<Upload> uploadLayer(vk::Context& context, std::span<const Compressed
                     : static_cast<std::size_t>(allocated * static_cast<double>(sharedValueWords) /
                                                static_cast<double>(v.size()));
         }
+        up.keyBytes = (k.size() + ks.size()) * 4 + (bias ? biasData.size() * 4 : 0);
         up.cacheBytes = up.keyBytes + (v.size() + vs.size()) * 4;
         uploads.push_back(std::move(up));
         first = end;
