@@ -205,6 +205,9 @@ ModelConfigView::ModelConfigView(QWidget* parent) : QWidget(parent) {
     addRow("dtype", tr("Stored dtype"), tr("Element type of the weights on disk."));
     addRow("checkpointBytes", tr("Weights on disk"), tr("Sum of the tensors' bytes."));
     addRow("tokenizer", tr("Tokenizer"), tr("The tokenizer found in the folder."));
+    addRow("training", tr("Training"),
+           tr("For models trained by KV Studio (kvstudio-cli train): the train_results.json "
+              "beside the weights — budget and loss on the held-out verses."));
 
     m_grid->setRowStretch(m_row, 1);
     clear();
@@ -304,6 +307,7 @@ void ModelConfigView::setFacts(const ModelFacts& facts) {
     else
         set("tokenizer",
             tr("%1, %2 tokens").arg(facts.tokenizer, locale.toString(facts.tokenizerVocab)));
+    set("training", facts.training.isEmpty() ? QStringLiteral("\u2014") : facts.training);
 }
 
 QString ModelConfigView::value(const QString& key) const {

@@ -29,6 +29,9 @@ struct ModelFacts {
     qint64 checkpointBytes = 0;        // sum of tensor bytes
     QString tokenizer;                 // "gpt2-bpe", "sentencepiece", ... ; empty when none
     qint64 tokenizerVocab = 0;
+    // For models trained by kvstudio-cli train: what its train_results.json says (steps,
+    // characters, validation loss), or why it could not be read; empty without one.
+    QString training;
 };
 
 // Human formatting shared by the views: "1.23 M", "4.0 KiB".

@@ -8,8 +8,12 @@
 
 #include <QDir>
 #include <QElapsedTimer>
+#include <QFile>
 #include <QFileInfo>
 #include <QFutureWatcher>
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <QLocale>
 #include <QtConcurrent/QtConcurrentRun>
 #include <algorithm>
 #include <map>
@@ -17,6 +21,33 @@
 namespace kvs::studio {
 
 namespace {
+
+// One line from a train_results.json (kvstudio-cli train --json-out, copied beside the weights):
+// "" when there is none; a broken file is named, never fatal to the load.
+QString trainingSummary(const QString& path) {
+    QFile file(path);
+    if (!file.exists())
+        return {};
+    if (!file.open(QIODevice::ReadOnly))
+        return Session::tr("%1: cannot be read (%2)")
+            .arg(QFileInfo(path).fileName(), file.errorString());
+    QJsonParseError error{};
+    const QJsonObject r = QJsonDocument::fromJson(file.readAll(), &error).object();
+    const QJsonObject validation = r.value(QLatin1String("validation")).toObject();
+    const double nats = validation.value(QLatin1String("nats")).toDouble(-1);
+    const double perplexity = validation.value(QLatin1String("perplexity")).toDouble(-1);
+    if (error.error != QJsonParseError::NoError || nats <= 0 || perplexity <= 0)
+        return Session::tr("%1: not a training record (%2)")
+            .arg(QFileInfo(path).fileName(), error.error != QJsonParseError::NoError
+                                                 ? error.errorString()
+                                                 : Session::tr("no validation loss"));
+    const QLocale locale;
+    return Session::tr("%1 steps, %2 characters; validation %3 nats/char (perplexity %4)")
+        .arg(locale.toString(r.value(QLatin1String("steps")).toInt()),
+             locale.toString(static_cast<qlonglong>(r.value(QLatin1String("tokens")).toDouble())))
+        .arg(nats, 0, 'f', 4)
+        .arg(perplexity, 0, 'f', 3);
+}
 
 // What a worker hands back: a snapshot or the error message, never an exception.
 template <class S> struct Outcome {
@@ -117,6 +148,7 @@ OutcomePtr<ModelSnapshot> loadModel(const QString& folder, const CancelFlag& can
             f.tokenizer = qs(tokenizer->kind());
             f.tokenizerVocab = static_cast<qint64>(tokenizer->vocabSize());
         }
+        f.training = trainingSummary(f.folder + QStringLiteral("/train_results.json"));
         return f;
     });
     if (!facts.ok())

@@ -468,9 +468,32 @@ private slots:
         action->trigger();
         QVERIFY2(waitLoaded(w), qPrintable(w.session()->lastError()));
         QCOMPARE(configValue(w, "kvHeads"), QStringLiteral("1"));
+        // The trained model's record (train_results.json) is part of its configuration.
+        const QString training = configValue(w, "training");
+        QVERIFY2(training.contains(QStringLiteral("2,500 steps")) &&
+                     training.contains(QStringLiteral("validation 0.9385 nats/char")),
+                 qPrintable(training));
         QMetaObject::invokeMethod(menu, "aboutToShow");
         QVERIFY(action.isNull());
         QCOMPARE(checked(), QStringLiteral("bundledModel_mqa"));
+    }
+
+    // A training record is optional: without one the row says nothing, a broken one is named and
+    // the model still loads.
+    void trainingRecordIsOptionalAndNamedWhenBroken() {
+        MainWindow w(kvs::test::quietWindowOptions());
+        w.openModel(qpath(m_llama));
+        QVERIFY(waitLoaded(w));
+        QCOMPARE(configValue(w, "training"), QStringLiteral("\u2014"));
+
+        const fs::path broken =
+            kvs::test::writeModel(*m_dir, "broken-record", kvs::syntheticPreset("tiny-llama"));
+        kvs::test::writeBytes(broken / "train_results.json", "{\"validation\": ");
+        w.openModel(qpath(broken));
+        QVERIFY2(waitLoaded(w), qPrintable(w.session()->lastError()));
+        const QString training = configValue(w, "training");
+        QVERIFY2(training.startsWith(QStringLiteral("train_results.json: not a training record")),
+                 qPrintable(training));
     }
 
     void closesCleanlyWhileWorking() {
