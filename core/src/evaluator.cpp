@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // The evaluation protocol (DESIGN.md "Data flow" and "Metrics").
 #include "kvs/evaluator.h"
+#include "rope.h"
 
 #include <algorithm>
 #include <chrono>
@@ -48,6 +49,31 @@ bool valuesShared(const ModelConfig& c) {
     return c.sharing == ProjectionSharing::KEqV || c.sharing == ProjectionSharing::QEqKEqV;
 }
 
+// K=V: how the keys attention uses follow from the cached ones (the values) — under RoPE, the
+// rotation for the whole prompt (dynamic scaling depends on its length); with learned positions,
+// none (zero angles: keys equal values). Backends use it to keep one copy.
+struct KeyRotation {
+    std::vector<float> frequencies;
+    bool interleaved = false;
+    float scale = 1.0f;
+};
+
+KeyRotation keyRotation(const Capture& cap) {
+    KeyRotation r;
+    const ModelConfig& c = cap.config;
+    if (!valuesShared(c))
+        return r;
+    if (c.positions != PositionKind::Rope) {
+        r.frequencies.assign(static_cast<std::size_t>(c.headDim / 2), 0.0f);
+        return r;
+    }
+    for (double f : ropeInverseFrequencies(c, cap.tokenCount()))
+        r.frequencies.push_back(static_cast<float>(f));
+    r.interleaved = c.ropeLayout == RopeLayout::Interleaved;
+    r.scale = static_cast<float>(ropeAttentionFactor(c));
+    return r;
+}
+
 HeadInput headInput(const Capture& cap, int l, int h, int ctx, std::uint64_t seed) {
     const KvHeadCapture& hc =
         cap.layers[static_cast<std::size_t>(l)].kvHeads[static_cast<std::size_t>(h)];
@@ -59,6 +85,10 @@ HeadInput headInput(const Capture& cap, int l, int h, int ctx, std::uint64_t see
         in.keysPreRope = hc.keysPreRope.topRows(ctx);
     in.values = hc.values.topRows(ctx);
     in.valuesSharedWithKeys = valuesShared(cap.config);
+    const KeyRotation rotation = keyRotation(cap);
+    in.keyRotation = rotation.frequencies;
+    in.keyRotationInterleaved = rotation.interleaved;
+    in.keyRotationScale = rotation.scale;
     for (const Matrix& q : hc.queries)
         in.queries.push_back(q.topRows(ctx));
     in.scale = layerAttentionScale(cap.config, l);
@@ -80,8 +110,13 @@ std::vector<CompressedHead> exactHeads(const Capture& cap, int l, int ctx) {
     std::vector<CompressedHead> heads;
     for (const auto& hc : cap.layers[static_cast<std::size_t>(l)].kvHeads) {
         CompressedHead e = exactHead(hc.keys.topRows(ctx), hc.values.topRows(ctx), Precision::F32);
-        if (valuesShared(cap.config))
+        if (valuesShared(cap.config)) {
             e.valueForm = CompressedHead::ValueForm::SharedWithKeys;
+            const KeyRotation rotation = keyRotation(cap);
+            e.keyRotation = rotation.frequencies;
+            e.keyRotationInterleaved = rotation.interleaved;
+            e.keyRotationScale = rotation.scale;
+        }
         heads.push_back(std::move(e));
     }
     return heads;

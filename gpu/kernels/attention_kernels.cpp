@@ -7,6 +7,7 @@
 
 #include <Eigen/Core>
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -131,7 +132,7 @@ struct HeadBytes {
 HeadBytes headBytes(const CompressedHead& h, const Variant& var) {
     HeadBytes b;
     const auto m = static_cast<std::size_t>(h.keptCount());
-    b.k = m * var.kStride * 4;
+    b.k = var.kMode == 3 ? var.hsk / 2 * 4 : m * var.kStride * 4;
     b.v = m * var.vStride * 4;
     if (var.kMode == 2)
         b.ks = h.quantizedKeys.scales.size() * 4;
@@ -167,6 +168,15 @@ Variant variantOf(const CompressedHead& head) {
     } else {
         v.vMode = denseMode(head.valuePrecision);
         v.vStride = denseStride(v.hsv, v.vMode);
+    }
+    // K=V under RoPE: only the values (the cached pre-RoPE keys) are uploaded; the kernels rotate
+    // them into keys on load, the K binding holding the d/2 pair frequencies.
+    if (head.valueForm == CompressedHead::ValueForm::SharedWithKeys &&
+        head.keyForm == CompressedHead::KeyForm::Dense && v.hsk == v.hsv && v.hsk % 2 == 0 &&
+        head.keyRotation.size() * 2 == v.hsk) {
+        v.kMode = 3;
+        v.kStride = 0;
+        v.kRotationInterleaved = head.keyRotationInterleaved ? 1 : 0;
     }
     return v;
 }
@@ -233,6 +243,10 @@ std::vector<Upload> uploadLayer(vk::Context& context, std::span<const Compressed
             if (variant.kMode == 2) {
                 k.insert(k.end(), h.quantizedKeys.codes.begin(), h.quantizedKeys.codes.end());
                 appendScales(ks, h.quantizedKeys);
+            } else if (variant.kMode == 3) {
+                for (float f : h.keyRotation)
+                    k.push_back(std::bit_cast<std::uint32_t>(f));
+                up.keyScale = h.keyRotationScale;
             } else {
                 appendDense(k, h.keys, variant.kMode);
             }
@@ -242,7 +256,7 @@ std::vector<Upload> uploadLayer(vk::Context& context, std::span<const Compressed
             } else {
                 const std::size_t before = v.size();
                 appendDense(v, h.values, variant.vMode);
-                if (h.valueForm == CompressedHead::ValueForm::SharedWithKeys)
+                if (h.valueForm == CompressedHead::ValueForm::SharedWithKeys && variant.kMode != 3)
                     sharedValueWords += v.size() - before;
             }
             pos.insert(pos.end(), h.positions.begin(), h.positions.end());
@@ -280,6 +294,8 @@ std::vector<Upload> uploadLayer(vk::Context& context, std::span<const Compressed
         }
         up.keyBytes = (k.size() + ks.size()) * 4 + (bias ? biasData.size() * 4 : 0);
         up.cacheBytes = up.keyBytes + (v.size() + vs.size()) * 4;
+        if (variant.kMode == 3) // the map kernel reads its keys out of the values
+            up.keyBytes += v.size() * 4;
         uploads.push_back(std::move(up));
         first = end;
     }
@@ -395,8 +411,9 @@ RunResult run(vk::Context& context, PipelineSet& pipelines, const Upload& up,
                      static_cast<std::uint32_t>(splits),
                      var.kStride,
                      var.vStride,
-                     scale,
-                     (options.queryPositions.empty() ? 0u : 1u) | (up.bias ? 2u : 0u),
+                     scale * up.keyScale, // K=V rotation's attention factor (yarn), else 1
+                     (options.queryPositions.empty() ? 0u : 1u) | (up.bias ? 2u : 0u) |
+                         (var.kRotationInterleaved ? 4u : 0u),
                      static_cast<std::uint32_t>(std::max(1, up.maxKept))};
 
     PipelineKey key;
@@ -439,7 +456,7 @@ RunResult run(vk::Context& context, PipelineSet& pipelines, const Upload& up,
             // 16-byte loads of whole rows where dense rows are a whole number of uvec4s
             // (4 fp32 or 8 fp16 channels per lane per load).
             const auto vectorRow = [](std::uint32_t mode, std::uint32_t dim, std::uint32_t stride) {
-                return mode != 2 && dim % (mode == 1 ? 8u : 4u) == 0 && stride % 4 == 0;
+                return mode < 2 && dim % (mode == 1 ? 8u : 4u) == 0 && stride % 4 == 0;
             };
             pk.kVec = vectorRow(var.kMode, var.hsk, var.kStride) ? 1 : 0;
             pk.vVec = vectorRow(var.vMode, var.hsv, var.vStride) ? 1 : 0;

@@ -49,6 +49,7 @@ struct Variant {
     std::uint32_t hsk = 0, hsv = 0, kMode = 0, vMode = 0;
     std::uint32_t kBits = 4, kGroup = 32, vBits = 4, vGroup = 32, kPerToken = 0, vPerChannel = 0;
     std::uint32_t kStride = 0, vStride = 0; // words per row
+    std::uint32_t kRotationInterleaved = 0; // kMode 3 (keys = rotated values): pair layout
     auto operator<=>(const Variant&) const = default;
 };
 Variant variantOf(const CompressedHead& head);
@@ -64,6 +65,7 @@ struct Upload {
     std::unique_ptr<vk::Buffer> k, v, ks, vs, biasBuf, pos, heads;
     std::size_t cacheBytes = 0;  // K + V + scales (+ bias) as the probe kernel reads them
     std::size_t keyBytes = 0;    // K + key scales (+ bias): what the map kernel reads
+    float keyScale = 1.0f;       // kMode 3: the rotation's cos/sin factor, folded into the scale
     DeviceAllocation allocation; // the device memory of the buffers above (scratch 0)
 };
 

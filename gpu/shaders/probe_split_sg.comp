@@ -36,6 +36,8 @@ shared vec4 mergeO[1280];
 
 // Four key channels c..c+3 of row j (c a multiple of 4, c + 3 < HSK).
 vec4 loadK4(HeadInfo h, uint j, uint c) {
+    if (K_MODE == 3u)
+        return vec4(loadK(h, j, c), loadK(h, j, c + 1u), loadK(h, j, c + 2u), loadK(h, j, c + 3u));
     if (K_MODE == 0u) {
         const uint b = h.kOff + j * pc.kStride + c;
         return vec4(uintBitsToFloat(K[b]), uintBitsToFloat(K[b + 1u]), uintBitsToFloat(K[b + 2u]),

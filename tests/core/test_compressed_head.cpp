@@ -27,6 +27,34 @@ Matrix randomMatrix(int rows, int cols, unsigned seed, float spread = 1.0f) {
 class TestCompressedHead : public QObject {
     Q_OBJECT
 private slots:
+    // K=V under RoPE: keys are the values turned by position · frequency per pair, hand-computed.
+    void rotatedKeysTurnPairsByPosition() {
+        CompressedHead h;
+        h.headDim = 4;
+        h.contextLength = 3;
+        h.positions = {0, 2};
+        h.values = Matrix::Zero(2, 4);
+        h.values.row(0) << 1, 2, 3, 4; // position 0: unchanged (times the scale)
+        h.values.row(1) << 1, 0, 0, 0;
+        h.valueForm = CompressedHead::ValueForm::SharedWithKeys;
+        h.keyRotation = {1.0f, 0.5f}; // angles 2 and 1 at position 2
+        h.keyRotationScale = 2.0f;
+        Matrix k = rotatedKeys(h);
+        QVERIFY(test::maxAbsDiff(k.row(0), 2.0f * h.values.row(0)) < 1e-6);
+        // Half-split pairs (0, 2) and (1, 3): (1, 0) turned by 2 rad.
+        Matrix want(1, 4);
+        want << 2 * std::cos(2.0f), 0, 2 * std::sin(2.0f), 0;
+        QVERIFY(test::maxAbsDiff(k.row(1), want) < 1e-6);
+        // Interleaved pairs (0, 1) and (2, 3).
+        h.keyRotationInterleaved = true;
+        h.values.row(1) << 0, 0, 1, 0;
+        k = rotatedKeys(h);
+        want << 0, 0, 2 * std::cos(1.0f), 2 * std::sin(1.0f);
+        QVERIFY(test::maxAbsDiff(k.row(1), want) < 1e-6);
+        h.keyRotation.clear();
+        QVERIFY_THROWS_EXCEPTION(Error, rotatedKeys(h));
+    }
+
     void halfRounding() {
         QCOMPARE(roundToHalf(1.0f), 1.0f);
         QCOMPARE(roundToHalf(65504.0f), 65504.0f);

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 // The evaluation protocol through the Vulkan backend agrees with the CPU reference: same kept
 // tokens and bytes (compression is on the CPU), per-head errors and model-level quality within
-// float tolerance, under the Khronos validation layer.
+// float tolerance, under the Khronos validation layer — for a GQA model and for K=V models with
+// RoPE and with learned positions, whose keys the kernels derive from the cached values.
 #include "kvs/attention_backend.h"
 #include "kvs/evaluator.h"
 #include "kvs/gpu/vulkan_backend.h"
@@ -10,6 +11,7 @@
 
 #include <QtTest>
 #include <cmath>
+#include <map>
 
 using namespace kvs;
 
@@ -17,8 +19,9 @@ class TestEvalBackends : public QObject {
     Q_OBJECT
 
     test::TempDir m_dir;
-    std::optional<Model> m_model;
-    std::optional<Capture> m_capture;
+    // GQA Llama; K=V Llama (RoPE: the kernels rotate the cached keys on load); K=V GPT-2 (learned
+    // positions: keys are the values).
+    std::map<QString, std::pair<std::unique_ptr<Model>, std::unique_ptr<Capture>>> m_models;
     std::unique_ptr<gpu::VulkanBackend> m_vulkan;
     std::string m_error;
 
@@ -36,33 +39,54 @@ private slots:
             m_vulkan = std::move(v.value());
         else
             m_error = v.message();
-        const auto folder = test::writeModel(m_dir, "gqa", syntheticPreset("tiny-llama-gqa"));
-        m_model.emplace(std::move(Model::load(folder).valueOrThrow()));
-        m_capture.emplace(std::move(
-            m_model
-                ->capture("Blessed are the meek: for they shall inherit the earth. Blessed are "
-                          "they which do hunger and thirst after righteousness.")
-                .valueOrThrow()));
+        for (const char* name : {"gqa", "k=v llama", "k=v gpt2"}) {
+            const QString n = QString::fromLatin1(name);
+            SyntheticModelSpec spec = syntheticPreset(n == "gqa"         ? "tiny-llama-gqa"
+                                                      : n == "k=v llama" ? "tiny-llama"
+                                                                         : "tiny-gpt2");
+            if (n.startsWith("k=v"))
+                spec.config.sharing = ProjectionSharing::KEqV;
+            const auto folder = test::writeModel(m_dir,
+                                                 n == "gqa"         ? "gqa"
+                                                 : n == "k=v llama" ? "kv1"
+                                                                    : "kv2",
+                                                 spec);
+            auto model = std::make_unique<Model>(Model::load(folder).valueOrThrow());
+            auto capture = std::make_unique<Capture>(
+                model
+                    ->capture("Blessed are the meek: for they shall inherit the earth. Blessed "
+                              "are they which do hunger and thirst after righteousness.")
+                    .valueOrThrow());
+            m_models[n] = {std::move(model), std::move(capture)};
+        }
     }
 
     void agree_data() {
+        QTest::addColumn<QString>("model");
         QTest::addColumn<QString>("scheme");
-        QTest::newRow("identity fp32") << "identity";
-        QTest::newRow("identity fp16") << "identity:precision=16";
-        QTest::newRow("halving") << "coreset.halving:keep=0.3,sinks=4,window=8";
-        QTest::newRow("uniform") << "select.uniform:keep=0.2";
-        QTest::newRow("snapkv") << "select.snapkv:keep=0.25,observation=8";
+        const std::pair<const char*, const char*> schemes[] = {
+            {"identity fp32", "identity"},
+            {"identity fp16", "identity:precision=16"},
+            {"halving", "coreset.halving:keep=0.3,sinks=4,window=8"},
+            {"uniform", "select.uniform:keep=0.2"},
+            {"snapkv", "select.snapkv:keep=0.25,observation=8"}};
+        for (const char* model : {"gqa", "k=v llama", "k=v gpt2"})
+            for (const auto& [name, scheme] : schemes)
+                QTest::addRow("%s, %s", model, name) << QString(model) << QString(scheme);
     }
     void agree() {
         requireVulkan();
+        QFETCH(QString, model);
         QFETCH(QString, scheme);
+        const Model& m = *m_models.at(model).first;
+        const Capture& capture = *m_models.at(model).second;
         const auto setting = SchemeSetting::parse(scheme.toStdString()).valueOrThrow();
         EvalOptions o;
         o.contextTokens = 90;
         o.attentionMaps = true;
         auto cpu = makeCpuBackend();
-        const auto a = evaluate(*m_capture, &*m_model, setting, *cpu, o);
-        const auto b = evaluate(*m_capture, &*m_model, setting, *m_vulkan, o);
+        const auto a = evaluate(capture, &m, setting, *cpu, o);
+        const auto b = evaluate(capture, &m, setting, *m_vulkan, o);
         KVS_VERIFY_OK(a);
         KVS_VERIFY_OK(b);
         const EvalResult& c = a.value();
@@ -89,6 +113,10 @@ private slots:
         QVERIFY(std::abs(g.quality->klMean - c.quality->klMean) <
                 1e-5 + 1e-3 * std::abs(c.quality->klMean));
         QVERIFY(m_vulkan->validationMessages().empty());
+        // K=V: no value bytes on either backend (on the GPU the kernels turn the cached keys
+        // into attention's keys on load: rotated under RoPE, as they are with learned positions).
+        if (model.startsWith("k=v"))
+            QVERIFY(c.bytes.values == 0 && g.bytes.values == 0);
     }
 };
 

@@ -57,6 +57,9 @@ Expected expectedBuffers(const std::vector<CompressedHead>& heads) {
         if (h.keyForm == CompressedHead::KeyForm::Quantized) {
             k.appendHead(h.quantizedKeys.codes.size(), true);
             ks.appendHead(h.quantizedKeys.scales.size(), false); // (scale, minimum) as half2
+        } else if (h.valueForm == CompressedHead::ValueForm::SharedWithKeys &&
+                   !h.keyRotation.empty()) {
+            k.appendHead(h.keyRotation.size(), true); // pair frequencies: keys are rotated values
         } else {
             k.appendHead(denseWords(h.keys, h.keyPrecision), true);
         }
@@ -145,6 +148,7 @@ private slots:
         QTest::newRow("f32, one head") << "f32" << 64 << 1 << 1;
         QTest::newRow("kivi 4/2 bits") << "quant" << 64 << 3 << 2;
         QTest::newRow("k=v, f16") << "k=v" << 32 << 2 << 3;
+        QTest::newRow("k=v under RoPE, f16") << "k=v rope" << 32 << 2 << 3;
     }
 
     void layerAllocationMatchesTheLayout() {
@@ -161,8 +165,11 @@ private slots:
             const Matrix K = randomMatrix(n, d, rng);
             const Matrix V = randomMatrix(n, d, rng);
             CompressedHead head = exactHead(K, V, form == "f32" ? Precision::F32 : Precision::F16);
-            if (form == "k=v") // a K=V model's head: the values are the (unrotated) keys
+            if (form.startsWith("k=v")) // a K=V model's head: the values are the unrotated keys
                 head.valueForm = CompressedHead::ValueForm::SharedWithKeys;
+            if (form == "k=v rope") // ... and the kernels may rotate them into keys on load
+                for (int i = 0; i < d / 2; ++i)
+                    head.keyRotation.push_back(std::pow(10000.0f, -2.0f * i / d));
             if (form == "f16") {
                 // Keep every other token, with weights (a coreset's bias).
                 CompressedHead c;
@@ -216,7 +223,8 @@ private slots:
         QCOMPARE(got.metadata, metadata);
         QCOMPARE(got.scratch, scratch);
         QCOMPARE(got.buffers, 7 + 5);
-        // K=V: the values buffer is a second copy of what the cache stores once.
+        // K=V: the values buffer is a second copy of what the cache stores once, unless the
+        // kernels rotate the values into keys (then the keys buffer holds only frequencies).
         QCOMPARE(got.sharedValueCopy,
                  form == "k=v" ? deviceBytes({e.values.front()}) : std::size_t{0});
         // Never less than what the heads say they store.

@@ -83,6 +83,14 @@ struct CompressedHead {
     Matrix values;
     Precision valuePrecision = Precision::F16;
     QuantizedMatrix quantizedValues;
+    // SharedWithKeys under RoPE: keys = R(position) · values, pair i turned by the angle
+    // position · keyRotation[i] (pairs (i, i + d/2), or (2i, 2i + 1) when keyRotationInterleaved),
+    // cos and sin scaled by keyRotationScale. It lets a backend keep the one copy the cache
+    // stores and rotate on load (the Vulkan kernels do). All zeros: keys equal values (learned
+    // positions). Empty: no such relation is known.
+    std::vector<float> keyRotation;
+    bool keyRotationInterleaved = false;
+    float keyRotationScale = 1.0f;
 
     int keptCount() const { return static_cast<int>(positions.size()); }
     int keyRank() const;  // d for dense/quantized, r for low rank
@@ -93,6 +101,11 @@ struct CompressedHead {
     // Checks shapes and ranges; throws kvs::Error(InvalidArgument) naming the first problem.
     void validate() const;
 };
+
+// K=V: the keys attention uses, derived from the head's values and positions by its keyRotation
+// (computed in double). Throws kvs::Error(InvalidArgument) when the head has no rotation or the
+// shapes disagree.
+Matrix rotatedKeys(const CompressedHead& head);
 
 // The identity scheme: every token kept, dense keys and values at `precision`.
 CompressedHead exactHead(const Matrix& keys, const Matrix& values,

@@ -181,9 +181,19 @@ CompressedHead selectTokens(const HeadInput& head, std::vector<std::int32_t> pos
     c.valuePrecision = precision;
     c.valueForm = head.valuesSharedWithKeys ? CompressedHead::ValueForm::SharedWithKeys
                                             : CompressedHead::ValueForm::Dense;
+    if (head.valuesSharedWithKeys) {
+        c.keyRotation = head.keyRotation;
+        c.keyRotationInterleaved = head.keyRotationInterleaved;
+        c.keyRotationScale = head.keyRotationScale;
+    }
     if (precision == Precision::F16) {
-        roundToHalf(c.keys);
         roundToHalf(c.values);
+        // K=V: the cache holds only the (pre-RoPE) keys; attention's keys are those, rounded,
+        // turned by position — not a second, separately rounded copy.
+        if (c.valueForm == CompressedHead::ValueForm::SharedWithKeys && !c.keyRotation.empty())
+            c.keys = rotatedKeys(c);
+        else
+            roundToHalf(c.keys);
     }
     return c;
 }

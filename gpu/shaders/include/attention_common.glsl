@@ -6,7 +6,9 @@
 //   heads[]    per KV head 8 uints: kept count m, K word offset, V word offset, K scale offset,
 //              V scale offset, token offset (bias/positions), 0, 0
 //   K, V       uint words: fp32 bits, fp16 pairs (element c in the low half when c is even), or
-//              packed codes (row r starts on a word, column c at bit r·stride·32 + c·bits)
+//              packed codes (row r starts on a word, column c at bit r·stride·32 + c·bits);
+//              K_MODE 3 (K=V under RoPE): K holds HSK/2 fp32 pair frequencies per head and the
+//              keys are the value rows rotated by position on load
 //   KS, VS     one uint per group: packHalf2x16(scale, minimum); keys grouped per channel over
 //              tokens ((r / KG)·HSK + c), values per token ((r · groupsPerRow) + c / VG), or the
 //              other way round where K_PER_TOKEN / V_PER_CHANNEL say so
@@ -16,7 +18,7 @@
 layout(constant_id = 0) const uint WG = 64;     // threads per workgroup (= keys per tile)
 layout(constant_id = 1) const uint HSK = 64;    // key / query dimension (r for low-rank keys)
 layout(constant_id = 2) const uint HSV = 64;    // value dimension
-layout(constant_id = 3) const uint K_MODE = 0;  // 0 fp32, 1 fp16, 2 quantized
+layout(constant_id = 3) const uint K_MODE = 0;  // 0 fp32, 1 fp16, 2 quantized, 3 rotated V
 layout(constant_id = 4) const uint V_MODE = 0;  // 0 fp32, 1 fp16, 2 quantized
 layout(constant_id = 5) const uint K_BITS = 4;
 layout(constant_id = 6) const uint K_GROUP = 32;
@@ -36,7 +38,7 @@ layout(push_constant) uniform Params {
     uint kStride;     // words per key row
     uint vStride;     // words per value row
     float scale;      // score scale (1/√d of the original d)
-    uint flags;       // bit 0: causal (positions), bit 1: bias
+    uint flags;       // bit 0: causal (positions), bit 1: bias, bit 2: interleaved rotation
     uint mapStride;   // row stride of the map outputs (max kept count)
 } pc;
 
@@ -88,21 +90,6 @@ uint extractV(uint base, uint bit, uint bits) {
     return bits >= 32u ? v : v & ((1u << bits) - 1u);
 }
 
-// Key element (row j, column c) of head h, decoded to fp32: minimum + scale · code as on the CPU.
-float loadK(HeadInfo h, uint j, uint c) {
-    if (K_MODE == 0u)
-        return uintBitsToFloat(K[h.kOff + j * pc.kStride + c]);
-    if (K_MODE == 1u) {
-        const vec2 pair = unpackHalf2x16(K[h.kOff + j * pc.kStride + (c >> 1u)]);
-        return (c & 1u) == 0u ? pair.x : pair.y;
-    }
-    const uint code = extractK(h.kOff, j * pc.kStride * 32u + c * K_BITS, K_BITS);
-    const uint g = K_PER_TOKEN != 0u ? j * ((HSK + K_GROUP - 1u) / K_GROUP) + c / K_GROUP
-                                      : (j / K_GROUP) * HSK + c;
-    const vec2 sm = unpackHalf2x16(KS[h.ksOff + g]);
-    return sm.y + sm.x * float(code);
-}
-
 float loadV(HeadInfo h, uint j, uint c) {
     if (V_MODE == 0u)
         return uintBitsToFloat(V[h.vOff + j * pc.vStride + c]);
@@ -114,6 +101,33 @@ float loadV(HeadInfo h, uint j, uint c) {
     const uint g = V_PER_CHANNEL != 0u ? (j / V_GROUP) * HSV + c
                                        : j * ((HSV + V_GROUP - 1u) / V_GROUP) + c / V_GROUP;
     const vec2 sm = unpackHalf2x16(VS[h.vsOff + g]);
+    return sm.y + sm.x * float(code);
+}
+
+// Key element (row j, column c) of head h, decoded to fp32: minimum + scale · code as on the CPU.
+float loadK(HeadInfo h, uint j, uint c) {
+    if (K_MODE == 3u) {
+        // K=V under RoPE: the key is the value row rotated by its original position; K holds the
+        // d/2 pair frequencies. Pairs (i, i + d/2), or (2i, 2i + 1) with flags bit 2.
+        const bool interleaved = (pc.flags & 4u) != 0u;
+        const uint halfDim = HSK / 2u;
+        const uint i = interleaved ? c >> 1u : (c < halfDim ? c : c - halfDim);
+        const uint partner = interleaved ? c ^ 1u : (c < halfDim ? c + halfDim : c - halfDim);
+        const bool first = interleaved ? (c & 1u) == 0u : c < halfDim;
+        const float angle = float(POS[h.tokOff + j]) * uintBitsToFloat(K[h.kOff + i]);
+        const float rotated = loadV(h, j, partner) * sin(angle);
+        return loadV(h, j, c) * cos(angle) + (first ? -rotated : rotated);
+    }
+    if (K_MODE == 0u)
+        return uintBitsToFloat(K[h.kOff + j * pc.kStride + c]);
+    if (K_MODE == 1u) {
+        const vec2 pair = unpackHalf2x16(K[h.kOff + j * pc.kStride + (c >> 1u)]);
+        return (c & 1u) == 0u ? pair.x : pair.y;
+    }
+    const uint code = extractK(h.kOff, j * pc.kStride * 32u + c * K_BITS, K_BITS);
+    const uint g = K_PER_TOKEN != 0u ? j * ((HSK + K_GROUP - 1u) / K_GROUP) + c / K_GROUP
+                                      : (j / K_GROUP) * HSK + c;
+    const vec2 sm = unpackHalf2x16(KS[h.ksOff + g]);
     return sm.y + sm.x * float(code);
 }
 
