@@ -52,13 +52,7 @@ bool valuesShared(const ModelConfig& c) {
 // K=V: how the keys attention uses follow from the cached ones (the values) — under RoPE, the
 // rotation for the whole prompt (dynamic scaling depends on its length); with learned positions,
 // none (zero angles: keys equal values). Backends use it to keep one copy.
-struct KeyRotation {
-    std::vector<float> frequencies;
-    bool interleaved = false;
-    float scale = 1.0f;
-};
-
-KeyRotation keyRotation(const Capture& cap) {
+KeyRotation keyRotationOf(const Capture& cap) {
     KeyRotation r;
     const ModelConfig& c = cap.config;
     if (!valuesShared(c))
@@ -85,10 +79,7 @@ HeadInput headInput(const Capture& cap, int l, int h, int ctx, std::uint64_t see
         in.keysPreRope = hc.keysPreRope.topRows(ctx);
     in.values = hc.values.topRows(ctx);
     in.valuesSharedWithKeys = valuesShared(cap.config);
-    const KeyRotation rotation = keyRotation(cap);
-    in.keyRotation = rotation.frequencies;
-    in.keyRotationInterleaved = rotation.interleaved;
-    in.keyRotationScale = rotation.scale;
+    in.keyRotation = keyRotationOf(cap);
     for (const Matrix& q : hc.queries)
         in.queries.push_back(q.topRows(ctx));
     in.scale = layerAttentionScale(cap.config, l);
@@ -112,10 +103,7 @@ std::vector<CompressedHead> exactHeads(const Capture& cap, int l, int ctx) {
         CompressedHead e = exactHead(hc.keys.topRows(ctx), hc.values.topRows(ctx), Precision::F32);
         if (valuesShared(cap.config)) {
             e.valueForm = CompressedHead::ValueForm::SharedWithKeys;
-            const KeyRotation rotation = keyRotation(cap);
-            e.keyRotation = rotation.frequencies;
-            e.keyRotationInterleaved = rotation.interleaved;
-            e.keyRotationScale = rotation.scale;
+            e.keyRotation = keyRotationOf(cap);
         }
         heads.push_back(std::move(e));
     }

@@ -173,10 +173,10 @@ Variant variantOf(const CompressedHead& head) {
     // them into keys on load, the K binding holding the d/2 pair frequencies.
     if (head.valueForm == CompressedHead::ValueForm::SharedWithKeys &&
         head.keyForm == CompressedHead::KeyForm::Dense && v.hsk == v.hsv && v.hsk % 2 == 0 &&
-        head.keyRotation.size() * 2 == v.hsk) {
+        head.keyRotation.frequencies.size() * 2 == v.hsk) {
         v.kMode = 3;
         v.kStride = 0;
-        v.kRotationInterleaved = head.keyRotationInterleaved ? 1 : 0;
+        v.kRotationInterleaved = head.keyRotation.interleaved ? 1 : 0;
     }
     return v;
 }
@@ -244,9 +244,9 @@ std::vector<Upload> uploadLayer(vk::Context& context, std::span<const Compressed
                 k.insert(k.end(), h.quantizedKeys.codes.begin(), h.quantizedKeys.codes.end());
                 appendScales(ks, h.quantizedKeys);
             } else if (variant.kMode == 3) {
-                for (float f : h.keyRotation)
+                for (float f : h.keyRotation.frequencies)
                     k.push_back(std::bit_cast<std::uint32_t>(f));
-                up.keyScale = h.keyRotationScale;
+                up.keyScale = h.keyRotation.scale;
             } else {
                 appendDense(k, h.keys, variant.kMode);
             }

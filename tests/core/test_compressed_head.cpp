@@ -37,8 +37,8 @@ private slots:
         h.values.row(0) << 1, 2, 3, 4; // position 0: unchanged (times the scale)
         h.values.row(1) << 1, 0, 0, 0;
         h.valueForm = CompressedHead::ValueForm::SharedWithKeys;
-        h.keyRotation = {1.0f, 0.5f}; // angles 2 and 1 at position 2
-        h.keyRotationScale = 2.0f;
+        h.keyRotation.frequencies = {1.0f, 0.5f}; // angles 2 and 1 at position 2
+        h.keyRotation.scale = 2.0f;
         Matrix k = rotatedKeys(h);
         QVERIFY(test::maxAbsDiff(k.row(0), 2.0f * h.values.row(0)) < 1e-6);
         // Half-split pairs (0, 2) and (1, 3): (1, 0) turned by 2 rad.
@@ -46,12 +46,12 @@ private slots:
         want << 2 * std::cos(2.0f), 0, 2 * std::sin(2.0f), 0;
         QVERIFY(test::maxAbsDiff(k.row(1), want) < 1e-6);
         // Interleaved pairs (0, 1) and (2, 3).
-        h.keyRotationInterleaved = true;
+        h.keyRotation.interleaved = true;
         h.values.row(1) << 0, 0, 1, 0;
         k = rotatedKeys(h);
         want << 0, 0, 2 * std::cos(1.0f), 2 * std::sin(1.0f);
         QVERIFY(test::maxAbsDiff(k.row(1), want) < 1e-6);
-        h.keyRotation.clear();
+        h.keyRotation.frequencies.clear();
         QVERIFY_THROWS_EXCEPTION(Error, rotatedKeys(h));
     }
 

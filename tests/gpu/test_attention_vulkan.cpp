@@ -92,12 +92,13 @@ CompressedHead makeHead(const Case& c, std::mt19937& rng, int index) {
         roundToHalf(r.values);
         r.keys.resize(m, c.d);
         for (int i = 0; i < half; ++i)
-            r.keyRotation.push_back(static_cast<float>(std::pow(10000.0, -2.0 * i / c.d)));
+            r.keyRotation.frequencies.push_back(
+                static_cast<float>(std::pow(10000.0, -2.0 * i / c.d)));
         for (int j = 0; j < m; ++j)
             for (int i = 0; i < half; ++i) {
                 const double angle =
                     static_cast<double>(r.positions[static_cast<std::size_t>(j)]) *
-                    static_cast<double>(r.keyRotation[static_cast<std::size_t>(i)]);
+                    static_cast<double>(r.keyRotation.frequencies[static_cast<std::size_t>(i)]);
                 const double cs = 1.1 * std::cos(angle), sn = 1.1 * std::sin(angle);
                 const int a = interleaved ? 2 * i : i, b = interleaved ? 2 * i + 1 : i + half;
                 const double x = r.values(j, a), y = r.values(j, b);
@@ -106,8 +107,8 @@ CompressedHead makeHead(const Case& c, std::mt19937& rng, int index) {
             }
         r.keyPrecision = r.valuePrecision = Precision::F16;
         r.valueForm = CompressedHead::ValueForm::SharedWithKeys;
-        r.keyRotationInterleaved = interleaved;
-        r.keyRotationScale = 1.1f;
+        r.keyRotation.interleaved = interleaved;
+        r.keyRotation.scale = 1.1f;
         h = std::move(r);
     } else if (c.form == "ragged") {
         // A different kept set per head (eviction), log-weights with tombstones (−inf).

@@ -59,7 +59,8 @@ Expected expectedBuffers(const std::vector<CompressedHead>& heads) {
             ks.appendHead(h.quantizedKeys.scales.size(), false); // (scale, minimum) as half2
         } else if (h.valueForm == CompressedHead::ValueForm::SharedWithKeys &&
                    !h.keyRotation.empty()) {
-            k.appendHead(h.keyRotation.size(), true); // pair frequencies: keys are rotated values
+            k.appendHead(h.keyRotation.frequencies.size(),
+                         true); // pair frequencies: keys are rotated values
         } else {
             k.appendHead(denseWords(h.keys, h.keyPrecision), true);
         }
@@ -169,7 +170,7 @@ private slots:
                 head.valueForm = CompressedHead::ValueForm::SharedWithKeys;
             if (form == "k=v rope") // ... and the kernels may rotate them into keys on load
                 for (int i = 0; i < d / 2; ++i)
-                    head.keyRotation.push_back(std::pow(10000.0f, -2.0f * i / d));
+                    head.keyRotation.frequencies.push_back(std::pow(10000.0f, -2.0f * i / d));
             if (form == "f16") {
                 // Keep every other token, with weights (a coreset's bias).
                 CompressedHead c;

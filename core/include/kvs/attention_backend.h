@@ -43,8 +43,8 @@ struct DeviceAllocation {
     std::size_t metadata = 0; // positions, log-weight bias, per-head offset table
     std::size_t scratch = 0;  // queries, query positions, partials, outputs, maps
     int buffers = 0;          // buffers (= allocations) behind these bytes
-    // Of `values`: K=V heads' values, uploaded beside the keys although the cache stores them once
-    // (the kernels read rotated keys and the unrotated keys as values).
+    // Of `values`: K=V heads' values uploaded beside their keys although the cache stores them
+    // once — heads without a KeyRotation, whose keys the kernels cannot derive from the values.
     std::size_t sharedValueCopy = 0;
     std::size_t cache() const { return keys + values + metadata; }
     DeviceAllocation& operator+=(const DeviceAllocation& o);

@@ -62,6 +62,16 @@ struct CacheBytes {
     CacheBytes& operator+=(const CacheBytes& o);
 };
 
+// K=V under RoPE: how attention's keys follow from the cached values — pair i turned by the angle
+// position · frequencies[i] (pairs (i, i + d/2), or (2i, 2i + 1) when interleaved), cos and sin
+// scaled by `scale`. All zeros: keys equal values (learned positions). Empty: no relation known.
+struct KeyRotation {
+    std::vector<float> frequencies;
+    bool interleaved = false;
+    float scale = 1.0f;
+    bool empty() const { return frequencies.empty(); }
+};
+
 struct CompressedHead {
     int headDim = 0;
     // Kept tokens, in increasing original position. Log-weights are empty (all 0) or one per kept
@@ -83,14 +93,9 @@ struct CompressedHead {
     Matrix values;
     Precision valuePrecision = Precision::F16;
     QuantizedMatrix quantizedValues;
-    // SharedWithKeys under RoPE: keys = R(position) · values, pair i turned by the angle
-    // position · keyRotation[i] (pairs (i, i + d/2), or (2i, 2i + 1) when keyRotationInterleaved),
-    // cos and sin scaled by keyRotationScale. It lets a backend keep the one copy the cache
-    // stores and rotate on load (the Vulkan kernels do). All zeros: keys equal values (learned
-    // positions). Empty: no such relation is known.
-    std::vector<float> keyRotation;
-    bool keyRotationInterleaved = false;
-    float keyRotationScale = 1.0f;
+    // SharedWithKeys: keys = R(position) · values. It lets a backend keep the one copy the cache
+    // stores and rotate on load (the Vulkan kernels do).
+    KeyRotation keyRotation;
 
     int keptCount() const { return static_cast<int>(positions.size()); }
     int keyRank() const;  // d for dense/quantized, r for low rank

@@ -61,10 +61,7 @@ struct HeadInput {
     Matrix keysPreRope; // n × d or empty
     Matrix values;      // n × d (for K=V models the cached pre-RoPE keys)
     bool valuesSharedWithKeys = false;
-    // With valuesSharedWithKeys under RoPE: how keys follow from values (CompressedHead's fields).
-    std::vector<float> keyRotation;
-    bool keyRotationInterleaved = false;
-    float keyRotationScale = 1.0f;
+    KeyRotation keyRotation; // with valuesSharedWithKeys: how keys follow from values
     // The context queries of the query heads that read this KV head (n × d each, post-RoPE):
     // what attention-score based selection (H2O, TOVA, SnapKV) looks at.
     std::vector<Matrix> queries;

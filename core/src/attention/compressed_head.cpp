@@ -326,8 +326,9 @@ void CompressedHead::validate() const {
 
 Matrix rotatedKeys(const CompressedHead& head) {
     const Eigen::Index d = head.values.cols(), half = d / 2;
-    if (head.keyRotation.empty() || static_cast<Eigen::Index>(head.keyRotation.size()) != half ||
-        d % 2 != 0 || head.values.rows() != head.keptCount())
+    const KeyRotation& r = head.keyRotation;
+    if (r.empty() || static_cast<Eigen::Index>(r.frequencies.size()) != half || d % 2 != 0 ||
+        head.values.rows() != head.keptCount())
         throw Error(ErrorCode::InvalidArgument,
                     "rotatedKeys: the head has no key rotation matching its " + std::to_string(d) +
                         " value columns and " + std::to_string(head.keptCount()) + " positions");
@@ -335,11 +336,11 @@ Matrix rotatedKeys(const CompressedHead& head) {
     for (Eigen::Index j = 0; j < keys.rows(); ++j) {
         const double p = head.positions[static_cast<std::size_t>(j)];
         for (Eigen::Index i = 0; i < half; ++i) {
-            const double angle = p * head.keyRotation[static_cast<std::size_t>(i)];
-            const double cs = head.keyRotationScale * std::cos(angle);
-            const double sn = head.keyRotationScale * std::sin(angle);
-            const Eigen::Index a = head.keyRotationInterleaved ? 2 * i : i;
-            const Eigen::Index b = head.keyRotationInterleaved ? 2 * i + 1 : i + half;
+            const double angle = p * r.frequencies[static_cast<std::size_t>(i)];
+            const double cs = r.scale * std::cos(angle);
+            const double sn = r.scale * std::sin(angle);
+            const Eigen::Index a = r.interleaved ? 2 * i : i;
+            const Eigen::Index b = r.interleaved ? 2 * i + 1 : i + half;
             const double x = head.values(j, a), y = head.values(j, b);
             keys(j, a) = static_cast<float>(x * cs - y * sn);
             keys(j, b) = static_cast<float>(y * cs + x * sn);

@@ -181,11 +181,8 @@ CompressedHead selectTokens(const HeadInput& head, std::vector<std::int32_t> pos
     c.valuePrecision = precision;
     c.valueForm = head.valuesSharedWithKeys ? CompressedHead::ValueForm::SharedWithKeys
                                             : CompressedHead::ValueForm::Dense;
-    if (head.valuesSharedWithKeys) {
+    if (head.valuesSharedWithKeys)
         c.keyRotation = head.keyRotation;
-        c.keyRotationInterleaved = head.keyRotationInterleaved;
-        c.keyRotationScale = head.keyRotationScale;
-    }
     if (precision == Precision::F16) {
         roundToHalf(c.values);
         // K=V: the cache holds only the (pre-RoPE) keys; attention's keys are those, rounded,
