@@ -56,4 +56,18 @@ double metricValue(const kvs::EvalResult& result, Metric metric) {
     return nan;
 }
 
+namespace {
+// Log axes cannot show 0: errors of exactly zero (keep everything) sit at this floor.
+constexpr double kFloor = 1e-7;
+} // namespace
+
+std::pair<double, double> chartPoint(const kvs::EvalResult& result, Metric metric) {
+    const double y = metricValue(result, metric);
+    return {static_cast<double>(result.bytes.total()), std::isfinite(y) && y <= 0 ? kFloor : y};
+}
+
+bool chartPlottable(double x, double y) {
+    return std::isfinite(x) && std::isfinite(y) && x > 0 && y > 0;
+}
+
 } // namespace kvs::views

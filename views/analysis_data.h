@@ -9,7 +9,9 @@
 
 #include <QString>
 #include <QStringList>
+#include <array>
 #include <cstdint>
+#include <utility>
 #include <limits>
 #include <vector>
 
@@ -86,10 +88,16 @@ struct AnalysisData {
 
 // The metrics a trade-off chart can plot against memory.
 enum class Metric { AttentionError, LogitError, NextTokenKl, PerplexityChange, MassLost };
+inline constexpr int kMetricCount = 5;
 QString metricName(Metric metric);
 QString metricCsvColumn(Metric metric);
 // The value of `metric` in a result; NaN where the result does not have it (no model quality).
 double metricValue(const kvs::EvalResult& result, Metric metric);
+// Where a result sits on a trade-off chart: (cache bytes, metric value), an error of exactly 0
+// (keep everything) raised to a floor that log axes can show.
+std::pair<double, double> chartPoint(const kvs::EvalResult& result, Metric metric);
+// Whether a chart point can be drawn on log axes (finite and positive).
+bool chartPlottable(double x, double y);
 
 struct CurvePoint {
     double value = 0.0; // the swept parameter
@@ -121,11 +129,21 @@ struct TradeoffCurve {
     double boundRho = std::numeric_limits<double>::quiet_NaN();
     double boundTokens = std::numeric_limits<double>::quiet_NaN();
     double boundKeptTokens = std::numeric_limits<double>::quiet_NaN();
+    bool showCoresetBound = false; // the scheme's theory has the coreset size bound
+};
+
+// A point of a curve: curves[curve].points[point].
+struct CurvePointRef {
+    int curve = 0;
+    int point = 0;
 };
 
 struct SweepData {
     quint64 generation = 0;
     std::vector<TradeoffCurve> curves;
+    // Per Metric: the lower-left Pareto front of (bytes, metric) over every curve's drawable
+    // points (chartPoint), in increasing bytes.
+    std::array<std::vector<CurvePointRef>, kMetricCount> paretoFront;
     double computeMilliseconds = 0;
 };
 

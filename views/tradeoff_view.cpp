@@ -4,7 +4,6 @@
 
 #include "plot_style.h"
 
-#include "kvs/sweep.h"
 
 #include <QCheckBox>
 #include <QComboBox>
@@ -21,16 +20,7 @@ namespace kvs::views {
 namespace {
 
 bool plottable(double x, double y) {
-    return std::isfinite(x) && std::isfinite(y) && x > 0 && y > 0;
-}
-
-// Log axes cannot show 0: errors of exactly zero (keep everything) sit at this floor.
-constexpr double kFloor = 1e-7;
-
-// Where a result sits on the chart: (cache bytes, metric value raised to the floor).
-std::pair<double, double> chartPoint(const kvs::EvalResult& result, Metric metric) {
-    const double y = metricValue(result, metric);
-    return {static_cast<double>(result.bytes.total()), std::isfinite(y) && y <= 0 ? kFloor : y};
+    return chartPlottable(x, y);
 }
 
 } // namespace
@@ -161,10 +151,25 @@ QString TradeoffView::summaryText() const {
     return m_summary->text();
 }
 
+// The data range drawn so far (plain numbers: QCPRange would reorder an empty (max, 0) start).
+struct TradeoffView::Bounds {
+    double xLo = std::numeric_limits<double>::max();
+    double xHi = 0;
+    double yLo = std::numeric_limits<double>::max();
+    double yHi = 0;
+    void extend(double x, double y) {
+        xLo = std::min(xLo, x);
+        xHi = std::max(xHi, x);
+        yLo = std::min(yLo, y);
+        yHi = std::max(yHi, y);
+    }
+};
+
 void TradeoffView::rebuild() {
     m_plot->clearPlottables();
     m_currentPoints.clear();
     m_paretoCount = 0;
+    m_guideCount = 0;
     const Metric metric = this->metric();
     m_plot->yAxis->setLabel(metricName(metric));
     const bool haveCurves = m_sweeps && !m_sweeps->curves.empty();
@@ -172,138 +177,133 @@ void TradeoffView::rebuild() {
     setPlotPlaceholder(m_plot, haveCurves || haveCurrent
                                    ? QString()
                                    : tr("Trade-off curves appear once a scheme has been swept."));
-    // Plain bounds: QCPRange would reorder an empty (max, 0) start.
-    double xLo = std::numeric_limits<double>::max();
-    double xHi = 0;
-    double yLo = std::numeric_limits<double>::max();
-    double yHi = 0;
-    const auto extend = [&](double x, double y) {
-        xLo = std::min(xLo, x);
-        xHi = std::max(xHi, x);
-        yLo = std::min(yLo, y);
-        yHi = std::max(yHi, y);
-    };
-
-    std::vector<double> allX;
-    std::vector<double> allY;
-    const auto drawCurves = [&](const SweepData& sweeps, bool baseline) {
-        for (const TradeoffCurve& curve : sweeps.curves) {
-            QCPGraph* g = m_plot->addGraph();
-            QColor color = categoricalColor(curve.colorIndex);
-            if (baseline)
-                color.setAlpha(110);
-            QPen pen(color, baseline ? 1.2 : 1.8);
-            pen.setStyle(baseline ? Qt::DashLine : categoricalDash(curve.colorIndex));
-            g->setPen(pen);
-            g->setScatterStyle(QCPScatterStyle(categoricalShape(curve.colorIndex), color,
-                                               baseline ? Qt::white : color, 6));
-            QString name = baseline ? tr("%1 (pinned)").arg(curve.displayName) : curve.displayName;
-            if (!baseline && std::isfinite(curve.slope))
-                name += tr("  — error ∝ tokens^%1 (R² %2)")
-                            .arg(curve.slope, 0, 'f', 2)
-                            .arg(curve.slopeR2, 0, 'f', 2);
-            g->setName(name);
-            QVector<double> xs;
-            QVector<double> ys;
-            for (const CurvePoint& p : curve.points) {
-                const auto [x, y] = chartPoint(p.result, metric);
-                if (!plottable(x, y))
-                    continue;
-                xs << x;
-                ys << y;
-                extend(x, y);
-                if (!baseline) {
-                    allX.push_back(x);
-                    allY.push_back(y);
-                }
-            }
-            g->setData(xs, ys); // sorted by bytes
-        }
-    };
+    Bounds bounds;
     if (m_baseline)
-        drawCurves(*m_baseline, true);
-    if (haveCurves)
-        drawCurves(*m_sweeps, false);
-
-    m_guideCount = 0;
+        drawCurves(*m_baseline, metric, true, bounds);
     QStringList boundNotes;
-    if (haveCurves && metric == Metric::AttentionError && m_theory->isChecked()) {
-        for (const TradeoffCurve& curve : m_sweeps->curves) {
-            if (std::isfinite(curve.theorySlope) && plottable(curve.guideX0, curve.guideY0) &&
-                plottable(curve.guideX1, curve.guideY1)) {
-                QCPGraph* g = m_plot->addGraph();
-                g->setName(curve.theoryLabel);
-                QColor color = categoricalColor(curve.colorIndex);
-                g->setPen(QPen(color, 1.4, Qt::DotLine));
-                g->setData(QVector<double>{curve.guideX0, curve.guideX1},
-                           QVector<double>{curve.guideY0, curve.guideY1});
-                extend(curve.guideX1, curve.guideY1);
-                ++m_guideCount;
-            }
-            if (curve.schemeId.startsWith(QLatin1String("coreset.")) &&
-                std::isfinite(curve.boundTokens))
-                boundNotes << tr("%1: the coreset bound asks for %2 tokens at ρ_eff %3 for "
-                                 "the error measured with %4 kept")
-                                  .arg(curve.displayName)
-                                  .arg(curve.boundTokens, 0, 'g', 2)
-                                  .arg(curve.boundRho, 0, 'f', 1)
-                                  .arg(curve.boundKeptTokens, 0, 'f', 0);
-        }
+    if (haveCurves) {
+        drawCurves(*m_sweeps, metric, false, bounds);
+        if (metric == Metric::AttentionError && m_theory->isChecked())
+            boundNotes = drawTheory(bounds);
+        drawParetoFront(metric);
     }
-
-    if (!allX.empty()) {
-        const auto front = kvs::paretoFront(allX, allY);
-        QCPGraph* g = m_plot->addGraph();
-        g->setName(tr("Pareto front"));
-        QPen pen(isDarkPalette() ? QColor(0xDD, 0xDD, 0xDD) : QColor(0x33, 0x33, 0x33), 1.2,
-                 Qt::DashLine);
-        g->setPen(pen);
-        g->setLineStyle(QCPGraph::lsStepLeft);
-        QVector<double> xs;
-        QVector<double> ys;
-        for (std::size_t i : front) {
-            xs << allX[i];
-            ys << allY[i];
-        }
-        g->setData(xs, ys);
-        m_paretoCount = static_cast<int>(front.size());
+    QStringList summary = haveCurrent ? drawCurrent(metric, bounds) : QStringList();
+    if (bounds.xHi > 0) {
+        m_plot->xAxis->setRange(bounds.xLo / 1.6, bounds.xHi * 1.6);
+        m_plot->yAxis->setRange(bounds.yLo / 2.0, bounds.yHi * 2.0);
     }
-
-    QStringList summary;
-    if (haveCurrent) {
-        for (const SchemeRun& run : m_current->runs) {
-            const auto [x, y] = chartPoint(run.eval, metric);
-            m_currentPoints.emplace_back(x, y);
-            summary << QStringLiteral("%1: %2 B (%3% of fp16), %4")
-                           .arg(run.displayName)
-                           .arg(x, 0, 'f', 0)
-                           .arg(100.0 * run.eval.memoryFraction, 0, 'f', 1)
-                           .arg(metricValue(run.eval, metric), 0, 'g', 3);
-            if (!plottable(x, y))
-                continue;
-            QCPGraph* g = m_plot->addGraph();
-            g->setName(tr("%1 (current)").arg(run.displayName));
-            g->setLineStyle(QCPGraph::lsNone);
-            const QColor color = categoricalColor(run.colorIndex);
-            // Filled marker with a contrasting outline (a "disc" would take the pen's colour).
-            QCPScatterStyle::ScatterShape shape = categoricalShape(run.colorIndex);
-            if (shape == QCPScatterStyle::ssDisc)
-                shape = QCPScatterStyle::ssCircle;
-            g->setScatterStyle(QCPScatterStyle(
-                shape, QPen(isDarkPalette() ? Qt::white : Qt::black, 1.5), QBrush(color), 15));
-            g->setData(QVector<double>{x}, QVector<double>{y});
-            g->removeFromLegend();
-            extend(x, y);
-        }
-    }
-    if (xHi > 0) {
-        m_plot->xAxis->setRange(xLo / 1.6, xHi * 1.6);
-        m_plot->yAxis->setRange(yLo / 2.0, yHi * 2.0);
-    }
-    if (!boundNotes.isEmpty())
-        summary << boundNotes;
+    summary << boundNotes;
     m_summary->setText(summary.join(QStringLiteral("  \u00b7  ")));
     m_plot->replot(QCustomPlot::rpQueuedReplot);
+}
+
+void TradeoffView::drawCurves(const SweepData& sweeps, Metric metric, bool baseline,
+                              Bounds& bounds) {
+    for (const TradeoffCurve& curve : sweeps.curves) {
+        QCPGraph* g = m_plot->addGraph();
+        QColor color = categoricalColor(curve.colorIndex);
+        if (baseline)
+            color.setAlpha(110);
+        QPen pen(color, baseline ? 1.2 : 1.8);
+        pen.setStyle(baseline ? Qt::DashLine : categoricalDash(curve.colorIndex));
+        g->setPen(pen);
+        g->setScatterStyle(QCPScatterStyle(categoricalShape(curve.colorIndex), color,
+                                           baseline ? Qt::white : color, 6));
+        QString name = baseline ? tr("%1 (pinned)").arg(curve.displayName) : curve.displayName;
+        if (!baseline && std::isfinite(curve.slope))
+            name += tr("  — error ∝ tokens^%1 (R² %2)")
+                        .arg(curve.slope, 0, 'f', 2)
+                        .arg(curve.slopeR2, 0, 'f', 2);
+        g->setName(name);
+        QVector<double> xs;
+        QVector<double> ys;
+        for (const CurvePoint& p : curve.points) {
+            const auto [x, y] = chartPoint(p.result, metric);
+            if (!plottable(x, y))
+                continue;
+            xs << x;
+            ys << y;
+            bounds.extend(x, y);
+        }
+        g->setData(xs, ys); // sorted by bytes
+    }
+}
+
+QStringList TradeoffView::drawTheory(Bounds& bounds) {
+    QStringList boundNotes;
+    for (const TradeoffCurve& curve : m_sweeps->curves) {
+        if (std::isfinite(curve.theorySlope) && plottable(curve.guideX0, curve.guideY0) &&
+            plottable(curve.guideX1, curve.guideY1)) {
+            QCPGraph* g = m_plot->addGraph();
+            g->setName(curve.theoryLabel);
+            QColor color = categoricalColor(curve.colorIndex);
+            g->setPen(QPen(color, 1.4, Qt::DotLine));
+            g->setData(QVector<double>{curve.guideX0, curve.guideX1},
+                       QVector<double>{curve.guideY0, curve.guideY1});
+            bounds.extend(curve.guideX1, curve.guideY1);
+            ++m_guideCount;
+        }
+        if (curve.showCoresetBound && std::isfinite(curve.boundTokens))
+            boundNotes << tr("%1: the coreset bound asks for %2 tokens at ρ_eff %3 for "
+                             "the error measured with %4 kept")
+                              .arg(curve.displayName)
+                              .arg(curve.boundTokens, 0, 'g', 2)
+                              .arg(curve.boundRho, 0, 'f', 1)
+                              .arg(curve.boundKeptTokens, 0, 'f', 0);
+    }
+    return boundNotes;
+}
+
+void TradeoffView::drawParetoFront(Metric metric) {
+    const auto& front = m_sweeps->paretoFront[static_cast<std::size_t>(metric)];
+    if (front.empty())
+        return;
+    QCPGraph* g = m_plot->addGraph();
+    g->setName(tr("Pareto front"));
+    QPen pen(isDarkPalette() ? QColor(0xDD, 0xDD, 0xDD) : QColor(0x33, 0x33, 0x33), 1.2,
+             Qt::DashLine);
+    g->setPen(pen);
+    g->setLineStyle(QCPGraph::lsStepLeft);
+    QVector<double> xs;
+    QVector<double> ys;
+    for (const CurvePointRef& ref : front) {
+        const TradeoffCurve& curve = m_sweeps->curves.at(static_cast<std::size_t>(ref.curve));
+        const auto [x, y] = chartPoint(curve.points.at(static_cast<std::size_t>(ref.point)).result,
+                                       metric);
+        xs << x;
+        ys << y;
+    }
+    g->setData(xs, ys);
+    m_paretoCount = static_cast<int>(xs.size());
+}
+
+QStringList TradeoffView::drawCurrent(Metric metric, Bounds& bounds) {
+    QStringList summary;
+    for (const SchemeRun& run : m_current->runs) {
+        const auto [x, y] = chartPoint(run.eval, metric);
+        m_currentPoints.emplace_back(x, y);
+        summary << QStringLiteral("%1: %2 B (%3% of fp16), %4")
+                       .arg(run.displayName)
+                       .arg(x, 0, 'f', 0)
+                       .arg(100.0 * run.eval.memoryFraction, 0, 'f', 1)
+                       .arg(metricValue(run.eval, metric), 0, 'g', 3);
+        if (!plottable(x, y))
+            continue;
+        QCPGraph* g = m_plot->addGraph();
+        g->setName(tr("%1 (current)").arg(run.displayName));
+        g->setLineStyle(QCPGraph::lsNone);
+        const QColor color = categoricalColor(run.colorIndex);
+        // Filled marker with a contrasting outline (a "disc" would take the pen's colour).
+        QCPScatterStyle::ScatterShape shape = categoricalShape(run.colorIndex);
+        if (shape == QCPScatterStyle::ssDisc)
+            shape = QCPScatterStyle::ssCircle;
+        g->setScatterStyle(QCPScatterStyle(
+            shape, QPen(isDarkPalette() ? Qt::white : Qt::black, 1.5), QBrush(color), 15));
+        g->setData(QVector<double>{x}, QVector<double>{y});
+        g->removeFromLegend();
+        bounds.extend(x, y);
+    }
+    return summary;
 }
 
 void TradeoffView::pickAt(QMouseEvent* event) {

@@ -51,7 +51,15 @@ signals:
     void pointPicked(const QString& baseSetting, const QString& parameter, double value);
 
 private:
+    struct Bounds;
     void rebuild();
+    // The steps of rebuild(): sweep curves (pinned ones dashed), the theory guides (returning
+    // the coreset-bound notes), the Pareto front the analysis computed, the current settings'
+    // markers (returning their summary lines).
+    void drawCurves(const SweepData& sweeps, Metric metric, bool baseline, Bounds& bounds);
+    QStringList drawTheory(Bounds& bounds);
+    void drawParetoFront(Metric metric);
+    QStringList drawCurrent(Metric metric, Bounds& bounds);
     void pickAt(QMouseEvent* event);
     CsvTable csv() const;
 

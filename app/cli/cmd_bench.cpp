@@ -7,6 +7,7 @@
 #include "kvs/attention_backend.h"
 #include "kvs/compressed_head.h"
 #include "kvs/gpu/vulkan_backend.h"
+#include "kvs/probe_attention.h"
 #include "kvs/status.h"
 
 #include <algorithm>
@@ -84,48 +85,177 @@ std::string humanBytes(double bytes) {
     return text;
 }
 
-} // namespace
+struct BenchOptions {
+    bool json = false;
+    std::string backend = "both"; // both, vulkan, cpu
+    std::vector<Shape> shapes;
+    int heads = 32; // query heads
+    int group = 1;  // query heads per KV head (GQA)
+    int repeats = 10;
+    int warmup = 3;
+    int cpuRepeats = 3;
+    int kvHeads() const { return heads / group; }
+};
 
-int runBench(const Args& args, Streams io) {
+BenchOptions parseBenchOptions(const Args& args) {
     args.allowOnly({"json", "backend", "contexts", "dims", "heads", "formats", "max-keys",
                     "repeats", "warmup", "cpu-repeats", "group"});
     if (args.positionals().size() != 1 || args.positionals()[0] != "attention")
         throw UsageError("bench: the only benchmark is 'attention' (bench attention [--json])");
-    const bool json = args.has("json");
-    const std::string backend = args.get("backend").value_or("both");
-    if (backend != "both" && backend != "vulkan" && backend != "cpu")
+    BenchOptions o;
+    o.json = args.has("json");
+    o.backend = args.get("backend").value_or("both");
+    if (o.backend != "both" && o.backend != "vulkan" && o.backend != "cpu")
         throw UsageError("bench attention: --backend must be both, vulkan or cpu");
     const std::vector<int> contexts =
         parseList(args.get("contexts").value_or("1k,4k,16k,64k"), "context");
     const std::vector<int> dims = parseList(args.get("dims").value_or("64,128"), "head dim");
-    const int heads = args.getInt("heads", 32); // query heads
-    const int group = args.getInt("group", 1);  // query heads per KV head (GQA)
-    if (group < 1 || heads % group != 0)
+    o.heads = args.getInt("heads", 32);
+    o.group = args.getInt("group", 1);
+    if (o.group < 1 || o.heads % o.group != 0)
         throw UsageError("bench attention: --group must divide --heads");
-    const int kvHeads = heads / group;
     const int maxKeys = args.getInt("max-keys", 1 << 30);
-    const int repeats = std::max(1, args.getInt("repeats", 10));
-    const int warmup = std::max(0, args.getInt("warmup", 3));
-    const int cpuRepeats = std::max(1, args.getInt("cpu-repeats", 3));
+    o.repeats = std::max(1, args.getInt("repeats", 10));
+    o.warmup = std::max(0, args.getInt("warmup", 3));
+    o.cpuRepeats = std::max(1, args.getInt("cpu-repeats", 3));
     const std::string formats = args.get("formats").value_or("fp16,q4");
-
-    std::vector<Shape> shapes;
     for (int n : contexts)
         for (int d : dims)
             for (const char* f : {"fp16", "q4"})
                 if (n <= maxKeys && formats.find(f) != std::string::npos)
-                    shapes.push_back({n, d, std::string(f) == "q4"});
+                    o.shapes.push_back({n, d, std::string(f) == "q4"});
+    return o;
+}
 
+// One layer of `kvHeads` exact caches of the shape (fp16, or 4-bit keys per channel and values
+// per token). Distinct seeds keep caches from being identical.
+std::vector<CompressedHead> benchLayer(const Shape& s, int kvHeads) {
+    std::vector<CompressedHead> layer;
+    layer.reserve(static_cast<std::size_t>(kvHeads));
+    for (int h = 0; h < kvHeads; ++h) {
+        CompressedHead head =
+            exactHead(noise(s.n, s.d, 2 * h + 1), noise(s.n, s.d, 2 * h + 2), Precision::F16);
+        if (s.fourBit) {
+            head.keyForm = CompressedHead::KeyForm::Quantized;
+            head.quantizedKeys = quantize(head.keys, 4, 32, QuantizedMatrix::Grouping::PerChannel);
+            head.valueForm = CompressedHead::ValueForm::Quantized;
+            head.quantizedValues =
+                quantize(head.values, 4, 32, QuantizedMatrix::Grouping::PerToken);
+            head.keys = Matrix();
+            head.values = Matrix();
+        }
+        layer.push_back(std::move(head));
+    }
+    return layer;
+}
+
+// The device's copy bandwidth over the largest binding (128 MiB on lavapipe; ≥ 1 GiB would be
+// better on a large GPU, the binding range limits it): the reference GB/s are set against.
+double copyBandwidth(gpu::VulkanBackend& vulkan, const BenchOptions& o,
+                     nlohmann::ordered_json& report) {
+    const std::size_t copyBytes =
+        std::min<std::size_t>(std::size_t(1) << 30, vulkan.device().maxStorageBufferRange);
+    auto copy = vulkan.measureCopyBandwidth(copyBytes, o.warmup + o.repeats);
+    if (!copy)
+        throw copy.error();
+    std::vector<double> measured(copy->begin() + std::min<int>(o.warmup, int(copy->size())),
+                                 copy->end());
+    const double gbps = stats(measured).median;
+    report["copy"] = {{"bytes", copyBytes}, {"gbps_median", gbps}};
+    return gbps;
+}
+
+// The Vulkan backend's timestamps for the layer: medians of the whole call and of the probe
+// kernels, bytes read and GB/s against the copy bandwidth.
+nlohmann::ordered_json benchVulkan(gpu::VulkanBackend& vulkan, const LayerAttendRequest& request,
+                                   const BenchOptions& o, double copyGbps) {
+    auto timings = vulkan.benchmarkLayer(request, o.warmup, o.repeats);
+    if (!timings)
+        return {{"error", timings.message()}};
+    std::vector<double> total, probe;
+    std::size_t bytesRead = 0;
+    int dispatches = 0;
+    for (const auto& t : *timings) {
+        total.push_back(t.totalMicroseconds());
+        double p = 0;
+        for (const auto& d : t.dispatches)
+            if (d.kernel.rfind("probe_split", 0) == 0)
+                p += d.microseconds;
+        probe.push_back(p);
+        bytesRead = t.bytesRead();
+        dispatches = static_cast<int>(t.dispatches.size());
+    }
+    const Stats st = stats(total);
+    const double gbps = static_cast<double>(bytesRead) / (st.median * 1e3);
+    return {{"us_median", st.median},
+            {"us_p10", st.p10},
+            {"us_p90", st.p90},
+            {"probe_us_median", stats(probe).median},
+            {"dispatches", dispatches},
+            {"bytes_read", bytesRead},
+            {"gbps", gbps},
+            {"fraction_of_copy", copyGbps > 0 ? gbps / copyGbps : 0.0}};
+}
+
+// The CPU reference's wall time for the layer, through the evaluator's probe-attention path.
+nlohmann::ordered_json benchCpu(AttentionBackend& cpu, const std::vector<CompressedHead>& layer,
+                                const std::vector<Matrix>& queries, const BenchOptions& o) {
+    ProbeRequest probe;
+    probe.heads = std::span<const std::vector<CompressedHead>>(&layer, 1);
+    probe.queries = std::span<const std::vector<Matrix>>(&queries, 1);
+    probe.groupSize = o.group;
+    std::vector<double> us;
+    for (int r = 0; r < o.cpuRepeats; ++r) {
+        const auto start = std::chrono::steady_clock::now();
+        probeAttention(probe, cpu).valueOrThrow();
+        us.push_back(
+            std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start)
+                .count());
+    }
+    const Stats st = stats(us);
+    return {{"us_median", st.median}, {"us_p10", st.p10}, {"us_p90", st.p90}};
+}
+
+void printHeader(std::ostream& out, const nlohmann::ordered_json& report, const BenchOptions& o,
+                 bool vulkan, double copyGbps) {
+    out << "device: " << report["device"].get<std::string>() << "\n";
+    if (vulkan)
+        out << "copy kernel: " << copyGbps << " GB/s (read + write, median)\n";
+    out << "decode attention, " << o.heads << " query heads, " << o.kvHeads()
+        << " KV heads, 1 query per head; times are medians\n\n";
+    char head[200];
+    std::snprintf(head, sizeof head, "%-6s %4s %-5s %10s %10s %8s %7s %12s %8s\n", "n", "d",
+                  "cache", "bytes", "vk us", "vk GB/s", "of copy", "cpu us", "cpu/vk");
+    out << head;
+}
+
+void printRow(std::ostream& out, const Shape& s, const nlohmann::ordered_json& row) {
+    const auto& v = row.contains("vulkan") ? row["vulkan"] : nlohmann::ordered_json();
+    const double vkUs = v.is_null() ? 0.0 : v["us_median"].get<double>();
+    const double cpuUs = row.contains("cpu") ? row["cpu"]["us_median"].get<double>() : 0.0;
+    char line[240];
+    std::snprintf(line, sizeof line, "%-6d %4d %-5s %10s %10.0f %8.2f %6.0f%% %12.0f %8.2f\n",
+                  s.n, s.d, s.fourBit ? "q4" : "fp16",
+                  humanBytes(row["cache_bytes"].get<double>()).c_str(), vkUs,
+                  v.is_null() ? 0.0 : v["gbps"].get<double>(),
+                  v.is_null() ? 0.0 : 100.0 * v["fraction_of_copy"].get<double>(), cpuUs,
+                  vkUs > 0 && cpuUs > 0 ? cpuUs / vkUs : 0.0);
+    out << line << std::flush;
+    if (row.contains("vulkan_error"))
+        out << "    vulkan: " << row["vulkan_error"].get<std::string>() << "\n";
+}
+
+} // namespace
+
+int runBench(const Args& args, Streams io) {
+    const BenchOptions o = parseBenchOptions(args);
     std::unique_ptr<gpu::VulkanBackend> vulkan;
-    std::string vulkanNote;
-    if (backend != "cpu") {
+    if (o.backend != "cpu") {
         auto made = gpu::makeVulkanBackend();
         if (made)
             vulkan = std::move(made).value();
         else
-            vulkanNote = made.message();
-        if (!vulkan)
-            io.err << "bench attention: Vulkan is not available (" << vulkanNote
+            io.err << "bench attention: Vulkan is not available (" << made.message()
                    << "); measuring the CPU backend only\n";
     }
     const auto cpu = makeCpuBackend();
@@ -137,133 +267,46 @@ int runBench(const Args& args, Streams io) {
     report["date"] = date;
     report["device"] = vulkan ? gpu::summaryLine(vulkan->device()) : "none";
     report["cpu_emulation"] = vulkan ? vulkan->isCpuEmulation() : true;
-    double copyGbps = 0.0;
-    if (vulkan) {
-        // The copy reference over the largest binding (128 MiB on lavapipe, ≥ 1 GiB would be
-        // better on a large GPU; the binding range limits it).
-        const std::size_t copyBytes =
-            std::min<std::size_t>(std::size_t(1) << 30, vulkan->device().maxStorageBufferRange);
-        auto copy = vulkan->measureCopyBandwidth(copyBytes, warmup + repeats);
-        if (!copy)
-            throw copy.error();
-        std::vector<double> measured(copy->begin() + std::min<int>(warmup, int(copy->size())),
-                                     copy->end());
-        copyGbps = stats(measured).median;
-        report["copy"] = {{"bytes", copyBytes}, {"gbps_median", copyGbps}};
-    }
-    if (!json) {
-        io.out << "device: " << report["device"].get<std::string>() << "\n";
-        if (vulkan)
-            io.out << "copy kernel: " << copyGbps << " GB/s (read + write, median)\n";
-        io.out << "decode attention, " << heads << " query heads, " << kvHeads
-               << " KV heads, 1 query per head; times are medians\n\n";
-        char head[200];
-        std::snprintf(head, sizeof head, "%-6s %4s %-5s %10s %10s %8s %7s %12s %8s\n", "n", "d",
-                      "cache", "bytes", "vk us", "vk GB/s", "of copy", "cpu us", "cpu/vk");
-        io.out << head;
-    }
+    const double copyGbps = vulkan ? copyBandwidth(*vulkan, o, report) : 0.0;
+    if (!o.json)
+        printHeader(io.out, report, o, vulkan != nullptr, copyGbps);
 
     report["rows"] = nlohmann::ordered_json::array();
-    for (const Shape& s : shapes) {
-        // One KV head's data shared by value among `heads` copies would still cost the host
-        // memory of each copy; distinct seeds keep caches from being identical.
-        std::vector<CompressedHead> layer;
-        layer.reserve(static_cast<std::size_t>(kvHeads));
-        for (int h = 0; h < kvHeads; ++h) {
-            CompressedHead head =
-                exactHead(noise(s.n, s.d, 2 * h + 1), noise(s.n, s.d, 2 * h + 2), Precision::F16);
-            if (s.fourBit) {
-                head.keyForm = CompressedHead::KeyForm::Quantized;
-                head.quantizedKeys =
-                    quantize(head.keys, 4, 32, QuantizedMatrix::Grouping::PerChannel);
-                head.valueForm = CompressedHead::ValueForm::Quantized;
-                head.quantizedValues =
-                    quantize(head.values, 4, 32, QuantizedMatrix::Grouping::PerToken);
-                head.keys = Matrix();
-                head.values = Matrix();
-            }
-            layer.push_back(std::move(head));
-        }
+    for (const Shape& s : o.shapes) {
+        const std::vector<CompressedHead> layer = benchLayer(s, o.kvHeads());
         std::vector<Matrix> queries;
-        for (int h = 0; h < heads; ++h)
+        for (int h = 0; h < o.heads; ++h)
             queries.push_back(noise(1, s.d, 1000 + h));
-        const LayerAttendRequest request{layer, queries, group, {}};
         std::size_t cacheBytes = 0;
         for (const auto& h : layer)
             cacheBytes += h.bytes().keys + h.bytes().values + h.bytes().metadata;
-
         nlohmann::ordered_json row = {{"n", s.n},
                                       {"d", s.d},
-                                      {"heads", heads},
-                                      {"kv_heads", kvHeads},
+                                      {"heads", o.heads},
+                                      {"kv_heads", o.kvHeads()},
                                       {"cache", s.fourBit ? "4-bit" : "fp16"},
                                       {"cache_bytes", cacheBytes}};
         double vkUs = 0.0;
         if (vulkan) {
-            auto timings = vulkan->benchmarkLayer(request, warmup, repeats);
-            if (!timings) {
-                row["vulkan_error"] = timings.message();
+            const LayerAttendRequest request{layer, queries, o.group, {}};
+            nlohmann::ordered_json v = benchVulkan(*vulkan, request, o, copyGbps);
+            if (v.contains("error")) {
+                row["vulkan_error"] = v["error"];
             } else {
-                std::vector<double> total, probe;
-                std::size_t bytesRead = 0;
-                int dispatches = 0;
-                for (const auto& t : *timings) {
-                    total.push_back(t.totalMicroseconds());
-                    double p = 0;
-                    for (const auto& d : t.dispatches)
-                        if (d.kernel.rfind("probe_split", 0) == 0)
-                            p += d.microseconds;
-                    probe.push_back(p);
-                    bytesRead = t.bytesRead();
-                    dispatches = static_cast<int>(t.dispatches.size());
-                }
-                const Stats st = stats(total);
-                vkUs = st.median;
-                const double gbps = static_cast<double>(bytesRead) / (st.median * 1e3);
-                row["vulkan"] = {{"us_median", st.median},
-                                 {"us_p10", st.p10},
-                                 {"us_p90", st.p90},
-                                 {"probe_us_median", stats(probe).median},
-                                 {"dispatches", dispatches},
-                                 {"bytes_read", bytesRead},
-                                 {"gbps", gbps},
-                                 {"fraction_of_copy", copyGbps > 0 ? gbps / copyGbps : 0.0}};
+                vkUs = v["us_median"].get<double>();
+                row["vulkan"] = std::move(v);
             }
         }
-        double cpuUs = 0.0;
-        if (backend != "vulkan") {
-            std::vector<double> us;
-            for (int r = 0; r < cpuRepeats; ++r) {
-                const auto start = std::chrono::steady_clock::now();
-                auto result = cpu->attendLayer(request);
-                if (!result)
-                    throw result.error();
-                us.push_back(std::chrono::duration<double, std::micro>(
-                                 std::chrono::steady_clock::now() - start)
-                                 .count());
-            }
-            const Stats st = stats(us);
-            cpuUs = st.median;
-            row["cpu"] = {{"us_median", st.median}, {"us_p10", st.p10}, {"us_p90", st.p90}};
+        if (o.backend != "vulkan") {
+            row["cpu"] = benchCpu(*cpu, layer, queries, o);
             if (vkUs > 0)
-                row["cpu_over_vulkan"] = cpuUs / vkUs;
+                row["cpu_over_vulkan"] = row["cpu"]["us_median"].get<double>() / vkUs;
         }
         report["rows"].push_back(row);
-        if (!json) {
-            char line[240];
-            const auto& v = row.contains("vulkan") ? row["vulkan"] : nlohmann::ordered_json();
-            std::snprintf(
-                line, sizeof line, "%-6d %4d %-5s %10s %10.0f %8.2f %6.0f%% %12.0f %8.2f\n", s.n,
-                s.d, s.fourBit ? "q4" : "fp16", humanBytes(static_cast<double>(cacheBytes)).c_str(),
-                vkUs, v.is_null() ? 0.0 : v["gbps"].get<double>(),
-                v.is_null() ? 0.0 : 100.0 * v["fraction_of_copy"].get<double>(), cpuUs,
-                vkUs > 0 && cpuUs > 0 ? cpuUs / vkUs : 0.0);
-            io.out << line << std::flush;
-            if (row.contains("vulkan_error"))
-                io.out << "    vulkan: " << row["vulkan_error"].get<std::string>() << "\n";
-        }
+        if (!o.json)
+            printRow(io.out, s, row);
     }
-    if (json)
+    if (o.json)
         io.out << report.dump(2) << "\n";
     return 0;
 }

@@ -225,100 +225,191 @@ int runEval(const Args& args, Streams io) {
     return 0;
 }
 
-int runSweep(const Args& args, Streams io) {
-    args.allowOnly({"prompt-file", "prompt", "context", "scheme", "backend", "json", "csv",
-                    "no-quality", "seed", "param", "values", "range", "epsilon"});
-    // Several schemes, separated by spaces (a setting never contains one).
+namespace {
+
+// --scheme: several settings separated by spaces (a setting never contains one).
+std::vector<SchemeSetting> parseSchemeList(const std::string& text) {
     std::vector<SchemeSetting> settings;
-    {
-        std::istringstream list(args.require("scheme"));
-        std::string one;
-        while (list >> one) {
-            auto s = SchemeSetting::parse(one);
-            if (!s.ok())
-                throw UsageError(s.message());
-            settings.push_back(s.value());
-        }
+    std::istringstream list(text);
+    std::string one;
+    while (list >> one) {
+        auto s = SchemeSetting::parse(one);
+        if (!s.ok())
+            throw UsageError(s.message());
+        settings.push_back(s.value());
     }
     if (settings.empty())
         throw UsageError("--scheme names no scheme");
-    const std::string param = args.get("param").value_or("keep");
+    return settings;
+}
+
+double parseNumber(const std::string& text, const std::string& what) {
+    std::size_t used = 0;
+    double x = 0;
+    try {
+        x = std::stod(text, &used);
+    } catch (const std::exception&) {
+        used = 0;
+    }
+    if (used == 0 || used != text.size())
+        throw UsageError(what + ": '" + text + "' is not a number");
+    return x;
+}
+
+// --values a,b,c, or --range lo:hi:count (geometric).
+std::vector<double> sweepValues(const Args& args) {
     std::vector<double> values;
     if (auto v = args.get("values")) {
         std::istringstream list(*v);
         std::string item;
-        while (std::getline(list, item, ',')) {
-            std::size_t used = 0;
-            double x = 0;
-            try {
-                x = std::stod(item, &used);
-            } catch (const std::exception&) {
-                used = 0;
-            }
-            if (used == 0 || used != item.size())
-                throw UsageError("--values: '" + item + "' is not a number");
-            values.push_back(x);
-        }
-    } else {
-        // lo:hi:count, geometric
-        const std::string r = args.get("range").value_or("0.03125:1:6");
-        double lo = 0, hi = 0;
-        int count = 0;
-        char c1 = 0, c2 = 0;
-        std::istringstream rs(r);
-        if (!(rs >> lo >> c1 >> hi >> c2 >> count) || c1 != ':' || c2 != ':' || lo <= 0 ||
-            hi < lo || count < 1 || count > 1000)
-            throw UsageError("--range must be lo:hi:count with 0 < lo <= hi, got '" + r + "'");
-        values = geometricValues(lo, hi, count, false);
+        while (std::getline(list, item, ','))
+            values.push_back(parseNumber(item, "--values"));
+        return values;
     }
+    const std::string r = args.get("range").value_or("0.03125:1:6");
+    double lo = 0, hi = 0;
+    int count = 0;
+    char c1 = 0, c2 = 0;
+    std::istringstream rs(r);
+    if (!(rs >> lo >> c1 >> hi >> c2 >> count) || c1 != ':' || c2 != ':' || lo <= 0 || hi < lo ||
+        count < 1 || count > 1000)
+        throw UsageError("--range must be lo:hi:count with 0 < lo <= hi, got '" + r + "'");
+    return geometricValues(lo, hi, count, false);
+}
+
+void printCsvHeader(std::ostream& out) {
+    out << "scheme,param,value,mean_kept_tokens,memory_fraction,bytes,attention_error,"
+           "mass_lost,logit_error,kl_mean,perplexity_change_percent,top1_agreement,"
+           "compress_ms,attend_ms\n";
+}
+
+void printCsvRow(std::ostream& out, const std::string& scheme, const std::string& param,
+                 const SweepPoint& p) {
+    const EvalResult& r = p.result;
+    out << scheme << "," << param << "," << p.value << "," << p.meanKeptTokens << ","
+        << r.memoryFraction << "," << r.bytes.total() << "," << r.attentionError << ","
+        << r.massLost << "," << r.logitError << "," << (r.quality ? number(r.quality->klMean) : "")
+        << "," << (r.quality ? number(r.quality->perplexityChangePercent) : "") << ","
+        << (r.quality ? number(r.quality->top1Agreement) : "") << "," << r.compressMilliseconds
+        << "," << r.attendMilliseconds << "\n";
+}
+
+json sweepPointJson(const SweepPoint& p) {
+    const EvalResult& r = p.result;
+    return {{"value", p.value},
+            {"mean_kept_tokens", p.meanKeptTokens},
+            {"memory_fraction", r.memoryFraction},
+            {"bytes", r.bytes.total()},
+            {"attention_error", r.attentionError},
+            {"mass_lost", r.massLost},
+            {"logit_error", r.logitError},
+            {"quality", r.quality ? qualityJson(*r.quality) : json(nullptr)},
+            {"compress_ms", r.compressMilliseconds},
+            {"attend_ms", r.attendMilliseconds}};
+}
+
+// Log attention error against log kept tokens. Keeping everything leaves only rounding error:
+// not a point of the scaling law; repeated sizes (integer budgets) count once.
+SlopeFit keptTokensSlope(const Sweep& sw) {
+    std::vector<double> kept, err;
+    for (const auto& p : sw.points)
+        if (p.meanKeptTokens < p.result.contextTokens &&
+            (kept.empty() || p.meanKeptTokens != kept.back())) {
+            kept.push_back(p.meanKeptTokens);
+            err.push_back(p.result.attentionError);
+        }
+    return fitLogLog(kept, err);
+}
+
+void printSweepTable(std::ostream& out, const Sweep& sw, const SlopeFit& fit) {
+    // One space between columns at least, so that wide values never run together.
+    auto cell = [&](const std::string& text, int width) { out << ' ' << std::setw(width) << text; };
+    out << sw.scheme << " over " << sw.parameter << ":\n "; // rows start with a space
+    for (const auto& [title, width] : std::vector<std::pair<std::string, int>>{{sw.parameter, 10},
+                                                                               {"kept", 8},
+                                                                               {"memory", 9},
+                                                                               {"attn err", 11},
+                                                                               {"mass lost", 11},
+                                                                               {"KL", 11},
+                                                                               {"dppl %", 9}})
+        cell(title, width);
+    out << "\n";
+    for (const auto& p : sw.points) {
+        out << ' ';
+        const auto& q = p.result.quality;
+        cell(number(p.value), 10);
+        cell(number(p.meanKeptTokens), 8);
+        cell(number(p.result.memoryFraction), 9);
+        cell(number(p.result.attentionError), 11);
+        cell(number(p.result.massLost), 11);
+        cell(q ? number(q->klMean) : "n/a", 11);
+        cell(q ? number(q->perplexityChangePercent) : "n/a", 9);
+        out << "\n";
+    }
+    for (const auto& [value, why] : sw.skipped)
+        out << "  skipped " << sw.parameter << " = " << value << ": " << why << "\n";
+    out << "  slope of log(attention error) vs log(kept tokens): " << fit.slope << " (R² "
+        << fit.r2 << ", " << fit.points << " points)\n";
+}
+
+// --epsilon: the coreset size check of every head (bound against the tokens needed).
+json sizeCheckJson(const std::vector<HeadSizeCheck>& checks, double epsilon) {
+    json heads = json::array();
+    for (const auto& c : checks)
+        heads.push_back({{"layer", c.layer},
+                         {"kv_head", c.kvHead},
+                         {"rho_eff", c.rhoEff},
+                         {"bound_tokens", c.boundTokens},
+                         {"needed_tokens", c.neededTokens},
+                         {"context_tokens", c.contextTokens}});
+    return {{"epsilon", epsilon}, {"heads", heads}};
+}
+
+void printSizeCheck(std::ostream& out, const std::vector<HeadSizeCheck>& checks, double epsilon) {
+    out << "  size for attention error <= " << epsilon
+        << " (bound sqrt(d)·e^rho/eps vs needed):\n";
+    for (const auto& c : checks)
+        out << "    layer " << c.layer << " head " << c.kvHead << ": rho_eff " << c.rhoEff
+            << ", bound " << c.boundTokens << ", needed "
+            << (c.neededTokens < 0 ? std::string("more than the context")
+                                   : std::to_string(c.neededTokens))
+            << " of " << c.contextTokens << "\n";
+}
+
+} // namespace
+
+int runSweep(const Args& args, Streams io) {
+    args.allowOnly({"prompt-file", "prompt", "context", "scheme", "backend", "json", "csv",
+                    "no-quality", "seed", "param", "values", "range", "epsilon"});
+    const std::vector<SchemeSetting> settings = parseSchemeList(args.require("scheme"));
+    const std::string param = args.get("param").value_or("keep");
+    const std::vector<double> values = sweepValues(args);
+    const std::optional<double> epsilon =
+        args.get("epsilon") ? std::optional(parseNumber(*args.get("epsilon"), "--epsilon"))
+                            : std::nullopt;
     EvalInput in = loadEvalInput(args);
     const EvalOptions options = evalOptions(args);
     auto backend = makeBackend(args.get("backend").value_or("auto"), io);
+    const bool csv = args.has("csv");
+    const bool table = !csv && !args.has("json");
 
     json out = json::array();
     int resolvedContext = options.contextTokens;
-    const bool csv = args.has("csv");
     if (csv)
-        io.out << "scheme,param,value,mean_kept_tokens,memory_fraction,bytes,attention_error,"
-                  "mass_lost,logit_error,kl_mean,perplexity_change_percent,top1_agreement,"
-                  "compress_ms,attend_ms\n";
+        printCsvHeader(io.out);
     for (const SchemeSetting& base : settings) {
         const Sweep sw = runSweep(in.capture, in.model ? &*in.model : nullptr, base, param, values,
                                   *backend, options)
                              .valueOrThrow();
-        std::vector<double> kept, err;
         json points = json::array();
         for (const auto& p : sw.points) {
-            const EvalResult& r = p.result;
-            // Keeping everything leaves only rounding error: not a point of the scaling law;
-            // repeated sizes (integer budgets) count once.
-            if (p.meanKeptTokens < r.contextTokens &&
-                (kept.empty() || p.meanKeptTokens != kept.back())) {
-                kept.push_back(p.meanKeptTokens);
-                err.push_back(r.attentionError);
-            }
-            points.push_back({{"value", p.value},
-                              {"mean_kept_tokens", p.meanKeptTokens},
-                              {"memory_fraction", r.memoryFraction},
-                              {"bytes", r.bytes.total()},
-                              {"attention_error", r.attentionError},
-                              {"mass_lost", r.massLost},
-                              {"logit_error", r.logitError},
-                              {"quality", r.quality ? qualityJson(*r.quality) : json(nullptr)},
-                              {"compress_ms", r.compressMilliseconds},
-                              {"attend_ms", r.attendMilliseconds}});
+            points.push_back(sweepPointJson(p));
             if (csv)
-                io.out << base.toString() << "," << param << "," << p.value << ","
-                       << p.meanKeptTokens << "," << r.memoryFraction << "," << r.bytes.total()
-                       << "," << r.attentionError << "," << r.massLost << "," << r.logitError << ","
-                       << (r.quality ? number(r.quality->klMean) : "") << ","
-                       << (r.quality ? number(r.quality->perplexityChangePercent) : "") << ","
-                       << (r.quality ? number(r.quality->top1Agreement) : "") << ","
-                       << r.compressMilliseconds << "," << r.attendMilliseconds << "\n";
+                printCsvRow(io.out, base.toString(), param, p);
         }
         if (!sw.points.empty())
             resolvedContext = sw.points.front().result.contextTokens;
-        const SlopeFit fit = fitLogLog(kept, err);
+        const SlopeFit fit = keptTokensSlope(sw);
         json skipped = json::array();
         for (const auto& [value, why] : sw.skipped)
             skipped.push_back({{"value", value}, {"reason", why}});
@@ -328,70 +419,14 @@ int runSweep(const Args& args, Streams io) {
                        {"skipped", skipped},
                        {"slope_attention_error_vs_kept",
                         {{"slope", fit.slope}, {"r2", fit.r2}, {"points", fit.points}}}});
-        if (!csv && !args.has("json")) {
-            // One space between columns at least, so that wide values never run together.
-            auto cell = [](std::ostream& os, const std::string& text, int width) {
-                os << ' ' << std::setw(width) << text;
-            };
-            io.out << sw.scheme << " over " << param << ":\n "; // rows start with a space
-            for (const auto& [title, width] :
-                 std::vector<std::pair<std::string, int>>{{param, 10},
-                                                          {"kept", 8},
-                                                          {"memory", 9},
-                                                          {"attn err", 11},
-                                                          {"mass lost", 11},
-                                                          {"KL", 11},
-                                                          {"dppl %", 9}})
-                cell(io.out, title, width);
-            io.out << "\n";
-            for (const auto& p : sw.points) {
-                io.out << ' ';
-                const auto& q = p.result.quality;
-                cell(io.out, number(p.value), 10);
-                cell(io.out, number(p.meanKeptTokens), 8);
-                cell(io.out, number(p.result.memoryFraction), 9);
-                cell(io.out, number(p.result.attentionError), 11);
-                cell(io.out, number(p.result.massLost), 11);
-                cell(io.out, q ? number(q->klMean) : "n/a", 11);
-                cell(io.out, q ? number(q->perplexityChangePercent) : "n/a", 9);
-                io.out << "\n";
-            }
-            for (const auto& [value, why] : sw.skipped)
-                io.out << "  skipped " << param << " = " << value << ": " << why << "\n";
-            io.out << "  slope of log(attention error) vs log(kept tokens): " << fit.slope
-                   << " (R² " << fit.r2 << ", " << fit.points << " points)\n";
-        }
-        if (auto eps = args.get("epsilon")) {
-            double epsilon = 0;
-            std::size_t used = 0;
-            try {
-                epsilon = std::stod(*eps, &used);
-            } catch (const std::exception&) {
-                used = 0;
-            }
-            if (used == 0 || used != eps->size())
-                throw UsageError("--epsilon: '" + *eps + "' is not a number");
+        if (table)
+            printSweepTable(io.out, sw, fit);
+        if (epsilon) {
             const auto checks =
-                coresetSizeCheck(in.capture, base, epsilon, *backend, options).valueOrThrow();
-            json heads = json::array();
-            for (const auto& c : checks)
-                heads.push_back({{"layer", c.layer},
-                                 {"kv_head", c.kvHead},
-                                 {"rho_eff", c.rhoEff},
-                                 {"bound_tokens", c.boundTokens},
-                                 {"needed_tokens", c.neededTokens},
-                                 {"context_tokens", c.contextTokens}});
-            out.back()["size_check"] = {{"epsilon", epsilon}, {"heads", heads}};
-            if (!csv && !args.has("json")) {
-                io.out << "  size for attention error <= " << epsilon
-                       << " (bound sqrt(d)·e^rho/eps vs needed):\n";
-                for (const auto& c : checks)
-                    io.out << "    layer " << c.layer << " head " << c.kvHead << ": rho_eff "
-                           << c.rhoEff << ", bound " << c.boundTokens << ", needed "
-                           << (c.neededTokens < 0 ? std::string("more than the context")
-                                                  : std::to_string(c.neededTokens))
-                           << " of " << c.contextTokens << "\n";
-            }
+                coresetSizeCheck(in.capture, base, *epsilon, *backend, options).valueOrThrow();
+            out.back()["size_check"] = sizeCheckJson(checks, *epsilon);
+            if (table)
+                printSizeCheck(io.out, checks, *epsilon);
         }
     }
     if (args.has("json"))

@@ -51,16 +51,9 @@ struct AnalysisRequest {
 // three quarters of the prompt.
 int resolveContextTokens(int requested, int tokens);
 
-// The parameter a scheme's trade-off curve sweeps ("keep" where the scheme has it) and the
-// values it takes.
-struct SweepPlan {
-    std::string parameter;
-    std::vector<double> values;
-};
-std::optional<SweepPlan> sweepPlan(const kvs::SchemeSetting& setting, int contextTokens,
-                                   int points = 7);
 // Fills the curve's theory overlay (TradeoffCurve::theorySlope, guide, coreset-bound medians)
-// from its points; `contextTokens` tells compressing points from keep-everything ones.
+// from its points (kvs::theoryOverlay with the scheme's theory); `contextTokens` tells
+// compressing points from keep-everything ones.
 void addTheoryOverlay(views::TradeoffCurve& curve, int contextTokens);
 
 // Compare mode's difference maps: compressed attention of `current.runs[run]` minus that of
@@ -77,27 +70,40 @@ QString sweepKey(const QString& setting);
 // geometrically from max(8, n/32) (at most n) up to n = contextTokens, ascending, no repeats.
 std::vector<int> scalingLengths(int contextTokens, int points = 5);
 
+// Runs an engine job's work as a Result: a cancelled job yields a null snapshot, not an error;
+// every other error keeps its code (out of memory included).
+template <class T, class Fn>
+Result<std::shared_ptr<const T>> runEngineJob(const std::atomic<bool>& cancel, Fn&& work) {
+    auto result = catchErrors([&]() -> std::shared_ptr<const T> { return work(); });
+    if (!result.ok() && (cancel.load() || result.error().code() == ErrorCode::Cancelled))
+        return std::shared_ptr<const T>();
+    return result;
+}
+
 class Engine {
 public:
     // `cpuOnly`: the CPU reference backend; else Vulkan when it works (the CPU otherwise).
     explicit Engine(bool cpuOnly);
     ~Engine();
 
-    // Throws kvs::Error (with a message for the user) on failure; returns null when cancelled.
-    std::shared_ptr<const views::AnalysisData> analyze(const AnalysisRequest& request,
-                                                       const std::atomic<bool>& cancel);
+    // Each job returns its snapshot, a null one when cancelled, or the error that stopped it
+    // with its original code (a scheme's InvalidArgument, OutOfMemory, a backend's Io, ...).
+    Result<std::shared_ptr<const views::AnalysisData>> analyze(const AnalysisRequest& request,
+                                                               const std::atomic<bool>& cancel);
     // The analysis with the model-level quality of every run that lacks it.
-    std::shared_ptr<const views::AnalysisData>
+    Result<std::shared_ptr<const views::AnalysisData>>
     addQuality(const std::shared_ptr<const views::AnalysisData>& analysis,
                const AnalysisRequest& request, const std::atomic<bool>& cancel);
-    std::shared_ptr<const views::SweepData> sweep(const AnalysisRequest& request,
-                                                  const std::atomic<bool>& cancel);
+    // Each scheme swept over its budget (kvs::sweepPlan): a budget the scheme cannot meet is no
+    // point on its curve; any other error fails the job.
+    Result<std::shared_ptr<const views::SweepData>> sweep(const AnalysisRequest& request,
+                                                          const std::atomic<bool>& cancel);
     // Times the probe attention of every layer on the timing backend against the context
     // lengths of scalingLengths(), each setting compressing the first tokens at each length
     // (analysis_scaling.cpp). Null when cancelled or while the timing backend is starting. It
     // takes the engine's job lock only to fetch the capture, so analyses do not wait for it.
-    std::shared_ptr<const views::ScalingData> scaling(const AnalysisRequest& request,
-                                                      const std::atomic<bool>& cancel);
+    Result<std::shared_ptr<const views::ScalingData>> scaling(const AnalysisRequest& request,
+                                                              const std::atomic<bool>& cancel);
     // Creates the attention backend that times the probe attention (Vulkan start-up and, on
     // lavapipe, shader compilation take a while): call it on a worker early. Until it is done,
     // analyses come without timings.
@@ -106,6 +112,15 @@ public:
 
 private:
     void ensureBackend();
+    // The analysis snapshot's header: prompt, split, shapes, backends, provenance.
+    std::shared_ptr<views::AnalysisData> newAnalysis(const AnalysisRequest& request,
+                                                     const kvs::Capture& capture,
+                                                     const kvs::AttentionBackend* timing) const;
+    // One setting: evaluated with maps, kept tokens, and (with a timing backend) timed.
+    views::SchemeRun evaluateRun(const QString& text, const AnalysisRequest& request,
+                                 const kvs::EvalOptions& options,
+                                 const kvs::ExactReference& reference,
+                                 kvs::AttentionBackend* timing, const std::atomic<bool>& cancel);
     const kvs::Capture& captureFor(const AnalysisRequest& request);
     const kvs::ExactReference& referenceFor(const AnalysisRequest& request,
                                             const kvs::EvalOptions& options);

@@ -4,7 +4,9 @@
 // queries attend to each layer's compressed context on the timing backend.
 #include "analysis.h"
 
+#include "kvs/probe_attention.h"
 #include "kvs/scheme.h"
+#include "kvs/sweep.h"
 #include "kvs/status.h"
 
 #include <QElapsedTimer>
@@ -20,13 +22,6 @@ namespace {
 // still left single outliers in the studio's chart on the 2-core CI-class machine.
 constexpr int kWarmup = 1;
 constexpr int kRepeats = 5;
-
-double medianOf(std::vector<double> values) {
-    if (values.empty())
-        return 0.0;
-    std::sort(values.begin(), values.end());
-    return values[values.size() / 2];
-}
 
 } // namespace
 
@@ -46,124 +41,123 @@ std::vector<int> scalingLengths(int contextTokens, int points) {
     return lengths;
 }
 
-std::shared_ptr<const views::ScalingData> Engine::scaling(const AnalysisRequest& request,
-                                                          const std::atomic<bool>& cancel) {
-    std::lock_guard scalingLock(m_scalingMutex);
-    if (cancel.load() || !m_timingReady.load())
-        return nullptr;
-    QElapsedTimer timer;
-    timer.start();
-    std::shared_ptr<const Capture> capture;
-    {
-        // The live analysis made the capture: fetch it under the job lock, never recompute it
-        // (a request for another prompt is stale).
-        std::lock_guard lock(m_mutex);
-        if (!m_capture || m_model != request.model.get() || m_tokens != request.tokens)
-            return nullptr;
-        capture = m_capture;
-    }
-    // Set once before m_timingReady and never changed: no lock needed to use it.
-    AttentionBackend* timing = m_timing.get();
-    const ModelConfig& config = capture->config;
-    const int n = capture->tokenCount();
-    const int nctx = request.contextTokens;
-    if (nctx < 1 || nctx >= n)
-        throw Error(ErrorCode::InvalidArgument,
-                    "the prompt needs at least two tokens (a context and a probe)");
+namespace {
 
-    const QString cacheKey =
-        QStringLiteral("%1|%2").arg(reinterpret_cast<quintptr>(capture.get())).arg(nctx);
-    if (cacheKey != m_scalingCacheKey || m_scalingCache.size() > 64) {
-        m_scalingCache.clear();
-        m_scalingCacheKey = cacheKey;
-    }
-
-    auto data = std::make_shared<views::ScalingData>();
-    data->generation = request.generation;
-    data->backendName = m_backendName;
-    data->backendIsGpu = m_vulkan;
-    data->cpuEmulation = m_emulation;
-    data->probeTokens = n - nctx;
-    data->repeats = kRepeats;
-
-    // The probe queries of every layer, the same at every context length.
-    const int g = config.groupSize();
-    std::vector<std::vector<Matrix>> queries(static_cast<std::size_t>(config.layers));
-    for (int l = 0; l < config.layers; ++l)
-        for (const KvHeadCapture& kv : capture->layers[static_cast<std::size_t>(l)].kvHeads)
-            for (const Matrix& q : kv.queries)
-                queries[static_cast<std::size_t>(l)].push_back(q.bottomRows(n - nctx));
-    const std::vector<int> lengths = scalingLengths(nctx);
-
-    int index = 0;
-    for (const QString& text : request.settings) {
-        const int color = index++;
-        if (const auto hit = m_scalingCache.find(text); hit != m_scalingCache.end()) {
-            views::ScalingSeries series = hit->second;
-            series.colorIndex = color;
-            data->series.push_back(std::move(series));
-            continue;
-        }
-        auto parsed = SchemeSetting::parse(text.toStdString());
-        if (!parsed.ok())
-            continue;
-        const SchemeSetting setting = std::move(parsed).value();
-        views::ScalingSeries series;
-        series.setting = text;
-        const Scheme* scheme = findScheme(setting.id);
-        series.displayName = scheme ? QString::fromStdString(scheme->info().displayName) : text;
-        series.colorIndex = color;
-        for (const int length : lengths) {
-            if (cancel.load())
-                return nullptr;
-            auto compressed = compressAll(*capture, setting, length);
-            if (!compressed.ok())
-                continue; // a budget the scheme cannot meet at this length: no point
-            views::ScalingPoint point;
-            point.contextTokens = length;
-            for (const auto& layer : compressed.value())
-                for (const CompressedHead& h : layer)
-                    point.cacheBytes += h.bytes().total();
-            std::vector<double> device;
-            std::vector<double> wall;
-            for (int r = 0; r < kWarmup + kRepeats; ++r) {
-                double deviceUs = 0;
-                std::size_t bytesRead = 0;
-                QElapsedTimer clock;
-                clock.start();
-                for (int l = 0; l < config.layers; ++l) {
-                    if (cancel.load())
-                        return nullptr;
-                    LayerAttendRequest req;
-                    req.heads = std::span<const CompressedHead>(
-                        compressed.value()[static_cast<std::size_t>(l)]);
-                    req.queries = std::span<const Matrix>(queries[static_cast<std::size_t>(l)]);
-                    req.groupSize = g;
-                    req.options.scale = layerAttentionScale(config, l);
-                    auto out = timing->attendLayer(req);
-                    if (!out.ok())
-                        throw Error(ErrorCode::Internal, out.message());
-                    for (const AttendResult& a : out.value())
-                        for (const DispatchTiming& t : a.timings) {
-                            deviceUs += t.microseconds;
-                            bytesRead += t.bytesRead;
-                        }
+// The probe attention of every layer at one context length, timed: warm-up, then the median of
+// the repeats (device time summed over each pass's dispatches, and host wall time).
+views::ScalingPoint timeLength(const ProbeRequest& probe, int length, AttentionBackend& timing) {
+    views::ScalingPoint point;
+    point.contextTokens = length;
+    for (const auto& layer : probe.heads)
+        for (const CompressedHead& h : layer)
+            point.cacheBytes += h.bytes().total();
+    std::vector<double> device;
+    std::vector<double> wall;
+    for (int r = 0; r < kWarmup + kRepeats; ++r) {
+        QElapsedTimer clock;
+        clock.start();
+        const auto layers = probeAttention(probe, timing).valueOrThrow();
+        const double wallUs = static_cast<double>(clock.nsecsElapsed()) * 1e-3;
+        double deviceUs = 0;
+        std::size_t bytesRead = 0;
+        for (const auto& layer : layers)
+            for (const AttendResult& a : layer)
+                for (const DispatchTiming& t : a.timings) {
+                    deviceUs += t.microseconds;
+                    bytesRead += t.bytesRead;
                 }
-                if (r < kWarmup)
-                    continue;
-                wall.push_back(static_cast<double>(clock.nsecsElapsed()) * 1e-3);
-                device.push_back(deviceUs);
-                point.bytesRead = bytesRead;
-            }
-            point.deviceMicroseconds = medianOf(device);
-            point.wallMicroseconds = medianOf(wall);
-            series.points.push_back(point);
-        }
-        m_scalingCache[text] = series;
-        data->series.push_back(std::move(series));
+        if (r < kWarmup)
+            continue;
+        wall.push_back(wallUs);
+        device.push_back(deviceUs);
+        point.bytesRead = bytesRead;
     }
-    data->computeMilliseconds = static_cast<double>(timer.nsecsElapsed()) * 1e-6;
-    return data;
+    point.deviceMicroseconds = median(device);
+    point.wallMicroseconds = median(wall);
+    return point;
+}
+
+} // namespace
+
+Result<std::shared_ptr<const views::ScalingData>>
+Engine::scaling(const AnalysisRequest& request, const std::atomic<bool>& cancel) {
+    return runEngineJob<views::ScalingData>(cancel, [&]() -> std::shared_ptr<const views::ScalingData> {
+        std::lock_guard scalingLock(m_scalingMutex);
+        if (cancel.load() || !m_timingReady.load())
+            return nullptr;
+        QElapsedTimer timer;
+        timer.start();
+        std::shared_ptr<const Capture> capture;
+        {
+            // The live analysis made the capture: fetch it under the job lock, never recompute
+            // it (a request for another prompt is stale).
+            std::lock_guard lock(m_mutex);
+            if (!m_capture || m_model != request.model.get() || m_tokens != request.tokens)
+                return nullptr;
+            capture = m_capture;
+        }
+        // Set once before m_timingReady and never changed: no lock needed to use it.
+        AttentionBackend* timing = m_timing.get();
+        const int n = capture->tokenCount();
+        const int nctx = request.contextTokens;
+        if (nctx < 1 || nctx >= n)
+            throw Error(ErrorCode::InvalidArgument,
+                        "the prompt needs at least two tokens (a context and a probe)");
+
+        const QString cacheKey =
+            QStringLiteral("%1|%2").arg(reinterpret_cast<quintptr>(capture.get())).arg(nctx);
+        if (cacheKey != m_scalingCacheKey || m_scalingCache.size() > 64) {
+            m_scalingCache.clear();
+            m_scalingCacheKey = cacheKey;
+        }
+
+        auto data = std::make_shared<views::ScalingData>();
+        data->generation = request.generation;
+        data->backendName = m_backendName;
+        data->backendIsGpu = m_vulkan;
+        data->cpuEmulation = m_emulation;
+        data->probeTokens = n - nctx;
+        data->repeats = kRepeats;
+
+        // The probe queries of every layer, the same at every context length.
+        const auto queries = probeQueries(*capture, nctx);
+        ProbeRequest probe;
+        probe.queries = queries;
+        probe.groupSize = capture->config.groupSize();
+        probe.scales = layerAttentionScales(capture->config);
+        probe.cancel = &cancel;
+        const std::vector<int> lengths = scalingLengths(nctx);
+
+        int index = 0;
+        for (const QString& text : request.settings) {
+            const int color = index++;
+            if (const auto hit = m_scalingCache.find(text); hit != m_scalingCache.end()) {
+                views::ScalingSeries series = hit->second;
+                series.colorIndex = color;
+                data->series.push_back(std::move(series));
+                continue;
+            }
+            const SchemeSetting setting = SchemeSetting::parse(text.toStdString()).valueOrThrow();
+            views::ScalingSeries series;
+            series.setting = text;
+            const Scheme* scheme = findScheme(setting.id);
+            series.displayName = scheme ? QString::fromStdString(scheme->info().displayName) : text;
+            series.colorIndex = color;
+            for (const int length : lengths) {
+                if (cancel.load())
+                    return nullptr;
+                auto compressed = compressAll(*capture, setting, length);
+                if (!compressed.ok() && compressed.error().code() == ErrorCode::InvalidArgument)
+                    continue; // a budget the scheme cannot meet at this length: no point
+                probe.heads = compressed.valueOrThrow();
+                series.points.push_back(timeLength(probe, length, *timing));
+            }
+            m_scalingCache[text] = series;
+            data->series.push_back(std::move(series));
+        }
+        data->computeMilliseconds = static_cast<double>(timer.nsecsElapsed()) * 1e-6;
+        return data;
+    });
 }
 
 } // namespace kvs::studio

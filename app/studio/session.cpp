@@ -523,7 +523,7 @@ void Session::recomputeNow() {
             try {
                 return std::make_shared<
                     const std::pair<std::shared_ptr<const views::AnalysisData>, QString>>(
-                    engine->analyze(request, cancel), QString());
+                    engine->analyze(request, cancel).valueOrThrow(), QString());
             } catch (const std::exception& e) {
                 return std::make_shared<
                     const std::pair<std::shared_ptr<const views::AnalysisData>, QString>>(
@@ -583,7 +583,7 @@ void Session::startQuality(const AnalysisRequest& request) {
         QualityJob,
         [engine, base, request](const CancelFlag& cancel) -> Out {
             try {
-                return engine->addQuality(base, request, cancel);
+                return engine->addQuality(base, request, cancel).valueOrThrow();
             } catch (const std::exception&) {
                 return nullptr;
             }
@@ -625,7 +625,7 @@ void Session::startSweeps(const AnalysisRequest& request) {
         SweepJob,
         [engine, sweepRequest](const CancelFlag& cancel) -> Out {
             try {
-                return engine->sweep(sweepRequest, cancel);
+                return engine->sweep(sweepRequest, cancel).valueOrThrow();
             } catch (const std::exception&) {
                 return nullptr;
             }
@@ -692,7 +692,7 @@ void Session::startScaling(const AnalysisRequest& request) {
         ScalingJob,
         [engine, scalingRequest](const CancelFlag& cancel) -> Out {
             try {
-                return engine->scaling(scalingRequest, cancel);
+                return engine->scaling(scalingRequest, cancel).valueOrThrow();
             } catch (const std::exception&) {
                 return nullptr;
             }

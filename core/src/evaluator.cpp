@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // The evaluation protocol (DESIGN.md "Data flow" and "Metrics").
 #include "kvs/evaluator.h"
+#include "kvs/probe_attention.h"
 #include "rope.h"
 
 #include <algorithm>
@@ -87,16 +88,6 @@ HeadInput headInput(const Capture& cap, int l, int h, int ctx, std::uint64_t see
     return in;
 }
 
-// The probe queries of every query head of layer l (captured: the exact run's).
-std::vector<Matrix> probeQueries(const Capture& cap, int l, int ctx) {
-    const int n = cap.tokenCount();
-    std::vector<Matrix> qs;
-    for (const auto& hc : cap.layers[static_cast<std::size_t>(l)].kvHeads)
-        for (const Matrix& q : hc.queries)
-            qs.push_back(q.bottomRows(n - ctx));
-    return qs;
-}
-
 std::vector<CompressedHead> exactHeads(const Capture& cap, int l, int ctx) {
     std::vector<CompressedHead> heads;
     for (const auto& hc : cap.layers[static_cast<std::size_t>(l)].kvHeads) {
@@ -126,13 +117,13 @@ public:
                 std::vector<Matrix>& outputs,
                 std::vector<std::vector<float>>& logSumExp) const override {
         const bool compressed = m_onlyLayer < 0 || layer == m_onlyLayer;
-        LayerAttendRequest r;
         const auto& heads = (compressed ? m_heads : *m_exact)[static_cast<std::size_t>(layer)];
-        r.heads = std::span<const CompressedHead>(heads.data(), heads.size());
-        r.queries = std::span<const Matrix>(queries.data(), queries.size());
+        ProbeRequest r;
+        r.heads = std::span<const std::vector<CompressedHead>>(&heads, 1);
+        r.queries = std::span<const std::vector<Matrix>>(&queries, 1);
         r.groupSize = m_group;
-        r.options.scale = scale;
-        auto results = m_backend.attendLayer(r).valueOrThrow();
+        r.scales = {scale};
+        auto results = std::move(probeAttention(r, m_backend).valueOrThrow().front());
         outputs.clear();
         logSumExp.clear();
         for (auto& res : results) {
@@ -205,7 +196,7 @@ ModelQuality compareLogits(const Matrix& exact, const Matrix& compressed,
 
 void checkCancel(const EvalOptions& o) {
     if (o.cancel && o.cancel->load())
-        throw Error(ErrorCode::InvalidArgument, "evaluation cancelled");
+        throw Error(ErrorCode::Cancelled, "evaluation cancelled");
 }
 
 } // namespace
@@ -271,20 +262,20 @@ Result<ExactReference> computeExactReference(const Capture& cap, const Model* mo
         const int ctx = resolveContext(cap, options);
         ref.contextTokens = ctx;
         std::vector<std::vector<CompressedHead>> heads;
-        for (int l = 0; l < cap.config.layers; ++l) {
-            checkCancel(options);
+        for (int l = 0; l < cap.config.layers; ++l)
             heads.push_back(exactHeads(cap, l, ctx));
-            const auto qs = probeQueries(cap, l, ctx);
-            LayerAttendRequest r;
-            r.heads = std::span<const CompressedHead>(heads.back().data(), heads.back().size());
-            r.queries = std::span<const Matrix>(qs.data(), qs.size());
-            r.groupSize = cap.config.groupSize();
-            r.options.scale = layerAttentionScale(cap.config, l);
-            r.options.wantProbabilities = true;
-            r.options.wantScores = true;
-            ref.attention.push_back(backend.attendLayer(r).valueOrThrow());
-        }
+        const auto queries = probeQueries(cap, ctx);
+        ProbeRequest r;
+        r.heads = heads;
+        r.queries = queries;
+        r.groupSize = cap.config.groupSize();
+        r.scales = layerAttentionScales(cap.config);
+        r.probabilities = true;
+        r.scores = true;
+        r.cancel = options.cancel;
+        ref.attention = probeAttention(r, backend).valueOrThrow();
         if (model && options.modelQuality) {
+            checkCancel(options);
             ref.contextCache = contextPrefill(*model, cap, ctx);
             ref.probeLogits =
                 probeLogits(*model, cap, ctx, ref.contextCache, heads, nullptr, backend, -1);
@@ -292,6 +283,119 @@ Result<ExactReference> computeExactReference(const Capture& cap, const Model* mo
         return ref;
     });
 }
+
+namespace {
+
+// What one KV head's metrics are computed from: its compressed cache and, per query head of its
+// group, the exact and the compressed probe attention and the probe queries.
+struct HeadProbe {
+    const Capture& capture;
+    int layer = 0;
+    int kvHead = 0;
+    int contextTokens = 0;
+    const CompressedHead& compressed;
+    std::span<const AttendResult> exact;      // per query head of the group
+    std::span<const AttendResult> attended;   // per query head of the group
+    std::span<const Matrix> queries;          // per query head of the group
+    float scale = 0.0f;
+};
+
+// The per-head metrics of DESIGN.md "Metrics" (and, with maps, the exact, compressed and
+// difference maps and the mass lost per probe row).
+HeadMetrics headMetrics(const HeadProbe& in, bool maps) {
+    const CompressedHead& ch = in.compressed;
+    const ModelConfig& config = in.capture.config;
+    const int ctx = in.contextTokens, d = config.headDim;
+    HeadMetrics m;
+    m.layer = in.layer;
+    m.kvHead = in.kvHead;
+    m.contextTokens = ctx;
+    m.keptTokens = ch.keptCount();
+    m.bytes = ch.bytes();
+    // The model's own fp16 cache: keys only where the values are the keys (K=V).
+    m.fp16Bytes = fp16BaselineBytes(ctx, d) / (valuesShared(config) ? 2 : 1);
+    double errSum = 0, absSum = 0, massSum = 0, qmax = 0;
+    int count = 0;
+    const KvHeadCapture& hc = in.capture.layers[static_cast<std::size_t>(in.layer)]
+                                  .kvHeads[static_cast<std::size_t>(in.kvHead)];
+    const double kmax = hc.keys.topRows(ctx).rowwise().norm().maxCoeff();
+    const double vmax = hc.values.topRows(ctx).rowwise().norm().maxCoeff();
+    for (std::size_t j = 0; j < in.exact.size(); ++j) {
+        const AttendResult& e = in.exact[j];
+        const AttendResult& c = in.attended[j];
+        qmax = std::max(qmax, static_cast<double>(in.queries[j].rowwise().norm().maxCoeff()));
+        std::vector<double> rowMass;
+        for (Eigen::Index i = 0; i < e.outputs.rows(); ++i) {
+            const double on = e.outputs.row(i).cast<double>().norm();
+            const double diff =
+                (e.outputs.row(i).cast<double>() - c.outputs.row(i).cast<double>()).norm();
+            const double rel = on > 0 ? diff / on : diff;
+            errSum += rel;
+            absSum += diff;
+            m.maxAttentionError = std::max(m.maxAttentionError, rel);
+            double kept = 0;
+            for (int k = 0; k < ch.keptCount(); ++k)
+                kept += e.probabilities(i, ch.positions[static_cast<std::size_t>(k)]);
+            const double lost = std::max(0.0, 1.0 - kept);
+            massSum += lost;
+            if (maps)
+                rowMass.push_back(lost);
+            for (int k = 0; k < ch.keptCount(); ++k) {
+                const double bias =
+                    ch.logWeights.empty() ? 0.0 : ch.logWeights[static_cast<std::size_t>(k)];
+                const double sExact = e.scores(i, ch.positions[static_cast<std::size_t>(k)]);
+                const double sComp = c.scores(i, k) - bias;
+                if (std::isfinite(sExact) && std::isfinite(sComp))
+                    m.logitError = std::max(m.logitError, std::abs(sExact - sComp));
+            }
+            ++count;
+        }
+        if (maps) {
+            Matrix cm = Matrix::Zero(c.outputs.rows(), ctx);
+            for (int k = 0; k < ch.keptCount(); ++k)
+                cm.col(ch.positions[static_cast<std::size_t>(k)]) = c.probabilities.col(k);
+            m.differenceMap.push_back(cm - e.probabilities);
+            m.exactMap.push_back(e.probabilities);
+            m.compressedMap.push_back(std::move(cm));
+            m.rowMassLost.push_back(std::move(rowMass));
+        }
+    }
+    m.attentionError = count ? errSum / count : 0.0;
+    m.massLost = count ? massSum / count : 0.0;
+    m.rhoEff = qmax * kmax * in.scale;
+    // The bound is stated for unit-norm values: ε = ‖o − ô‖ / max‖v‖.
+    m.valueScaledError = count && vmax > 0 ? absSum / count / vmax : 0.0;
+    m.boundTokens = coresetBoundTokens(d, m.rhoEff, m.valueScaledError);
+    return m;
+}
+
+// Model-level quality: the probe decoded teacher-forced with the compressed context in every
+// layer (and, when asked, in one layer at a time).
+void addModelQuality(EvalResult& result, const Model& model, const Capture& cap, int ctx,
+                     const ExactReference& reference,
+                     const std::vector<std::vector<CompressedHead>>& heads,
+                     AttentionBackend& backend, const EvalOptions& options) {
+    const std::vector<TokenId> targets(cap.tokens.begin() + ctx + 1, cap.tokens.end());
+    result.quality = compareLogits(
+        reference.probeLogits,
+        probeLogits(model, cap, ctx, reference.contextCache, heads, nullptr, backend, -1),
+        targets);
+    if (!options.perLayerQuality)
+        return;
+    std::vector<std::vector<CompressedHead>> exact;
+    for (int l = 0; l < cap.config.layers; ++l)
+        exact.push_back(exactHeads(cap, l, ctx));
+    for (int l = 0; l < cap.config.layers; ++l) {
+        checkCancel(options);
+        result.perLayerQuality.push_back(
+            compareLogits(reference.probeLogits,
+                          probeLogits(model, cap, ctx, reference.contextCache, heads, &exact,
+                                      backend, l),
+                          targets));
+    }
+}
+
+} // namespace
 
 Result<EvalResult> evaluate(const Capture& cap, const Model* model, const SchemeSetting& setting,
                             AttentionBackend& backend, const EvalOptions& options,
@@ -310,92 +414,39 @@ Result<EvalResult> evaluate(const Capture& cap, const Model* model, const Scheme
         result.probeTokens = cap.tokenCount() - ctx;
         result.backend = backend.name();
         const int L = cap.config.layers, Hkv = cap.config.kvHeads, g = cap.config.groupSize();
-        const int d = cap.config.headDim;
 
         const auto t0 = Clock::now();
         const auto heads = compressAll(cap, setting, ctx, options.seed).valueOrThrow();
         result.compressMilliseconds = msSince(t0);
 
-        double attendMs = 0;
+        const auto queries = probeQueries(cap, ctx);
+        ProbeRequest probe;
+        probe.heads = heads;
+        probe.queries = queries;
+        probe.groupSize = g;
+        probe.scales = layerAttentionScales(cap.config);
+        probe.scores = true;
+        probe.probabilities = options.attentionMaps;
+        probe.cancel = options.cancel;
+        const auto ta = Clock::now();
+        const auto attended = probeAttention(probe, backend).valueOrThrow();
+        result.attendMilliseconds = msSince(ta);
+
         for (int l = 0; l < L; ++l) {
             checkCancel(options);
-            const auto qs = probeQueries(cap, l, ctx);
-            LayerAttendRequest r;
-            const auto& lh = heads[static_cast<std::size_t>(l)];
-            r.heads = std::span<const CompressedHead>(lh.data(), lh.size());
-            r.queries = std::span<const Matrix>(qs.data(), qs.size());
-            r.groupSize = g;
-            r.options.scale = layerAttentionScale(cap.config, l);
-            r.options.wantScores = true;
-            r.options.wantProbabilities = options.attentionMaps;
-            const auto ta = Clock::now();
-            const auto comp = backend.attendLayer(r).valueOrThrow();
-            attendMs += msSince(ta);
-            const auto& exact = reference->attention[static_cast<std::size_t>(l)];
-
+            const auto li = static_cast<std::size_t>(l);
             for (int h = 0; h < Hkv; ++h) {
-                const CompressedHead& ch = lh[static_cast<std::size_t>(h)];
-                HeadMetrics m;
-                m.layer = l;
-                m.kvHead = h;
-                m.contextTokens = ctx;
-                m.keptTokens = ch.keptCount();
-                m.bytes = ch.bytes();
-                // The model's own fp16 cache: keys only where the values are the keys (K=V).
-                m.fp16Bytes = fp16BaselineBytes(ctx, d) / (valuesShared(cap.config) ? 2 : 1);
-                double errSum = 0, absSum = 0, massSum = 0, qmax = 0;
-                int count = 0;
-                const KvHeadCapture& hc =
-                    cap.layers[static_cast<std::size_t>(l)].kvHeads[static_cast<std::size_t>(h)];
-                const double kmax = hc.keys.topRows(ctx).rowwise().norm().maxCoeff();
-                const double vmax = hc.values.topRows(ctx).rowwise().norm().maxCoeff();
-                for (int j = 0; j < g; ++j) {
-                    const int qh = h * g + j;
-                    const AttendResult& e = exact[static_cast<std::size_t>(qh)];
-                    const AttendResult& c = comp[static_cast<std::size_t>(qh)];
-                    qmax = std::max(
-                        qmax, static_cast<double>(
-                                  qs[static_cast<std::size_t>(qh)].rowwise().norm().maxCoeff()));
-                    for (Eigen::Index i = 0; i < e.outputs.rows(); ++i) {
-                        const double on = e.outputs.row(i).cast<double>().norm();
-                        const double diff =
-                            (e.outputs.row(i).cast<double>() - c.outputs.row(i).cast<double>())
-                                .norm();
-                        const double rel = on > 0 ? diff / on : diff;
-                        errSum += rel;
-                        absSum += diff;
-                        m.maxAttentionError = std::max(m.maxAttentionError, rel);
-                        double kept = 0;
-                        for (int k = 0; k < ch.keptCount(); ++k)
-                            kept += e.probabilities(i, ch.positions[static_cast<std::size_t>(k)]);
-                        massSum += std::max(0.0, 1.0 - kept);
-                        for (int k = 0; k < ch.keptCount(); ++k) {
-                            const double bias = ch.logWeights.empty()
-                                                    ? 0.0
-                                                    : ch.logWeights[static_cast<std::size_t>(k)];
-                            const double sExact =
-                                e.scores(i, ch.positions[static_cast<std::size_t>(k)]);
-                            const double sComp = c.scores(i, k) - bias;
-                            if (std::isfinite(sExact) && std::isfinite(sComp))
-                                m.logitError = std::max(m.logitError, std::abs(sExact - sComp));
-                        }
-                        ++count;
-                    }
-                    if (options.attentionMaps) {
-                        m.exactMap.push_back(e.probabilities);
-                        Matrix cm = Matrix::Zero(c.outputs.rows(), ctx);
-                        for (int k = 0; k < ch.keptCount(); ++k)
-                            cm.col(ch.positions[static_cast<std::size_t>(k)]) =
-                                c.probabilities.col(k);
-                        m.compressedMap.push_back(std::move(cm));
-                    }
-                }
-                m.attentionError = count ? errSum / count : 0.0;
-                m.massLost = count ? massSum / count : 0.0;
-                m.rhoEff = qmax * kmax * r.options.scale;
-                // The bound is stated for unit-norm values: ε = ‖o − ô‖ / max‖v‖.
-                m.valueScaledError = count && vmax > 0 ? absSum / count / vmax : 0.0;
-                m.boundTokens = coresetBoundTokens(d, m.rhoEff, m.valueScaledError);
+                const auto group = static_cast<std::size_t>(h * g);
+                const HeadProbe in{cap,
+                                   l,
+                                   h,
+                                   ctx,
+                                   heads[li][static_cast<std::size_t>(h)],
+                                   std::span(reference->attention[li]).subspan(group, g),
+                                   std::span(attended[li]).subspan(group, g),
+                                   std::span(queries[li]).subspan(group, g),
+                                   probe.scales[li]};
+                HeadMetrics m = headMetrics(in, options.attentionMaps);
                 result.bytes += m.bytes;
                 result.fp16Bytes += m.fp16Bytes;
                 result.attentionError += m.attentionError;
@@ -404,33 +455,14 @@ Result<EvalResult> evaluate(const Capture& cap, const Model* model, const Scheme
                 result.heads.push_back(std::move(m));
             }
         }
-        result.attendMilliseconds = attendMs;
         const double nh = static_cast<double>(result.heads.size());
         result.attentionError /= nh;
         result.massLost /= nh;
         result.memoryFraction =
             static_cast<double>(result.bytes.total()) / static_cast<double>(result.fp16Bytes);
 
-        if (model && options.modelQuality) {
-            const std::vector<TokenId> targets(cap.tokens.begin() + ctx + 1, cap.tokens.end());
-            result.quality = compareLogits(
-                reference->probeLogits,
-                probeLogits(*model, cap, ctx, reference->contextCache, heads, nullptr, backend, -1),
-                targets);
-            if (options.perLayerQuality) {
-                std::vector<std::vector<CompressedHead>> exact;
-                for (int l = 0; l < L; ++l)
-                    exact.push_back(exactHeads(cap, l, ctx));
-                for (int l = 0; l < L; ++l) {
-                    checkCancel(options);
-                    result.perLayerQuality.push_back(
-                        compareLogits(reference->probeLogits,
-                                      probeLogits(*model, cap, ctx, reference->contextCache, heads,
-                                                  &exact, backend, l),
-                                      targets));
-                }
-            }
-        }
+        if (model && options.modelQuality)
+            addModelQuality(result, *model, cap, ctx, *reference, heads, backend, options);
         if (options.keepCompressed)
             result.compressed = heads;
         return result;

@@ -10,7 +10,8 @@ namespace kvs {
 
 Result<Sweep> runSweep(const Capture& capture, const Model* model, const SchemeSetting& base,
                        const std::string& parameter, const std::vector<double>& values,
-                       AttentionBackend& backend, const EvalOptions& options) {
+                       AttentionBackend& backend, const EvalOptions& options,
+                       const ExactReference* reference) {
     return catchErrors([&] {
         const Scheme* scheme = findScheme(base.id);
         if (!scheme)
@@ -32,8 +33,11 @@ Result<Sweep> runSweep(const Capture& capture, const Model* model, const SchemeS
         Sweep sweep;
         sweep.scheme = base.toString();
         sweep.parameter = parameter;
-        const ExactReference reference =
-            computeExactReference(capture, model, backend, options).valueOrThrow();
+        std::optional<ExactReference> computed;
+        if (!reference) {
+            computed = computeExactReference(capture, model, backend, options).valueOrThrow();
+            reference = &*computed;
+        }
         for (const double v : values) {
             if (v < spec->minimum || v > spec->maximum)
                 throw Error(ErrorCode::InvalidArgument, parameter + " = " + std::to_string(v) +
@@ -47,17 +51,13 @@ Result<Sweep> runSweep(const Capture& capture, const Model* model, const SchemeS
                                 ": give values of at least 1");
             SweepPoint p;
             p.value = s.params[parameter];
-            auto r = evaluate(capture, model, s, backend, options, &reference);
+            auto r = evaluate(capture, model, s, backend, options, reference);
             if (!r.ok() && r.error().code() == ErrorCode::InvalidArgument) {
                 sweep.skipped.emplace_back(p.value, r.message());
                 continue;
             }
             p.result = std::move(r).valueOrThrow();
-            double kept = 0;
-            for (const auto& h : p.result.heads)
-                kept += h.keptTokens;
-            p.meanKeptTokens =
-                kept / static_cast<double>(std::max<std::size_t>(1, p.result.heads.size()));
+            p.meanKeptTokens = meanKeptTokens(p.result);
             sweep.points.push_back(std::move(p));
         }
         return sweep;
@@ -146,6 +146,104 @@ SlopeFit fitLogLog(const std::vector<double>& x, const std::vector<double>& y) {
     f.intercept = my - f.slope * mx;
     f.r2 = syy > 0 ? (sxy * sxy) / (sxx * syy) : 1.0;
     return f;
+}
+
+std::optional<SweepPlan> sweepPlan(const SchemeSetting& setting, int contextTokens, int points) {
+    const Scheme* scheme = findScheme(setting.id);
+    if (!scheme)
+        return std::nullopt;
+    const SchemeInfo& info = scheme->info();
+    const ParamSpec* spec = info.findParam(info.budgetParam);
+    for (std::size_t i = 0; !spec && i < info.params.size(); ++i)
+        if (info.params[i].key != "seed")
+            spec = &info.params[i];
+    if (!spec)
+        return std::nullopt;
+    SweepPlan plan;
+    plan.parameter = spec->key;
+    if (spec->key == "keep") {
+        // From about two tokens to the whole context.
+        const double lo = std::clamp(2.0 / std::max(1, contextTokens), spec->minimum, 0.5);
+        plan.values = geometricValues(lo, 1.0, points, false);
+    } else if (spec->logScale && spec->minimum > 0) {
+        plan.values = geometricValues(spec->minimum, spec->maximum, points, spec->integer);
+    } else {
+        for (int i = 0; i < points; ++i) {
+            const double v = spec->minimum + (spec->maximum - spec->minimum) * i / (points - 1);
+            plan.values.push_back(spec->integer ? std::round(v) : v);
+        }
+        plan.values.erase(std::unique(plan.values.begin(), plan.values.end()), plan.values.end());
+    }
+    return plan;
+}
+
+SchemeSetting sweepBase(SchemeSetting setting, const std::string& parameter) {
+    setting.params.erase(parameter);
+    if (parameter == "keep") { // the other budget forms would override keep
+        setting.params.erase("tokens");
+        setting.params.erase("bytes");
+    }
+    return setting;
+}
+
+double median(std::vector<double> values) {
+    if (values.empty())
+        return std::numeric_limits<double>::quiet_NaN();
+    const auto mid = values.begin() + static_cast<std::ptrdiff_t>(values.size() / 2);
+    std::nth_element(values.begin(), mid, values.end());
+    return *mid;
+}
+
+double meanKeptTokens(const EvalResult& result) {
+    double tokens = 0;
+    for (const HeadMetrics& h : result.heads)
+        tokens += h.keptTokens;
+    return tokens / static_cast<double>(std::max<std::size_t>(1, result.heads.size()));
+}
+
+SlopeFit sweepSlope(const Sweep& sweep, int contextTokens) {
+    std::vector<double> kept;
+    std::vector<double> error;
+    for (const SweepPoint& p : sweep.points)
+        if (p.meanKeptTokens < contextTokens) {
+            kept.push_back(p.meanKeptTokens);
+            error.push_back(p.result.attentionError);
+        }
+    return fitLogLog(kept, error);
+}
+
+TheoryOverlay theoryOverlay(const Sweep& sweep, const ScalingTheory& theory, int contextTokens) {
+    TheoryOverlay overlay;
+    std::vector<const SweepPoint*> compressed; // in increasing bytes
+    for (const SweepPoint& p : sweep.points)
+        if (p.meanKeptTokens < contextTokens && p.result.attentionError > 0 &&
+            p.result.bytes.total() > 0)
+            compressed.push_back(&p);
+    if (compressed.empty())
+        return overlay;
+    const SweepPoint& anchor = *compressed.back();
+    std::vector<double> rho;
+    std::vector<double> bound;
+    for (const HeadMetrics& h : anchor.result.heads) {
+        rho.push_back(h.rhoEff);
+        bound.push_back(h.boundTokens);
+    }
+    overlay.boundRho = median(rho);
+    overlay.boundTokens = median(bound);
+    overlay.boundKeptTokens = anchor.meanKeptTokens;
+    overlay.coresetBound = theory.coresetBound;
+    if (!std::isfinite(theory.exponent))
+        return overlay;
+    overlay.slope = theory.exponent;
+    overlay.name = theory.name;
+    const double xa = static_cast<double>(anchor.result.bytes.total());
+    const double ya = anchor.result.attentionError;
+    const double x0 = static_cast<double>(compressed.front()->result.bytes.total());
+    overlay.guideX1 = xa;
+    overlay.guideY1 = ya;
+    overlay.guideX0 = x0 < xa ? x0 : 0.5 * xa;
+    overlay.guideY0 = ya * std::pow(overlay.guideX0 / xa, overlay.slope);
+    return overlay;
 }
 
 std::vector<std::size_t> paretoFront(const std::vector<double>& cost,

@@ -69,7 +69,7 @@ private slots:
                                       QStringLiteral("select.uniform:keep=0.5")};
         AnalysisRequest r = request(settings);
         r.renderDocCapture = true;
-        const auto a = engine.analyze(r, cancel);
+        const auto a = engine.analyze(r, cancel).value();
         QVERIFY(a);
         QCOMPARE(static_cast<int>(a->runs.size()), 2);
         const int layers = a->layers;
@@ -108,7 +108,7 @@ private slots:
             }
         }
 
-        const auto s = engine.scaling(r, cancel);
+        const auto s = engine.scaling(r, cancel).value();
         QVERIFY(s);
         QCOMPARE(s->backendIsGpu, a->backendIsGpu);
         QCOMPARE(s->probeTokens, 10);
@@ -137,13 +137,13 @@ private slots:
             QCOMPARE(p.cacheBytes, static_cast<std::size_t>(p.contextTokens) * 8 *
                                        static_cast<std::size_t>(a->headDim * kvHeads * layers));
         // A second call reuses both series (same capture and split): the same numbers.
-        const auto again = engine.scaling(r, cancel);
+        const auto again = engine.scaling(r, cancel).value();
         QVERIFY(again);
         QCOMPARE(again->series[1].points[2].wallMicroseconds,
                  s->series[1].points[2].wallMicroseconds);
         // Cancelled: nothing.
         cancel = true;
-        QVERIFY(!engine.scaling(request({QStringLiteral("select.uniform:keep=0.25")}), cancel));
+        QVERIFY(!engine.scaling(request({QStringLiteral("select.uniform:keep=0.25")}), cancel).value());
     }
 
     // Session::captureNextRecompute → one recompute → renderDocCaptured with the file or why not.

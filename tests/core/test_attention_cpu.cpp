@@ -3,9 +3,11 @@
 // double-precision hand computation for every key/value form, causal masking, GQA, and
 // mergeAttention.
 #include "kvs/attention_backend.h"
+#include "kvs/probe_attention.h"
 #include "kvs_test.h"
 
 #include <QtTest>
+#include <atomic>
 #include <cmath>
 #include <limits>
 #include <random>
@@ -235,6 +237,59 @@ private slots:
         }
         LayerAttendRequest wrong{heads, queries, 2, {}};
         KVS_VERIFY_ERROR(m_cpu->attendLayer(wrong), "6 query heads for 2 KV heads in groups of 2");
+    }
+
+    // The evaluator's layer loop: layer l's queries attend to layer l's heads at layer l's scale,
+    // exactly as one attendLayer call each; mismatched shapes and a cancel are errors.
+    void probeAttentionIsOneLayerCallPerLayer() {
+        const int d = 8;
+        std::vector<std::vector<CompressedHead>> heads(2);
+        std::vector<std::vector<Matrix>> queries(2);
+        for (unsigned l = 0; l < 2; ++l) {
+            heads[l].push_back(exactHead(randomMatrix(12 + 5 * l, d, 1 + l), randomMatrix(12 + 5 * l, d, 3 + l)));
+            for (unsigned q = 0; q < 2; ++q)
+                queries[l].push_back(randomMatrix(3, d, 10 + 2 * l + q));
+        }
+        ProbeRequest probe;
+        probe.heads = heads;
+        probe.queries = queries;
+        probe.groupSize = 2;
+        probe.scales = {0.5f, 0.25f};
+        probe.probabilities = true;
+        const auto layersResult = probeAttention(probe, *m_cpu);
+        KVS_VERIFY_OK(layersResult);
+        const auto& layers = layersResult.value();
+        QCOMPARE(layers.size(), std::size_t(2));
+        for (std::size_t l = 0; l < 2; ++l) {
+            LayerAttendRequest one{heads[l], queries[l], 2, {}};
+            one.options.scale = probe.scales[l];
+            one.options.wantProbabilities = true;
+            const auto want = m_cpu->attendLayer(one).value();
+            QCOMPARE(layers[l].size(), std::size_t(2));
+            for (std::size_t q = 0; q < 2; ++q) {
+                QVERIFY(layers[l][q].outputs == want[q].outputs);
+                QVERIFY(layers[l][q].probabilities == want[q].probabilities);
+            }
+        }
+        // The scale matters: layer 1 at layer 0's scale differs.
+        LayerAttendRequest other{heads[1], queries[1], 2, {}};
+        other.options.scale = 0.5f;
+        QVERIFY(m_cpu->attendLayer(other).value()[0].outputs != layers[1][0].outputs);
+
+        probe.scales = {0.5f};
+        KVS_VERIFY_ERROR(probeAttention(probe, *m_cpu), "1 layer scales for 2 layers");
+        probe.scales.clear();
+        probe.queries = std::span(queries).first(1);
+        KVS_VERIFY_ERROR(probeAttention(probe, *m_cpu), "2 layers of heads but 1 layers of queries");
+        probe.queries = queries;
+        probe.groupSize = 1;
+        KVS_VERIFY_ERROR(probeAttention(probe, *m_cpu), "layer 0");
+        probe.groupSize = 2;
+        std::atomic<bool> cancel{true};
+        probe.cancel = &cancel;
+        const auto cancelled = probeAttention(probe, *m_cpu);
+        QVERIFY(!cancelled.ok());
+        QCOMPARE(cancelled.error().code(), ErrorCode::Cancelled);
     }
 
     void errorsAreValues() {

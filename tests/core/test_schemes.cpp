@@ -402,6 +402,36 @@ private slots:
                  (std::vector<std::size_t>{0, 1, 4}));
         QCOMPARE(geometricValues(1, 8, 4, true), (std::vector<double>{1, 2, 4, 8}));
         QCOMPARE(geometricValues(1, 2, 5, true), (std::vector<double>{1, 2}));
+        QCOMPARE(median({3, 1, 2}), 2.0);
+        QCOMPARE(median({4, 1, 3, 2}), 3.0); // the upper median of an even count
+        QVERIFY(std::isnan(median({})));
+    }
+
+    // What a trade-off curve sweeps comes from the scheme's info (its budget parameter), and
+    // settings that differ only in the budget share one base.
+    void sweepPlanFollowsTheSchemeInfo() {
+        const SchemeSetting halving =
+            SchemeSetting::parse("coreset.halving:keep=0.3,tokens=12,seed=2").valueOrThrow();
+        const auto plan = sweepPlan(halving, 100);
+        QVERIFY(plan.has_value());
+        QCOMPARE(plan->parameter, std::string("keep"));
+        // From two tokens of 100 to all of them, geometric, seven points.
+        QCOMPARE(plan->values.size(), std::size_t(7));
+        QVERIFY(std::abs(plan->values.front() - 0.02) < 1e-12);
+        QVERIFY(std::abs(plan->values.back() - 1.0) < 1e-12);
+        QVERIFY(std::abs(plan->values[1] / plan->values[0] - std::pow(50.0, 1.0 / 6)) < 1e-9);
+        QCOMPARE(sweepBase(halving, "keep").toString(), std::string("coreset.halving:seed=2"));
+        // The exact scheme has no budget: its first parameter (the precision) is swept.
+        const auto identity = sweepPlan(SchemeSetting::parse("identity").valueOrThrow(), 100);
+        QVERIFY(identity.has_value());
+        QCOMPARE(identity->parameter, std::string("precision"));
+        QVERIFY(!sweepPlan(SchemeSetting{"no.such.scheme", {}}, 100));
+        // The theories are data on the schemes.
+        QCOMPARE(findScheme("coreset.halving")->info().theory.exponent, -1.0);
+        QVERIFY(findScheme("coreset.streaming")->info().theory.coresetBound);
+        QCOMPARE(findScheme("select.uniform")->info().theory.exponent, -0.5);
+        QVERIFY(!findScheme("select.uniform")->info().theory.coresetBound);
+        QVERIFY(std::isnan(findScheme("select.h2o")->info().theory.exponent));
     }
 
     // A sweep shares one exact reference and gives what single evaluations give.

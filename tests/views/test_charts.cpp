@@ -4,6 +4,8 @@
 // bars and totals, the profile's honest device label, and chart export to PNG/SVG/PDF/CSV.
 #include "kvs_test.h"
 
+#include "kvs/sweep.h"
+
 #include "attention_view.h"
 #include "cache_view.h"
 #include "chart_export.h"
@@ -166,6 +168,15 @@ private slots:
             c.points.push_back(p);
         }
         sweeps->curves.push_back(c);
+        // The analysis hands the view its front (core's paretoFront over the chart points).
+        std::vector<double> bytes, error;
+        for (const auto& [b, e] : pts) {
+            bytes.push_back(static_cast<double>(b));
+            error.push_back(e);
+        }
+        for (std::size_t i : kvs::paretoFront(bytes, error))
+            sweeps->paretoFront[static_cast<std::size_t>(Metric::AttentionError)].push_back(
+                {0, static_cast<int>(i)});
         view.setCurves(sweeps);
         QCOMPARE(view.curveCount(), 1);
         QCOMPARE(view.paretoPointCount(), 3); // (400, 0.3) is dominated by (200, 0.2)

@@ -47,7 +47,16 @@ struct DeviceAllocation {
     // once — heads without a KeyRotation, whose keys the kernels cannot derive from the values.
     std::size_t sharedValueCopy = 0;
     std::size_t cache() const { return keys + values + metadata; }
-    DeviceAllocation& operator+=(const DeviceAllocation& o);
+    // Inline: views sum result types without linking core (kvs_core_api).
+    DeviceAllocation& operator+=(const DeviceAllocation& o) {
+        keys += o.keys;
+        values += o.values;
+        metadata += o.metadata;
+        scratch += o.scratch;
+        buffers += o.buffers;
+        sharedValueCopy += o.sharedValueCopy;
+        return *this;
+    }
 };
 
 struct AttendResult {

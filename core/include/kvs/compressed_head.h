@@ -59,7 +59,13 @@ struct CacheBytes {
     std::size_t values = 0;
     std::size_t metadata = 0; // positions, log-weights, scales/minima, low-rank projections
     std::size_t total() const { return keys + values + metadata; }
-    CacheBytes& operator+=(const CacheBytes& o);
+    // Inline: views sum result types without linking core (kvs_core_api).
+    CacheBytes& operator+=(const CacheBytes& o) {
+        keys += o.keys;
+        values += o.values;
+        metadata += o.metadata;
+        return *this;
+    }
 };
 
 // K=V under RoPE: how attention's keys follow from the cached values — pair i turned by the angle

@@ -24,7 +24,7 @@ struct EvalOptions {
     int contextTokens = 0;        // n_ctx; 0 = three quarters of the prompt
     bool modelQuality = true;     // needs a Model (ignored for capture-only evaluation)
     bool perLayerQuality = false; // also the quality with only one layer compressed, per layer
-    bool attentionMaps = false;   // fill HeadMetrics::exactMap / compressedMap
+    bool attentionMaps = false;   // fill HeadMetrics' maps and rowMassLost
     bool keepCompressed = false;  // return the compressed heads in EvalResult::compressed
     std::uint64_t seed = 0;
     const std::atomic<bool>* cancel = nullptr; // checked between layers
@@ -48,10 +48,13 @@ struct HeadMetrics {
     double rhoEff = 0.0;
     double valueScaledError = 0.0;
     double boundTokens = 0.0;
-    // Per query head of the group: probe × context, exact and compressed probabilities (0 where
-    // evicted), when asked.
+    // Per query head of the group, when asked (EvalOptions::attentionMaps): probe × context,
+    // exact and compressed probabilities (0 where evicted), compressed − exact, and the mass lost
+    // per probe row (1 − Σ_kept p_i of the exact distribution).
     std::vector<Matrix> exactMap;
     std::vector<Matrix> compressedMap;
+    std::vector<Matrix> differenceMap;
+    std::vector<std::vector<double>> rowMassLost;
 };
 
 struct ModelQuality {

@@ -10,6 +10,7 @@
 #include "kvs/tensor.h"
 
 #include <cstdint>
+#include <limits>
 #include <map>
 #include <memory>
 #include <string>
@@ -29,12 +30,24 @@ struct ParamSpec {
     std::string help; // one sentence for tooltips and `schemes --json`
 };
 
+// What a family's theory predicts for error against kept tokens m (ALGORITHMS.md §1c): error ∝
+// m^exponent (−1 for discrepancy coresets, −½ for uniform sampling). NaN where there is none.
+struct ScalingTheory {
+    double exponent = std::numeric_limits<double>::quiet_NaN();
+    std::string name;          // "coreset theory", for the chart's guide
+    bool coresetBound = false; // the coreset size bound √d·e^ρ/ε applies to the scheme
+};
+
 struct SchemeInfo {
     std::string id;          // "coreset.halving"
     std::string family;      // "identity", "coreset", "selection", ...
     std::string displayName; // "Discrepancy halving"
     std::string explanation; // one paragraph
     std::vector<ParamSpec> params;
+    // The parameter a trade-off sweep varies; when the scheme has no such parameter, the first
+    // one other than "seed".
+    std::string budgetParam = "keep";
+    ScalingTheory theory = {};
     const ParamSpec* findParam(const std::string& key) const;
 };
 

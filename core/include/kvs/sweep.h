@@ -5,6 +5,8 @@
 
 #include "kvs/evaluator.h"
 
+#include <limits>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,10 +27,30 @@ struct Sweep {
 };
 
 // Evaluates `base` with `parameter` set to each of `values` (validated against the spec) and
-// the given options; the exact reference is computed once and shared by every point.
+// the given options; the exact reference (computed once when not given) is shared by every point.
+// A value the scheme cannot meet (InvalidArgument) is skipped; any other error ends the sweep.
 Result<Sweep> runSweep(const Capture& capture, const Model* model, const SchemeSetting& base,
                        const std::string& parameter, const std::vector<double>& values,
-                       AttentionBackend& backend, const EvalOptions& options);
+                       AttentionBackend& backend, const EvalOptions& options,
+                       const ExactReference* reference = nullptr);
+
+// The parameter a scheme's trade-off curve sweeps (SchemeInfo::budgetParam) and the values it
+// takes: for "keep", from about two tokens of the context to all of it; otherwise the spec's
+// range, geometric on log-scale parameters. None for an unknown scheme or one without parameters.
+struct SweepPlan {
+    std::string parameter;
+    std::vector<double> values;
+};
+std::optional<SweepPlan> sweepPlan(const SchemeSetting& setting, int contextTokens,
+                                   int points = 7);
+// `setting` without `parameter` — and, for "keep", without the token and byte budgets that
+// would override it — so that settings differing only in the swept budget share one curve.
+SchemeSetting sweepBase(SchemeSetting setting, const std::string& parameter);
+
+// The median (the upper one for an even count); NaN when empty.
+double median(std::vector<double> values);
+// Kept tokens per head, averaged over the heads of a result.
+double meanKeptTokens(const EvalResult& result);
 
 // `count` values from `lo` to `hi`, geometrically spaced (integers rounded and deduplicated when
 // `integer`).
@@ -58,6 +80,27 @@ struct HeadSizeCheck {
 Result<std::vector<HeadSizeCheck>>
 coresetSizeCheck(const Capture& capture, const SchemeSetting& scheme, double epsilon,
                  AttentionBackend& backend, const EvalOptions& options, int gridPoints = 24);
+
+// The least-squares slope of log attention error against log mean kept tokens over the points of
+// a sweep that compress (those that keep the whole context have no error to fit).
+SlopeFit sweepSlope(const Sweep& sweep, int contextTokens);
+
+// The theory overlay of a trade-off curve (ALGORITHMS.md §1c), from a sweep whose points are in
+// increasing bytes: the slope the scheme's theory predicts (SchemeInfo::theory) as a guide
+// segment through the compressing point that keeps the most (the theory is asymptotic in the
+// kept tokens) back to the most compressed point's bytes (kept tokens are proportional to bytes
+// within one scheme, so the slope carries over to the bytes axis), and at that anchor the
+// coreset bound's medians over heads.
+struct TheoryOverlay {
+    double slope = std::numeric_limits<double>::quiet_NaN(); // NaN: no theory for the scheme
+    std::string name;                                         // "coreset theory"
+    bool coresetBound = false;
+    double guideX0 = 0, guideY0 = 0, guideX1 = 0, guideY1 = 0; // (bytes, attention error)
+    double boundRho = std::numeric_limits<double>::quiet_NaN();
+    double boundTokens = std::numeric_limits<double>::quiet_NaN();
+    double boundKeptTokens = std::numeric_limits<double>::quiet_NaN();
+};
+TheoryOverlay theoryOverlay(const Sweep& sweep, const ScalingTheory& theory, int contextTokens);
 
 // Indices of the points on the lower-left Pareto front of (cost, error): no other point has
 // both less or equal cost and less or equal error with one strictly less. Sorted by cost.

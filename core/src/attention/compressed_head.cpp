@@ -24,13 +24,6 @@ void roundToHalf(Matrix& x) {
         x.data()[i] = roundToHalf(x.data()[i]);
 }
 
-CacheBytes& CacheBytes::operator+=(const CacheBytes& o) {
-    keys += o.keys;
-    values += o.values;
-    metadata += o.metadata;
-    return *this;
-}
-
 // ---------------------------------------------------------------------------------------------
 // QuantizedMatrix
 

@@ -160,16 +160,6 @@ std::unique_ptr<AttentionBackend> makeCpuBackend() {
     return std::make_unique<CpuBackend>();
 }
 
-DeviceAllocation& DeviceAllocation::operator+=(const DeviceAllocation& o) {
-    keys += o.keys;
-    values += o.values;
-    metadata += o.metadata;
-    scratch += o.scratch;
-    buffers += o.buffers;
-    sharedValueCopy += o.sharedValueCopy;
-    return *this;
-}
-
 void mergeAttention(Matrix& outputs, std::vector<float>& logSumExp, const Matrix& otherOutputs,
                     const std::vector<float>& otherLogSumExp) {
     if (outputs.rows() != otherOutputs.rows() || outputs.cols() != otherOutputs.cols() ||

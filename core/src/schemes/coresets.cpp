@@ -295,6 +295,9 @@ std::vector<ParamSpec> coresetParams(bool streamingMode) {
 
 } // namespace
 
+// ALGORITHMS.md §1c: discrepancy coresets reach error ∝ 1/m, and the size bound √d·e^ρ/ε holds.
+const ScalingTheory kCoresetTheory{-1.0, "coreset theory", true};
+
 void addCoresetSchemes(std::vector<std::unique_ptr<Scheme>>& out) {
     out.push_back(makeScheme(
         {"coreset.halving", "coreset", "Discrepancy halving (BalanceKV)",
@@ -303,14 +306,14 @@ void addCoresetSchemes(std::vector<std::unique_ptr<Scheme>>& out) {
          "— keeps one half at double weight and repeats. Attention sinks and a recent window stay "
          "exact. The error should fall like 1/m in the kept tokens m, against 1/√m for uniform "
          "sampling.",
-         coresetParams(false)},
+         coresetParams(false), "keep", kCoresetTheory},
         halving));
     out.push_back(makeScheme(
         {"coreset.streaming", "coreset", "Streaming merge-and-reduce",
          "Compresses while tokens arrive: a buffer of t tokens is carried up a ladder of levels, "
          "each holding at most one summary of t tokens of weight 2^level; whenever two summaries "
          "meet they are halved into one. Memory t·(levels + 1) tokens for any stream length.",
-         coresetParams(true)},
+         coresetParams(true), "keep", kCoresetTheory},
         streaming));
 }
 

@@ -193,7 +193,9 @@ void addSelectionSchemes(std::vector<std::unique_ptr<Scheme>>& out) {
          "Keeps m context tokens drawn uniformly at random and gives each the weight n/m (a log-"
          "bias ln(n/m) on its score), an unbiased estimate of the attention sums. Its error "
          "falls like 1/√m: the baseline a coreset must beat.",
-         withCommon({}, 0.25, 0, 0, true)},
+         withCommon({}, 0.25, 0, 0, true), "keep",
+         // Monte-Carlo: the error of an unbiased sample mean falls like m^−½.
+         ScalingTheory{-0.5, "sampling theory", false}},
         uniform));
     out.push_back(makeScheme(
         {"select.norm_importance", "selection", "Norm-importance sampling",
