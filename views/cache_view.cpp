@@ -139,6 +139,14 @@ void CacheView::setData(std::shared_ptr<const AnalysisData> analysis, int runInd
     m_run = runIndex;
     setPlotPlaceholder(m_bars, QString());
     const SchemeRun& run = m_data->runs[static_cast<std::size_t>(m_run)];
+    showBytes(run);
+    showErrorGrid(run);
+    showTotalsTable(run);
+    showTotalsText(run);
+}
+
+// Stacked keys / values / metadata bars per head, with the fp16 baseline as a marker.
+void CacheView::showBytes(const SchemeRun& run) {
     const auto& heads = run.eval.heads;
     QVector<double> x;
     QVector<double> k;
@@ -170,13 +178,15 @@ void CacheView::setData(std::shared_ptr<const AnalysisData> analysis, int runInd
     m_bars->xAxis->setRange(-0.7, static_cast<double>(heads.size()) - 0.3);
     m_bars->yAxis->setRange(0, top * 1.15);
     m_bars->replot(QCustomPlot::rpQueuedReplot);
+}
 
-    // Heat grid of the error.
+// Heat grid of the attention error, layer × KV head.
+void CacheView::showErrorGrid(const SchemeRun& run) {
     QCPColorMapData* grid = m_heat->data();
     grid->setSize(m_data->kvHeads, m_data->layers);
     grid->setRange(QCPRange(0, m_data->kvHeads - 1), QCPRange(0, m_data->layers - 1));
     double errMax = 1e-12;
-    for (const HeadMetrics& h : heads) {
+    for (const HeadMetrics& h : run.eval.heads) {
         grid->setCell(h.kvHead, h.layer, h.attentionError);
         errMax = std::max(errMax, h.attentionError);
     }
@@ -189,20 +199,37 @@ void CacheView::setData(std::shared_ptr<const AnalysisData> analysis, int runInd
     m_grid->xAxis->setRange(-0.5, m_data->kvHeads - 0.5);
     m_grid->yAxis->setRange(-0.5, m_data->layers - 0.5);
     m_grid->replot(QCustomPlot::rpQueuedReplot);
+}
 
-    // Totals per layer and for the model, with what the GPU allocated for them.
+// The run's per-layer GPU allocation is shown only where the GPU allocated every layer.
+bool CacheView::hasGpuBytes(const SchemeRun& run) const {
+    return m_data->backendIsGpu && static_cast<int>(run.layerAllocation.size()) == m_data->layers;
+}
+
+QString CacheView::noGpuBytesReason() const {
+    if (m_data->timingsPending)
+        return tr("The Vulkan backend is still starting");
+    if (!m_data->backendIsGpu)
+        return tr("The timing backend is the CPU reference: nothing is allocated on a GPU");
+    return tr("The probe attention was not timed on the GPU for this setting");
+}
+
+// What the GPU allocated for layer l, or for all layers when l == layers (the model row).
+DeviceAllocation CacheView::allocatedFor(const SchemeRun& run, int l) const {
+    DeviceAllocation allocated;
+    for (int i = 0; i < m_data->layers; ++i)
+        if (l == m_data->layers || i == l)
+            allocated += run.layerAllocation[static_cast<std::size_t>(i)];
+    return allocated;
+}
+
+// Totals per layer and for the model, with what the GPU allocated for them.
+void CacheView::showTotalsTable(const SchemeRun& run) {
+    const auto& heads = run.eval.heads;
     m_table->setRowCount(m_data->layers + 1);
     QStringList rowNames;
-    const auto& allocation = run.layerAllocation;
-    const bool gpuBytes =
-        m_data->backendIsGpu && static_cast<int>(allocation.size()) == m_data->layers;
-    const QString noGpu =
-        m_data->timingsPending
-            ? tr("The Vulkan backend is still starting")
-            : (!m_data->backendIsGpu
-                   ? tr("The timing backend is the CPU reference: nothing is allocated on a GPU")
-                   : tr("The probe attention was not timed on the GPU for this setting"));
-    DeviceAllocation allocated;
+    const bool gpuBytes = hasGpuBytes(run);
+    const QString noGpu = noGpuBytesReason();
     for (int l = 0; l <= m_data->layers; ++l) {
         CacheBytes b;
         std::size_t fp16 = 0;
@@ -211,14 +238,8 @@ void CacheView::setData(std::shared_ptr<const AnalysisData> analysis, int runInd
                 b += h.bytes;
                 fp16 += h.fp16Bytes;
             }
-        DeviceAllocation layerAllocated;
-        if (gpuBytes) {
-            for (int i = 0; i < m_data->layers; ++i)
-                if (l == m_data->layers || i == l)
-                    layerAllocated += allocation[static_cast<std::size_t>(i)];
-            if (l == m_data->layers)
-                allocated = layerAllocated;
-        }
+        const DeviceAllocation layerAllocated =
+            gpuBytes ? allocatedFor(run, l) : DeviceAllocation{};
         rowNames << (l == m_data->layers ? tr("model") : tr("layer %1").arg(l));
         const QStringList cells = {
             QString::number(static_cast<qulonglong>(b.keys)),
@@ -248,6 +269,13 @@ void CacheView::setData(std::shared_ptr<const AnalysisData> analysis, int runInd
         }
     }
     m_table->setVerticalHeaderLabels(rowNames);
+}
+
+// The one-paragraph summary above the charts: bytes counted, then what the GPU allocated.
+void CacheView::showTotalsText(const SchemeRun& run) {
+    const bool gpuBytes = hasGpuBytes(run);
+    const DeviceAllocation allocated =
+        gpuBytes ? allocatedFor(run, m_data->layers) : DeviceAllocation{};
     const CacheBytes& total = run.eval.bytes;
     m_totals->setText(
         tr("%1: %2 of %3 fp16 (%4%) \u2014 keys %5, values %6, metadata %7 (bytes counted at the "
@@ -275,7 +303,7 @@ void CacheView::setData(std::shared_ptr<const AnalysisData> analysis, int runInd
                                   .arg(kib(static_cast<double>(allocated.sharedValueCopy)))
                             : QString())
                    .arg(kib(static_cast<double>(allocated.scratch)))
-             : noGpu +
+             : noGpuBytesReason() +
                    (m_data->timingsPending || m_data->backendName.isEmpty()
                         ? QString()
                         : QStringLiteral(" (%1)").arg(m_data->backendName)) +

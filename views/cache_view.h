@@ -32,6 +32,13 @@ public:
     void applyTheme();
 
 private:
+    void showBytes(const SchemeRun& run);
+    void showErrorGrid(const SchemeRun& run);
+    void showTotalsTable(const SchemeRun& run);
+    void showTotalsText(const SchemeRun& run);
+    bool hasGpuBytes(const SchemeRun& run) const;
+    QString noGpuBytesReason() const;
+    DeviceAllocation allocatedFor(const SchemeRun& run, int layer) const;
     CsvTable barsCsv() const;
     CsvTable gridCsv() const;
 

@@ -112,14 +112,7 @@ TrainOptions optionsFromArgs(const Args& args) {
 // The held-out verses that lie in the last tenth of the book (a "late books" view of the
 // every-20th split, so the number is not contaminated by training verses).
 std::string heldOutInLastTenth(std::string_view text) {
-    std::vector<std::string_view> verses;
-    for (std::size_t pos = 0; pos < text.size();) {
-        std::size_t end = text.find('\n', pos);
-        if (end == std::string_view::npos)
-            end = text.size() - 1;
-        verses.push_back(text.substr(pos, end - pos + 1));
-        pos = end + 1;
-    }
+    const std::vector<std::string_view> verses = verseLines(text);
     std::string out;
     for (std::size_t i = verses.size() - verses.size() / 10; i < verses.size(); ++i)
         if ((i + 1) % 20 == 0)

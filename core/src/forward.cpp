@@ -9,6 +9,7 @@
 #include <cmath>
 #include <limits>
 #include <numbers>
+#include <optional>
 #include <type_traits>
 
 namespace kvs {
@@ -78,6 +79,236 @@ Matrix toFloat(const auto& m) {
     return m.template cast<float>();
 }
 
+void checkTokens(const ModelConfig& c, std::span<const TokenId> tokens, int total) {
+    if (tokens.empty())
+        throw Error(ErrorCode::InvalidArgument, "no tokens to run");
+    if (total > c.contextLimit())
+        throw Error(ErrorCode::InvalidArgument,
+                    std::to_string(total) + " tokens exceed the model's " +
+                        std::to_string(c.contextLimit()) + " positions");
+    for (std::size_t i = 0; i < tokens.size(); ++i)
+        if (tokens[i] < 0 || tokens[i] >= c.vocab)
+            throw Error(ErrorCode::InvalidArgument,
+                        "token id " + std::to_string(tokens[i]) + " at index " + std::to_string(i) +
+                            " is outside the vocabulary of " + std::to_string(c.vocab));
+}
+
+// The token embeddings, plus learned positions past..past+n-1 where the model has them.
+template <class S>
+MatrixT<S> embed(const ModelConfig& c, const GlobalWeights<S>& gw, std::span<const TokenId> tokens,
+                 int past) {
+    const int n = static_cast<int>(tokens.size());
+    MatrixT<S> x(n, c.width);
+    for (int i = 0; i < n; ++i)
+        x.row(i) = gw.embed.row(tokens[static_cast<std::size_t>(i)]);
+    if (c.positions == PositionKind::Learned)
+        x += gw.positions.middleRows(past, n);
+    return x;
+}
+
+// One layer's queries, keys and values for the new tokens (rotated where the model uses RoPE),
+// with the pre-rotation queries and keys when a capture wants them.
+template <class S> struct Projections {
+    MatrixT<S> q, k, v;
+    MatrixT<S> qPre, kPre;
+};
+
+template <class S>
+Projections<S> project(const ModelConfig& c, const LayerWeights<S>& w, const MatrixT<S>& xn,
+                       const RopeTable* rope, bool keepPreRope) {
+    const bool queryIsKey =
+        c.sharing == ProjectionSharing::QEqK || c.sharing == ProjectionSharing::QEqKEqV;
+    const bool valueIsKey =
+        c.sharing == ProjectionSharing::KEqV || c.sharing == ProjectionSharing::QEqKEqV;
+    // Locals moved into the result: assigning the products straight into the result's members
+    // takes another Eigen evaluation path, which changed the last bit of some keys.
+    MatrixT<S> k = xn * w.wk;
+    addBias(k, w.bk);
+    MatrixT<S> q;
+    if (queryIsKey) {
+        q = k;
+    } else {
+        q = xn * w.wq;
+        addBias(q, w.bq);
+    }
+    MatrixT<S> v;
+    if (valueIsKey) {
+        v = k; // the shared cache keeps keys before rotation; they double as values
+    } else {
+        v = xn * w.wv;
+        addBias(v, w.bv);
+    }
+    MatrixT<S> qPre, kPre;
+    if (rope) {
+        if (keepPreRope) {
+            qPre = q;
+            kPre = k;
+        }
+        applyRope(q, *rope, c.ropeLayout);
+        applyRope(k, *rope, c.ropeLayout);
+    }
+    return {std::move(q), std::move(k), std::move(v), std::move(qPre), std::move(kPre)};
+}
+
+// The keys and values attention sees, per KV head: cached ones followed by these tokens'.
+template <class S> struct HeadKeysValues { std::vector<MatrixT<S>> keys, values; };
+
+template <class S>
+HeadKeysValues<S> gatherKeysValues(const ModelConfig& c, const KvCacheT<S>* cache, int layer,
+                                   int past, const Projections<S>& p) {
+    const int n = static_cast<int>(p.k.rows());
+    const int total = past + n;
+    const int d = c.headDim;
+    HeadKeysValues<S> kv;
+    kv.keys.resize(static_cast<std::size_t>(c.kvHeads));
+    kv.values.resize(static_cast<std::size_t>(c.kvHeads));
+    for (int h = 0; h < c.kvHeads; ++h) {
+        auto& kk = kv.keys[static_cast<std::size_t>(h)];
+        auto& vv = kv.values[static_cast<std::size_t>(h)];
+        kk.resize(total, d);
+        vv.resize(total, d);
+        if (past > 0) {
+            const auto& head =
+                cache->layers[static_cast<std::size_t>(layer)][static_cast<std::size_t>(h)];
+            kk.topRows(past) = head.keys;
+            vv.topRows(past) = head.values;
+        }
+        kk.bottomRows(n) = p.k.middleCols(static_cast<Eigen::Index>(h) * d, d);
+        vv.bottomRows(n) = p.v.middleCols(static_cast<Eigen::Index>(h) * d, d);
+    }
+    return kv;
+}
+
+template <class S> S attentionScale(const ModelConfig& c, int layer) {
+    S scale = c.family == Family::Gpt2 && !c.scaleAttnWeights
+                  ? S(1)
+                  : S(1) / std::sqrt(static_cast<S>(c.headDim));
+    if (c.family == Family::Gpt2 && c.scaleAttnByInverseLayerIdx)
+        scale /= static_cast<S>(layer + 1);
+    return scale;
+}
+
+// Attention over the replaced context (computed elsewhere, e.g. compressed), per query head:
+// its outputs and log-sum-exps, merged with the exact part in attendHeads. Only the fp32 pass
+// takes a replaced context.
+struct ContextPart {
+    bool used = false;
+    int firstKey = 0; // keys before this are the context's, masked in the exact part
+    std::vector<Matrix> outputs;
+    std::vector<std::vector<float>> lse;
+};
+
+template <class S>
+ContextPart attendContext(const ModelConfig& c, const ContextAttention* context, int layer,
+                          int past, const MatrixT<S>& q, S scale, bool windowed) {
+    ContextPart part;
+    if constexpr (std::is_same_v<S, float>) {
+        if (context) {
+            const int ctxLen = context->contextLength();
+            if (windowed)
+                throw Error(ErrorCode::Unsupported,
+                            "a replaced context with sliding-window attention (layer " +
+                                std::to_string(layer) + ")");
+            if (past < ctxLen)
+                throw Error(ErrorCode::InvalidArgument,
+                            "the replaced context must precede the tokens run");
+            const int d = c.headDim;
+            std::vector<Matrix> qs(static_cast<std::size_t>(c.heads));
+            for (int h = 0; h < c.heads; ++h)
+                qs[static_cast<std::size_t>(h)] = q.middleCols(static_cast<Eigen::Index>(h) * d, d);
+            part.used = context->attend(layer, qs, scale, part.outputs, part.lse);
+            part.firstKey = part.used ? ctxLen : 0;
+        }
+    }
+    return part;
+}
+
+// Causal softmax attention of every query head over its KV head's keys (within the sliding
+// window where the layer has one: window), merged with the context part through the log-sum-exp.
+template <class S>
+MatrixT<S> attendHeads(const ModelConfig& c, const MatrixT<S>& q, const HeadKeysValues<S>& kv,
+                       S scale, int past, std::optional<int> window, const ContextPart& ctx) {
+    const int n = static_cast<int>(q.rows());
+    const int total = past + n;
+    const int d = c.headDim, H = c.heads, g = c.groupSize();
+    const bool useContext = ctx.used;
+    const int firstKey = ctx.firstKey;
+    MatrixT<S> attn(n, static_cast<Eigen::Index>(H) * d);
+#pragma omp parallel for schedule(static)
+    for (int h = 0; h < H; ++h) {
+        const int kvHead = h / g;
+        const auto& kk = kv.keys[static_cast<std::size_t>(kvHead)];
+        const auto& vv = kv.values[static_cast<std::size_t>(kvHead)];
+        MatrixT<S> scores =
+            (q.middleCols(static_cast<Eigen::Index>(h) * d, d) * kk.transpose()) * scale;
+        for (int i = 0; i < n; ++i) {
+            const int pos = past + i;
+            auto row = scores.row(i);
+            // Causal: key j is visible to query position pos when j <= pos (and within the
+            // window).
+            const int first = window ? std::max(0, pos - *window + 1) : 0;
+            for (int j = 0; j < std::max(first, firstKey); ++j)
+                row(j) = -std::numeric_limits<S>::infinity();
+            for (int j = pos + 1; j < total; ++j)
+                row(j) = -std::numeric_limits<S>::infinity();
+            const S mx = row.maxCoeff();
+            row = (row.array() - mx).exp();
+            const S z = row.sum();
+            row /= z;
+            if (useContext) {
+                // Weights of the exact part and of the context part: e^{lse} each.
+                const S lseExact = mx + std::log(z);
+                const S lseCtx = static_cast<S>(
+                    ctx.lse[static_cast<std::size_t>(h)][static_cast<std::size_t>(i)]);
+                const S top = std::max(lseExact, lseCtx);
+                const S wExact = std::exp(lseExact - top), wCtx = std::exp(lseCtx - top);
+                row *= wExact / (wExact + wCtx);
+            }
+        }
+        auto out = attn.middleCols(static_cast<Eigen::Index>(h) * d, d);
+        out = scores * vv;
+        if (useContext) {
+            for (int i = 0; i < n; ++i) {
+                const S share = scores.row(i).sum(); // the exact part's share of the total
+                out.row(i) += (S(1) - share) *
+                              ctx.outputs[static_cast<std::size_t>(h)].row(i).template cast<S>();
+            }
+        }
+    }
+    return attn;
+}
+
+template <class S>
+void captureLayer(const ModelConfig& c, const MatrixT<S>& xn, const Projections<S>& p,
+                  const MatrixT<S>& attn, bool rope, LayerCapture& lc) {
+    const int d = c.headDim, g = c.groupSize();
+    lc.hiddenNormed = toFloat(xn);
+    lc.kvHeads.resize(static_cast<std::size_t>(c.kvHeads));
+    for (int h = 0; h < c.kvHeads; ++h) {
+        auto& hc = lc.kvHeads[static_cast<std::size_t>(h)];
+        const Eigen::Index col = static_cast<Eigen::Index>(h) * d;
+        hc.keys = toFloat(p.k.middleCols(col, d));
+        hc.values = toFloat(p.v.middleCols(col, d));
+        if (rope)
+            hc.keysPreRope = toFloat(p.kPre.middleCols(col, d));
+        for (int j = 0; j < g; ++j) {
+            const Eigen::Index qcol = static_cast<Eigen::Index>(h * g + j) * d;
+            hc.queries.push_back(toFloat(p.q.middleCols(qcol, d)));
+            if (rope)
+                hc.queriesPreRope.push_back(toFloat(p.qPre.middleCols(qcol, d)));
+            hc.outputs.push_back(toFloat(attn.middleCols(qcol, d)));
+        }
+    }
+}
+
+template <class S> void storeInCache(KvCacheT<S>& cache, int layer, HeadKeysValues<S>&& kv) {
+    auto& heads = cache.layers[static_cast<std::size_t>(layer)];
+    for (std::size_t h = 0; h < heads.size(); ++h) {
+        heads[h].keys = std::move(kv.keys[h]);
+        heads[h].values = std::move(kv.values[h]);
+    }
+}
+
 } // namespace
 
 template <class S>
@@ -87,194 +318,34 @@ MatrixT<S> runForward(const ModelConfig& c, const WeightStore<S>& weights,
     const int n = static_cast<int>(tokens.size());
     const int past = cache ? cache->length : 0;
     const int total = past + n;
-    const int d = c.headDim, H = c.heads, Hkv = c.kvHeads, g = c.groupSize();
-    if (n == 0)
-        throw Error(ErrorCode::InvalidArgument, "no tokens to run");
-    if (total > c.contextLimit())
-        throw Error(ErrorCode::InvalidArgument,
-                    std::to_string(total) + " tokens exceed the model's " +
-                        std::to_string(c.contextLimit()) + " positions");
-    for (int i = 0; i < n; ++i)
-        if (tokens[static_cast<std::size_t>(i)] < 0 ||
-            tokens[static_cast<std::size_t>(i)] >= c.vocab)
-            throw Error(ErrorCode::InvalidArgument,
-                        "token id " + std::to_string(tokens[static_cast<std::size_t>(i)]) +
-                            " at index " + std::to_string(i) + " is outside the vocabulary of " +
-                            std::to_string(c.vocab));
+    checkTokens(c, tokens, total);
     if (cache && cache->layers.empty())
         cache->layers.assign(
             static_cast<std::size_t>(c.layers),
-            std::vector<typename KvCacheT<S>::Head>(static_cast<std::size_t>(Hkv)));
+            std::vector<typename KvCacheT<S>::Head>(static_cast<std::size_t>(c.kvHeads)));
+    if (capture)
+        capture->layers.assign(static_cast<std::size_t>(c.layers), {});
 
     const auto& gw = weights.global();
-    MatrixT<S> x(n, c.width);
-    for (int i = 0; i < n; ++i)
-        x.row(i) = gw.embed.row(tokens[static_cast<std::size_t>(i)]);
-    if (c.positions == PositionKind::Learned)
-        x += gw.positions.middleRows(past, n);
-
+    MatrixT<S> x = embed(c, gw, tokens, past);
     const bool rope = c.positions == PositionKind::Rope;
     const RopeTable ropeTable = rope ? makeRopeTable(c, past, n, total) : RopeTable{};
-    const bool queryIsKey =
-        c.sharing == ProjectionSharing::QEqK || c.sharing == ProjectionSharing::QEqKEqV;
-    const bool valueIsKey =
-        c.sharing == ProjectionSharing::KEqV || c.sharing == ProjectionSharing::QEqKEqV;
-
-    if (capture) {
-        capture->layers.assign(static_cast<std::size_t>(c.layers), {});
-    }
 
     for (int l = 0; l < c.layers; ++l) {
         const auto wPtr = weights.layer(l);
         const LayerWeights<S>& w = *wPtr;
         const MatrixT<S> xn = normalize(c, x, w.norm1, w.norm1Bias);
-
-        MatrixT<S> k = xn * w.wk;
-        addBias(k, w.bk);
-        MatrixT<S> q;
-        if (queryIsKey) {
-            q = k;
-        } else {
-            q = xn * w.wq;
-            addBias(q, w.bq);
-        }
-        MatrixT<S> v;
-        if (valueIsKey) {
-            v = k; // the shared cache keeps keys before rotation; they double as values
-        } else {
-            v = xn * w.wv;
-            addBias(v, w.bv);
-        }
-        MatrixT<S> qPre, kPre;
-        if (rope) {
-            if (capture) {
-                qPre = q;
-                kPre = k;
-            }
-            applyRope(q, ropeTable, c.ropeLayout);
-            applyRope(k, ropeTable, c.ropeLayout);
-        }
-
-        // The keys and values attention sees: cached ones followed by these tokens'.
-        std::vector<MatrixT<S>> keysAll(static_cast<std::size_t>(Hkv)),
-            valuesAll(static_cast<std::size_t>(Hkv));
-        for (int h = 0; h < Hkv; ++h) {
-            auto& kk = keysAll[static_cast<std::size_t>(h)];
-            auto& vv = valuesAll[static_cast<std::size_t>(h)];
-            kk.resize(total, d);
-            vv.resize(total, d);
-            if (past > 0) {
-                const auto& head =
-                    cache->layers[static_cast<std::size_t>(l)][static_cast<std::size_t>(h)];
-                kk.topRows(past) = head.keys;
-                vv.topRows(past) = head.values;
-            }
-            kk.bottomRows(n) = k.middleCols(static_cast<Eigen::Index>(h) * d, d);
-            vv.bottomRows(n) = v.middleCols(static_cast<Eigen::Index>(h) * d, d);
-        }
-
-        S scale = c.family == Family::Gpt2 && !c.scaleAttnWeights
-                      ? S(1)
-                      : S(1) / std::sqrt(static_cast<S>(d));
-        if (c.family == Family::Gpt2 && c.scaleAttnByInverseLayerIdx)
-            scale /= static_cast<S>(l + 1);
+        const Projections<S> p = project(c, w, xn, rope ? &ropeTable : nullptr, capture != nullptr);
+        HeadKeysValues<S> kv = gatherKeysValues(c, cache, l, past, p);
+        const S scale = attentionScale<S>(c, l);
         const bool windowed = c.windowApplies(l);
-        const int window = windowed ? *c.slidingWindow : 0;
-
-        // The context part from elsewhere (compressed), merged below through the log-sum-exp.
-        const int ctxLen = context ? context->contextLength() : 0;
-        std::vector<Matrix> ctxOut;
-        std::vector<std::vector<float>> ctxLse;
-        bool useContext = false;
-        if constexpr (std::is_same_v<S, float>) {
-            if (context) {
-                if (windowed)
-                    throw Error(ErrorCode::Unsupported,
-                                "a replaced context with sliding-window attention (layer " +
-                                    std::to_string(l) + ")");
-                if (past < ctxLen)
-                    throw Error(ErrorCode::InvalidArgument,
-                                "the replaced context must precede the tokens run");
-                std::vector<Matrix> qs(static_cast<std::size_t>(H));
-                for (int h = 0; h < H; ++h)
-                    qs[static_cast<std::size_t>(h)] =
-                        q.middleCols(static_cast<Eigen::Index>(h) * d, d);
-                useContext = context->attend(l, qs, scale, ctxOut, ctxLse);
-            }
-        }
-        const int firstKey = useContext ? ctxLen : 0;
-
-        MatrixT<S> attn(n, static_cast<Eigen::Index>(H) * d);
-#pragma omp parallel for schedule(static)
-        for (int h = 0; h < H; ++h) {
-            const int kv = h / g;
-            const auto& kk = keysAll[static_cast<std::size_t>(kv)];
-            const auto& vv = valuesAll[static_cast<std::size_t>(kv)];
-            MatrixT<S> scores =
-                (q.middleCols(static_cast<Eigen::Index>(h) * d, d) * kk.transpose()) * scale;
-            for (int i = 0; i < n; ++i) {
-                const int pos = past + i;
-                auto row = scores.row(i);
-                // Causal: key j is visible to query position pos when j <= pos (and within the
-                // window).
-                const int first = windowed ? std::max(0, pos - window + 1) : 0;
-                for (int j = 0; j < std::max(first, firstKey); ++j)
-                    row(j) = -std::numeric_limits<S>::infinity();
-                for (int j = pos + 1; j < total; ++j)
-                    row(j) = -std::numeric_limits<S>::infinity();
-                const S mx = row.maxCoeff();
-                row = (row.array() - mx).exp();
-                const S z = row.sum();
-                row /= z;
-                if (useContext) {
-                    // Weights of the exact part and of the context part: e^{lse} each.
-                    const S lseExact = mx + std::log(z);
-                    const S lseCtx = static_cast<S>(
-                        ctxLse[static_cast<std::size_t>(h)][static_cast<std::size_t>(i)]);
-                    const S top = std::max(lseExact, lseCtx);
-                    const S wExact = std::exp(lseExact - top), wCtx = std::exp(lseCtx - top);
-                    row *= wExact / (wExact + wCtx);
-                }
-            }
-            auto out = attn.middleCols(static_cast<Eigen::Index>(h) * d, d);
-            out = scores * vv;
-            if (useContext) {
-                for (int i = 0; i < n; ++i) {
-                    const S share = scores.row(i).sum(); // the exact part's share of the total
-                    out.row(i) += (S(1) - share) *
-                                  ctxOut[static_cast<std::size_t>(h)].row(i).template cast<S>();
-                }
-            }
-        }
-
-        if (capture) {
-            auto& lc = capture->layers[static_cast<std::size_t>(l)];
-            lc.hiddenNormed = toFloat(xn);
-            lc.kvHeads.resize(static_cast<std::size_t>(Hkv));
-            for (int h = 0; h < Hkv; ++h) {
-                auto& hc = lc.kvHeads[static_cast<std::size_t>(h)];
-                const Eigen::Index col = static_cast<Eigen::Index>(h) * d;
-                hc.keys = toFloat(k.middleCols(col, d));
-                hc.values = toFloat(v.middleCols(col, d));
-                if (rope)
-                    hc.keysPreRope = toFloat(kPre.middleCols(col, d));
-                for (int j = 0; j < g; ++j) {
-                    const Eigen::Index qcol = static_cast<Eigen::Index>(h * g + j) * d;
-                    hc.queries.push_back(toFloat(q.middleCols(qcol, d)));
-                    if (rope)
-                        hc.queriesPreRope.push_back(toFloat(qPre.middleCols(qcol, d)));
-                    hc.outputs.push_back(toFloat(attn.middleCols(qcol, d)));
-                }
-            }
-        }
-        if (cache) {
-            for (int h = 0; h < Hkv; ++h) {
-                auto& head =
-                    cache->layers[static_cast<std::size_t>(l)][static_cast<std::size_t>(h)];
-                head.keys = std::move(keysAll[static_cast<std::size_t>(h)]);
-                head.values = std::move(valuesAll[static_cast<std::size_t>(h)]);
-            }
-        }
+        const ContextPart ctx = attendContext(c, context, l, past, p.q, scale, windowed);
+        const MatrixT<S> attn =
+            attendHeads(c, p.q, kv, scale, past, windowed ? c.slidingWindow : std::nullopt, ctx);
+        if (capture)
+            captureLayer(c, xn, p, attn, rope, capture->layers[static_cast<std::size_t>(l)]);
+        if (cache)
+            storeInCache(*cache, l, std::move(kv));
 
         MatrixT<S> projected = attn * w.wo;
         addBias(projected, w.bo);

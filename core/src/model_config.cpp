@@ -4,9 +4,12 @@
 
 #include "kvs/file_util.h"
 
+#include <array>
 #include <cmath>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <string_view>
+#include <utility>
 
 namespace kvs {
 namespace {
@@ -154,18 +157,24 @@ RopeScaling parseRopeScaling(const json& rs, const std::string& source, const Mo
     return out;
 }
 
+// The config.json spelling of each sharing, for reading and writing.
+constexpr std::array<std::pair<ProjectionSharing, std::string_view>, 4> kSharingNames{{
+    {ProjectionSharing::Qkv, "qkv"},
+    {ProjectionSharing::KEqV, "k_eq_v"},
+    {ProjectionSharing::QEqK, "q_eq_k"},
+    {ProjectionSharing::QEqKEqV, "q_eq_k_eq_v"},
+}};
+
 ProjectionSharing parseSharing(const Fields& f) {
     const std::string s = f.optString("kvstudio_projection_sharing", "qkv");
-    if (s == "qkv")
-        return ProjectionSharing::Qkv;
-    if (s == "k_eq_v")
-        return ProjectionSharing::KEqV;
-    if (s == "q_eq_k")
-        return ProjectionSharing::QEqK;
-    if (s == "q_eq_k_eq_v")
-        return ProjectionSharing::QEqKEqV;
-    f.fail(ErrorCode::Unsupported, "\"kvstudio_projection_sharing\" = \"" + s +
-                                       "\" is not one of qkv, k_eq_v, q_eq_k, q_eq_k_eq_v");
+    std::string known;
+    for (const auto& [sharing, name] : kSharingNames) {
+        if (s == name)
+            return sharing;
+        known += (known.empty() ? "" : ", ") + std::string(name);
+    }
+    f.fail(ErrorCode::Unsupported,
+           "\"kvstudio_projection_sharing\" = \"" + s + "\" is not one of " + known);
 }
 
 ModelConfig parseGpt2(const Fields& f, ModelConfig c) {
@@ -293,16 +302,9 @@ std::string toString(Family f) {
 }
 
 std::string toString(ProjectionSharing s) {
-    switch (s) {
-    case ProjectionSharing::Qkv:
-        return "qkv";
-    case ProjectionSharing::KEqV:
-        return "k_eq_v";
-    case ProjectionSharing::QEqK:
-        return "q_eq_k";
-    case ProjectionSharing::QEqKEqV:
-        return "q_eq_k_eq_v";
-    }
+    for (const auto& [sharing, name] : kSharingNames)
+        if (sharing == s)
+            return std::string(name);
     return "qkv";
 }
 

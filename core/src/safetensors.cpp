@@ -218,8 +218,22 @@ void checkOverlaps(const std::map<std::string, TensorInfo>& tensors, const std::
     }
 }
 
-[[noreturn]] void missingTensor(const std::filesystem::path& where, const std::string& name) {
-    throw Error(ErrorCode::Missing, where.string() + ": no tensor named " + quoted(name));
+// The entry of a map from tensor name, or a Missing error naming the file and the tensor.
+template <class Map>
+const typename Map::mapped_type& tensorEntry(const Map& byName, const std::filesystem::path& where,
+                                             const std::string& name) {
+    const auto it = byName.find(name);
+    if (it == byName.end())
+        throw Error(ErrorCode::Missing, where.string() + ": no tensor named " + quoted(name));
+    return it->second;
+}
+
+template <class Map> std::vector<std::string> tensorNames(const Map& byName) {
+    std::vector<std::string> out;
+    out.reserve(byName.size());
+    for (const auto& entry : byName)
+        out.push_back(entry.first);
+    return out;
 }
 
 } // namespace
@@ -301,18 +315,11 @@ Result<SafetensorsFile> SafetensorsFile::open(const std::filesystem::path& path)
 }
 
 std::vector<std::string> SafetensorsFile::names() const {
-    std::vector<std::string> out;
-    out.reserve(m_tensors.size());
-    for (const auto& [name, info] : m_tensors)
-        out.push_back(name);
-    return out;
+    return tensorNames(m_tensors);
 }
 
 const TensorInfo& SafetensorsFile::info(const std::string& name) const {
-    const auto it = m_tensors.find(name);
-    if (it == m_tensors.end())
-        missingTensor(m_path, name);
-    return it->second;
+    return tensorEntry(m_tensors, m_path, name);
 }
 
 std::span<const std::byte> SafetensorsFile::bytes(const std::string& name) const {
@@ -448,18 +455,11 @@ Result<Checkpoint> Checkpoint::open(const std::filesystem::path& folderOrFile) {
 }
 
 std::vector<std::string> Checkpoint::names() const {
-    std::vector<std::string> out;
-    out.reserve(m_where.size());
-    for (const auto& [name, file] : m_where)
-        out.push_back(name);
-    return out;
+    return tensorNames(m_where);
 }
 
 const SafetensorsFile& Checkpoint::fileOf(const std::string& name) const {
-    const auto it = m_where.find(name);
-    if (it == m_where.end())
-        missingTensor(m_origin, name);
-    return m_files[it->second];
+    return m_files[tensorEntry(m_where, m_origin, name)];
 }
 
 const TensorInfo& Checkpoint::info(const std::string& name) const {

@@ -83,22 +83,20 @@ std::vector<TensorNames::Expected> TensorNames::expected() const {
         for (int l = 0; l < c.layers; ++l) {
             out.push_back({layer(l, "input_layernorm.weight"), {D}});
             out.push_back({layer(l, "post_attention_layernorm.weight"), {D}});
-            if (ownsQuery(c)) {
-                out.push_back({layer(l, "self_attn.q_proj.weight"), {Hd, D}});
-                if (c.qkvBias)
-                    out.push_back({layer(l, "self_attn.q_proj.bias"), {Hd}});
-            }
-            out.push_back({layer(l, "self_attn.k_proj.weight"), {KVd, D}});
-            if (c.qkvBias)
-                out.push_back({layer(l, "self_attn.k_proj.bias"), {KVd}});
-            if (ownsValue(c)) {
-                out.push_back({layer(l, "self_attn.v_proj.weight"), {KVd, D}});
-                if (c.qkvBias)
-                    out.push_back({layer(l, "self_attn.v_proj.bias"), {KVd}});
-            }
-            out.push_back({layer(l, "self_attn.o_proj.weight"), {D, Hd}});
-            if (c.outputBias)
-                out.push_back({layer(l, "self_attn.o_proj.bias"), {D}});
+            // An attention projection's weight (rows × cols) and, where the model has one, its
+            // bias (rows).
+            const auto projection = [&](const std::string& name, std::int64_t rows,
+                                        std::int64_t cols, bool bias) {
+                out.push_back({layer(l, "self_attn." + name + ".weight"), {rows, cols}});
+                if (bias)
+                    out.push_back({layer(l, "self_attn." + name + ".bias"), {rows}});
+            };
+            if (ownsQuery(c))
+                projection("q_proj", Hd, D, c.qkvBias);
+            projection("k_proj", KVd, D, c.qkvBias);
+            if (ownsValue(c))
+                projection("v_proj", KVd, D, c.qkvBias);
+            projection("o_proj", D, Hd, c.outputBias);
             out.push_back({layer(l, "mlp.gate_proj.weight"), {F, D}});
             out.push_back({layer(l, "mlp.up_proj.weight"), {F, D}});
             out.push_back({layer(l, "mlp.down_proj.weight"), {D, F}});
@@ -209,22 +207,17 @@ template <class S> std::shared_ptr<LayerWeights<S>> WeightStore<S>::convertLayer
         return w;
     }
     // nn.Linear stores [out, in]; transpose once so the forward pass multiplies x · W.
-    if (ownsQuery(c)) {
-        w->wq = matrix(name("self_attn.q_proj.weight"), true);
-        if (c.qkvBias)
-            w->bq = vector(name("self_attn.q_proj.bias"));
-    }
-    w->wk = matrix(name("self_attn.k_proj.weight"), true);
-    if (c.qkvBias)
-        w->bk = vector(name("self_attn.k_proj.bias"));
-    if (ownsValue(c)) {
-        w->wv = matrix(name("self_attn.v_proj.weight"), true);
-        if (c.qkvBias)
-            w->bv = vector(name("self_attn.v_proj.bias"));
-    }
-    w->wo = matrix(name("self_attn.o_proj.weight"), true);
-    if (c.outputBias)
-        w->bo = vector(name("self_attn.o_proj.bias"));
+    const auto projection = [&](const std::string& proj, auto& weight, auto& bias, bool hasBias) {
+        weight = matrix(name("self_attn." + proj + ".weight"), true);
+        if (hasBias)
+            bias = vector(name("self_attn." + proj + ".bias"));
+    };
+    if (ownsQuery(c))
+        projection("q_proj", w->wq, w->bq, c.qkvBias);
+    projection("k_proj", w->wk, w->bk, c.qkvBias);
+    if (ownsValue(c))
+        projection("v_proj", w->wv, w->bv, c.qkvBias);
+    projection("o_proj", w->wo, w->bo, c.outputBias);
     w->norm1 = vector(name("input_layernorm.weight"));
     w->norm2 = vector(name("post_attention_layernorm.weight"));
     w->wGate = matrix(name("mlp.gate_proj.weight"), true);

@@ -33,6 +33,9 @@ Result<std::string> readKjvFromBibleCommand();
 // paragraph) per line.
 Result<std::string> readCorpus(const std::string& source);
 
+// The lines of `text`, each with its '\n' (the last one without where the text lacks it).
+std::vector<std::string_view> verseLines(std::string_view text);
+
 enum class SplitKind {
     Every20th,    // verses 20, 40, 60, ... (1-based) are held out
     Last10Percent // the last tenth of the verses is held out

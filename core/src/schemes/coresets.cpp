@@ -137,12 +137,6 @@ std::vector<Weighted> halveRound(const HeadInput& h, const std::vector<Weighted>
     return out;
 }
 
-WalkParams walkParams(const ParamValues& p) {
-    const auto block = p.find("block");
-    return {param(p, "gamma"), param(p, "tau"), param(p, "c"),
-            block == p.end() ? (1 << 30) : static_cast<int>(block->second), nullptr};
-}
-
 // Attention probabilities over the whole context of the last `count` context queries of every
 // head in the group (no causal mask: they stand for future queries, which see every token).
 Eigen::MatrixXd sampleProbes(const HeadInput& h, int count) {
@@ -163,6 +157,19 @@ Eigen::MatrixXd sampleProbes(const HeadInput& h, int count) {
     return p;
 }
 
+// The walk's parameters; with a kernel (and queries to draw from) also the probe queries, which
+// are sampled into `probes` (it must outlive the result, which points at it).
+WalkParams walkParams(const HeadInput& h, const ParamValues& p, Eigen::MatrixXd& probes) {
+    const auto block = p.find("block");
+    WalkParams wp{param(p, "gamma"), param(p, "tau"), param(p, "c"),
+                  block == p.end() ? (1 << 30) : static_cast<int>(block->second), nullptr};
+    if (param(p, "kernel") > 0 && !h.queries.empty()) {
+        probes = sampleProbes(h, static_cast<int>(param(p, "kernel")));
+        wp.probes = &probes;
+    }
+    return wp;
+}
+
 CompressedHead finish(const HeadInput& h, const ExactSplit& split,
                       const std::vector<Weighted>& kept, Precision precision) {
     std::vector<std::int32_t> pos;
@@ -179,12 +186,8 @@ CompressedHead halving(const HeadInput& h, const ParamValues& p) {
     const int m = tokenBudget(p, h.tokens(), perTokenBytes(h, precision, true));
     const ExactSplit split = splitExact(h.tokens(), m, static_cast<int>(param(p, "sinks")),
                                         static_cast<int>(param(p, "window")));
-    WalkParams wp = walkParams(p);
     Eigen::MatrixXd probes;
-    if (param(p, "kernel") > 0 && !h.queries.empty()) {
-        probes = sampleProbes(h, static_cast<int>(param(p, "kernel")));
-        wp.probes = &probes;
-    }
+    const WalkParams wp = walkParams(h, p, probes);
     auto rng = rngFor(h, p);
     std::vector<Weighted> set;
     for (const auto pos : split.middle)
@@ -229,12 +232,8 @@ CompressedHead streaming(const HeadInput& h, const ParamValues& p) {
                         std::to_string(streamingSize(count, t)) +
                         "; the smallest, buffer 2, needs " +
                         std::to_string(streamingSize(count, 2)) + ")");
-    WalkParams wp = walkParams(p);
     Eigen::MatrixXd probes;
-    if (param(p, "kernel") > 0 && !h.queries.empty()) {
-        probes = sampleProbes(h, static_cast<int>(param(p, "kernel")));
-        wp.probes = &probes;
-    }
+    const WalkParams wp = walkParams(h, p, probes);
     auto rng = rngFor(h, p);
     std::vector<std::vector<Weighted>> levels;
     std::vector<Weighted> buffer;

@@ -13,16 +13,23 @@
 namespace kvs::schemes {
 namespace {
 
-std::vector<ParamSpec> withCommon(std::vector<ParamSpec> specific, double keep, int sinks,
-                                  int window, bool seeded) {
+// Budget and sinks, then the scheme's own parameters, then the precision: the parameters of
+// schemes that pick their recent tokens themselves (no separate window).
+std::vector<ParamSpec> withSinks(std::vector<ParamSpec> specific, double keep, int sinks) {
     std::vector<ParamSpec> p = budgetParams(keep);
     p.push_back(sinksParam(sinks));
-    p.push_back(windowParam(window));
     p.insert(p.end(), specific.begin(), specific.end());
-    if (seeded)
-        p.push_back(seedParam());
     p.push_back(precisionParam(16));
     return p;
+}
+
+// withSinks with an exact recent window first and, for sampling schemes, a seed last.
+std::vector<ParamSpec> withCommon(std::vector<ParamSpec> specific, double keep, int sinks,
+                                  int window, bool seeded) {
+    specific.insert(specific.begin(), windowParam(window));
+    if (seeded)
+        specific.push_back(seedParam());
+    return withSinks(std::move(specific), keep, sinks);
 }
 
 struct Budgeted {
@@ -209,25 +216,15 @@ void addSelectionSchemes(std::vector<std::unique_ptr<Scheme>>& out) {
         {"select.sinks_window", "selection", "Sinks + recent window (StreamingLLM)",
          "Keeps the first few tokens, which act as attention sinks, and the most recent ones; "
          "everything in between is evicted. No weights, no look at the data.",
-         [] {
-             auto p = budgetParams(0.25);
-             p.push_back(sinksParam(4));
-             p.push_back(precisionParam(16));
-             return p;
-         }()},
+         withSinks({}, 0.25, 4)},
         sinksWindow));
     out.push_back(makeScheme(
         {"select.h2o", "selection", "Heavy hitters (H2O)",
          "Keeps a recent window plus the tokens that received the most attention, accumulated "
          "over all context queries of the heads that share this KV head.",
-         [] {
-             auto p = budgetParams(0.25);
-             p.push_back(sinksParam(0));
-             p.push_back({"recent_share", "Recent share", 0, 1, 0.5, false, false, "",
-                          "fraction of the budget given to the recent window"});
-             p.push_back(precisionParam(16));
-             return p;
-         }()},
+         withSinks({{"recent_share", "Recent share", 0, 1, 0.5, false, false, "",
+                     "fraction of the budget given to the recent window"}},
+                   0.25, 0)},
         heavyHitters));
     out.push_back(makeScheme(
         {"select.tova", "selection", "Current query (TOVA)",
@@ -241,16 +238,11 @@ void addSelectionSchemes(std::vector<std::unique_ptr<Scheme>>& out) {
          "Looks at the attention the last queries of the prompt (the observation window) give "
          "to the prefix, max-pools it over neighbouring tokens and keeps the top tokens together "
          "with the window itself.",
-         [] {
-             auto p = budgetParams(0.25);
-             p.push_back(sinksParam(0));
-             p.push_back({"observation", "Observation window", 1, 4096, 32, false, true, "tokens",
-                          "how many of the last context queries vote"});
-             p.push_back({"kernel", "Pooling kernel", 1, 63, 7, false, true, "tokens",
-                          "max-pooling width over neighbouring positions"});
-             p.push_back(precisionParam(16));
-             return p;
-         }()},
+         withSinks({{"observation", "Observation window", 1, 4096, 32, false, true, "tokens",
+                     "how many of the last context queries vote"},
+                    {"kernel", "Pooling kernel", 1, 63, 7, false, true, "tokens",
+                     "max-pooling width over neighbouring positions"}},
+                   0.25, 0)},
         observationWindow));
     out.push_back(makeScheme(
         {"select.key_norm", "selection", "Lowest key norm",

@@ -65,7 +65,7 @@ Result<std::string> readCorpus(const std::string& source) {
     });
 }
 
-TextSplit splitVerses(std::string_view text, SplitKind kind) {
+std::vector<std::string_view> verseLines(std::string_view text) {
     std::vector<std::string_view> verses;
     for (std::size_t pos = 0; pos < text.size();) {
         std::size_t end = text.find('\n', pos);
@@ -74,6 +74,11 @@ TextSplit splitVerses(std::string_view text, SplitKind kind) {
         verses.push_back(text.substr(pos, end - pos + 1));
         pos = end + 1;
     }
+    return verses;
+}
+
+TextSplit splitVerses(std::string_view text, SplitKind kind) {
+    const std::vector<std::string_view> verses = verseLines(text);
     TextSplit s;
     const std::size_t firstHeldOut = verses.size() - verses.size() / 10;
     for (std::size_t i = 0; i < verses.size(); ++i) {

@@ -8,6 +8,7 @@
 #include "../weights.h"
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -397,6 +398,52 @@ void Trainer::run(const std::function<void(const std::string&)>& log,
         save(checkpoint).valueOrThrow();
 }
 
+namespace {
+
+// A Hugging Face Llama tensor name fragment and the trainer's parameter it holds (per layer, or
+// global). The first match wins: the final norm's "norm.weight" is also part of the layer norms'
+// names, so it comes last.
+struct ExportName {
+    const char* hfFragment;
+    const char* parameter;
+    bool perLayer;
+    bool transposed; // the trainer stores the projection as in × out, Hugging Face as out × in
+};
+constexpr std::array<ExportName, 10> kExportNames{{
+    {"input_layernorm", "norm1", true, false},
+    {"post_attention_layernorm", "norm2", true, false},
+    {"q_proj", "wq", true, true},
+    {"k_proj", "wk", true, true},
+    {"v_proj", "wv", true, true},
+    {"o_proj", "wo", true, true},
+    {"gate_proj", "w_gate", true, true},
+    {"up_proj", "w_up", true, true},
+    {"down_proj", "w_down", true, true},
+    {"norm.weight", "final_norm", false, false},
+}};
+
+const ExportName& exportName(const std::string& hfName) {
+    for (const ExportName& e : kExportNames)
+        if (hfName.find(e.hfFragment) != std::string::npos)
+            return e;
+    throw Error(ErrorCode::Internal, "export: no trainer parameter for '" + hfName + "'");
+}
+
+// "model.layers.3.self_attn.q_proj.weight" -> "layers.3.wq".
+std::string trainerParameter(const std::string& hfName) {
+    const ExportName& e = exportName(hfName);
+    if (!e.perLayer)
+        return e.parameter;
+    const auto a = hfName.find("layers.") + 7;
+    return "layers." + hfName.substr(a, hfName.find('.', a) - a) + "." + e.parameter;
+}
+
+bool transposedInExport(const std::string& hfName) {
+    return exportName(hfName).transposed;
+}
+
+} // namespace
+
 std::vector<HfTensor> toHfTensors(const Transformer& model) {
     const auto& c = model.config();
     if (c.positions != PositionKind::Rope || c.norm != NormKind::RmsNorm ||
@@ -426,37 +473,12 @@ std::vector<HfTensor> toHfTensors(const Transformer& model) {
     for (const auto& e : names.expected()) {
         const std::string& n = e.name;
         std::vector<float> d;
-        auto layerOf = [&]() {
-            const auto a = n.find("layers.") + 7;
-            return "layers." + n.substr(a, n.find('.', a) - a) + ".";
-        };
-        auto has = [&](const char* s) { return n.find(s) != std::string::npos; };
-        if (has("embed_tokens"))
+        if (n.find("embed_tokens") != std::string::npos)
             d = data("embed", false);
         else if (n == names.lmHead())
             d = data("lm_head", false);
-        else if (has("input_layernorm"))
-            d = data(layerOf() + "norm1", false);
-        else if (has("post_attention_layernorm"))
-            d = data(layerOf() + "norm2", false);
-        else if (has("q_proj"))
-            d = data(layerOf() + "wq", true);
-        else if (has("k_proj"))
-            d = data(layerOf() + "wk", true);
-        else if (has("v_proj"))
-            d = data(layerOf() + "wv", true);
-        else if (has("o_proj"))
-            d = data(layerOf() + "wo", true);
-        else if (has("gate_proj"))
-            d = data(layerOf() + "w_gate", true);
-        else if (has("up_proj"))
-            d = data(layerOf() + "w_up", true);
-        else if (has("down_proj"))
-            d = data(layerOf() + "w_down", true);
-        else if (has("norm.weight"))
-            d = data("final_norm", false);
         else
-            throw Error(ErrorCode::Internal, "export: no trainer parameter for '" + n + "'");
+            d = data(trainerParameter(n), transposedInExport(n));
         out.push_back({n, e.shape, std::move(d)});
     }
     return out;
