@@ -73,28 +73,21 @@ HeadInfo headInfo(uint kvHead) {
                     HEADS[b + KVS_HEAD_VS_OFFSET], HEADS[b + KVS_HEAD_TOKEN_OFFSET]);
 }
 
-// `bits` (≤ 32) consecutive bits at bit offset `bit` of the stream starting at word `base`.
-uint extractK(uint base, uint bit, uint bits) {
-    const uint w = base + (bit >> 5u);
-    const uint sh = bit & 31u;
-    uint v = K[w] >> sh;
-    // Aligned fields (bits dividing 32, as 4 codes of 2/4/8 bits do) never straddle two words:
-    // with constant `bits` the test folds away and no second (masked) load is issued.
-    if ((32u % bits) != 0u && sh + bits > 32u)
-        v |= K[w + 1u] << (32u - sh);
-    return bits >= 32u ? v : v & ((1u << bits) - 1u);
-}
-
-uint extractV(uint base, uint bit, uint bits) {
-    const uint w = base + (bit >> 5u);
-    const uint sh = bit & 31u;
-    uint v = V[w] >> sh;
-    // Aligned fields (bits dividing 32, as 4 codes of 2/4/8 bits do) never straddle two words:
-    // with constant `bits` the test folds away and no second (masked) load is issued.
-    if ((32u % bits) != 0u && sh + bits > 32u)
-        v |= V[w + 1u] << (32u - sh);
-    return bits >= 32u ? v : v & ((1u << bits) - 1u);
-}
+// `bits` (≤ 32) consecutive bits at bit offset `bit` of the stream starting at word `base` of
+// buffer BUF. GLSL has no buffer parameters: one function per buffer, from this one body.
+// Aligned fields (bits dividing 32, as 4 codes of 2/4/8 bits do) never straddle two words: with
+// constant `bits` the test folds away and no second (masked) load is issued.
+#define KVS_DEFINE_EXTRACT(NAME, BUF)                                                              \
+    uint NAME(uint base, uint bit, uint bits) {                                                    \
+        const uint w = base + (bit >> 5u);                                                         \
+        const uint sh = bit & 31u;                                                                 \
+        uint v = BUF[w] >> sh;                                                                     \
+        if ((32u % bits) != 0u && sh + bits > 32u)                                                 \
+            v |= BUF[w + 1u] << (32u - sh);                                                        \
+        return bits >= 32u ? v : v & ((1u << bits) - 1u);                                          \
+    }
+KVS_DEFINE_EXTRACT(extractK, K)
+KVS_DEFINE_EXTRACT(extractV, V)
 
 float loadV(HeadInfo h, uint j, uint c) {
     if (V_MODE == KVS_STORAGE_F32)
