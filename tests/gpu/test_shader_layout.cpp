@@ -10,6 +10,7 @@
 #include <QtTest>
 #include <algorithm>
 #include <cstdint>
+#include <map>
 #include <set>
 
 using namespace kvs::gpu;
@@ -28,11 +29,12 @@ struct Reflection {
 Reflection reflect(std::span<const std::uint32_t> words) {
     constexpr std::uint32_t kMagic = 0x07230203, kOpTypePointer = 32, kOpDecorate = 71,
                             kOpMemberDecorate = 72, kSpecId = 1, kBinding = 33, kDescriptorSet = 34,
-                            kOffset = 35, kPushConstant = 9;
+                            kOffset = 35, kPushConstant = 9, kOpVariable = 59;
     Reflection r;
     if (words.size() < 5 || words[0] != kMagic)
         return r;
-    std::uint32_t pushStruct = 0;
+    std::map<std::uint32_t, std::uint32_t> pushPointee; // PushConstant pointer type -> pointee
+    std::uint32_t pushStruct = 0; // the pointee of the one PushConstant variable's type
     std::vector<std::pair<std::uint32_t, std::uint32_t>> offsets; // (struct id, offset)
     for (std::size_t i = 5; i < words.size();) {
         const std::uint32_t opcode = words[i] & 0xffffu, count = words[i] >> 16;
@@ -49,7 +51,9 @@ Reflection reflect(std::span<const std::uint32_t> words) {
         } else if (opcode == kOpMemberDecorate && count >= 5 && op[2] == kOffset) {
             offsets.emplace_back(op[0], op[3]);
         } else if (opcode == kOpTypePointer && count == 4 && op[1] == kPushConstant) {
-            pushStruct = op[2];
+            pushPointee[op[0]] = op[2];
+        } else if (opcode == kOpVariable && count >= 4 && op[2] == kPushConstant) {
+            pushStruct = pushPointee[op[0]];
         }
         i += count;
     }
