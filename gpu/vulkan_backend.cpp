@@ -3,7 +3,10 @@
 // Vulkan-else-CPU choice with fallback on a lost device.
 #include "kvs/gpu/vulkan_backend.h"
 
-#include "kernels/attention_kernels.h"
+#include "kernels/attention_run.h"
+#include "kernels/copy_benchmark.h"
+#include "kernels/layer_upload.h"
+#include "kernels/pipelines.h"
 #include "vk/context.h"
 #include "vk/instance_impl.h"
 

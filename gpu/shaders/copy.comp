@@ -1,11 +1,13 @@
 #version 450
 // SPDX-License-Identifier: MIT
 // Bandwidth reference: copies uvec4 words, grid-stride; bytes moved = 2 × size (read + write).
-layout(constant_id = 0) const uint WG = 256;
-layout(local_size_x_id = 0) in;
+#include "include/attention_layout.h"
+
+layout(constant_id = KVS_SPEC_WG) const uint WG = 256;
+layout(local_size_x_id = KVS_SPEC_WG) in;
 layout(push_constant) uniform Params { uint count; } pc; // uvec4 elements
-layout(std430, binding = 0) readonly buffer Src { uvec4 src[]; };
-layout(std430, binding = 1) writeonly buffer Dst { uvec4 dst[]; };
+layout(std430, binding = KVS_BINDING_COPY_SRC) readonly buffer Src { uvec4 src[]; };
+layout(std430, binding = KVS_BINDING_COPY_DST) writeonly buffer Dst { uvec4 dst[]; };
 
 void main() {
     const uint stride = gl_NumWorkGroups.x * WG;

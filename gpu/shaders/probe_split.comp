@@ -7,7 +7,7 @@
 // merges the splits. Query head h reads KV head h / group (grouped-query mapping).
 #include "include/attention_common.glsl"
 
-const uint MAX_COLS = 4; // columns per thread: HSV ≤ 4 · WG (checked on the host)
+const uint MAX_COLS = KVS_PROBE_MAX_COLS; // columns per thread: HSV ≤ MAX_COLS · WG (host checks)
 
 shared float qs[HSK];
 shared float partial[WG];

@@ -13,37 +13,37 @@
 #extension GL_KHR_shader_subgroup_arithmetic : require
 #include "include/attention_common.glsl"
 
-layout(constant_id = 12) const uint SG = 8; // subgroup size the pipeline was made for
-layout(constant_id = 13) const uint BR = 1; // query heads per workgroup (one GQA block)
-layout(constant_id = 14) const uint K_VEC = 0; // 1: dense key rows read as uvec4 (16-byte loads)
-layout(constant_id = 15) const uint V_VEC = 0; // 1: dense value rows read as uvec4
+layout(constant_id = KVS_SPEC_SG) const uint SG = 8; // subgroup size the pipeline was made for
+layout(constant_id = KVS_SPEC_BR) const uint BR = 1; // query heads per workgroup (a GQA block)
+// 1: dense key (value) rows read as uvec4 (16-byte loads).
+layout(constant_id = KVS_SPEC_K_VEC) const uint K_VEC = 0;
+layout(constant_id = KVS_SPEC_V_VEC) const uint V_VEC = 0;
 
 // The K and V bindings again, as 16-byte words (heads start on 16 bytes, see uploadLayer).
-layout(std430, binding = 1) readonly buffer KBufV { uvec4 KV4[]; };
-layout(std430, binding = 2) readonly buffer VBufV { uvec4 VV4[]; };
+layout(std430, binding = KVS_BINDING_K) readonly buffer KBufV { uvec4 KV4[]; };
+layout(std430, binding = KVS_BINDING_V) readonly buffer VBufV { uvec4 VV4[]; };
 
-const uint MAX_VEC = 8;  // vec4 value chunks per lane: HSV ≤ 4 · SG · MAX_VEC (host checks)
-const uint MAX_ROWS = 8; // BR ≤ MAX_ROWS (host checks)
-const uint MAX_QVEC = 8; // query vec4 chunks per lane: HSK ≤ 4 · SG · MAX_QVEC (host checks)
+const uint MAX_VEC = KVS_SG_MAX_VEC;   // vec4 value chunks per lane: HSV ≤ 4 · SG · MAX_VEC
+const uint MAX_ROWS = KVS_SG_MAX_ROWS; // BR ≤ MAX_ROWS
+const uint MAX_QVEC = KVS_SG_MAX_QVEC; // query vec4 chunks per lane: HSK ≤ 4 · SG · MAX_QVEC
 
 // Fixed sizes (28.5 KiB, under lavapipe's 32 KiB) rather than specialization-constant
-// expressions, so the footprint is known on the host: it checks BR·HSK ≤ 2048, BR·NSG ≤ 64 and
-// BR·NSG·⌈HSV/4⌉ ≤ 1280.
-shared float qs[2048];
-shared float mergeMax[64];
-shared float mergeSum[64];
-shared vec4 mergeO[1280];
+// expressions, so the footprint is known on the host (chooseProbe checks the shapes fit).
+shared float qs[KVS_SG_SHARED_QUERY_FLOATS];       // BR · HSK
+shared float mergeMax[KVS_SG_SHARED_MERGE_SLOTS];  // BR · NSG
+shared float mergeSum[KVS_SG_SHARED_MERGE_SLOTS];
+shared vec4 mergeO[KVS_SG_SHARED_MERGE_VEC4S];     // BR · NSG · ⌈HSV/4⌉
 
 // Four key channels c..c+3 of row j (c a multiple of 4, c + 3 < HSK).
 vec4 loadK4(HeadInfo h, uint j, uint c) {
-    if (K_MODE == 3u)
+    if (K_MODE == KVS_STORAGE_ROTATED_VALUES)
         return vec4(loadK(h, j, c), loadK(h, j, c + 1u), loadK(h, j, c + 2u), loadK(h, j, c + 3u));
-    if (K_MODE == 0u) {
+    if (K_MODE == KVS_STORAGE_F32) {
         const uint b = h.kOff + j * pc.kStride + c;
         return vec4(uintBitsToFloat(K[b]), uintBitsToFloat(K[b + 1u]), uintBitsToFloat(K[b + 2u]),
                     uintBitsToFloat(K[b + 3u]));
     }
-    if (K_MODE == 1u) {
+    if (K_MODE == KVS_STORAGE_F16) {
         const uint b = h.kOff + j * pc.kStride + (c >> 1u);
         return vec4(unpackHalf2x16(K[b]), unpackHalf2x16(K[b + 1u]));
     }
@@ -72,13 +72,13 @@ vec4 queryChunk(uint r, uint c) {
 // Values quantized per token with whole words of codes in one group: each lane loads words
 // (32 / bits columns) and one (scale, minimum) per word.
 bool valueWords() {
-    return V_MODE == 2u && V_PER_CHANNEL == 0u && 32u % V_BITS == 0u &&
+    return V_MODE == KVS_STORAGE_QUANTIZED && V_PER_CHANNEL == 0u && 32u % V_BITS == 0u &&
            HSV % (32u / V_BITS) == 0u && V_GROUP % (32u / V_BITS) == 0u;
 }
 
 // The vec4 of value columns that accumulator slot k of this lane holds.
 uint slotColumn4(uint lane, uint k) {
-    if (V_VEC != 0u && V_MODE == 1u) // 8 fp16 columns per load: slots 2i, 2i + 1
+    if (V_VEC != 0u && V_MODE == KVS_STORAGE_F16) // 8 fp16 columns per load: slots 2i, 2i + 1
         return 2u * (lane + (k / 2u) * SG) + (k & 1u);
     if (valueWords()) {
         const uint spc = 8u / V_BITS; // vec4 slots per word
@@ -88,12 +88,12 @@ uint slotColumn4(uint lane, uint k) {
 }
 
 vec4 loadV4(HeadInfo h, uint j, uint c) {
-    if (V_MODE == 0u) {
+    if (V_MODE == KVS_STORAGE_F32) {
         const uint b = h.vOff + j * pc.vStride + c;
         return vec4(uintBitsToFloat(V[b]), uintBitsToFloat(V[b + 1u]), uintBitsToFloat(V[b + 2u]),
                     uintBitsToFloat(V[b + 3u]));
     }
-    if (V_MODE == 1u) {
+    if (V_MODE == KVS_STORAGE_F16) {
         const uint b = h.vOff + j * pc.vStride + (c >> 1u);
         return vec4(unpackHalf2x16(V[b]), unpackHalf2x16(V[b + 1u]));
     }
@@ -157,11 +157,11 @@ void main() {
     // words of a row (32 / bits channels each).
     // Plain locals, not spec-constant expressions (glslc 2023.2's optimizer fails on those
     // bool expressions); the driver folds them once the constants are known.
-    bool foldKeyScales = K_MODE == 2u && K_PER_TOKEN == 0u;
+    bool foldKeyScales = K_MODE == KVS_STORAGE_QUANTIZED && K_PER_TOKEN == 0u;
     bool foldWords = foldKeyScales && 32u % K_BITS == 0u && HSK % (32u / K_BITS) == 0u;
     // Channels per lane chunk (one load) and vec4 register slots per chunk: slot s of a lane
     // holds channels (lane + (s / SPC)·SG)·QPER + 4·(s % SPC) .. + 3.
-    uint QPER = (K_VEC != 0u && K_MODE == 1u) ? 8u : (foldWords ? 32u / K_BITS : 4u);
+    uint QPER = (K_VEC != 0u && K_MODE == KVS_STORAGE_F16) ? 8u : (foldWords ? 32u / K_BITS : 4u);
     uint SPC = QPER / 4u;
 
     // Each lane keeps the query channels it multiplies in registers (reading them from shared
@@ -186,13 +186,13 @@ void main() {
         if (K_VEC != 0u) {
             // One 16-byte load per lane: 8 fp16 or 4 fp32 channels (measured on lavapipe: the
             // per-uint loads of loadK4 made the key reads ~5× slower than the copy kernel).
-            const uint per = K_MODE == 1u ? 8u : 4u;
+            const uint per = K_MODE == KVS_STORAGE_F16 ? 8u : 4u;
             const uint base = (h.kOff + j * pc.kStride) >> 2u;
-            [[unroll]] for (uint i = 0; i < (K_MODE == 1u ? MAX_QVEC / 2u : MAX_QVEC); ++i) {
+            [[unroll]] for (uint i = 0; i < (K_MODE == KVS_STORAGE_F16 ? MAX_QVEC / 2u : MAX_QVEC); ++i) {
                 const uint ch = lane + i * SG;
                 if (ch < HSK / per) {
                     const uvec4 u = KV4[base + ch];
-                    if (K_MODE == 1u) {
+                    if (K_MODE == KVS_STORAGE_F16) {
                         const vec4 a = vec4(unpackHalf2x16(u.x), unpackHalf2x16(u.y));
                         const vec4 b = vec4(unpackHalf2x16(u.z), unpackHalf2x16(u.w));
                         [[unroll]] for (uint r = 0; r < MAX_ROWS; ++r)
@@ -305,7 +305,7 @@ void main() {
         }
         if (!any)
             continue;
-        if (V_VEC != 0u && V_MODE == 1u) {
+        if (V_VEC != 0u && V_MODE == KVS_STORAGE_F16) {
             const uint base = (h.vOff + j * pc.vStride) >> 2u;
             [[unroll]] for (uint i = 0; i < MAX_VEC / 2u; ++i) {
                 const uint ch = lane + i * SG;

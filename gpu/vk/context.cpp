@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: MIT
-// Context, Buffer, Pipeline, Submission: logical device creation, memory-type choice, staging,
-// push descriptors (or a pool), pipelines with specialization constants, timestamps and fences.
+// Context: logical device creation, memory-type choice, submission with a fence, push descriptors
+// (or a pool) for the shared layout, and the device-lost bookkeeping.
 #include "context.h"
 
+#include "bindings.h"
+#include "buffer.h"
 #include "instance_impl.h"
 
 #include <algorithm>
@@ -33,8 +35,7 @@ bool envFlag(const char* name) {
 
 } // namespace
 
-// ---------------------------------------------------------------------------------------------
-// Context
+Context::Context(Instance instance) : m_instance(std::move(instance)) {}
 
 std::unique_ptr<Context> Context::create(const ContextOptions& options) {
     auto instance = Instance::create(options.instance);
@@ -262,11 +263,11 @@ void Context::submitAndWait(const std::function<void(VkCommandBuffer)>& record) 
                                                     std::numeric_limits<std::uint64_t>::max()));
 }
 
-void Context::bindBuffers(VkCommandBuffer cmd, std::span<const Buffer* const> buffers) {
+void Context::bindBuffers(VkCommandBuffer cmd, const Bindings& bindings) {
     VkDescriptorBufferInfo infos[kBindingCount]{};
     VkWriteDescriptorSet writes[kBindingCount]{};
     for (std::uint32_t i = 0; i < kBindingCount; ++i) {
-        const Buffer* b = i < buffers.size() && buffers[i] ? buffers[i] : m_dummy.get();
+        const Buffer* b = bindings.at(i) ? bindings.at(i) : m_dummy.get();
         infos[i] = {b->handle(), 0, VK_WHOLE_SIZE};
         writes[i].sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET;
         writes[i].dstBinding = i;
@@ -293,23 +294,6 @@ void Context::bindBuffers(VkCommandBuffer cmd, std::span<const Buffer* const> bu
                                  0, nullptr);
 }
 
-// ---------------------------------------------------------------------------------------------
-// Buffer
-
-namespace {
-
-VkBufferCreateInfo storageBufferInfo(VkDeviceSize size) {
-    VkBufferCreateInfo info{};
-    info.sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO;
-    info.size = size;
-    info.usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_TRANSFER_DST_BIT |
-                 VK_BUFFER_USAGE_TRANSFER_SRC_BIT;
-    info.sharingMode = VK_SHARING_MODE_EXCLUSIVE;
-    return info;
-}
-
-} // namespace
-
 VkDeviceSize Context::memoryRequirement(VkDeviceSize bytes) {
     if (bytes == 0) // VUID-VkBufferCreateInfo-size-00912
         throw Error(ErrorCode::InvalidArgument, "memoryRequirement: a buffer has at least 1 byte");
@@ -320,245 +304,6 @@ VkDeviceSize Context::memoryRequirement(VkDeviceSize bytes) {
     m_fn.vkGetBufferMemoryRequirements(m_device, buffer, &req);
     m_fn.vkDestroyBuffer(m_device, buffer, nullptr);
     return req.size;
-}
-
-Buffer::Buffer(Context& context, VkDeviceSize size, Role role)
-    : m_context(context), m_size(std::max<VkDeviceSize>(size, 16)) {
-    const DeviceFunctions& fn = context.fn();
-    const VkBufferCreateInfo info = storageBufferInfo(m_size);
-    KVS_VK_DEVICE_CHECK(context, fn.vkCreateBuffer(context.device(), &info, nullptr, &m_buffer));
-    try {
-        VkMemoryRequirements req{};
-        fn.vkGetBufferMemoryRequirements(context.device(), m_buffer, &req);
-        constexpr VkMemoryPropertyFlags local = VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT;
-        constexpr VkMemoryPropertyFlags visible =
-            VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT;
-        VkMemoryPropertyFlags flags = 0;
-        std::uint32_t type = 0;
-        if (role == Role::Host)
-            type = context.memoryType(req.memoryTypeBits,
-                                      {visible | VK_MEMORY_PROPERTY_HOST_CACHED_BIT, visible,
-                                       VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT},
-                                      &flags);
-        else if (context.mapDeviceMemory())
-            type = context.memoryType(req.memoryTypeBits,
-                                      {local | VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT,
-                                       VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT, local},
-                                      &flags);
-        else
-            type = context.memoryType(req.memoryTypeBits, {local, 0}, &flags);
-        VkMemoryAllocateInfo alloc{};
-        alloc.sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO;
-        alloc.allocationSize = req.size;
-        alloc.memoryTypeIndex = type;
-        KVS_VK_DEVICE_CHECK(context,
-                            fn.vkAllocateMemory(context.device(), &alloc, nullptr, &m_memory));
-        m_allocated = req.size;
-        KVS_VK_DEVICE_CHECK(context,
-                            fn.vkBindBufferMemory(context.device(), m_buffer, m_memory, 0));
-        if (flags & VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT) {
-            KVS_VK_DEVICE_CHECK(context, fn.vkMapMemory(context.device(), m_memory, 0,
-                                                        VK_WHOLE_SIZE, 0, &m_mapped));
-            m_coherent = (flags & VK_MEMORY_PROPERTY_HOST_COHERENT_BIT) != 0;
-        }
-    } catch (...) {
-        release();
-        throw;
-    }
-}
-
-Buffer::~Buffer() {
-    release();
-}
-
-void Buffer::release() {
-    const DeviceFunctions& fn = m_context.fn();
-    if (m_mapped)
-        fn.vkUnmapMemory(m_context.device(), m_memory);
-    m_mapped = nullptr;
-    if (m_buffer)
-        fn.vkDestroyBuffer(m_context.device(), m_buffer, nullptr);
-    m_buffer = VK_NULL_HANDLE;
-    if (m_memory)
-        fn.vkFreeMemory(m_context.device(), m_memory, nullptr);
-    m_memory = VK_NULL_HANDLE;
-}
-
-void Buffer::upload(const void* data, VkDeviceSize bytes) {
-    if (bytes == 0)
-        return;
-    if (bytes > m_size)
-        throw Error(ErrorCode::Internal, "Buffer::upload: " + std::to_string(bytes) +
-                                             " bytes into a buffer of " + std::to_string(m_size));
-    if (m_mapped) {
-        std::memcpy(m_mapped, data, bytes);
-        if (!m_coherent) {
-            VkMappedMemoryRange range{};
-            range.sType = VK_STRUCTURE_TYPE_MAPPED_MEMORY_RANGE;
-            range.memory = m_memory;
-            range.size = VK_WHOLE_SIZE;
-            KVS_VK_DEVICE_CHECK(
-                m_context, m_context.fn().vkFlushMappedMemoryRanges(m_context.device(), 1, &range));
-        }
-        return;
-    }
-    Buffer staging(m_context, bytes, Role::Host);
-    staging.upload(data, bytes);
-    m_context.submitAndWait([&](VkCommandBuffer cmd) {
-        VkBufferCopy region{0, 0, bytes};
-        m_context.fn().vkCmdCopyBuffer(cmd, staging.handle(), m_buffer, 1, &region);
-        VkMemoryBarrier barrier{};
-        barrier.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER;
-        barrier.srcAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT;
-        barrier.dstAccessMask = VK_ACCESS_SHADER_READ_BIT;
-        m_context.fn().vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_TRANSFER_BIT,
-                                            VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1, &barrier, 0,
-                                            nullptr, 0, nullptr);
-    });
-}
-
-void Buffer::download(void* data, VkDeviceSize bytes) const {
-    if (bytes == 0)
-        return;
-    if (!m_mapped || bytes > m_size)
-        throw Error(ErrorCode::Internal, "Buffer::download from an unmapped or too small buffer");
-    if (!m_coherent) {
-        VkMappedMemoryRange range{};
-        range.sType = VK_STRUCTURE_TYPE_MAPPED_MEMORY_RANGE;
-        range.memory = m_memory;
-        range.size = VK_WHOLE_SIZE;
-        KVS_VK_DEVICE_CHECK(m_context, m_context.fn().vkInvalidateMappedMemoryRanges(
-                                           m_context.device(), 1, &range));
-    }
-    std::memcpy(data, m_mapped, bytes);
-}
-
-// ---------------------------------------------------------------------------------------------
-// Pipeline
-
-Pipeline::Pipeline(Context& context, std::span<const std::uint32_t> spirv,
-                   const SpecConstants& spec, const char* name)
-    : m_context(context), m_name(name) {
-    const DeviceFunctions& fn = context.fn();
-    VkShaderModuleCreateInfo moduleInfo{};
-    moduleInfo.sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO;
-    moduleInfo.codeSize = spirv.size() * sizeof(std::uint32_t);
-    moduleInfo.pCode = spirv.data();
-    VkShaderModule module = VK_NULL_HANDLE;
-    KVS_VK_DEVICE_CHECK(context,
-                        fn.vkCreateShaderModule(context.device(), &moduleInfo, nullptr, &module));
-
-    std::vector<VkSpecializationMapEntry> entries(spec.size());
-    for (std::size_t i = 0; i < spec.size(); ++i)
-        entries[i] = {static_cast<std::uint32_t>(i),
-                      static_cast<std::uint32_t>(i * sizeof(std::uint32_t)), sizeof(std::uint32_t)};
-    VkSpecializationInfo specInfo{};
-    specInfo.mapEntryCount = static_cast<std::uint32_t>(entries.size());
-    specInfo.pMapEntries = entries.data();
-    specInfo.dataSize = spec.size() * sizeof(std::uint32_t);
-    specInfo.pData = spec.data();
-
-    VkComputePipelineCreateInfo info{};
-    info.sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO;
-    info.stage.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO;
-    info.stage.stage = VK_SHADER_STAGE_COMPUTE_BIT;
-    info.stage.module = module;
-    info.stage.pName = "main";
-    info.stage.pSpecializationInfo = &specInfo;
-    info.layout = context.pipelineLayout();
-    const VkResult result = fn.vkCreateComputePipelines(context.device(), context.pipelineCache(),
-                                                        1, &info, nullptr, &m_pipeline);
-    fn.vkDestroyShaderModule(context.device(), module, nullptr);
-    KVS_VK_DEVICE_CHECK(context, result);
-}
-
-Pipeline::~Pipeline() {
-    if (m_pipeline)
-        m_context.fn().vkDestroyPipeline(m_context.device(), m_pipeline, nullptr);
-}
-
-// ---------------------------------------------------------------------------------------------
-// Submission
-
-Submission::Submission(Context& context, std::uint32_t maxDispatches)
-    : m_context(context), m_capacity(maxDispatches) {
-    if (context.timestampValidBits() > 0 && maxDispatches > 0) {
-        VkQueryPoolCreateInfo info{};
-        info.sType = VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO;
-        info.queryType = VK_QUERY_TYPE_TIMESTAMP;
-        info.queryCount = 2 * maxDispatches;
-        KVS_VK_DEVICE_CHECK(
-            context, context.fn().vkCreateQueryPool(context.device(), &info, nullptr, &m_queries));
-    }
-}
-
-Submission::~Submission() {
-    if (m_queries)
-        m_context.fn().vkDestroyQueryPool(m_context.device(), m_queries, nullptr);
-}
-
-void Submission::dispatch(const Pipeline& pipeline, std::span<const Buffer* const> buffers,
-                          const void* pushConstants, std::uint32_t pushBytes, std::uint32_t x,
-                          std::uint32_t y, std::uint32_t z) {
-    if (m_recorded.size() >= m_capacity)
-        throw Error(ErrorCode::Internal, "Submission: more dispatches than reserved");
-    Recorded r{&pipeline, {buffers.begin(), buffers.end()}, {}, x, y, z};
-    const auto* bytes = static_cast<const std::uint8_t*>(pushConstants);
-    r.push.assign(bytes, bytes + pushBytes);
-    m_recorded.push_back(std::move(r));
-}
-
-void Submission::run() {
-    const DeviceFunctions& fn = m_context.fn();
-    const auto count = static_cast<std::uint32_t>(m_recorded.size());
-    m_context.submitAndWait([&](VkCommandBuffer cmd) {
-        if (m_queries)
-            fn.vkCmdResetQueryPool(cmd, m_queries, 0, 2 * m_capacity);
-        for (std::uint32_t i = 0; i < count; ++i) {
-            const Recorded& r = m_recorded[i];
-            // Each dispatch reads what the previous ones wrote (partials -> combine).
-            VkMemoryBarrier barrier{};
-            barrier.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER;
-            barrier.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT;
-            barrier.dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT;
-            fn.vkCmdPipelineBarrier(
-                cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
-                VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1, &barrier, 0, nullptr, 0, nullptr);
-            if (m_queries)
-                fn.vkCmdWriteTimestamp(cmd, VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT, m_queries, 2 * i);
-            fn.vkCmdBindPipeline(cmd, VK_PIPELINE_BIND_POINT_COMPUTE, r.pipeline->handle());
-            m_context.bindBuffers(cmd, r.buffers);
-            if (!r.push.empty())
-                fn.vkCmdPushConstants(cmd, m_context.pipelineLayout(), VK_SHADER_STAGE_COMPUTE_BIT,
-                                      0, static_cast<std::uint32_t>(r.push.size()), r.push.data());
-            fn.vkCmdDispatch(cmd, r.x, r.y, r.z);
-            if (m_queries)
-                fn.vkCmdWriteTimestamp(cmd, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, m_queries,
-                                       2 * i + 1);
-        }
-        // Make shader writes visible to the host mapping.
-        VkMemoryBarrier toHost{};
-        toHost.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER;
-        toHost.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT;
-        toHost.dstAccessMask = VK_ACCESS_HOST_READ_BIT;
-        fn.vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
-                                VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &toHost, 0, nullptr, 0, nullptr);
-    });
-    m_microseconds.assign(count, 0.0);
-    if (!m_queries || count == 0)
-        return;
-    std::vector<std::uint64_t> ticks(2 * count);
-    KVS_VK_DEVICE_CHECK(
-        m_context, fn.vkGetQueryPoolResults(m_context.device(), m_queries, 0, 2 * count,
-                                            ticks.size() * sizeof(std::uint64_t), ticks.data(),
-                                            sizeof(std::uint64_t),
-                                            VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT));
-    const std::uint32_t bits = m_context.timestampValidBits();
-    const std::uint64_t mask = bits >= 64 ? ~0ull : ((1ull << bits) - 1ull);
-    for (std::uint32_t i = 0; i < count; ++i) {
-        const std::uint64_t delta = ((ticks[2 * i + 1] & mask) - (ticks[2 * i] & mask)) & mask;
-        m_microseconds[i] = static_cast<double>(delta) * m_context.info().timestampPeriod / 1000.0;
-    }
 }
 
 } // namespace kvs::gpu::vk

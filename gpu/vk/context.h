@@ -1,30 +1,29 @@
 // SPDX-License-Identifier: MIT
-// The small RAII vocabulary of gpu/: Context (instance + logical device + queue + command pool +
-// pipeline cache), Buffer (device memory with mapping or staging), Pipeline (compute pipeline
-// from embedded SPIR-V with specialization constants), Submission (one command buffer with
-// timestamp queries and a fence).
+// Context: instance + logical device + queue + command pool + pipeline cache + the one descriptor
+// layout every kernel uses. The rest of gpu/vk's RAII vocabulary: buffer.h (device memory with
+// mapping or staging), pipeline.h (compute pipeline from embedded SPIR-V), bindings.h (which
+// buffer each binding gets), submission.h (one command buffer with timestamps and a fence).
 #pragma once
 
 #include "check.h"
 #include "kvs/gpu/devices.h"
 #include "kvs/gpu/instance.h"
 #include "loader.h"
+#include "shaders/include/attention_layout.h"
 #include "vulkan_api.h"
 
 #include <cstdint>
 #include <functional>
-#include <map>
+#include <initializer_list>
 #include <memory>
-#include <span>
 #include <string>
-#include <vector>
 
 namespace kvs::gpu::vk {
 
 // Every storage buffer binding of the one shared descriptor layout (GPU.md: one layout for all
-// kernels; unused slots get a 16-byte dummy buffer).
-constexpr std::uint32_t kBindingCount = 12;
-constexpr std::uint32_t kPushConstantBytes = 40;
+// kernels; unused slots get a 16-byte dummy buffer). Named in attention_layout.h.
+constexpr std::uint32_t kBindingCount = layout::kBindingCount;
+constexpr std::uint32_t kPushConstantBytes = layout::kPushConstantBytes;
 
 struct ContextOptions {
     InstanceOptions instance;
@@ -32,6 +31,7 @@ struct ContextOptions {
     bool allowPushDescriptors = true; // false (or KVS_VK_NO_PUSH_DESCRIPTORS=1): descriptor pool
 };
 
+class Bindings;
 class Buffer;
 
 class Context {
@@ -67,9 +67,10 @@ public:
     // Records with `record`, submits, waits for the fence. Throws on failure (device lost too).
     void submitAndWait(const std::function<void(VkCommandBuffer)>& record);
 
-    // Binds the storage buffers of the shared layout for the next dispatch on `cmd`: push
-    // descriptors where the device has them, else a set from a pool reset by submitAndWait.
-    void bindBuffers(VkCommandBuffer cmd, std::span<const Buffer* const> buffers);
+    // Binds the storage buffers of the shared layout for the next dispatch on `cmd` (the dummy
+    // buffer where `bindings` has none): push descriptors where the device has them, else a set
+    // from a pool reset by submitAndWait.
+    void bindBuffers(VkCommandBuffer cmd, const Bindings& bindings);
 
     const Buffer& dummyBuffer() const { return *m_dummy; }
 
@@ -82,7 +83,7 @@ public:
     void markLost() { m_lost = true; }
 
 private:
-    Context(Instance instance) : m_instance(std::move(instance)) {}
+    explicit Context(Instance instance); // in context.cpp: m_dummy needs Buffer complete
     void createDescriptorPool();
 
     Instance m_instance;
@@ -104,87 +105,6 @@ private:
     bool m_mapDeviceMemory = false;
     bool m_lost = false;
     std::unique_ptr<Buffer> m_dummy;
-};
-
-// A storage buffer with its own memory. Role Device: what kernels read (mapped where
-// Context::mapDeviceMemory(), else device-local filled through a staging copy). Role Host:
-// host-visible memory kernels write and the host reads (outputs), or scratch for copies.
-class Buffer {
-public:
-    enum class Role { Device, Host };
-    Buffer(Context& context, VkDeviceSize size, Role role);
-    ~Buffer();
-    Buffer(const Buffer&) = delete;
-    Buffer& operator=(const Buffer&) = delete;
-
-    VkBuffer handle() const { return m_buffer; }
-    VkDeviceSize size() const { return m_size; }
-    // What the device memory of this buffer really takes: VkMemoryRequirements::size for the
-    // created buffer (driver padding included; allocated exactly, one allocation per buffer).
-    VkDeviceSize allocatedBytes() const { return m_allocated; }
-    // Copies bytes in (mapping or staging). `bytes` ≤ size().
-    void upload(const void* data, VkDeviceSize bytes);
-    // Copies bytes out; Host buffers only.
-    void download(void* data, VkDeviceSize bytes) const;
-
-private:
-    void release();
-    Context& m_context;
-    VkBuffer m_buffer = VK_NULL_HANDLE;
-    VkDeviceMemory m_memory = VK_NULL_HANDLE;
-    VkDeviceSize m_size = 0;
-    VkDeviceSize m_allocated = 0;
-    void* m_mapped = nullptr;
-    bool m_coherent = true;
-};
-
-// Specialization-constant values of one pipeline, by constant id (0, 1, 2, ...).
-using SpecConstants = std::vector<std::uint32_t>;
-
-class Pipeline {
-public:
-    Pipeline(Context& context, std::span<const std::uint32_t> spirv, const SpecConstants& spec,
-             const char* name);
-    ~Pipeline();
-    Pipeline(const Pipeline&) = delete;
-    Pipeline& operator=(const Pipeline&) = delete;
-    VkPipeline handle() const { return m_pipeline; }
-    const std::string& name() const { return m_name; }
-
-private:
-    Context& m_context;
-    VkPipeline m_pipeline = VK_NULL_HANDLE;
-    std::string m_name;
-};
-
-// One recorded batch of dispatches with a timestamp pair around each; run() submits and waits,
-// then timings() holds microseconds per dispatch (0 where the queue has no timestamps).
-class Submission {
-public:
-    Submission(Context& context, std::uint32_t maxDispatches);
-    ~Submission();
-    Submission(const Submission&) = delete;
-    Submission& operator=(const Submission&) = delete;
-
-    // Records: barrier on previous writes, bind, push constants, dispatch, timestamps.
-    void dispatch(const Pipeline& pipeline, std::span<const Buffer* const> buffers,
-                  const void* pushConstants, std::uint32_t pushBytes, std::uint32_t x,
-                  std::uint32_t y, std::uint32_t z);
-    void run();
-    const std::vector<double>& microseconds() const { return m_microseconds; }
-
-private:
-    Context& m_context;
-    VkQueryPool m_queries = VK_NULL_HANDLE;
-    std::uint32_t m_capacity = 0;
-    struct Recorded {
-        const Pipeline* pipeline;
-        std::vector<const Buffer*> buffers;
-        std::vector<std::uint8_t> push;
-        std::uint32_t x, y, z;
-    };
-    std::vector<Recorded> m_recorded;
-    std::vector<double> m_microseconds;
 };
 
 // Throws the right kvs::Error for a failed call, marking the context lost on DEVICE_LOST.

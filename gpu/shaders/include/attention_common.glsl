@@ -1,34 +1,39 @@
 // SPDX-License-Identifier: MIT
 // Shared by the attention kernels: the one descriptor layout, push constants, specialization
-// constants and the loaders that read (and dequantize) one key or value element.
+// constants and the loaders that read (and dequantize) one key or value element. The numbers
+// (storage modes, bindings, ids, flags, the head table) are named in attention_layout.h, which
+// the host side includes too.
 //
-// Layout of a layer upload (gpu/kernels/attention_kernels.cpp writes it):
-//   heads[]    per KV head 8 uints: kept count m, K word offset, V word offset, K scale offset,
-//              V scale offset, token offset (bias/positions), 0, 0
+// Layout of a layer upload (gpu/kernels/layer_upload.cpp writes it):
+//   HEADS[]    per KV head KVS_HEAD_WORDS uints: kept count m, K word offset, V word offset,
+//              K scale offset, V scale offset, token offset (bias/positions), 0, 0
 //   K, V       uint words: fp32 bits, fp16 pairs (element c in the low half when c is even), or
 //              packed codes (row r starts on a word, column c at bit r·stride·32 + c·bits);
-//              K_MODE 3 (K=V under RoPE): K holds HSK/2 fp32 pair frequencies per head and the
-//              keys are the value rows rotated by position on load
+//              KVS_STORAGE_ROTATED_VALUES (K=V under RoPE): K holds HSK/2 fp32 pair frequencies
+//              per head and the keys are the value rows rotated by position on load
 //   KS, VS     one uint per group: packHalf2x16(scale, minimum); keys grouped per channel over
 //              tokens ((r / KG)·HSK + c), values per token ((r · groupsPerRow) + c / VG), or the
 //              other way round where K_PER_TOKEN / V_PER_CHANNEL say so
 //   bias, pos  per kept token, at the head's token offset
+#include "attention_layout.h"
 #extension GL_EXT_control_flow_attributes : enable
 
-layout(constant_id = 0) const uint WG = 64;     // threads per workgroup (= keys per tile)
-layout(constant_id = 1) const uint HSK = 64;    // key / query dimension (r for low-rank keys)
-layout(constant_id = 2) const uint HSV = 64;    // value dimension
-layout(constant_id = 3) const uint K_MODE = 0;  // 0 fp32, 1 fp16, 2 quantized, 3 rotated V
-layout(constant_id = 4) const uint V_MODE = 0;  // 0 fp32, 1 fp16, 2 quantized
-layout(constant_id = 5) const uint K_BITS = 4;
-layout(constant_id = 6) const uint K_GROUP = 32;
-layout(constant_id = 7) const uint V_BITS = 4;
-layout(constant_id = 8) const uint V_GROUP = 32;
-layout(constant_id = 9) const uint D_SPLIT = 8; // threads sharing one key row's dot product
-layout(constant_id = 10) const uint K_PER_TOKEN = 0; // 1: key groups run along a token's channels
-layout(constant_id = 11) const uint V_PER_CHANNEL = 0; // 1: value groups run along a channel's tokens
+layout(constant_id = KVS_SPEC_WG) const uint WG = 64; // threads per workgroup (= keys per tile)
+layout(constant_id = KVS_SPEC_HSK) const uint HSK = 64; // key / query dimension (r: low-rank keys)
+layout(constant_id = KVS_SPEC_HSV) const uint HSV = 64; // value dimension
+layout(constant_id = KVS_SPEC_K_MODE) const uint K_MODE = KVS_STORAGE_F32; // KVS_STORAGE_*
+layout(constant_id = KVS_SPEC_V_MODE) const uint V_MODE = KVS_STORAGE_F32; // not ROTATED_VALUES
+layout(constant_id = KVS_SPEC_K_BITS) const uint K_BITS = 4;
+layout(constant_id = KVS_SPEC_K_GROUP) const uint K_GROUP = 32;
+layout(constant_id = KVS_SPEC_V_BITS) const uint V_BITS = 4;
+layout(constant_id = KVS_SPEC_V_GROUP) const uint V_GROUP = 32;
+// Threads sharing one key row's dot product (probe_split.comp).
+layout(constant_id = KVS_SPEC_D_SPLIT) const uint D_SPLIT = 8;
+// 1: key groups run along a token's channels; 1: value groups run along a channel's tokens.
+layout(constant_id = KVS_SPEC_K_PER_TOKEN) const uint K_PER_TOKEN = 0;
+layout(constant_id = KVS_SPEC_V_PER_CHANNEL) const uint V_PER_CHANNEL = 0;
 
-layout(local_size_x_id = 0) in;
+layout(local_size_x_id = KVS_SPEC_WG) in;
 
 layout(push_constant) uniform Params {
     uint nq;          // queries per query head
@@ -38,22 +43,22 @@ layout(push_constant) uniform Params {
     uint kStride;     // words per key row
     uint vStride;     // words per value row
     float scale;      // score scale (1/√d of the original d)
-    uint flags;       // bit 0: causal (positions), bit 1: bias, bit 2: interleaved rotation
+    uint flags;       // KVS_FLAG_*: causal (positions), bias, interleaved rotation
     uint mapStride;   // row stride of the map outputs (max kept count)
 } pc;
 
-layout(std430, binding = 0) readonly buffer QBuf { float Q[]; };
-layout(std430, binding = 1) readonly buffer KBuf { uint K[]; };
-layout(std430, binding = 2) readonly buffer VBuf { uint V[]; };
-layout(std430, binding = 3) readonly buffer KSBuf { uint KS[]; };
-layout(std430, binding = 4) readonly buffer VSBuf { uint VS[]; };
-layout(std430, binding = 5) readonly buffer BiasBuf { float BIAS[]; };
-layout(std430, binding = 6) readonly buffer PosBuf { int POS[]; };
-layout(std430, binding = 7) readonly buffer QPosBuf { int QPOS[]; };
-layout(std430, binding = 8) readonly buffer HeadBuf { uint HEADS[]; };
-layout(std430, binding = 9) buffer Out0 { float OUT0[]; };
-layout(std430, binding = 10) buffer Out1 { float OUT1[]; };
-layout(std430, binding = 11) buffer Out2 { float OUT2[]; };
+layout(std430, binding = KVS_BINDING_Q) readonly buffer QBuf { float Q[]; };
+layout(std430, binding = KVS_BINDING_K) readonly buffer KBuf { uint K[]; };
+layout(std430, binding = KVS_BINDING_V) readonly buffer VBuf { uint V[]; };
+layout(std430, binding = KVS_BINDING_KEY_SCALES) readonly buffer KSBuf { uint KS[]; };
+layout(std430, binding = KVS_BINDING_VALUE_SCALES) readonly buffer VSBuf { uint VS[]; };
+layout(std430, binding = KVS_BINDING_BIAS) readonly buffer BiasBuf { float BIAS[]; };
+layout(std430, binding = KVS_BINDING_POSITIONS) readonly buffer PosBuf { int POS[]; };
+layout(std430, binding = KVS_BINDING_QUERY_POSITIONS) readonly buffer QPosBuf { int QPOS[]; };
+layout(std430, binding = KVS_BINDING_HEADS) readonly buffer HeadBuf { uint HEADS[]; };
+layout(std430, binding = KVS_BINDING_OUT0) buffer Out0 { float OUT0[]; };
+layout(std430, binding = KVS_BINDING_OUT1) buffer Out1 { float OUT1[]; };
+layout(std430, binding = KVS_BINDING_OUT2) buffer Out2 { float OUT2[]; };
 
 #define NEG_INF uintBitsToFloat(0xff800000u)
 
@@ -62,38 +67,32 @@ struct HeadInfo {
 };
 
 HeadInfo headInfo(uint kvHead) {
-    const uint b = kvHead * 8u;
-    return HeadInfo(HEADS[b], HEADS[b + 1u], HEADS[b + 2u], HEADS[b + 3u], HEADS[b + 4u],
-                    HEADS[b + 5u]);
+    const uint b = kvHead * KVS_HEAD_WORDS;
+    return HeadInfo(HEADS[b + KVS_HEAD_KEPT], HEADS[b + KVS_HEAD_K_OFFSET],
+                    HEADS[b + KVS_HEAD_V_OFFSET], HEADS[b + KVS_HEAD_KS_OFFSET],
+                    HEADS[b + KVS_HEAD_VS_OFFSET], HEADS[b + KVS_HEAD_TOKEN_OFFSET]);
 }
 
-// `bits` (≤ 32) consecutive bits at bit offset `bit` of the stream starting at word `base`.
-uint extractK(uint base, uint bit, uint bits) {
-    const uint w = base + (bit >> 5u);
-    const uint sh = bit & 31u;
-    uint v = K[w] >> sh;
-    // Aligned fields (bits dividing 32, as 4 codes of 2/4/8 bits do) never straddle two words:
-    // with constant `bits` the test folds away and no second (masked) load is issued.
-    if ((32u % bits) != 0u && sh + bits > 32u)
-        v |= K[w + 1u] << (32u - sh);
-    return bits >= 32u ? v : v & ((1u << bits) - 1u);
-}
-
-uint extractV(uint base, uint bit, uint bits) {
-    const uint w = base + (bit >> 5u);
-    const uint sh = bit & 31u;
-    uint v = V[w] >> sh;
-    // Aligned fields (bits dividing 32, as 4 codes of 2/4/8 bits do) never straddle two words:
-    // with constant `bits` the test folds away and no second (masked) load is issued.
-    if ((32u % bits) != 0u && sh + bits > 32u)
-        v |= V[w + 1u] << (32u - sh);
-    return bits >= 32u ? v : v & ((1u << bits) - 1u);
-}
+// `bits` (≤ 32) consecutive bits at bit offset `bit` of the stream starting at word `base` of
+// buffer BUF. GLSL has no buffer parameters: one function per buffer, from this one body.
+// Aligned fields (bits dividing 32, as 4 codes of 2/4/8 bits do) never straddle two words: with
+// constant `bits` the test folds away and no second (masked) load is issued.
+#define KVS_DEFINE_EXTRACT(NAME, BUF)                                                              \
+    uint NAME(uint base, uint bit, uint bits) {                                                    \
+        const uint w = base + (bit >> 5u);                                                         \
+        const uint sh = bit & 31u;                                                                 \
+        uint v = BUF[w] >> sh;                                                                     \
+        if ((32u % bits) != 0u && sh + bits > 32u)                                                 \
+            v |= BUF[w + 1u] << (32u - sh);                                                        \
+        return bits >= 32u ? v : v & ((1u << bits) - 1u);                                          \
+    }
+KVS_DEFINE_EXTRACT(extractK, K)
+KVS_DEFINE_EXTRACT(extractV, V)
 
 float loadV(HeadInfo h, uint j, uint c) {
-    if (V_MODE == 0u)
+    if (V_MODE == KVS_STORAGE_F32)
         return uintBitsToFloat(V[h.vOff + j * pc.vStride + c]);
-    if (V_MODE == 1u) {
+    if (V_MODE == KVS_STORAGE_F16) {
         const vec2 pair = unpackHalf2x16(V[h.vOff + j * pc.vStride + (c >> 1u)]);
         return (c & 1u) == 0u ? pair.x : pair.y;
     }
@@ -106,10 +105,10 @@ float loadV(HeadInfo h, uint j, uint c) {
 
 // Key element (row j, column c) of head h, decoded to fp32: minimum + scale · code as on the CPU.
 float loadK(HeadInfo h, uint j, uint c) {
-    if (K_MODE == 3u) {
+    if (K_MODE == KVS_STORAGE_ROTATED_VALUES) {
         // K=V under RoPE: the key is the value row rotated by its original position; K holds the
-        // d/2 pair frequencies. Pairs (i, i + d/2), or (2i, 2i + 1) with flags bit 2.
-        const bool interleaved = (pc.flags & 4u) != 0u;
+        // d/2 pair frequencies. Pairs (i, i + d/2), or (2i, 2i + 1) with the interleaved flag.
+        const bool interleaved = (pc.flags & KVS_FLAG_INTERLEAVED_ROTATION) != 0u;
         const uint halfDim = HSK / 2u;
         const uint i = interleaved ? c >> 1u : (c < halfDim ? c : c - halfDim);
         const uint partner = interleaved ? c ^ 1u : (c < halfDim ? c + halfDim : c - halfDim);
@@ -118,9 +117,9 @@ float loadK(HeadInfo h, uint j, uint c) {
         const float rotated = loadV(h, j, partner) * sin(angle);
         return loadV(h, j, c) * cos(angle) + (first ? -rotated : rotated);
     }
-    if (K_MODE == 0u)
+    if (K_MODE == KVS_STORAGE_F32)
         return uintBitsToFloat(K[h.kOff + j * pc.kStride + c]);
-    if (K_MODE == 1u) {
+    if (K_MODE == KVS_STORAGE_F16) {
         const vec2 pair = unpackHalf2x16(K[h.kOff + j * pc.kStride + (c >> 1u)]);
         return (c & 1u) == 0u ? pair.x : pair.y;
     }
@@ -134,9 +133,9 @@ float loadK(HeadInfo h, uint j, uint c) {
 // ŝ_j without the dot product: bias and causal mask by original position.
 float finishScore(HeadInfo h, uint j, uint query, float dot) {
     float s = dot * pc.scale;
-    if ((pc.flags & 2u) != 0u)
+    if ((pc.flags & KVS_FLAG_BIAS) != 0u)
         s += BIAS[h.tokOff + j];
-    if ((pc.flags & 1u) != 0u && POS[h.tokOff + j] > QPOS[query])
+    if ((pc.flags & KVS_FLAG_CAUSAL) != 0u && POS[h.tokOff + j] > QPOS[query])
         s = NEG_INF;
     return s;
 }
