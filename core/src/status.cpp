@@ -16,6 +16,10 @@ const char* toString(ErrorCode code) {
         return "invalid-argument";
     case ErrorCode::Missing:
         return "missing";
+    case ErrorCode::OutOfMemory:
+        return "out-of-memory";
+    case ErrorCode::Cancelled:
+        return "cancelled";
     case ErrorCode::Internal:
         return "internal";
     }

@@ -16,6 +16,8 @@ enum class ErrorCode {
     Unsupported,     // well-formed but not something we handle (architecture, dtype, rope kind)
     InvalidArgument, // the caller asked for something impossible (empty prompt, too many tokens)
     Missing,         // a required tensor, key or file is absent
+    OutOfMemory,     // an allocation failed (std::bad_alloc)
+    Cancelled,       // the caller's cancel flag stopped the work; not a failure to report
     Internal,
 };
 
@@ -78,7 +80,7 @@ template <class Fn> auto catchErrors(Fn&& fn) -> Result<decltype(fn())> {
     } catch (const Error& e) {
         return e;
     } catch (const std::bad_alloc&) {
-        return Error(ErrorCode::Io, "out of memory");
+        return Error(ErrorCode::OutOfMemory, "out of memory");
     } catch (const std::exception& e) {
         return Error(ErrorCode::Internal, e.what());
     }
