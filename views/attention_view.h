@@ -7,6 +7,7 @@
 
 #include "analysis_data.h"
 #include "chart_export.h"
+#include "studio_view.h"
 
 #include <QWidget>
 #include <memory>
@@ -23,7 +24,7 @@ class QLabel;
 
 namespace kvs::views {
 
-class AttentionView : public QWidget {
+class AttentionView : public QWidget, public StudioView {
     Q_OBJECT
 public:
     enum class Mode { SideBySide, Exact, Compressed, Difference };
@@ -34,7 +35,7 @@ public:
     // Draws run `runIndex` of `data` (kept; may be null to clear). The selection is kept when it
     // still exists.
     void setData(std::shared_ptr<const AnalysisData> data, int runIndex);
-    void clear(const QString& placeholder);
+    void clear(const QString& placeholder) override;
     void setSelection(int layer, int queryHead);
     int selectedLayer() const { return m_layer; }
     int selectedHead() const { return m_head; }
@@ -59,10 +60,18 @@ public:
     // The value drawn in the large map of `which` (0 exact, 1 compressed, 2 difference).
     double cellValue(int which, int row, int key) const;
     int evictedMarkCount() const { return m_evictedMarks; }
-    std::vector<ChartHandle> charts() const;
+    std::vector<ChartHandle> charts() const override;
     QCustomPlot* gridPlot() const { return m_grid; }
     QCustomPlot* mapPlot(int which) const { return m_maps[static_cast<std::size_t>(which)]; }
-    void applyTheme();
+    void applyTheme() override;
+
+    // StudioView
+    QString viewName() const override { return QStringLiteral("attention"); }
+    QString viewTitle() const override { return tr("Attention"); }
+    QWidget* viewWidget() override { return this; }
+    void setAnalysis(const std::shared_ptr<const AnalysisData>& analysis, int run) override {
+        setData(analysis, run);
+    }
 
 signals:
     void selectionChanged(int layer, int queryHead);

@@ -5,6 +5,7 @@
 
 #include "analysis_data.h"
 #include "chart_export.h"
+#include "studio_view.h"
 
 #include <QWidget>
 #include <memory>
@@ -18,18 +19,26 @@ class QTableWidget;
 
 namespace kvs::views {
 
-class CacheView : public QWidget {
+class CacheView : public QWidget, public StudioView {
     Q_OBJECT
 public:
     explicit CacheView(QWidget* parent = nullptr);
     void setData(std::shared_ptr<const AnalysisData> data, int runIndex);
-    void clear(const QString& placeholder);
+    void clear(const QString& placeholder) override;
     QString totalsText() const;
     // The totals table: rows per layer + one for the model; columns keys, values, metadata,
     // total, fp16, fraction.
     QTableWidget* totalsTable() const { return m_table; }
-    std::vector<ChartHandle> charts() const;
-    void applyTheme();
+    std::vector<ChartHandle> charts() const override;
+    void applyTheme() override;
+
+    // StudioView
+    QString viewName() const override { return QStringLiteral("cache"); }
+    QString viewTitle() const override { return tr("Cache"); }
+    QWidget* viewWidget() override { return this; }
+    void setAnalysis(const std::shared_ptr<const AnalysisData>& analysis, int run) override {
+        setData(analysis, run);
+    }
 
 private:
     void showBytes(const SchemeRun& run);

@@ -407,3 +407,26 @@ std::vector<ChartHandle> ProfileView::charts() const {
 }
 
 } // namespace kvs::views
+
+namespace kvs::views {
+
+void ProfileView::scalingChanged(const std::shared_ptr<const ScalingData>& scaling) {
+    m_scalingStatus.clear();
+    setScaling(scaling);
+}
+
+void ProfileView::jobStarted(StudioJob job) {
+    if (job == StudioJob::Scaling)
+        setScalingStatus(tr("measuring\u2026"));
+}
+
+void ProfileView::jobFailed(StudioJob job, const QString& message) {
+    // Without the timing backend or the scaling job there is no time-against-length chart: say
+    // why in its place.
+    if (job != StudioJob::Scaling && job != StudioJob::Timing)
+        return;
+    m_scaling.reset();
+    setScalingStatus(message);
+}
+
+} // namespace kvs::views

@@ -7,6 +7,7 @@
 
 #include "analysis_data.h"
 #include "chart_export.h"
+#include "studio_view.h"
 
 #include <QWidget>
 #include <memory>
@@ -19,7 +20,7 @@ class QTableWidget;
 
 namespace kvs::views {
 
-class ProfileView : public QWidget {
+class ProfileView : public QWidget, public StudioView {
     Q_OBJECT
 public:
     explicit ProfileView(QWidget* parent = nullptr);
@@ -30,14 +31,27 @@ public:
     void setScaling(std::shared_ptr<const ScalingData> scaling);
     // A note on the scaling chart while it is measured ("measuring…").
     void setScalingStatus(const QString& text);
-    void clear(const QString& placeholder);
+    void clear(const QString& placeholder) override;
     QString deviceText() const;
     QString summaryText() const;
     QTableWidget* table() const { return m_table; }
     QCustomPlot* scalingPlot() const { return m_scalingPlot; }
     QString scalingTitle() const;
-    std::vector<ChartHandle> charts() const;
-    void applyTheme();
+    // The note on the scaling chart ("measuring…", or why there is no chart).
+    QString scalingStatus() const { return m_scalingStatus; }
+    std::vector<ChartHandle> charts() const override;
+    void applyTheme() override;
+
+    // StudioView: the scaling job's results, progress and failure go to the scaling chart.
+    QString viewName() const override { return QStringLiteral("profile"); }
+    QString viewTitle() const override { return tr("Profile"); }
+    QWidget* viewWidget() override { return this; }
+    void setAnalysis(const std::shared_ptr<const AnalysisData>& analysis, int run) override {
+        setData(analysis, run);
+    }
+    void scalingChanged(const std::shared_ptr<const ScalingData>& scaling) override;
+    void jobStarted(StudioJob job) override;
+    void jobFailed(StudioJob job, const QString& message) override;
 
 private:
     void rebuild();

@@ -372,3 +372,32 @@ std::vector<ChartHandle> TradeoffView::charts() const {
 }
 
 } // namespace kvs::views
+
+namespace kvs::views {
+
+QString TradeoffView::statusText() const {
+    return m_status->text();
+}
+
+void TradeoffView::sweepsChanged(const std::shared_ptr<const SweepData>& sweeps) {
+    setStatusText(tr("%1 curves, swept in %2 ms (CPU reference backend)")
+                      .arg(sweeps->curves.size())
+                      .arg(sweeps->computeMilliseconds, 0, 'f', 0));
+    setCurves(sweeps);
+}
+
+void TradeoffView::jobStarted(StudioJob job) {
+    if (job == StudioJob::Sweep)
+        setStatusText(tr("sweeping budgets\u2026"));
+}
+
+void TradeoffView::jobFailed(StudioJob job, const QString& message) {
+    // The curves belong to the sweep (the model-level metrics to the quality pass): the message
+    // stands where they would be.
+    if (job == StudioJob::Sweep)
+        setCurves(nullptr);
+    if (job == StudioJob::Sweep || job == StudioJob::Quality)
+        setStatusText(message);
+}
+
+} // namespace kvs::views

@@ -6,6 +6,7 @@
 
 #include "analysis_data.h"
 #include "chart_export.h"
+#include "studio_view.h"
 
 #include <QWidget>
 #include <memory>
@@ -18,27 +19,39 @@ class QMouseEvent;
 
 namespace kvs::views {
 
-class TradeoffView : public QWidget {
+class TradeoffView : public QWidget, public StudioView {
     Q_OBJECT
 public:
     explicit TradeoffView(QWidget* parent = nullptr);
+    // StudioView: the current settings from the analysis; the sweeps' curves, progress and
+    // failure (and a failed quality pass) in the status line.
+    QString viewName() const override { return QStringLiteral("tradeoffs"); }
+    QString viewTitle() const override { return tr("Trade-offs"); }
+    QWidget* viewWidget() override { return this; }
+    void setAnalysis(const std::shared_ptr<const AnalysisData>& analysis, int) override {
+        setCurrent(analysis);
+    }
+    void sweepsChanged(const std::shared_ptr<const SweepData>& sweeps) override;
+    void jobStarted(StudioJob job) override;
+    void jobFailed(StudioJob job, const QString& message) override;
 
     void setCurves(std::shared_ptr<const SweepData> sweeps);
     void setCurrent(std::shared_ptr<const AnalysisData> current);
     void setBaseline(std::shared_ptr<const SweepData> baseline);
     void setMetric(Metric metric);
     Metric metric() const;
-    void clear(const QString& placeholder);
+    void clear(const QString& placeholder) override;
 
     int curveCount() const;
     int paretoPointCount() const { return m_paretoCount; }
     // The current point of run `index` as drawn: (bytes, metric value).
     QPointF currentPoint(int index) const;
     QString summaryText() const;
-    std::vector<ChartHandle> charts() const;
+    std::vector<ChartHandle> charts() const override;
     QCustomPlot* plot() const { return m_plot; }
-    void applyTheme();
+    void applyTheme() override;
     void setStatusText(const QString& text);
+    QString statusText() const;
     // Theory overlays on the attention-error chart: each family's predicted slope as a dotted
     // guide and the coreset bound's demand in the summary.
     void setTheoryVisible(bool visible);

@@ -3,16 +3,13 @@
 // one Session that owns the state and the worker jobs.
 #include "main_window.h"
 
-#include "attention_view.h"
-#include "cache_view.h"
 #include "overview_page.h"
-#include "profile_view.h"
 #include "schemes_panel.h"
 #include "session.h"
 #include "setup_panel.h"
 #include "startup.h"
 #include "studio_settings.h"
-#include "tradeoff_view.h"
+#include "view_host.h"
 
 #include <QAction>
 #include <QApplication>
@@ -46,6 +43,8 @@ constexpr int kLayoutVersion = 2; // 2: the Schemes dock
 MainWindow::MainWindow(const MainWindowOptions& options, QWidget* parent)
     : QMainWindow(parent), m_options(options), m_session(std::make_unique<Session>()) {
     setObjectName(QStringLiteral("mainWindow"));
+    // First observer: the status bar and the split follow an event before the docks and views.
+    m_session->addView(this);
     updateTitle();
     setAcceptDrops(true);
     resize(1600, 1000);
@@ -54,16 +53,9 @@ MainWindow::MainWindow(const MainWindowOptions& options, QWidget* parent)
     m_tabs = new QTabWidget(this);
     m_tabs->setObjectName(QStringLiteral("centralTabs"));
     m_tabs->setDocumentMode(true);
-    m_overview = new OverviewPage(m_session.get(), m_tabs);
-    m_tabs->addTab(m_overview, tr("Overview"));
-    m_attention = new views::AttentionView(m_tabs);
-    m_tradeoff = new views::TradeoffView(m_tabs);
-    m_cache = new views::CacheView(m_tabs);
-    m_profile = new views::ProfileView(m_tabs);
-    m_tabs->addTab(m_attention, tr("Attention"));
-    m_tabs->addTab(m_tradeoff, tr("Trade-offs"));
-    m_tabs->addTab(m_cache, tr("Cache"));
-    m_tabs->addTab(m_profile, tr("Profile"));
+    m_views = new ViewHost(
+        m_session.get(), m_tabs, [this] { return m_schemes ? m_schemes->focusedRow() : 0; }, this);
+    m_views->createViews();
     setCentralWidget(m_tabs);
 
     createStudioActions();
@@ -87,6 +79,7 @@ MainWindow::MainWindow(const MainWindowOptions& options, QWidget* parent)
 }
 
 MainWindow::~MainWindow() {
+    m_session->removeView(this);
     // The session waits for its running jobs here, while every view is still alive; after this
     // no result can arrive.
     m_session.reset();
@@ -241,39 +234,7 @@ void MainWindow::createStatusBar() {
 
 void MainWindow::connectSession() {
     Session* s = m_session.get();
-    connect(s, &Session::modelLoadStarted, this, [this](const QString& folder) {
-        m_progress->show();
-        setModelStateText(tr("Loading %1\u2026").arg(QDir::toNativeSeparators(folder)));
-    });
-    connect(s, &Session::modelLoaded, this, [this](std::shared_ptr<const ModelSnapshot> model) {
-        m_progress->hide();
-        m_modelName = model->facts.name;
-        updateTitle();
-        const QString took = model->loadSeconds < 1.0
-                                 ? tr("%1 ms").arg(qRound(model->loadSeconds * 1000.0))
-                                 : tr("%1 s").arg(model->loadSeconds, 0, 'f', 1);
-        setModelStateText(tr("Loaded %1 in %2").arg(model->facts.name, took));
-        m_modelState->setToolTip(QDir::toNativeSeparators(model->facts.folder));
-        if (m_options.persistSettings) {
-            auto settings = openSettings();
-            RecentModels::add(*settings, model->facts.folder);
-        }
-        markUpdated();
-    });
-    connect(s, &Session::modelLoadFailed, this, [this](const QString& folder, const QString& msg) {
-        m_progress->hide();
-        setModelStateText(tr("Could not load %1").arg(QDir::toNativeSeparators(folder)), true);
-        m_modelState->setToolTip(msg);
-    });
-    connect(s, &Session::modelCleared, this, [this] {
-        m_progress->hide();
-        m_modelName.clear();
-        updateTitle();
-        setModelStateText(tr("No model"));
-    });
-    connect(s, &Session::tokensChanged, this, [this] { markUpdated(); });
     connect(s, &Session::busyChanged, this, [this] { updateWorkIndicator(); });
-    connect(s, &Session::analysisStarted, this, [this] { updateWorkIndicator(); });
     connect(s, &Session::modelLoadCancelled, this, [this](const QString& folder) {
         m_progress->hide();
         setModelStateText(tr("Cancelled loading %1").arg(QDir::toNativeSeparators(folder)));
@@ -287,6 +248,40 @@ void MainWindow::connectSession() {
             m_backend->setText(backend->summary);
             m_backend->setToolTip(backend->detail.isEmpty() ? backend->summary : backend->detail);
         });
+}
+
+void MainWindow::onModelLoading(const QString& folder) {
+    m_progress->show();
+    setModelStateText(tr("Loading %1\u2026").arg(QDir::toNativeSeparators(folder)));
+}
+
+void MainWindow::onModelLoaded(const std::shared_ptr<const ModelSnapshot>& model) {
+    m_progress->hide();
+    m_modelName = model->facts.name;
+    updateTitle();
+    const QString took = model->loadSeconds < 1.0
+                             ? tr("%1 ms").arg(qRound(model->loadSeconds * 1000.0))
+                             : tr("%1 s").arg(model->loadSeconds, 0, 'f', 1);
+    setModelStateText(tr("Loaded %1 in %2").arg(model->facts.name, took));
+    m_modelState->setToolTip(QDir::toNativeSeparators(model->facts.folder));
+    if (m_options.persistSettings) {
+        auto settings = openSettings();
+        RecentModels::add(*settings, model->facts.folder);
+    }
+    markUpdated();
+}
+
+void MainWindow::onModelLoadFailed(const QString& folder, const QString& message) {
+    m_progress->hide();
+    setModelStateText(tr("Could not load %1").arg(QDir::toNativeSeparators(folder)), true);
+    m_modelState->setToolTip(message);
+}
+
+void MainWindow::onModelCleared() {
+    m_progress->hide();
+    m_modelName.clear();
+    updateTitle();
+    setModelStateText(tr("No model"));
 }
 
 void MainWindow::setModelStateText(const QString& text, bool error) {

@@ -3,12 +3,12 @@
 // one Session that owns the state and the worker jobs.
 #pragma once
 
+#include "session_view.h"
 #include "snapshots.h"
 
 #include <QElapsedTimer>
 #include <QMainWindow>
 #include <QStringList>
-#include <array>
 #include <memory>
 #include <vector>
 
@@ -37,6 +37,7 @@ class OverviewPage;
 class SchemesPanel;
 class Session;
 class SetupPanel;
+class ViewHost;
 
 struct MainWindowOptions {
     // Restore and save geometry, dock state and the recent-models list in QSettings. Off for
@@ -49,7 +50,8 @@ struct MainWindowOptions {
     bool askToSaveOnClose = true;
 };
 
-class MainWindow : public QMainWindow {
+// The window observes the session (status bar, title) through the same ISessionView as its views.
+class MainWindow : public QMainWindow, private ISessionView {
     Q_OBJECT
 public:
     explicit MainWindow(const MainWindowOptions& options = {}, QWidget* parent = nullptr);
@@ -58,23 +60,29 @@ public:
 
     Session* session() const { return m_session.get(); }
     SetupPanel* setupPanel() const { return m_setup; }
-    OverviewPage* overviewPage() const { return m_overview; }
+    OverviewPage* overviewPage() const;
     QTabWidget* tabs() const { return m_tabs; }
     SchemesPanel* schemesPanel() const { return m_schemes; }
-    views::AttentionView* attentionView() const { return m_attention; }
-    views::TradeoffView* tradeoffView() const { return m_tradeoff; }
-    views::CacheView* cacheView() const { return m_cache; }
-    views::ProfileView* profileView() const { return m_profile; }
+    // The views the window wires beyond the StudioView interface (selection, baseline, picks).
+    views::AttentionView* attentionView() const;
+    views::TradeoffView* tradeoffView() const;
+    views::CacheView* cacheView() const;
+    views::ProfileView* profileView() const;
     QUndoStack* undoStack() const { return m_undo; }
 
-    enum class View { Overview, Attention, Tradeoffs, Cache, Profile };
-    void showView(View view);
-    // "overview", "attention", "tradeoffs", "cache", "profile" (in View order); the last four
-    // have charts.
+    // The tabs: one per registered view (view_registry.h), in registration order.
+    ViewHost* viewHost() const { return m_views; }
+    // The registered views' names (tab order), and those with charts.
     static QStringList viewNames();
     static QStringList chartViewNames();
+    // The tab index of a view (-1 when unknown).
+    int viewIndex(const QString& name) const;
     // One of viewNames(); false when unknown.
     bool showViewByName(const QString& name);
+    // The status bar's transient message (e.g. a failed job's error).
+    QString statusMessage() const;
+    // The status bar's analysis label ("3 schemes in 12 ms", "Analysis failed").
+    QString analysisStateText() const;
     // The charts of the view on screen (what File > Export exports).
     std::vector<views::ChartHandle> currentCharts() const;
     // Exports every chart of the current view to `folder` as PNG (at `dpi`), SVG, PDF and CSV,
@@ -107,7 +115,7 @@ public:
     QList<QAction*> allActions() const;
     void openCommandPalette();
     // Number of repaints of the visible views since the last results arrived (benchmarks).
-    quint64 resultsShown() const { return m_resultsShown; }
+    quint64 resultsShown() const;
 
     void openModel(const QString& folder);
     void setPrompt(const QString& prompt);
@@ -134,6 +142,16 @@ protected:
     void dropEvent(QDropEvent* event) override;
 
 private:
+    // ISessionView: the status bar, the title and the split follow the session.
+    void onModelLoading(const QString& folder) override;
+    void onModelLoaded(const std::shared_ptr<const ModelSnapshot>& model) override;
+    void onModelLoadFailed(const QString& folder, const QString& message) override;
+    void onModelCleared() override;
+    void onTokensChanged(const std::shared_ptr<const TokensSnapshot>& tokens) override;
+    void onJobStarted(views::StudioJob job) override;
+    void onAnalysisChanged(const std::shared_ptr<const views::AnalysisData>& analysis) override;
+    void onJobFailed(views::StudioJob job, const kvs::Error& error) override;
+
     void createActions();
     void createMenus();
     void createDocks();
@@ -150,7 +168,7 @@ private:
     void setModelStateText(const QString& text, bool error = false);
     void createStudioActions();
     void connectViews();
-    void refreshViews(bool all);
+    void drawBaselineDifference(const views::AnalysisData& analysis, int run);
     void stepHead(int delta);
     void stepLayer(int delta);
     void stepView(int delta);
@@ -165,7 +183,6 @@ private:
     MainWindowOptions m_options;
     std::unique_ptr<Session> m_session;
     SetupPanel* m_setup = nullptr;
-    OverviewPage* m_overview = nullptr;
     QTabWidget* m_tabs = nullptr;
     QDockWidget* m_setupDock = nullptr;
     QMenu* m_recentMenu = nullptr;
@@ -185,10 +202,7 @@ private:
 
     SchemesPanel* m_schemes = nullptr;
     QDockWidget* m_schemesDock = nullptr;
-    views::AttentionView* m_attention = nullptr;
-    views::TradeoffView* m_tradeoff = nullptr;
-    views::CacheView* m_cache = nullptr;
-    views::ProfileView* m_profile = nullptr;
+    ViewHost* m_views = nullptr;
     QUndoStack* m_undo = nullptr;
     QList<QAction*> m_studioActions;
     QAction* m_undoAction = nullptr;
@@ -202,8 +216,6 @@ private:
     bool m_dark = false;
     bool m_layoutRestored = false;
     bool m_applyingUndo = false;
-    std::array<bool, 5> m_stale{};
-    quint64 m_resultsShown = 0;
     std::shared_ptr<const views::AnalysisData> m_baseline;
     int m_baselineRun = 0;
     std::shared_ptr<const views::SweepData> m_baselineSweeps;

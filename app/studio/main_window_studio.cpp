@@ -1,19 +1,26 @@
 // SPDX-License-Identifier: MIT
-// The studio half of the main window: the views fed by the session's analyses, undo of setting
-// changes, export, sessions, the command palette, themes and the pinned baseline.
+// The studio half of the main window: the actions and the wiring of the views beyond their
+// interface (selection, baseline, picks), export, sessions, the command palette and themes. The
+// session document, undo commands, theme and chart export live in their own files.
 #include "main_window.h"
 
 #include "attention_view.h"
 #include "cache_view.h"
 #include "chart_export.h"
 #include "command_palette.h"
+#include "overview_page.h"
 #include "profile_view.h"
 #include "schemes_panel.h"
 #include "session.h"
+#include "session_document.h"
 #include "setup_panel.h"
 #include "studio_settings.h"
+#include "theme.h"
 #include "token_chips_view.h"
 #include "tradeoff_view.h"
+#include "undo_commands.h"
+#include "view_export.h"
+#include "view_host.h"
 
 #include "kvs/gpu/renderdoc.h"
 
@@ -21,123 +28,20 @@
 #include <QApplication>
 #include <QDir>
 #include <QDockWidget>
-#include <QFile>
 #include <QFileDialog>
 #include <QFileInfo>
-#include <QJsonArray>
-#include <QJsonDocument>
-#include <QJsonObject>
 #include <QLabel>
 #include <QMessageBox>
-#include <QPalette>
 #include <QPlainTextEdit>
-#include <QSaveFile>
 #include <QStatusBar>
-#include <QStyle>
 #include <QTabWidget>
 #include <QTime>
-#include <QUndoCommand>
 #include <QUndoStack>
 #include <qcustomplot.h>
 
 namespace kvs::studio {
 
 namespace {
-
-constexpr int kSessionVersion = 1;
-
-// One change of the scheme settings; consecutive moves of one control merge into one step.
-class SettingsCommand : public QUndoCommand {
-public:
-    SettingsCommand(SchemesPanel* panel, QStringList before, QStringList after, int control)
-        : m_panel(panel), m_before(std::move(before)), m_after(std::move(after)),
-          m_control(control) {
-        setText(QObject::tr("Change scheme settings"));
-    }
-    int id() const override { return m_control >= 0 ? 1 : -1; }
-    bool mergeWith(const QUndoCommand* other) override {
-        const auto* o = static_cast<const SettingsCommand*>(other);
-        if (o->m_control != m_control)
-            return false;
-        m_after = o->m_after;
-        return true;
-    }
-    void redo() override {
-        if (m_first) { // the panel already shows the change
-            m_first = false;
-            return;
-        }
-        m_panel->setSettings(m_after);
-    }
-    void undo() override { m_panel->setSettings(m_before); }
-
-private:
-    SchemesPanel* m_panel;
-    QStringList m_before;
-    QStringList m_after;
-    int m_control;
-    bool m_first = true;
-};
-
-// Moving the context / probe split (from the Schemes dock or the token chips). Consecutive moves
-// merge into one step, as a slider drag should.
-class SplitCommand : public QUndoCommand {
-public:
-    SplitCommand(SchemesPanel* panel, bool* applying, int before, int after)
-        : m_panel(panel), m_applying(applying), m_before(before), m_after(after) {
-        setText(QObject::tr("Move the context / probe split"));
-    }
-    int id() const override { return 2; }
-    bool mergeWith(const QUndoCommand* other) override {
-        m_after = static_cast<const SplitCommand*>(other)->m_after;
-        return true;
-    }
-    void redo() override {
-        if (m_first) {
-            m_first = false;
-            return;
-        }
-        apply(m_after);
-    }
-    void undo() override { apply(m_before); }
-
-private:
-    void apply(int value) {
-        *m_applying = true;
-        m_panel->setContextTokens(value);
-        *m_applying = false;
-    }
-    SchemesPanel* m_panel;
-    bool* m_applying;
-    int m_before;
-    int m_after;
-    bool m_first = true;
-};
-
-QPalette darkPalette() {
-    QPalette p;
-    const QColor window(0x2B, 0x2D, 0x31);
-    const QColor base(0x1F, 0x21, 0x24);
-    const QColor text(0xE6, 0xE6, 0xE6);
-    p.setColor(QPalette::Window, window);
-    p.setColor(QPalette::WindowText, text);
-    p.setColor(QPalette::Base, base);
-    p.setColor(QPalette::AlternateBase, window);
-    p.setColor(QPalette::ToolTipBase, base);
-    p.setColor(QPalette::ToolTipText, text);
-    p.setColor(QPalette::Text, text);
-    p.setColor(QPalette::Button, window);
-    p.setColor(QPalette::ButtonText, text);
-    p.setColor(QPalette::BrightText, Qt::red);
-    p.setColor(QPalette::Link, QColor(0x56, 0xB4, 0xE9));
-    p.setColor(QPalette::Highlight, QColor(0x00, 0x72, 0xB2));
-    p.setColor(QPalette::HighlightedText, Qt::white);
-    p.setColor(QPalette::PlaceholderText, QColor(0x90, 0x90, 0x90));
-    p.setColor(QPalette::Disabled, QPalette::Text, QColor(0x80, 0x80, 0x80));
-    p.setColor(QPalette::Disabled, QPalette::ButtonText, QColor(0x80, 0x80, 0x80));
-    p.setColor(QPalette::Disabled, QPalette::WindowText, QColor(0x80, 0x80, 0x80));
-    return p;
-}
 
 QAction* makeAction(QObject* parent, const QString& text, const QString& name,
                     const QKeySequence& key, const QString& menu) {
@@ -199,12 +103,15 @@ void MainWindow::createStudioActions() {
         QKeySequence(Qt::CTRL | Qt::Key_PageDown), QStringLiteral("view"), [this] { stepView(1); });
     add(tr("Previous View"), QStringLiteral("previousViewAction"),
         QKeySequence(Qt::CTRL | Qt::Key_PageUp), QStringLiteral("view"), [this] { stepView(-1); });
-    const QStringList names = {tr("Overview"), tr("Attention"), tr("Trade-offs"), tr("Cache"),
-                               tr("Profile")};
-    for (int i = 0; i < names.size(); ++i)
-        add(tr("Show %1").arg(names[i]), QStringLiteral("showView%1Action").arg(i),
+    // Ctrl+1… show the registered views in tab order.
+    const auto& views = m_views->views();
+    for (int i = 0; i < static_cast<int>(views.size()) && i < 9; ++i) {
+        const QString name = views[static_cast<std::size_t>(i)]->viewName();
+        add(tr("Show %1").arg(views[static_cast<std::size_t>(i)]->viewTitle()),
+            QStringLiteral("showView%1Action").arg(i),
             QKeySequence(Qt::CTRL | static_cast<Qt::Key>(Qt::Key_1 + i)), QStringLiteral("view"),
-            [this, i] { showView(static_cast<View>(i)); });
+            [this, name] { showViewByName(name); });
+    }
     m_themeAction = add(tr("&Dark Theme"), QStringLiteral("darkThemeAction"),
                         QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_T), QStringLiteral("view"),
                         [this] { setDarkTheme(m_themeAction->isChecked()); });
@@ -284,144 +191,136 @@ void MainWindow::connectViews() {
     connect(m_setup->chipsView(), &views::TokenChipsView::splitChanged, this,
             [this](int tokens) { m_schemes->setContextTokens(tokens); });
     connect(m_schemes, &SchemesPanel::focusedRowChanged, this, [this] {
-        m_stale.fill(true);
-        refreshViews(false);
+        m_views->markStale();
+        m_views->refresh(false);
     });
     s->setSchemes(m_schemes->settings());
 
-    connect(s, &Session::tokensChanged, this, [this](std::shared_ptr<const TokensSnapshot> t) {
-        m_schemes->setTokenCount(t->count(), m_session->contextTokens());
-        m_lastSplit = m_session->contextTokens();
-        m_setup->chipsView()->setSplit(m_lastSplit);
-    });
-    connect(s, &Session::analysisStarted, this,
-            [this] { m_analysisState->setText(tr("Computing\u2026")); });
-    connect(s, &Session::analysisFailed, this, [this](const QString& message) {
-        m_analysisState->setText(tr("Analysis failed"));
-        m_analysisState->setToolTip(message);
-        statusBar()->showMessage(message, 8000);
-    });
-    connect(s, &Session::analysisChanged, this,
-            [this](std::shared_ptr<const views::AnalysisData> a) {
-                m_analysisState->setText(tr("%1 schemes in %2 ms")
-                                             .arg(a->runs.size())
-                                             .arg(a->computeMilliseconds, 0, 'f', 0));
-                m_analysisState->setToolTip(QString());
-                m_stale.fill(true);
-                refreshViews(false);
-                markUpdated();
-            });
-    connect(s, &Session::sweepsStarted, this,
-            [this] { m_tradeoff->setStatusText(tr("sweeping budgets\u2026")); });
-    connect(s, &Session::sweepsChanged, this, [this](std::shared_ptr<const views::SweepData> sw) {
-        m_tradeoff->setStatusText(tr("%1 curves, swept in %2 ms (CPU reference backend)")
-                                      .arg(sw->curves.size())
-                                      .arg(sw->computeMilliseconds, 0, 'f', 0));
-        m_tradeoff->setCurves(sw);
-    });
-    connect(s, &Session::scalingStarted, this,
-            [this] { m_profile->setScalingStatus(tr("measuring\u2026")); });
-    connect(s, &Session::scalingChanged, this,
-            [this](std::shared_ptr<const views::ScalingData> scaling) {
-                m_profile->setScalingStatus(QString());
-                m_profile->setScaling(std::move(scaling));
-            });
-    connect(s, &Session::modelCleared, this, [this] {
-        m_attention->clear(tr("No model."));
-        m_tradeoff->clear(tr("No model."));
-        m_cache->clear(tr("No model."));
-        m_profile->clear(tr("No model."));
-    });
-    connect(m_tabs, &QTabWidget::currentChanged, this, [this] { refreshViews(false); });
-    connect(m_tradeoff, &views::TradeoffView::pointPicked, this,
-            [this](const QString& base, const QString& parameter, double value) {
-                const QStringList current = m_schemes->settings();
-                for (int i = 0; i < current.size(); ++i)
-                    if (current[i] == base ||
-                        (m_session->sweeps() &&
-                         i < static_cast<int>(m_session->sweeps()->curves.size()) &&
-                         m_session->sweeps()->curves[static_cast<std::size_t>(i)].baseSetting ==
-                             base)) {
-                        if (m_schemes->parameter(i, parameter) != value)
-                            m_schemes->setParameter(i, parameter, value);
-                        break;
-                    }
-            });
+    if (views::AttentionView* attention = attentionView())
+        m_views->setBeforeDraw(attention, [this](const views::AnalysisData& a, int run) {
+            drawBaselineDifference(a, run);
+        });
+    if (views::TradeoffView* tradeoff = tradeoffView())
+        connect(tradeoff, &views::TradeoffView::pointPicked, this,
+                [this](const QString& base, const QString& parameter, double value) {
+                    const QStringList current = m_schemes->settings();
+                    for (int i = 0; i < current.size(); ++i)
+                        if (current[i] == base ||
+                            (m_session->sweeps() &&
+                             i < static_cast<int>(m_session->sweeps()->curves.size()) &&
+                             m_session->sweeps()->curves[static_cast<std::size_t>(i)].baseSetting ==
+                                 base)) {
+                            if (m_schemes->parameter(i, parameter) != value)
+                                m_schemes->setParameter(i, parameter, value);
+                            break;
+                        }
+                });
 
     const auto provenance = [this] { return this->provenance(); };
-    for (const auto& chart : m_attention->charts())
-        views::installExportMenu(chart, provenance);
-    for (const auto& chart : m_tradeoff->charts())
-        views::installExportMenu(chart, provenance);
-    for (const auto& chart : m_cache->charts())
-        views::installExportMenu(chart, provenance);
-    for (const auto& chart : m_profile->charts())
-        views::installExportMenu(chart, provenance);
+    for (views::StudioView* view : m_views->views())
+        for (const auto& chart : view->charts())
+            views::installExportMenu(chart, provenance);
 }
 
-void MainWindow::refreshViews(bool all) {
-    const auto analysis = m_session->analysis();
-    if (!analysis)
+void MainWindow::onTokensChanged(const std::shared_ptr<const TokensSnapshot>& tokens) {
+    markUpdated();
+    m_schemes->setTokenCount(tokens->count(), m_session->contextTokens());
+    m_lastSplit = m_session->contextTokens();
+    m_setup->chipsView()->setSplit(m_lastSplit);
+}
+
+void MainWindow::onJobStarted(views::StudioJob job) {
+    if (job != views::StudioJob::Analysis)
         return;
-    const int run = std::clamp(m_schemes->focusedRow(), 0,
-                               std::max(0, static_cast<int>(analysis->runs.size()) - 1));
-    const int current = m_tabs->currentIndex();
-    // Visible views now; the others when they are shown (or all of them when asked).
-    const auto due = [&](View v) {
-        const auto i = static_cast<std::size_t>(v);
-        if (!m_stale[i] || !(all || current == static_cast<int>(v)))
-            return false;
-        m_stale[i] = false;
-        return true;
-    };
-    if (due(View::Attention)) {
-        // Compare mode: a few probe × context subtractions per head, cheap enough for the GUI
-        // thread (the maps themselves come from the workers).
-        auto diff =
-            m_baseline ? baselineDifference(*analysis, run, *m_baseline, m_baselineRun) : nullptr;
-        QString label;
-        if (diff)
-            label = m_baseline->runs[static_cast<std::size_t>(m_baselineRun)].setting;
-        m_attention->setBaselineDifference(std::move(diff), label, false);
-        m_attention->setData(analysis, run);
-    }
-    if (due(View::Tradeoffs))
-        m_tradeoff->setCurrent(analysis);
-    if (due(View::Cache))
-        m_cache->setData(analysis, run);
-    if (due(View::Profile))
-        m_profile->setData(analysis, run);
-    ++m_resultsShown;
+    updateWorkIndicator();
+    m_analysisState->setText(tr("Computing\u2026"));
 }
 
-void MainWindow::showView(View view) {
-    m_tabs->setCurrentIndex(static_cast<int>(view));
+void MainWindow::onAnalysisChanged(const std::shared_ptr<const views::AnalysisData>& a) {
+    m_analysisState->setText(
+        tr("%1 schemes in %2 ms").arg(a->runs.size()).arg(a->computeMilliseconds, 0, 'f', 0));
+    m_analysisState->setToolTip(QString());
+    markUpdated();
+}
+
+void MainWindow::onJobFailed(views::StudioJob job, const kvs::Error& error) {
+    // Every failed job is named in the status bar; the view lacking its result says it too.
+    const QString message = jobFailureText(job, error);
+    if (job == views::StudioJob::Analysis) {
+        m_analysisState->setText(tr("Analysis failed"));
+        m_analysisState->setToolTip(message);
+    }
+    statusBar()->showMessage(message, 15000);
+}
+
+QString MainWindow::statusMessage() const {
+    return statusBar()->currentMessage();
+}
+
+QString MainWindow::analysisStateText() const {
+    return m_analysisState->text();
+}
+
+OverviewPage* MainWindow::overviewPage() const {
+    return m_views->find<OverviewPage>();
+}
+
+views::AttentionView* MainWindow::attentionView() const {
+    return m_views->find<views::AttentionView>();
+}
+
+views::TradeoffView* MainWindow::tradeoffView() const {
+    return m_views->find<views::TradeoffView>();
+}
+
+views::CacheView* MainWindow::cacheView() const {
+    return m_views->find<views::CacheView>();
+}
+
+views::ProfileView* MainWindow::profileView() const {
+    return m_views->find<views::ProfileView>();
+}
+
+quint64 MainWindow::resultsShown() const {
+    return m_views->resultsShown();
+}
+
+void MainWindow::drawBaselineDifference(const views::AnalysisData& analysis, int run) {
+    // Compare mode: a few probe × context subtractions per head, cheap enough for the GUI thread
+    // (the maps themselves come from the workers).
+    auto diff =
+        m_baseline ? baselineDifference(analysis, run, *m_baseline, m_baselineRun) : nullptr;
+    QString label;
+    if (diff)
+        label = m_baseline->runs[static_cast<std::size_t>(m_baselineRun)].setting;
+    attentionView()->setBaselineDifference(std::move(diff), label, false);
 }
 
 QStringList MainWindow::viewNames() {
-    return {QStringLiteral("overview"), QStringLiteral("attention"), QStringLiteral("tradeoffs"),
-            QStringLiteral("cache"), QStringLiteral("profile")};
+    return studioViewNames();
 }
 
 QStringList MainWindow::chartViewNames() {
-    return viewNames().mid(1);
+    return studio::chartViewNames();
+}
+
+int MainWindow::viewIndex(const QString& name) const {
+    const views::StudioView* view = m_views->view(name);
+    return view ? m_tabs->indexOf(const_cast<views::StudioView*>(view)->viewWidget()) : -1;
 }
 
 bool MainWindow::showViewByName(const QString& name) {
-    const int i = viewNames().indexOf(name);
-    if (i < 0)
-        return false;
-    showView(static_cast<View>(i));
-    return true;
+    return m_views->show(name);
 }
 
 void MainWindow::stepHead(int delta) {
-    showView(View::Attention);
+    showViewByName(QStringLiteral("attention"));
+    views::AttentionView* attention = attentionView();
     const auto a = m_session->analysis();
-    if (!a)
+    if (!a || !attention)
         return;
-    int head = m_attention->selectedHead() + delta;
-    int layer = m_attention->selectedLayer();
+    int head = attention->selectedHead() + delta;
+    int layer = attention->selectedLayer();
     if (head >= a->heads) {
         head = 0;
         layer = (layer + 1) % a->layers;
@@ -429,16 +328,17 @@ void MainWindow::stepHead(int delta) {
         head = a->heads - 1;
         layer = (layer + a->layers - 1) % a->layers;
     }
-    m_attention->setSelection(layer, head);
+    attention->setSelection(layer, head);
 }
 
 void MainWindow::stepLayer(int delta) {
-    showView(View::Attention);
+    showViewByName(QStringLiteral("attention"));
+    views::AttentionView* attention = attentionView();
     const auto a = m_session->analysis();
-    if (!a)
+    if (!a || !attention)
         return;
-    const int layer = (m_attention->selectedLayer() + delta + a->layers) % a->layers;
-    m_attention->setSelection(layer, m_attention->selectedHead());
+    const int layer = (attention->selectedLayer() + delta + a->layers) % a->layers;
+    attention->setSelection(layer, attention->selectedHead());
 }
 
 void MainWindow::stepView(int delta) {
@@ -447,19 +347,8 @@ void MainWindow::stepView(int delta) {
 }
 
 std::vector<views::ChartHandle> MainWindow::currentCharts() const {
-    switch (static_cast<View>(m_tabs->currentIndex())) {
-    case View::Attention:
-        return m_attention->charts();
-    case View::Tradeoffs:
-        return m_tradeoff->charts();
-    case View::Cache:
-        return m_cache->charts();
-    case View::Profile:
-        return m_profile->charts();
-    case View::Overview:
-        break;
-    }
-    return {};
+    const views::StudioView* view = m_views->current();
+    return view ? view->charts() : std::vector<views::ChartHandle>{};
 }
 
 views::Provenance MainWindow::provenance() const {
@@ -477,35 +366,14 @@ views::Provenance MainWindow::provenance() const {
 }
 
 QStringList MainWindow::exportCurrentView(const QString& folder, int dpi, QString* error) {
-    QStringList written;
     const auto charts = currentCharts();
     if (charts.empty()) {
         if (error)
             *error = tr("The %1 view has no charts to export")
                          .arg(m_tabs->tabText(m_tabs->currentIndex()));
-        return written;
+        return {};
     }
-    QDir().mkpath(folder);
-    views::ExportOptions options;
-    options.dpi = dpi;
-    const views::Provenance p = provenance();
-    for (const auto& chart : charts) {
-        for (views::ExportFormat f : {views::ExportFormat::Png, views::ExportFormat::Svg,
-                                      views::ExportFormat::Pdf, views::ExportFormat::Csv}) {
-            if (!chart.plot->isVisible() && f != views::ExportFormat::Csv)
-                continue; // a hidden map (toggle mode) exports its data only
-            const QString path =
-                QDir(folder).filePath(chart.name + QLatin1Char('.') + views::formatSuffix(f));
-            const QString e = views::exportChart(chart, path, f, p, options);
-            if (!e.isEmpty()) {
-                if (error)
-                    *error = e;
-                return written;
-            }
-            written << path;
-        }
-    }
-    return written;
+    return exportCharts(charts, folder, dpi, provenance(), error);
 }
 
 void MainWindow::chooseExportFolder(bool allViews) {
@@ -530,39 +398,26 @@ void MainWindow::chooseExportFolder(bool allViews) {
 }
 
 bool MainWindow::saveSession(const QString& path, QString* error) {
-    QJsonObject o;
-    o[QStringLiteral("kvstudio_session")] = kSessionVersion;
-    o[QStringLiteral("version")] = QStringLiteral(KVS_VERSION);
-    const auto model = m_session->model();
-    const QString folder = model ? model->facts.folder : QString();
-    o[QStringLiteral("model")] =
-        folder.isEmpty() ? QString() : QFileInfo(path).absoluteDir().relativeFilePath(folder);
-    o[QStringLiteral("model_absolute")] = folder;
-    o[QStringLiteral("model_checkpoint")] = model ? model->facts.checkpoint : QString();
-    o[QStringLiteral("prompt")] = m_setup->prompt();
-    o[QStringLiteral("context_tokens")] = m_session->requestedContextTokens();
-    o[QStringLiteral("schemes")] = QJsonArray::fromStringList(m_schemes->settings());
-    QJsonObject view;
-    view[QStringLiteral("tab")] = m_tabs->currentIndex();
-    view[QStringLiteral("focused_scheme")] = m_schemes->focusedRow();
-    view[QStringLiteral("layer")] = m_attention->selectedLayer();
-    view[QStringLiteral("head")] = m_attention->selectedHead();
-    view[QStringLiteral("attention_mode")] = static_cast<int>(m_attention->mode());
-    view[QStringLiteral("metric")] = static_cast<int>(m_tradeoff->metric());
-    view[QStringLiteral("theme")] = m_dark ? QStringLiteral("dark") : QStringLiteral("light");
-    o[QStringLiteral("view")] = view;
-    QSaveFile file(path);
-    if (!file.open(QIODevice::WriteOnly)) {
-        if (error)
-            *error = tr("Cannot write the session %1: %2").arg(path, file.errorString());
-        return false;
+    SessionDocument d;
+    if (const auto model = m_session->model()) {
+        d.modelFolder = model->facts.folder;
+        d.modelCheckpoint = model->facts.checkpoint;
     }
-    file.write(QJsonDocument(o).toJson(QJsonDocument::Indented));
-    if (!file.commit()) {
-        if (error)
-            *error = tr("Cannot write the session %1: %2").arg(path, file.errorString());
-        return false;
+    d.prompt = m_setup->prompt();
+    d.contextTokens = m_session->requestedContextTokens();
+    d.schemes = m_schemes->settings();
+    d.tab = m_tabs->currentIndex();
+    d.focusedScheme = m_schemes->focusedRow();
+    if (const views::AttentionView* attention = attentionView()) {
+        d.layer = attention->selectedLayer();
+        d.head = attention->selectedHead();
+        d.attentionMode = static_cast<int>(attention->mode());
     }
+    if (const views::TradeoffView* tradeoff = tradeoffView())
+        d.metric = static_cast<int>(tradeoff->metric());
+    d.dark = m_dark;
+    if (!writeSessionFile(path, sessionJson(d, path), error))
+        return false;
     m_undo->setClean();
     m_sessionPath = QFileInfo(path).absoluteFilePath();
     setSessionModified(false);
@@ -573,59 +428,25 @@ bool MainWindow::saveSession(const QString& path, QString* error) {
 }
 
 bool MainWindow::openSession(const QString& path, QString* error) {
-    QFile file(path);
-    if (!file.open(QIODevice::ReadOnly)) {
-        if (error)
-            *error = tr("Cannot open the session %1: %2").arg(path, file.errorString());
+    SessionDocument d;
+    if (!readSessionDocument(path, &d, error))
         return false;
-    }
-    QJsonParseError parseError;
-    const QJsonDocument doc = QJsonDocument::fromJson(file.readAll(), &parseError);
-    if (!doc.isObject()) {
-        if (error)
-            *error = tr("The session %1 is not valid JSON: %2").arg(path, parseError.errorString());
-        return false;
-    }
-    const QJsonObject o = doc.object();
-    if (o.value(QStringLiteral("kvstudio_session")).toInt() != kSessionVersion) {
-        if (error)
-            *error = tr("The session %1 has no field kvstudio_session = %2 (not a KV Studio "
-                        "session, or a newer one)")
-                         .arg(path)
-                         .arg(kSessionVersion);
-        return false;
-    }
-    QStringList schemes;
-    for (const QJsonValue& v : o.value(QStringLiteral("schemes")).toArray()) {
-        const QString s = v.toString();
-        if (!SchemeSetting::parse(s.toStdString()).ok()) {
-            if (error)
-                *error =
-                    tr("The session %1 has an invalid scheme in field schemes: %2").arg(path, s);
-            return false;
-        }
-        schemes << s;
-    }
-    QString model = o.value(QStringLiteral("model")).toString();
-    if (!model.isEmpty())
-        model = QFileInfo(path).absoluteDir().absoluteFilePath(model);
-    if (model.isEmpty() || !QFileInfo(model).isDir())
-        model = o.value(QStringLiteral("model_absolute")).toString();
-    const QJsonObject view = o.value(QStringLiteral("view")).toObject();
-    setDarkTheme(view.value(QStringLiteral("theme")).toString() == QLatin1String("dark"));
-    m_setup->setPrompt(o.value(QStringLiteral("prompt")).toString());
-    m_session->setContextTokens(o.value(QStringLiteral("context_tokens")).toInt());
+    setDarkTheme(d.dark);
+    m_setup->setPrompt(d.prompt);
+    m_session->setContextTokens(d.contextTokens);
     m_lastSplit = 0; // the split arrives with the tokens; not an edit
-    if (!schemes.isEmpty())
-        m_schemes->setSettings(schemes);
-    m_schemes->setFocusedRow(view.value(QStringLiteral("focused_scheme")).toInt());
-    m_attention->setSelection(view.value(QStringLiteral("layer")).toInt(),
-                              view.value(QStringLiteral("head")).toInt());
-    m_attention->setMode(static_cast<views::AttentionView::Mode>(
-        view.value(QStringLiteral("attention_mode")).toInt()));
-    m_tradeoff->setMetric(static_cast<views::Metric>(view.value(QStringLiteral("metric")).toInt()));
-    m_tabs->setCurrentIndex(view.value(QStringLiteral("tab")).toInt());
+    if (!d.schemes.isEmpty())
+        m_schemes->setSettings(d.schemes);
+    m_schemes->setFocusedRow(d.focusedScheme);
+    if (views::AttentionView* attention = attentionView()) {
+        attention->setSelection(d.layer, d.head);
+        attention->setMode(static_cast<views::AttentionView::Mode>(d.attentionMode));
+    }
+    if (views::TradeoffView* tradeoff = tradeoffView())
+        tradeoff->setMetric(static_cast<views::Metric>(d.metric));
+    m_tabs->setCurrentIndex(d.tab);
     m_undo->clear();
+    const QString& model = d.modelFolder;
     const auto current = m_session->model();
     if (!model.isEmpty() && (!current || current->facts.folder != QDir::cleanPath(model)))
         openModel(model);
@@ -763,13 +584,10 @@ void MainWindow::setDarkTheme(bool dark) {
     m_dark = dark;
     if (m_themeAction->isChecked() != dark)
         m_themeAction->setChecked(dark);
-    QApplication::setPalette(dark ? darkPalette() : QApplication::style()->standardPalette());
-    m_attention->applyTheme();
-    m_tradeoff->applyTheme();
-    m_cache->applyTheme();
-    m_profile->applyTheme();
-    m_stale.fill(true);
-    refreshViews(true);
+    applyApplicationTheme(dark);
+    m_views->applyTheme();
+    m_views->markStale();
+    m_views->refresh(true);
     if (m_options.persistSettings)
         openSettings()->setValue(QStringLiteral("view/theme"),
                                  dark ? QStringLiteral("dark") : QStringLiteral("light"));
@@ -778,11 +596,13 @@ void MainWindow::setDarkTheme(bool dark) {
 void MainWindow::pinBaseline() {
     m_baseline = m_session->analysis();
     m_baselineSweeps = m_session->sweeps();
-    m_tradeoff->setBaseline(m_baselineSweeps);
+    if (views::TradeoffView* tradeoff = tradeoffView())
+        tradeoff->setBaseline(m_baselineSweeps);
     m_baselineRun = std::max(0, m_schemes->focusedRow());
-    m_profile->setBaseline(m_baseline, m_baselineRun);
-    m_stale[static_cast<std::size_t>(View::Attention)] = true;
-    refreshViews(false);
+    if (views::ProfileView* profile = profileView())
+        profile->setBaseline(m_baseline, m_baselineRun);
+    m_views->markStale(attentionView());
+    m_views->refresh(false);
     m_unpinAction->setEnabled(hasBaseline());
     statusBar()->showMessage(hasBaseline() ? tr("Pinned the current results as the baseline")
                                            : tr("Nothing to pin yet"),
@@ -792,10 +612,13 @@ void MainWindow::pinBaseline() {
 void MainWindow::clearBaseline() {
     m_baseline.reset();
     m_baselineSweeps.reset();
-    m_tradeoff->setBaseline(nullptr);
-    m_profile->setBaseline(nullptr, 0);
+    if (views::TradeoffView* tradeoff = tradeoffView())
+        tradeoff->setBaseline(nullptr);
+    if (views::ProfileView* profile = profileView())
+        profile->setBaseline(nullptr, 0);
     m_unpinAction->setEnabled(false);
-    m_attention->setBaselineDifference(nullptr, QString());
+    if (views::AttentionView* attention = attentionView())
+        attention->setBaselineDifference(nullptr, QString());
 }
 
 bool MainWindow::hasBaseline() const {

@@ -14,7 +14,7 @@ namespace kvs::studio {
 
 class Session;
 
-class OverviewPage : public QWidget, public ISessionView {
+class OverviewPage : public QWidget, public ISessionView, public views::StudioView {
     Q_OBJECT
 public:
     explicit OverviewPage(Session* session, QWidget* parent = nullptr);
@@ -25,6 +25,13 @@ public:
     void onModelLoaded(const std::shared_ptr<const ModelSnapshot>& model) override;
     void onModelCleared() override;
     void onTokensChanged(const std::shared_ptr<const TokensSnapshot>& tokens) override;
+
+    // StudioView: the page shows the model and prompt (from the session), no analysis, no charts.
+    QString viewName() const override { return QStringLiteral("overview"); }
+    QString viewTitle() const override { return tr("Overview"); }
+    QWidget* viewWidget() override { return this; }
+    void setAnalysis(const std::shared_ptr<const views::AnalysisData>&, int) override {}
+    void clear(const QString&) override {}
 
 private:
     void refreshFacts();

@@ -3,6 +3,7 @@
 
 #include "main_window.h"
 #include "session.h"
+#include "view_registry.h"
 
 #include <QApplication>
 #include <QDir>
@@ -22,7 +23,7 @@ namespace kvs::studio {
 namespace {
 
 QStringList parseViews(const std::string& list) {
-    const QStringList known = MainWindow::chartViewNames();
+    const QStringList known = chartViewNames();
     QStringList views;
     for (const QString& v :
          QString::fromStdString(list).split(QLatin1Char(','), Qt::SkipEmptyParts)) {
@@ -30,8 +31,8 @@ QStringList parseViews(const std::string& list) {
         if (name == QLatin1String("all"))
             return known;
         if (!known.contains(name))
-            throw cli::UsageError("unknown view '" + name.toStdString() +
-                                  "' (attention, tradeoffs, cache, profile or all)");
+            throw cli::UsageError("unknown view '" + name.toStdString() + "' (" +
+                                  known.join(QStringLiteral(", ")).toStdString() + " or all)");
         if (!views.contains(name))
             views << name;
     }
@@ -55,6 +56,22 @@ std::unique_ptr<QApplication> ensureApplication() {
     QApplication::setStyle(QStyleFactory::create(QStringLiteral("Fusion")));
     return app;
 }
+
+// The first job that failed while the session was being rendered: its error, code included.
+class FailureWatch : public ISessionView {
+public:
+    explicit FailureWatch(Session* session) : m_session(session) { m_session->addView(this); }
+    ~FailureWatch() override { m_session->removeView(this); }
+    void onJobFailed(views::StudioJob job, const Error& error) override {
+        if (!m_failure)
+            m_failure.emplace(error.code(), jobFailureText(job, error).toStdString());
+    }
+    const std::optional<Error>& failure() const { return m_failure; }
+
+private:
+    Session* m_session;
+    std::optional<Error> m_failure;
+};
 
 } // namespace
 
@@ -94,15 +111,15 @@ int runRenderCommand(const cli::Args& args, cli::Streams io) {
     clock.start();
     QElapsedTimer idle;
     bool wasIdle = false;
-    QString failure;
-    QObject::connect(session, &Session::analysisFailed, &window,
-                     [&failure](const QString& message) { failure = message; });
+    // A failed job (analysis, quality, sweep, timing) would leave a figure without its data:
+    // the render fails with the job's error and code.
+    const FailureWatch watch(session);
     for (;;) {
         QApplication::processEvents(QEventLoop::AllEvents, 50);
         QThread::msleep(20);
-        if (!failure.isEmpty())
-            throw Error(ErrorCode::InvalidArgument, "the analysis of " + sessionPath.toStdString() +
-                                                        " failed: " + failure.toStdString());
+        if (const auto& failure = watch.failure())
+            throw Error(failure->code(),
+                        "rendering " + sessionPath.toStdString() + ": " + failure->what());
         if (session->modelState() == ModelState::Failed)
             throw Error(ErrorCode::Io, "the session " + sessionPath.toStdString() +
                                            " names a model that does not load: " +

@@ -227,7 +227,57 @@ std::shared_ptr<const BackendSnapshot> probe() {
     return b;
 }
 
+// What a job's work yields on the worker: its snapshot, null when cancelled, or the error that
+// stopped it with its original code. Shared, because a QFuture copies its result.
+template <class S> using JobResult = std::shared_ptr<const Result<std::shared_ptr<const S>>>;
+
+// Runs an engine job (a Result: the snapshot, null when cancelled, or the error with its original
+// code); anything it throws still arrives as an error (std::bad_alloc as OutOfMemory).
+template <class S, class Fn> JobResult<S> engineJob(Fn&& call) {
+    return std::make_shared<const Result<std::shared_ptr<const S>>>(
+        catchErrors([&]() -> std::shared_ptr<const S> { return call().valueOrThrow(); }));
+}
+
+std::optional<views::StudioJob> studioJob(JobKind kind) {
+    switch (kind) {
+    case JobKind::Analysis:
+        return views::StudioJob::Analysis;
+    case JobKind::Quality:
+        return views::StudioJob::Quality;
+    case JobKind::Sweep:
+        return views::StudioJob::Sweep;
+    case JobKind::Scaling:
+        return views::StudioJob::Scaling;
+    case JobKind::Timing:
+        return views::StudioJob::Timing;
+    default:
+        return std::nullopt;
+    }
+}
+
 } // namespace
+
+QString jobFailureText(views::StudioJob job, const Error& error) {
+    QString what;
+    switch (job) {
+    case views::StudioJob::Analysis:
+        what = Session::tr("Analysis failed");
+        break;
+    case views::StudioJob::Quality:
+        what = Session::tr("Quality pass failed");
+        break;
+    case views::StudioJob::Sweep:
+        what = Session::tr("Sweep failed");
+        break;
+    case views::StudioJob::Scaling:
+        what = Session::tr("Timing against context length failed");
+        break;
+    case views::StudioJob::Timing:
+        what = Session::tr("The timing backend failed to start");
+        break;
+    }
+    return Session::tr("%1: %2 [%3]").arg(what, qs(error.what()), qs(toString(error.code())));
+}
 
 Session::Session(QObject* parent) : QObject(parent) {
     // Two workers: a model load and a tokenization (or the backend probe) can overlap.
@@ -248,9 +298,9 @@ Session::~Session() {
     m_destroying = true;
     m_debounce.stop();
     m_analysisDebounce.stop();
-    for (auto& flag : m_cancel)
-        if (flag)
-            flag->store(true);
+    for (JobSlot& job : m_jobs)
+        if (job.cancel)
+            job.cancel->store(true);
     m_pool.clear();       // queued jobs never start
     m_pool.waitForDone(); // running ones finish; their watchers die with us, undelivered
     m_views.clear();
@@ -272,21 +322,52 @@ void Session::notifyViews(const std::function<void(ISessionView*)>& call) {
             call(view);
 }
 
+void Session::supersede(JobKind kind, bool cancelRunning) {
+    JobSlot& job = slot(kind);
+    ++job.generation;
+    if (cancelRunning && job.cancel)
+        job.cancel->store(true);
+    if (job.state == JobState::Running || job.state == JobState::Queued)
+        job.state = JobState::Idle;
+}
+
+template <class S>
+std::shared_ptr<const S> Session::finishJob(JobKind kind,
+                                            const Result<std::shared_ptr<const S>>& result) {
+    JobSlot& job = slot(kind);
+    if (result.ok() || result.error().code() == ErrorCode::Cancelled) {
+        const auto value = result.ok() ? result.value() : nullptr;
+        job.state = value ? JobState::Done : JobState::Idle;
+        job.error.reset();
+        return value;
+    }
+    job.state = JobState::Failed;
+    job.error = result.error();
+    if (const auto which = studioJob(kind)) {
+        const Error error = result.error();
+        notifyViews([&](ISessionView* v) { v->onJobFailed(*which, error); });
+    }
+    return nullptr;
+}
+
 template <class T>
-void Session::runJob(Job kind, std::function<T(const CancelFlag&)> work,
+void Session::runJob(JobKind kind, std::function<T(const CancelFlag&)> work,
                      std::function<void(T)> deliver) {
-    const quint64 generation = ++m_generation[kind];
-    if (m_cancel[kind])
-        m_cancel[kind]->store(true);
+    JobSlot& job = slot(kind);
+    const quint64 generation = ++job.generation;
+    if (job.cancel)
+        job.cancel->store(true);
     auto cancel = std::make_shared<CancelFlag>(false);
-    m_cancel[kind] = cancel;
+    job.cancel = cancel;
+    job.state = JobState::Running;
+    job.error.reset();
 
     auto* watcher = new QFutureWatcher<T>(this);
     ++m_running;
     connect(watcher, &QFutureWatcherBase::finished, this,
             [this, watcher, kind, generation, cancel, deliver = std::move(deliver)] {
                 --m_running;
-                const bool current = generation == m_generation[kind] && !cancel->load();
+                const bool current = generation == slot(kind).generation && !cancel->load();
                 T result = watcher->result();
                 watcher->deleteLater();
                 if (current && !m_destroying)
@@ -308,16 +389,18 @@ void Session::openModel(const QString& folder) {
     notifyViews([&](ISessionView* v) { v->onModelLoading(path); });
 
     runJob<OutcomePtr<ModelSnapshot>>(
-        LoadJob, [path](const CancelFlag& cancel) { return loadModel(path, cancel); },
+        JobKind::Load, [path](const CancelFlag& cancel) { return loadModel(path, cancel); },
         [this, path](OutcomePtr<ModelSnapshot> outcome) {
             if (!outcome->snapshot) {
                 // A failed load keeps the previous model: the window stays usable.
+                slot(JobKind::Load).state = JobState::Failed;
                 m_state = m_model ? ModelState::Loaded : ModelState::Failed;
                 m_lastError = outcome->error;
                 emit modelLoadFailed(path, outcome->error);
                 notifyViews([&](ISessionView* v) { v->onModelLoadFailed(path, outcome->error); });
                 return;
             }
+            slot(JobKind::Load).state = JobState::Done;
             m_model = outcome->snapshot;
             m_tokens.reset();
             m_state = ModelState::Loaded;
@@ -330,12 +413,9 @@ void Session::openModel(const QString& folder) {
 }
 
 void Session::closeModel() {
-    // Supersede any load or tokenization in flight.
-    ++m_generation[LoadJob];
-    ++m_generation[TokenizeJob];
-    ++m_generation[AnalysisJob];
-    ++m_generation[SweepJob];
-    m_sweepsRunning = false;
+    // Supersede any load, tokenization, analysis or sweep in flight.
+    for (JobKind kind : {JobKind::Load, JobKind::Tokenize, JobKind::Analysis, JobKind::Sweep})
+        supersede(kind, /*cancelRunning=*/false);
     cancelScaling();
     m_debounce.stop();
     m_analysisDebounce.stop();
@@ -343,7 +423,6 @@ void Session::closeModel() {
     m_sweeps.reset();
     m_sweepKey.clear();
     m_scaling.reset();
-    m_analysisRunning = false;
     m_model.reset();
     m_tokens.reset();
     m_state = ModelState::None;
@@ -354,16 +433,10 @@ void Session::closeModel() {
 
 void Session::cancelWork() {
     const bool wasLoading = m_state == ModelState::Loading;
-    for (Job kind : {LoadJob, AnalysisJob, QualityJob, SweepJob}) {
-        ++m_generation[kind];
-        if (m_cancel[kind])
-            m_cancel[kind]->store(true);
-    }
+    for (JobKind kind : {JobKind::Load, JobKind::Analysis, JobKind::Quality, JobKind::Sweep})
+        supersede(kind);
     cancelScaling();
     m_analysisDebounce.stop();
-    m_analysisRunning = false;
-    m_qualityRunning = false;
-    m_sweepsRunning = false;
     m_sweepKey.clear(); // the next analysis sweeps again
     if (wasLoading) {
         const QString folder = m_loadingFolder;
@@ -381,9 +454,10 @@ void Session::cancelWork() {
 }
 
 bool Session::hasCancellableWork() const {
-    return m_state == ModelState::Loading || m_analysisRunning || m_qualityRunning ||
-           m_sweepsRunning || m_scalingRunning || m_analysisDebounce.isActive() ||
-           m_scalingPending.has_value();
+    return m_state == ModelState::Loading || isRunning(JobKind::Analysis) ||
+           isRunning(JobKind::Quality) || isRunning(JobKind::Sweep) ||
+           isRunning(JobKind::Scaling) || jobState(JobKind::Scaling) == JobState::Queued ||
+           m_analysisDebounce.isActive();
 }
 
 void Session::setPrompt(const QString& prompt) {
@@ -402,19 +476,21 @@ void Session::tokenizeNow() {
     }
     const auto model = m_model;
     const QString prompt = m_prompt;
-    const quint64 generation = m_generation[TokenizeJob] + 1;
+    const quint64 generation = slot(JobKind::Tokenize).generation + 1;
     runJob<OutcomePtr<TokensSnapshot>>(
-        TokenizeJob,
+        JobKind::Tokenize,
         [model, prompt, generation](const CancelFlag&) {
             return tokenize(model, prompt, generation);
         },
         [this](OutcomePtr<TokensSnapshot> outcome) {
             if (!outcome->snapshot) {
+                slot(JobKind::Tokenize).state = JobState::Failed;
                 m_tokens.reset();
                 emit tokenizeFailed(outcome->error);
                 notifyViews([&](ISessionView* v) { v->onTokenizeFailed(outcome->error); });
                 return;
             }
+            slot(JobKind::Tokenize).state = JobState::Done;
             m_tokens = outcome->snapshot;
             const auto tokens = m_tokens;
             emit tokensChanged(tokens);
@@ -425,8 +501,9 @@ void Session::tokenizeNow() {
 
 void Session::probeBackend() {
     runJob<std::shared_ptr<const BackendSnapshot>>(
-        BackendJob, [](const CancelFlag&) { return probe(); },
+        JobKind::Backend, [](const CancelFlag&) { return probe(); },
         [this](std::shared_ptr<const BackendSnapshot> backend) {
+            slot(JobKind::Backend).state = JobState::Done;
             m_backend = std::move(backend);
             emit backendChanged(m_backend);
         });
@@ -437,8 +514,8 @@ bool Session::isBusy() const {
 }
 
 bool Session::isAnalysisBusy() const {
-    return m_analysisRunning || m_analysisDebounce.isActive() ||
-           (m_analysis && m_analysis->qualityPending);
+    return isRunning(JobKind::Analysis) || m_analysisDebounce.isActive() ||
+           (m_analysis && m_analysis->qualityPending && !isFailed(JobKind::Quality));
 }
 
 void Session::setSchemes(const QStringList& settings) {
@@ -465,11 +542,10 @@ int Session::contextTokens() const {
 void Session::setSweepsEnabled(bool enabled) {
     m_sweepsEnabled = enabled;
     if (!enabled) {
-        m_sweepsRunning = false;
+        if (isRunning(JobKind::Sweep))
+            slot(JobKind::Sweep).state = JobState::Idle;
         startScalingWhenIdle();
-        ++m_generation[SweepJob];
-        if (m_cancel[SweepJob])
-            m_cancel[SweepJob]->store(true);
+        supersede(JobKind::Sweep);
         m_sweepKey.clear();
     }
 }
@@ -497,7 +573,7 @@ void Session::recomputeNow() {
         return;
     }
     AnalysisRequest request = makeRequest();
-    request.generation = m_generation[AnalysisJob] + 1;
+    request.generation = slot(JobKind::Analysis).generation + 1;
     request.renderDocCapture = m_renderDocPending;
     // The scaling job competes for the CPU (and the device): the live results come first.
     cancelScaling();
@@ -508,94 +584,90 @@ void Session::recomputeNow() {
             if (run.eval.quality)
                 request.knownQuality[run.setting] = *run.eval.quality;
     // A pending quality pass belongs to the old settings.
-    ++m_generation[QualityJob];
-    m_qualityRunning = false;
-    if (m_cancel[QualityJob])
-        m_cancel[QualityJob]->store(true);
-    m_analysisRunning = true;
-    emit analysisStarted();
-    using Out =
-        std::shared_ptr<const std::pair<std::shared_ptr<const views::AnalysisData>, QString>>;
+    supersede(JobKind::Quality);
     auto engine = m_liveEngine;
-    runJob<Out>(
-        AnalysisJob,
-        [engine, request](const CancelFlag& cancel) -> Out {
-            try {
-                return std::make_shared<
-                    const std::pair<std::shared_ptr<const views::AnalysisData>, QString>>(
-                    engine->analyze(request, cancel).valueOrThrow(), QString());
-            } catch (const std::exception& e) {
-                return std::make_shared<
-                    const std::pair<std::shared_ptr<const views::AnalysisData>, QString>>(
-                    nullptr, QString::fromStdString(e.what()));
-            }
+    runJob<JobResult<views::AnalysisData>>(
+        JobKind::Analysis,
+        [engine, request](const CancelFlag& cancel) {
+            return engineJob<views::AnalysisData>([&] { return engine->analyze(request, cancel); });
         },
-        [this, request](Out out) {
-            m_analysisRunning = false;
+        [this, request](JobResult<views::AnalysisData> result) {
             if (request.renderDocCapture)
                 m_renderDocPending = false;
-            if (!out->second.isEmpty()) {
-                emit analysisFailed(out->second);
-                if (request.renderDocCapture)
-                    emit renderDocCaptured(QString(), out->second);
-                return;
-            }
-            if (!out->first)
-                return; // cancelled
-            m_analysis = out->first;
-            emit analysisChanged(m_analysis);
+            const auto analysis = finishJob(JobKind::Analysis, *result);
+            if (!result->ok() && request.renderDocCapture)
+                emit renderDocCaptured(QString(), qs(result->message()));
+            if (!analysis)
+                return; // failed (reported) or cancelled
+            m_analysis = analysis;
+            notifyViews([&](ISessionView* v) { v->onAnalysisChanged(analysis); });
             if (request.renderDocCapture)
                 emit renderDocCaptured(m_analysis->renderDocCapture, m_analysis->renderDocError);
             if (m_analysis->qualityPending)
                 startQuality(request);
-            if (!m_timingStarted) { // Vulkan start-up after the first results, not before
-                m_timingStarted = true;
-                auto timingEngine = m_liveEngine;
-                runJob<bool>(
-                    TimingJob,
-                    [timingEngine](const CancelFlag&) {
-                        try {
-                            timingEngine->startTimingBackend();
-                        } catch (const std::exception&) {
-                        }
-                        return true;
-                    },
-                    [this](bool) {
-                        if (m_analysis && m_analysis->timingsPending)
-                            recomputeNow();
-                    });
-            }
+            if (jobState(JobKind::Timing) == JobState::Idle)
+                startTiming(); // Vulkan start-up after the first results, not before
             startSweeps(request);
             if (!m_analysis->timingsPending) {
-                m_scalingPending = request;
+                m_scalingRequest = request;
+                slot(JobKind::Scaling).state = JobState::Queued;
                 startScalingWhenIdle();
             }
         });
-    // A superseded job's deliver never runs: the flag follows the newest job.
+    notifyViews([](ISessionView* v) { v->onJobStarted(views::StudioJob::Analysis); });
+    // A superseded job's deliver never runs: the state follows the newest job.
+}
+
+void Session::startTiming() {
+    auto engine = m_liveEngine;
+    runJob<std::shared_ptr<const Result<bool>>>(
+        JobKind::Timing,
+        [engine](const CancelFlag&) {
+            return std::make_shared<const Result<bool>>(catchErrors([&] {
+                engine->startTimingBackend();
+                return true;
+            }));
+        },
+        [this](std::shared_ptr<const Result<bool>> result) {
+            JobSlot& job = slot(JobKind::Timing);
+            job.state = result->ok() ? JobState::Done : JobState::Failed;
+            if (!result->ok()) {
+                job.error = result->error();
+                const Error error = result->error();
+                notifyViews(
+                    [&](ISessionView* v) { v->onJobFailed(views::StudioJob::Timing, error); });
+            }
+            if (m_analysis && m_analysis->timingsPending)
+                recomputeNow();
+        });
 }
 
 void Session::startQuality(const AnalysisRequest& request) {
-    using Out = std::shared_ptr<const views::AnalysisData>;
     auto engine = m_qualityEngine;
     auto base = m_analysis;
-    m_qualityRunning = true;
-    runJob<Out>(
-        QualityJob,
-        [engine, base, request](const CancelFlag& cancel) -> Out {
-            try {
-                return engine->addQuality(base, request, cancel).valueOrThrow();
-            } catch (const std::exception&) {
-                return nullptr;
-            }
+    runJob<JobResult<views::AnalysisData>>(
+        JobKind::Quality,
+        [engine, base, request](const CancelFlag& cancel) {
+            return engineJob<views::AnalysisData>(
+                [&] { return engine->addQuality(base, request, cancel); });
         },
-        [this](Out out) {
-            m_qualityRunning = false;
-            if (out) {
-                m_analysis = std::move(out);
-                emit analysisChanged(m_analysis);
+        [this](JobResult<views::AnalysisData> result) {
+            if (const auto analysis = finishJob(JobKind::Quality, *result)) {
+                m_analysis = analysis;
+                notifyViews([&](ISessionView* v) { v->onAnalysisChanged(analysis); });
             }
             startScalingWhenIdle();
         });
+    notifyViews([](ISessionView* v) { v->onJobStarted(views::StudioJob::Quality); });
+}
+
+QString Session::requestKey(const AnalysisRequest& request, const QStringList& settings) {
+    return QStringLiteral("%1|%2|%3|%4")
+        .arg(settings.join(QLatin1Char(';')))
+        .arg(request.contextTokens)
+        .arg(reinterpret_cast<quintptr>(request.model.get()))
+        .arg(qHash(QByteArray(reinterpret_cast<const char*>(request.tokens.data()),
+                              static_cast<qsizetype>(request.tokens.size() * sizeof(TokenId)))));
 }
 
 void Session::startSweeps(const AnalysisRequest& request) {
@@ -604,40 +676,28 @@ void Session::startSweeps(const AnalysisRequest& request) {
     QStringList keys;
     for (const QString& s : request.settings)
         keys << sweepKey(s);
-    const QString key =
-        QStringLiteral("%1|%2|%3|%4")
-            .arg(keys.join(QLatin1Char(';')))
-            .arg(request.contextTokens)
-            .arg(reinterpret_cast<quintptr>(request.model.get()))
-            .arg(
-                qHash(QByteArray(reinterpret_cast<const char*>(request.tokens.data()),
-                                 static_cast<qsizetype>(request.tokens.size() * sizeof(TokenId)))));
+    const QString key = requestKey(request, keys);
     if (key == m_sweepKey)
         return;
     m_sweepKey = key;
     AnalysisRequest sweepRequest = request;
-    sweepRequest.generation = m_generation[SweepJob] + 1;
-    emit sweepsStarted();
-    using Out = std::shared_ptr<const views::SweepData>;
+    sweepRequest.generation = slot(JobKind::Sweep).generation + 1;
     auto engine = m_sweepEngine;
-    m_sweepsRunning = true;
-    runJob<Out>(
-        SweepJob,
-        [engine, sweepRequest](const CancelFlag& cancel) -> Out {
-            try {
-                return engine->sweep(sweepRequest, cancel).valueOrThrow();
-            } catch (const std::exception&) {
-                return nullptr;
-            }
+    runJob<JobResult<views::SweepData>>(
+        JobKind::Sweep,
+        [engine, sweepRequest](const CancelFlag& cancel) {
+            return engineJob<views::SweepData>([&] { return engine->sweep(sweepRequest, cancel); });
         },
-        [this](Out out) {
-            m_sweepsRunning = false;
-            if (out) {
-                m_sweeps = std::move(out);
-                emit sweepsChanged(m_sweeps);
+        [this](JobResult<views::SweepData> result) {
+            if (const auto sweeps = finishJob(JobKind::Sweep, *result)) {
+                m_sweeps = sweeps;
+                notifyViews([&](ISessionView* v) { v->onSweepsChanged(sweeps); });
+            } else if (!result->ok()) {
+                m_sweepKey.clear(); // a failed sweep runs again with the next analysis
             }
             startScalingWhenIdle();
         });
+    notifyViews([](ISessionView* v) { v->onJobStarted(views::StudioJob::Sweep); });
 }
 
 void Session::setScalingEnabled(bool enabled) {
@@ -652,58 +712,45 @@ void Session::captureNextRecompute() {
 }
 
 void Session::startScalingWhenIdle() {
-    if (!m_scalingPending || m_qualityRunning || m_sweepsRunning)
+    if (!m_scalingRequest || isRunning(JobKind::Quality) || isRunning(JobKind::Sweep))
         return;
-    const AnalysisRequest request = std::move(*m_scalingPending);
-    m_scalingPending.reset();
+    const AnalysisRequest request = std::move(*m_scalingRequest);
+    m_scalingRequest.reset();
+    slot(JobKind::Scaling).state = JobState::Idle;
     startScaling(request);
 }
 
 void Session::cancelScaling() {
-    m_scalingPending.reset();
-    m_scalingRunning = false;
-    ++m_generation[ScalingJob];
-    if (m_cancel[ScalingJob])
-        m_cancel[ScalingJob]->store(true);
+    m_scalingRequest.reset();
+    supersede(JobKind::Scaling);
     m_scalingKey.clear();
 }
 
 void Session::startScaling(const AnalysisRequest& request) {
     if (!m_scalingEnabled || qEnvironmentVariableIsSet("KVS_STUDIO_NO_SCALING"))
         return;
-    const QString key =
-        QStringLiteral("%1|%2|%3|%4")
-            .arg(request.settings.join(QLatin1Char(';')))
-            .arg(request.contextTokens)
-            .arg(reinterpret_cast<quintptr>(request.model.get()))
-            .arg(
-                qHash(QByteArray(reinterpret_cast<const char*>(request.tokens.data()),
-                                 static_cast<qsizetype>(request.tokens.size() * sizeof(TokenId)))));
+    const QString key = requestKey(request, request.settings);
     if (key == m_scalingKey)
         return;
     m_scalingKey = key;
     AnalysisRequest scalingRequest = request;
-    scalingRequest.generation = m_generation[ScalingJob] + 1;
-    emit scalingStarted();
-    m_scalingRunning = true;
-    using Out = std::shared_ptr<const views::ScalingData>;
+    scalingRequest.generation = slot(JobKind::Scaling).generation + 1;
     auto engine = m_liveEngine; // its timing backend; the job does not hold the engine's lock
-    runJob<Out>(
-        ScalingJob,
-        [engine, scalingRequest](const CancelFlag& cancel) -> Out {
-            try {
-                return engine->scaling(scalingRequest, cancel).valueOrThrow();
-            } catch (const std::exception&) {
-                return nullptr;
-            }
+    runJob<JobResult<views::ScalingData>>(
+        JobKind::Scaling,
+        [engine, scalingRequest](const CancelFlag& cancel) {
+            return engineJob<views::ScalingData>(
+                [&] { return engine->scaling(scalingRequest, cancel); });
         },
-        [this](Out out) {
-            m_scalingRunning = false;
-            if (!out)
-                return;
-            m_scaling = std::move(out);
-            emit scalingChanged(m_scaling);
+        [this](JobResult<views::ScalingData> result) {
+            if (const auto scaling = finishJob(JobKind::Scaling, *result)) {
+                m_scaling = scaling;
+                notifyViews([&](ISessionView* v) { v->onScalingChanged(scaling); });
+            } else if (!result->ok()) {
+                m_scalingKey.clear(); // measured again with the next analysis
+            }
         });
+    notifyViews([](ISessionView* v) { v->onJobStarted(views::StudioJob::Scaling); });
 }
 
 void Session::updateBusy() {

@@ -15,12 +15,26 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <vector>
 
 namespace kvs::studio {
 
 // Set by the session when a job's result is no longer wanted; long jobs check it between steps.
 using CancelFlag = std::atomic<bool>;
+
+// The kinds of work the session runs on its pool; one job of each kind is current at a time.
+enum class JobKind { Load, Tokenize, Backend, Analysis, Quality, Sweep, Timing, Scaling, Count };
+
+// What the current job of one kind is doing.
+enum class JobState {
+    Idle,    // none ran yet, or the last one was cancelled or superseded without a result
+    Queued,  // waiting for other jobs before it starts (the scaling job waits for the quality
+             // pass and the sweeps)
+    Running, // on a worker; its result is wanted
+    Done,    // delivered its result
+    Failed,  // delivered an error (Session::jobError)
+};
 
 class Session : public QObject {
     Q_OBJECT
@@ -72,6 +86,9 @@ public:
     std::shared_ptr<const views::AnalysisData> analysis() const { return m_analysis; }
     std::shared_ptr<const views::SweepData> sweeps() const { return m_sweeps; }
     bool isAnalysisBusy() const;
+    JobState jobState(JobKind kind) const { return slot(kind).state; }
+    // The error of the kind's last job when it failed (jobState() == Failed), else none.
+    std::optional<kvs::Error> jobError(JobKind kind) const { return slot(kind).error; }
 
     void setTokenizeDelay(int milliseconds) { m_debounce.setInterval(milliseconds); }
     int tokenizeDelay() const { return m_debounce.interval(); }
@@ -100,33 +117,35 @@ signals:
     void busyChanged(bool busy);
     void modelLoadCancelled(const QString& folder);
     void workCancelled();
-    void analysisStarted();
-    void analysisChanged(std::shared_ptr<const kvs::views::AnalysisData> analysis);
-    void analysisFailed(const QString& message);
-    void sweepsStarted();
-    void sweepsChanged(std::shared_ptr<const kvs::views::SweepData> sweeps);
-    void scalingStarted();
-    void scalingChanged(std::shared_ptr<const kvs::views::ScalingData> scaling);
     // After a recompute asked for by captureNextRecompute(): the capture file, or why none.
     void renderDocCaptured(const QString& path, const QString& error);
 
 private:
-    enum Job {
-        LoadJob,
-        TokenizeJob,
-        BackendJob,
-        AnalysisJob,
-        QualityJob,
-        SweepJob,
-        TimingJob,
-        ScalingJob,
-        JobCount
+    // One kind's current job: its state, the generation that tells a stale result from the
+    // current one, the flag that cancels it, and the error it failed with.
+    struct JobSlot {
+        JobState state = JobState::Idle;
+        quint64 generation = 0;
+        std::shared_ptr<CancelFlag> cancel;
+        std::optional<kvs::Error> error;
     };
+    JobSlot& slot(JobKind kind) { return m_jobs[static_cast<std::size_t>(kind)]; }
+    const JobSlot& slot(JobKind kind) const { return m_jobs[static_cast<std::size_t>(kind)]; }
+    bool isRunning(JobKind kind) const { return jobState(kind) == JobState::Running; }
+    bool isFailed(JobKind kind) const { return jobState(kind) == JobState::Failed; }
+    // Drops the current job of `kind` (its result never arrives) and sets its cancel flag.
+    void supersede(JobKind kind, bool cancelRunning = true);
+    // The end of an analysis job: its snapshot (Done), null when cancelled (Idle), or null after
+    // reporting the failure to every observer (Failed).
+    template <class S>
+    std::shared_ptr<const S> finishJob(JobKind kind,
+                                       const Result<std::shared_ptr<const S>>& result);
 
     // Runs `work` on the pool; `deliver` gets its result on the GUI thread unless a newer job of
     // the same kind started meanwhile (or the session is being destroyed).
     template <class T>
-    void runJob(Job kind, std::function<T(const CancelFlag&)> work, std::function<void(T)> deliver);
+    void runJob(JobKind kind, std::function<T(const CancelFlag&)> work,
+                std::function<void(T)> deliver);
 
     void notifyViews(const std::function<void(ISessionView*)>& call);
     void updateBusy();
@@ -136,11 +155,13 @@ private:
     void startScalingWhenIdle();
     void cancelScaling();
     void startQuality(const AnalysisRequest& request);
+    void startTiming();
+    // What a sweep or scaling job was made for: the settings, the split, the model and prompt.
+    static QString requestKey(const AnalysisRequest& request, const QStringList& settings);
 
     QThreadPool m_pool;
     QTimer m_debounce;
-    std::array<quint64, JobCount> m_generation{};
-    std::array<std::shared_ptr<CancelFlag>, JobCount> m_cancel{};
+    std::array<JobSlot, static_cast<std::size_t>(JobKind::Count)> m_jobs{};
     int m_running = 0;
     bool m_lastBusy = false;
     bool m_destroying = false;
@@ -164,18 +185,14 @@ private:
     std::shared_ptr<Engine> m_qualityEngine; // its own engine: a slider move never waits for it
     std::shared_ptr<const views::AnalysisData> m_analysis;
     std::shared_ptr<const views::SweepData> m_sweeps;
-    bool m_analysisRunning = false;
-    bool m_timingStarted = false;
     bool m_scalingEnabled = true;
     QString m_scalingKey; // what the current (or running) scaling job was made for
     std::shared_ptr<const views::ScalingData> m_scaling;
-    // The scaling job waits for the quality pass and the sweeps (they share the CPU, and on
-    // lavapipe the device is the CPU): the request it will run, and what it waits for.
-    std::optional<AnalysisRequest> m_scalingPending;
-    bool m_qualityRunning = false;
-    bool m_sweepsRunning = false;
-    bool m_scalingRunning = false;   // until its result arrives (a superseded job never delivers)
-    bool m_renderDocPending = false; // captureNextRecompute() until an analysis delivers
+    // The scaling job waits (Queued) for the quality pass and the sweeps (they share the CPU, and
+    // on lavapipe the device is the CPU): the request it will run.
+    std::optional<AnalysisRequest> m_scalingRequest;
+    // captureNextRecompute() until an analysis delivers: a request, not a job's state.
+    bool m_renderDocPending = false;
 };
 
 } // namespace kvs::studio

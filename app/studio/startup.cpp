@@ -5,6 +5,7 @@
 
 #include "main_window.h"
 #include "session.h"
+#include "view_registry.h"
 
 #include <QCommandLineParser>
 #include <QCoreApplication>
@@ -66,7 +67,7 @@ StartupOptions parseStartupOptions(const QStringList& arguments) {
         QStringLiteral("SECONDS"), QStringLiteral("120"));
     const QCommandLineOption view(
         QStringLiteral("view"),
-        QObject::tr("The view to show: overview, attention, tradeoffs, cache or profile."),
+        QObject::tr("The view to show: %1.").arg(studioViewNames().join(QStringLiteral(", "))),
         QStringLiteral("NAME"));
     const QCommandLineOption theme(QStringLiteral("theme"),
                                    QObject::tr("The colour theme: light or dark."),
@@ -106,9 +107,7 @@ StartupOptions parseStartupOptions(const QStringList& arguments) {
     o.view = parser.value(view);
     o.theme = parser.value(theme);
     o.session = parser.value(session);
-    static const QStringList views = {QStringLiteral("overview"), QStringLiteral("attention"),
-                                      QStringLiteral("tradeoffs"), QStringLiteral("cache"),
-                                      QStringLiteral("profile")};
+    const QStringList views = studioViewNames();
     if (!o.view.isEmpty() && !views.contains(o.view)) {
         o.error = QObject::tr("--view must be one of %1, got '%2'")
                       .arg(views.join(QStringLiteral(", ")), o.view);

@@ -250,7 +250,7 @@ private slots:
         w.show();
         w.session()->setSweepsEnabled(false);
         openAndWait(w);
-        w.showView(MainWindow::View::Attention);
+        w.showViewByName(QStringLiteral("attention"));
         kvs::views::AttentionView* view = w.attentionView();
         QVERIFY(!view->hasBaselineDifference());
         w.pinBaseline();

@@ -122,7 +122,7 @@ private slots:
         QCOMPARE(a->contextTokens + a->probeTokens, w.session()->tokens()->count());
 
         // Attention view: numbers shown are the engine's.
-        w.showView(MainWindow::View::Attention);
+        w.showViewByName(QStringLiteral("attention"));
         kvs::views::AttentionView* att = w.attentionView();
         QTRY_VERIFY(att->gridPlot()->plottableCount() >= a->layers * a->heads);
         const kvs::HeadMetrics& h0 = a->runs[0].eval.heads[0];
@@ -142,7 +142,7 @@ private slots:
         QCOMPARE(att->cellValue(1, 0, 0), static_cast<double>(h1.compressedMap[1 % g](0, 0)));
 
         // Move the budget slider of the first scheme: the cache view follows.
-        w.showView(MainWindow::View::Cache);
+        w.showViewByName(QStringLiteral("cache"));
         const auto before = a->runs[0].eval.bytes.total();
         w.schemesPanel()->setParameter(0, QStringLiteral("keep"), 0.5);
         QCOMPARE(w.undoStack()->count(), 1);
@@ -168,7 +168,7 @@ private slots:
 
         // Trade-offs: one curve per scheme once the sweeps are in, a Pareto front, the current
         // points at the shown bytes.
-        w.showView(MainWindow::View::Tradeoffs);
+        w.showViewByName(QStringLiteral("tradeoffs"));
         QTRY_VERIFY_WITH_TIMEOUT(w.tradeoffView()->curveCount() == 3, kTimeoutMs);
         QVERIFY(w.tradeoffView()->paretoPointCount() > 0);
         // The theory overlay: a log-log slope of error against kept tokens per curve.
@@ -182,7 +182,7 @@ private slots:
 
         // Profile: honest about the backend. The timing backend starts after the first results
         // and a recompute follows, so compare with the analysis the view shows once that is in.
-        w.showView(MainWindow::View::Profile);
+        w.showViewByName(QStringLiteral("profile"));
         QTRY_VERIFY_WITH_TIMEOUT(
             !w.session()->analysis()->timingsPending && !w.session()->isAnalysisBusy(), kTimeoutMs);
         QCoreApplication::processEvents();
@@ -257,7 +257,7 @@ private slots:
             w.show();
             openAndWait(w);
             w.schemesPanel()->setParameter(1, QStringLiteral("keep"), 0.125);
-            w.showView(MainWindow::View::Cache);
+            w.showViewByName(QStringLiteral("cache"));
             QString error;
             QVERIFY2(w.saveSession(path, &error), qPrintable(error));
             QVERIFY(w.undoStack()->isClean());
@@ -274,7 +274,7 @@ private slots:
             palette.setFilter(QStringLiteral("next head"));
             QCOMPARE(palette.visibleCount(), 1);
             QVERIFY(palette.triggerCurrent());
-            QCOMPARE(w.tabs()->currentIndex(), static_cast<int>(MainWindow::View::Attention));
+            QCOMPARE(w.tabs()->currentIndex(), w.viewIndex(QStringLiteral("attention")));
 
             w.setDarkTheme(true);
             QVERIFY(w.isDarkTheme());
@@ -289,7 +289,7 @@ private slots:
         QString error;
         QVERIFY2(w.openSession(path, &error), qPrintable(error));
         QCOMPARE(w.schemesPanel()->parameter(1, "keep"), 0.125);
-        QCOMPARE(w.tabs()->currentIndex(), static_cast<int>(MainWindow::View::Cache));
+        QCOMPARE(w.tabs()->currentIndex(), w.viewIndex(QStringLiteral("cache")));
         QVERIFY(waitAnalysis(w, w.schemesPanel()->settings()));
         QCOMPARE(w.session()->analysis()->provenance.prompt, kPrompt);
 

@@ -62,7 +62,7 @@ int main(int argc, char** argv) {
     window.resize(1600, 1000);
     window.session()->setSweepsEnabled(false); // the sweeps run behind; not part of liveness
     window.setPrompt(defaultPrompt());
-    window.showView(MainWindow::View::Attention);
+    window.showViewByName(QStringLiteral("attention"));
     window.show();
     window.openModel(folder);
     QCustomPlot* map = window.attentionView()->mapPlot(1);

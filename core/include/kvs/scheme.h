@@ -96,6 +96,10 @@ public:
 
 const std::vector<std::unique_ptr<Scheme>>& schemeRegistry();
 const Scheme* findScheme(const std::string& id);
+// Adds a scheme to the registry (tests inject failing schemes this way). An id already registered
+// is an InvalidArgument error naming it. Not thread-safe: call before any worker uses the
+// registry.
+Result<const Scheme*> registerScheme(std::unique_ptr<Scheme> scheme);
 
 // The kept-token budget of a selection method: `bytes` > 0 wins, then `tokens` > 0, else the kept
 // fraction `keep` of n. perTokenBytes is what one kept token costs (keys + values + metadata).

@@ -36,14 +36,33 @@ std::unique_ptr<Scheme> makeScheme(SchemeInfo info, CompressFn compress) {
 
 } // namespace schemes
 
-const std::vector<std::unique_ptr<Scheme>>& schemeRegistry() {
-    static const std::vector<std::unique_ptr<Scheme>> registry = [] {
+namespace {
+
+std::vector<std::unique_ptr<Scheme>>& mutableRegistry() {
+    static std::vector<std::unique_ptr<Scheme>> registry = [] {
         std::vector<std::unique_ptr<Scheme>> r;
         schemes::addSelectionSchemes(r);
         schemes::addCoresetSchemes(r);
         return r;
     }();
     return registry;
+}
+
+} // namespace
+
+const std::vector<std::unique_ptr<Scheme>>& schemeRegistry() {
+    return mutableRegistry();
+}
+
+Result<const Scheme*> registerScheme(std::unique_ptr<Scheme> scheme) {
+    if (!scheme)
+        return Error(ErrorCode::InvalidArgument, "registerScheme: no scheme given");
+    const std::string& id = scheme->info().id;
+    if (findScheme(id))
+        return Error(ErrorCode::InvalidArgument,
+                     "registerScheme: the scheme id '" + id + "' is already registered");
+    mutableRegistry().push_back(std::move(scheme));
+    return mutableRegistry().back().get();
 }
 
 } // namespace kvs

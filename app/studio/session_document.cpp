@@ -1,0 +1,108 @@
+// SPDX-License-Identifier: MIT
+// The session document (.kvsession): versioned JSON read and written for the window and
+// `kvstudio-cli render`.
+#include "session_document.h"
+
+#include "kvs/scheme.h"
+
+#include <QDir>
+#include <QFile>
+#include <QFileInfo>
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <QObject>
+#include <QSaveFile>
+
+namespace kvs::studio {
+
+QByteArray sessionJson(const SessionDocument& d, const QString& path) {
+    QJsonObject o;
+    o[QStringLiteral("kvstudio_session")] = kSessionVersion;
+    o[QStringLiteral("version")] = QStringLiteral(KVS_VERSION);
+    const QString& folder = d.modelFolder;
+    o[QStringLiteral("model")] =
+        folder.isEmpty() ? QString() : QFileInfo(path).absoluteDir().relativeFilePath(folder);
+    o[QStringLiteral("model_absolute")] = folder;
+    o[QStringLiteral("model_checkpoint")] = d.modelCheckpoint;
+    o[QStringLiteral("prompt")] = d.prompt;
+    o[QStringLiteral("context_tokens")] = d.contextTokens;
+    o[QStringLiteral("schemes")] = QJsonArray::fromStringList(d.schemes);
+    QJsonObject view;
+    view[QStringLiteral("tab")] = d.tab;
+    view[QStringLiteral("focused_scheme")] = d.focusedScheme;
+    view[QStringLiteral("layer")] = d.layer;
+    view[QStringLiteral("head")] = d.head;
+    view[QStringLiteral("attention_mode")] = d.attentionMode;
+    view[QStringLiteral("metric")] = d.metric;
+    view[QStringLiteral("theme")] = d.dark ? QStringLiteral("dark") : QStringLiteral("light");
+    o[QStringLiteral("view")] = view;
+    return QJsonDocument(o).toJson(QJsonDocument::Indented);
+}
+
+bool readSessionDocument(const QString& path, SessionDocument* d, QString* error) {
+    const auto fail = [error](const QString& message) {
+        if (error)
+            *error = message;
+        return false;
+    };
+    QFile file(path);
+    if (!file.open(QIODevice::ReadOnly))
+        return fail(QObject::tr("Cannot open the session %1: %2").arg(path, file.errorString()));
+    QJsonParseError parseError;
+    const QJsonDocument doc = QJsonDocument::fromJson(file.readAll(), &parseError);
+    if (!doc.isObject())
+        return fail(QObject::tr("The session %1 is not valid JSON: %2")
+                        .arg(path, parseError.errorString()));
+    const QJsonObject o = doc.object();
+    if (o.value(QStringLiteral("kvstudio_session")).toInt() != kSessionVersion)
+        return fail(QObject::tr("The session %1 has no field kvstudio_session = %2 (not a KV "
+                                "Studio session, or a newer one)")
+                        .arg(path)
+                        .arg(kSessionVersion));
+    QStringList schemes;
+    for (const QJsonValue& v : o.value(QStringLiteral("schemes")).toArray()) {
+        const QString s = v.toString();
+        if (!SchemeSetting::parse(s.toStdString()).ok())
+            return fail(QObject::tr("The session %1 has an invalid scheme in field schemes: %2")
+                            .arg(path, s));
+        schemes << s;
+    }
+    QString model = o.value(QStringLiteral("model")).toString();
+    if (!model.isEmpty())
+        model = QFileInfo(path).absoluteDir().absoluteFilePath(model);
+    if (model.isEmpty() || !QFileInfo(model).isDir())
+        model = o.value(QStringLiteral("model_absolute")).toString();
+    const QJsonObject view = o.value(QStringLiteral("view")).toObject();
+    d->modelFolder = model;
+    d->modelCheckpoint = o.value(QStringLiteral("model_checkpoint")).toString();
+    d->prompt = o.value(QStringLiteral("prompt")).toString();
+    d->contextTokens = o.value(QStringLiteral("context_tokens")).toInt();
+    d->schemes = schemes;
+    d->tab = view.value(QStringLiteral("tab")).toInt();
+    d->focusedScheme = view.value(QStringLiteral("focused_scheme")).toInt();
+    d->layer = view.value(QStringLiteral("layer")).toInt();
+    d->head = view.value(QStringLiteral("head")).toInt();
+    d->attentionMode = view.value(QStringLiteral("attention_mode")).toInt();
+    d->metric = view.value(QStringLiteral("metric")).toInt();
+    d->dark = view.value(QStringLiteral("theme")).toString() == QLatin1String("dark");
+    return true;
+}
+
+bool writeSessionFile(const QString& path, const QByteArray& bytes, QString* error) {
+    QSaveFile file(path);
+    if (!file.open(QIODevice::WriteOnly)) {
+        if (error)
+            *error = QObject::tr("Cannot write the session %1: %2").arg(path, file.errorString());
+        return false;
+    }
+    file.write(bytes);
+    if (!file.commit()) {
+        if (error)
+            *error = QObject::tr("Cannot write the session %1: %2").arg(path, file.errorString());
+        return false;
+    }
+    return true;
+}
+
+} // namespace kvs::studio

@@ -1,0 +1,38 @@
+// SPDX-License-Identifier: MIT
+// The session document (.kvsession): versioned JSON with the model (relative and absolute path),
+// the prompt, the split, the schemes and the view state. The window and `kvstudio-cli render`
+// read and write sessions through it.
+#pragma once
+
+#include <QByteArray>
+#include <QString>
+#include <QStringList>
+
+namespace kvs::studio {
+
+inline constexpr int kSessionVersion = 1;
+
+struct SessionDocument {
+    QString modelFolder; // absolute; "" for none. Read: the relative path when it exists.
+    QString modelCheckpoint;
+    QString prompt;
+    int contextTokens = 0;
+    QStringList schemes;
+    // View state.
+    int tab = 0;
+    int focusedScheme = 0;
+    int layer = 0;
+    int head = 0;
+    int attentionMode = 0;
+    int metric = 0;
+    bool dark = false;
+};
+
+// The document as the JSON file `path` holds it (the model relative to the file's folder).
+QByteArray sessionJson(const SessionDocument& document, const QString& path);
+// Reads `path`; false with `error` naming the file and the field when it is not a valid session.
+bool readSessionDocument(const QString& path, SessionDocument* document, QString* error);
+// Writes `bytes` to `path` atomically; false with `error` naming the file.
+bool writeSessionFile(const QString& path, const QByteArray& bytes, QString* error);
+
+} // namespace kvs::studio

@@ -1,0 +1,19 @@
+// SPDX-License-Identifier: MIT
+// Export of a view's charts to a folder: PNG at a chosen DPI, SVG, PDF and CSV, each with its
+// provenance sidecar (views/chart_export writes the files).
+#pragma once
+
+#include "chart_export.h"
+
+#include <QStringList>
+#include <vector>
+
+namespace kvs::studio {
+
+// Writes every chart of `charts` into `folder` (created when missing) in the four formats; a
+// hidden plot (a map toggled off) exports its data only. Returns the files written; stops at
+// the first error, which `error` then names.
+QStringList exportCharts(const std::vector<views::ChartHandle>& charts, const QString& folder,
+                         int dpi, const views::Provenance& provenance, QString* error);
+
+} // namespace kvs::studio
