@@ -64,8 +64,10 @@ private:
 
 } // namespace
 
-Result<bool> saveCapture(const Capture& c, const std::filesystem::path& path, bool halfPrecision) {
+Result<bool> saveCapture(const Capture& c, const std::filesystem::path& path, bool halfPrecision,
+                         Overwrite overwrite) {
     return catchErrors([&]() -> bool {
+        requireWritable(path, "capture", overwrite); // before the work of converting
         const DType dtype = halfPrecision ? DType::F16 : DType::F32;
         SafetensorsWriter w;
         w.setMetadata("format", kFormat);
@@ -101,7 +103,7 @@ Result<bool> saveCapture(const Capture& c, const std::filesystem::path& path, bo
                 }
             }
         }
-        return w.write(path).valueOrThrow();
+        return w.write(path, "capture", overwrite).valueOrThrow();
     });
 }
 

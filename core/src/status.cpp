@@ -16,6 +16,10 @@ const char* toString(ErrorCode code) {
         return "invalid-argument";
     case ErrorCode::Missing:
         return "missing";
+    case ErrorCode::NotFinite:
+        return "not-finite";
+    case ErrorCode::Exists:
+        return "exists";
     case ErrorCode::Internal:
         return "internal";
     }

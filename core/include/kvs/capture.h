@@ -5,6 +5,7 @@
 #pragma once
 
 #include "kvs/model_config.h"
+#include "kvs/output_writer.h"
 #include "kvs/status.h"
 #include "kvs/tensor.h"
 #include "kvs/tokenizer.h"
@@ -43,9 +44,11 @@ struct Capture {
     int queryHead(int kvHead, int j) const { return kvHead * config.groupSize() + j; }
 };
 
-// Writes a capture file atomically. Float tensors are stored as F32 (or F16 when asked).
+// Writes a capture file atomically. Float tensors are stored as F32 (or F16 when asked). An
+// existing file is replaced only when it is a capture the studio wrote, unless forced
+// (ErrorCode::Exists, kvs/output_writer.h).
 Result<bool> saveCapture(const Capture& capture, const std::filesystem::path& path,
-                         bool halfPrecision = false);
+                         bool halfPrecision = false, Overwrite overwrite = Overwrite::OursOnly);
 // Reads a capture file; errors name the file and the missing/inconsistent tensor.
 Result<Capture> loadCapture(const std::filesystem::path& path);
 

@@ -16,6 +16,8 @@ enum class ErrorCode {
     Unsupported,     // well-formed but not something we handle (architecture, dtype, rope kind)
     InvalidArgument, // the caller asked for something impossible (empty prompt, too many tokens)
     Missing,         // a required tensor, key or file is absent
+    NotFinite,       // a NaN or infinity in weights, a capture or a result (kvs/finite.h)
+    Exists,          // an output would replace a file the studio did not write (output_writer.h)
     Internal,
 };
 
