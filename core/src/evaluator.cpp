@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // The evaluation protocol (DESIGN.md "Data flow" and "Metrics").
 #include "kvs/evaluator.h"
+#include "kvs/finite.h"
 #include "rope.h"
 
 #include <algorithm>
@@ -170,6 +171,8 @@ Matrix probeLogits(const Model& model, const Capture& cap, int ctx, const KvCach
 
 ModelQuality compareLogits(const Matrix& exact, const Matrix& compressed,
                            const std::vector<TokenId>& targets) {
+    checkFinite(exact, "the exact model's probe logits"); // NaN would score as KL 0
+    checkFinite(compressed, "the probe logits with the compressed cache");
     ModelQuality q;
     const Eigen::Index rows = exact.rows();
     q.positions = static_cast<int>(rows);
@@ -396,6 +399,7 @@ Result<EvalResult> evaluate(const Capture& cap, const Model* model, const Scheme
                 // The bound is stated for unit-norm values: ε = ‖o − ô‖ / max‖v‖.
                 m.valueScaledError = count && vmax > 0 ? absSum / count / vmax : 0.0;
                 m.boundTokens = coresetBoundTokens(d, m.rhoEff, m.valueScaledError);
+                checkFinite(m);
                 result.bytes += m.bytes;
                 result.fp16Bytes += m.fp16Bytes;
                 result.attentionError += m.attentionError;

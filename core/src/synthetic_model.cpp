@@ -376,8 +376,8 @@ SyntheticModelSpec syntheticPreset(const std::string& name) {
     return s;
 }
 
-Result<bool> writeSyntheticModel(const SyntheticModelSpec& spec, const std::filesystem::path& folder,
-                                 Overwrite overwrite) {
+Result<bool> writeSyntheticModel(const SyntheticModelSpec& spec,
+                                 const std::filesystem::path& folder, Overwrite overwrite) {
     return catchErrors([&]() -> bool {
         const auto& c = spec.config;
         if (c.layers <= 0 || c.heads <= 0 || c.kvHeads <= 0 || c.heads % c.kvHeads != 0 ||

@@ -12,6 +12,7 @@
 
 #include <filesystem>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace kvs {
@@ -49,7 +50,11 @@ struct Capture {
 // (ErrorCode::Exists, kvs/output_writer.h).
 Result<bool> saveCapture(const Capture& capture, const std::filesystem::path& path,
                          bool halfPrecision = false, Overwrite overwrite = Overwrite::OursOnly);
-// Reads a capture file; errors name the file and the missing/inconsistent tensor.
+// Throws Error(NotFinite) naming `source` and the tensor (as the capture file names it) of the
+// first NaN or infinity: a forward pass that overflowed is an error, not a capture.
+void checkCaptureFinite(const Capture& capture, std::string_view source);
+// Reads a capture file; errors name the file and the missing/inconsistent tensor, or the first
+// tensor holding a NaN or infinity (ErrorCode::NotFinite).
 Result<Capture> loadCapture(const std::filesystem::path& path);
 
 } // namespace kvs
