@@ -82,6 +82,10 @@ std::string readPrompt(const Args& args) {
     return prompt;
 }
 
+Overwrite overwriteFrom(const Args& args) {
+    return args.has("force") ? Overwrite::Force : Overwrite::OursOnly;
+}
+
 int Args::getInt(const std::string& name, int fallback, int minimum, int maximum) const {
     const int value = getInt(name, fallback);
     if (value < minimum || value > maximum)
@@ -117,9 +121,9 @@ const std::vector<Command>& commands() {
          {"json"},
          &runTokenize},
         {"capture",
-         "capture MODEL (--prompt-file F | --prompt T) --out C.safetensors [--f16]",
+         "capture MODEL (--prompt-file F | --prompt T) --out C.safetensors [--f16] [--force]",
          "run the prompt and save every layer's queries, keys and values",
-         {"f16", "json"},
+         {"f16", "force", "json"},
          &runCapture},
         {"generate",
          "generate MODEL --prompt T --tokens N [--json]",
@@ -127,14 +131,15 @@ const std::vector<Command>& commands() {
          {"json"},
          &runGenerate},
         {"make-model",
-         "make-model PRESET --out DIR [--dtype F32|F16|BF16] [--shards N] [--seed S] [--json]",
+         "make-model PRESET --out DIR [--dtype F32|F16|BF16] [--shards N] [--seed S] [--force] "
+         "[--json]",
          "write a random model folder in Hugging Face layout (test fixtures, start-up model)",
-         {"json"},
+         {"force", "json"},
          &runMakeModel},
         {"train",
-         "train [--out DIR] [--sharing S] [--kv-heads N] [--steps N] [--resume CKPT] ...",
+         "train [--out DIR] [--sharing S] [--kv-heads N] [--steps N] [--resume CKPT] [--force] ...",
          "train a character model on the KJV (docs/bundled-model.md); --baselines: n-gram, bzip2",
-         {"untied", "baselines"},
+         {"untied", "baselines", "force"},
          &runTrain},
         {"schemes",
          "schemes [--json]",
@@ -199,7 +204,8 @@ void printUsage(std::ostream& os) {
     os << "kvstudio-cli " << KVS_VERSION << " - KV Studio without a window\n\nusage:\n";
     for (const auto& c : commands())
         os << "  kvstudio-cli " << c.usage << "\n      " << c.summary << "\n";
-    os << "\nJSON output is documented in docs/cli.md.\n";
+    os << "\nOutputs never replace a file KV Studio did not write unless --force is given.\n"
+          "JSON output is documented in docs/cli.md.\n";
 }
 
 } // namespace

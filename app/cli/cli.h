@@ -3,6 +3,7 @@
 #pragma once
 
 #include "kvs/attention_backend.h"
+#include "kvs/output_writer.h"
 #include "kvs/status.h"
 
 #include <iosfwd>
@@ -69,6 +70,10 @@ int runCli(const std::vector<std::string>& argv, Streams io);
 // The prompt from --prompt-file F or --prompt T; a usage error without either, an error naming
 // the source when it is empty.
 std::string readPrompt(const Args& args);
+
+// Overwrite::Force when --force was given: outputs may then replace files the studio did not
+// write (kvs/output_writer.h).
+Overwrite overwriteFrom(const Args& args);
 
 // The attention backend named by --backend (auto, cpu, vulkan); auto falls back to the CPU and
 // says so on err.

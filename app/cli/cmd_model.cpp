@@ -95,11 +95,13 @@ int runTokenize(const Args& args, Streams io) {
 }
 
 int runCapture(const Args& args, Streams io) {
-    args.allowOnly({"prompt-file", "prompt", "out", "f16", "json"});
+    args.allowOnly({"prompt-file", "prompt", "out", "f16", "force", "json"});
+    const std::string out = args.require("out");
+    const Overwrite overwrite = overwriteFrom(args);
+    requireWritable(out, "capture", overwrite); // before the model runs
     const Model m = loadModel(args);
     const std::string prompt = readPrompt(args);
     const std::string source = args.get("prompt-file").value_or("prompt");
-    const std::string out = args.require("out");
     const auto start = std::chrono::steady_clock::now();
     const Tokenizer& tok = requireTokenizer(m);
     auto ids = tok.encode(prompt);
@@ -108,7 +110,7 @@ int runCapture(const Args& args, Streams io) {
     c.prompt = prompt;
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    saveCapture(c, out, args.has("f16")).valueOrThrow();
+    saveCapture(c, out, args.has("f16"), overwrite).valueOrThrow();
     if (args.has("json"))
         io.out << json{{"out", out},
                        {"tokens", c.tokenCount()},
@@ -147,7 +149,7 @@ int runGenerate(const Args& args, Streams io) {
 }
 
 int runMakeModel(const Args& args, Streams io) {
-    args.allowOnly({"out", "dtype", "shards", "seed", "json"});
+    args.allowOnly({"out", "dtype", "shards", "seed", "force", "json"});
     const std::string preset = args.positional(0, "PRESET");
     const auto names = syntheticPresetNames();
     if (std::find(names.begin(), names.end(), preset) == names.end()) {
@@ -166,7 +168,7 @@ int runMakeModel(const Args& args, Streams io) {
     spec.shards = args.getInt("shards", spec.shards, 1, 64);
     spec.seed = static_cast<std::uint64_t>(args.getInt("seed", static_cast<int>(spec.seed)));
     const std::string out = args.require("out");
-    writeSyntheticModel(spec, out).valueOrThrow();
+    writeSyntheticModel(spec, out, overwriteFrom(args)).valueOrThrow();
     if (args.has("json"))
         io.out << json{{"out", out}, {"preset", preset}, {"summary", spec.config.summary()}}.dump(2)
                << "\n";

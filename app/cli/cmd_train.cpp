@@ -4,6 +4,7 @@
 #include "cli.h"
 
 #include "kvs/file_util.h"
+#include "kvs/output_writer.h"
 #include "kvs/train.h"
 #include "kvs/train_corpus.h"
 
@@ -143,8 +144,10 @@ int runBaselines(const Args& args, Streams io, const std::string& text) {
     const double bz = bzip2NatsPerByte(text);
     j["bzip2_whole_text"] = perChar(bz);
     io.out << "bzip2 -9 on the whole text: " << bz << " nats/char" << std::endl;
-    if (const auto out = args.get("json-out"))
-        writeFileAtomically(*out, j.dump(2));
+    if (const auto out = args.get("json-out")) {
+        j[kOwnerKey] = "train-baselines";
+        writeOutput(*out, j.dump(2), "train-baselines", overwriteFrom(args));
+    }
     return 0;
 }
 
@@ -159,10 +162,18 @@ int runTrain(const Args& args, Streams io) {
                     "weight-decay", "clip",         "seed",       "log-every",
                     "eval-every",   "eval-tokens",  "checkpoint", "checkpoint-minutes",
                     "resume",       "export-dtype", "baselines",  "order",
-                    "json-out"});
+                    "json-out",     "force"});
+    const Overwrite overwrite = overwriteFrom(args);
     const std::string text = readCorpus(args.get("corpus").value_or("kjv")).valueOrThrow();
     if (args.has("baselines"))
         return runBaselines(args, io, text);
+    // Refused outputs fail now, not after hours of training (the folder's own files are checked
+    // again by the export).
+    if (const auto out = args.get("out"))
+        requireWritable(std::filesystem::path(*out) / "train_results.json", "train-results",
+                        overwrite);
+    if (const auto j = args.get("json-out"))
+        requireWritable(*j, "train-results", overwrite);
 
     const SplitKind splitKind = choose<SplitKind>(
         args, "split", SplitKind::Every20th,
@@ -196,7 +207,8 @@ int runTrain(const Args& args, Streams io) {
            << " tokens, lr " << o.lr << ", warmup " << o.warmup << ", seed " << o.seed << std::endl;
     trainer->setData(encodeCharacters(split.train, alphabet),
                      encodeCharacters(split.validation, alphabet));
-    trainer->run([&](const std::string& line) { io.out << line << std::endl; }, checkpoint);
+    trainer->run([&](const std::string& line) { io.out << line << std::endl; }, checkpoint,
+                 overwrite);
 
     // Final evaluation on the whole validation text.
     const auto valTokens = encodeCharacters(split.validation, alphabet);
@@ -214,6 +226,7 @@ int runTrain(const Args& args, Streams io) {
                          {"clip", o.clip},     {"min_lr_ratio", o.minLrRatio}};
     result["split"] = splitKind == SplitKind::Every20th ? "every20" : "last10";
     result["validation"] = perChar(val);
+    result[kOwnerKey] = "train-results";
     io.out << "validation: " << val << " nats/char, " << val / std::log(2.0)
            << " bits/char, perplexity " << std::exp(val) << std::endl;
     if (splitKind == SplitKind::Every20th) {
@@ -227,12 +240,13 @@ int runTrain(const Args& args, Streams io) {
         const DType dtype = dt == "f32" ? DType::F32 : DType::F16;
         if (dt != "f32" && dt != "f16")
             throw Error(ErrorCode::InvalidArgument, "--export-dtype must be f16 or f32");
-        exportHfModel(trainer->model(), trainer->alphabet(), dtype, *out).valueOrThrow();
-        writeFileAtomically(std::filesystem::path(*out) / "train_results.json", result.dump(2));
+        exportHfModel(trainer->model(), trainer->alphabet(), dtype, *out, overwrite).valueOrThrow();
+        writeOutput(std::filesystem::path(*out) / "train_results.json", result.dump(2),
+                    "train-results", overwrite);
         io.out << "exported " << *out << std::endl;
     }
     if (const auto j = args.get("json-out"))
-        writeFileAtomically(*j, result.dump(2));
+        writeOutput(*j, result.dump(2), "train-results", overwrite);
     return 0;
 }
 

@@ -2,6 +2,7 @@
 // The capture file: a safetensors file with documented tensor names (docs/capture-format.md).
 #include "kvs/capture.h"
 
+#include "kvs/finite.h"
 #include "kvs/safetensors.h"
 
 #include <cstring>
@@ -48,6 +49,7 @@ public:
         Matrix m(rows, cols);
         convertToFloat(info.dtype, m_file.bytes(name).data(), static_cast<std::size_t>(m.size()),
                        m.data());
+        checkFinite(m, m_file.path().string() + ": tensor '" + name + "'");
         return m;
     }
 
@@ -64,8 +66,37 @@ private:
 
 } // namespace
 
-Result<bool> saveCapture(const Capture& c, const std::filesystem::path& path, bool halfPrecision) {
+void checkCaptureFinite(const Capture& c, std::string_view source) {
+    const std::string where = std::string(source) + ": tensor '";
+    if (c.logits.size())
+        checkFinite(c.logits, where + "logits'");
+    for (std::size_t l = 0; l < c.layers.size(); ++l) {
+        const auto& lc = c.layers[l];
+        const int li = static_cast<int>(l);
+        checkFinite(lc.hiddenNormed, where + layerName(li, "hidden_normed'"));
+        for (std::size_t h = 0; h < lc.kvHeads.size(); ++h) {
+            const auto& hc = lc.kvHeads[h];
+            const int hi = static_cast<int>(h);
+            checkFinite(hc.keys, where + kvName(li, hi, "keys'"));
+            checkFinite(hc.values, where + kvName(li, hi, "values'"));
+            checkFinite(hc.keysPreRope, where + kvName(li, hi, "keys_pre_rope'"));
+            for (std::size_t j = 0; j < hc.queries.size(); ++j) {
+                const int q = c.queryHead(hi, static_cast<int>(j));
+                checkFinite(hc.queries[j], where + queryName(li, q, "queries'"));
+                if (j < hc.queriesPreRope.size())
+                    checkFinite(hc.queriesPreRope[j],
+                                where + queryName(li, q, "queries_pre_rope'"));
+                if (j < hc.outputs.size())
+                    checkFinite(hc.outputs[j], where + queryName(li, q, "outputs'"));
+            }
+        }
+    }
+}
+
+Result<bool> saveCapture(const Capture& c, const std::filesystem::path& path, bool halfPrecision,
+                         Overwrite overwrite) {
     return catchErrors([&]() -> bool {
+        requireWritable(path, "capture", overwrite); // before the work of converting
         const DType dtype = halfPrecision ? DType::F16 : DType::F32;
         SafetensorsWriter w;
         w.setMetadata("format", kFormat);
@@ -101,7 +132,7 @@ Result<bool> saveCapture(const Capture& c, const std::filesystem::path& path, bo
                 }
             }
         }
-        return w.write(path).valueOrThrow();
+        return w.write(path, "capture", overwrite).valueOrThrow();
     });
 }
 

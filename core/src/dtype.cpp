@@ -106,8 +106,8 @@ template <class Out> void convert(DType from, const std::byte* src, std::size_t 
     case DType::F8E5M2:
         break;
     }
-    throw Error(ErrorCode::Unsupported,
-                "conversion from " + std::string(dtypeName(from)) + " to floating point is not supported");
+    throw Error(ErrorCode::Unsupported, "conversion from " + std::string(dtypeName(from)) +
+                                            " to floating point is not supported");
 }
 
 } // namespace
@@ -119,8 +119,12 @@ std::optional<DType> parseDType(std::string_view name) {
     return std::nullopt;
 }
 
-std::string_view dtypeName(DType t) { return entry(t).name; }
-std::size_t dtypeSize(DType t) { return entry(t).size; }
+std::string_view dtypeName(DType t) {
+    return entry(t).name;
+}
+std::size_t dtypeSize(DType t) {
+    return entry(t).size;
+}
 
 bool isFloating(DType t) {
     return t == DType::F16 || t == DType::BF16 || t == DType::F32 || t == DType::F64 ||

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // The evaluation protocol (DESIGN.md "Data flow" and "Metrics").
 #include "kvs/evaluator.h"
+#include "kvs/finite.h"
 #include "kvs/probe_attention.h"
 #include "rope.h"
 
@@ -161,6 +162,8 @@ Matrix probeLogits(const Model& model, const Capture& cap, int ctx, const KvCach
 
 ModelQuality compareLogits(const Matrix& exact, const Matrix& compressed,
                            const std::vector<TokenId>& targets) {
+    checkFinite(exact, "the exact model's probe logits"); // NaN would score as KL 0
+    checkFinite(compressed, "the probe logits with the compressed cache");
     ModelQuality q;
     const Eigen::Index rows = exact.rows();
     q.positions = static_cast<int>(rows);
@@ -447,6 +450,7 @@ Result<EvalResult> evaluate(const Capture& cap, const Model* model, const Scheme
                                    std::span(queries[li]).subspan(group, g),
                                    probe.scales[li]};
                 HeadMetrics m = headMetrics(in, options.attentionMaps);
+                checkFinite(m);
                 result.bytes += m.bytes;
                 result.fp16Bytes += m.fp16Bytes;
                 result.attentionError += m.attentionError;

@@ -119,10 +119,9 @@ Matrix Model::forward(std::span<const TokenId> tokens, KvCache* cache, Capture* 
 Matrix Model::forwardWithContext(std::span<const TokenId> tokens, KvCache& cache,
                                  const ContextAttention& context) const {
     if (cache.length < context.contextLength())
-        throw Error(ErrorCode::InvalidArgument,
-                    "the cache holds " + std::to_string(cache.length) +
-                        " tokens, fewer than the context's " +
-                        std::to_string(context.contextLength()));
+        throw Error(ErrorCode::InvalidArgument, "the cache holds " + std::to_string(cache.length) +
+                                                    " tokens, fewer than the context's " +
+                                                    std::to_string(context.contextLength()));
     return runForward<float>(m_impl->config, *m_impl->weights, tokens, &cache, nullptr, &context);
 }
 
@@ -162,6 +161,7 @@ Result<Capture> Model::captureTokens(std::vector<TokenId> tokens) const {
             c.tokenTexts.push_back(m_impl->tokenizer ? m_impl->tokenizer->tokenText(id)
                                                      : std::to_string(id));
         forward(c.tokens, nullptr, &c);
+        checkCaptureFinite(c, "the forward pass of " + m_impl->folder.string());
         return c;
     });
 }

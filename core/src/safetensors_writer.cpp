@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Writing safetensors files in the reference layout: compact JSON header padded to 8 bytes, then
 // data.
-#include "kvs/file_util.h"
+#include "kvs/output_writer.h"
 #include "kvs/safetensors.h"
 
 #include <nlohmann/json.hpp>
@@ -83,63 +83,80 @@ void SafetensorsWriter::addFloat(const std::string& name, DType storeAs,
 
 Result<bool> SafetensorsWriter::write(const std::filesystem::path& path) const {
     return catchErrors([&]() -> bool {
-        // Data layout as the reference writer: wider dtypes first, then by name, no gaps, so every
-        // tensor is aligned to its element size once the data buffer starts on 8 bytes.
-        std::vector<const std::pair<const std::string, Entry>*> order;
-        order.reserve(m_entries.size());
-        for (const auto& entry : m_entries)
-            order.push_back(&entry);
-        std::stable_sort(order.begin(), order.end(), [](const auto* a, const auto* b) {
-            return dtypeSize(a->second.dtype) > dtypeSize(b->second.dtype);
-        });
-        std::map<std::string, std::pair<std::size_t, std::size_t>> offsets;
-        std::size_t dataSize = 0;
-        for (const auto* entry : order) {
-            offsets[entry->first] = {dataSize, dataSize + entry->second.data.size()};
-            dataSize += entry->second.data.size();
-        }
-
-        // Header: "__metadata__" first (only when there is some), then tensors sorted by name, each
-        // with dtype, shape, data_offsets in that order; compact, padded with spaces to 8 bytes.
-        nlohmann::ordered_json header = nlohmann::ordered_json::object();
-        if (!m_metadata.empty()) {
-            auto& meta = header["__metadata__"] = nlohmann::ordered_json::object();
-            for (const auto& [key, value] : m_metadata)
-                meta[key] = value;
-        }
-        for (const auto& [name, entry] : m_entries) {
-            nlohmann::ordered_json t = nlohmann::ordered_json::object();
-            t["dtype"] = dtypeName(entry.dtype);
-            t["shape"] = entry.shape;
-            const auto [begin, end] = offsets.at(name);
-            t["data_offsets"] = {begin, end};
-            header[name] = std::move(t);
-        }
-        std::string text;
-        try {
-            text = header.dump();
-        } catch (const nlohmann::json::exception& e) {
-            throw Error(ErrorCode::InvalidArgument,
-                        path.string() + ": cannot write the header: " + e.what());
-        }
-        text.append((8 - text.size() % 8) % 8, ' ');
-
-        std::vector<std::byte> file(8 + text.size() + dataSize);
-        std::uint64_t length = text.size();
-        for (int i = 0; i < 8; ++i) {
-            file[static_cast<std::size_t>(i)] = static_cast<std::byte>(length & 0xFF);
-            length >>= 8;
-        }
-        std::memcpy(file.data() + 8, text.data(), text.size());
-        for (const auto* entry : order) {
-            const auto& data = entry->second.data;
-            if (!data.empty())
-                std::memcpy(file.data() + 8 + text.size() + offsets.at(entry->first).first,
-                            data.data(), data.size());
-        }
-        writeFileAtomically(path, file);
+        writeOutput(path, serialize(path, m_metadata), "", Overwrite::Force);
         return true;
     });
+}
+
+Result<bool> SafetensorsWriter::write(const std::filesystem::path& path, std::string_view kind,
+                                      Overwrite overwrite) const {
+    return catchErrors([&]() -> bool {
+        requireWritable(path, kind, overwrite); // before the work of serializing
+        auto metadata = m_metadata;
+        metadata[kOwnerKey] = std::string(kind);
+        writeOutput(path, serialize(path, metadata), kind, overwrite);
+        return true;
+    });
+}
+
+std::vector<std::byte>
+SafetensorsWriter::serialize(const std::filesystem::path& path,
+                             const std::map<std::string, std::string>& metadata) const {
+    // Data layout as the reference writer: wider dtypes first, then by name, no gaps, so every
+    // tensor is aligned to its element size once the data buffer starts on 8 bytes.
+    std::vector<const std::pair<const std::string, Entry>*> order;
+    order.reserve(m_entries.size());
+    for (const auto& entry : m_entries)
+        order.push_back(&entry);
+    std::stable_sort(order.begin(), order.end(), [](const auto* a, const auto* b) {
+        return dtypeSize(a->second.dtype) > dtypeSize(b->second.dtype);
+    });
+    std::map<std::string, std::pair<std::size_t, std::size_t>> offsets;
+    std::size_t dataSize = 0;
+    for (const auto* entry : order) {
+        offsets[entry->first] = {dataSize, dataSize + entry->second.data.size()};
+        dataSize += entry->second.data.size();
+    }
+
+    // Header: "__metadata__" first (only when there is some), then tensors sorted by name, each
+    // with dtype, shape, data_offsets in that order; compact, padded with spaces to 8 bytes.
+    nlohmann::ordered_json header = nlohmann::ordered_json::object();
+    if (!metadata.empty()) {
+        auto& meta = header["__metadata__"] = nlohmann::ordered_json::object();
+        for (const auto& [key, value] : metadata)
+            meta[key] = value;
+    }
+    for (const auto& [name, entry] : m_entries) {
+        nlohmann::ordered_json t = nlohmann::ordered_json::object();
+        t["dtype"] = dtypeName(entry.dtype);
+        t["shape"] = entry.shape;
+        const auto [begin, end] = offsets.at(name);
+        t["data_offsets"] = {begin, end};
+        header[name] = std::move(t);
+    }
+    std::string text;
+    try {
+        text = header.dump();
+    } catch (const nlohmann::json::exception& e) {
+        throw Error(ErrorCode::InvalidArgument,
+                    path.string() + ": cannot write the header: " + e.what());
+    }
+    text.append((8 - text.size() % 8) % 8, ' ');
+
+    std::vector<std::byte> file(8 + text.size() + dataSize);
+    std::uint64_t length = text.size();
+    for (int i = 0; i < 8; ++i) {
+        file[static_cast<std::size_t>(i)] = static_cast<std::byte>(length & 0xFF);
+        length >>= 8;
+    }
+    std::memcpy(file.data() + 8, text.data(), text.size());
+    for (const auto* entry : order) {
+        const auto& data = entry->second.data;
+        if (!data.empty())
+            std::memcpy(file.data() + 8 + text.size() + offsets.at(entry->first).first, data.data(),
+                        data.size());
+    }
+    return file;
 }
 
 } // namespace kvs

@@ -20,6 +20,10 @@ const char* toString(ErrorCode code) {
         return "out-of-memory";
     case ErrorCode::Cancelled:
         return "cancelled";
+    case ErrorCode::NotFinite:
+        return "not-finite";
+    case ErrorCode::Exists:
+        return "exists";
     case ErrorCode::Internal:
         return "internal";
     }

@@ -3,7 +3,7 @@
 // tokenizer).
 #include "kvs/synthetic_model.h"
 
-#include "kvs/file_util.h"
+#include "kvs/output_writer.h"
 #include "kvs/safetensors.h"
 #include "weights.h"
 
@@ -204,23 +204,46 @@ std::string characterTokenizerJson(const std::string& alphabet) {
     return tok.dump(1);
 }
 
+namespace {
+
+// A JSON document of the model folder, marked as the studio's (kvs/output_writer.h).
+std::string markedJson(const std::string& text, const char* kind, int indent) {
+    json j = json::parse(text);
+    j[kOwnerKey] = kind;
+    return j.dump(indent);
+}
+
+} // namespace
+
 Result<bool> writeModelFolder(const ModelConfig& config, const std::vector<HfTensor>& tensors,
                               DType dtype, int shardCount, const std::string& alphabet,
-                              const std::filesystem::path& folder) {
+                              const std::filesystem::path& folder, Overwrite overwrite) {
     return catchErrors([&]() -> bool {
-        std::error_code ec;
-        std::filesystem::create_directories(folder, ec);
-        if (ec)
-            throw Error(ErrorCode::Io,
-                        folder.string() + ": cannot create the folder (" + ec.message() + ")");
         const int shards = std::max(1, shardCount);
-        std::vector<SafetensorsWriter> writers(static_cast<std::size_t>(shards));
-        json weightMap = json::object();
         auto shardName = [&](int s) {
             char buf[64];
             std::snprintf(buf, sizeof buf, "model-%05d-of-%05d.safetensors", s + 1, shards);
             return std::string(buf);
         };
+        // Every file is checked before the first is written, so a refusal changes nothing.
+        std::vector<std::pair<std::string, const char*>> files = {
+            {"config.json", "model-config"},
+            {"tokenizer.json", "tokenizer"},
+            {"tokenizer_config.json", "tokenizer-config"}};
+        if (shards > 1)
+            files.emplace_back("model.safetensors.index.json", "model-index");
+        for (int s = 0; s < shards; ++s)
+            files.emplace_back(shards > 1 ? shardName(s) : "model.safetensors", "model-weights");
+        for (const auto& [name, kind] : files)
+            requireWritable(folder / name, kind, overwrite);
+
+        std::error_code ec;
+        std::filesystem::create_directories(folder, ec);
+        if (ec)
+            throw Error(ErrorCode::Io,
+                        folder.string() + ": cannot create the folder (" + ec.message() + ")");
+        std::vector<SafetensorsWriter> writers(static_cast<std::size_t>(shards));
+        json weightMap = json::object();
         std::size_t totalBytes = 0;
         for (std::size_t i = 0; i < tensors.size(); ++i) {
             const auto& t = tensors[i];
@@ -234,21 +257,29 @@ Result<bool> writeModelFolder(const ModelConfig& config, const std::vector<HfTen
         for (int s = 0; s < shards; ++s) {
             auto& w = writers[static_cast<std::size_t>(s)];
             w.setMetadata("format", "pt");
-            w.write(folder / (shards > 1 ? shardName(s) : std::string("model.safetensors")))
+            w.write(folder / (shards > 1 ? shardName(s) : std::string("model.safetensors")),
+                    "model-weights", overwrite)
                 .valueOrThrow();
         }
         if (shards > 1) {
             const json index = {{"metadata", {{"total_size", totalBytes}}},
-                                {"weight_map", weightMap}};
-            writeFileAtomically(folder / "model.safetensors.index.json", index.dump(2));
+                                {"weight_map", weightMap},
+                                {kOwnerKey, "model-index"}};
+            writeOutput(folder / "model.safetensors.index.json", index.dump(2), "model-index",
+                        overwrite);
         }
         json hf = toHfConfigJson(config);
         hf["torch_dtype"] = dtype == DType::F32   ? "float32"
                             : dtype == DType::F16 ? "float16"
                                                   : "bfloat16";
-        writeFileAtomically(folder / "config.json", hf.dump(2));
-        writeFileAtomically(folder / "tokenizer.json", characterTokenizerJson(alphabet));
-        writeFileAtomically(folder / "tokenizer_config.json", tokenizerConfigJson(config));
+        hf[kOwnerKey] = "model-config";
+        writeOutput(folder / "config.json", hf.dump(2), "model-config", overwrite);
+        writeOutput(folder / "tokenizer.json",
+                    markedJson(characterTokenizerJson(alphabet), "tokenizer", 1), "tokenizer",
+                    overwrite);
+        writeOutput(folder / "tokenizer_config.json",
+                    markedJson(tokenizerConfigJson(config), "tokenizer-config", 2),
+                    "tokenizer-config", overwrite);
         return true;
     });
 }
@@ -346,7 +377,7 @@ SyntheticModelSpec syntheticPreset(const std::string& name) {
 }
 
 Result<bool> writeSyntheticModel(const SyntheticModelSpec& spec,
-                                 const std::filesystem::path& folder) {
+                                 const std::filesystem::path& folder, Overwrite overwrite) {
     return catchErrors([&]() -> bool {
         const auto& c = spec.config;
         if (c.layers <= 0 || c.heads <= 0 || c.kvHeads <= 0 || c.heads % c.kvHeads != 0 ||
@@ -385,7 +416,7 @@ Result<bool> writeSyntheticModel(const SyntheticModelSpec& spec,
                 w.projection(n, e.shape, fanIn);
             }
         }
-        writeModelFolder(c, w.tensors(), spec.dtype, spec.shards, spec.alphabet, folder)
+        writeModelFolder(c, w.tensors(), spec.dtype, spec.shards, spec.alphabet, folder, overwrite)
             .valueOrThrow();
         return true;
     });

@@ -2,6 +2,7 @@
 // Tensor names and shapes of Hugging Face GPT-2 / Llama checkpoints, validation, lazy conversion.
 #include "weights.h"
 
+#include "kvs/finite.h"
 #include "kvs/status.h"
 
 #include <sstream>
@@ -163,6 +164,7 @@ MatrixT<S> WeightStore<S>::matrix(const std::string& name, bool transpose) const
         convertToFloat(info.dtype, bytes.data(), static_cast<std::size_t>(m.size()), m.data());
     else
         convertToDouble(info.dtype, bytes.data(), static_cast<std::size_t>(m.size()), m.data());
+    checkFinite(m, describeTensor(name)); // [row, col] as stored, before any transpose
     if (transpose)
         return m.transpose();
     return m;
@@ -176,7 +178,12 @@ template <class S> RowVectorT<S> WeightStore<S>::vector(const std::string& name)
         convertToFloat(info.dtype, bytes.data(), static_cast<std::size_t>(v.size()), v.data());
     else
         convertToDouble(info.dtype, bytes.data(), static_cast<std::size_t>(v.size()), v.data());
+    checkFinite(v, describeTensor(name));
     return v;
+}
+
+template <class S> std::string WeightStore<S>::describeTensor(const std::string& name) const {
+    return m_checkpoint.fileOf(name).path().string() + ": tensor '" + name + "'";
 }
 
 template <class S> std::shared_ptr<LayerWeights<S>> WeightStore<S>::convertLayer(int l) const {

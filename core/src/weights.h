@@ -71,6 +71,7 @@ private:
     std::shared_ptr<LayerWeights<S>> convertLayer(int l) const;
     MatrixT<S> matrix(const std::string& name, bool transpose) const;
     RowVectorT<S> vector(const std::string& name) const;
+    std::string describeTensor(const std::string& name) const; // "FILE: tensor 'NAME'"
 
     const ModelConfig& m_config;
     const Checkpoint& m_checkpoint;

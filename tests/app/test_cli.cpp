@@ -140,6 +140,50 @@ private slots:
         }
     }
 
+    // --out never replaces a file KV Studio did not write (the prompt file itself here) unless
+    // --force; the refusal is exit code 1 with the code "exists" and the file is untouched.
+    void outputsRefuseForeignFilesWithoutForce() {
+        const auto promptFile = m_dir / "own-prompt.txt";
+        const std::string prompt = "In the beginning";
+        test::writeBytes(promptFile, prompt);
+        const std::vector<std::string> capture = {"capture",       m_model.string(),
+                                                  "--prompt-file", promptFile.string(),
+                                                  "--out",         promptFile.string()};
+        auto withJson = capture;
+        withJson.push_back("--json");
+        const CliRun refused = run(withJson);
+        QCOMPARE(refused.code, 1);
+        const json j = json::parse(refused.out);
+        QCOMPARE(j.at("error").at("code").get<std::string>(), std::string("exists"));
+        const std::string message = j.at("error").at("message").get<std::string>();
+        QVERIFY2(message.find("refusing to overwrite " + promptFile.string()) != std::string::npos,
+                 message.c_str());
+        QVERIFY2(message.find("not written by KV Studio") != std::string::npos, message.c_str());
+        QVERIFY2(message.find("--force") != std::string::npos, message.c_str());
+        QCOMPARE(test::readBytes(promptFile), prompt);
+
+        auto forced = capture;
+        forced.push_back("--force");
+        QCOMPARE(run(forced).code, 0);
+        KVS_VERIFY_OK(loadCapture(promptFile));
+        // Now a capture of ours: replaced without --force.
+        QCOMPARE(
+            run({"capture", m_model.string(), "--prompt", prompt, "--out", promptFile.string()})
+                .code,
+            0);
+
+        // make-model into a folder holding someone's config.json: refused, nothing written.
+        const auto folder = m_dir / "theirs";
+        std::filesystem::create_directories(folder);
+        test::writeBytes(folder / "config.json", "{\"model_type\": \"llama\"}");
+        const CliRun made = run({"make-model", "tiny-gpt2", "--out", folder.string()});
+        QCOMPARE(made.code, 1);
+        QVERIFY2(made.err.find("config.json") != std::string::npos, made.err.c_str());
+        QVERIFY(!std::filesystem::exists(folder / "model.safetensors"));
+        QCOMPARE(run({"make-model", "tiny-gpt2", "--out", folder.string(), "--force"}).code, 0);
+        KVS_VERIFY_OK(Model::load(folder));
+    }
+
     void makeModelWritesLoadableFolder() {
         const auto out = m_dir / "made";
         const CliRun r = run({"make-model", "tiny-gpt2", "--out", out.string(), "--dtype", "F16"});

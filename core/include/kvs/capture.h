@@ -5,12 +5,14 @@
 #pragma once
 
 #include "kvs/model_config.h"
+#include "kvs/output_writer.h"
 #include "kvs/status.h"
 #include "kvs/tensor.h"
 #include "kvs/tokenizer.h"
 
 #include <filesystem>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace kvs {
@@ -43,10 +45,16 @@ struct Capture {
     int queryHead(int kvHead, int j) const { return kvHead * config.groupSize() + j; }
 };
 
-// Writes a capture file atomically. Float tensors are stored as F32 (or F16 when asked).
+// Writes a capture file atomically. Float tensors are stored as F32 (or F16 when asked). An
+// existing file is replaced only when it is a capture the studio wrote, unless forced
+// (ErrorCode::Exists, kvs/output_writer.h).
 Result<bool> saveCapture(const Capture& capture, const std::filesystem::path& path,
-                         bool halfPrecision = false);
-// Reads a capture file; errors name the file and the missing/inconsistent tensor.
+                         bool halfPrecision = false, Overwrite overwrite = Overwrite::OursOnly);
+// Throws Error(NotFinite) naming `source` and the tensor (as the capture file names it) of the
+// first NaN or infinity: a forward pass that overflowed is an error, not a capture.
+void checkCaptureFinite(const Capture& capture, std::string_view source);
+// Reads a capture file; errors name the file and the missing/inconsistent tensor, or the first
+// tensor holding a NaN or infinity (ErrorCode::NotFinite).
 Result<Capture> loadCapture(const std::filesystem::path& path);
 
 } // namespace kvs

@@ -12,7 +12,23 @@
 namespace kvs {
 
 // Every dtype the safetensors format defines; float conversion is offered for the floating ones.
-enum class DType { Bool, U8, I8, I16, U16, F16, BF16, I32, U32, F32, F64, I64, U64, F8E4M3, F8E5M2 };
+enum class DType {
+    Bool,
+    U8,
+    I8,
+    I16,
+    U16,
+    F16,
+    BF16,
+    I32,
+    U32,
+    F32,
+    F64,
+    I64,
+    U64,
+    F8E4M3,
+    F8E5M2
+};
 
 std::optional<DType> parseDType(std::string_view name); // "F16" -> DType::F16
 std::string_view dtypeName(DType t);                    // DType::F16 -> "F16"

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-// Memory-mapped safetensors files, sharded checkpoints (model.safetensors.index.json), and a writer.
+// Memory-mapped safetensors files, sharded checkpoints (model.safetensors.index.json), and a
+// writer.
 //
 // Format: 8-byte little-endian header length N, N bytes of JSON header, then the data buffer.
 // Header: {"name": {"dtype": "F16", "shape": [..], "data_offsets": [begin, end]}, ...,
@@ -9,6 +10,7 @@
 #pragma once
 
 #include "kvs/dtype.h"
+#include "kvs/output_writer.h"
 #include "kvs/status.h"
 
 #include <cstddef>
@@ -18,6 +20,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace kvs {
@@ -77,7 +80,8 @@ public:
     // Metadata of the first file (HF writes {"format": "pt"}).
     const std::map<std::string, std::string>& metadata() const;
     std::uintmax_t totalBytes() const; // sum of tensor bytes
-    std::string describe() const;      // "model.safetensors" or "model.safetensors.index.json (3 shards)"
+    std::string
+    describe() const; // "model.safetensors" or "model.safetensors.index.json (3 shards)"
 
 private:
     std::vector<SafetensorsFile> m_files;
@@ -85,8 +89,9 @@ private:
     std::filesystem::path m_origin;
 };
 
-// Collects tensors and writes one .safetensors file atomically (temp file + rename). Tensor data is
-// copied in; headers are written with sorted names and 8-byte aligned data, as the reference does.
+// Collects tensors and writes one .safetensors file through the output writer (atomic). Tensor data
+// is copied in; headers are written with sorted names and 8-byte aligned data, as the reference
+// does.
 class SafetensorsWriter {
 public:
     void setMetadata(const std::string& key, const std::string& value);
@@ -95,10 +100,18 @@ public:
     // Converts float data to F32/F16/BF16 on the way in.
     void addFloat(const std::string& name, DType storeAs, std::vector<std::int64_t> shape,
                   std::span<const float> data);
+    // A plain safetensors file, byte for byte as the reference writes it, replacing whatever is at
+    // `path` (kvs/output_writer.h, forced): for tools and tests that build files on purpose.
     Result<bool> write(const std::filesystem::path& path) const;
+    // A file of the studio's own: marked in `__metadata__` as `kind` ("capture", ...), written
+    // only over a file the studio wrote as that kind unless forced (ErrorCode::Exists).
+    Result<bool> write(const std::filesystem::path& path, std::string_view kind,
+                       Overwrite overwrite) const;
     std::size_t tensorCount() const { return m_entries.size(); }
 
 private:
+    std::vector<std::byte> serialize(const std::filesystem::path& path,
+                                     const std::map<std::string, std::string>& metadata) const;
     struct Entry {
         DType dtype;
         std::vector<std::int64_t> shape;

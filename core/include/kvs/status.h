@@ -18,6 +18,8 @@ enum class ErrorCode {
     Missing,         // a required tensor, key or file is absent
     OutOfMemory,     // an allocation failed (std::bad_alloc)
     Cancelled,       // the caller's cancel flag stopped the work; not a failure to report
+    NotFinite,       // a NaN or infinity in weights, a capture or a result (kvs/finite.h)
+    Exists,          // an output would replace a file the studio did not write (output_writer.h)
     Internal,
 };
 

@@ -5,6 +5,7 @@
 
 #include "kvs/dtype.h"
 #include "kvs/model_config.h"
+#include "kvs/output_writer.h"
 #include "kvs/status.h"
 
 #include <cstdint>
@@ -39,14 +40,19 @@ struct HfTensor {
 // Writes a model folder: config.json (with torch_dtype), the tensors in `dtype` (model.safetensors,
 // or `shards` files + index.json, contiguous runs in the given order as save_pretrained does) and
 // tokenizer.json for `alphabet` (see characterTokenizerJson) with its tokenizer_config.json.
-// Creates the folder. Used by the generator and the trainer's export.
+// Creates the folder. Used by the generator and the trainer's export. Each file carries the
+// studio's mark (kvs/output_writer.h); an existing file of the folder is replaced only when the
+// studio wrote it as the same file, unless forced, and all are checked before any is written.
 Result<bool> writeModelFolder(const ModelConfig& config, const std::vector<HfTensor>& tensors,
                               DType dtype, int shards, const std::string& alphabet,
-                              const std::filesystem::path& folder);
+                              const std::filesystem::path& folder,
+                              Overwrite overwrite = Overwrite::OursOnly);
 
-// Writes config.json, the safetensors file(s) and tokenizer.json into `folder` (created).
+// Writes config.json, the safetensors file(s) and tokenizer.json into `folder` (created), as
+// writeModelFolder does.
 Result<bool> writeSyntheticModel(const SyntheticModelSpec& spec,
-                                 const std::filesystem::path& folder);
+                                 const std::filesystem::path& folder,
+                                 Overwrite overwrite = Overwrite::OursOnly);
 
 // A tokenizer.json (Hugging Face format) for a character vocabulary with no merges, or for the 256
 // byte-level symbols when `alphabet` is empty.

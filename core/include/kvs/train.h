@@ -88,7 +88,8 @@ std::vector<HfTensor> toHfTensors(const Transformer& model);
 // model.safetensors in `dtype`, tokenizer.json for `alphabet`). Only RoPE + RMSNorm + SwiGLU
 // models have a Llama spelling; others fail with Unsupported.
 Result<bool> exportHfModel(const Transformer& model, const std::string& alphabet, DType dtype,
-                           const std::filesystem::path& folder);
+                           const std::filesystem::path& folder,
+                           Overwrite overwrite = Overwrite::OursOnly);
 
 struct TrainOptions {
     int batch = 16;
@@ -143,14 +144,16 @@ public:
     // token scored once; first `maxTokens` tokens, 0 = all).
     double evaluate(std::span<const TokenId> tokens, std::size_t maxTokens = 0);
 
-    // Atomic; model, Adam moments, step, RNG, options, elapsed time.
-    Result<bool> save(const std::filesystem::path& checkpoint) const;
+    // Atomic; model, Adam moments, step, RNG, options, elapsed time. Replaces only a checkpoint
+    // (kvs/output_writer.h) unless forced.
+    Result<bool> save(const std::filesystem::path& checkpoint,
+                      Overwrite overwrite = Overwrite::OursOnly) const;
 
     // Runs to options().steps, printing a progress line every logEvery steps to `log`,
     // checkpointing to `checkpoint` (if not empty) every checkpointSeconds and at the end.
     // `log` receives lines without a trailing newline.
     void run(const std::function<void(const std::string&)>& log,
-             const std::filesystem::path& checkpoint);
+             const std::filesystem::path& checkpoint, Overwrite overwrite = Overwrite::OursOnly);
 
     double lastValidationLoss() const { return m_lastVal; }
     // The character vocabulary the token ids refer to (kept in checkpoints for the export).

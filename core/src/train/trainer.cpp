@@ -280,7 +280,7 @@ double Trainer::evaluate(std::span<const TokenId> tokens, std::size_t maxTokens)
     return total / static_cast<double>(counted);
 }
 
-Result<bool> Trainer::save(const std::filesystem::path& path) const {
+Result<bool> Trainer::save(const std::filesystem::path& path, Overwrite overwrite) const {
     return catchErrors([&]() -> bool {
         if (path.has_parent_path())
             std::filesystem::create_directories(path.parent_path());
@@ -298,7 +298,7 @@ Result<bool> Trainer::save(const std::filesystem::path& path) const {
         w.setMetadata("elapsed_seconds", std::to_string(m_elapsed));
         w.setMetadata("tokens", std::to_string(m_tokens));
         w.setMetadata("alphabet", m_alphabet);
-        w.write(path).valueOrThrow();
+        w.write(path, "train-checkpoint", overwrite).valueOrThrow();
         return true;
     });
 }
@@ -342,7 +342,10 @@ Result<Trainer> Trainer::resume(const std::filesystem::path& path, std::optional
 }
 
 void Trainer::run(const std::function<void(const std::string&)>& log,
-                  const std::filesystem::path& checkpoint) {
+                  const std::filesystem::path& checkpoint, Overwrite overwrite) {
+    // A refused checkpoint fails now, not after the first checkpoint interval of training.
+    if (!checkpoint.empty())
+        requireWritable(checkpoint, "train-checkpoint", overwrite);
     using Clock = std::chrono::steady_clock;
     auto lastCheckpoint = Clock::now();
     auto windowStart = Clock::now();
@@ -389,13 +392,13 @@ void Trainer::run(const std::function<void(const std::string&)>& log,
         if (!checkpoint.empty() && m_options.checkpointSeconds > 0 &&
             std::chrono::duration<double>(Clock::now() - lastCheckpoint).count() >=
                 m_options.checkpointSeconds) {
-            save(checkpoint).valueOrThrow();
+            save(checkpoint, overwrite).valueOrThrow();
             lastCheckpoint = Clock::now();
             log("checkpoint " + checkpoint.string() + " at step " + std::to_string(s));
         }
     }
     if (!checkpoint.empty())
-        save(checkpoint).valueOrThrow();
+        save(checkpoint, overwrite).valueOrThrow();
 }
 
 namespace {
@@ -485,13 +488,13 @@ std::vector<HfTensor> toHfTensors(const Transformer& model) {
 }
 
 Result<bool> exportHfModel(const Transformer& model, const std::string& alphabet, DType dtype,
-                           const std::filesystem::path& folder) {
+                           const std::filesystem::path& folder, Overwrite overwrite) {
     return catchErrors([&]() -> bool {
         const auto tensors = toHfTensors(model);
         ModelConfig c = model.config();
         c.bosTokenId.reset();
         c.eosTokenId.reset();
-        writeModelFolder(c, tensors, dtype, 1, alphabet, folder).valueOrThrow();
+        writeModelFolder(c, tensors, dtype, 1, alphabet, folder, overwrite).valueOrThrow();
         return true;
     });
 }

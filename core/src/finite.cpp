@@ -1,0 +1,25 @@
+// SPDX-License-Identifier: MIT
+// Finiteness checks of scalars and per-head metrics (matrices: the template in the header).
+#include "kvs/finite.h"
+
+#include "kvs/evaluator.h"
+
+namespace kvs {
+
+void checkFinite(double value, std::string_view what) {
+    if (!std::isfinite(value))
+        throw Error(ErrorCode::NotFinite, std::string(what) + " is " + describeNonFinite(value));
+}
+
+void checkFinite(const HeadMetrics& m) {
+    const std::string where =
+        "layer " + std::to_string(m.layer) + ", KV head " + std::to_string(m.kvHead) + ": ";
+    checkFinite(m.attentionError, where + "attention error");
+    checkFinite(m.maxAttentionError, where + "max attention error");
+    checkFinite(m.massLost, where + "attention mass lost");
+    checkFinite(m.logitError, where + "logit error");
+    checkFinite(m.rhoEff, where + "rho_eff");
+    checkFinite(m.valueScaledError, where + "value-scaled error");
+}
+
+} // namespace kvs
