@@ -692,8 +692,6 @@ void Session::startSweeps(const AnalysisRequest& request) {
             if (const auto sweeps = finishJob(JobKind::Sweep, *result)) {
                 m_sweeps = sweeps;
                 notifyViews([&](ISessionView* v) { v->onSweepsChanged(sweeps); });
-            } else if (!result->ok()) {
-                m_sweepKey.clear(); // a failed sweep runs again with the next analysis
             }
             startScalingWhenIdle();
         });
@@ -746,8 +744,6 @@ void Session::startScaling(const AnalysisRequest& request) {
             if (const auto scaling = finishJob(JobKind::Scaling, *result)) {
                 m_scaling = scaling;
                 notifyViews([&](ISessionView* v) { v->onScalingChanged(scaling); });
-            } else if (!result->ok()) {
-                m_scalingKey.clear(); // measured again with the next analysis
             }
         });
     notifyViews([](ISessionView* v) { v->onJobStarted(views::StudioJob::Scaling); });
