@@ -11,8 +11,8 @@
 #include <QStringList>
 #include <array>
 #include <cstdint>
-#include <utility>
 #include <limits>
+#include <utility>
 #include <vector>
 
 namespace kvs::views {

@@ -4,7 +4,6 @@
 
 #include "plot_style.h"
 
-
 #include <QCheckBox>
 #include <QComboBox>
 #include <QHBoxLayout>
@@ -268,8 +267,8 @@ void TradeoffView::drawParetoFront(Metric metric) {
     QVector<double> ys;
     for (const CurvePointRef& ref : front) {
         const TradeoffCurve& curve = m_sweeps->curves.at(static_cast<std::size_t>(ref.curve));
-        const auto [x, y] = chartPoint(curve.points.at(static_cast<std::size_t>(ref.point)).result,
-                                       metric);
+        const auto [x, y] =
+            chartPoint(curve.points.at(static_cast<std::size_t>(ref.point)).result, metric);
         xs << x;
         ys << y;
     }

@@ -234,8 +234,8 @@ void printRow(std::ostream& out, const Shape& s, const nlohmann::ordered_json& r
     const double vkUs = v.is_null() ? 0.0 : v["us_median"].get<double>();
     const double cpuUs = row.contains("cpu") ? row["cpu"]["us_median"].get<double>() : 0.0;
     char line[240];
-    std::snprintf(line, sizeof line, "%-6d %4d %-5s %10s %10.0f %8.2f %6.0f%% %12.0f %8.2f\n",
-                  s.n, s.d, s.fourBit ? "q4" : "fp16",
+    std::snprintf(line, sizeof line, "%-6d %4d %-5s %10s %10.0f %8.2f %6.0f%% %12.0f %8.2f\n", s.n,
+                  s.d, s.fourBit ? "q4" : "fp16",
                   humanBytes(row["cache_bytes"].get<double>()).c_str(), vkUs,
                   v.is_null() ? 0.0 : v["gbps"].get<double>(),
                   v.is_null() ? 0.0 : 100.0 * v["fraction_of_copy"].get<double>(), cpuUs,

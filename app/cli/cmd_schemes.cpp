@@ -348,8 +348,8 @@ void printSweepTable(std::ostream& out, const Sweep& sw, const SlopeFit& fit) {
     }
     for (const auto& [value, why] : sw.skipped)
         out << "  skipped " << sw.parameter << " = " << value << ": " << why << "\n";
-    out << "  slope of log(attention error) vs log(kept tokens): " << fit.slope << " (R² "
-        << fit.r2 << ", " << fit.points << " points)\n";
+    out << "  slope of log(attention error) vs log(kept tokens): " << fit.slope << " (R² " << fit.r2
+        << ", " << fit.points << " points)\n";
 }
 
 // --epsilon: the coreset size check of every head (bound against the tokens needed).
@@ -366,8 +366,7 @@ json sizeCheckJson(const std::vector<HeadSizeCheck>& checks, double epsilon) {
 }
 
 void printSizeCheck(std::ostream& out, const std::vector<HeadSizeCheck>& checks, double epsilon) {
-    out << "  size for attention error <= " << epsilon
-        << " (bound sqrt(d)·e^rho/eps vs needed):\n";
+    out << "  size for attention error <= " << epsilon << " (bound sqrt(d)·e^rho/eps vs needed):\n";
     for (const auto& c : checks)
         out << "    layer " << c.layer << " head " << c.kvHead << ": rho_eff " << c.rhoEff
             << ", bound " << c.boundTokens << ", needed "

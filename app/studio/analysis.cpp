@@ -43,6 +43,17 @@ QString exponentText(double exponent) {
     return QString::number(exponent).replace(QLatin1Char('-'), QChar(0x2212));
 }
 
+// A follow-up job's evaluation options: the request's split, no maps.
+EvalOptions jobOptions(const AnalysisRequest& request, bool modelQuality,
+                       const std::atomic<bool>& cancel) {
+    EvalOptions options;
+    options.contextTokens = request.contextTokens;
+    options.modelQuality = modelQuality;
+    options.attentionMaps = false;
+    options.cancel = &cancel;
+    return options;
+}
+
 double msOf(const QElapsedTimer& t) {
     return static_cast<double>(t.nsecsElapsed()) * 1e-6;
 }
@@ -227,12 +238,7 @@ void timeRun(views::SchemeRun& run, const std::vector<std::vector<CompressedHead
              const Capture& capture, AttentionBackend& timing, const std::atomic<bool>& cancel) {
     const int nctx = run.eval.contextTokens;
     const auto queries = probeQueries(capture, nctx);
-    ProbeRequest probe;
-    probe.heads = compressed;
-    probe.queries = queries;
-    probe.groupSize = capture.config.groupSize();
-    probe.scales = layerAttentionScales(capture.config);
-    probe.cancel = &cancel;
+    const ProbeRequest probe = probeRequest(capture.config, compressed, queries, &cancel);
     QElapsedTimer wall;
     wall.start();
     const auto layers = probeAttention(probe, timing).valueOrThrow();
@@ -306,147 +312,146 @@ views::SchemeRun Engine::evaluateRun(const QString& text, const AnalysisRequest&
     if (request.timings && timing)
         timeRun(run, compressed, capture, *timing, cancel);
     if (trace())
-        std::fprintf(stderr, "analysis %s: evaluate %.1f ms, kept + maps %.1f ms, timed attention %.1f ms\n",
-                     qPrintable(text), evalMs, mapsMs, msOf(step));
+        std::fprintf(
+            stderr, "analysis %s: evaluate %.1f ms, kept + maps %.1f ms, timed attention %.1f ms\n",
+            qPrintable(text), evalMs, mapsMs, msOf(step));
     return run;
 }
 
 Result<std::shared_ptr<const views::AnalysisData>>
 Engine::analyze(const AnalysisRequest& request, const std::atomic<bool>& cancel) {
-    return runEngineJob<views::AnalysisData>(cancel, [&]() -> std::shared_ptr<const views::AnalysisData> {
-        std::lock_guard lock(m_mutex);
-        if (cancel.load())
-            return nullptr;
-        QElapsedTimer timer;
-        timer.start();
-        ensureBackend();
-        const Capture& capture = captureFor(request);
-        const int nctx = request.contextTokens;
-        if (nctx < 1 || nctx >= capture.tokenCount())
-            throw Error(ErrorCode::InvalidArgument,
-                        "the prompt needs at least two tokens (a context and a probe)");
-
-        EvalOptions options;
-        options.contextTokens = nctx;
-        options.modelQuality = request.modelQuality;
-        options.attentionMaps = request.maps;
-        options.keepCompressed = true;
-        options.cancel = &cancel;
-        const ExactReference& reference = referenceFor(request, options);
-        options.modelQuality = request.modelQuality && !request.deferQuality;
-        if (trace())
-            std::fprintf(stderr, "analysis: capture + reference %.1f ms\n", msOf(timer));
-
-        // The timing backend when it is ready (it may still be starting on another worker).
-        std::unique_lock timingLock(m_timingMutex, std::try_to_lock);
-        AttentionBackend* timing = timingLock.owns_lock() ? m_timing.get() : nullptr;
-        auto data = newAnalysis(request, capture, timing);
-
-        // Results of settings that did not change are reused: a slider move re-evaluates one
-        // scheme.
-        const QString flags = QStringLiteral("|%1%2%3")
-                                  .arg(request.maps ? 'm' : '-')
-                                  .arg(options.modelQuality ? 'q' : '-')
-                                  .arg(request.timings && timing ? 't' : '-');
-        if (m_runCache.size() > 64)
-            m_runCache.clear();
-        // A RenderDoc capture brackets the timing passes below (cached runs are timed again).
-        std::optional<gpu::RenderDocCapture> renderDoc;
-        if (request.renderDocCapture) {
-            if (!timing)
-                data->renderDocError = QStringLiteral("the Vulkan backend is still starting");
-            else if (!m_vulkanBackend)
-                data->renderDocError = QStringLiteral(
-                    "the timing backend is the CPU reference: no GPU work to capture");
-            else if (renderDoc.emplace(m_vulkanBackend->nativeInstance()); !renderDoc->active())
-                data->renderDocError = qs(renderDoc->error());
-        }
-        const bool capturing = renderDoc && renderDoc->active();
-        int index = 0;
-        for (const QString& text : request.settings) {
+    return runEngineJob<views::AnalysisData>(
+        cancel, [&]() -> std::shared_ptr<const views::AnalysisData> {
+            std::lock_guard lock(m_mutex);
             if (cancel.load())
                 return nullptr;
-            views::SchemeRun run;
-            if (const auto hit = m_runCache.find(text + flags);
-                hit != m_runCache.end() && !capturing) {
-                run = hit->second;
-            } else {
-                run = evaluateRun(text, request, options, reference, timing, cancel);
+            QElapsedTimer timer;
+            timer.start();
+            ensureBackend();
+            const Capture& capture = captureFor(request);
+            const int nctx = request.contextTokens;
+            if (nctx < 1 || nctx >= capture.tokenCount())
+                throw Error(ErrorCode::InvalidArgument,
+                            "the prompt needs at least two tokens (a context and a probe)");
+
+            EvalOptions options;
+            options.contextTokens = nctx;
+            options.modelQuality = request.modelQuality;
+            options.attentionMaps = request.maps;
+            options.keepCompressed = true;
+            options.cancel = &cancel;
+            const ExactReference& reference = referenceFor(request, options);
+            options.modelQuality = request.modelQuality && !request.deferQuality;
+            if (trace())
+                std::fprintf(stderr, "analysis: capture + reference %.1f ms\n", msOf(timer));
+
+            // The timing backend when it is ready (it may still be starting on another worker).
+            std::unique_lock timingLock(m_timingMutex, std::try_to_lock);
+            AttentionBackend* timing = timingLock.owns_lock() ? m_timing.get() : nullptr;
+            auto data = newAnalysis(request, capture, timing);
+
+            // Results of settings that did not change are reused: a slider move re-evaluates one
+            // scheme.
+            const QString flags = QStringLiteral("|%1%2%3")
+                                      .arg(request.maps ? 'm' : '-')
+                                      .arg(options.modelQuality ? 'q' : '-')
+                                      .arg(request.timings && timing ? 't' : '-');
+            if (m_runCache.size() > 64)
+                m_runCache.clear();
+            // A RenderDoc capture brackets the timing passes below (cached runs are timed again).
+            std::optional<gpu::RenderDocCapture> renderDoc;
+            if (request.renderDocCapture) {
+                if (!timing)
+                    data->renderDocError = QStringLiteral("the Vulkan backend is still starting");
+                else if (!m_vulkanBackend)
+                    data->renderDocError = QStringLiteral(
+                        "the timing backend is the CPU reference: no GPU work to capture");
+                else if (renderDoc.emplace(m_vulkanBackend->nativeInstance()); !renderDoc->active())
+                    data->renderDocError = qs(renderDoc->error());
+            }
+            const bool capturing = renderDoc && renderDoc->active();
+            int index = 0;
+            for (const QString& text : request.settings) {
                 if (cancel.load())
                     return nullptr;
-                m_runCache[text + flags] = run;
+                views::SchemeRun run;
+                if (const auto hit = m_runCache.find(text + flags);
+                    hit != m_runCache.end() && !capturing) {
+                    run = hit->second;
+                } else {
+                    run = evaluateRun(text, request, options, reference, timing, cancel);
+                    if (cancel.load())
+                        return nullptr;
+                    m_runCache[text + flags] = run;
+                }
+                run.colorIndex = index++;
+                data->runs.push_back(std::move(run));
             }
-            run.colorIndex = index++;
-            data->runs.push_back(std::move(run));
-        }
-        for (views::SchemeRun& run : data->runs) {
-            if (!run.eval.quality)
-                if (const auto known = request.knownQuality.find(run.setting);
-                    known != request.knownQuality.end())
-                    run.eval.quality = known->second;
-            data->qualityPending =
-                data->qualityPending || (request.modelQuality && !run.eval.quality);
-        }
-        if (capturing) {
-            auto path = renderDoc->finish();
-            if (path.ok())
-                data->renderDocCapture = qs(path.value());
-            else
-                data->renderDocError = qs(path.message());
-        }
-        data->computeMilliseconds = msOf(timer);
-        return data;
-    });
+            for (views::SchemeRun& run : data->runs) {
+                if (!run.eval.quality)
+                    if (const auto known = request.knownQuality.find(run.setting);
+                        known != request.knownQuality.end())
+                        run.eval.quality = known->second;
+                data->qualityPending =
+                    data->qualityPending || (request.modelQuality && !run.eval.quality);
+            }
+            if (capturing) {
+                auto path = renderDoc->finish();
+                if (path.ok())
+                    data->renderDocCapture = qs(path.value());
+                else
+                    data->renderDocError = qs(path.message());
+            }
+            data->computeMilliseconds = msOf(timer);
+            return data;
+        });
 }
 
 Result<std::shared_ptr<const views::AnalysisData>>
 Engine::addQuality(const std::shared_ptr<const views::AnalysisData>& analysis,
                    const AnalysisRequest& request, const std::atomic<bool>& cancel) {
-    return runEngineJob<views::AnalysisData>(cancel, [&]() -> std::shared_ptr<const views::AnalysisData> {
-        std::lock_guard lock(m_mutex);
-        if (cancel.load())
-            return nullptr;
-        QElapsedTimer timer;
-        timer.start();
-        ensureBackend();
-        const Capture& capture = captureFor(request);
-        EvalOptions options;
-        options.contextTokens = request.contextTokens;
-        options.modelQuality = true;
-        options.attentionMaps = false;
-        options.cancel = &cancel;
-        const ExactReference& reference = referenceFor(request, options);
-        auto data = std::make_shared<views::AnalysisData>(*analysis);
-        for (views::SchemeRun& run : data->runs) {
-            if (run.eval.quality)
-                continue;
-            if (const auto hit = m_qualityCache.find(run.setting); hit != m_qualityCache.end()) {
-                run.eval.quality = hit->second;
-                continue;
-            }
-            const SchemeSetting setting = parseSetting(run.setting);
-            auto r = evaluate(capture, request.model.get(), setting, *m_backend, options,
-                              &reference);
+    return runEngineJob<views::AnalysisData>(
+        cancel, [&]() -> std::shared_ptr<const views::AnalysisData> {
+            std::lock_guard lock(m_mutex);
             if (cancel.load())
                 return nullptr;
-            if (!r.ok())
-                throw Error(r.error().code(), run.setting.toStdString() + ": " + r.message());
-            run.eval.quality = r.value().quality;
-            if (run.eval.quality)
-                m_qualityCache[run.setting] = *run.eval.quality;
-        }
-        data->qualityPending = false;
-        data->computeMilliseconds += msOf(timer);
-        return data;
-    });
+            QElapsedTimer timer;
+            timer.start();
+            ensureBackend();
+            const Capture& capture = captureFor(request);
+            const EvalOptions options = jobOptions(request, true, cancel);
+            const ExactReference& reference = referenceFor(request, options);
+            auto data = std::make_shared<views::AnalysisData>(*analysis);
+            for (views::SchemeRun& run : data->runs) {
+                if (run.eval.quality)
+                    continue;
+                if (const auto hit = m_qualityCache.find(run.setting);
+                    hit != m_qualityCache.end()) {
+                    run.eval.quality = hit->second;
+                    continue;
+                }
+                const SchemeSetting setting = parseSetting(run.setting);
+                auto r = evaluate(capture, request.model.get(), setting, *m_backend, options,
+                                  &reference);
+                if (cancel.load())
+                    return nullptr;
+                if (!r.ok())
+                    throw Error(r.error().code(), run.setting.toStdString() + ": " + r.message());
+                run.eval.quality = r.value().quality;
+                if (run.eval.quality)
+                    m_qualityCache[run.setting] = *run.eval.quality;
+            }
+            data->qualityPending = false;
+            data->computeMilliseconds += msOf(timer);
+            return data;
+        });
 }
 
 namespace {
 
 // One scheme's trade-off curve from its sweep (points in increasing bytes).
 views::TradeoffCurve tradeoffCurve(const QString& text, const SchemeSetting& base,
-                                   const std::string& parameter, Sweep&& sweep,
-                                   int contextTokens) {
+                                   const std::string& parameter, Sweep&& sweep, int contextTokens) {
     views::TradeoffCurve curve;
     curve.baseSetting = text;
     curve.schemeId = qs(base.id);
@@ -499,11 +504,7 @@ Result<std::shared_ptr<const views::SweepData>> Engine::sweep(const AnalysisRequ
         timer.start();
         ensureBackend();
         const Capture& capture = captureFor(request);
-        EvalOptions options;
-        options.contextTokens = request.contextTokens;
-        options.modelQuality = request.modelQuality;
-        options.attentionMaps = false;
-        options.cancel = &cancel;
+        const EvalOptions options = jobOptions(request, request.modelQuality, cancel);
         const ExactReference& reference = referenceFor(request, options);
         auto data = std::make_shared<views::SweepData>();
         data->generation = request.generation;

@@ -6,8 +6,8 @@
 
 #include "kvs/probe_attention.h"
 #include "kvs/scheme.h"
-#include "kvs/sweep.h"
 #include "kvs/status.h"
+#include "kvs/sweep.h"
 
 #include <QElapsedTimer>
 #include <algorithm>
@@ -79,85 +79,84 @@ views::ScalingPoint timeLength(const ProbeRequest& probe, int length, AttentionB
 
 } // namespace
 
-Result<std::shared_ptr<const views::ScalingData>>
-Engine::scaling(const AnalysisRequest& request, const std::atomic<bool>& cancel) {
-    return runEngineJob<views::ScalingData>(cancel, [&]() -> std::shared_ptr<const views::ScalingData> {
-        std::lock_guard scalingLock(m_scalingMutex);
-        if (cancel.load() || !m_timingReady.load())
-            return nullptr;
-        QElapsedTimer timer;
-        timer.start();
-        std::shared_ptr<const Capture> capture;
-        {
-            // The live analysis made the capture: fetch it under the job lock, never recompute
-            // it (a request for another prompt is stale).
-            std::lock_guard lock(m_mutex);
-            if (!m_capture || m_model != request.model.get() || m_tokens != request.tokens)
+Result<std::shared_ptr<const views::ScalingData>> Engine::scaling(const AnalysisRequest& request,
+                                                                  const std::atomic<bool>& cancel) {
+    return runEngineJob<views::ScalingData>(
+        cancel, [&]() -> std::shared_ptr<const views::ScalingData> {
+            std::lock_guard scalingLock(m_scalingMutex);
+            if (cancel.load() || !m_timingReady.load())
                 return nullptr;
-            capture = m_capture;
-        }
-        // Set once before m_timingReady and never changed: no lock needed to use it.
-        AttentionBackend* timing = m_timing.get();
-        const int n = capture->tokenCount();
-        const int nctx = request.contextTokens;
-        if (nctx < 1 || nctx >= n)
-            throw Error(ErrorCode::InvalidArgument,
-                        "the prompt needs at least two tokens (a context and a probe)");
-
-        const QString cacheKey =
-            QStringLiteral("%1|%2").arg(reinterpret_cast<quintptr>(capture.get())).arg(nctx);
-        if (cacheKey != m_scalingCacheKey || m_scalingCache.size() > 64) {
-            m_scalingCache.clear();
-            m_scalingCacheKey = cacheKey;
-        }
-
-        auto data = std::make_shared<views::ScalingData>();
-        data->generation = request.generation;
-        data->backendName = m_backendName;
-        data->backendIsGpu = m_vulkan;
-        data->cpuEmulation = m_emulation;
-        data->probeTokens = n - nctx;
-        data->repeats = kRepeats;
-
-        // The probe queries of every layer, the same at every context length.
-        const auto queries = probeQueries(*capture, nctx);
-        ProbeRequest probe;
-        probe.queries = queries;
-        probe.groupSize = capture->config.groupSize();
-        probe.scales = layerAttentionScales(capture->config);
-        probe.cancel = &cancel;
-        const std::vector<int> lengths = scalingLengths(nctx);
-
-        int index = 0;
-        for (const QString& text : request.settings) {
-            const int color = index++;
-            if (const auto hit = m_scalingCache.find(text); hit != m_scalingCache.end()) {
-                views::ScalingSeries series = hit->second;
-                series.colorIndex = color;
-                data->series.push_back(std::move(series));
-                continue;
-            }
-            const SchemeSetting setting = SchemeSetting::parse(text.toStdString()).valueOrThrow();
-            views::ScalingSeries series;
-            series.setting = text;
-            const Scheme* scheme = findScheme(setting.id);
-            series.displayName = scheme ? QString::fromStdString(scheme->info().displayName) : text;
-            series.colorIndex = color;
-            for (const int length : lengths) {
-                if (cancel.load())
+            QElapsedTimer timer;
+            timer.start();
+            std::shared_ptr<const Capture> capture;
+            {
+                // The live analysis made the capture: fetch it under the job lock, never recompute
+                // it (a request for another prompt is stale).
+                std::lock_guard lock(m_mutex);
+                if (!m_capture || m_model != request.model.get() || m_tokens != request.tokens)
                     return nullptr;
-                auto compressed = compressAll(*capture, setting, length);
-                if (!compressed.ok() && compressed.error().code() == ErrorCode::InvalidArgument)
-                    continue; // a budget the scheme cannot meet at this length: no point
-                probe.heads = compressed.valueOrThrow();
-                series.points.push_back(timeLength(probe, length, *timing));
+                capture = m_capture;
             }
-            m_scalingCache[text] = series;
-            data->series.push_back(std::move(series));
-        }
-        data->computeMilliseconds = static_cast<double>(timer.nsecsElapsed()) * 1e-6;
-        return data;
-    });
+            // Set once before m_timingReady and never changed: no lock needed to use it.
+            AttentionBackend* timing = m_timing.get();
+            const int n = capture->tokenCount();
+            const int nctx = request.contextTokens;
+            if (nctx < 1 || nctx >= n)
+                throw Error(ErrorCode::InvalidArgument,
+                            "the prompt needs at least two tokens (a context and a probe)");
+
+            const QString cacheKey =
+                QStringLiteral("%1|%2").arg(reinterpret_cast<quintptr>(capture.get())).arg(nctx);
+            if (cacheKey != m_scalingCacheKey || m_scalingCache.size() > 64) {
+                m_scalingCache.clear();
+                m_scalingCacheKey = cacheKey;
+            }
+
+            auto data = std::make_shared<views::ScalingData>();
+            data->generation = request.generation;
+            data->backendName = m_backendName;
+            data->backendIsGpu = m_vulkan;
+            data->cpuEmulation = m_emulation;
+            data->probeTokens = n - nctx;
+            data->repeats = kRepeats;
+
+            // The probe queries of every layer, the same at every context length.
+            const auto queries = probeQueries(*capture, nctx);
+            ProbeRequest probe = probeRequest(capture->config, {}, queries, &cancel);
+            const std::vector<int> lengths = scalingLengths(nctx);
+
+            int index = 0;
+            for (const QString& text : request.settings) {
+                const int color = index++;
+                if (const auto hit = m_scalingCache.find(text); hit != m_scalingCache.end()) {
+                    views::ScalingSeries series = hit->second;
+                    series.colorIndex = color;
+                    data->series.push_back(std::move(series));
+                    continue;
+                }
+                const SchemeSetting setting =
+                    SchemeSetting::parse(text.toStdString()).valueOrThrow();
+                views::ScalingSeries series;
+                series.setting = text;
+                const Scheme* scheme = findScheme(setting.id);
+                series.displayName =
+                    scheme ? QString::fromStdString(scheme->info().displayName) : text;
+                series.colorIndex = color;
+                for (const int length : lengths) {
+                    if (cancel.load())
+                        return nullptr;
+                    auto compressed = compressAll(*capture, setting, length);
+                    if (!compressed.ok() && compressed.error().code() == ErrorCode::InvalidArgument)
+                        continue; // a budget the scheme cannot meet at this length: no point
+                    probe.heads = compressed.valueOrThrow();
+                    series.points.push_back(timeLength(probe, length, *timing));
+                }
+                m_scalingCache[text] = series;
+                data->series.push_back(std::move(series));
+            }
+            data->computeMilliseconds = static_cast<double>(timer.nsecsElapsed()) * 1e-6;
+            return data;
+        });
 }
 
 } // namespace kvs::studio

@@ -268,14 +268,9 @@ Result<ExactReference> computeExactReference(const Capture& cap, const Model* mo
         for (int l = 0; l < cap.config.layers; ++l)
             heads.push_back(exactHeads(cap, l, ctx));
         const auto queries = probeQueries(cap, ctx);
-        ProbeRequest r;
-        r.heads = heads;
-        r.queries = queries;
-        r.groupSize = cap.config.groupSize();
-        r.scales = layerAttentionScales(cap.config);
+        ProbeRequest r = probeRequest(cap.config, heads, queries, options.cancel);
         r.probabilities = true;
         r.scores = true;
-        r.cancel = options.cancel;
         ref.attention = probeAttention(r, backend).valueOrThrow();
         if (model && options.modelQuality) {
             checkCancel(options);
@@ -297,9 +292,9 @@ struct HeadProbe {
     int kvHead = 0;
     int contextTokens = 0;
     const CompressedHead& compressed;
-    std::span<const AttendResult> exact;      // per query head of the group
-    std::span<const AttendResult> attended;   // per query head of the group
-    std::span<const Matrix> queries;          // per query head of the group
+    std::span<const AttendResult> exact;    // per query head of the group
+    std::span<const AttendResult> attended; // per query head of the group
+    std::span<const Matrix> queries;        // per query head of the group
     float scale = 0.0f;
 };
 
@@ -381,8 +376,7 @@ void addModelQuality(EvalResult& result, const Model& model, const Capture& cap,
     const std::vector<TokenId> targets(cap.tokens.begin() + ctx + 1, cap.tokens.end());
     result.quality = compareLogits(
         reference.probeLogits,
-        probeLogits(model, cap, ctx, reference.contextCache, heads, nullptr, backend, -1),
-        targets);
+        probeLogits(model, cap, ctx, reference.contextCache, heads, nullptr, backend, -1), targets);
     if (!options.perLayerQuality)
         return;
     std::vector<std::vector<CompressedHead>> exact;
@@ -390,11 +384,10 @@ void addModelQuality(EvalResult& result, const Model& model, const Capture& cap,
         exact.push_back(exactHeads(cap, l, ctx));
     for (int l = 0; l < cap.config.layers; ++l) {
         checkCancel(options);
-        result.perLayerQuality.push_back(
-            compareLogits(reference.probeLogits,
-                          probeLogits(model, cap, ctx, reference.contextCache, heads, &exact,
-                                      backend, l),
-                          targets));
+        result.perLayerQuality.push_back(compareLogits(
+            reference.probeLogits,
+            probeLogits(model, cap, ctx, reference.contextCache, heads, &exact, backend, l),
+            targets));
     }
 }
 
@@ -423,14 +416,9 @@ Result<EvalResult> evaluate(const Capture& cap, const Model* model, const Scheme
         result.compressMilliseconds = msSince(t0);
 
         const auto queries = probeQueries(cap, ctx);
-        ProbeRequest probe;
-        probe.heads = heads;
-        probe.queries = queries;
-        probe.groupSize = g;
-        probe.scales = layerAttentionScales(cap.config);
+        ProbeRequest probe = probeRequest(cap.config, heads, queries, options.cancel);
         probe.scores = true;
         probe.probabilities = options.attentionMaps;
-        probe.cancel = options.cancel;
         const auto ta = Clock::now();
         const auto attended = probeAttention(probe, backend).valueOrThrow();
         result.attendMilliseconds = msSince(ta);

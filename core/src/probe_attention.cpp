@@ -60,4 +60,17 @@ std::vector<float> layerAttentionScales(const ModelConfig& config) {
     return scales;
 }
 
+ProbeRequest probeRequest(const ModelConfig& config,
+                          std::span<const std::vector<CompressedHead>> heads,
+                          std::span<const std::vector<Matrix>> queries,
+                          const std::atomic<bool>* cancel) {
+    ProbeRequest r;
+    r.heads = heads;
+    r.queries = queries;
+    r.groupSize = config.groupSize();
+    r.scales = layerAttentionScales(config);
+    r.cancel = cancel;
+    return r;
+}
+
 } // namespace kvs

@@ -143,7 +143,8 @@ private slots:
                  s->series[1].points[2].wallMicroseconds);
         // Cancelled: nothing.
         cancel = true;
-        QVERIFY(!engine.scaling(request({QStringLiteral("select.uniform:keep=0.25")}), cancel).value());
+        QVERIFY(
+            !engine.scaling(request({QStringLiteral("select.uniform:keep=0.25")}), cancel).value());
     }
 
     // Session::captureNextRecompute → one recompute → renderDocCaptured with the file or why not.

@@ -14,6 +14,7 @@
 #include "session.h"
 #include "studio_settings.h"
 #include "tradeoff_view.h"
+#include "view_host.h"
 #include "view_registry.h"
 
 #include "kvs/scheme.h"

@@ -246,7 +246,8 @@ private slots:
         std::vector<std::vector<CompressedHead>> heads(2);
         std::vector<std::vector<Matrix>> queries(2);
         for (unsigned l = 0; l < 2; ++l) {
-            heads[l].push_back(exactHead(randomMatrix(12 + 5 * l, d, 1 + l), randomMatrix(12 + 5 * l, d, 3 + l)));
+            heads[l].push_back(
+                exactHead(randomMatrix(12 + 5 * l, d, 1 + l), randomMatrix(12 + 5 * l, d, 3 + l)));
             for (unsigned q = 0; q < 2; ++q)
                 queries[l].push_back(randomMatrix(3, d, 10 + 2 * l + q));
         }
@@ -280,7 +281,8 @@ private slots:
         KVS_VERIFY_ERROR(probeAttention(probe, *m_cpu), "1 layer scales for 2 layers");
         probe.scales.clear();
         probe.queries = std::span(queries).first(1);
-        KVS_VERIFY_ERROR(probeAttention(probe, *m_cpu), "2 layers of heads but 1 layers of queries");
+        KVS_VERIFY_ERROR(probeAttention(probe, *m_cpu),
+                         "2 layers of heads but 1 layers of queries");
         probe.queries = queries;
         probe.groupSize = 1;
         KVS_VERIFY_ERROR(probeAttention(probe, *m_cpu), "layer 0");

@@ -34,4 +34,10 @@ std::vector<std::vector<Matrix>> probeQueries(const Capture& capture, int contex
 // layerAttentionScale() of every layer.
 std::vector<float> layerAttentionScales(const ModelConfig& config);
 
+// A request for a model of `config`: its group size and per-layer scales, no maps.
+ProbeRequest probeRequest(const ModelConfig& config,
+                          std::span<const std::vector<CompressedHead>> heads,
+                          std::span<const std::vector<Matrix>> queries,
+                          const std::atomic<bool>* cancel);
+
 } // namespace kvs

@@ -41,8 +41,7 @@ struct SweepPlan {
     std::string parameter;
     std::vector<double> values;
 };
-std::optional<SweepPlan> sweepPlan(const SchemeSetting& setting, int contextTokens,
-                                   int points = 7);
+std::optional<SweepPlan> sweepPlan(const SchemeSetting& setting, int contextTokens, int points = 7);
 // `setting` without `parameter` — and, for "keep", without the token and byte budgets that
 // would override it — so that settings differing only in the swept budget share one curve.
 SchemeSetting sweepBase(SchemeSetting setting, const std::string& parameter);
@@ -93,7 +92,7 @@ SlopeFit sweepSlope(const Sweep& sweep, int contextTokens);
 // coreset bound's medians over heads.
 struct TheoryOverlay {
     double slope = std::numeric_limits<double>::quiet_NaN(); // NaN: no theory for the scheme
-    std::string name;                                         // "coreset theory"
+    std::string name;                                        // "coreset theory"
     bool coresetBound = false;
     double guideX0 = 0, guideY0 = 0, guideX1 = 0, guideY1 = 0; // (bytes, attention error)
     double boundRho = std::numeric_limits<double>::quiet_NaN();
