@@ -244,6 +244,8 @@ Result<std::vector<std::vector<CompressedHead>>> compressAll(const Capture& capt
                     scheme->compress(headInput(capture, l, h, contextTokens, seed), params);
             } catch (const Error& e) {
                 errors[static_cast<std::size_t>(i)].emplace(e.code(), e.what());
+            } catch (const std::bad_alloc&) {
+                errors[static_cast<std::size_t>(i)].emplace(ErrorCode::OutOfMemory, "out of memory");
             } catch (const std::exception& e) {
                 errors[static_cast<std::size_t>(i)].emplace(ErrorCode::Internal, e.what());
             }

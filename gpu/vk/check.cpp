@@ -68,7 +68,7 @@ ErrorCode errorCodeFor(VkResult result) {
     case VK_ERROR_FRAGMENTED_POOL:
     case VK_ERROR_FRAGMENTATION:
     case VK_ERROR_TOO_MANY_OBJECTS:
-        return ErrorCode::Io; // the same code catchErrors() gives std::bad_alloc
+        return ErrorCode::OutOfMemory; // the same code catchErrors() gives std::bad_alloc
     case VK_ERROR_INITIALIZATION_FAILED:
     case VK_ERROR_LAYER_NOT_PRESENT:
     case VK_ERROR_EXTENSION_NOT_PRESENT:
