@@ -9,6 +9,7 @@
 #include <QMainWindow>
 #include <QStringList>
 #include <array>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -47,6 +48,9 @@ struct MainWindowOptions {
     // Closing with unsaved session changes asks Save / Discard / Cancel. Off for screenshots
     // and the command-line renderer, which never wait for a person.
     bool askToSaveOnClose = true;
+    // Asked before a save replaces a file KV Studio did not write ("X was not written by KV
+    // Studio. Replace it?"); true replaces it. Unset: a question box. Tests answer it here.
+    std::function<bool(const QString& path)> confirmReplace;
 };
 
 class MainWindow : public QMainWindow {
@@ -84,6 +88,7 @@ public:
 
     // Sessions: model, prompt, split, schemes, focused scheme, view state, theme.
     bool saveSession(const QString& path, QString* error);
+    bool confirmReplace(const QString& path);
     bool openSession(const QString& path, QString* error);
     // The session file being edited ("" until saved or opened) and whether the window holds
     // changes not in it (the title's [*]).

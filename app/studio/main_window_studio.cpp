@@ -16,6 +16,7 @@
 #include "tradeoff_view.h"
 
 #include "kvs/gpu/renderdoc.h"
+#include "kvs/output_writer.h"
 
 #include <QAction>
 #include <QApplication>
@@ -31,7 +32,6 @@
 #include <QMessageBox>
 #include <QPalette>
 #include <QPlainTextEdit>
-#include <QSaveFile>
 #include <QStatusBar>
 #include <QStyle>
 #include <QTabWidget>
@@ -529,6 +529,16 @@ void MainWindow::chooseExportFolder(bool allViews) {
         statusBar()->showMessage(tr("Exported %1 files to %2").arg(files.size()).arg(folder), 6000);
 }
 
+bool MainWindow::confirmReplace(const QString& path) {
+    if (m_options.confirmReplace)
+        return m_options.confirmReplace(path);
+    return QMessageBox::question(this, tr("Replace file?"),
+                                 tr("%1 was not written by KV Studio. Replace it?")
+                                     .arg(QDir::toNativeSeparators(path)),
+                                 QMessageBox::Yes | QMessageBox::Cancel,
+                                 QMessageBox::Cancel) == QMessageBox::Yes;
+}
+
 bool MainWindow::saveSession(const QString& path, QString* error) {
     QJsonObject o;
     o[QStringLiteral("kvstudio_session")] = kSessionVersion;
@@ -551,16 +561,25 @@ bool MainWindow::saveSession(const QString& path, QString* error) {
     view[QStringLiteral("metric")] = static_cast<int>(m_tradeoff->metric());
     view[QStringLiteral("theme")] = m_dark ? QStringLiteral("dark") : QStringLiteral("light");
     o[QStringLiteral("view")] = view;
-    QSaveFile file(path);
-    if (!file.open(QIODevice::WriteOnly)) {
+    o[QString::fromLatin1(kOwnerKey)] = QStringLiteral("session");
+    // Through the core writer: atomic, and a file the studio did not write is replaced only when
+    // the person says so (MainWindowOptions::confirmReplace).
+    const QByteArray bytes = QJsonDocument(o).toJson(QJsonDocument::Indented);
+    auto write = [&](Overwrite overwrite) {
+        return catchErrors([&] {
+            writeOutput(path.toStdString(), std::string_view(bytes.constData(), bytes.size()),
+                        "session", overwrite);
+            return true;
+        });
+    };
+    auto written = write(Overwrite::OursOnly);
+    if (!written.ok() && written.error().code() == ErrorCode::Exists &&
+        checkOutput(path.toStdString(), "session").forceable && confirmReplace(path))
+        written = write(Overwrite::Force);
+    if (!written.ok()) {
         if (error)
-            *error = tr("Cannot write the session %1: %2").arg(path, file.errorString());
-        return false;
-    }
-    file.write(QJsonDocument(o).toJson(QJsonDocument::Indented));
-    if (!file.commit()) {
-        if (error)
-            *error = tr("Cannot write the session %1: %2").arg(path, file.errorString());
+            *error = tr("Cannot write the session %1: %2")
+                         .arg(path, QString::fromStdString(written.message()));
         return false;
     }
     m_undo->setClean();
