@@ -9,6 +9,8 @@
 #include <QElapsedTimer>
 #include <QMainWindow>
 #include <QStringList>
+#include <array>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -48,6 +50,9 @@ struct MainWindowOptions {
     // Closing with unsaved session changes asks Save / Discard / Cancel. Off for screenshots
     // and the command-line renderer, which never wait for a person.
     bool askToSaveOnClose = true;
+    // Asked before a save replaces a file KV Studio did not write ("X was not written by KV
+    // Studio. Replace it?"); true replaces it. Unset: a question box. Tests answer it here.
+    std::function<bool(const QString& path)> confirmReplace;
 };
 
 // The window observes the session (status bar, title) through the same ISessionView as its views.
@@ -92,6 +97,7 @@ public:
 
     // Sessions: model, prompt, split, schemes, focused scheme, view state, theme.
     bool saveSession(const QString& path, QString* error);
+    bool confirmReplace(const QString& path);
     bool openSession(const QString& path, QString* error);
     // The session file being edited ("" until saved or opened) and whether the window holds
     // changes not in it (the title's [*]).

@@ -23,6 +23,7 @@
 #include "view_host.h"
 
 #include "kvs/gpu/renderdoc.h"
+#include "kvs/output_writer.h"
 
 #include <QAction>
 #include <QApplication>
@@ -397,6 +398,16 @@ void MainWindow::chooseExportFolder(bool allViews) {
         statusBar()->showMessage(tr("Exported %1 files to %2").arg(files.size()).arg(folder), 6000);
 }
 
+bool MainWindow::confirmReplace(const QString& path) {
+    if (m_options.confirmReplace)
+        return m_options.confirmReplace(path);
+    return QMessageBox::question(this, tr("Replace file?"),
+                                 tr("%1 was not written by KV Studio. Replace it?")
+                                     .arg(QDir::toNativeSeparators(path)),
+                                 QMessageBox::Yes | QMessageBox::Cancel,
+                                 QMessageBox::Cancel) == QMessageBox::Yes;
+}
+
 bool MainWindow::saveSession(const QString& path, QString* error) {
     SessionDocument d;
     if (const auto model = m_session->model()) {
@@ -416,7 +427,9 @@ bool MainWindow::saveSession(const QString& path, QString* error) {
     if (const views::TradeoffView* tradeoff = tradeoffView())
         d.metric = static_cast<int>(tradeoff->metric());
     d.dark = m_dark;
-    if (!writeSessionFile(path, sessionJson(d, path), error))
+    if (!writeSessionFile(
+            path, sessionJson(d, path), [this](const QString& p) { return confirmReplace(p); },
+            error))
         return false;
     m_undo->setClean();
     m_sessionPath = QFileInfo(path).absoluteFilePath();

@@ -3,6 +3,8 @@
 // `kvstudio-cli render`.
 #include "session_document.h"
 
+#include "kvs/output_writer.h"
+
 #include "kvs/scheme.h"
 
 #include <QDir>
@@ -37,6 +39,7 @@ QByteArray sessionJson(const SessionDocument& d, const QString& path) {
     view[QStringLiteral("metric")] = d.metric;
     view[QStringLiteral("theme")] = d.dark ? QStringLiteral("dark") : QStringLiteral("light");
     o[QStringLiteral("view")] = view;
+    o[QString::fromLatin1(kOwnerKey)] = QStringLiteral("session");
     return QJsonDocument(o).toJson(QJsonDocument::Indented);
 }
 
@@ -89,17 +92,27 @@ bool readSessionDocument(const QString& path, SessionDocument* d, QString* error
     return true;
 }
 
-bool writeSessionFile(const QString& path, const QByteArray& bytes, QString* error) {
-    QSaveFile file(path);
-    if (!file.open(QIODevice::WriteOnly)) {
+bool writeSessionFile(const QString& path, const QByteArray& bytes,
+                      const std::function<bool(const QString& path)>& confirmReplace,
+                      QString* error) {
+    // Through the core writer: atomic, and a file the studio did not write is replaced only when
+    // the person says so.
+    const auto write = [&](Overwrite overwrite) {
+        return catchErrors([&] {
+            writeOutput(path.toStdString(), std::string_view(bytes.constData(), bytes.size()),
+                        "session", overwrite);
+            return true;
+        });
+    };
+    auto written = write(Overwrite::OursOnly);
+    if (!written.ok() && written.error().code() == ErrorCode::Exists &&
+        checkOutput(path.toStdString(), "session").forceable && confirmReplace &&
+        confirmReplace(path))
+        written = write(Overwrite::Force);
+    if (!written.ok()) {
         if (error)
-            *error = QObject::tr("Cannot write the session %1: %2").arg(path, file.errorString());
-        return false;
-    }
-    file.write(bytes);
-    if (!file.commit()) {
-        if (error)
-            *error = QObject::tr("Cannot write the session %1: %2").arg(path, file.errorString());
+            *error = QObject::tr("Cannot write the session %1: %2")
+                         .arg(path, QString::fromStdString(written.message()));
         return false;
     }
     return true;

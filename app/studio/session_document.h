@@ -4,6 +4,8 @@
 // read and write sessions through it.
 #pragma once
 
+#include <functional>
+
 #include <QByteArray>
 #include <QString>
 #include <QStringList>
@@ -33,6 +35,8 @@ QByteArray sessionJson(const SessionDocument& document, const QString& path);
 // Reads `path`; false with `error` naming the file and the field when it is not a valid session.
 bool readSessionDocument(const QString& path, SessionDocument* document, QString* error);
 // Writes `bytes` to `path` atomically; false with `error` naming the file.
-bool writeSessionFile(const QString& path, const QByteArray& bytes, QString* error);
+bool writeSessionFile(const QString& path, const QByteArray& bytes,
+                      const std::function<bool(const QString& path)>& confirmReplace,
+                      QString* error);
 
 } // namespace kvs::studio
