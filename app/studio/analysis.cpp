@@ -68,10 +68,10 @@ int resolveContextTokens(int requested, int tokens) {
     return std::clamp(tokens * 3 / 4, 1, tokens - 1);
 }
 
-void addTheoryOverlay(views::TradeoffCurve& curve, int contextTokens) {
-    Sweep sweep;
-    for (const views::CurvePoint& p : curve.points)
-        sweep.points.push_back({p.value, p.result, meanKeptTokens(p.result)});
+namespace {
+
+// The curve's theory overlay from its sweep (points in increasing bytes) and the scheme's theory.
+void setTheoryOverlay(views::TradeoffCurve& curve, const Sweep& sweep, int contextTokens) {
     const Scheme* scheme = findScheme(curve.schemeId.toStdString());
     const TheoryOverlay overlay =
         theoryOverlay(sweep, scheme ? scheme->info().theory : ScalingTheory{}, contextTokens);
@@ -88,6 +88,15 @@ void addTheoryOverlay(views::TradeoffCurve& curve, int contextTokens) {
     curve.guideY0 = overlay.guideY0;
     curve.guideX1 = overlay.guideX1;
     curve.guideY1 = overlay.guideY1;
+}
+
+} // namespace
+
+void addTheoryOverlay(views::TradeoffCurve& curve, int contextTokens) {
+    Sweep sweep;
+    for (const views::CurvePoint& p : curve.points)
+        sweep.points.push_back({p.value, p.result, meanKeptTokens(p.result)});
+    setTheoryOverlay(curve, sweep, contextTokens);
 }
 
 std::shared_ptr<const std::vector<views::HeadMaps>>
@@ -320,15 +329,10 @@ views::SchemeRun Engine::evaluateRun(const QString& text, const AnalysisRequest&
 
 Result<std::shared_ptr<const views::AnalysisData>>
 Engine::analyze(const AnalysisRequest& request, const std::atomic<bool>& cancel) {
-    return runEngineJob<views::AnalysisData>(
-        cancel, [&]() -> std::shared_ptr<const views::AnalysisData> {
-            std::lock_guard lock(m_mutex);
-            if (cancel.load())
-                return nullptr;
-            QElapsedTimer timer;
-            timer.start();
-            ensureBackend();
-            const Capture& capture = captureFor(request);
+    return lockedJob<views::AnalysisData>(
+        request, cancel,
+        [&](const Capture& capture,
+            const QElapsedTimer& timer) -> std::shared_ptr<const views::AnalysisData> {
             const int nctx = request.contextTokens;
             if (nctx < 1 || nctx >= capture.tokenCount())
                 throw Error(ErrorCode::InvalidArgument,
@@ -410,15 +414,10 @@ Engine::analyze(const AnalysisRequest& request, const std::atomic<bool>& cancel)
 Result<std::shared_ptr<const views::AnalysisData>>
 Engine::addQuality(const std::shared_ptr<const views::AnalysisData>& analysis,
                    const AnalysisRequest& request, const std::atomic<bool>& cancel) {
-    return runEngineJob<views::AnalysisData>(
-        cancel, [&]() -> std::shared_ptr<const views::AnalysisData> {
-            std::lock_guard lock(m_mutex);
-            if (cancel.load())
-                return nullptr;
-            QElapsedTimer timer;
-            timer.start();
-            ensureBackend();
-            const Capture& capture = captureFor(request);
+    return lockedJob<views::AnalysisData>(
+        request, cancel,
+        [&](const Capture& capture,
+            const QElapsedTimer& timer) -> std::shared_ptr<const views::AnalysisData> {
             const EvalOptions options = jobOptions(request, true, cancel);
             const ExactReference& reference = referenceFor(request, options);
             auto data = std::make_shared<views::AnalysisData>(*analysis);
@@ -465,9 +464,9 @@ views::TradeoffCurve tradeoffCurve(const QString& text, const SchemeSetting& bas
     std::sort(sweep.points.begin(), sweep.points.end(), [](const auto& a, const auto& b) {
         return a.result.bytes.total() < b.result.bytes.total();
     });
+    setTheoryOverlay(curve, sweep, contextTokens); // before the results move into the curve
     for (SweepPoint& p : sweep.points)
         curve.points.push_back({p.value, std::move(p.result)});
-    addTheoryOverlay(curve, contextTokens);
     return curve;
 }
 
@@ -496,40 +495,36 @@ void addParetoFronts(views::SweepData& data) {
 
 Result<std::shared_ptr<const views::SweepData>> Engine::sweep(const AnalysisRequest& request,
                                                               const std::atomic<bool>& cancel) {
-    return runEngineJob<views::SweepData>(cancel, [&]() -> std::shared_ptr<const views::SweepData> {
-        std::lock_guard lock(m_mutex);
-        if (cancel.load())
-            return nullptr;
-        QElapsedTimer timer;
-        timer.start();
-        ensureBackend();
-        const Capture& capture = captureFor(request);
-        const EvalOptions options = jobOptions(request, request.modelQuality, cancel);
-        const ExactReference& reference = referenceFor(request, options);
-        auto data = std::make_shared<views::SweepData>();
-        data->generation = request.generation;
-        int index = 0;
-        for (const QString& text : request.settings) {
-            const int color = index++;
-            const SchemeSetting setting = parseSetting(text);
-            const auto plan = sweepPlan(setting, request.contextTokens);
-            if (!plan)
-                continue; // nothing to sweep (the exact scheme at 32 bits has one point)
-            const SchemeSetting base = sweepBase(setting, plan->parameter);
-            Sweep sweep = runSweep(capture, request.model.get(), base, plan->parameter,
-                                   plan->values, *m_backend, options, &reference)
-                              .valueOrThrow();
-            if (cancel.load())
-                return nullptr;
-            views::TradeoffCurve curve =
-                tradeoffCurve(text, base, plan->parameter, std::move(sweep), request.contextTokens);
-            curve.colorIndex = color;
-            data->curves.push_back(std::move(curve));
-        }
-        addParetoFronts(*data);
-        data->computeMilliseconds = msOf(timer);
-        return data;
-    });
+    return lockedJob<views::SweepData>(
+        request, cancel,
+        [&](const Capture& capture,
+            const QElapsedTimer& timer) -> std::shared_ptr<const views::SweepData> {
+            const EvalOptions options = jobOptions(request, request.modelQuality, cancel);
+            const ExactReference& reference = referenceFor(request, options);
+            auto data = std::make_shared<views::SweepData>();
+            data->generation = request.generation;
+            int index = 0;
+            for (const QString& text : request.settings) {
+                const int color = index++;
+                const SchemeSetting setting = parseSetting(text);
+                const auto plan = sweepPlan(setting, request.contextTokens);
+                if (!plan)
+                    continue; // nothing to sweep (the exact scheme at 32 bits has one point)
+                const SchemeSetting base = sweepBase(setting, plan->parameter);
+                Sweep sweep = runSweep(capture, request.model.get(), base, plan->parameter,
+                                       plan->values, *m_backend, options, &reference)
+                                  .valueOrThrow();
+                if (cancel.load())
+                    return nullptr;
+                views::TradeoffCurve curve = tradeoffCurve(text, base, plan->parameter,
+                                                           std::move(sweep), request.contextTokens);
+                curve.colorIndex = color;
+                data->curves.push_back(std::move(curve));
+            }
+            addParetoFronts(*data);
+            data->computeMilliseconds = msOf(timer);
+            return data;
+        });
 }
 
 } // namespace kvs::studio

@@ -12,6 +12,7 @@
 #include "kvs/evaluator.h"
 #include "kvs/model.h"
 
+#include <QElapsedTimer>
 #include <QStringList>
 #include <atomic>
 #include <map>
@@ -111,6 +112,21 @@ public:
     bool timingReady() const { return m_timingReady.load(); }
 
 private:
+    // An engine job: one at a time (the job lock), nothing when already cancelled, on the
+    // request's capture (made once per prompt), with a timer started for its compute time.
+    template <class T, class Fn>
+    Result<std::shared_ptr<const T>> lockedJob(const AnalysisRequest& request,
+                                               const std::atomic<bool>& cancel, Fn&& work) {
+        return runEngineJob<T>(cancel, [&]() -> std::shared_ptr<const T> {
+            std::lock_guard lock(m_mutex);
+            if (cancel.load())
+                return nullptr;
+            QElapsedTimer timer;
+            timer.start();
+            ensureBackend();
+            return work(captureFor(request), timer);
+        });
+    }
     void ensureBackend();
     // The analysis snapshot's header: prompt, split, shapes, backends, provenance.
     std::shared_ptr<views::AnalysisData> newAnalysis(const AnalysisRequest& request,

@@ -231,11 +231,10 @@ std::shared_ptr<const BackendSnapshot> probe() {
 // stopped it with its original code. Shared, because a QFuture copies its result.
 template <class S> using JobResult = std::shared_ptr<const Result<std::shared_ptr<const S>>>;
 
-// Runs an engine job (a Result: the snapshot, null when cancelled, or the error with its original
-// code); anything it throws still arrives as an error (std::bad_alloc as OutOfMemory).
+// An engine job's Result (the engine catches everything its work throws and keeps the codes),
+// shared for the trip to the GUI thread.
 template <class S, class Fn> JobResult<S> engineJob(Fn&& call) {
-    return std::make_shared<const Result<std::shared_ptr<const S>>>(
-        catchErrors([&]() -> std::shared_ptr<const S> { return call().valueOrThrow(); }));
+    return std::make_shared<const Result<std::shared_ptr<const S>>>(call());
 }
 
 std::optional<views::StudioJob> studioJob(JobKind kind) {
