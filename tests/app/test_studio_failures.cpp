@@ -42,7 +42,8 @@ constexpr int kTimeoutMs = kvs::test::kStudioTimeoutMs;
 const QString kPrompt = QStringLiteral("The cache keeps keys and values of every token; "
                                        "compression keeps the ones that matter.");
 constexpr int kContext = 12; // the analysis's split; the scaling job also measures shorter ones
-const QString kSetting = QStringLiteral("test.failing:keep=0.5");
+// At its default budget (keep=0.5), which the Schemes panel leaves out of the setting.
+const QString kSetting = QStringLiteral("test.failing");
 
 // When the test scheme fails.
 enum class FailWhen {
@@ -147,6 +148,19 @@ private:
             kTimeoutMs);
     }
 
+    // What the session shows, for a failure message.
+    static QString shown(MainWindow& w) {
+        const auto a = w.session()->analysis();
+        if (!a)
+            return QStringLiteral("no analysis; last error: %1").arg(w.session()->lastError());
+        QStringList runs;
+        for (const auto& r : a->runs)
+            runs << r.setting;
+        return QStringLiteral("runs [%1], context %2")
+            .arg(runs.join(QLatin1Char(' ')))
+            .arg(a->contextTokens);
+    }
+
     // The job failed with `code`: the session keeps the error, the status bar says it.
     static void verifyReported(MainWindow& w, JobKind kind, ErrorCode code, const QString& what) {
         QTRY_VERIFY_WITH_TIMEOUT(w.session()->jobState(kind) == JobState::Failed, kTimeoutMs);
@@ -210,7 +224,7 @@ private slots:
         MainWindow w(kvs::test::quietWindowOptions());
         w.session()->setScalingEnabled(false);
         open(w);
-        QVERIFY2(waitForResults(w), qPrintable(w.session()->lastError()));
+        QVERIFY2(waitForResults(w), qPrintable(shown(w)));
         verifyReported(w, JobKind::Sweep, ErrorCode::Unsupported, QStringLiteral("Sweep failed: "));
         // The Trade-offs view says why in place of its curves; the current point is still drawn.
         kvs::views::TradeoffView* tradeoffs = w.tradeoffView();
@@ -238,7 +252,7 @@ private slots:
         w.session()->setScalingEnabled(false);
         w.session()->setSweepsEnabled(false);
         open(w);
-        QVERIFY2(waitForResults(w), qPrintable(w.session()->lastError()));
+        QVERIFY2(waitForResults(w), qPrintable(shown(w)));
         QTRY_VERIFY_WITH_TIMEOUT(
             !w.session()->analysis()->timingsPending && !w.session()->isAnalysisBusy(), kTimeoutMs);
         qunsetenv("KVS_STUDIO_NO_QUALITY");
@@ -262,7 +276,7 @@ private slots:
         MainWindow w(kvs::test::quietWindowOptions());
         w.session()->setSweepsEnabled(false);
         open(w);
-        QVERIFY2(waitForResults(w), qPrintable(w.session()->lastError()));
+        QVERIFY2(waitForResults(w), qPrintable(shown(w)));
         verifyReported(w, JobKind::Scaling, ErrorCode::Io,
                        QStringLiteral("Timing against context length failed: "));
         // The Profile's scaling chart says why it is empty.
@@ -292,7 +306,7 @@ private slots:
         auto* probe = dynamic_cast<kvs::test::ProbeView*>(w.viewHost()->view("probe"));
         QVERIFY(probe);
         open(w);
-        QVERIFY2(waitForResults(w), qPrintable(w.session()->lastError()));
+        QVERIFY2(waitForResults(w), qPrintable(shown(w)));
         // Hidden, it does not draw; shown, it draws the session's results.
         QCOMPARE(probe->drawn(), 0);
         show->trigger();
