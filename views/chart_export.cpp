@@ -1,21 +1,23 @@
 // SPDX-License-Identifier: MIT
-// Chart export to PNG, SVG, PDF and CSV with a provenance sidecar.
+// Chart export to PNG, SVG, PDF and CSV, drawn into memory with what its sidecar says.
 #include "chart_export.h"
 
 #include "plot_style.h"
 
+#include <QBuffer>
 #include <QDateTime>
 #include <QDir>
 #include <QFileDialog>
 #include <QFileInfo>
+#include <QImage>
 #include <QJsonArray>
 #include <QJsonDocument>
 #include <QJsonObject>
 #include <QMenu>
-#include <QSaveFile>
+#include <QMessageBox>
+#include <QPdfWriter>
 #include <QSettings>
 #include <QSvgGenerator>
-#include <QTextStream>
 #include <qcustomplot.h>
 
 namespace kvs::views {
@@ -65,27 +67,7 @@ QString formatSuffix(ExportFormat format) {
     return {};
 }
 
-QString writeSidecar(const QString& path, const QString& chartName, ExportFormat format,
-                     const Provenance& provenance) {
-    QJsonObject o;
-    o[QStringLiteral("file")] = QFileInfo(path).fileName();
-    o[QStringLiteral("chart")] = chartName;
-    o[QStringLiteral("format")] = formatSuffix(format);
-    o[QStringLiteral("created")] = QDateTime::currentDateTimeUtc().toString(Qt::ISODate);
-    o[QStringLiteral("provenance")] = provenanceJson(provenance);
-    QSaveFile file(path + QStringLiteral(".json"));
-    if (!file.open(QIODevice::WriteOnly))
-        return QObject::tr("Cannot write %1: %2").arg(file.fileName(), file.errorString());
-    file.write(QJsonDocument(o).toJson(QJsonDocument::Indented));
-    if (!file.commit())
-        return QObject::tr("Cannot write %1: %2").arg(file.fileName(), file.errorString());
-    return {};
-}
-
-QString writeCsv(const CsvTable& table, const QString& path, const Provenance& provenance) {
-    QSaveFile file(path);
-    if (!file.open(QIODevice::WriteOnly | QIODevice::Text))
-        return QObject::tr("Cannot write %1: %2").arg(path, file.errorString());
+QByteArray csvBytes(const CsvTable& table, const Provenance& provenance) {
     QString text;
     text += commentLine(QStringLiteral("KV Studio %1").arg(provenance.version));
     text += commentLine(
@@ -106,27 +88,14 @@ QString writeCsv(const CsvTable& table, const QString& path, const Provenance& p
             fields << csvField(f);
         text += fields.join(QLatin1Char(',')) + QLatin1Char('\n');
     }
-    file.write(text.toUtf8());
-    if (!file.commit())
-        return QObject::tr("Cannot write %1: %2").arg(path, file.errorString());
-    return {};
+    return text.toUtf8();
 }
 
-QString exportChart(const ChartHandle& chart, const QString& path, ExportFormat format,
-                    const Provenance& provenance, const ExportOptions& options) {
-    if (format == ExportFormat::Csv) {
-        if (!chart.data)
-            return QObject::tr("The chart %1 has no data to export").arg(chart.name);
-        QString error = writeCsv(chart.data(), path, provenance);
-        if (error.isEmpty())
-            error = writeSidecar(path, chart.name, format, provenance);
-        return error;
-    }
-    QCustomPlot* plot = chart.plot;
-    if (!plot)
-        return QObject::tr("The chart %1 is not shown").arg(chart.name);
+namespace {
 
-    // Size at the final print width when asked, else the on-screen size (96 dpi points).
+// The pixel size to draw at: the final print width when asked, else the on-screen size (96 dpi
+// points).
+QSize exportSize(const QCustomPlot* plot, const ExportOptions& options) {
     int width = plot->width() > 50 ? plot->width() : 800;
     int height = plot->height() > 50 ? plot->height() : 500;
     if (options.widthMm > 0) {
@@ -135,52 +104,104 @@ QString exportChart(const ChartHandle& chart, const QString& path, ExportFormat 
                                       : qRound(static_cast<double>(height) * w / width);
         width = w;
     }
+    return {width, height};
+}
 
-    applyPlotTheme(plot, /*forceLight=*/true);
-    plot->replot(QCustomPlot::rpImmediateRefresh);
-    bool ok = false;
-    QString error;
+// Vector output (SVG, PDF) through QCustomPlot's painter, without cosmetic pens.
+bool drawVector(QCustomPlot* plot, QPaintDevice* device, QSize size) {
+    QCPPainter painter;
+    if (!painter.begin(device))
+        return false;
+    painter.setMode(QCPPainter::pmVectorized);
+    painter.setMode(QCPPainter::pmNoCaching);
+    painter.setMode(QCPPainter::pmNonCosmetic);
+    plot->toPainter(&painter, size.width(), size.height());
+    return painter.end();
+}
+
+bool drawChart(QCustomPlot* plot, const QString& name, ExportFormat format,
+               const Provenance& provenance, const ExportOptions& options, QBuffer* buffer) {
+    const QSize size = exportSize(plot, options);
     switch (format) {
     case ExportFormat::Png: {
-        const double scale = std::max(1, options.dpi) / 96.0;
-        ok = plot->savePng(path, width, height, scale, -1, options.dpi, QCP::ruDotsPerInch);
-        break;
+        const int dpi = std::max(1, options.dpi);
+        QImage image = plot->toPixmap(size.width(), size.height(), dpi / 96.0).toImage();
+        const int dotsPerMeter = qRound(dpi / 0.0254);
+        image.setDotsPerMeterX(dotsPerMeter);
+        image.setDotsPerMeterY(dotsPerMeter);
+        return !image.isNull() && image.save(buffer, "PNG");
     }
-    case ExportFormat::Pdf:
-        ok = plot->savePdf(path, width, height, QCP::epNoCosmetic,
-                           QStringLiteral("KV Studio %1").arg(provenance.version), chart.name);
-        break;
+    case ExportFormat::Pdf: {
+        QPdfWriter pdf(buffer);
+        pdf.setResolution(72); // one device unit per point: the page is the plot's size
+        pdf.setPageLayout(
+            QPageLayout(QPageSize(QSizeF(size), QPageSize::Point, QString(), QPageSize::ExactMatch),
+                        QPageLayout::Portrait, QMarginsF(0, 0, 0, 0)));
+        pdf.setCreator(QStringLiteral("KV Studio %1").arg(provenance.version));
+        pdf.setTitle(name);
+        return drawVector(plot, &pdf, size);
+    }
     case ExportFormat::Svg: {
         QSvgGenerator generator;
-        generator.setFileName(path);
-        generator.setSize(QSize(width, height));
-        generator.setViewBox(QRect(0, 0, width, height));
-        generator.setTitle(chart.name);
+        generator.setOutputDevice(buffer);
+        generator.setSize(size);
+        generator.setViewBox(QRect(QPoint(0, 0), size));
+        generator.setTitle(name);
         generator.setDescription(
             QStringLiteral("KV Studio %1; model %2").arg(provenance.version, provenance.modelName));
-        QCPPainter painter;
-        if (painter.begin(&generator)) {
-            painter.setMode(QCPPainter::pmVectorized);
-            painter.setMode(QCPPainter::pmNoCaching);
-            painter.setMode(QCPPainter::pmNonCosmetic);
-            plot->toPainter(&painter, width, height);
-            ok = painter.end();
-        }
-        break;
+        return drawVector(plot, &generator, size);
     }
     case ExportFormat::Csv:
         break;
     }
+    return false;
+}
+
+} // namespace
+
+QString renderChart(const ChartHandle& chart, const QString& fileName, ExportFormat format,
+                    const Provenance& provenance, const ExportOptions& options, ExportFile* out) {
+    QJsonObject sidecar;
+    sidecar[QStringLiteral("file")] = fileName;
+    sidecar[QStringLiteral("chart")] = chart.name;
+    sidecar[QStringLiteral("format")] = formatSuffix(format);
+    sidecar[QStringLiteral("created")] = QDateTime::currentDateTimeUtc().toString(Qt::ISODate);
+    sidecar[QStringLiteral("provenance")] = provenanceJson(provenance);
+    out->sidecar = sidecar;
+    if (format == ExportFormat::Csv) {
+        if (!chart.data)
+            return QObject::tr("The chart %1 has no data to export").arg(chart.name);
+        out->bytes = csvBytes(chart.data(), provenance);
+        return {};
+    }
+    QCustomPlot* plot = chart.plot;
+    if (!plot)
+        return QObject::tr("The chart %1 is not shown").arg(chart.name);
+    applyPlotTheme(plot, /*forceLight=*/true);
+    plot->replot(QCustomPlot::rpImmediateRefresh);
+    QBuffer buffer(&out->bytes);
+    buffer.open(QIODevice::WriteOnly);
+    const bool ok = drawChart(plot, chart.name, format, provenance, options, &buffer);
     applyPlotTheme(plot);
     plot->replot();
-    if (!ok || !QFileInfo::exists(path))
-        return QObject::tr("Cannot write %1").arg(QDir::toNativeSeparators(path));
-    error = writeSidecar(path, chart.name, format, provenance);
-    return error;
+    if (!ok || out->bytes.isEmpty())
+        return QObject::tr("Cannot draw %1 as %2").arg(chart.name, formatSuffix(format).toUpper());
+    return {};
+}
+
+QString exportChart(const ChartHandle& chart, const QString& path, ExportFormat format,
+                    const Provenance& provenance, const ExportOptions& options,
+                    const ExportWriter& write) {
+    ExportFile file;
+    const QString error =
+        renderChart(chart, QFileInfo(path).fileName(), format, provenance, options, &file);
+    if (!error.isEmpty())
+        return error;
+    return write(path, file);
 }
 
 void addExportActions(QMenu* menu, QWidget* parent, const ChartHandle& chart,
-                      const std::function<Provenance()>& provenance) {
+                      const std::function<Provenance()>& provenance, const ExportWriter& write) {
     const std::vector<std::pair<ExportFormat, QString>> formats = {
         {ExportFormat::Png, QObject::tr("Export %1 as PNG (300 dpi)\u2026")},
         {ExportFormat::Svg, QObject::tr("Export %1 as SVG\u2026")},
@@ -188,7 +209,7 @@ void addExportActions(QMenu* menu, QWidget* parent, const ChartHandle& chart,
         {ExportFormat::Csv, QObject::tr("Export %1 data as CSV\u2026")}};
     for (const auto& [format, text] : formats) {
         const ExportFormat f = format;
-        menu->addAction(text.arg(chart.name), parent, [parent, chart, provenance, f] {
+        menu->addAction(text.arg(chart.name), parent, [parent, chart, provenance, write, f] {
             QSettings settings;
             const QString dir =
                 settings.value(QStringLiteral("export/lastDir"), QDir::homePath()).toString();
@@ -200,20 +221,21 @@ void addExportActions(QMenu* menu, QWidget* parent, const ChartHandle& chart,
             if (path.isEmpty())
                 return;
             settings.setValue(QStringLiteral("export/lastDir"), QFileInfo(path).absolutePath());
-            const QString error = exportChart(chart, path, f, provenance());
+            const QString error = exportChart(chart, path, f, provenance(), {}, write);
             if (!error.isEmpty())
                 QMessageBox::warning(parent, QObject::tr("Export failed"), error);
         });
     }
 }
 
-void installExportMenu(const ChartHandle& chart, const std::function<Provenance()>& provenance) {
+void installExportMenu(const ChartHandle& chart, const std::function<Provenance()>& provenance,
+                       const ExportWriter& write) {
     QCustomPlot* plot = chart.plot;
     plot->setContextMenuPolicy(Qt::CustomContextMenu);
     QObject::connect(plot, &QWidget::customContextMenuRequested, plot,
-                     [plot, chart, provenance](const QPoint& pos) {
+                     [plot, chart, provenance, write](const QPoint& pos) {
                          QMenu menu(plot);
-                         addExportActions(&menu, plot, chart, provenance);
+                         addExportActions(&menu, plot, chart, provenance, write);
                          menu.exec(plot->mapToGlobal(pos));
                      });
 }

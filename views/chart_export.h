@@ -1,11 +1,14 @@
 // SPDX-License-Identifier: MIT
-// Chart export: PNG at a chosen DPI, SVG (QSvgGenerator + QCPPainter), PDF, and the chart's data
-// as CSV, each with a provenance sidecar JSON. The exporter draws the same plot object the
-// screen shows, in the light theme, without hover decorations.
+// Chart export: PNG at a chosen DPI, SVG (QSvgGenerator + QCPPainter), PDF (QPdfWriter), and the
+// chart's data as CSV, each with a provenance sidecar JSON. The exporter draws the same plot object
+// the screen shows, in the light theme, without hover decorations, into memory; the app's writer
+// puts the bytes on disk.
 #pragma once
 
 #include "analysis_data.h"
 
+#include <QByteArray>
+#include <QJsonObject>
 #include <QString>
 #include <QStringList>
 #include <functional>
@@ -40,18 +43,34 @@ struct ExportOptions {
     double heightMm = 0; // 0: keep the on-screen aspect ratio
 };
 
-// Writes `path` (format from `format`) and `path`.json beside it (provenance + what was drawn).
-// Returns an empty string or the error, naming the file.
+// An export drawn into memory: the file's bytes and what its sidecar says about it (file name,
+// chart, format, time, provenance). The views draw; they never touch the disk.
+struct ExportFile {
+    QByteArray bytes;
+    QJsonObject sidecar;
+};
+
+// Writes an export and its sidecar `path`.json; returns "" or the error, naming the file. The app
+// supplies it (core's output writer: atomic, and it never replaces a file the studio did not
+// write without asking), so the views need not see core's library.
+using ExportWriter = std::function<QString(const QString& path, const ExportFile& file)>;
+
+// Draws `chart` in `format` into `out` (the CSV is the chart's data); returns "" or the error.
+QString renderChart(const ChartHandle& chart, const QString& fileName, ExportFormat format,
+                    const Provenance& provenance, const ExportOptions& options, ExportFile* out);
+// The chart data as CSV: provenance as "# " comment lines, the header, the rows.
+QByteArray csvBytes(const CsvTable& table, const Provenance& provenance);
+
+// Draws `chart` and hands it to `write` for `path` (and `path`.json). Returns "" or the error.
 QString exportChart(const ChartHandle& chart, const QString& path, ExportFormat format,
-                    const Provenance& provenance, const ExportOptions& options = {});
-QString writeCsv(const CsvTable& table, const QString& path, const Provenance& provenance);
-QString writeSidecar(const QString& path, const QString& chartName, ExportFormat format,
-                     const Provenance& provenance);
+                    const Provenance& provenance, const ExportOptions& options,
+                    const ExportWriter& write);
 
 // Adds "Export PNG/SVG/PDF/CSV…" to `menu` for `chart`; the dialogs start in the last folder.
 void addExportActions(QMenu* menu, QWidget* parent, const ChartHandle& chart,
-                      const std::function<Provenance()>& provenance);
+                      const std::function<Provenance()>& provenance, const ExportWriter& write);
 // Installs a context menu with those actions on the chart's plot.
-void installExportMenu(const ChartHandle& chart, const std::function<Provenance()>& provenance);
+void installExportMenu(const ChartHandle& chart, const std::function<Provenance()>& provenance,
+                       const ExportWriter& write);
 
 } // namespace kvs::views

@@ -172,9 +172,9 @@ const std::vector<Command>& commands() {
          &runBench},
         {"render",
          "render SESSION.kvsession --out DIR [--dpi N] [--views attention,tradeoffs,cache,profile] "
-         "[--theme light|dark|session] [--timeout S] [--json]",
+         "[--theme light|dark|session] [--timeout S] [--force] [--json]",
          "re-render a saved studio session's charts (PNG, SVG, PDF, CSV + provenance) off screen",
-         {"json"},
+         {"force", "json"},
          &runRender},
     };
     return table;

@@ -97,7 +97,10 @@ public:
 
     // Sessions: model, prompt, split, schemes, focused scheme, view state, theme.
     bool saveSession(const QString& path, QString* error);
+    // Asked before a file the studio did not write is replaced (options.confirmReplace, else a
+    // question box); every file the window writes goes through it.
     bool confirmReplace(const QString& path);
+    views::ExportWriter exportWriter();
     bool openSession(const QString& path, QString* error);
     // The session file being edited ("" until saved or opened) and whether the window holds
     // changes not in it (the title's [*]).

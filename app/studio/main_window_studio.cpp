@@ -14,6 +14,7 @@
 #include "session.h"
 #include "session_document.h"
 #include "setup_panel.h"
+#include "studio_files.h"
 #include "studio_settings.h"
 #include "theme.h"
 #include "token_chips_view.h"
@@ -220,7 +221,7 @@ void MainWindow::connectViews() {
     const auto provenance = [this] { return this->provenance(); };
     for (views::StudioView* view : m_views->views())
         for (const auto& chart : view->charts())
-            views::installExportMenu(chart, provenance);
+            views::installExportMenu(chart, provenance, exportWriter());
 }
 
 void MainWindow::onTokensChanged(const std::shared_ptr<const TokensSnapshot>& tokens) {
@@ -374,7 +375,7 @@ QStringList MainWindow::exportCurrentView(const QString& folder, int dpi, QStrin
                          .arg(m_tabs->tabText(m_tabs->currentIndex()));
         return {};
     }
-    return exportCharts(charts, folder, dpi, provenance(), error);
+    return exportCharts(charts, folder, dpi, provenance(), exportWriter(), error);
 }
 
 void MainWindow::chooseExportFolder(bool allViews) {
@@ -396,6 +397,10 @@ void MainWindow::chooseExportFolder(bool allViews) {
         QMessageBox::warning(this, tr("Export failed"), error);
     else
         statusBar()->showMessage(tr("Exported %1 files to %2").arg(files.size()).arg(folder), 6000);
+}
+
+views::ExportWriter MainWindow::exportWriter() {
+    return studio::exportWriter([this](const QString& path) { return confirmReplace(path); });
 }
 
 bool MainWindow::confirmReplace(const QString& path) {

@@ -76,7 +76,7 @@ private:
 } // namespace
 
 int runRenderCommand(const cli::Args& args, cli::Streams io) {
-    args.allowOnly({"out", "dpi", "views", "theme", "timeout", "json"});
+    args.allowOnly({"out", "dpi", "views", "theme", "timeout", "json", "force"});
     const QString sessionPath = QString::fromStdString(args.positional(0, "SESSION"));
     const QString out = QString::fromStdString(args.require("out"));
     const int dpi = args.getInt("dpi", 300, 50, 1200);
@@ -93,6 +93,13 @@ int runRenderCommand(const cli::Args& args, cli::Streams io) {
     MainWindowOptions options;
     options.persistSettings = false;
     options.askToSaveOnClose = false;
+    // Files in --out that the studio did not write are replaced only with --force.
+    const bool force = args.has("force");
+    QString refused;
+    options.confirmReplace = [&](const QString& path) {
+        refused = path;
+        return force;
+    };
     MainWindow window(options);
     window.resize(1600, 1000);
     window.show();
@@ -138,6 +145,8 @@ int runRenderCommand(const cli::Args& args, cli::Streams io) {
     }
 
     const QStringList written = window.exportViews(out, views, dpi, &error);
+    if (!error.isEmpty() && !refused.isEmpty() && !force)
+        throw Error(ErrorCode::Exists, error.toStdString() + " (use --force to replace it)");
     if (!error.isEmpty())
         throw Error(ErrorCode::Io, error.toStdString());
 

@@ -3,7 +3,7 @@
 // `kvstudio-cli render`.
 #include "session_document.h"
 
-#include "kvs/output_writer.h"
+#include "kvs/status.h"
 
 #include "kvs/scheme.h"
 
@@ -14,7 +14,6 @@
 #include <QJsonDocument>
 #include <QJsonObject>
 #include <QObject>
-#include <QSaveFile>
 
 namespace kvs::studio {
 
@@ -93,29 +92,15 @@ bool readSessionDocument(const QString& path, SessionDocument* d, QString* error
 }
 
 bool writeSessionFile(const QString& path, const QByteArray& bytes,
-                      const std::function<bool(const QString& path)>& confirmReplace,
-                      QString* error) {
-    // Through the core writer: atomic, and a file the studio did not write is replaced only when
-    // the person says so.
-    const auto write = [&](Overwrite overwrite) {
-        return catchErrors([&] {
-            writeOutput(path.toStdString(), std::string_view(bytes.constData(), bytes.size()),
-                        "session", overwrite);
-            return true;
-        });
-    };
-    auto written = write(Overwrite::OursOnly);
-    if (!written.ok() && written.error().code() == ErrorCode::Exists &&
-        checkOutput(path.toStdString(), "session").forceable && confirmReplace &&
-        confirmReplace(path))
-        written = write(Overwrite::Force);
-    if (!written.ok()) {
-        if (error)
-            *error = QObject::tr("Cannot write the session %1: %2")
-                         .arg(path, QString::fromStdString(written.message()));
-        return false;
-    }
-    return true;
+                      const ConfirmReplace& confirmReplace, QString* error) {
+    const auto written = catchErrors([&] {
+        writeStudioFile(path, bytes, "session", confirmReplace);
+        return true;
+    });
+    if (!written.ok() && error)
+        *error = QObject::tr("Cannot write the session %1: %2")
+                     .arg(path, QString::fromStdString(written.message()));
+    return written.ok();
 }
 
 } // namespace kvs::studio

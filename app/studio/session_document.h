@@ -4,7 +4,7 @@
 // read and write sessions through it.
 #pragma once
 
-#include <functional>
+#include "studio_files.h"
 
 #include <QByteArray>
 #include <QString>
@@ -34,9 +34,9 @@ struct SessionDocument {
 QByteArray sessionJson(const SessionDocument& document, const QString& path);
 // Reads `path`; false with `error` naming the file and the field when it is not a valid session.
 bool readSessionDocument(const QString& path, SessionDocument* document, QString* error);
-// Writes `bytes` to `path` atomically; false with `error` naming the file.
+// Writes `bytes` to `path` atomically (studio_files.h: a foreign file only when confirmReplace
+// agrees); false with `error` naming the file.
 bool writeSessionFile(const QString& path, const QByteArray& bytes,
-                      const std::function<bool(const QString& path)>& confirmReplace,
-                      QString* error);
+                      const ConfirmReplace& confirmReplace, QString* error);
 
 } // namespace kvs::studio

@@ -8,7 +8,8 @@
 namespace kvs::studio {
 
 QStringList exportCharts(const std::vector<views::ChartHandle>& charts, const QString& folder,
-                         int dpi, const views::Provenance& provenance, QString* error) {
+                         int dpi, const views::Provenance& provenance,
+                         const views::ExportWriter& write, QString* error) {
     QStringList written;
     QDir().mkpath(folder);
     views::ExportOptions options;
@@ -20,7 +21,7 @@ QStringList exportCharts(const std::vector<views::ChartHandle>& charts, const QS
                 continue; // a hidden map (toggle mode) exports its data only
             const QString path =
                 QDir(folder).filePath(chart.name + QLatin1Char('.') + views::formatSuffix(f));
-            const QString e = views::exportChart(chart, path, f, provenance, options);
+            const QString e = views::exportChart(chart, path, f, provenance, options, write);
             if (!e.isEmpty()) {
                 if (error)
                     *error = e;

@@ -422,6 +422,33 @@ private slots:
         QVERIFY(provenance.contains("tiny-llama-gqa"));
         QVERIFY(provenance.contains("compression keeps the ones that matter"));
 
+        // Rendering again replaces the studio's own exports; a file it did not write stops the
+        // render (code "exists", the file untouched) unless --force.
+        const fs::path csvPath = out / "cache" / "cache_bytes.csv";
+        QVERIFY(fs::exists(csvPath));
+        const std::vector<std::string> again = {
+            "render",  session.toStdString(), "--out", out.string(),
+            "--views", "tradeoffs,cache",     "--dpi", "50",
+            "--json"};
+        CliRun rerun = runCli(again);
+        QVERIFY2(rerun.code == 0, rerun.err.c_str());
+        kvs::test::writeBytes(csvPath, "my own table\n");
+        CliRun refused = runCli(again);
+        QCOMPARE(refused.code, 1);
+        QVERIFY2(refused.out.find("\"exists\"") != std::string::npos, refused.out.c_str());
+        QVERIFY2(refused.out.find("cache_bytes.csv") != std::string::npos &&
+                     refused.out.find("--force") != std::string::npos,
+                 refused.out.c_str());
+        QCOMPARE(kvs::test::readBytes(csvPath), std::string("my own table\n"));
+        std::vector<std::string> forced = again;
+        forced.push_back("--force");
+        CliRun replaced = runCli(forced);
+        QVERIFY2(replaced.code == 0, replaced.err.c_str());
+        QVERIFY(kvs::test::readBytes(csvPath).starts_with("# KV Studio"));
+        for (const auto& entry : fs::recursive_directory_iterator(out))
+            QVERIFY2(entry.path().filename().string().find(".tmp-") == std::string::npos,
+                     entry.path().c_str());
+
         // Errors: a missing file, a file that is no session, an unknown view.
         CliRun missing = runCli(
             {"render", (dir.path() / "none.kvsession").string(), "--out", out.string(), "--json"});

@@ -196,7 +196,14 @@ private slots:
     }
 
     void exportsEveryChart() {
-        MainWindow w(kvs::test::quietWindowOptions());
+        MainWindowOptions options = kvs::test::quietWindowOptions();
+        QStringList asked;
+        bool answer = false;
+        options.confirmReplace = [&](const QString& path) {
+            asked << path;
+            return answer;
+        };
+        MainWindow w(options);
         w.resize(1400, 900);
         w.show();
         openAndWait(w);
@@ -247,6 +254,48 @@ private slots:
         QCOMPARE(prov[QStringLiteral("model")].toString(), QStringLiteral("tiny-llama-gqa"));
         QCOMPARE(prov[QStringLiteral("prompt")].toString(), kPrompt);
         QCOMPARE(prov[QStringLiteral("schemes")].toArray().size(), 3);
+
+        // Exporting again replaces the studio's own files without a question...
+        QVERIFY(w.showViewByName(QStringLiteral("cache")));
+        const QString folder = qpath(out.path() / "cache");
+        QString error;
+        QVERIFY2(!w.exportCurrentView(folder, 150, &error).isEmpty() && error.isEmpty(),
+                 qPrintable(error));
+        QVERIFY(asked.isEmpty());
+        // ...but not a file it did not write, an export edited since, or a symbolic link: each is
+        // asked about, and "no" leaves it as it was.
+        const fs::path cacheDir = out.path() / "cache";
+        kvs::test::writeBytes(cacheDir / "cache_bytes.csv", "my own table\n");
+        w.exportCurrentView(folder, 150, &error);
+        QCOMPARE(asked, QStringList{base + QStringLiteral(".csv")});
+        QVERIFY2(error.contains(base + QStringLiteral(".csv")) &&
+                     error.contains(QStringLiteral("not written by KV Studio")),
+                 qPrintable(error));
+        QCOMPARE(kvs::test::readBytes(cacheDir / "cache_bytes.csv"), std::string("my own table\n"));
+        const std::string svgBytes = kvs::test::readBytes(cacheDir / "cache_bytes.svg");
+        kvs::test::writeBytes(cacheDir / "cache_bytes.svg", svgBytes + "<!-- edited -->");
+        error.clear();
+        w.exportCurrentView(folder, 150, &error);
+        QCOMPARE(asked.back(), base + QStringLiteral(".svg"));
+        kvs::test::writeBytes(out.path() / "target.txt", "linked");
+        fs::remove(cacheDir / "cache_bytes.svg");
+        fs::create_symlink(out.path() / "target.txt", cacheDir / "cache_bytes.svg");
+        error.clear();
+        w.exportCurrentView(folder, 150, &error);
+        QCOMPARE(asked.back(), base + QStringLiteral(".svg"));
+        QVERIFY(error.contains(QStringLiteral("symbolic link")));
+        QCOMPARE(kvs::test::readBytes(out.path() / "target.txt"), std::string("linked"));
+        // "Yes" replaces them (the link by a file; its target untouched), and no temporary is left.
+        answer = true;
+        error.clear();
+        QVERIFY2(!w.exportCurrentView(folder, 150, &error).isEmpty() && error.isEmpty(),
+                 qPrintable(error));
+        QVERIFY(kvs::test::readBytes(cacheDir / "cache_bytes.csv").starts_with("# KV Studio"));
+        QVERIFY(!fs::is_symlink(cacheDir / "cache_bytes.svg"));
+        QCOMPARE(kvs::test::readBytes(out.path() / "target.txt"), std::string("linked"));
+        for (const auto& entry : fs::directory_iterator(cacheDir))
+            QVERIFY2(entry.path().filename().string().find(".tmp-") == std::string::npos,
+                     entry.path().c_str());
     }
 
     void sessionsPaletteThemeBaseline() {

@@ -21,6 +21,8 @@
 #include <QTest>
 #include <qcustomplot.h>
 
+#include <map>
+
 using namespace kvs::views;
 
 namespace {
@@ -209,54 +211,69 @@ private slots:
         QCOMPARE(profile.table()->item(0, 1)->text(), QStringLiteral("combine"));
     }
 
-    void exportWritesEveryFormat() {
+    // Every format is drawn into memory with what its sidecar says; the writer gets those bytes.
+    void exportDrawsEveryFormat() {
         CacheView cache;
         cache.resize(900, 600);
         cache.show();
         const auto a = makeAnalysis();
         cache.setData(a, 0);
         const ChartHandle chart = cache.charts().front();
-        kvs::test::TempDir dir;
-        const QString base = QString::fromStdString((dir.path() / "bars").string());
         ExportOptions options;
         options.dpi = 200;
         options.widthMm = 85;
+        std::map<ExportFormat, ExportFile> files;
         for (ExportFormat f :
              {ExportFormat::Png, ExportFormat::Svg, ExportFormat::Pdf, ExportFormat::Csv}) {
-            const QString path = base + QLatin1Char('.') + formatSuffix(f);
-            const QString error = exportChart(chart, path, f, a->provenance, options);
+            ExportFile& file = files[f];
+            const QString name = QStringLiteral("bars.") + formatSuffix(f);
+            const QString error = renderChart(chart, name, f, a->provenance, options, &file);
             QVERIFY2(error.isEmpty(), qPrintable(error));
-            QVERIFY(QFileInfo(path).size() > 50);
-            QFile sidecar(path + QStringLiteral(".json"));
-            QVERIFY(sidecar.open(QIODevice::ReadOnly));
-            const QJsonObject o = QJsonDocument::fromJson(sidecar.readAll()).object();
-            QCOMPARE(o[QStringLiteral("format")].toString(), formatSuffix(f));
-            QCOMPARE(o[QStringLiteral("provenance")].toObject()[QStringLiteral("model")].toString(),
+            QVERIFY(file.bytes.size() > 50);
+            QCOMPARE(file.sidecar[QStringLiteral("file")].toString(), name);
+            QCOMPARE(file.sidecar[QStringLiteral("format")].toString(), formatSuffix(f));
+            QCOMPARE(file.sidecar[QStringLiteral("provenance")]
+                         .toObject()[QStringLiteral("model")]
+                         .toString(),
                      QStringLiteral("unit"));
         }
         // 85 mm at 200 dpi.
-        const QImage png(base + QStringLiteral(".png"));
+        const QImage png = QImage::fromData(files[ExportFormat::Png].bytes, "PNG");
         QVERIFY(qAbs(png.width() - qRound(85 / 25.4 * 200)) <= 2);
         QCOMPARE(qRound(png.dotsPerMeterX() * 0.0254), 200);
         // Export is drawn in the light theme whatever the screen shows.
         QVERIFY(png.pixelColor(2, 2).lightness() > 240);
-        QFile svg(base + QStringLiteral(".svg"));
-        QVERIFY(svg.open(QIODevice::ReadOnly));
-        QVERIFY(svg.readAll().contains("metadata"));
-        QFile csv(base + QStringLiteral(".csv"));
-        QVERIFY(csv.open(QIODevice::ReadOnly | QIODevice::Text));
-        const QString text = QString::fromUtf8(csv.readAll());
+        QVERIFY(files[ExportFormat::Svg].bytes.contains("metadata"));
+        QVERIFY(files[ExportFormat::Pdf].bytes.startsWith("%PDF-"));
+        const QString text = QString::fromUtf8(files[ExportFormat::Csv].bytes);
         QVERIFY(text.contains(
             QStringLiteral("layer,kv_head,keys_bytes,values_bytes,metadata_bytes,total_bytes,fp16_"
                            "bytes,kept_tokens\n0,0,100,60,16,176,96,4\n")));
 
+        // exportChart hands exactly those bytes to the writer, for the path it was given.
+        QString writtenPath;
+        ExportFile written;
+        const QString path = QStringLiteral("out/bars.csv");
+        QVERIFY(exportChart(chart, path, ExportFormat::Csv, a->provenance, options,
+                            [&](const QString& p, const ExportFile& f) {
+                                writtenPath = p;
+                                written = f;
+                                return QString();
+                            })
+                    .isEmpty());
+        QCOMPARE(writtenPath, path);
+        QCOMPARE(written.bytes, files[ExportFormat::Csv].bytes);
+        QCOMPARE(written.sidecar[QStringLiteral("file")].toString(), QStringLiteral("bars.csv"));
+        // ...and passes the writer's refusal on.
+        const QString refused = exportChart(
+            chart, path, ExportFormat::Csv, a->provenance, options,
+            [](const QString& p, const ExportFile&) { return QStringLiteral("refusing ") + p; });
+        QCOMPARE(refused, QStringLiteral("refusing out/bars.csv"));
+
         CsvTable quoted;
         quoted.header = {QStringLiteral("scheme")};
         quoted.rows.push_back({QStringLiteral("a:keep=1,seed=2")});
-        QVERIFY(writeCsv(quoted, base + QStringLiteral("_q.csv"), a->provenance).isEmpty());
-        QFile q(base + QStringLiteral("_q.csv"));
-        QVERIFY(q.open(QIODevice::ReadOnly));
-        QVERIFY(q.readAll().contains("\"a:keep=1,seed=2\""));
+        QVERIFY(csvBytes(quoted, a->provenance).contains("\"a:keep=1,seed=2\""));
     }
 };
 

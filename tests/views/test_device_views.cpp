@@ -196,19 +196,18 @@ private slots:
         std::vector<ChartHandle> charts = profile.charts();
         QCOMPARE(static_cast<int>(charts.size()), 2);
         QCOMPARE(charts[1].name, QStringLiteral("profile_scaling"));
-        kvs::test::TempDir dir;
-        const QString base = QString::fromStdString((dir.path() / "scaling").string());
         Provenance provenance;
         provenance.modelName = QStringLiteral("unit");
-        for (ExportFormat f : {ExportFormat::Png, ExportFormat::Csv}) {
-            const QString error =
-                exportChart(charts[1], base + QLatin1Char('.') + formatSuffix(f), f, provenance);
-            QVERIFY2(error.isEmpty(), qPrintable(error));
-        }
-        QVERIFY(!QImage(base + QStringLiteral(".png")).isNull());
-        QFile csv(base + QStringLiteral(".csv"));
-        QVERIFY(csv.open(QIODevice::ReadOnly | QIODevice::Text));
-        const QString text = QString::fromUtf8(csv.readAll());
+        ExportFile png;
+        ExportFile csv;
+        QVERIFY(renderChart(charts[1], QStringLiteral("scaling.png"), ExportFormat::Png, provenance,
+                            {}, &png)
+                    .isEmpty());
+        QVERIFY(!QImage::fromData(png.bytes, "PNG").isNull());
+        QVERIFY(renderChart(charts[1], QStringLiteral("scaling.csv"), ExportFormat::Csv, provenance,
+                            {}, &csv)
+                    .isEmpty());
+        const QString text = QString::fromUtf8(csv.bytes);
         QVERIFY2(text.contains(QStringLiteral(
                      "setting,scheme,context_tokens,device_microseconds,wall_microseconds,cache_"
                      "bytes,bytes_read\nidentity,Exact,8,80.000,260.000,512,560\n")),
