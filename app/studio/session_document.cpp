@@ -14,8 +14,50 @@
 #include <QJsonDocument>
 #include <QJsonObject>
 #include <QObject>
+#include <array>
+#include <optional>
 
 namespace kvs::studio {
+
+namespace {
+
+// The attention view's modes as a session names them (version 1 files may hold the index).
+constexpr std::array<const char*, 4> kAttentionModes = {"side_by_side", "exact", "compressed",
+                                                        "difference"};
+
+// A view-state choice stored by name: `names[i]` is choice i. Earlier sessions stored the
+// index, which is still read. Nothing (absent) gives `fallback`; anything else, an error.
+template <class Enum, std::size_t N>
+std::optional<Enum> readChoice(const QJsonValue& value, const std::array<QString, N>& names,
+                               Enum fallback) {
+    if (value.isUndefined() || value.isNull())
+        return fallback;
+    for (std::size_t i = 0; i < N; ++i)
+        if (value.toString() == names[i] ||
+            (value.isDouble() && value.toDouble() == static_cast<double>(i)))
+            return static_cast<Enum>(i);
+    return std::nullopt;
+}
+
+std::array<QString, views::kMetricCount> metricNames() {
+    std::array<QString, views::kMetricCount> names;
+    for (int i = 0; i < views::kMetricCount; ++i)
+        names[static_cast<std::size_t>(i)] = views::metricCsvColumn(static_cast<views::Metric>(i));
+    return names;
+}
+
+std::array<QString, kAttentionModes.size()> attentionModeNames() {
+    std::array<QString, kAttentionModes.size()> names;
+    for (std::size_t i = 0; i < kAttentionModes.size(); ++i)
+        names[i] = QString::fromLatin1(kAttentionModes[i]);
+    return names;
+}
+
+template <std::size_t N> QString joined(const std::array<QString, N>& names) {
+    return QStringList(names.begin(), names.end()).join(QStringLiteral(", "));
+}
+
+} // namespace
 
 QByteArray sessionJson(const SessionDocument& d, const QString& path) {
     QJsonObject o;
@@ -34,8 +76,9 @@ QByteArray sessionJson(const SessionDocument& d, const QString& path) {
     view[QStringLiteral("focused_scheme")] = d.focusedScheme;
     view[QStringLiteral("layer")] = d.layer;
     view[QStringLiteral("head")] = d.head;
-    view[QStringLiteral("attention_mode")] = d.attentionMode;
-    view[QStringLiteral("metric")] = d.metric;
+    view[QStringLiteral("attention_mode")] =
+        attentionModeNames()[static_cast<std::size_t>(d.attentionMode)];
+    view[QStringLiteral("metric")] = views::metricCsvColumn(d.metric);
     view[QStringLiteral("theme")] = d.dark ? QStringLiteral("dark") : QStringLiteral("light");
     o[QStringLiteral("view")] = view;
     o[QString::fromLatin1(kOwnerKey)] = QStringLiteral("session");
@@ -85,8 +128,18 @@ bool readSessionDocument(const QString& path, SessionDocument* d, QString* error
     d->focusedScheme = view.value(QStringLiteral("focused_scheme")).toInt();
     d->layer = view.value(QStringLiteral("layer")).toInt();
     d->head = view.value(QStringLiteral("head")).toInt();
-    d->attentionMode = view.value(QStringLiteral("attention_mode")).toInt();
-    d->metric = view.value(QStringLiteral("metric")).toInt();
+    const auto mode = readChoice(view.value(QStringLiteral("attention_mode")), attentionModeNames(),
+                                 views::AttentionView::Mode::SideBySide);
+    if (!mode)
+        return fail(QObject::tr("The session %1 has an unknown view.attention_mode (one of %2)")
+                        .arg(path, joined(attentionModeNames())));
+    const auto metric = readChoice(view.value(QStringLiteral("metric")), metricNames(),
+                                   views::Metric::AttentionError);
+    if (!metric)
+        return fail(QObject::tr("The session %1 has an unknown view.metric (one of %2)")
+                        .arg(path, joined(metricNames())));
+    d->attentionMode = *mode;
+    d->metric = *metric;
     d->dark = view.value(QStringLiteral("theme")).toString() == QLatin1String("dark");
     return true;
 }

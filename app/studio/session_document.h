@@ -4,6 +4,7 @@
 // read and write sessions through it.
 #pragma once
 
+#include "attention_view.h"
 #include "studio_files.h"
 
 #include <QByteArray>
@@ -25,8 +26,8 @@ struct SessionDocument {
     int focusedScheme = 0;
     int layer = 0;
     int head = 0;
-    int attentionMode = 0;
-    int metric = 0;
+    views::AttentionView::Mode attentionMode = views::AttentionView::Mode::SideBySide;
+    views::Metric metric = views::Metric::AttentionError;
     bool dark = false;
 };
 

@@ -13,6 +13,7 @@
 #include "render_command.h"
 #include "schemes_panel.h"
 #include "session.h"
+#include "session_document.h"
 #include "setup_panel.h"
 #include "studio_settings.h"
 #include "token_chips_view.h"
@@ -186,6 +187,48 @@ private slots:
         // No temporary is left beside it.
         QCOMPARE(QDir(qpath(dir.path())).entryList(QDir::Files | QDir::Hidden),
                  QStringList{"notes.kvsession"});
+    }
+
+    // The view state is stored by name (metric "kl_nats", mode "difference"); a version-1 file's
+    // index is still read, and a value that names nothing is refused with the field.
+    void viewStateIsStoredByName() {
+        kvs::test::TempDir dir;
+        const QString path = qpath(dir.path() / "view.kvsession");
+        SessionDocument d;
+        d.metric = kvs::views::Metric::NextTokenKl;
+        d.attentionMode = kvs::views::AttentionView::Mode::Difference;
+        const QByteArray json = sessionJson(d, path);
+        const QJsonObject view =
+            QJsonDocument::fromJson(json).object()[QStringLiteral("view")].toObject();
+        QCOMPARE(view[QStringLiteral("metric")].toString(), QStringLiteral("kl_nats"));
+        QCOMPARE(view[QStringLiteral("attention_mode")].toString(), QStringLiteral("difference"));
+        kvs::test::writeBytes(dir.path() / "view.kvsession", json.toStdString());
+        SessionDocument read;
+        QString error;
+        QVERIFY2(readSessionDocument(path, &read, &error), qPrintable(error));
+        QCOMPARE(read.metric, kvs::views::Metric::NextTokenKl);
+        QCOMPARE(read.attentionMode, kvs::views::AttentionView::Mode::Difference);
+
+        const auto withView = [&](const char* key, const QJsonValue& value) {
+            QJsonObject o = QJsonDocument::fromJson(json).object();
+            QJsonObject v = o[QStringLiteral("view")].toObject();
+            v[QString::fromLatin1(key)] = value;
+            o[QStringLiteral("view")] = v;
+            kvs::test::writeBytes(dir.path() / "view.kvsession",
+                                  QJsonDocument(o).toJson().toStdString());
+        };
+        withView("metric", 3); // version-1 index: perplexity change
+        QVERIFY2(readSessionDocument(path, &read, &error), qPrintable(error));
+        QCOMPARE(read.metric, kvs::views::Metric::PerplexityChange);
+        withView("metric", QStringLiteral("accuracy"));
+        QVERIFY(!readSessionDocument(path, &read, &error));
+        QVERIFY2(error.contains(path) && error.contains(QStringLiteral("view.metric")) &&
+                     error.contains(QStringLiteral("kl_nats")),
+                 qPrintable(error));
+        withView("metric", QStringLiteral("kl_nats"));
+        withView("attention_mode", 9);
+        QVERIFY(!readSessionDocument(path, &read, &error));
+        QVERIFY2(error.contains(QStringLiteral("view.attention_mode")), qPrintable(error));
     }
 
     void titleModifiedMarkAndRecentSessions() {
