@@ -218,14 +218,8 @@ AttentionView::AttentionView(QWidget* parent) : QWidget(parent) {
 }
 
 void AttentionView::applyTheme() {
-    applyPlotTheme(m_grid);
-    for (QCustomPlot* p : m_maps)
-        applyPlotTheme(p);
-    applyPlotTheme(m_mass);
-    m_grid->replot();
-    for (QCustomPlot* p : m_maps)
-        p->replot();
-    m_mass->replot();
+    retheme({m_grid, m_mass});
+    retheme(m_maps);
 }
 
 void AttentionView::clear(const QString& placeholder) {
@@ -681,10 +675,7 @@ CsvTable AttentionView::mapCsv(int which) const {
 }
 
 CsvTable AttentionView::gridCsv() const {
-    CsvTable t;
-    t.header = {QStringLiteral("layer"),     QStringLiteral("query_head"),
-                QStringLiteral("kv_head"),   QStringLiteral("attention_error"),
-                QStringLiteral("mass_lost"), QStringLiteral("kept_tokens")};
+    CsvTable t{csvColumns("layer,query_head,kv_head,attention_error,mass_lost,kept_tokens")};
     if (!m_data)
         return t;
     const SchemeRun& run = m_data->runs[static_cast<std::size_t>(m_run)];
@@ -704,8 +695,7 @@ CsvTable AttentionView::gridCsv() const {
 }
 
 CsvTable AttentionView::massCsv() const {
-    CsvTable t;
-    t.header = {QStringLiteral("query_position"), QStringLiteral("mass_lost")};
+    CsvTable t{csvColumns("query_position,mass_lost")};
     if (!m_data)
         return t;
     for (auto it = m_massBars->data()->constBegin(); it != m_massBars->data()->constEnd(); ++it)

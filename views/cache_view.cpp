@@ -111,10 +111,7 @@ CacheView::CacheView(QWidget* parent) : QWidget(parent) {
 }
 
 void CacheView::applyTheme() {
-    applyPlotTheme(m_bars);
-    applyPlotTheme(m_grid);
-    m_bars->replot();
-    m_grid->replot();
+    retheme({m_bars, m_grid});
 }
 
 void CacheView::clear(const QString& placeholder) {
@@ -315,11 +312,8 @@ QString CacheView::totalsText() const {
 }
 
 CsvTable CacheView::barsCsv() const {
-    CsvTable t;
-    t.header = {QStringLiteral("layer"),          QStringLiteral("kv_head"),
-                QStringLiteral("keys_bytes"),     QStringLiteral("values_bytes"),
-                QStringLiteral("metadata_bytes"), QStringLiteral("total_bytes"),
-                QStringLiteral("fp16_bytes"),     QStringLiteral("kept_tokens")};
+    CsvTable t{csvColumns(
+        "layer,kv_head,keys_bytes,values_bytes,metadata_bytes,total_bytes,fp16_bytes,kept_tokens")};
     if (!m_data)
         return t;
     for (const HeadMetrics& h : m_data->runs[static_cast<std::size_t>(m_run)].eval.heads)
@@ -334,9 +328,7 @@ CsvTable CacheView::barsCsv() const {
 }
 
 CsvTable CacheView::gridCsv() const {
-    CsvTable t;
-    t.header = {QStringLiteral("layer"), QStringLiteral("kv_head"),
-                QStringLiteral("attention_error")};
+    CsvTable t{csvColumns("layer,kv_head,attention_error")};
     if (!m_data)
         return t;
     for (const HeadMetrics& h : m_data->runs[static_cast<std::size_t>(m_run)].eval.heads)

@@ -67,6 +67,10 @@ QString formatSuffix(ExportFormat format) {
     return {};
 }
 
+QStringList csvColumns(const char* commaSeparated) {
+    return QString::fromLatin1(commaSeparated).split(QLatin1Char(','));
+}
+
 QByteArray csvBytes(const CsvTable& table, const Provenance& provenance) {
     QString text;
     text += commentLine(QStringLiteral("KV Studio %1").arg(provenance.version));

@@ -30,6 +30,9 @@ struct CsvTable {
     std::vector<QStringList> rows;
 };
 
+// The header of a CSV table from "name,name,...": snake_case names with their units in them.
+QStringList csvColumns(const char* commaSeparated);
+
 // One exportable chart of a view.
 struct ChartHandle {
     QString name; // file-name friendly: "attention_map", "tradeoff"

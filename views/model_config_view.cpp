@@ -158,6 +158,87 @@ QString formatBytes(long long bytes) {
     return QStringLiteral("%1 %2").arg(v, 0, 'f', 1).arg(QLatin1String(units[unit]));
 }
 
+namespace {
+
+// The rows of the table, by section: key, label, tooltip.
+struct RowSpec {
+    const char* key;
+    const char* label;
+    const char* tip;
+};
+struct SectionSpec {
+    const char* title;
+    std::vector<RowSpec> rows;
+};
+
+#define KVS_TR(text) QT_TRANSLATE_NOOP("kvs::views::ModelConfigView", text)
+const std::vector<SectionSpec>& sections() {
+    static const std::vector<SectionSpec> table = {
+        {KVS_TR("Model"),
+         {
+             {"name", KVS_TR("Name"), KVS_TR("The model folder's name.")},
+             {"family", KVS_TR("Family"),
+              KVS_TR("Which forward pass the studio runs for this model.")},
+             {"architecture", KVS_TR("Architecture"),
+              KVS_TR("The \u201Carchitectures\u201D entry of config.json.")},
+         }},
+        {KVS_TR("Attention"),
+         {
+             {"layers", KVS_TR("Layers"), KVS_TR("Transformer blocks; each has its own KV cache.")},
+             {"heads", KVS_TR("Query heads"), KVS_TR("Attention heads that read the cache.")},
+             {"kvHeads", KVS_TR("KV heads"),
+              KVS_TR("Key/value heads actually stored in the cache.")},
+             {"group", KVS_TR("Grouping"),
+              KVS_TR("How query heads share KV heads: MHA (one each), GQA (groups), MQA (one for "
+                     "all).")},
+             {"width", KVS_TR("Width"), KVS_TR("Hidden size of the residual stream (channels).")},
+             {"headDim", KVS_TR("Head dim"), KVS_TR("Channels per query, key and value head.")},
+             {"sharing", KVS_TR("Projections"),
+              KVS_TR("Which projections the model shares; with K = V only keys are cached.")},
+             {"window", KVS_TR("Sliding window"),
+              KVS_TR("Local attention window, if the model uses one.")},
+         }},
+        {KVS_TR("Positions and blocks"),
+         {
+             {"positions", KVS_TR("Positions"),
+              KVS_TR("Rotary embeddings (with base \u03B8 and context scaling) or learned "
+                     "positions.")},
+             {"maxPositions", KVS_TR("Max positions"),
+              KVS_TR("Longest sequence the model accepts (tokens).")},
+             {"norm", KVS_TR("Norm"), KVS_TR("Normalization before attention and MLP.")},
+             {"mlp", KVS_TR("MLP"), KVS_TR("Feed-forward block and its hidden size.")},
+             {"vocab", KVS_TR("Vocabulary"), KVS_TR("Rows of the token embedding (tokens).")},
+             {"tiedHead", KVS_TR("Tied LM head"),
+              KVS_TR("Whether the output projection reuses the token embedding matrix.")},
+             {"biases", KVS_TR("Biases"), KVS_TR("Which linear layers carry a bias vector.")},
+         }},
+        {KVS_TR("Size"),
+         {
+             {"parameters", KVS_TR("Parameters"),
+              KVS_TR("Parameters implied by the configuration.")},
+             {"kvBytes", KVS_TR("KV cache, fp16"),
+              KVS_TR(
+                  "Bytes an fp16 key + value cache needs per token: 2 B \u00B7 2 \u00B7 head dim "
+                  "\u00B7 KV heads \u00B7 layers (keys only when K = V).")},
+         }},
+        {KVS_TR("Checkpoint"),
+         {
+             {"checkpoint", KVS_TR("Files"),
+              KVS_TR("The safetensors file(s) the weights come from.")},
+             {"dtype", KVS_TR("Stored dtype"), KVS_TR("Element type of the weights on disk.")},
+             {"checkpointBytes", KVS_TR("Weights on disk"), KVS_TR("Sum of the tensors' bytes.")},
+             {"tokenizer", KVS_TR("Tokenizer"), KVS_TR("The tokenizer found in the folder.")},
+             {"training", KVS_TR("Training"),
+              KVS_TR("For models trained by KV Studio (kvstudio-cli train): the train_results.json "
+                     "beside the weights — budget and loss on the held-out verses.")},
+         }},
+    };
+    return table;
+}
+#undef KVS_TR
+
+} // namespace
+
 ModelConfigView::ModelConfigView(QWidget* parent) : QWidget(parent) {
     m_grid = new QGridLayout(this);
     m_grid->setContentsMargins(0, 0, 0, 0);
@@ -165,49 +246,11 @@ ModelConfigView::ModelConfigView(QWidget* parent) : QWidget(parent) {
     m_grid->setVerticalSpacing(2);
     m_grid->setColumnStretch(1, 1);
 
-    addSection(tr("Model"));
-    addRow("name", tr("Name"), tr("The model folder's name."));
-    addRow("family", tr("Family"), tr("Which forward pass the studio runs for this model."));
-    addRow("architecture", tr("Architecture"),
-           tr("The \u201Carchitectures\u201D entry of config.json."));
-
-    addSection(tr("Attention"));
-    addRow("layers", tr("Layers"), tr("Transformer blocks; each has its own KV cache."));
-    addRow("heads", tr("Query heads"), tr("Attention heads that read the cache."));
-    addRow("kvHeads", tr("KV heads"), tr("Key/value heads actually stored in the cache."));
-    addRow("group", tr("Grouping"),
-           tr("How query heads share KV heads: MHA (one each), GQA (groups), MQA (one for all)."));
-    addRow("width", tr("Width"), tr("Hidden size of the residual stream (channels)."));
-    addRow("headDim", tr("Head dim"), tr("Channels per query, key and value head."));
-    addRow("sharing", tr("Projections"),
-           tr("Which projections the model shares; with K = V only keys are cached."));
-    addRow("window", tr("Sliding window"), tr("Local attention window, if the model uses one."));
-
-    addSection(tr("Positions and blocks"));
-    addRow("positions", tr("Positions"),
-           tr("Rotary embeddings (with base \u03B8 and context scaling) or learned positions."));
-    addRow("maxPositions", tr("Max positions"), tr("Longest sequence the model accepts (tokens)."));
-    addRow("norm", tr("Norm"), tr("Normalization before attention and MLP."));
-    addRow("mlp", tr("MLP"), tr("Feed-forward block and its hidden size."));
-    addRow("vocab", tr("Vocabulary"), tr("Rows of the token embedding (tokens)."));
-    addRow("tiedHead", tr("Tied LM head"),
-           tr("Whether the output projection reuses the token embedding matrix."));
-    addRow("biases", tr("Biases"), tr("Which linear layers carry a bias vector."));
-
-    addSection(tr("Size"));
-    addRow("parameters", tr("Parameters"), tr("Parameters implied by the configuration."));
-    addRow("kvBytes", tr("KV cache, fp16"),
-           tr("Bytes an fp16 key + value cache needs per token: 2 B \u00B7 2 \u00B7 head dim "
-              "\u00B7 KV heads \u00B7 layers (keys only when K = V)."));
-
-    addSection(tr("Checkpoint"));
-    addRow("checkpoint", tr("Files"), tr("The safetensors file(s) the weights come from."));
-    addRow("dtype", tr("Stored dtype"), tr("Element type of the weights on disk."));
-    addRow("checkpointBytes", tr("Weights on disk"), tr("Sum of the tensors' bytes."));
-    addRow("tokenizer", tr("Tokenizer"), tr("The tokenizer found in the folder."));
-    addRow("training", tr("Training"),
-           tr("For models trained by KV Studio (kvstudio-cli train): the train_results.json "
-              "beside the weights — budget and loss on the held-out verses."));
+    for (const SectionSpec& section : sections()) {
+        addSection(tr(section.title));
+        for (const RowSpec& row : section.rows)
+            addRow(row.key, tr(row.label), tr(row.tip));
+    }
 
     m_grid->setRowStretch(m_row, 1);
     clear();

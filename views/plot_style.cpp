@@ -81,6 +81,13 @@ bool isDarkPalette() {
     return QApplication::palette().color(QPalette::Window).lightness() < 128;
 }
 
+void retheme(std::span<QCustomPlot* const> plots) {
+    for (QCustomPlot* plot : plots) {
+        applyPlotTheme(plot);
+        plot->replot();
+    }
+}
+
 void applyPlotTheme(QCustomPlot* plot, bool forceLight) {
     const bool dark = !forceLight && isDarkPalette();
     const QColor background = dark ? QColor(0x23, 0x25, 0x29) : QColor(Qt::white);

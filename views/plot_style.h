@@ -8,6 +8,9 @@
 #include <QColor>
 #include <qcustomplot.h>
 
+#include <initializer_list>
+#include <span>
+
 namespace kvs::views {
 
 QCPColorGradient viridisGradient();
@@ -23,6 +26,11 @@ Qt::PenStyle categoricalDash(int index);
 // Plot colours for the current application theme (dark when the window background is dark), or
 // the light theme when `forceLight` (exports: papers are white).
 void applyPlotTheme(QCustomPlot* plot, bool forceLight = false);
+// A view's theme change: the current theme on each of its plots, redrawn.
+void retheme(std::span<QCustomPlot* const> plots);
+inline void retheme(std::initializer_list<QCustomPlot*> plots) {
+    retheme(std::span(plots.begin(), plots.size()));
+}
 bool isDarkPalette();
 
 // A message drawn in the middle of an empty plot ("Load a model…").

@@ -112,10 +112,7 @@ ProfileView::ProfileView(QWidget* parent) : QWidget(parent) {
 }
 
 void ProfileView::applyTheme() {
-    applyPlotTheme(m_plot);
-    applyPlotTheme(m_scalingPlot);
-    m_plot->replot();
-    m_scalingPlot->replot();
+    retheme({m_plot, m_scalingPlot});
 }
 
 void ProfileView::clear(const QString& placeholder) {
@@ -365,10 +362,7 @@ QString ProfileView::summaryText() const {
 }
 
 CsvTable ProfileView::csv() const {
-    CsvTable t;
-    t.header = {QStringLiteral("layer"),         QStringLiteral("kernel"),
-                QStringLiteral("microseconds"),  QStringLiteral("bytes_read"),
-                QStringLiteral("bytes_written"), QStringLiteral("gb_per_s")};
+    CsvTable t{csvColumns("layer,kernel,microseconds,bytes_read,bytes_written,gb_per_s")};
     if (!m_data)
         return t;
     const SchemeRun& run = m_data->runs[static_cast<std::size_t>(m_run)];
@@ -384,11 +378,8 @@ CsvTable ProfileView::csv() const {
 }
 
 CsvTable ProfileView::scalingCsv() const {
-    CsvTable t;
-    t.header = {QStringLiteral("setting"),           QStringLiteral("scheme"),
-                QStringLiteral("context_tokens"),    QStringLiteral("device_microseconds"),
-                QStringLiteral("wall_microseconds"), QStringLiteral("cache_bytes"),
-                QStringLiteral("bytes_read")};
+    CsvTable t{csvColumns("setting,scheme,context_tokens,device_microseconds,wall_microseconds,"
+                          "cache_bytes,bytes_read")};
     if (!m_scaling)
         return t;
     for (const ScalingSeries& series : m_scaling->series)

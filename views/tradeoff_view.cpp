@@ -83,8 +83,7 @@ TradeoffView::TradeoffView(QWidget* parent) : QWidget(parent) {
 }
 
 void TradeoffView::applyTheme() {
-    applyPlotTheme(m_plot);
-    m_plot->replot();
+    retheme({m_plot});
 }
 
 void TradeoffView::setTheoryVisible(bool visible) {
@@ -332,18 +331,8 @@ void TradeoffView::pickAt(QMouseEvent* event) {
 }
 
 CsvTable TradeoffView::csv() const {
-    CsvTable t;
-    t.header = {QStringLiteral("scheme"),
-                QStringLiteral("parameter"),
-                QStringLiteral("value"),
-                QStringLiteral("bytes"),
-                QStringLiteral("memory_fraction"),
-                QStringLiteral("attention_error"),
-                QStringLiteral("logit_error"),
-                QStringLiteral("kl_nats"),
-                QStringLiteral("perplexity_change_percent"),
-                QStringLiteral("mass_lost"),
-                QStringLiteral("pinned")};
+    CsvTable t{csvColumns("scheme,parameter,value,bytes,memory_fraction,attention_error,logit_"
+                          "error,kl_nats,perplexity_change_percent,mass_lost,pinned")};
     const auto add = [&](const SweepData& s, bool pinned) {
         for (const TradeoffCurve& c : s.curves)
             for (const CurvePoint& p : c.points)

@@ -85,16 +85,8 @@ void setRenderHandler(CommandFn handler);
 int runRender(const Args& args, Streams io);
 
 // The commands, one file each.
-int runInfo(const Args& args, Streams io);
-int runTokenize(const Args& args, Streams io);
-int runCapture(const Args& args, Streams io);
-int runGenerate(const Args& args, Streams io);
-int runMakeModel(const Args& args, Streams io);
-int runSchemes(const Args& args, Streams io);
-int runEval(const Args& args, Streams io);
-int runSweep(const Args& args, Streams io);
-int runDevices(const Args& args, Streams io);
-int runTrain(const Args& args, Streams io);
-int runBench(const Args& args, Streams io);
+using CommandHandler = int(const Args& args, Streams io);
+CommandHandler runInfo, runTokenize, runCapture, runGenerate, runMakeModel, runSchemes, runEval,
+    runSweep, runDevices, runTrain, runBench;
 
 } // namespace kvs::cli

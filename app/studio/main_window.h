@@ -178,9 +178,12 @@ private:
     void createStudioActions();
     void connectViews();
     void drawBaselineDifference(const views::AnalysisData& analysis, int run);
-    void stepHead(int delta);
-    void stepLayer(int delta);
+    // Moves the Attention view's selection by whole layers and by heads (wrapping into the next or
+    // previous layer).
+    void stepSelection(int layers, int heads);
     void stepView(int delta);
+    // After a save or an open: `path` is the window's session file, unmodified, and recent.
+    void adoptSessionFile(const QString& path);
     void chooseExportFolder(bool allViews);
     bool chooseSaveSession(bool saveAs);
     void chooseOpenSession();

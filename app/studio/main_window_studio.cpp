@@ -94,13 +94,15 @@ void MainWindow::createStudioActions() {
         QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_P), QStringLiteral("edit"),
         [this] { openCommandPalette(); });
     add(tr("Next &Head"), QStringLiteral("nextHeadAction"), QKeySequence(Qt::ALT | Qt::Key_Right),
-        QStringLiteral("view"), [this] { stepHead(1); });
+        QStringLiteral("view"), [this] { stepSelection(0, 1); });
     add(tr("Previous Head"), QStringLiteral("previousHeadAction"),
-        QKeySequence(Qt::ALT | Qt::Key_Left), QStringLiteral("view"), [this] { stepHead(-1); });
+        QKeySequence(Qt::ALT | Qt::Key_Left), QStringLiteral("view"),
+        [this] { stepSelection(0, -1); });
     add(tr("Next &Layer"), QStringLiteral("nextLayerAction"), QKeySequence(Qt::ALT | Qt::Key_Down),
-        QStringLiteral("view"), [this] { stepLayer(1); });
+        QStringLiteral("view"), [this] { stepSelection(1, 0); });
     add(tr("Previous Layer"), QStringLiteral("previousLayerAction"),
-        QKeySequence(Qt::ALT | Qt::Key_Up), QStringLiteral("view"), [this] { stepLayer(-1); });
+        QKeySequence(Qt::ALT | Qt::Key_Up), QStringLiteral("view"),
+        [this] { stepSelection(-1, 0); });
     add(tr("Next &View"), QStringLiteral("nextViewAction"),
         QKeySequence(Qt::CTRL | Qt::Key_PageDown), QStringLiteral("view"), [this] { stepView(1); });
     add(tr("Previous View"), QStringLiteral("previousViewAction"),
@@ -315,32 +317,18 @@ bool MainWindow::showViewByName(const QString& name) {
     return m_views->show(name);
 }
 
-void MainWindow::stepHead(int delta) {
+void MainWindow::stepSelection(int layers, int heads) {
     showViewByName(QStringLiteral("attention"));
     views::AttentionView* attention = attentionView();
     const auto a = m_session->analysis();
-    if (!a || !attention)
+    if (!a || !attention || a->layers * a->heads == 0)
         return;
-    int head = attention->selectedHead() + delta;
-    int layer = attention->selectedLayer();
-    if (head >= a->heads) {
-        head = 0;
-        layer = (layer + 1) % a->layers;
-    } else if (head < 0) {
-        head = a->heads - 1;
-        layer = (layer + a->layers - 1) % a->layers;
-    }
-    attention->setSelection(layer, head);
-}
-
-void MainWindow::stepLayer(int delta) {
-    showViewByName(QStringLiteral("attention"));
-    views::AttentionView* attention = attentionView();
-    const auto a = m_session->analysis();
-    if (!a || !attention)
-        return;
-    const int layer = (attention->selectedLayer() + delta + a->layers) % a->layers;
-    attention->setSelection(layer, attention->selectedHead());
+    // Heads in reading order (layer by layer), wrapping at both ends: stepping past the last head
+    // of a layer lands on the first head of the next.
+    const int count = a->layers * a->heads;
+    const int index = attention->selectedLayer() * a->heads + attention->selectedHead();
+    const int next = ((index + layers * a->heads + heads) % count + count) % count;
+    attention->setSelection(next / a->heads, next % a->heads);
 }
 
 void MainWindow::stepView(int delta) {
@@ -427,22 +415,26 @@ bool MainWindow::saveSession(const QString& path, QString* error) {
     if (const views::AttentionView* attention = attentionView()) {
         d.layer = attention->selectedLayer();
         d.head = attention->selectedHead();
-        d.attentionMode = static_cast<int>(attention->mode());
+        d.attentionMode = attention->mode();
     }
     if (const views::TradeoffView* tradeoff = tradeoffView())
-        d.metric = static_cast<int>(tradeoff->metric());
+        d.metric = tradeoff->metric();
     d.dark = m_dark;
     if (!writeSessionFile(
             path, sessionJson(d, path), [this](const QString& p) { return confirmReplace(p); },
             error))
         return false;
     m_undo->setClean();
+    adoptSessionFile(path);
+    return true;
+}
+
+void MainWindow::adoptSessionFile(const QString& path) {
     m_sessionPath = QFileInfo(path).absoluteFilePath();
     setSessionModified(false);
     updateTitle();
     if (m_options.persistSettings)
         RecentSessions::add(*openSettings(), m_sessionPath);
-    return true;
 }
 
 bool MainWindow::openSession(const QString& path, QString* error) {
@@ -458,21 +450,17 @@ bool MainWindow::openSession(const QString& path, QString* error) {
     m_schemes->setFocusedRow(d.focusedScheme);
     if (views::AttentionView* attention = attentionView()) {
         attention->setSelection(d.layer, d.head);
-        attention->setMode(static_cast<views::AttentionView::Mode>(d.attentionMode));
+        attention->setMode(d.attentionMode);
     }
     if (views::TradeoffView* tradeoff = tradeoffView())
-        tradeoff->setMetric(static_cast<views::Metric>(d.metric));
+        tradeoff->setMetric(d.metric);
     m_tabs->setCurrentIndex(d.tab);
     m_undo->clear();
     const QString& model = d.modelFolder;
     const auto current = m_session->model();
     if (!model.isEmpty() && (!current || current->facts.folder != QDir::cleanPath(model)))
         openModel(model);
-    m_sessionPath = QFileInfo(path).absoluteFilePath();
-    setSessionModified(false);
-    updateTitle();
-    if (m_options.persistSettings)
-        RecentSessions::add(*openSettings(), m_sessionPath);
+    adoptSessionFile(path);
     return true;
 }
 

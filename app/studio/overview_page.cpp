@@ -45,7 +45,7 @@ QString introHtml() {
 } // namespace
 
 OverviewPage::OverviewPage(Session* session, QWidget* parent)
-    : QWidget(parent), m_session(session) {
+    : QWidget(parent), m_session(session), m_subscription(session, this) {
     setObjectName(QStringLiteral("overviewPage"));
     auto* layout = new QVBoxLayout(this);
     layout->setContentsMargins(12, 12, 12, 12);
@@ -71,13 +71,6 @@ OverviewPage::OverviewPage(Session* session, QWidget* parent)
     layout->addWidget(m_intro, 1);
 
     refreshFacts();
-    if (m_session)
-        m_session->addView(this);
-}
-
-OverviewPage::~OverviewPage() {
-    if (m_session)
-        m_session->removeView(this);
 }
 
 QString OverviewPage::factsText() const {

@@ -18,7 +18,6 @@ class OverviewPage : public QWidget, public ISessionView, public views::StudioVi
     Q_OBJECT
 public:
     explicit OverviewPage(Session* session, QWidget* parent = nullptr);
-    ~OverviewPage() override;
 
     QString factsText() const; // the "current model and prompt" paragraph, as plain text
 
@@ -41,6 +40,7 @@ private:
     QLabel* m_facts = nullptr;
     std::shared_ptr<const ModelSnapshot> m_model;
     std::shared_ptr<const TokensSnapshot> m_tokens;
+    SessionSubscription m_subscription;
 };
 
 } // namespace kvs::studio

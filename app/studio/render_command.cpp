@@ -60,8 +60,7 @@ std::unique_ptr<QApplication> ensureApplication() {
 // The first job that failed while the session was being rendered: its error, code included.
 class FailureWatch : public ISessionView {
 public:
-    explicit FailureWatch(Session* session) : m_session(session) { m_session->addView(this); }
-    ~FailureWatch() override { m_session->removeView(this); }
+    explicit FailureWatch(Session* session) : m_subscription(session, this) {}
     void onJobFailed(views::StudioJob job, const Error& error) override {
         if (!m_failure)
             m_failure.emplace(error.code(), jobFailureText(job, error).toStdString());
@@ -69,8 +68,8 @@ public:
     const std::optional<Error>& failure() const { return m_failure; }
 
 private:
-    Session* m_session;
     std::optional<Error> m_failure;
+    SessionSubscription m_subscription;
 };
 
 } // namespace

@@ -289,34 +289,18 @@ void SchemesPanel::addRowWidget(const SchemeSetting& setting, int index) {
         const int control = index * 100 + paramIndex++;
         const std::string key = spec.key;
         connect(c.slider, &QSlider::valueChanged, this, [this, index, key, control](int pos) {
-            if (m_updating)
-                return;
-            Row& r = m_rows[static_cast<std::size_t>(index)];
-            for (ParamControl& pc : r.params)
-                if (pc.spec.key == key) {
-                    const QStringList before = settings();
-                    const double value = valueFor(pc.spec, pos);
-                    m_updating = true;
-                    pc.spin->setValue(value);
-                    m_updating = false;
-                    r.values[key] = value;
-                    userEdit(before, control);
-                }
+            editParameter(index, key, control, [pos](const ParamControl& pc) {
+                const double value = valueFor(pc.spec, pos);
+                pc.spin->setValue(value);
+                return value;
+            });
         });
         connect(c.spin, qOverload<double>(&QDoubleSpinBox::valueChanged), this,
                 [this, index, key, control](double value) {
-                    if (m_updating)
-                        return;
-                    Row& r = m_rows[static_cast<std::size_t>(index)];
-                    for (ParamControl& pc : r.params)
-                        if (pc.spec.key == key) {
-                            const QStringList before = settings();
-                            m_updating = true;
-                            pc.slider->setValue(sliderFor(pc.spec, value));
-                            m_updating = false;
-                            r.values[key] = value;
-                            userEdit(before, control);
-                        }
+                    editParameter(index, key, control, [value](const ParamControl& pc) {
+                        pc.slider->setValue(sliderFor(pc.spec, value));
+                        return value;
+                    });
                 });
         row.params.push_back(c);
     }
@@ -325,6 +309,22 @@ void SchemesPanel::addRowWidget(const SchemeSetting& setting, int index) {
         box->setToolTip(qs(scheme->info().explanation));
     m_rowsLayout->insertWidget(m_rowsLayout->count() - 1, box);
     m_rows.push_back(std::move(row));
+}
+
+void SchemesPanel::editParameter(int index, const std::string& key, int control,
+                                 const std::function<double(const ParamControl&)>& syncOther) {
+    if (m_updating)
+        return;
+    Row& r = m_rows[static_cast<std::size_t>(index)];
+    for (ParamControl& pc : r.params)
+        if (pc.spec.key == key) {
+            const QStringList before = settings();
+            m_updating = true; // the other control follows without a second edit
+            const double value = syncOther(pc);
+            m_updating = false;
+            r.values[key] = value;
+            userEdit(before, control);
+        }
 }
 
 void SchemesPanel::userEdit(const QStringList& before, int control) {

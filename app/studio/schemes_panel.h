@@ -9,6 +9,8 @@
 
 #include <QStringList>
 #include <QWidget>
+#include <functional>
+#include <string>
 #include <vector>
 
 class QButtonGroup;
@@ -72,6 +74,10 @@ private:
     void rebuild(const QStringList& settings);
     void addRowWidget(const kvs::SchemeSetting& setting, int index);
     QString rowSetting(const Row& row) const;
+    // A slider or spin box of parameter `key` in row `index` changed: `syncOther` moves the other
+    // control and returns the value, then the edit is recorded (undoable).
+    void editParameter(int index, const std::string& key, int control,
+                       const std::function<double(const ParamControl&)>& syncOther);
     void userEdit(const QStringList& before, int control);
     void addScheme();
     void removeScheme(int row);

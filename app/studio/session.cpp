@@ -254,28 +254,27 @@ std::optional<views::StudioJob> studioJob(JobKind kind) {
     }
 }
 
+QString jobName(views::StudioJob job) {
+    switch (job) {
+    case views::StudioJob::Analysis:
+        return Session::tr("Analysis failed");
+    case views::StudioJob::Quality:
+        return Session::tr("Quality pass failed");
+    case views::StudioJob::Sweep:
+        return Session::tr("Sweep failed");
+    case views::StudioJob::Scaling:
+        return Session::tr("Timing against context length failed");
+    case views::StudioJob::Timing:
+        return Session::tr("The timing backend failed to start");
+    }
+    return {};
+}
+
 } // namespace
 
 QString jobFailureText(views::StudioJob job, const Error& error) {
-    QString what;
-    switch (job) {
-    case views::StudioJob::Analysis:
-        what = Session::tr("Analysis failed");
-        break;
-    case views::StudioJob::Quality:
-        what = Session::tr("Quality pass failed");
-        break;
-    case views::StudioJob::Sweep:
-        what = Session::tr("Sweep failed");
-        break;
-    case views::StudioJob::Scaling:
-        what = Session::tr("Timing against context length failed");
-        break;
-    case views::StudioJob::Timing:
-        what = Session::tr("The timing backend failed to start");
-        break;
-    }
-    return Session::tr("%1: %2 [%3]").arg(what, qs(error.what()), qs(toString(error.code())));
+    return Session::tr("%1: %2 [%3]")
+        .arg(jobName(job), qs(error.what()), qs(toString(error.code())));
 }
 
 Session::Session(QObject* parent) : QObject(parent) {
@@ -303,6 +302,17 @@ Session::~Session() {
     m_pool.clear();       // queued jobs never start
     m_pool.waitForDone(); // running ones finish; their watchers die with us, undelivered
     m_views.clear();
+}
+
+SessionSubscription::SessionSubscription(Session* session, ISessionView* view)
+    : m_session(session), m_view(view) {
+    if (m_session)
+        m_session->addView(m_view);
+}
+
+SessionSubscription::~SessionSubscription() {
+    if (m_session)
+        m_session->removeView(m_view);
 }
 
 void Session::addView(ISessionView* view) {
@@ -641,23 +651,36 @@ void Session::startTiming() {
         });
 }
 
+template <class S>
+void Session::runEngineJob(JobKind kind, EngineCall<S> call,
+                           std::function<void(const std::shared_ptr<const S>&)> deliver) {
+    runJob<JobResult<S>>(
+        kind,
+        [call = std::move(call)](const CancelFlag& cancel) {
+            return engineJob<S>([&] { return call(cancel); });
+        },
+        [this, kind, deliver = std::move(deliver)](JobResult<S> result) {
+            deliver(finishJob(kind, *result));
+        });
+    if (const auto job = studioJob(kind))
+        notifyViews([&](ISessionView* v) { v->onJobStarted(*job); });
+}
+
 void Session::startQuality(const AnalysisRequest& request) {
     auto engine = m_qualityEngine;
     auto base = m_analysis;
-    runJob<JobResult<views::AnalysisData>>(
+    runEngineJob<views::AnalysisData>(
         JobKind::Quality,
         [engine, base, request](const CancelFlag& cancel) {
-            return engineJob<views::AnalysisData>(
-                [&] { return engine->addQuality(base, request, cancel); });
+            return engine->addQuality(base, request, cancel);
         },
-        [this](JobResult<views::AnalysisData> result) {
-            if (const auto analysis = finishJob(JobKind::Quality, *result)) {
+        [this](const std::shared_ptr<const views::AnalysisData>& analysis) {
+            if (analysis) {
                 m_analysis = analysis;
                 notifyViews([&](ISessionView* v) { v->onAnalysisChanged(analysis); });
             }
             startScalingWhenIdle();
         });
-    notifyViews([](ISessionView* v) { v->onJobStarted(views::StudioJob::Quality); });
 }
 
 QString Session::requestKey(const AnalysisRequest& request, const QStringList& settings) {
@@ -682,19 +705,18 @@ void Session::startSweeps(const AnalysisRequest& request) {
     AnalysisRequest sweepRequest = request;
     sweepRequest.generation = slot(JobKind::Sweep).generation + 1;
     auto engine = m_sweepEngine;
-    runJob<JobResult<views::SweepData>>(
+    runEngineJob<views::SweepData>(
         JobKind::Sweep,
         [engine, sweepRequest](const CancelFlag& cancel) {
-            return engineJob<views::SweepData>([&] { return engine->sweep(sweepRequest, cancel); });
+            return engine->sweep(sweepRequest, cancel);
         },
-        [this](JobResult<views::SweepData> result) {
-            if (const auto sweeps = finishJob(JobKind::Sweep, *result)) {
+        [this](const std::shared_ptr<const views::SweepData>& sweeps) {
+            if (sweeps) {
                 m_sweeps = sweeps;
                 notifyViews([&](ISessionView* v) { v->onSweepsChanged(sweeps); });
             }
             startScalingWhenIdle();
         });
-    notifyViews([](ISessionView* v) { v->onJobStarted(views::StudioJob::Sweep); });
 }
 
 void Session::setScalingEnabled(bool enabled) {
@@ -733,19 +755,17 @@ void Session::startScaling(const AnalysisRequest& request) {
     AnalysisRequest scalingRequest = request;
     scalingRequest.generation = slot(JobKind::Scaling).generation + 1;
     auto engine = m_liveEngine; // its timing backend; the job does not hold the engine's lock
-    runJob<JobResult<views::ScalingData>>(
+    runEngineJob<views::ScalingData>(
         JobKind::Scaling,
         [engine, scalingRequest](const CancelFlag& cancel) {
-            return engineJob<views::ScalingData>(
-                [&] { return engine->scaling(scalingRequest, cancel); });
+            return engine->scaling(scalingRequest, cancel);
         },
-        [this](JobResult<views::ScalingData> result) {
-            if (const auto scaling = finishJob(JobKind::Scaling, *result)) {
-                m_scaling = scaling;
-                notifyViews([&](ISessionView* v) { v->onScalingChanged(scaling); });
-            }
+        [this](const std::shared_ptr<const views::ScalingData>& scaling) {
+            if (!scaling)
+                return;
+            m_scaling = scaling;
+            notifyViews([&](ISessionView* v) { v->onScalingChanged(scaling); });
         });
-    notifyViews([](ISessionView* v) { v->onJobStarted(views::StudioJob::Scaling); });
 }
 
 void Session::updateBusy() {

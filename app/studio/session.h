@@ -147,6 +147,16 @@ private:
     void runJob(JobKind kind, std::function<T(const CancelFlag&)> work,
                 std::function<void(T)> deliver);
 
+    // An engine call run on the pool: its snapshot, null when cancelled, or its error.
+    template <class S>
+    using EngineCall = std::function<Result<std::shared_ptr<const S>>(const CancelFlag&)>;
+    // Runs `call` as the job of `kind` and tells the views it started; on the GUI thread
+    // `deliver` gets the snapshot, or null when the job was cancelled or failed (finishJob has
+    // reported the failure).
+    template <class S>
+    void runEngineJob(JobKind kind, EngineCall<S> call,
+                      std::function<void(const std::shared_ptr<const S>&)> deliver);
+
     void notifyViews(const std::function<void(ISessionView*)>& call);
     void updateBusy();
     AnalysisRequest makeRequest() const;

@@ -8,6 +8,7 @@
 
 #include "kvs/status.h"
 
+#include <QPointer>
 #include <QString>
 #include <memory>
 
@@ -40,5 +41,22 @@ public:
 
 // "Sweep failed: <message> [<code>]": what the status bar and the view lacking the result say.
 QString jobFailureText(views::StudioJob job, const kvs::Error& error);
+
+class Session;
+
+// Keeps a view registered with a session while both live: declare it as the view's last member,
+// so it is made after, and destroyed before, everything the view's callbacks use. A session that
+// dies first (a QPointer) is not called again.
+class SessionSubscription {
+public:
+    SessionSubscription(Session* session, ISessionView* view);
+    ~SessionSubscription();
+    SessionSubscription(const SessionSubscription&) = delete;
+    SessionSubscription& operator=(const SessionSubscription&) = delete;
+
+private:
+    QPointer<Session> m_session;
+    ISessionView* m_view;
+};
 
 } // namespace kvs::studio

@@ -35,7 +35,7 @@ QLabel* heading(const QString& text, QWidget* parent) {
 } // namespace
 
 SetupPanel::SetupPanel(Session* session, QAction* openAction, QWidget* parent)
-    : QWidget(parent), m_session(session) {
+    : QWidget(parent), m_session(session), m_subscription(session, this) {
     setObjectName(QStringLiteral("setupPanel"));
     auto* layout = new QVBoxLayout(this);
     layout->setContentsMargins(6, 6, 6, 6);
@@ -106,13 +106,6 @@ SetupPanel::SetupPanel(Session* session, QAction* openAction, QWidget* parent)
     layout->addWidget(m_splitter, 1);
 
     onModelCleared();
-    if (m_session)
-        m_session->addView(this);
-}
-
-SetupPanel::~SetupPanel() {
-    if (m_session)
-        m_session->removeView(this);
 }
 
 QWidget* SetupPanel::section(const QString& title, QWidget* body, QWidget* trailing) {

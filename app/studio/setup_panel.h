@@ -30,7 +30,6 @@ class SetupPanel : public QWidget, public ISessionView {
 public:
     // `openAction` is what the "Open model…" button triggers (the main window's File action).
     SetupPanel(Session* session, QAction* openAction, QWidget* parent = nullptr);
-    ~SetupPanel() override;
 
     void setPrompt(const QString& prompt);
     QString prompt() const;
@@ -68,6 +67,7 @@ private:
     views::TokenChipsView* m_chips = nullptr;
     QSplitter* m_splitter = nullptr;
     bool m_hasModel = false;
+    SessionSubscription m_subscription;
 };
 
 } // namespace kvs::studio

@@ -13,14 +13,9 @@ namespace kvs::studio {
 
 ViewHost::ViewHost(Session* session, QTabWidget* tabs, std::function<int()> focusedRun,
                    QObject* parent)
-    : QObject(parent), m_session(session), m_tabs(tabs), m_focusedRun(std::move(focusedRun)) {
-    m_session->addView(this);
+    : QObject(parent), m_session(session), m_tabs(tabs), m_focusedRun(std::move(focusedRun)),
+      m_subscription(session, this) {
     connect(m_tabs, &QTabWidget::currentChanged, this, [this] { refresh(false); });
-}
-
-ViewHost::~ViewHost() {
-    if (m_session)
-        m_session->removeView(this);
 }
 
 void ViewHost::createViews() {

@@ -25,7 +25,6 @@ public:
     // `focusedRun` is the scheme (run index) the views draw. Registers with the session.
     ViewHost(Session* session, QTabWidget* tabs, std::function<int()> focusedRun,
              QObject* parent = nullptr);
-    ~ViewHost() override;
 
     // Creates the registered views (studioViews()) as tabs, in order.
     void createViews();
@@ -70,6 +69,7 @@ private:
     std::vector<bool> m_stale;
     std::vector<std::function<void(const views::AnalysisData&, int)>> m_beforeDraw;
     quint64 m_resultsShown = 0;
+    SessionSubscription m_subscription;
 };
 
 } // namespace kvs::studio

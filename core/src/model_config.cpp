@@ -43,37 +43,30 @@ public:
     double optDouble(const char* key, double fallback) const {
         if (!has(key))
             return fallback;
-        const auto& v = m_json.at(key);
-        if (!v.is_number())
-            fail(ErrorCode::Format,
-                 std::string("\"") + key + "\" must be a number, got " + v.dump());
-        const double d = v.get<double>();
+        const double d = typed(key, &json::is_number, "a number").get<double>();
         if (!std::isfinite(d))
             fail(ErrorCode::Format, std::string("\"") + key + "\" must be finite");
         return d;
     }
     bool optBool(const char* key, bool fallback) const {
-        if (!has(key))
-            return fallback;
-        const auto& v = m_json.at(key);
-        if (!v.is_boolean())
-            fail(ErrorCode::Format,
-                 std::string("\"") + key + "\" must be true or false, got " + v.dump());
-        return v.get<bool>();
+        return has(key) ? typed(key, &json::is_boolean, "true or false").get<bool>() : fallback;
     }
     std::string optString(const char* key, const std::string& fallback) const {
-        if (!has(key))
-            return fallback;
-        const auto& v = m_json.at(key);
-        if (!v.is_string())
-            fail(ErrorCode::Format,
-                 std::string("\"") + key + "\" must be a string, got " + v.dump());
-        return v.get<std::string>();
+        return has(key) ? typed(key, &json::is_string, "a string").get<std::string>() : fallback;
     }
     const json& raw() const { return m_json; }
     const std::string& source() const { return m_source; }
 
 private:
+    // The value at `key` (present) when `isType` holds for it, else a Format error.
+    const json& typed(const char* key, bool (json::*isType)() const noexcept,
+                      const char* expected) const {
+        const auto& v = m_json.at(key);
+        if (!(v.*isType)())
+            fail(ErrorCode::Format,
+                 std::string("\"") + key + "\" must be " + expected + ", got " + v.dump());
+        return v;
+    }
     int intAt(const char* key, int minimum) const {
         const auto& v = m_json.at(key);
         if (!v.is_number_integer() &&

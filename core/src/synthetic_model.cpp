@@ -3,6 +3,7 @@
 // tokenizer).
 #include "kvs/synthetic_model.h"
 
+#include "config_presets.h"
 #include "kvs/output_writer.h"
 #include "kvs/safetensors.h"
 #include "weights.h"
@@ -19,24 +20,10 @@ namespace {
 using nlohmann::json;
 
 ModelConfig llamaBase(const std::string& type, const std::string& arch) {
-    ModelConfig c;
-    c.family = Family::Llama;
-    c.modelType = type;
-    c.architecture = arch;
-    c.layers = 2;
-    c.heads = 4;
-    c.kvHeads = 4;
-    c.width = 64;
-    c.headDim = 16;
-    c.intermediate = 128;
+    ModelConfig c = llamaBlocks(type, arch);
+    setShape(c, 2, 4, 4, 64, 16, 128);
     c.vocab = 256;
-    c.maxPositions = 256;
-    c.positions = PositionKind::Rope;
-    c.ropeTheta = 10000.0;
-    c.norm = NormKind::RmsNorm;
     c.normEps = 1e-6;
-    c.mlp = MlpKind::SwiGlu;
-    c.tiedEmbeddings = false;
     c.bosTokenId = 1;
     c.eosTokenId = 2;
     return c;
@@ -47,12 +34,7 @@ ModelConfig gpt2Base() {
     c.family = Family::Gpt2;
     c.modelType = "gpt2";
     c.architecture = "GPT2LMHeadModel";
-    c.layers = 2;
-    c.heads = 4;
-    c.kvHeads = 4;
-    c.width = 64;
-    c.headDim = 16;
-    c.intermediate = 256;
+    setShape(c, 2, 4, 4, 64, 16, 256);
     c.vocab = 256;
     c.maxPositions = 128;
     c.positions = PositionKind::Learned;
@@ -339,12 +321,7 @@ SyntheticModelSpec syntheticPreset(const std::string& name) {
         // The studio's start-up model until the trained one ships: small, GQA, character
         // vocabulary.
         s.config = llamaBase("llama", "LlamaForCausalLM");
-        s.config.layers = 4;
-        s.config.heads = 8;
-        s.config.kvHeads = 4;
-        s.config.width = 128;
-        s.config.headDim = 16;
-        s.config.intermediate = 256;
+        setShape(s.config, 4, 8, 4, 128, 16, 256);
         s.config.maxPositions = 512;
         s.config.tiedEmbeddings = true;
         s.config.bosTokenId.reset();
@@ -355,12 +332,7 @@ SyntheticModelSpec syntheticPreset(const std::string& name) {
         s.config.vocab = static_cast<int>(s.alphabet.size());
     } else if (name == "gpt2-small") {
         s.config = gpt2Base();
-        s.config.layers = 12;
-        s.config.heads = 12;
-        s.config.kvHeads = 12;
-        s.config.width = 768;
-        s.config.headDim = 64;
-        s.config.intermediate = 3072;
+        setShape(s.config, 12, 12, 12, 768, 64, 3072);
         s.config.vocab = 50257;
         s.config.maxPositions = 1024;
         s.config.bosTokenId = s.config.eosTokenId = 50256;

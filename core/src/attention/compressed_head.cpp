@@ -196,31 +196,24 @@ bool CompressedHead::isIdentityIndex() const {
 CacheBytes CompressedHead::bytes() const {
     CacheBytes b;
     const auto m = static_cast<std::size_t>(keptCount());
-    switch (keyForm) {
-    case KeyForm::Dense:
-    case KeyForm::LowRank:
-        b.keys = m * static_cast<std::size_t>(keys.cols()) *
-                 static_cast<std::size_t>(bytesPerElement(keyPrecision));
-        break;
-    case KeyForm::Quantized:
-        b.keys = quantizedKeys.bytes() - quantizedKeys.metadataBytes();
-        b.metadata += quantizedKeys.metadataBytes();
-        break;
-    }
+    const auto dense = [m](Eigen::Index cols, Precision precision) {
+        return m * static_cast<std::size_t>(cols) *
+               static_cast<std::size_t>(bytesPerElement(precision));
+    };
+    // A quantized matrix's scales and minima count as metadata, its codes as the payload.
+    const auto codes = [&b](const QuantizedMatrix& q) {
+        b.metadata += q.metadataBytes();
+        return q.bytes() - q.metadataBytes();
+    };
+    // Low-rank keys are dense rows of the reduced width; values shared with keys cost nothing.
+    b.keys =
+        keyForm == KeyForm::Quantized ? codes(quantizedKeys) : dense(keys.cols(), keyPrecision);
     if (keyForm == KeyForm::LowRank)
         b.metadata += static_cast<std::size_t>(queryProjection.size()) * 2u; // fp16
-    switch (valueForm) {
-    case ValueForm::Dense:
-        b.values = m * static_cast<std::size_t>(values.cols()) *
-                   static_cast<std::size_t>(bytesPerElement(valuePrecision));
-        break;
-    case ValueForm::Quantized:
-        b.values = quantizedValues.bytes() - quantizedValues.metadataBytes();
-        b.metadata += quantizedValues.metadataBytes();
-        break;
-    case ValueForm::SharedWithKeys:
-        break;
-    }
+    if (valueForm == ValueForm::Quantized)
+        b.values = codes(quantizedValues);
+    else if (valueForm == ValueForm::Dense)
+        b.values = dense(values.cols(), valuePrecision);
     if (!isIdentityIndex())
         b.metadata += m * 4u;
     if (!logWeights.empty())

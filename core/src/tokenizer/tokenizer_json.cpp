@@ -46,6 +46,25 @@ void readSequence(const FileContext& file, const json& object, const char* key,
         read((*it)[i], where + "." + key + "[" + std::to_string(i) + "]");
 }
 
+// The type of one pipeline component at `where`, or nothing when there is nothing more to read
+// here: the component is null, or a "Sequence" whose members (object[listKey]) `read` has read.
+template <typename Step>
+using ReadComponent = void (*)(const FileContext&, const json&, const std::string&,
+                               std::vector<Step>&);
+template <typename Step>
+std::optional<std::string> componentType(const FileContext& file, const json& object,
+                                         const char* listKey, const std::string& where,
+                                         std::vector<Step>& steps, ReadComponent<Step> read) {
+    if (object.is_null())
+        return std::nullopt;
+    std::string type = file.typeOf(object, where);
+    if (type != "Sequence")
+        return type;
+    readSequence(file, object, listKey, where,
+                 [&](const json& member, const std::string& at) { read(file, member, at, steps); });
+    return std::nullopt;
+}
+
 void readMerges(const FileContext& file, const json& merges, BpeSpec& spec) {
     if (merges.is_null())
         return;
@@ -95,15 +114,12 @@ std::string readReplacement(const FileContext& file, const json& object, const s
 
 void readNormalizer(const FileContext& file, const json& object, const std::string& where,
                     std::vector<NormalizerStep>& steps) {
-    if (object.is_null())
+    const auto component =
+        componentType(file, object, "normalizers", where, steps, &readNormalizer);
+    if (!component)
         return;
-    const std::string type = file.typeOf(object, where);
-    if (type == "Sequence") {
-        readSequence(file, object, "normalizers", where,
-                     [&](const json& member, const std::string& at) {
-                         readNormalizer(file, member, at, steps);
-                     });
-    } else if (type == "Prepend") {
+    const std::string& type = *component;
+    if (type == "Prepend") {
         NormalizerStep step{NormalizerStep::Kind::Prepend, {}, {}};
         step.text = file.stringField(object, "prepend", where).value_or("");
         steps.push_back(std::move(step));
@@ -138,17 +154,13 @@ SplitBehavior readBehavior(const FileContext& file, const json& object, const st
 
 void readPreTokenizer(const FileContext& file, const json& object, const std::string& where,
                       std::vector<PreTokenizerStep>& steps) {
-    if (object.is_null())
+    const auto component =
+        componentType(file, object, "pretokenizers", where, steps, &readPreTokenizer);
+    if (!component)
         return;
-    const std::string type = file.typeOf(object, where);
+    const std::string& type = *component;
     PreTokenizerStep step;
-    if (type == "Sequence") {
-        readSequence(file, object, "pretokenizers", where,
-                     [&](const json& member, const std::string& at) {
-                         readPreTokenizer(file, member, at, steps);
-                     });
-        return;
-    } else if (type == "ByteLevel") {
+    if (type == "ByteLevel") {
         step.kind = PreTokenizerStep::Kind::ByteLevel;
         step.addPrefixSpace = file.boolField(object, "add_prefix_space", false, where);
         step.useRegex = file.boolField(object, "use_regex", true, where);
@@ -185,17 +197,12 @@ void readPreTokenizer(const FileContext& file, const json& object, const std::st
 
 void readDecoder(const FileContext& file, const json& object, const std::string& where,
                  std::vector<DecoderStep>& steps) {
-    if (object.is_null())
+    const auto component = componentType(file, object, "decoders", where, steps, &readDecoder);
+    if (!component)
         return;
-    const std::string type = file.typeOf(object, where);
+    const std::string& type = *component;
     DecoderStep step;
-    if (type == "Sequence") {
-        readSequence(file, object, "decoders", where,
-                     [&](const json& member, const std::string& at) {
-                         readDecoder(file, member, at, steps);
-                     });
-        return;
-    } else if (type == "ByteLevel") {
+    if (type == "ByteLevel") {
         step.kind = DecoderStep::Kind::ByteLevel;
     } else if (type == "Metaspace") {
         step.kind = DecoderStep::Kind::Metaspace;

@@ -4,6 +4,7 @@
 // parallel over (batch row, KV head) pairs because its per-head products are too small to thread.
 #include "kvs/train.h"
 
+#include "../config_presets.h"
 #include "../rope.h"
 
 #include <cmath>
@@ -178,23 +179,10 @@ void checkTrainable(const ModelConfig& c) {
 }
 
 ModelConfig defaultTrainConfig(int vocab) {
-    ModelConfig c;
-    c.family = Family::Llama;
-    c.modelType = "llama";
-    c.architecture = "LlamaForCausalLM";
-    c.layers = 6;
-    c.heads = 6;
-    c.kvHeads = 6;
-    c.width = 192;
-    c.headDim = 32;
-    c.intermediate = 512;
+    ModelConfig c = llamaBlocks("llama", "LlamaForCausalLM");
+    setShape(c, 6, 6, 6, 192, 32, 512); // multi-head; a variant sets its own KV heads
     c.vocab = vocab;
-    c.maxPositions = 256;
-    c.positions = PositionKind::Rope;
-    c.ropeTheta = 10000.0;
-    c.norm = NormKind::RmsNorm;
     c.normEps = 1e-5;
-    c.mlp = MlpKind::SwiGlu;
     c.tiedEmbeddings = true;
     return c;
 }
