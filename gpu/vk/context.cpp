@@ -194,18 +194,17 @@ Context::~Context() {
         return;
     m_fn.vkDeviceWaitIdle(m_device);
     m_dummy.reset();
-    if (m_fence)
-        m_fn.vkDestroyFence(m_device, m_fence, nullptr);
-    if (m_descriptorPool)
-        m_fn.vkDestroyDescriptorPool(m_device, m_descriptorPool, nullptr);
-    if (m_pipelineLayout)
-        m_fn.vkDestroyPipelineLayout(m_device, m_pipelineLayout, nullptr);
-    if (m_setLayout)
-        m_fn.vkDestroyDescriptorSetLayout(m_device, m_setLayout, nullptr);
-    if (m_cache)
-        m_fn.vkDestroyPipelineCache(m_device, m_cache, nullptr);
-    if (m_pool)
-        m_fn.vkDestroyCommandPool(m_device, m_pool, nullptr);
+    // Children before the device; a handle creation never reached stays null.
+    const auto destroy = [this](auto handle, auto destroyFn) {
+        if (handle != VK_NULL_HANDLE)
+            destroyFn(m_device, handle, nullptr);
+    };
+    destroy(m_fence, m_fn.vkDestroyFence);
+    destroy(m_descriptorPool, m_fn.vkDestroyDescriptorPool);
+    destroy(m_pipelineLayout, m_fn.vkDestroyPipelineLayout);
+    destroy(m_setLayout, m_fn.vkDestroyDescriptorSetLayout);
+    destroy(m_cache, m_fn.vkDestroyPipelineCache);
+    destroy(m_pool, m_fn.vkDestroyCommandPool);
     m_fn.vkDestroyDevice(m_device, nullptr);
 }
 
