@@ -9,51 +9,29 @@ namespace kvs::views {
 
 QString metricName(Metric metric) {
     switch (metric) {
-    case Metric::AttentionError:
-        return QCoreApplication::translate("kvs::views", "Attention output error (relative)");
-    case Metric::LogitError:
-        return QCoreApplication::translate("kvs::views", "Logit error (max |s \u2212 \u015d|)");
     case Metric::NextTokenKl:
-        return QCoreApplication::translate("kvs::views", "Next-token KL (nats)");
+        return QCoreApplication::translate("kvs::views", "Next-token KL (nats/token)");
     case Metric::PerplexityChange:
-        return QCoreApplication::translate("kvs::views", "\u0394 perplexity (%)");
+        return QCoreApplication::translate("kvs::views", "\u0394 perplexity per token (%)");
+    case Metric::HeadOutputError:
+        return QCoreApplication::translate(
+            "kvs::views", "Head output error \u2016\u00D4\u2212O\u2016/\u2016O\u2016");
+    case Metric::TotalVariation:
+        return QCoreApplication::translate("kvs::views", "Attention shift (total variation)");
     case Metric::MassLost:
         return QCoreApplication::translate("kvs::views", "Attention mass lost");
+    case Metric::ContextError:
+        return QCoreApplication::translate("kvs::views", "Context-only error (diagnostic)");
+    case Metric::LogitError:
+        return QCoreApplication::translate("kvs::views",
+                                           "Logit error max |s \u2212 \u015d| (diagnostic)");
     }
     return {};
 }
 
 QString metricCsvColumn(Metric metric) {
-    switch (metric) {
-    case Metric::AttentionError:
-        return QStringLiteral("attention_error");
-    case Metric::LogitError:
-        return QStringLiteral("logit_error");
-    case Metric::NextTokenKl:
-        return QStringLiteral("kl_nats");
-    case Metric::PerplexityChange:
-        return QStringLiteral("perplexity_change_percent");
-    case Metric::MassLost:
-        return QStringLiteral("mass_lost");
-    }
-    return {};
-}
-
-double metricValue(const kvs::EvalResult& result, Metric metric) {
-    constexpr double nan = std::numeric_limits<double>::quiet_NaN();
-    switch (metric) {
-    case Metric::AttentionError:
-        return result.attentionError;
-    case Metric::LogitError:
-        return result.logitError;
-    case Metric::NextTokenKl:
-        return result.quality ? result.quality->klMean : nan;
-    case Metric::PerplexityChange:
-        return result.quality ? result.quality->perplexityChangePercent : nan;
-    case Metric::MassLost:
-        return result.massLost;
-    }
-    return nan;
+    const std::string_view id = kvs::metricInfo(metric).id;
+    return QString::fromLatin1(id.data(), static_cast<qsizetype>(id.size()));
 }
 
 namespace {

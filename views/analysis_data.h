@@ -6,6 +6,7 @@
 
 #include "kvs/attention_backend.h"
 #include "kvs/evaluator.h"
+#include "kvs/metrics.h"
 
 #include <QString>
 #include <QStringList>
@@ -86,13 +87,19 @@ struct AnalysisData {
     QString renderDocError;
 };
 
-// The metrics a trade-off chart can plot against memory.
-enum class Metric { AttentionError, LogitError, NextTokenKl, PerplexityChange, MassLost };
-inline constexpr int kMetricCount = 5;
+inline std::array<double, kMetricCount> filledArray(double value) {
+    std::array<double, kMetricCount> a{};
+    a.fill(value);
+    return a;
+}
+
+// The metrics a trade-off chart can plot against memory: core's (kvs/metrics.h), KL first.
+using kvs::kMetricCount;
+using kvs::Metric;
+using kvs::metricValue;
+// The metric's name on an axis or a menu, with its unit; diagnostics say so.
 QString metricName(Metric metric);
 QString metricCsvColumn(Metric metric);
-// The value of `metric` in a result; NaN where the result does not have it (no model quality).
-double metricValue(const kvs::EvalResult& result, Metric metric);
 // Where a result sits on a trade-off chart: (cache bytes, metric value), an error of exactly 0
 // (keep everything) raised to a floor that log axes can show.
 std::pair<double, double> chartPoint(const kvs::EvalResult& result, Metric metric);
@@ -112,10 +119,11 @@ struct TradeoffCurve {
     QString parameter; // "keep", "bits", ...
     int colorIndex = 0;
     std::vector<CurvePoint> points;
-    // Theory overlay: least-squares slope of log attention error against log mean kept tokens
-    // (points that keep the whole context left out); NaN when fewer than two points remain.
-    double slope = std::numeric_limits<double>::quiet_NaN();
-    double slopeR2 = 0.0;
+    // Per Metric: the least-squares slope of log metric against log mean kept tokens (points
+    // that keep the whole context left out), so that the legend fits what the axis shows; NaN
+    // when fewer than two points remain.
+    std::array<double, kMetricCount> slope = filledArray(std::numeric_limits<double>::quiet_NaN());
+    std::array<double, kMetricCount> slopeR2 = filledArray(0.0);
     // Theory guide for the attention-error chart (ALGORITHMS.md §1c): the slope the family's
     // theory predicts for error against kept tokens (−1 discrepancy coresets, −½ uniform
     // sampling; NaN where the family has none), as a segment through the compressing point that

@@ -173,7 +173,8 @@ AttentionView::AttentionView(QWidget* parent) : QWidget(parent) {
             m_mass->setMaximumWidth(110);
             m_mass->setMinimumWidth(60);
             m_mass->plotLayout()->insertRow(0);
-            m_mass->plotLayout()->addElement(0, 0, new QCPTextElement(m_mass, tr("mass lost")));
+            m_massTitle = new QCPTextElement(m_mass, tr("mass lost"));
+            m_mass->plotLayout()->addElement(0, 0, m_massTitle);
             m_mass->yAxis->setRangeReversed(true);
             m_mass->yAxis->setTickLabels(false);
             m_mass->xAxis->setTicker(QSharedPointer<QCPAxisTickerFixed>(new QCPAxisTickerFixed));
@@ -505,12 +506,16 @@ void AttentionView::rebuildMaps() {
     QString title = tr("%1 \u2014 layer %2, head %3").arg(run.displayName).arg(m_layer).arg(m_head);
     if (g > 1)
         title += tr(" (KV head %1)").arg(m_head / g);
+    // Weighted schemes move attention rather than lose it: their honest number is the shift.
+    const bool weighted = hm && hm->weighted;
+    m_massTitle->setText(weighted ? tr("shift (TV)") : tr("mass lost"));
     if (hm)
-        title += tr(": kept %1 of %2 keys, error %3, mass lost %4")
+        title += tr(": kept %1 of %2 keys, head output error %3, %4 %5")
                      .arg(hm->keptTokens)
                      .arg(hm->contextTokens)
-                     .arg(hm->attentionError, 0, 'g', 3)
-                     .arg(hm->massLost, 0, 'g', 3);
+                     .arg(hm->outputError, 0, 'g', 3)
+                     .arg(weighted ? tr("attention shift (TV)") : tr("mass lost"))
+                     .arg(weighted ? hm->totalVariation : hm->massLost, 0, 'g', 3);
     m_title->setText(title);
     for (QCustomPlot* p : m_maps)
         p->replot(QCustomPlot::rpQueuedReplot);
@@ -675,7 +680,8 @@ CsvTable AttentionView::mapCsv(int which) const {
 }
 
 CsvTable AttentionView::gridCsv() const {
-    CsvTable t{csvColumns("layer,query_head,kv_head,attention_error,mass_lost,kept_tokens")};
+    CsvTable t{csvColumns("layer,query_head,kv_head,head_output_error,total_variation,mass_lost,"
+                          "context_error,kept_tokens")};
     if (!m_data)
         return t;
     const SchemeRun& run = m_data->runs[static_cast<std::size_t>(m_run)];
@@ -686,10 +692,11 @@ CsvTable AttentionView::gridCsv() const {
             if (kv >= run.eval.heads.size())
                 continue;
             const HeadMetrics& hm = run.eval.heads[kv];
-            t.rows.push_back({QString::number(l), QString::number(h), QString::number(h / g),
-                              QString::number(hm.attentionError, 'g', 8),
-                              QString::number(hm.massLost, 'g', 8),
-                              QString::number(hm.keptTokens)});
+            t.rows.push_back(
+                {QString::number(l), QString::number(h), QString::number(h / g),
+                 QString::number(hm.outputError, 'g', 8),
+                 QString::number(hm.totalVariation, 'g', 8), QString::number(hm.massLost, 'g', 8),
+                 QString::number(hm.contextError, 'g', 8), QString::number(hm.keptTokens)});
         }
     return t;
 }

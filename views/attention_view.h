@@ -111,6 +111,7 @@ private:
     std::array<QCPColorScale*, 3> m_scales{};
     std::array<QCPItemRect*, 3> m_cursor{};
     QCPTextElement* m_differenceTitle = nullptr;
+    QCPTextElement* m_massTitle = nullptr;
     QComboBox* m_referenceBox = nullptr;
     std::shared_ptr<const std::vector<HeadMaps>> m_baselineDiff;
     QString m_baselineLabel;

@@ -71,7 +71,7 @@ CacheView::CacheView(QWidget* parent) : QWidget(parent) {
     m_grid->setBufferDevicePixelRatio(m_grid->devicePixelRatioF());
     m_grid->plotLayout()->insertRow(0);
     m_grid->plotLayout()->addElement(
-        0, 0, new QCPTextElement(m_grid, tr("attention output error per layer and KV head")));
+        0, 0, new QCPTextElement(m_grid, tr("head output error per layer and KV head")));
     m_grid->xAxis->setLabel(tr("KV head"));
     m_grid->yAxis->setLabel(tr("layer"));
     m_grid->yAxis->setRangeReversed(true);
@@ -177,15 +177,15 @@ void CacheView::showBytes(const SchemeRun& run) {
     m_bars->replot(QCustomPlot::rpQueuedReplot);
 }
 
-// Heat grid of the attention error, layer × KV head.
+// Heat grid of the head output error, layer × KV head.
 void CacheView::showErrorGrid(const SchemeRun& run) {
     QCPColorMapData* grid = m_heat->data();
     grid->setSize(m_data->kvHeads, m_data->layers);
     grid->setRange(QCPRange(0, m_data->kvHeads - 1), QCPRange(0, m_data->layers - 1));
     double errMax = 1e-12;
     for (const HeadMetrics& h : run.eval.heads) {
-        grid->setCell(h.kvHead, h.layer, h.attentionError);
-        errMax = std::max(errMax, h.attentionError);
+        grid->setCell(h.kvHead, h.layer, h.outputError);
+        errMax = std::max(errMax, h.outputError);
     }
     m_heat->setDataRange(QCPRange(0, errMax));
     QSharedPointer<QCPAxisTickerFixed> fixed(new QCPAxisTickerFixed);
@@ -328,12 +328,13 @@ CsvTable CacheView::barsCsv() const {
 }
 
 CsvTable CacheView::gridCsv() const {
-    CsvTable t{csvColumns("layer,kv_head,attention_error")};
+    CsvTable t{csvColumns("layer,kv_head,head_output_error,context_error")};
     if (!m_data)
         return t;
     for (const HeadMetrics& h : m_data->runs[static_cast<std::size_t>(m_run)].eval.heads)
         t.rows.push_back({QString::number(h.layer), QString::number(h.kvHead),
-                          QString::number(h.attentionError, 'g', 8)});
+                          QString::number(h.outputError, 'g', 8),
+                          QString::number(h.contextError, 'g', 8)});
     return t;
 }
 

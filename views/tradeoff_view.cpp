@@ -31,9 +31,9 @@ TradeoffView::TradeoffView(QWidget* parent) : QWidget(parent) {
     auto* bar = new QHBoxLayout;
     m_metric = new QComboBox(this);
     m_metric->setObjectName(QStringLiteral("tradeoffMetric"));
-    for (Metric m : {Metric::AttentionError, Metric::LogitError, Metric::NextTokenKl,
-                     Metric::PerplexityChange, Metric::MassLost})
-        m_metric->addItem(metricName(m), static_cast<int>(m));
+    // The headline (next-token KL) first and selected: it ranks schemes of every family.
+    for (int m = 0; m < kMetricCount; ++m)
+        m_metric->addItem(metricName(static_cast<Metric>(m)), m);
     m_metric->setToolTip(tr("What to plot against the bytes of the compressed cache"));
     m_summary = new QLabel(this);
     m_summary->setObjectName(QStringLiteral("tradeoffSummary"));
@@ -43,7 +43,7 @@ TradeoffView::TradeoffView(QWidget* parent) : QWidget(parent) {
     m_theory = new QCheckBox(tr("Theory"), this);
     m_theory->setObjectName(QStringLiteral("tradeoffTheory"));
     m_theory->setChecked(true);
-    m_theory->setToolTip(tr("On the attention-error chart: the slope each family's theory "
+    m_theory->setToolTip(tr("On the context-only error chart: the slope each family's theory "
                             "predicts (dotted: −1 for discrepancy coresets, −½ for uniform "
                             "sampling) and what the coreset bound √d·e^ρ/ε asks for"));
     bar->addWidget(new QLabel(tr("Error metric"), this));
@@ -135,6 +135,11 @@ Metric TradeoffView::metric() const {
     return static_cast<Metric>(m_metric->currentData().toInt());
 }
 
+QString TradeoffView::legendText(int index) const {
+    QCPGraph* graph = index >= 0 && index < m_plot->graphCount() ? m_plot->graph(index) : nullptr;
+    return graph ? graph->name() : QString();
+}
+
 int TradeoffView::curveCount() const {
     return m_sweeps ? static_cast<int>(m_sweeps->curves.size()) : 0;
 }
@@ -181,7 +186,7 @@ void TradeoffView::rebuild() {
     QStringList boundNotes;
     if (haveCurves) {
         drawCurves(*m_sweeps, metric, false, bounds);
-        if (metric == Metric::AttentionError && m_theory->isChecked())
+        if (metric == Metric::ContextError && m_theory->isChecked())
             boundNotes = drawTheory(bounds);
         drawParetoFront(metric);
     }
@@ -208,10 +213,12 @@ void TradeoffView::drawCurves(const SweepData& sweeps, Metric metric, bool basel
         g->setScatterStyle(QCPScatterStyle(categoricalShape(curve.colorIndex), color,
                                            baseline ? Qt::white : color, 6));
         QString name = baseline ? tr("%1 (pinned)").arg(curve.displayName) : curve.displayName;
-        if (!baseline && std::isfinite(curve.slope))
-            name += tr("  — error ∝ tokens^%1 (R² %2)")
-                        .arg(curve.slope, 0, 'f', 2)
-                        .arg(curve.slopeR2, 0, 'f', 2);
+        const auto m = static_cast<std::size_t>(metric);
+        if (!baseline && std::isfinite(curve.slope[m]))
+            name += tr("  — %1 ∝ tokens^%2 (R² %3)")
+                        .arg(metricCsvColumn(metric))
+                        .arg(curve.slope[m], 0, 'f', 2)
+                        .arg(curve.slopeR2[m], 0, 'f', 2);
         g->setName(name);
         QVector<double> xs;
         QVector<double> ys;
@@ -331,22 +338,23 @@ void TradeoffView::pickAt(QMouseEvent* event) {
 }
 
 CsvTable TradeoffView::csv() const {
-    CsvTable t{csvColumns("scheme,parameter,value,bytes,memory_fraction,attention_error,logit_"
-                          "error,kl_nats,perplexity_change_percent,mass_lost,pinned")};
+    // Every metric, the headline first (kvs/metrics.h order), whatever the chart shows.
+    CsvTable t{csvColumns("scheme,parameter,value,bytes,memory_fraction")};
+    for (int m = 0; m < kMetricCount; ++m)
+        t.header << metricCsvColumn(static_cast<Metric>(m));
+    t.header << QStringLiteral("pinned");
     const auto add = [&](const SweepData& s, bool pinned) {
         for (const TradeoffCurve& c : s.curves)
-            for (const CurvePoint& p : c.points)
-                t.rows.push_back(
-                    {QString::fromStdString(p.result.scheme), c.parameter,
-                     QString::number(p.value, 'g', 8),
-                     QString::number(static_cast<qulonglong>(p.result.bytes.total())),
-                     QString::number(p.result.memoryFraction, 'g', 8),
-                     QString::number(p.result.attentionError, 'g', 8),
-                     QString::number(p.result.logitError, 'g', 8),
-                     QString::number(metricValue(p.result, Metric::NextTokenKl), 'g', 8),
-                     QString::number(metricValue(p.result, Metric::PerplexityChange), 'g', 8),
-                     QString::number(p.result.massLost, 'g', 8),
-                     pinned ? QStringLiteral("1") : QStringLiteral("0")});
+            for (const CurvePoint& p : c.points) {
+                QStringList row = {QString::fromStdString(p.result.scheme), c.parameter,
+                                   QString::number(p.value, 'g', 8),
+                                   QString::number(static_cast<qulonglong>(p.result.bytes.total())),
+                                   QString::number(p.result.memoryFraction, 'g', 8)};
+                for (int m = 0; m < kMetricCount; ++m)
+                    row << QString::number(metricValue(p.result, static_cast<Metric>(m)), 'g', 8);
+                row << (pinned ? QStringLiteral("1") : QStringLiteral("0"));
+                t.rows.push_back(std::move(row));
+            }
     };
     if (m_sweeps)
         add(*m_sweeps, false);

@@ -43,6 +43,8 @@ public:
     void clear(const QString& placeholder) override;
 
     int curveCount() const;
+    // The legend entry of the chart's graph `index` (curves first, in drawing order).
+    QString legendText(int index) const;
     int paretoPointCount() const { return m_paretoCount; }
     // The current point of run `index` as drawn: (bytes, metric value).
     QPointF currentPoint(int index) const;

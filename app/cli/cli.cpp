@@ -156,8 +156,8 @@ const std::vector<Command>& commands() {
         {"sweep",
          "sweep MODEL|CAPTURE [--prompt-file F | --prompt T] --scheme \"S1 S2 ...\" "
          "[--param keep] [--values a,b,... | --range lo:hi:count] [--context N] "
-         "[--backend auto|cpu|vulkan] [--no-quality] [--epsilon E] [--json | --csv]",
-         "trade-off curves: each scheme over one parameter, with the log-log error slope",
+         "[--backend auto|cpu|vulkan] [--no-quality] [--fit METRIC] [--epsilon E] [--json | --csv]",
+         "trade-off curves: each scheme over one parameter, with the log-log slope of a metric",
          {"json", "csv", "no-quality"},
          &runSweep},
         {"devices",

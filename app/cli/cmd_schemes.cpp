@@ -167,9 +167,11 @@ int runEval(const Args& args, Streams io) {
                              {"kept_tokens", h.keptTokens},
                              {"bytes", bytesJson(h.bytes)},
                              {"fp16_bytes", h.fp16Bytes},
-                             {"attention_error", h.attentionError},
-                             {"max_attention_error", h.maxAttentionError},
+                             {"head_output_error", h.outputError},
+                             {"total_variation", h.totalVariation},
                              {"mass_lost", h.massLost},
+                             {"context_error", h.contextError},
+                             {"max_context_error", h.maxContextError},
                              {"logit_error", h.logitError},
                              {"rho_eff", h.rhoEff},
                              {"value_scaled_error", h.valueScaledError},
@@ -182,12 +184,14 @@ int runEval(const Args& args, Streams io) {
                    {{"bytes", bytesJson(r.bytes)},
                     {"fp16_bytes", r.fp16Bytes},
                     {"fraction_of_fp16", r.memoryFraction}}},
-                  {"attention_error", r.attentionError},
+                  {"quality", r.quality ? qualityJson(*r.quality) : json(nullptr)},
+                  {"head_output_error", r.outputError},
+                  {"total_variation", r.totalVariation},
                   {"mass_lost", r.massLost},
+                  {"context_error", r.contextError},
                   {"logit_error", r.logitError},
                   {"compress_ms", r.compressMilliseconds},
                   {"attend_ms", r.attendMilliseconds},
-                  {"quality", r.quality ? qualityJson(*r.quality) : json(nullptr)},
                   {"heads", heads}};
         if (!r.perLayerQuality.empty()) {
             json per = json::array();
@@ -206,16 +210,22 @@ int runEval(const Args& args, Streams io) {
            << std::fixed << std::setprecision(1) << 100.0 * r.memoryFraction << " %): keys "
            << r.bytes.keys << ", values " << r.bytes.values << ", metadata " << r.bytes.metadata
            << "\n"
-           << std::defaultfloat << std::setprecision(4) << "  attention error " << r.attentionError
-           << " (mean relative, over heads)\n"
-           << "  mass lost       " << r.massLost << "\n"
-           << "  logit error     " << r.logitError << "\n";
+           << std::defaultfloat << std::setprecision(4);
+    // The headline first: next-token KL ranks schemes of every family.
     if (r.quality)
-        io.out << "  next-token KL   " << r.quality->klMean << " nats\n"
+        io.out << "  next-token KL   " << r.quality->klMean << " nats/token (mean over "
+               << r.quality->positions << " probe positions)\n"
                << "  perplexity      " << r.quality->perplexityExact << " -> "
-               << r.quality->perplexityCompressed << " (" << std::showpos
+               << r.quality->perplexityCompressed << " per token (" << std::showpos
                << r.quality->perplexityChangePercent << std::noshowpos << " %)\n"
                << "  top-1 agreement " << r.quality->top1Agreement << "\n";
+    io.out << "  head output err " << r.outputError
+           << " (||O^ - O||_F / ||O||_F, context merged with the probe's own attention)\n"
+           << "  total variation " << r.totalVariation << " (mean over heads and probe rows)\n"
+           << "  mass lost       " << r.massLost << "\n"
+           << "  context error   " << r.contextError
+           << " (diagnostic: mean relative error of the context-only output)\n"
+           << "  logit error     " << r.logitError << " (diagnostic)\n";
     for (std::size_t l = 0; l < r.perLayerQuality.size(); ++l)
         io.out << "  layer " << l << " only: KL " << r.perLayerQuality[l].klMean << ", Δppl "
                << r.perLayerQuality[l].perplexityChangePercent << " %, top-1 "
@@ -278,20 +288,21 @@ std::vector<double> sweepValues(const Args& args) {
 }
 
 void printCsvHeader(std::ostream& out) {
-    out << "scheme,param,value,mean_kept_tokens,memory_fraction,bytes,attention_error,"
-           "mass_lost,logit_error,kl_mean,perplexity_change_percent,top1_agreement,"
-           "compress_ms,attend_ms\n";
+    out << "scheme,param,value,mean_kept_tokens,memory_fraction,bytes,kl_nats,"
+           "perplexity_change_percent,top1_agreement,head_output_error,total_variation,mass_lost,"
+           "context_error,logit_error,compress_ms,attend_ms\n";
 }
 
 void printCsvRow(std::ostream& out, const std::string& scheme, const std::string& param,
                  const SweepPoint& p) {
     const EvalResult& r = p.result;
+    const auto& q = r.quality;
     out << scheme << "," << param << "," << p.value << "," << p.meanKeptTokens << ","
-        << r.memoryFraction << "," << r.bytes.total() << "," << r.attentionError << ","
-        << r.massLost << "," << r.logitError << "," << (r.quality ? number(r.quality->klMean) : "")
-        << "," << (r.quality ? number(r.quality->perplexityChangePercent) : "") << ","
-        << (r.quality ? number(r.quality->top1Agreement) : "") << "," << r.compressMilliseconds
-        << "," << r.attendMilliseconds << "\n";
+        << r.memoryFraction << "," << r.bytes.total() << "," << (q ? number(q->klMean) : "") << ","
+        << (q ? number(q->perplexityChangePercent) : "") << ","
+        << (q ? number(q->top1Agreement) : "") << "," << r.outputError << "," << r.totalVariation
+        << "," << r.massLost << "," << r.contextError << "," << r.logitError << ","
+        << r.compressMilliseconds << "," << r.attendMilliseconds << "\n";
 }
 
 json sweepPointJson(const SweepPoint& p) {
@@ -300,38 +311,45 @@ json sweepPointJson(const SweepPoint& p) {
             {"mean_kept_tokens", p.meanKeptTokens},
             {"memory_fraction", r.memoryFraction},
             {"bytes", r.bytes.total()},
-            {"attention_error", r.attentionError},
-            {"mass_lost", r.massLost},
-            {"logit_error", r.logitError},
             {"quality", r.quality ? qualityJson(*r.quality) : json(nullptr)},
+            {"head_output_error", r.outputError},
+            {"total_variation", r.totalVariation},
+            {"mass_lost", r.massLost},
+            {"context_error", r.contextError},
+            {"logit_error", r.logitError},
             {"compress_ms", r.compressMilliseconds},
             {"attend_ms", r.attendMilliseconds}};
 }
 
-// Log attention error against log kept tokens. Keeping everything leaves only rounding error:
-// not a point of the scaling law; repeated sizes (integer budgets) count once.
-SlopeFit keptTokensSlope(const Sweep& sw) {
-    std::vector<double> kept, err;
-    for (const auto& p : sw.points)
-        if (p.meanKeptTokens < p.result.contextTokens &&
-            (kept.empty() || p.meanKeptTokens != kept.back())) {
-            kept.push_back(p.meanKeptTokens);
-            err.push_back(p.result.attentionError);
+// The metric a sweep's slope is fitted to: --fit ID, else the headline KL where the model was
+// run, else the head output error.
+Metric slopeMetric(const Sweep& sw, const std::optional<std::string>& fit) {
+    if (fit) {
+        std::string known;
+        for (const MetricInfo& info : kMetricInfos) {
+            if (info.id == *fit)
+                return info.metric;
+            known += (known.empty() ? "" : ", ") + std::string(info.id);
         }
-    return fitLogLog(kept, err);
+        throw UsageError("--fit: unknown metric '" + *fit + "' (one of " + known + ")");
+    }
+    const bool quality = !sw.points.empty() && sw.points.front().result.quality.has_value();
+    return quality ? Metric::NextTokenKl : Metric::HeadOutputError;
 }
 
-void printSweepTable(std::ostream& out, const Sweep& sw, const SlopeFit& fit) {
+void printSweepTable(std::ostream& out, const Sweep& sw, Metric fitted, const SlopeFit& fit) {
     // One space between columns at least, so that wide values never run together.
     auto cell = [&](const std::string& text, int width) { out << ' ' << std::setw(width) << text; };
     out << sw.scheme << " over " << sw.parameter << ":\n "; // rows start with a space
     for (const auto& [title, width] : std::vector<std::pair<std::string, int>>{{sw.parameter, 10},
                                                                                {"kept", 8},
                                                                                {"memory", 9},
-                                                                               {"attn err", 11},
+                                                                               {"KL nats", 11},
+                                                                               {"dppl %", 9},
+                                                                               {"head err", 11},
+                                                                               {"TV", 11},
                                                                                {"mass lost", 11},
-                                                                               {"KL", 11},
-                                                                               {"dppl %", 9}})
+                                                                               {"ctx err", 11}})
         cell(title, width);
     out << "\n";
     for (const auto& p : sw.points) {
@@ -340,16 +358,18 @@ void printSweepTable(std::ostream& out, const Sweep& sw, const SlopeFit& fit) {
         cell(number(p.value), 10);
         cell(number(p.meanKeptTokens), 8);
         cell(number(p.result.memoryFraction), 9);
-        cell(number(p.result.attentionError), 11);
-        cell(number(p.result.massLost), 11);
         cell(q ? number(q->klMean) : "n/a", 11);
         cell(q ? number(q->perplexityChangePercent) : "n/a", 9);
+        cell(number(p.result.outputError), 11);
+        cell(number(p.result.totalVariation), 11);
+        cell(number(p.result.massLost), 11);
+        cell(number(p.result.contextError), 11);
         out << "\n";
     }
     for (const auto& [value, why] : sw.skipped)
         out << "  skipped " << sw.parameter << " = " << value << ": " << why << "\n";
-    out << "  slope of log(attention error) vs log(kept tokens): " << fit.slope << " (R² " << fit.r2
-        << ", " << fit.points << " points)\n";
+    out << "  slope of log(" << metricInfo(fitted).id << ") vs log(kept tokens): " << fit.slope
+        << " (R² " << fit.r2 << ", " << fit.points << " points)\n";
 }
 
 // --epsilon: the coreset size check of every head (bound against the tokens needed).
@@ -378,10 +398,11 @@ void printSizeCheck(std::ostream& out, const std::vector<HeadSizeCheck>& checks,
 } // namespace
 
 int runSweep(const Args& args, Streams io) {
-    args.allowOnly({"prompt-file", "prompt", "context", "scheme", "backend", "json", "csv",
+    args.allowOnly({"prompt-file", "prompt", "context", "scheme", "backend", "json", "csv", "fit",
                     "no-quality", "seed", "param", "values", "range", "epsilon"});
     const std::vector<SchemeSetting> settings = parseSchemeList(args.require("scheme"));
     const std::string param = args.get("param").value_or("keep");
+    slopeMetric(Sweep{}, args.get("fit")); // an unknown --fit fails before the work
     const std::vector<double> values = sweepValues(args);
     const std::optional<double> epsilon =
         args.get("epsilon") ? std::optional(parseNumber(*args.get("epsilon"), "--epsilon"))
@@ -408,7 +429,8 @@ int runSweep(const Args& args, Streams io) {
         }
         if (!sw.points.empty())
             resolvedContext = sw.points.front().result.contextTokens;
-        const SlopeFit fit = keptTokensSlope(sw);
+        const Metric fitted = slopeMetric(sw, args.get("fit"));
+        const SlopeFit fit = sweepSlope(sw, resolvedContext, fitted);
         json skipped = json::array();
         for (const auto& [value, why] : sw.skipped)
             skipped.push_back({{"value", value}, {"reason", why}});
@@ -416,10 +438,13 @@ int runSweep(const Args& args, Streams io) {
                        {"param", param},
                        {"points", points},
                        {"skipped", skipped},
-                       {"slope_attention_error_vs_kept",
-                        {{"slope", fit.slope}, {"r2", fit.r2}, {"points", fit.points}}}});
+                       {"slope_vs_kept",
+                        {{"metric", metricInfo(fitted).id},
+                         {"slope", fit.slope},
+                         {"r2", fit.r2},
+                         {"points", fit.points}}}});
         if (table)
-            printSweepTable(io.out, sw, fit);
+            printSweepTable(io.out, sw, fitted, fit);
         if (epsilon) {
             const auto checks =
                 coresetSizeCheck(in.capture, base, *epsilon, *backend, options).valueOrThrow();

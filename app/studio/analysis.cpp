@@ -229,14 +229,17 @@ std::vector<views::KeptTokens> keptTokens(const std::vector<std::vector<Compress
     return out;
 }
 
-// The evaluator's difference maps and per-row mass lost, moved into the views' per-head maps.
+// The evaluator's difference maps and per-row mass lost (total variation for weighted schemes,
+// which move mass rather than lose it), moved into the views' per-head maps.
 std::vector<views::HeadMaps> headMaps(std::vector<HeadMetrics>& heads) {
     std::vector<views::HeadMaps> maps(heads.size());
     for (std::size_t k = 0; k < heads.size(); ++k) {
         maps[k].difference = std::move(heads[k].differenceMap);
-        maps[k].rowMass = std::move(heads[k].rowMassLost);
+        maps[k].rowMass =
+            std::move(heads[k].weighted ? heads[k].rowTotalVariation : heads[k].rowMassLost);
         heads[k].differenceMap.clear();
         heads[k].rowMassLost.clear();
+        heads[k].rowTotalVariation.clear();
     }
     return maps;
 }
@@ -456,10 +459,12 @@ views::TradeoffCurve tradeoffCurve(const QString& text, const SchemeSetting& bas
     curve.schemeId = qs(base.id);
     curve.displayName = displayNameOf(base.id);
     curve.parameter = qs(parameter);
-    const SlopeFit fit = sweepSlope(sweep, contextTokens);
-    if (fit.points >= 2) {
-        curve.slope = fit.slope;
-        curve.slopeR2 = fit.r2;
+    for (int m = 0; m < views::kMetricCount; ++m) {
+        const SlopeFit fit = sweepSlope(sweep, contextTokens, static_cast<Metric>(m));
+        if (fit.points >= 2) {
+            curve.slope[static_cast<std::size_t>(m)] = fit.slope;
+            curve.slopeR2[static_cast<std::size_t>(m)] = fit.r2;
+        }
     }
     std::sort(sweep.points.begin(), sweep.points.end(), [](const auto& a, const auto& b) {
         return a.result.bytes.total() < b.result.bytes.total();

@@ -25,16 +25,29 @@ namespace {
 constexpr std::array<const char*, 4> kAttentionModes = {"side_by_side", "exact", "compressed",
                                                         "difference"};
 
-// A view-state choice stored by name: `names[i]` is choice i. Earlier sessions stored the
-// index, which is still read. Nothing (absent) gives `fallback`; anything else, an error.
-template <class Enum, std::size_t N>
+// The Trade-offs metric menu of version-1 sessions, which stored the index into it.
+constexpr std::array<views::Metric, 5> kVersion1Metrics = {
+    views::Metric::ContextError, views::Metric::LogitError, views::Metric::NextTokenKl,
+    views::Metric::PerplexityChange, views::Metric::MassLost};
+
+// A view-state choice stored by name: `names[i]` is choice i. Earlier sessions stored an index,
+// read through `byIndex` (choice i when empty). Nothing (absent) gives `fallback`; anything
+// else, an error.
+template <class Enum, std::size_t N, std::size_t M = 0>
 std::optional<Enum> readChoice(const QJsonValue& value, const std::array<QString, N>& names,
-                               Enum fallback) {
+                               Enum fallback, const std::array<Enum, M>& byIndex = {}) {
     if (value.isUndefined() || value.isNull())
         return fallback;
+    if (value.isDouble()) {
+        const double index = value.toDouble();
+        const std::size_t count = M > 0 ? M : N;
+        for (std::size_t i = 0; i < count; ++i)
+            if (index == static_cast<double>(i))
+                return M > 0 ? byIndex[i] : static_cast<Enum>(i);
+        return std::nullopt;
+    }
     for (std::size_t i = 0; i < N; ++i)
-        if (value.toString() == names[i] ||
-            (value.isDouble() && value.toDouble() == static_cast<double>(i)))
+        if (value.toString() == names[i])
             return static_cast<Enum>(i);
     return std::nullopt;
 }
@@ -134,7 +147,7 @@ bool readSessionDocument(const QString& path, SessionDocument* d, QString* error
         return fail(QObject::tr("The session %1 has an unknown view.attention_mode (one of %2)")
                         .arg(path, joined(attentionModeNames())));
     const auto metric = readChoice(view.value(QStringLiteral("metric")), metricNames(),
-                                   views::Metric::AttentionError);
+                                   views::Metric::NextTokenKl, kVersion1Metrics);
     if (!metric)
         return fail(QObject::tr("The session %1 has an unknown view.metric (one of %2)")
                         .arg(path, joined(metricNames())));

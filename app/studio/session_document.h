@@ -27,7 +27,7 @@ struct SessionDocument {
     int layer = 0;
     int head = 0;
     views::AttentionView::Mode attentionMode = views::AttentionView::Mode::SideBySide;
-    views::Metric metric = views::Metric::AttentionError;
+    views::Metric metric = views::Metric::NextTokenKl;
     bool dark = false;
 };
 

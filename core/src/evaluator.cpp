@@ -245,7 +245,8 @@ Result<std::vector<std::vector<CompressedHead>>> compressAll(const Capture& capt
             } catch (const Error& e) {
                 errors[static_cast<std::size_t>(i)].emplace(e.code(), e.what());
             } catch (const std::bad_alloc&) {
-                errors[static_cast<std::size_t>(i)].emplace(ErrorCode::OutOfMemory, "out of memory");
+                errors[static_cast<std::size_t>(i)].emplace(ErrorCode::OutOfMemory,
+                                                            "out of memory");
             } catch (const std::exception& e) {
                 errors[static_cast<std::size_t>(i)].emplace(ErrorCode::Internal, e.what());
             }
@@ -258,6 +259,34 @@ Result<std::vector<std::vector<CompressedHead>>> compressAll(const Capture& capt
         return out;
     });
 }
+
+namespace {
+
+// Each probe query over the probe's own keys up to its position (causal), per layer and query
+// head: keys and values as the capture holds them (values: the pre-RoPE keys under K=V).
+std::vector<std::vector<AttendResult>>
+probeSelfAttention(const Capture& cap, int ctx, const std::vector<std::vector<Matrix>>& queries,
+                   const std::vector<float>& scales) {
+    const int p = cap.tokenCount() - ctx, g = cap.config.groupSize();
+    const auto cpu = makeCpuBackend();
+    AttendOptions options;
+    for (int i = 0; i < p; ++i)
+        options.queryPositions.push_back(i);
+    std::vector<std::vector<AttendResult>> out(queries.size());
+    for (std::size_t l = 0; l < queries.size(); ++l) {
+        options.scale = l < scales.size() ? scales[l] : 0.0f;
+        const auto& kvHeads = cap.layers[l].kvHeads;
+        for (std::size_t q = 0; q < queries[l].size(); ++q) {
+            const KvHeadCapture& hc = kvHeads[q / static_cast<std::size_t>(g)];
+            const CompressedHead probe =
+                exactHead(hc.keys.middleRows(ctx, p), hc.values.middleRows(ctx, p), Precision::F32);
+            out[l].push_back(cpu->attend(probe, queries[l][q], options).valueOrThrow());
+        }
+    }
+    return out;
+}
+
+} // namespace
 
 Result<ExactReference> computeExactReference(const Capture& cap, const Model* model,
                                              AttentionBackend& backend,
@@ -274,6 +303,7 @@ Result<ExactReference> computeExactReference(const Capture& cap, const Model* mo
         r.probabilities = true;
         r.scores = true;
         ref.attention = probeAttention(r, backend).valueOrThrow();
+        ref.probeSelf = probeSelfAttention(cap, ctx, queries, r.scales);
         if (model && options.modelQuality) {
             checkCancel(options);
             ref.contextCache = contextPrefill(*model, cap, ctx);
@@ -294,9 +324,10 @@ struct HeadProbe {
     int kvHead = 0;
     int contextTokens = 0;
     const CompressedHead& compressed;
-    std::span<const AttendResult> exact;    // per query head of the group
-    std::span<const AttendResult> attended; // per query head of the group
-    std::span<const Matrix> queries;        // per query head of the group
+    std::span<const AttendResult> exact;     // per query head of the group
+    std::span<const AttendResult> attended;  // per query head of the group
+    std::span<const AttendResult> probeSelf; // per query head of the group
+    std::span<const Matrix> queries;         // per query head of the group
     float scale = 0.0f;
 };
 
@@ -311,10 +342,12 @@ HeadMetrics headMetrics(const HeadProbe& in, bool maps) {
     m.kvHead = in.kvHead;
     m.contextTokens = ctx;
     m.keptTokens = ch.keptCount();
+    m.weighted = !ch.logWeights.empty();
     m.bytes = ch.bytes();
     // The model's own fp16 cache: keys only where the values are the keys (K=V).
     m.fp16Bytes = fp16BaselineBytes(ctx, d) / (valuesShared(config) ? 2 : 1);
-    double errSum = 0, absSum = 0, massSum = 0, qmax = 0;
+    double errSum = 0, absSum = 0, massSum = 0, tvSum = 0, qmax = 0;
+    double outDiff2 = 0, outNorm2 = 0; // the head output error's sums of squares
     int count = 0;
     const KvHeadCapture& hc = in.capture.layers[static_cast<std::size_t>(in.layer)]
                                   .kvHeads[static_cast<std::size_t>(in.kvHead)];
@@ -324,7 +357,18 @@ HeadMetrics headMetrics(const HeadProbe& in, bool maps) {
         const AttendResult& e = in.exact[j];
         const AttendResult& c = in.attended[j];
         qmax = std::max(qmax, static_cast<double>(in.queries[j].rowwise().norm().maxCoeff()));
+        // The output as the model reads it: the context part merged with the probe's own part.
+        Matrix exactOut = e.outputs;
+        Matrix compressedOut = c.outputs;
+        std::vector<float> exactLse = e.logSumExp;
+        std::vector<float> compressedLse = c.logSumExp;
+        const AttendResult& self = in.probeSelf[j];
+        mergeAttention(exactOut, exactLse, self.outputs, self.logSumExp);
+        mergeAttention(compressedOut, compressedLse, self.outputs, self.logSumExp);
+        outDiff2 += (exactOut.cast<double>() - compressedOut.cast<double>()).squaredNorm();
+        outNorm2 += exactOut.cast<double>().squaredNorm();
         std::vector<double> rowMass;
+        std::vector<double> rowShift;
         for (Eigen::Index i = 0; i < e.outputs.rows(); ++i) {
             const double on = e.outputs.row(i).cast<double>().norm();
             const double diff =
@@ -332,12 +376,24 @@ HeadMetrics headMetrics(const HeadProbe& in, bool maps) {
             const double rel = on > 0 ? diff / on : diff;
             errSum += rel;
             absSum += diff;
-            m.maxAttentionError = std::max(m.maxAttentionError, rel);
+            m.maxContextError = std::max(m.maxContextError, rel);
             double kept = 0;
             for (int k = 0; k < ch.keptCount(); ++k)
                 kept += e.probabilities(i, ch.positions[static_cast<std::size_t>(k)]);
             const double lost = std::max(0.0, 1.0 - kept);
             massSum += lost;
+            // Total variation: |p − p̂| on the kept positions plus the exact mass of the rest.
+            const double lse = c.logSumExp[static_cast<std::size_t>(i)];
+            double tv = lost;
+            for (int k = 0; k < ch.keptCount(); ++k) {
+                const double sc = c.scores(i, k);
+                const double pHat = std::isfinite(sc) ? std::exp(sc - lse) : 0.0;
+                tv +=
+                    std::abs(pHat - e.probabilities(i, ch.positions[static_cast<std::size_t>(k)]));
+            }
+            tvSum += 0.5 * tv;
+            if (maps)
+                rowShift.push_back(0.5 * tv);
             if (maps)
                 rowMass.push_back(lost);
             for (int k = 0; k < ch.keptCount(); ++k) {
@@ -358,10 +414,14 @@ HeadMetrics headMetrics(const HeadProbe& in, bool maps) {
             m.exactMap.push_back(e.probabilities);
             m.compressedMap.push_back(std::move(cm));
             m.rowMassLost.push_back(std::move(rowMass));
+            m.rowTotalVariation.push_back(std::move(rowShift));
         }
     }
-    m.attentionError = count ? errSum / count : 0.0;
+    m.contextError = count ? errSum / count : 0.0;
     m.massLost = count ? massSum / count : 0.0;
+    m.totalVariation = count ? tvSum / count : 0.0;
+    m.outputError = outNorm2 > 0 ? std::sqrt(outDiff2 / outNorm2) : std::sqrt(outDiff2);
+    m.outputSquares = {outDiff2, outNorm2};
     m.rhoEff = qmax * kmax * in.scale;
     // The bound is stated for unit-norm values: ε = ‖o − ô‖ / max‖v‖.
     m.valueScaledError = count && vmax > 0 ? absSum / count / vmax : 0.0;
@@ -424,6 +484,7 @@ Result<EvalResult> evaluate(const Capture& cap, const Model* model, const Scheme
         const auto ta = Clock::now();
         const auto attended = probeAttention(probe, backend).valueOrThrow();
         result.attendMilliseconds = msSince(ta);
+        double outDiff2 = 0, outNorm2 = 0; // over every head: the output error's sums
 
         for (int l = 0; l < L; ++l) {
             checkCancel(options);
@@ -437,21 +498,27 @@ Result<EvalResult> evaluate(const Capture& cap, const Model* model, const Scheme
                                    heads[li][static_cast<std::size_t>(h)],
                                    std::span(reference->attention[li]).subspan(group, g),
                                    std::span(attended[li]).subspan(group, g),
+                                   std::span(reference->probeSelf[li]).subspan(group, g),
                                    std::span(queries[li]).subspan(group, g),
                                    probe.scales[li]};
                 HeadMetrics m = headMetrics(in, options.attentionMaps);
                 checkFinite(m);
                 result.bytes += m.bytes;
                 result.fp16Bytes += m.fp16Bytes;
-                result.attentionError += m.attentionError;
+                result.contextError += m.contextError;
                 result.massLost += m.massLost;
+                result.totalVariation += m.totalVariation;
+                outDiff2 += m.outputSquares.first;
+                outNorm2 += m.outputSquares.second;
                 result.logitError = std::max(result.logitError, m.logitError);
                 result.heads.push_back(std::move(m));
             }
         }
         const double nh = static_cast<double>(result.heads.size());
-        result.attentionError /= nh;
+        result.contextError /= nh;
         result.massLost /= nh;
+        result.totalVariation /= nh;
+        result.outputError = outNorm2 > 0 ? std::sqrt(outDiff2 / outNorm2) : std::sqrt(outDiff2);
         result.memoryFraction =
             static_cast<double>(result.bytes.total()) / static_cast<double>(result.fp16Bytes);
 

@@ -14,9 +14,11 @@ void checkFinite(double value, std::string_view what) {
 void checkFinite(const HeadMetrics& m) {
     const std::string where =
         "layer " + std::to_string(m.layer) + ", KV head " + std::to_string(m.kvHead) + ": ";
-    checkFinite(m.attentionError, where + "attention error");
-    checkFinite(m.maxAttentionError, where + "max attention error");
+    checkFinite(m.outputError, where + "head output error");
+    checkFinite(m.contextError, where + "context-only error");
+    checkFinite(m.maxContextError, where + "max context-only error");
     checkFinite(m.massLost, where + "attention mass lost");
+    checkFinite(m.totalVariation, where + "total variation");
     checkFinite(m.logitError, where + "logit error");
     checkFinite(m.rhoEff, where + "rho_eff");
     checkFinite(m.valueScaledError, where + "value-scaled error");

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <map>
 #include <numeric>
 
 namespace kvs {
@@ -201,14 +202,17 @@ double meanKeptTokens(const EvalResult& result) {
     return tokens / static_cast<double>(std::max<std::size_t>(1, result.heads.size()));
 }
 
-SlopeFit sweepSlope(const Sweep& sweep, int contextTokens) {
+SlopeFit sweepSlope(const Sweep& sweep, int contextTokens, Metric metric) {
+    std::map<double, std::vector<double>> byKept;
+    for (const SweepPoint& p : sweep.points)
+        if (p.meanKeptTokens < contextTokens)
+            byKept[p.meanKeptTokens].push_back(metricValue(p.result, metric));
     std::vector<double> kept;
     std::vector<double> error;
-    for (const SweepPoint& p : sweep.points)
-        if (p.meanKeptTokens < contextTokens) {
-            kept.push_back(p.meanKeptTokens);
-            error.push_back(p.result.attentionError);
-        }
+    for (auto& [tokens, values] : byKept) {
+        kept.push_back(tokens);
+        error.push_back(median(std::move(values)));
+    }
     return fitLogLog(kept, error);
 }
 
@@ -216,7 +220,7 @@ TheoryOverlay theoryOverlay(const Sweep& sweep, const ScalingTheory& theory, int
     TheoryOverlay overlay;
     std::vector<const SweepPoint*> compressed; // in increasing bytes
     for (const SweepPoint& p : sweep.points)
-        if (p.meanKeptTokens < contextTokens && p.result.attentionError > 0 &&
+        if (p.meanKeptTokens < contextTokens && p.result.contextError > 0 &&
             p.result.bytes.total() > 0)
             compressed.push_back(&p);
     if (compressed.empty())
@@ -237,7 +241,7 @@ TheoryOverlay theoryOverlay(const Sweep& sweep, const ScalingTheory& theory, int
     overlay.slope = theory.exponent;
     overlay.name = theory.name;
     const double xa = static_cast<double>(anchor.result.bytes.total());
-    const double ya = anchor.result.attentionError;
+    const double ya = anchor.result.contextError;
     const double x0 = static_cast<double>(compressed.front()->result.bytes.total());
     overlay.guideX1 = xa;
     overlay.guideY1 = ya;

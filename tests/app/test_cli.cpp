@@ -184,6 +184,48 @@ private slots:
         KVS_VERIFY_OK(Model::load(folder));
     }
 
+    // The sweep's table and JSON lead with the headline KL and fit their slope to it (or to
+    // the metric --fit names); an unknown --fit is a usage error that lists the metrics.
+    void sweepLeadsWithTheHeadline() {
+        const std::vector<std::string> base = {
+            "sweep",     m_model.string(),
+            "--prompt",  "In the beginning God created the heaven",
+            "--scheme",  "select.sinks_window:sinks=1",
+            "--values",  "0.25,0.5,0.75",
+            "--context", "24",
+            "--backend", "cpu"};
+        auto with = [&](std::vector<std::string> extra) {
+            std::vector<std::string> argv = base;
+            argv.insert(argv.end(), extra.begin(), extra.end());
+            return argv;
+        };
+        const json j = runJson(with({"--json"}));
+        const json& sweep = j.at("sweeps").at(0);
+        QCOMPARE(sweep.at("slope_vs_kept").at("metric").get<std::string>(), std::string("kl_nats"));
+        for (const json& p : sweep.at("points")) {
+            QVERIFY(p.at("quality").at("kl_mean").get<double>() >= 0);
+            // Plain eviction: the attention shift is the mass lost.
+            QVERIFY(std::abs(p.at("total_variation").get<double>() -
+                             p.at("mass_lost").get<double>()) < 1e-5);
+            QVERIFY(p.at("head_output_error").get<double>() > 0);
+        }
+        const json fitted = runJson(with({"--fit", "context_error", "--json"}));
+        QCOMPARE(fitted.at("sweeps").at(0).at("slope_vs_kept").at("metric").get<std::string>(),
+                 std::string("context_error"));
+        const CliRun table = run(base);
+        QCOMPARE(table.code, 0);
+        const auto header = table.out.find("KL nats");
+        QVERIFY2(header != std::string::npos && header < table.out.find("head err") &&
+                     table.out.find("head err") < table.out.find("ctx err"),
+                 table.out.c_str());
+        QVERIFY(table.out.find("slope of log(kl_nats)") != std::string::npos);
+        const CliRun bad = run(with({"--fit", "accuracy"}));
+        QCOMPARE(bad.code, 2);
+        QVERIFY2(bad.err.find("accuracy") != std::string::npos &&
+                     bad.err.find("head_output_error") != std::string::npos,
+                 bad.err.c_str());
+    }
+
     void makeModelWritesLoadableFolder() {
         const auto out = m_dir / "made";
         const CliRun r = run({"make-model", "tiny-gpt2", "--out", out.string(), "--dtype", "F16"});

@@ -52,7 +52,7 @@ using kvs::test::qpath;
 kvs::views::CurvePoint point(double value, int kept, std::size_t bytes, double error, double rho) {
     kvs::views::CurvePoint p;
     p.value = value;
-    p.result.attentionError = error;
+    p.result.contextError = error;
     p.result.bytes.keys = bytes;
     for (int h = 0; h < 2; ++h) {
         kvs::HeadMetrics m;
@@ -406,12 +406,17 @@ private slots:
         QVERIFY(std::isnan(h2o.theorySlope)); // no theory for a heuristic
         QCOMPARE(h2o.boundKeptTokens, 40.0);
 
-        // The view draws one dotted guide per family with a theory, on attention error only.
+        // The view draws one dotted guide per family with a theory, on the context-only error
+        // only (the error the theory speaks of; the chart opens on the headline KL).
         auto sweeps = std::make_shared<kvs::views::SweepData>();
         sweeps->curves = {curve, uniform, h2o};
         kvs::views::TradeoffView view;
         view.resize(800, 500);
         view.show();
+        QCOMPARE(view.metric(), kvs::views::Metric::NextTokenKl);
+        view.setCurves(sweeps);
+        QCOMPARE(view.theoryGuideCount(), 0);
+        view.setMetric(kvs::views::Metric::ContextError);
         view.setCurves(sweeps);
         QCOMPARE(view.theoryGuideCount(), 2);
         QVERIFY(view.summaryText().contains(QStringLiteral("2e+03 tokens")));

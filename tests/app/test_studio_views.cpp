@@ -171,9 +171,16 @@ private slots:
         w.showViewByName(QStringLiteral("tradeoffs"));
         QTRY_VERIFY_WITH_TIMEOUT(w.tradeoffView()->curveCount() == 3, kTimeoutMs);
         QVERIFY(w.tradeoffView()->paretoPointCount() > 0);
-        // The theory overlay: a log-log slope of error against kept tokens per curve.
-        QVERIFY(std::isfinite(w.session()->sweeps()->curves[0].slope));
-        QVERIFY(w.session()->sweeps()->curves[0].slope < 0);
+        // A log-log slope against kept tokens per curve and metric: the head output error and
+        // the headline KL both fall as more tokens are kept, and the legend fits the metric on
+        // the axis (KL by default).
+        const auto& curve = w.session()->sweeps()->curves[0];
+        for (const kvs::Metric m : {kvs::Metric::HeadOutputError, kvs::Metric::NextTokenKl}) {
+            const double slope = curve.slope[static_cast<std::size_t>(m)];
+            QVERIFY2(std::isfinite(slope) && slope < 0, qPrintable(QString::number(slope)));
+        }
+        QCOMPARE(w.tradeoffView()->metric(), kvs::views::Metric::NextTokenKl);
+        QVERIFY(w.tradeoffView()->legendText(0).contains(QStringLiteral("kl_nats")));
         const auto c = w.session()->analysis();
         QCOMPARE(w.tradeoffView()->currentPoint(0).x(),
                  static_cast<double>(c->runs[0].eval.bytes.total()));

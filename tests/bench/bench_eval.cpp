@@ -87,7 +87,7 @@ void BM_Evaluate(benchmark::State& state, const std::string& backendName, const 
                 .valueOrThrow();
         compressMs += r.compressMilliseconds;
         attendMs += r.attendMilliseconds;
-        benchmark::DoNotOptimize(r.attentionError);
+        benchmark::DoNotOptimize(r.contextError);
     }
     state.counters["compress_ms"] = compressMs / static_cast<double>(state.iterations());
     state.counters["attend_ms"] = attendMs / static_cast<double>(state.iterations());

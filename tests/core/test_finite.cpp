@@ -156,7 +156,7 @@ private slots:
         const auto r = evaluate(c, nullptr, setting, *backend, o);
         QVERIFY2(!r.ok(), "a NaN query must not score");
         KVS_COMPARE_ENUM(r.error().code(), ErrorCode::NotFinite);
-        KVS_VERIFY_ERROR(r, "layer 1, KV head 1: attention error is NaN");
+        KVS_VERIFY_ERROR(r, "layer 1, KV head 1: head output error is NaN");
     }
 
     // NaN logits used to score as KL 0 (max(0, NaN) is 0): now the logits are named.

@@ -16,6 +16,7 @@
 #include <atomic>
 #include <functional>
 #include <optional>
+#include <utility>
 #include <vector>
 
 namespace kvs {
@@ -36,10 +37,24 @@ struct HeadMetrics {
     int contextTokens = 0;
     int keptTokens = 0;
     CacheBytes bytes;
-    std::size_t fp16Bytes = 0;   // 4·d·n_ctx: the fp16 baseline of this head
-    double attentionError = 0.0; // mean over probe queries and query heads of ‖o − ô‖/‖o‖
-    double maxAttentionError = 0.0;
-    double massLost = 0.0;   // mean of 1 − Σ_kept p_i of the exact distribution
+    std::size_t fp16Bytes = 0; // 4·d·n_ctx: the fp16 baseline of this head
+    // Head output error (DESIGN.md "Metrics"): ‖Ô − O‖_F / ‖O‖_F over the probe rows and the
+    // query heads of the group, where O is the head's output as the model reads it — attention
+    // over the context merged with the exact attention over the probe's own keys — and Ô the
+    // same with the compressed context. A ratio of sums.
+    double outputError = 0.0;
+    // Context-only error (a diagnostic): mean over probe queries and query heads of ‖o − ô‖/‖o‖
+    // with attention over the context alone; large where ‖o‖ is small (diffuse heads).
+    double contextError = 0.0;
+    double maxContextError = 0.0;
+    double massLost = 0.0; // mean of 1 − Σ_kept p_i of the exact distribution
+    // Mean total variation ½ Σ_i |p_i − p̂_i| between the exact and the compressed distribution
+    // over the context (p̂ = 0 where evicted). Equals the mass lost for plain eviction; the
+    // honest number for weighted schemes, which move mass instead of losing it.
+    double totalVariation = 0.0;
+    bool weighted = false; // the scheme weights its kept tokens (log-weights): show TV, not mass
+    // Σ‖Ô − O‖² and Σ‖O‖² behind outputError, so that a result's error is a ratio of sums too.
+    std::pair<double, double> outputSquares{0.0, 0.0};
     double logitError = 0.0; // max |s_i − ŝ_i| over kept tokens, without the log-weight bias
     double compressMilliseconds = 0.0;
     // Theory (ALGORITHMS.md §1c): ρ_eff = max‖q‖·max‖k‖/√d over probe queries and context keys;
@@ -55,6 +70,7 @@ struct HeadMetrics {
     std::vector<Matrix> compressedMap;
     std::vector<Matrix> differenceMap;
     std::vector<std::vector<double>> rowMassLost;
+    std::vector<std::vector<double>> rowTotalVariation; // likewise, ½ Σ|p − p̂| per probe row
 };
 
 struct ModelQuality {
@@ -74,8 +90,10 @@ struct EvalResult {
     CacheBytes bytes;               // all heads
     std::size_t fp16Bytes = 0;
     double memoryFraction = 0.0; // bytes / fp16Bytes
-    double attentionError = 0.0; // mean over heads
+    double outputError = 0.0;    // ‖Ô − O‖_F / ‖O‖_F over every head and probe row
+    double contextError = 0.0;   // diagnostic: mean over heads
     double massLost = 0.0;
+    double totalVariation = 0.0;       // mean over heads
     double logitError = 0.0;           // max over heads
     double compressMilliseconds = 0.0; // wall time of compressing every head
     double attendMilliseconds = 0.0;   // wall time of the probe attention on the backend
@@ -100,7 +118,10 @@ float layerAttentionScale(const ModelConfig& config, int layer);
 struct ExactReference {
     int contextTokens = 0;
     std::vector<std::vector<AttendResult>> attention; // [layer][query head]
-    Matrix probeLogits;                               // probe × vocab; empty without a model
+    // [layer][query head]: the exact causal attention of the probe over the probe's own keys (on
+    // the CPU), the part of each probe position's attention that no scheme touches.
+    std::vector<std::vector<AttendResult>> probeSelf;
+    Matrix probeLogits;   // probe × vocab; empty without a model
     KvCache contextCache; // the exact prefill of the context, reused by every evaluation
 };
 Result<ExactReference> computeExactReference(const Capture& capture, const Model* model,

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "kvs/evaluator.h"
+#include "kvs/metrics.h"
 
 #include <limits>
 #include <optional>
@@ -80,9 +81,10 @@ Result<std::vector<HeadSizeCheck>>
 coresetSizeCheck(const Capture& capture, const SchemeSetting& scheme, double epsilon,
                  AttentionBackend& backend, const EvalOptions& options, int gridPoints = 24);
 
-// The least-squares slope of log attention error against log mean kept tokens over the points of
-// a sweep that compress (those that keep the whole context have no error to fit).
-SlopeFit sweepSlope(const Sweep& sweep, int contextTokens);
+// The least-squares slope of log `metric` against log mean kept tokens over the points of a sweep
+// that compress (those that keep the whole context have no error to fit); repeated kept sizes
+// count once (their median), so a flat stretch of a budget sweep does not weigh twice.
+SlopeFit sweepSlope(const Sweep& sweep, int contextTokens, Metric metric);
 
 // The theory overlay of a trade-off curve (ALGORITHMS.md §1c), from a sweep whose points are in
 // increasing bytes: the slope the scheme's theory predicts (SchemeInfo::theory) as a guide
@@ -94,7 +96,7 @@ struct TheoryOverlay {
     double slope = std::numeric_limits<double>::quiet_NaN(); // NaN: no theory for the scheme
     std::string name;                                        // "coreset theory"
     bool coresetBound = false;
-    double guideX0 = 0, guideY0 = 0, guideX1 = 0, guideY1 = 0; // (bytes, attention error)
+    double guideX0 = 0, guideY0 = 0, guideX1 = 0, guideY1 = 0; // (bytes, context error)
     double boundRho = std::numeric_limits<double>::quiet_NaN();
     double boundTokens = std::numeric_limits<double>::quiet_NaN();
     double boundKeptTokens = std::numeric_limits<double>::quiet_NaN();
