@@ -186,6 +186,7 @@ void TradeoffView::rebuild() {
     QStringList boundNotes;
     if (haveCurves) {
         drawCurves(*m_sweeps, metric, false, bounds);
+        m_theory->setEnabled(metric == Metric::ContextError); // the theory speaks of that error
         if (metric == Metric::ContextError && m_theory->isChecked())
             boundNotes = drawTheory(bounds);
         drawParetoFront(metric);

@@ -10,6 +10,7 @@
 #include "kvs/scheme.h"
 #include "kvs/sweep.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <iomanip>
@@ -37,6 +38,18 @@ json paramJson(const ParamSpec& p) {
 
 json bytesJson(const CacheBytes& b) {
     return {{"keys", b.keys}, {"values", b.values}, {"metadata", b.metadata}, {"total", b.total()}};
+}
+
+// Entropy-coded codecs: bits per element coded and the empirical entropy; null otherwise.
+json rateJson(const EvalResult& r) {
+    if (r.codedElements == 0)
+        return nullptr;
+    const double n = static_cast<double>(r.codedElements);
+    return {{"bits_per_element", (r.streamBits + r.sideBits) / n},
+            {"stream_bits_per_element", r.streamBits / n},
+            {"side_bits_per_element", r.sideBits / n},
+            {"entropy_bits_per_element", r.entropyBits / n},
+            {"elements", r.codedElements}};
 }
 
 json qualityJson(const ModelQuality& q) {
@@ -190,6 +203,7 @@ int runEval(const Args& args, Streams io) {
                   {"mass_lost", r.massLost},
                   {"context_error", r.contextError},
                   {"logit_error", r.logitError},
+                  {"rate", rateJson(r)},
                   {"compress_ms", r.compressMilliseconds},
                   {"attend_ms", r.attendMilliseconds},
                   {"heads", heads}};
@@ -226,6 +240,14 @@ int runEval(const Args& args, Streams io) {
            << "  context error   " << r.contextError
            << " (diagnostic: mean relative error of the context-only output)\n"
            << "  logit error     " << r.logitError << " (diagnostic)\n";
+    if (r.codedElements > 0) {
+        const double n = static_cast<double>(r.codedElements);
+        io.out << "  rate            " << (r.streamBits + r.sideBits) / n
+               << " bits/element: stream " << r.streamBits / n << " (empirical entropy "
+               << r.entropyBits / n << ", gap "
+               << 100.0 * (r.streamBits / std::max(r.entropyBits, 1.0) - 1.0)
+               << " %) + side information " << r.sideBits / n << "\n";
+    }
     for (std::size_t l = 0; l < r.perLayerQuality.size(); ++l)
         io.out << "  layer " << l << " only: KL " << r.perLayerQuality[l].klMean << ", Δppl "
                << r.perLayerQuality[l].perplexityChangePercent << " %, top-1 "

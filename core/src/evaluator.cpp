@@ -343,6 +343,13 @@ HeadMetrics headMetrics(const HeadProbe& in, bool maps) {
     m.contextTokens = ctx;
     m.keptTokens = ch.keptCount();
     m.weighted = !ch.logWeights.empty();
+    if (ch.entropyCoded) {
+        const auto& coded = *ch.entropyCoded;
+        m.streamBits = 8.0 * static_cast<double>(coded.keyStreamBytes + coded.valueStreamBytes);
+        m.sideBits = 8.0 * static_cast<double>(coded.sideBytes);
+        m.entropyBits = coded.keyEntropyBits + coded.valueEntropyBits;
+        m.codedElements = coded.elements;
+    }
     m.bytes = ch.bytes();
     // The model's own fp16 cache: keys only where the values are the keys (K=V).
     m.fp16Bytes = fp16BaselineBytes(ctx, d) / (valuesShared(config) ? 2 : 1);
@@ -508,6 +515,10 @@ Result<EvalResult> evaluate(const Capture& cap, const Model* model, const Scheme
                 result.contextError += m.contextError;
                 result.massLost += m.massLost;
                 result.totalVariation += m.totalVariation;
+                result.streamBits += m.streamBits;
+                result.sideBits += m.sideBits;
+                result.entropyBits += m.entropyBits;
+                result.codedElements += m.codedElements;
                 outDiff2 += m.outputSquares.first;
                 outNorm2 += m.outputSquares.second;
                 result.logitError = std::max(result.logitError, m.logitError);

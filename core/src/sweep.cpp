@@ -162,7 +162,9 @@ std::optional<SweepPlan> sweepPlan(const SchemeSetting& setting, int contextToke
         return std::nullopt;
     SweepPlan plan;
     plan.parameter = spec->key;
-    if (spec->key == "keep") {
+    if (!spec->choices.empty()) {
+        plan.values = spec->choices; // every supported value (bit widths)
+    } else if (spec->key == "keep") {
         // From about two tokens to the whole context.
         const double lo = std::clamp(2.0 / std::max(1, contextTokens), spec->minimum, 0.5);
         plan.values = geometricValues(lo, 1.0, points, false);

@@ -3,9 +3,12 @@
 // session's analysis.
 #pragma once
 
+#include "kvs_test.h"
 #include "main_window.h"
 #include "session.h"
 
+#include <QSettings>
+#include <QStandardPaths>
 #include <QString>
 #include <QTest>
 #include <filesystem>
@@ -17,6 +20,16 @@ inline constexpr int kStudioTimeoutMs = 60000;
 
 inline QString qpath(const std::filesystem::path& p) {
     return QString::fromStdString(p.string());
+}
+
+// Test-mode settings of this process alone: the window suites run in parallel and each clears
+// its settings, so they must not share one file under ~/.qttest (a recent-sessions list once
+// vanished mid-test that way). The folder lives as long as the process.
+inline void isolateSettings() {
+    static const kvs::test::TempDir folder;
+    QStandardPaths::setTestModeEnabled(true);
+    for (const auto format : {QSettings::NativeFormat, QSettings::IniFormat})
+        QSettings::setPath(format, QSettings::UserScope, qpath(folder.path()));
 }
 
 // No backend probe, no settings written, never a modal question.

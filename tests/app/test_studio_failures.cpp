@@ -181,7 +181,7 @@ private:
 
 private slots:
     void initTestCase() {
-        QStandardPaths::setTestModeEnabled(true);
+        kvs::test::isolateSettings();
         openSettings()->clear();
         QVERIFY(kvs::registerScheme(std::make_unique<FailingScheme>()).ok());
         // A second scheme with the same id is refused, naming it.

@@ -107,7 +107,7 @@ private:
 
 private slots:
     void initTestCase() {
-        QStandardPaths::setTestModeEnabled(true);
+        kvs::test::isolateSettings();
         openSettings()->clear();
         m_dir = std::make_unique<kvs::test::TempDir>();
         m_model =

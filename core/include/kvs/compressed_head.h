@@ -8,6 +8,7 @@
 #include "kvs/tensor.h"
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -39,6 +40,8 @@ struct QuantizedMatrix {
     int groupsPerRow() const { return (cols + groupSize - 1) / groupSize; } // PerToken
     int groupRows() const { return (rows + groupSize - 1) / groupSize; }    // PerChannel
     std::uint32_t code(int row, int col) const;
+    // ORs `code` into place: the codes start zeroed (rows × wordsPerRow()).
+    void setCode(int row, int col, std::uint32_t code);
     float scaleAt(int row, int col) const;
     float minimumAt(int row, int col) const;
     Matrix dequantize() const;
@@ -102,6 +105,18 @@ struct CompressedHead {
     // SharedWithKeys: keys = R(position) · values. It lets a backend keep the one copy the cache
     // stores and rotate on load (the Vulkan kernels do).
     KeyRotation keyRotation;
+    // Entropy-coded codecs: what the bitstreams really take, side information included. The
+    // kernels read the decoded fixed-width codes (quantizedKeys/Values); bytes() reports the
+    // coded size — the cache's rate — and deviceBytes() what the device holds.
+    struct EntropyCoded {
+        std::size_t keyStreamBytes = 0;
+        std::size_t valueStreamBytes = 0;
+        std::size_t sideBytes = 0;   // frequency tables, per-channel steps and offsets
+        double keyEntropyBits = 0.0; // empirical entropy of the symbols × their count
+        double valueEntropyBits = 0.0;
+        std::size_t elements = 0; // symbols coded (keys + values)
+    };
+    std::optional<EntropyCoded> entropyCoded;
 
     int keptCount() const { return static_cast<int>(positions.size()); }
     int keyRank() const;  // d for dense/quantized, r for low rank
@@ -109,6 +124,9 @@ struct CompressedHead {
     // True when positions are exactly 0..m−1 with m = contextLength: no index is stored.
     bool isIdentityIndex() const;
     CacheBytes bytes() const;
+    // What a backend stores: bytes() for every form but the entropy-coded, whose fixed-width
+    // decoded codes it holds.
+    CacheBytes deviceBytes() const;
     // Checks shapes and ranges; throws kvs::Error(InvalidArgument) naming the first problem.
     void validate() const;
 };

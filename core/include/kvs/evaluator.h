@@ -53,6 +53,13 @@ struct HeadMetrics {
     // honest number for weighted schemes, which move mass instead of losing it.
     double totalVariation = 0.0;
     bool weighted = false; // the scheme weights its kept tokens (log-weights): show TV, not mass
+    // Entropy-coded codecs: the streams' bits, their side information's bits (tables, steps),
+    // the symbols' empirical entropy in bits, and how many elements were coded; 0 for the
+    // fixed-width forms.
+    double streamBits = 0.0;
+    double sideBits = 0.0;
+    double entropyBits = 0.0;
+    std::size_t codedElements = 0;
     // Σ‖Ô − O‖² and Σ‖O‖² behind outputError, so that a result's error is a ratio of sums too.
     std::pair<double, double> outputSquares{0.0, 0.0};
     double logitError = 0.0; // max |s_i − ŝ_i| over kept tokens, without the log-weight bias
@@ -93,7 +100,11 @@ struct EvalResult {
     double outputError = 0.0;    // ‖Ô − O‖_F / ‖O‖_F over every head and probe row
     double contextError = 0.0;   // diagnostic: mean over heads
     double massLost = 0.0;
-    double totalVariation = 0.0;       // mean over heads
+    double totalVariation = 0.0; // mean over heads
+    double streamBits = 0.0;     // entropy-coded codecs: sums over heads (HeadMetrics)
+    double sideBits = 0.0;
+    double entropyBits = 0.0;
+    std::size_t codedElements = 0;
     double logitError = 0.0;           // max over heads
     double compressMilliseconds = 0.0; // wall time of compressing every head
     double attendMilliseconds = 0.0;   // wall time of the probe attention on the backend

@@ -28,6 +28,8 @@ struct ParamSpec {
     bool integer = false;
     std::string unit; // "tokens", "bytes", "" (a fraction or a plain number)
     std::string help; // one sentence for tooltips and `schemes --json`
+    // The only values allowed (bit widths 2, 3, 4, 8), within [minimum, maximum]; empty: any.
+    std::vector<double> choices = {};
 };
 
 // What a family's theory predicts for error against kept tokens m (ALGORITHMS.md §1c): error ∝

@@ -43,22 +43,22 @@ std::size_t scaleCount(const QuantizedMatrix& q) {
     return static_cast<std::size_t>(q.groupRows()) * static_cast<std::size_t>(q.cols);
 }
 
-void setCode(QuantizedMatrix& q, int row, int col, std::uint32_t code) {
-    const std::uint64_t bit =
-        static_cast<std::uint64_t>(row) * static_cast<std::uint64_t>(q.wordsPerRow()) * 32u +
-        static_cast<std::uint64_t>(col) * static_cast<std::uint64_t>(q.bits);
-    const std::size_t word = static_cast<std::size_t>(bit / 32);
-    const unsigned shift = static_cast<unsigned>(bit % 32);
-    q.codes[word] |= code << shift;
-    if (shift + static_cast<unsigned>(q.bits) > 32) // 3-bit codes straddle word boundaries
-        q.codes[word + 1] |= code >> (32 - shift);
-}
-
 bool validBits(int bits) {
     return bits == 2 || bits == 3 || bits == 4 || bits == 8;
 }
 
 } // namespace
+
+void QuantizedMatrix::setCode(int row, int col, std::uint32_t code) {
+    const std::uint64_t bit =
+        static_cast<std::uint64_t>(row) * static_cast<std::uint64_t>(wordsPerRow()) * 32u +
+        static_cast<std::uint64_t>(col) * static_cast<std::uint64_t>(bits);
+    const std::size_t word = static_cast<std::size_t>(bit / 32);
+    const unsigned shift = static_cast<unsigned>(bit % 32);
+    codes[word] |= code << shift;
+    if (shift + static_cast<unsigned>(bits) > 32) // 3-bit codes straddle word boundaries
+        codes[word + 1] |= code >> (32 - shift);
+}
 
 std::uint32_t QuantizedMatrix::code(int row, int col) const {
     const std::uint64_t bit =
@@ -158,7 +158,7 @@ QuantizedMatrix quantize(const Matrix& x, int bits, int groupSize,
                 const float t = std::round((x(r, c) - minimum) / scale); // ties away from zero
                 code = static_cast<std::uint32_t>(std::clamp(t, 0.0f, levels));
             }
-            setCode(q, r, c, code);
+            q.setCode(r, c, code);
         });
     }
     return q;
@@ -194,6 +194,21 @@ bool CompressedHead::isIdentityIndex() const {
 }
 
 CacheBytes CompressedHead::bytes() const {
+    if (!entropyCoded)
+        return deviceBytes();
+    CacheBytes b;
+    b.keys = entropyCoded->keyStreamBytes;
+    b.values = entropyCoded->valueStreamBytes;
+    b.metadata = entropyCoded->sideBytes;
+    const auto m = static_cast<std::size_t>(keptCount());
+    if (!isIdentityIndex())
+        b.metadata += m * 4u;
+    if (!logWeights.empty())
+        b.metadata += m * 2u;
+    return b;
+}
+
+CacheBytes CompressedHead::deviceBytes() const {
     CacheBytes b;
     const auto m = static_cast<std::size_t>(keptCount());
     const auto dense = [m](Eigen::Index cols, Precision precision) {

@@ -95,6 +95,13 @@ Result<SchemeSetting> SchemeSetting::parse(const std::string& text) {
             if (v < spec->minimum || v > spec->maximum)
                 fail(key + " = " + value + " is outside [" + formatNumber(spec->minimum) + ", " +
                      formatNumber(spec->maximum) + "]");
+            if (!spec->choices.empty() &&
+                std::find(spec->choices.begin(), spec->choices.end(), v) == spec->choices.end()) {
+                std::string allowed;
+                for (const double c : spec->choices)
+                    allowed += (allowed.empty() ? "" : ", ") + formatNumber(c);
+                fail(key + " = " + value + " is not supported (one of " + allowed + ")");
+            }
             s.params[key] = v;
         }
         return s;

@@ -1,0 +1,204 @@
+// SPDX-License-Identifier: MIT
+// The codec family (ALGORITHMS.md §4): every context token kept, keys and values coded.
+//  - codec.uniform: asymmetric uniform quantization, keys grouped per channel over G tokens and
+//    values per token over G channels (KIVI), separate key and value bits.
+//  - codec.entropy: the rate-distortion paper's "simplest codec": per-channel step α·σ_c, symbols
+//    round((x − μ_c)/Δ_c) coded by our rANS coder; the rate is the stream's real length plus
+//    its side information, next to the symbols' empirical entropy.
+#include "kvs/rans.h"
+#include "registry_parts.h"
+#include "scheme_util.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <string>
+
+namespace kvs::schemes {
+namespace {
+
+using Grouping = QuantizedMatrix::Grouping;
+
+// Codecs code the cache as it is stored; a K=V cache (the pre-RoPE keys, rotated on load) has
+// no quantized form in the kernels yet.
+void requireSeparateValues(const HeadInput& h, const std::string& id) {
+    if (h.valuesSharedWithKeys)
+        throw Error(ErrorCode::Unsupported,
+                    id + ": the model caches its keys as its values (K=V); coding that shared, "
+                         "rotated-on-load cache is not supported");
+}
+
+// Every context token, dense at fp32: the codec then replaces the forms.
+CompressedHead allTokens(const HeadInput& h) {
+    std::vector<std::int32_t> all(static_cast<std::size_t>(h.tokens()));
+    std::iota(all.begin(), all.end(), 0);
+    return selectTokens(h, std::move(all), {}, Precision::F32);
+}
+
+int bitsOf(const ParamValues& p, const char* key) {
+    const int own = static_cast<int>(param(p, key));
+    return own > 0 ? own : static_cast<int>(param(p, "bits"));
+}
+
+CompressedHead uniformCodec(const HeadInput& h, const ParamValues& p) {
+    requireSeparateValues(h, "codec.uniform");
+    const int group = static_cast<int>(param(p, "group"));
+    if (h.headDim() % group != 0)
+        throw Error(ErrorCode::InvalidArgument,
+                    "codec.uniform: group = " + std::to_string(group) +
+                        " does not divide the head dim " + std::to_string(h.headDim()) +
+                        " (values are grouped per token over channels)");
+    CompressedHead c = allTokens(h);
+    c.keyForm = CompressedHead::KeyForm::Quantized;
+    c.quantizedKeys = quantize(h.keys, bitsOf(p, "key_bits"), group, Grouping::PerChannel);
+    c.valueForm = CompressedHead::ValueForm::Quantized;
+    c.quantizedValues = quantize(h.values, bitsOf(p, "value_bits"), group, Grouping::PerToken);
+    return c;
+}
+
+// One matrix entropy-coded: the fixed-width codes the kernels read (one group per channel over
+// every token) and what the coded stream costs.
+struct CodedMatrix {
+    QuantizedMatrix codes;
+    std::size_t streamBytes = 0;
+    std::size_t sideBytes = 0;
+    double entropyBits = 0.0;
+};
+
+constexpr int kSymbolLimit = 127; // symbols are clamped to ±127 steps: an alphabet of 255
+
+CodedMatrix entropyCode(const Matrix& x, double alpha) {
+    const int n = static_cast<int>(x.rows()), d = static_cast<int>(x.cols());
+    std::vector<float> step(static_cast<std::size_t>(d)), centre(static_cast<std::size_t>(d));
+    std::vector<int> lowest(static_cast<std::size_t>(d), kSymbolLimit);
+    std::vector<int> highest(static_cast<std::size_t>(d), -kSymbolLimit);
+    std::vector<std::uint32_t> symbols(static_cast<std::size_t>(n) * static_cast<std::size_t>(d));
+    for (int c = 0; c < d; ++c) {
+        const auto col = x.col(c).cast<double>();
+        const double mean = col.mean();
+        const double sigma = std::sqrt((col.array() - mean).square().mean());
+        // Stored as fp16, so the symbols are chosen against the values the decoder will use.
+        const auto cc = static_cast<std::size_t>(c);
+        centre[cc] = roundToHalf(static_cast<float>(mean));
+        step[cc] = roundToHalf(static_cast<float>(alpha * sigma));
+        for (int r = 0; r < n; ++r) {
+            int q = 0;
+            if (step[cc] > 0.0f)
+                q = static_cast<int>(std::clamp(std::round((x(r, c) - centre[cc]) / step[cc]),
+                                                static_cast<float>(-kSymbolLimit),
+                                                static_cast<float>(kSymbolLimit)));
+            lowest[cc] = std::min(lowest[cc], q);
+            highest[cc] = std::max(highest[cc], q);
+            symbols[static_cast<std::size_t>(r) * static_cast<std::size_t>(d) + cc] =
+                static_cast<std::uint32_t>(q + kSymbolLimit);
+        }
+    }
+    const std::size_t alphabet = 2 * kSymbolLimit + 1;
+    const rans::Model model = rans::buildModel(symbols, alphabet);
+    const std::vector<std::uint8_t> stream = rans::encode(symbols, model);
+    if (rans::decode(stream, model, symbols.size()) != symbols) // cheap insurance
+        throw Error(ErrorCode::Internal,
+                    "codec.entropy: the stream does not decode to its symbols");
+
+    CodedMatrix out;
+    out.streamBytes = stream.size() + 4; // + its length
+    // The model, then per channel its step and centre (fp16 each).
+    out.sideBytes = model.sideBytes() + 4u * static_cast<std::size_t>(d);
+    out.entropyBits = rans::entropyBits(symbols, alphabet);
+
+    // The decoded values as fixed-width codes: per channel, code = q − lowest, minimum = centre +
+    // lowest·step (fp16), at the narrowest supported width that holds the channel's range.
+    int range = 0;
+    for (int c = 0; c < d; ++c)
+        range = std::max(range, highest[static_cast<std::size_t>(c)] -
+                                    lowest[static_cast<std::size_t>(c)]);
+    int bits = 2;
+    for (const int b : {2, 3, 4, 8})
+        if ((1 << b) - 1 >= range) {
+            bits = b;
+            break;
+        }
+    QuantizedMatrix& q = out.codes;
+    q.rows = n;
+    q.cols = d;
+    q.bits = bits;
+    q.groupSize = n;
+    q.grouping = Grouping::PerChannel;
+    q.codes.assign(static_cast<std::size_t>(n) * static_cast<std::size_t>(q.wordsPerRow()), 0u);
+    for (int c = 0; c < d; ++c) {
+        const auto cc = static_cast<std::size_t>(c);
+        q.scales.push_back(step[cc]);
+        q.minimums.push_back(roundToHalf(centre[cc] + static_cast<float>(lowest[cc]) * step[cc]));
+        for (int r = 0; r < n; ++r) {
+            const int symbol = static_cast<int>(
+                symbols[static_cast<std::size_t>(r) * static_cast<std::size_t>(d) + cc]);
+            q.setCode(r, c, static_cast<std::uint32_t>(symbol - kSymbolLimit - lowest[cc]));
+        }
+    }
+    return out;
+}
+
+CompressedHead entropyCodec(const HeadInput& h, const ParamValues& p) {
+    requireSeparateValues(h, "codec.entropy");
+    const double alpha = param(p, "alpha");
+    const CodedMatrix keys = entropyCode(h.keys, alpha);
+    const CodedMatrix values = entropyCode(h.values, alpha);
+    CompressedHead c = allTokens(h);
+    c.keyForm = CompressedHead::KeyForm::Quantized;
+    c.quantizedKeys = keys.codes;
+    c.valueForm = CompressedHead::ValueForm::Quantized;
+    c.quantizedValues = values.codes;
+    CompressedHead::EntropyCoded coded;
+    coded.keyStreamBytes = keys.streamBytes;
+    coded.valueStreamBytes = values.streamBytes;
+    coded.sideBytes = keys.sideBytes + values.sideBytes;
+    coded.keyEntropyBits = keys.entropyBits;
+    coded.valueEntropyBits = values.entropyBits;
+    coded.elements = static_cast<std::size_t>(h.keys.size() + h.values.size());
+    c.entropyCoded = coded;
+    return c;
+}
+
+ParamSpec bitsParam(const char* key, const char* label, double defaultValue, const char* help) {
+    ParamSpec s{key, label, 0, 8, defaultValue, false, true, "bits", help};
+    s.choices = {0, 2, 3, 4, 8};
+    return s;
+}
+
+} // namespace
+
+void addCodecSchemes(std::vector<std::unique_ptr<Scheme>>& out) {
+    ParamSpec bits{"bits", "Bits", 2,
+                   8,      4,      false,
+                   true,   "bits", "code width of keys and values (unless set apart below)"};
+    bits.choices = {2, 3, 4, 8};
+    out.push_back(makeScheme(
+        {"codec.uniform",
+         "codec",
+         "Uniform quantization (KIVI grouping)",
+         "Keeps every token and rounds each key and value to one of 2^b levels between its "
+         "group's minimum and maximum (scale and minimum stored fp16): keys grouped per channel "
+         "over G tokens, where their outliers live, values per token over G channels. Costs "
+         "b + 32/G bits per element.",
+         {bits,
+          bitsParam("key_bits", "Key bits", 0, "key code width; 0 = Bits"),
+          bitsParam("value_bits", "Value bits", 0, "value code width; 0 = Bits"),
+          {"group", "Group size G", 4, 256, 32, true, true, "",
+           "elements sharing one scale and minimum; must divide the head dim"}},
+         "bits"},
+        uniformCodec));
+    out.push_back(makeScheme(
+        {"codec.entropy",
+         "codec",
+         "Entropy-coded rounding",
+         "Keeps every token, rounds each element to a multiple of its channel's step α·σ "
+         "around the channel mean, and codes the symbols with a range ANS coder: the bytes are "
+         "the bitstream's real length plus its frequency table and steps, next to the symbols' "
+         "empirical entropy. The device holds the decoded fixed-width codes.",
+         {{"alpha", "Step α (× σ)", 0.02, 4, 0.5, true, false, "",
+           "rounding step in units of the channel's standard deviation; larger = fewer bits"}},
+         "alpha"},
+        entropyCodec));
+}
+
+} // namespace kvs::schemes

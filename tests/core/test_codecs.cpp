@@ -1,0 +1,199 @@
+// SPDX-License-Identifier: MIT
+// The codec family: the rANS coder (round trip, rate within 2% of the empirical entropy plus the
+// side information, damaged streams refused), and the codec schemes' byte counts against the
+// formulas of ALGORITHMS.md §4, their exactness at 8 bits, and their refusals.
+#include "kvs/rans.h"
+#include "kvs/scheme.h"
+#include "kvs/status.h"
+#include "kvs_test.h"
+
+#include <QtTest>
+#include <cmath>
+#include <random>
+
+using namespace kvs;
+
+// `expr` throws kvs::Error with `expectedCode` and a message containing `fragment`.
+#define VERIFY_THROWS(expr, expectedCode, fragment)                                                \
+    do {                                                                                           \
+        const auto kvs_result_ = catchErrors([&] { return (expr); });                              \
+        KVS_VERIFY_ERROR(kvs_result_, fragment);                                                   \
+        KVS_COMPARE_ENUM(kvs_result_.error().code(), expectedCode);                                \
+    } while (0)
+
+namespace {
+
+// Symbols of a discretized Gaussian (what rounding x/Δ gives), offset to be non-negative.
+std::vector<std::uint32_t> gaussianSymbols(std::size_t count, double sigma, unsigned seed) {
+    std::mt19937 rng(seed);
+    std::normal_distribution<double> normal(0.0, sigma);
+    std::vector<std::uint32_t> out;
+    for (std::size_t i = 0; i < count; ++i)
+        out.push_back(
+            static_cast<std::uint32_t>(std::clamp<long>(std::lround(normal(rng)) + 128, 0, 255)));
+    return out;
+}
+
+HeadInput randomHead(int n, int d, unsigned seed) {
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    HeadInput h;
+    h.keys.resize(n, d);
+    h.values.resize(n, d);
+    for (Eigen::Index i = 0; i < h.keys.size(); ++i) {
+        h.keys.data()[i] = 2.0f * normal(rng);
+        h.values.data()[i] = normal(rng);
+    }
+    h.queries.push_back(h.keys);
+    return h;
+}
+
+CompressedHead compressWith(const std::string& text, const HeadInput& head) {
+    const SchemeSetting s = SchemeSetting::parse(text).valueOrThrow();
+    return findScheme(s.id)->compress(head, s.resolved());
+}
+
+} // namespace
+
+class TestCodecs : public QObject {
+    Q_OBJECT
+
+private slots:
+    void ransRoundTripsAndMeetsTheEntropy_data() {
+        QTest::addColumn<double>("sigma");
+        QTest::addColumn<int>("count");
+        QTest::newRow("peaked, 10k") << 0.7 << 10000;
+        QTest::newRow("spread, 10k") << 6.0 << 10000;
+        QTest::newRow("spread, 200k") << 12.0 << 200000;
+    }
+    void ransRoundTripsAndMeetsTheEntropy() {
+        QFETCH(double, sigma);
+        QFETCH(int, count);
+        const auto symbols = gaussianSymbols(static_cast<std::size_t>(count), sigma, 7);
+        const rans::Model model = rans::buildModel(symbols, 256);
+        const auto stream = rans::encode(symbols, model);
+        QCOMPARE(rans::decode(stream, model, symbols.size()), symbols);
+        // Within 2% of the empirical entropy plus the model sent beside it.
+        const double entropyBytes = rans::entropyBits(symbols, 256) / 8.0;
+        const double coded = static_cast<double>(stream.size());
+        const double side = static_cast<double>(model.sideBytes());
+        QVERIFY2(coded + side <= 1.02 * (entropyBytes + side),
+                 qPrintable(QString("%1 coded + %2 side vs entropy %3")
+                                .arg(coded)
+                                .arg(side)
+                                .arg(entropyBytes)));
+        QVERIFY(coded >= entropyBytes - 1.0); // no coder beats the entropy of its model
+    }
+
+    void ransSingleSymbolAndRefusals() {
+        const std::vector<std::uint32_t> same(5000, 3);
+        const rans::Model model = rans::buildModel(same, 4);
+        const auto stream = rans::encode(same, model);
+        QVERIFY(stream.size() <= 8); // a certain symbol costs (almost) nothing
+        QCOMPARE(rans::decode(stream, model, same.size()), same);
+
+        const auto symbols = gaussianSymbols(3000, 3.0, 11);
+        const rans::Model m = rans::buildModel(symbols, 256);
+        auto stream2 = rans::encode(symbols, m);
+        auto cut = stream2;
+        cut.resize(cut.size() / 2);
+        VERIFY_THROWS(rans::decode(cut, m, symbols.size()), ErrorCode::Format, "ends after");
+        VERIFY_THROWS(rans::decode(stream2, m, symbols.size() - 5), ErrorCode::Format,
+                      "does not end");
+        VERIFY_THROWS(rans::buildModel(std::vector<std::uint32_t>{300}, 256),
+                      ErrorCode::InvalidArgument, "outside the alphabet");
+        VERIFY_THROWS(rans::buildModel(std::vector<std::uint32_t>{}, 256),
+                      ErrorCode::InvalidArgument, "no symbols");
+    }
+
+    // ALGORITHMS.md §4: b + 32/G bits per element (an fp16 scale and minimum per group of G),
+    // with keys grouped per channel over tokens and values per token over channels.
+    void uniformCodecBytesFollowTheFormula_data() {
+        QTest::addColumn<QString>("setting");
+        QTest::addColumn<int>("keyBits");
+        QTest::addColumn<int>("valueBits");
+        QTest::addColumn<int>("group");
+        QTest::newRow("K4/V2, G32") << "codec.uniform:key_bits=4,value_bits=2" << 4 << 2 << 32;
+        QTest::newRow("K2/V2, G16") << "codec.uniform:bits=2,group=16" << 2 << 2 << 16;
+        QTest::newRow("8 bits, G64") << "codec.uniform:bits=8,group=64" << 8 << 8 << 64;
+        QTest::newRow("3 bits, G32") << "codec.uniform:bits=3" << 3 << 3 << 32;
+    }
+    void uniformCodecBytesFollowTheFormula() {
+        QFETCH(QString, setting);
+        QFETCH(int, keyBits);
+        QFETCH(int, valueBits);
+        QFETCH(int, group);
+        const int n = 128, d = 64;
+        const CompressedHead c = compressWith(setting.toStdString(), randomHead(n, d, 3));
+        QCOMPARE(c.quantizedKeys.bits, keyBits);
+        QCOMPARE(c.quantizedValues.bits, valueBits);
+        const CacheBytes b = c.bytes();
+        const double elements = static_cast<double>(n) * d;
+        QCOMPARE(static_cast<double>(b.keys) * 8.0, elements * keyBits); // 64 columns pack whole
+        QCOMPARE(static_cast<double>(b.values) * 8.0, elements * valueBits);
+        QCOMPARE(static_cast<double>(b.metadata) * 8.0, 2.0 * elements * 32.0 / group);
+        QVERIFY(!c.entropyCoded);
+    }
+
+    // A quantizer round-trips its grid points: a group holding exactly the 2^b levels
+    // min + k·scale decodes to them exactly.
+    void uniformCodecRoundTripsGridPoints() {
+        const int n = 32, d = 32;
+        HeadInput h = randomHead(n, d, 5);
+        for (int r = 0; r < n; ++r)
+            for (int c = 0; c < d; ++c) {
+                h.keys(r, c) = static_cast<float>((r + c) % 16) * 0.5f - 2.0f; // 16 levels
+                h.values(r, c) = static_cast<float>((3 * r + c) % 16) * 0.25f;
+            }
+        const CompressedHead c = compressWith("codec.uniform:bits=4", h);
+        QCOMPARE(c.quantizedKeys.dequantize(), h.keys);
+        QCOMPARE(c.quantizedValues.dequantize(), h.values);
+        // At 8 bits a random head is off by at most half a step per element.
+        const HeadInput g = randomHead(64, 32, 9);
+        const CompressedHead q = compressWith("codec.uniform:bits=8,group=32", g);
+        const Matrix err = (q.quantizedValues.dequantize() - g.values).cwiseAbs();
+        for (int r = 0; r < 64; ++r)
+            for (int col = 0; col < 32; ++col)
+                QVERIFY(err(r, col) <= 0.5f * q.quantizedValues.scaleAt(r, col) + 1e-3f);
+    }
+
+    void codecRefusals() {
+        const auto bad = SchemeSetting::parse("codec.uniform:bits=5");
+        KVS_VERIFY_ERROR(bad, "bits = 5 is not supported (one of 2, 3, 4, 8)");
+        VERIFY_THROWS(compressWith("codec.uniform:group=24", randomHead(16, 64, 1)),
+                      ErrorCode::InvalidArgument, "group = 24 does not divide the head dim 64");
+        HeadInput shared = randomHead(16, 32, 2);
+        shared.valuesSharedWithKeys = true;
+        VERIFY_THROWS(compressWith("codec.entropy", shared), ErrorCode::Unsupported, "K=V");
+    }
+
+    // The entropy-coded codec: the bytes are the streams plus their side information, the
+    // decoded values sit within half a step of the input, and a coarser step costs fewer bits.
+    void entropyCodecReportsItsRealRate() {
+        const int n = 256, d = 64;
+        const HeadInput h = randomHead(n, d, 13);
+        const CompressedHead fine = compressWith("codec.entropy:alpha=0.25", h);
+        QVERIFY(fine.entropyCoded.has_value());
+        const auto& coded = *fine.entropyCoded;
+        const CacheBytes b = fine.bytes();
+        QCOMPARE(b.keys, coded.keyStreamBytes);
+        QCOMPARE(b.values, coded.valueStreamBytes);
+        QCOMPARE(b.metadata, coded.sideBytes);
+        QCOMPARE(coded.elements, static_cast<std::size_t>(2 * n * d));
+        // Within 2% of the entropy plus the side information the stream needs.
+        const double entropyBytes = (coded.keyEntropyBits + coded.valueEntropyBits) / 8.0;
+        QVERIFY2(static_cast<double>(b.total()) <=
+                     1.02 * (entropyBytes + static_cast<double>(coded.sideBytes)) + 8.0,
+                 qPrintable(QString("%1 B vs entropy %2 B").arg(b.total()).arg(entropyBytes)));
+        // The device holds the decoded fixed-width codes: more than the coded rate here.
+        QVERIFY(fine.deviceBytes().total() > b.total());
+        const Matrix err = (fine.quantizedValues.dequantize() - h.values).cwiseAbs();
+        for (int c = 0; c < d; ++c)
+            QVERIFY(err.col(c).maxCoeff() <= 0.5f * fine.quantizedValues.scaleAt(0, c) + 2e-3f);
+        const CompressedHead coarse = compressWith("codec.entropy:alpha=1", h);
+        QVERIFY(coarse.bytes().total() < b.total());
+    }
+};
+
+QTEST_APPLESS_MAIN(TestCodecs)
+#include "test_codecs.moc"
