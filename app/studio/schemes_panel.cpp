@@ -154,7 +154,17 @@ double SchemesPanel::valueFor(const ParamSpec& spec, int slider) {
         v = std::round(v);
     else // three significant digits: what a slider position can mean
         v = std::stod(QString::number(v, 'g', 3).toStdString());
-    return std::clamp(v, spec.minimum, spec.maximum);
+    return nearestChoice(spec, std::clamp(v, spec.minimum, spec.maximum));
+}
+
+double SchemesPanel::nearestChoice(const ParamSpec& spec, double value) {
+    if (spec.choices.empty())
+        return value;
+    double best = spec.choices.front();
+    for (const double c : spec.choices)
+        if (std::abs(c - value) < std::abs(best - value))
+            best = c;
+    return best;
 }
 
 QStringList SchemesPanel::settings() const {
@@ -298,8 +308,11 @@ void SchemesPanel::addRowWidget(const SchemeSetting& setting, int index) {
         connect(c.spin, qOverload<double>(&QDoubleSpinBox::valueChanged), this,
                 [this, index, key, control](double value) {
                     editParameter(index, key, control, [value](const ParamControl& pc) {
-                        pc.slider->setValue(sliderFor(pc.spec, value));
-                        return value;
+                        const double allowed = nearestChoice(pc.spec, value);
+                        if (allowed != value) // 5 bits typed: the nearest supported width
+                            pc.spin->setValue(allowed);
+                        pc.slider->setValue(sliderFor(pc.spec, allowed));
+                        return allowed;
                     });
                 });
         row.params.push_back(c);

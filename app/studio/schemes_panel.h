@@ -84,6 +84,8 @@ private:
     void changeScheme(int row, const QString& id);
     static int sliderFor(const kvs::ParamSpec& spec, double value);
     static double valueFor(const kvs::ParamSpec& spec, int slider);
+    // The supported value nearest `value` (ParamSpec::choices); `value` when any is allowed.
+    static double nearestChoice(const kvs::ParamSpec& spec, double value);
 
     QVBoxLayout* m_rowsLayout = nullptr;
     QButtonGroup* m_focusGroup = nullptr;

@@ -186,6 +186,10 @@ SchemeSetting sweepBase(SchemeSetting setting, const std::string& parameter) {
         setting.params.erase("tokens");
         setting.params.erase("bytes");
     }
+    if (parameter == "bits") { // per-tensor widths would override the common one
+        setting.params.erase("key_bits");
+        setting.params.erase("value_bits");
+    }
     return setting;
 }
 

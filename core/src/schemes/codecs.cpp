@@ -195,7 +195,8 @@ void addCodecSchemes(std::vector<std::unique_ptr<Scheme>>& out) {
          "around the channel mean, and codes the symbols with a range ANS coder: the bytes are "
          "the bitstream's real length plus its frequency table and steps, next to the symbols' "
          "empirical entropy. The device holds the decoded fixed-width codes.",
-         {{"alpha", "Step α (× σ)", 0.02, 4, 0.5, true, false, "",
+         // From 0.05: ±4σ is then 80 steps, inside the ±127 symbols kept before clipping.
+         {{"alpha", "Step α (× σ)", 0.05, 4, 0.5, true, false, "",
            "rounding step in units of the channel's standard deviation; larger = fewer bits"}},
          "alpha"},
         entropyCodec));
