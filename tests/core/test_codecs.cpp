@@ -1,12 +1,13 @@
 // SPDX-License-Identifier: MIT
-// The codec family: the rANS coder (round trip, rate within 2% of the empirical entropy plus the
-// side information, damaged streams refused), and the codec schemes' byte counts against the
-// formulas of ALGORITHMS.md §4, their exactness at 8 bits, and their refusals.
+// The codec and factored-key families: the rANS coder (round trip, rate within 2% of the empirical
+// entropy plus the side information, damaged streams refused), and the codec schemes' byte counts
+// against the formulas of ALGORITHMS.md §4, their exactness at 8 bits, and their refusals.
 #include "kvs/rans.h"
 #include "kvs/scheme.h"
 #include "kvs/status.h"
 #include "kvs_test.h"
 
+#include <Eigen/SVD>
 #include <QtTest>
 #include <cmath>
 #include <random>
@@ -192,6 +193,57 @@ private slots:
             QVERIFY(err.col(c).maxCoeff() <= 0.5f * fine.quantizedValues.scaleAt(0, c) + 2e-3f);
         const CompressedHead coarse = compressWith("codec.entropy:alpha=1", h);
         QVERIFY(coarse.bytes().total() < b.total());
+    }
+
+    // Factored keys (ALGORITHMS.md §2), data-aware: full rank reproduces the scores within
+    // float rounding; at rank r the score error is the Eckart–Young optimum — the tail of the
+    // singular values of Q Kᵀ — and the bytes are r numbers per key plus the d × r projection.
+    void dataAwareFactorsReachEckartYoung_data() {
+        QTest::addColumn<int>("rank");
+        QTest::newRow("full rank") << 32;
+        QTest::newRow("d/2") << 16;
+        QTest::newRow("d/4") << 8;
+        QTest::newRow("d/8") << 4;
+    }
+    void dataAwareFactorsReachEckartYoung() {
+        QFETCH(int, rank);
+        const int n = 96, d = 32;
+        HeadInput h = randomHead(n, d, 21);
+        std::mt19937 rng(4);
+        std::normal_distribution<float> normal(0.0f, 1.0f);
+        Matrix q(n, d);
+        for (Eigen::Index i = 0; i < q.size(); ++i)
+            q.data()[i] = normal(rng) * (1.0f + static_cast<float>(i % d)); // anisotropic
+        h.queries = {q};
+        const CompressedHead c =
+            compressWith("factor.data_aware:precision=32,rank=" + std::to_string(rank), h);
+        QCOMPARE(c.keyForm, CompressedHead::KeyForm::LowRank);
+        QCOMPARE(static_cast<int>(c.keys.cols()), rank);
+        const Eigen::MatrixXd exact = q.cast<double>() * h.keys.cast<double>().transpose();
+        const Eigen::MatrixXd approx =
+            (q * c.queryProjection).cast<double>() * c.keys.cast<double>().transpose();
+        const double error = (exact - approx).norm();
+        const Eigen::VectorXd sigma = Eigen::BDCSVD<Eigen::MatrixXd>(exact).singularValues();
+        const double optimum = sigma.tail(sigma.size() - rank).norm();
+        QVERIFY2(std::abs(error - optimum) <= 1e-4 * exact.norm(),
+                 qPrintable(QString("score error %1, Eckart-Young %2 (of %3)")
+                                .arg(error)
+                                .arg(optimum)
+                                .arg(exact.norm())));
+        // fp16 storage: r coefficients per key, the projection as metadata.
+        const CompressedHead stored =
+            compressWith("factor.data_aware:rank=" + std::to_string(rank), h);
+        QCOMPARE(stored.bytes().keys, static_cast<std::size_t>(n * rank * 2));
+        QCOMPARE(stored.bytes().values, static_cast<std::size_t>(n * d * 2));
+        QCOMPARE(stored.bytes().metadata, static_cast<std::size_t>(d * rank * 2));
+    }
+
+    void factorRefusals() {
+        VERIFY_THROWS(compressWith("factor.data_aware:rank=40", randomHead(16, 32, 1)),
+                      ErrorCode::InvalidArgument, "rank = 40 is above the head dim 32");
+        HeadInput shared = randomHead(16, 32, 2);
+        shared.valuesSharedWithKeys = true;
+        VERIFY_THROWS(compressWith("factor.data_aware", shared), ErrorCode::Unsupported, "K=V");
     }
 };
 

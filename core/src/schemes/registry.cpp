@@ -43,6 +43,7 @@ std::vector<std::unique_ptr<Scheme>>& mutableRegistry() {
         std::vector<std::unique_ptr<Scheme>> r;
         schemes::addSelectionSchemes(r);
         schemes::addCoresetSchemes(r);
+        schemes::addFactoredSchemes(r);
         schemes::addCodecSchemes(r);
         return r;
     }();

@@ -16,5 +16,6 @@ std::unique_ptr<Scheme> makeScheme(SchemeInfo info, CompressFn compress);
 void addSelectionSchemes(std::vector<std::unique_ptr<Scheme>>& out);
 void addCoresetSchemes(std::vector<std::unique_ptr<Scheme>>& out);
 void addCodecSchemes(std::vector<std::unique_ptr<Scheme>>& out);
+void addFactoredSchemes(std::vector<std::unique_ptr<Scheme>>& out);
 
 } // namespace kvs::schemes
