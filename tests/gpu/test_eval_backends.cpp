@@ -73,6 +73,14 @@ private slots:
         for (const char* model : {"gqa", "k=v llama", "k=v gpt2"})
             for (const auto& [name, scheme] : schemes)
                 QTest::addRow("%s, %s", model, name) << QString(model) << QString(scheme);
+        // Codecs and factored keys read the quantized and low-rank forms (K=V caches refuse).
+        const std::pair<const char*, const char*> coded[] = {
+            {"K4/V2, G12", "codec.uniform:key_bits=4,value_bits=2,group=12"},
+            {"3 bits, G4", "codec.uniform:bits=3,group=4"},
+            {"entropy-coded", "codec.entropy:alpha=0.5"},
+            {"rank 4", "factor.data_aware:rank=4"}};
+        for (const auto& [name, scheme] : coded)
+            QTest::addRow("gqa, %s", name) << QString("gqa") << QString(scheme);
     }
     void agree() {
         requireVulkan();
@@ -98,6 +106,8 @@ private slots:
         QVERIFY2(std::abs(g.contextError - c.contextError) < 2e-5,
                  qPrintable(QString("%1 vs %2").arg(g.contextError).arg(c.contextError)));
         QVERIFY(std::abs(g.massLost - c.massLost) < 1e-5);
+        QVERIFY2(std::abs(g.outputError - c.outputError) < 2e-5,
+                 qPrintable(QString("%1 vs %2").arg(g.outputError).arg(c.outputError)));
         for (std::size_t i = 0; i < c.heads.size(); ++i) {
             QCOMPARE(g.heads[i].keptTokens, c.heads[i].keptTokens);
             for (std::size_t q = 0; q < c.heads[i].compressedMap.size(); ++q)
