@@ -33,6 +33,7 @@ json paramJson(const ParamSpec& p) {
             {"log_scale", p.logScale},
             {"integer", p.integer},
             {"unit", p.unit},
+            {"choices", p.choices},
             {"help", p.help}};
 }
 
@@ -50,6 +51,21 @@ json rateJson(const EvalResult& r) {
             {"side_bits_per_element", r.sideBits / n},
             {"entropy_bits_per_element", r.entropyBits / n},
             {"elements", r.codedElements}};
+}
+
+json qualityJson(const ModelQuality& q);
+
+// What eval and sweep report of a result, the headline first (docs/schemes.md "Metrics").
+json metricsJson(const EvalResult& r) {
+    return {{"quality", r.quality ? qualityJson(*r.quality) : json(nullptr)},
+            {"head_output_error", r.outputError},
+            {"total_variation", r.totalVariation},
+            {"mass_lost", r.massLost},
+            {"context_error", r.contextError},
+            {"logit_error", r.logitError},
+            {"rate", rateJson(r)},
+            {"compress_ms", r.compressMilliseconds},
+            {"attend_ms", r.attendMilliseconds}};
 }
 
 json qualityJson(const ModelQuality& q) {
@@ -197,16 +213,8 @@ int runEval(const Args& args, Streams io) {
                    {{"bytes", bytesJson(r.bytes)},
                     {"fp16_bytes", r.fp16Bytes},
                     {"fraction_of_fp16", r.memoryFraction}}},
-                  {"quality", r.quality ? qualityJson(*r.quality) : json(nullptr)},
-                  {"head_output_error", r.outputError},
-                  {"total_variation", r.totalVariation},
-                  {"mass_lost", r.massLost},
-                  {"context_error", r.contextError},
-                  {"logit_error", r.logitError},
-                  {"rate", rateJson(r)},
-                  {"compress_ms", r.compressMilliseconds},
-                  {"attend_ms", r.attendMilliseconds},
                   {"heads", heads}};
+        j.update(metricsJson(r));
         if (!r.perLayerQuality.empty()) {
             json per = json::array();
             for (const auto& q : r.perLayerQuality)
@@ -329,18 +337,12 @@ void printCsvRow(std::ostream& out, const std::string& scheme, const std::string
 
 json sweepPointJson(const SweepPoint& p) {
     const EvalResult& r = p.result;
-    return {{"value", p.value},
-            {"mean_kept_tokens", p.meanKeptTokens},
-            {"memory_fraction", r.memoryFraction},
-            {"bytes", r.bytes.total()},
-            {"quality", r.quality ? qualityJson(*r.quality) : json(nullptr)},
-            {"head_output_error", r.outputError},
-            {"total_variation", r.totalVariation},
-            {"mass_lost", r.massLost},
-            {"context_error", r.contextError},
-            {"logit_error", r.logitError},
-            {"compress_ms", r.compressMilliseconds},
-            {"attend_ms", r.attendMilliseconds}};
+    json j = {{"value", p.value},
+              {"mean_kept_tokens", p.meanKeptTokens},
+              {"memory_fraction", r.memoryFraction},
+              {"bytes", r.bytes.total()}};
+    j.update(metricsJson(r));
+    return j;
 }
 
 // The metric a sweep's slope is fitted to: --fit ID, else the headline KL where the model was
