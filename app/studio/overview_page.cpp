@@ -30,15 +30,19 @@ QString introHtml() {
         "you choose, runs attention on the GPU with Vulkan compute shaders (or the CPU reference) "
         "and shows what was lost: attention maps side by side, error against memory, per-head "
         "cache bytes and GPU timings.</p>"
-        "<h3>In this version</h3>"
+        "<h3>How to use it</h3>"
         "<ul>"
         "<li>Open a Hugging Face model folder (GPT-2 or Llama family, safetensors) with "
         "<b>File &rarr; Open Model&hellip;</b>, the Recent Models list, or by dropping the folder "
         "onto the window.</li>"
         "<li>The <b>Setup</b> panel shows its configuration at a glance &mdash; including how "
         "query heads share KV heads &mdash; and how the tokenizer splits your prompt.</li>"
-        "<li>Capture, compression schemes, attention maps and trade-off charts arrive in the "
-        "next versions; nothing on this page is simulated.</li>"
+        "<li>Compare schemes in the <b>Schemes</b> dock: token selection and coresets (fewer "
+        "tokens), factored keys (thinner keys), codecs (fewer bits, entropy-coded). Every change "
+        "re-runs the analysis live.</li>"
+        "<li><b>Trade-offs</b> ranks them by next-token KL (nats per token) against the bytes "
+        "each cache takes; <b>Attention</b> shows what each head lost, <b>Cache</b> where the "
+        "bytes go, <b>Profile</b> what the probe attention cost on the backend.</li>"
         "</ul>");
 }
 

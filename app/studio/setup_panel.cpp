@@ -11,6 +11,7 @@
 
 #include <QAction>
 #include <QDir>
+#include <QFileInfo>
 #include <QHBoxLayout>
 #include <QLabel>
 #include <QLocale>
@@ -139,7 +140,7 @@ void SetupPanel::showInfo(const QString& text) {
 }
 
 QString SetupPanel::modelPath() const {
-    return m_path->fullText();
+    return m_modelFolder;
 }
 
 void SetupPanel::resetSplitter() {
@@ -159,13 +160,17 @@ void SetupPanel::restoreSplitterState(const QByteArray& state) {
 void SetupPanel::onModelLoading(const QString& folder) {
     m_message->clearMessage();
     if (!m_hasModel)
-        m_path->setFullText(tr("Loading %1\u2026").arg(QDir::toNativeSeparators(folder)));
+        m_path->setFullText(tr("Loading %1\u2026").arg(QFileInfo(folder).fileName()));
 }
 
 void SetupPanel::onModelLoaded(const std::shared_ptr<const ModelSnapshot>& snapshot) {
     const ModelSnapshot& model = *snapshot;
     m_hasModel = true;
-    m_path->setFullText(QDir::toNativeSeparators(model.facts.folder));
+    // The folder's name, its full path on hover: screenshots and exports of the window then show
+    // no path of the machine they were made on.
+    m_modelFolder = QDir::toNativeSeparators(model.facts.folder);
+    m_path->setFullText(QFileInfo(model.facts.folder).fileName());
+    m_path->setToolTip(m_modelFolder);
     m_config->setFacts(model.facts);
     m_chips->clear(tr("Tokenizing\u2026"));
     m_tokenCount->clear();
@@ -179,6 +184,7 @@ void SetupPanel::onModelLoadFailed(const QString& /*folder*/, const QString& mes
 
 void SetupPanel::onModelCleared() {
     m_hasModel = false;
+    m_modelFolder.clear();
     m_path->setFullText(tr("No model loaded"));
     m_config->clear();
     m_chips->clear(tr("Open a model to see how it tokenizes the prompt."));

@@ -67,6 +67,7 @@ private:
     views::TokenChipsView* m_chips = nullptr;
     QSplitter* m_splitter = nullptr;
     bool m_hasModel = false;
+    QString m_modelFolder; // the loaded model's folder; the label shows its name
     SessionSubscription m_subscription;
 };
 
