@@ -490,6 +490,20 @@ private slots:
         QVERIFY(identity.has_value());
         QCOMPARE(identity->parameter, std::string("precision"));
         QVERIFY(!sweepPlan(SchemeSetting{"no.such.scheme", {}}, 100));
+        // A codec sweeps its supported widths, one curve whatever the per-tensor widths were;
+        // the entropy codec sweeps its step, factored keys their rank.
+        const SchemeSetting k4v2 =
+            SchemeSetting::parse("codec.uniform:key_bits=4,value_bits=2,group=16").valueOrThrow();
+        const auto bits = sweepPlan(k4v2, 100);
+        QVERIFY(bits.has_value());
+        QCOMPARE(bits->parameter, std::string("bits"));
+        QCOMPARE(bits->values, (std::vector<double>{2, 3, 4, 8}));
+        QCOMPARE(sweepBase(k4v2, "bits").toString(), std::string("codec.uniform:group=16"));
+        QCOMPARE(sweepPlan(SchemeSetting::parse("codec.entropy").valueOrThrow(), 100)->parameter,
+                 std::string("alpha"));
+        QCOMPARE(
+            sweepPlan(SchemeSetting::parse("factor.data_aware").valueOrThrow(), 100)->parameter,
+            std::string("rank"));
         // The theories are data on the schemes.
         QCOMPARE(findScheme("coreset.halving")->info().theory.exponent, -1.0);
         QVERIFY(findScheme("coreset.streaming")->info().theory.coresetBound);
