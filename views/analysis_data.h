@@ -115,6 +115,7 @@ struct CurvePoint {
 struct TradeoffCurve {
     QString baseSetting; // the setting the sweep started from
     QString schemeId;
+    QString family; // the scheme's family ("coreset", "codec", ...), as the Schemes dock names it
     QString displayName;
     QString parameter; // "keep", "bits", ...
     int colorIndex = 0;

@@ -213,7 +213,11 @@ void TradeoffView::drawCurves(const SweepData& sweeps, Metric metric, bool basel
         g->setPen(pen);
         g->setScatterStyle(QCPScatterStyle(categoricalShape(curve.colorIndex), color,
                                            baseline ? Qt::white : color, 6));
-        QString name = baseline ? tr("%1 (pinned)").arg(curve.displayName) : curve.displayName;
+        // The family first, as the Schemes dock labels it: families meet on this chart.
+        const QString label = curve.family.isEmpty()
+                                  ? curve.displayName
+                                  : tr("%1 \u00B7 %2").arg(curve.family, curve.displayName);
+        QString name = baseline ? tr("%1 (pinned)").arg(label) : label;
         const auto m = static_cast<std::size_t>(metric);
         if (!baseline && std::isfinite(curve.slope[m]))
             name += tr("  — %1 ∝ tokens^%2 (R² %3)")

@@ -458,6 +458,8 @@ views::TradeoffCurve tradeoffCurve(const QString& text, const SchemeSetting& bas
     curve.baseSetting = text;
     curve.schemeId = qs(base.id);
     curve.displayName = displayNameOf(base.id);
+    if (const Scheme* scheme = findScheme(base.id))
+        curve.family = qs(scheme->info().family);
     curve.parameter = qs(parameter);
     for (int m = 0; m < views::kMetricCount; ++m) {
         const SlopeFit fit = sweepSlope(sweep, contextTokens, static_cast<Metric>(m));
