@@ -316,6 +316,11 @@ Result<ExactReference> computeExactReference(const Capture& cap, const Model* mo
 
 namespace {
 
+// ‖Δ‖ / ‖O‖ from the sums of squares (‖Δ‖ itself when O is zero).
+double ratioOfNorms(double diffSquares, double normSquares) {
+    return normSquares > 0 ? std::sqrt(diffSquares / normSquares) : std::sqrt(diffSquares);
+}
+
 // What one KV head's metrics are computed from: its compressed cache and, per query head of its
 // group, the exact and the compressed probe attention and the probe queries.
 struct HeadProbe {
@@ -384,32 +389,29 @@ HeadMetrics headMetrics(const HeadProbe& in, bool maps) {
             errSum += rel;
             absSum += diff;
             m.maxContextError = std::max(m.maxContextError, rel);
-            double kept = 0;
-            for (int k = 0; k < ch.keptCount(); ++k)
-                kept += e.probabilities(i, ch.positions[static_cast<std::size_t>(k)]);
-            const double lost = std::max(0.0, 1.0 - kept);
-            massSum += lost;
-            // Total variation: |p − p̂| on the kept positions plus the exact mass of the rest.
+            // One pass over the kept tokens: the exact mass they hold, |p − p̂| on them (total
+            // variation adds the exact mass of the rest) and the logit error.
             const double lse = c.logSumExp[static_cast<std::size_t>(i)];
-            double tv = lost;
+            double kept = 0, shift = 0;
             for (int k = 0; k < ch.keptCount(); ++k) {
+                const int pos = ch.positions[static_cast<std::size_t>(k)];
+                const double p = e.probabilities(i, pos);
                 const double sc = c.scores(i, k);
-                const double pHat = std::isfinite(sc) ? std::exp(sc - lse) : 0.0;
-                tv +=
-                    std::abs(pHat - e.probabilities(i, ch.positions[static_cast<std::size_t>(k)]));
-            }
-            tvSum += 0.5 * tv;
-            if (maps)
-                rowShift.push_back(0.5 * tv);
-            if (maps)
-                rowMass.push_back(lost);
-            for (int k = 0; k < ch.keptCount(); ++k) {
+                kept += p;
+                shift += std::abs((std::isfinite(sc) ? std::exp(sc - lse) : 0.0) - p);
                 const double bias =
                     ch.logWeights.empty() ? 0.0 : ch.logWeights[static_cast<std::size_t>(k)];
-                const double sExact = e.scores(i, ch.positions[static_cast<std::size_t>(k)]);
-                const double sComp = c.scores(i, k) - bias;
-                if (std::isfinite(sExact) && std::isfinite(sComp))
-                    m.logitError = std::max(m.logitError, std::abs(sExact - sComp));
+                const double sExact = e.scores(i, pos);
+                if (std::isfinite(sExact) && std::isfinite(sc))
+                    m.logitError = std::max(m.logitError, std::abs(sExact - (sc - bias)));
+            }
+            const double lost = std::max(0.0, 1.0 - kept);
+            const double tv = 0.5 * (lost + shift);
+            massSum += lost;
+            tvSum += tv;
+            if (maps) {
+                rowMass.push_back(lost);
+                rowShift.push_back(tv);
             }
             ++count;
         }
@@ -427,7 +429,7 @@ HeadMetrics headMetrics(const HeadProbe& in, bool maps) {
     m.contextError = count ? errSum / count : 0.0;
     m.massLost = count ? massSum / count : 0.0;
     m.totalVariation = count ? tvSum / count : 0.0;
-    m.outputError = outNorm2 > 0 ? std::sqrt(outDiff2 / outNorm2) : std::sqrt(outDiff2);
+    m.outputError = ratioOfNorms(outDiff2, outNorm2);
     m.outputSquares = {outDiff2, outNorm2};
     m.rhoEff = qmax * kmax * in.scale;
     // The bound is stated for unit-norm values: ε = ‖o − ô‖ / max‖v‖.
@@ -529,7 +531,7 @@ Result<EvalResult> evaluate(const Capture& cap, const Model* model, const Scheme
         result.contextError /= nh;
         result.massLost /= nh;
         result.totalVariation /= nh;
-        result.outputError = outNorm2 > 0 ? std::sqrt(outDiff2 / outNorm2) : std::sqrt(outDiff2);
+        result.outputError = ratioOfNorms(outDiff2, outNorm2);
         result.memoryFraction =
             static_cast<double>(result.bytes.total()) / static_cast<double>(result.fp16Bytes);
 
