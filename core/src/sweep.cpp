@@ -182,14 +182,10 @@ std::optional<SweepPlan> sweepPlan(const SchemeSetting& setting, int contextToke
 
 SchemeSetting sweepBase(SchemeSetting setting, const std::string& parameter) {
     setting.params.erase(parameter);
-    if (parameter == "keep") { // the other budget forms would override keep
-        setting.params.erase("tokens");
-        setting.params.erase("bytes");
-    }
-    if (parameter == "bits") { // per-tensor widths would override the common one
-        setting.params.erase("key_bits");
-        setting.params.erase("value_bits");
-    }
+    if (const Scheme* scheme = findScheme(setting.id))
+        if (const ParamSpec* spec = scheme->info().findParam(parameter))
+            for (const std::string& other : spec->overriddenBy)
+                setting.params.erase(other);
     return setting;
 }
 

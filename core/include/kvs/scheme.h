@@ -30,6 +30,9 @@ struct ParamSpec {
     std::string help; // one sentence for tooltips and `schemes --json`
     // The only values allowed (bit widths 2, 3, 4, 8), within [minimum, maximum]; empty: any.
     std::vector<double> choices = {};
+    // Parameters that, when set, take this one's place (a token or byte budget over the kept
+    // fraction, per-tensor widths over the common one): a sweep of this one drops them.
+    std::vector<std::string> overriddenBy = {};
 };
 
 // What a family's theory predicts for error against kept tokens m (ALGORITHMS.md §1c): error ∝

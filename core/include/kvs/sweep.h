@@ -43,9 +43,9 @@ struct SweepPlan {
     std::vector<double> values;
 };
 std::optional<SweepPlan> sweepPlan(const SchemeSetting& setting, int contextTokens, int points = 7);
-// `setting` without `parameter` — and without what would override it: for "keep" the token and
-// byte budgets, for "bits" the key and value widths — so that settings differing only in the
-// swept budget share one curve.
+// `setting` without `parameter` — and without what would override it (ParamSpec::overriddenBy:
+// for "keep" the token and byte budgets, for "bits" the key and value widths) — so that settings
+// differing only in the swept budget share one curve.
 SchemeSetting sweepBase(SchemeSetting setting, const std::string& parameter);
 
 // The median (the upper one for an even count); NaN when empty.

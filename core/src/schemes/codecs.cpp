@@ -159,8 +159,10 @@ CompressedHead entropyCodec(const HeadInput& h, const ParamValues& p) {
 }
 
 // A code width: 2, 3, 4 or 8 bits — and 0, "the common width", for the per-tensor ones.
-ParamSpec bitsParam(const char* key, const char* label, double defaultValue, const char* help) {
+ParamSpec bitsParam(const char* key, const char* label, double defaultValue, const char* help,
+                    std::vector<std::string> overriddenBy = {}) {
     ParamSpec s{key, label, 2, 8, defaultValue, false, true, "bits", help};
+    s.overriddenBy = std::move(overriddenBy);
     s.choices = {2, 3, 4, 8};
     if (defaultValue == 0) {
         s.choices.insert(s.choices.begin(), 0);
@@ -180,7 +182,8 @@ void addCodecSchemes(std::vector<std::unique_ptr<Scheme>>& out) {
          "group's minimum and maximum (scale and minimum stored fp16): keys grouped per channel "
          "over G tokens, where their outliers live, values per token over G channels. Costs "
          "b + 32/G bits per element.",
-         {bitsParam("bits", "Bits", 4, "code width of keys and values (unless set apart below)"),
+         {bitsParam("bits", "Bits", 4, "code width of keys and values (unless set apart below)",
+                    {"key_bits", "value_bits"}),
           bitsParam("key_bits", "Key bits", 0, "key code width; 0 = Bits"),
           bitsParam("value_bits", "Value bits", 0, "value code width; 0 = Bits"),
           {"group", "Group size G", 4, 256, 32, true, true, "",

@@ -129,9 +129,18 @@ ParamValues SchemeSetting::resolved() const {
 }
 
 std::vector<ParamSpec> budgetParams(double defaultKeep) {
+    ParamSpec keep{"keep",
+                   "Kept fraction",
+                   0.001,
+                   1.0,
+                   defaultKeep,
+                   true,
+                   false,
+                   "",
+                   "fraction of the context tokens kept (used when tokens and bytes are 0)"};
+    keep.overriddenBy = {"tokens", "bytes"};
     return {
-        {"keep", "Kept fraction", 0.001, 1.0, defaultKeep, true, false, "",
-         "fraction of the context tokens kept (used when tokens and bytes are 0)"},
+        keep,
         {"tokens", "Kept tokens", 0, 1 << 20, 0, false, true, "tokens",
          "number of context tokens kept; 0 = use the kept fraction"},
         {"bytes", "Byte budget", 0, 1e12, 0, false, true, "bytes",
