@@ -10,6 +10,7 @@
 #include <QSettings>
 #include <QStandardPaths>
 #include <QString>
+#include <QStringList>
 #include <QTest>
 #include <filesystem>
 #include <functional>
@@ -30,6 +31,19 @@ inline void isolateSettings() {
     QStandardPaths::setTestModeEnabled(true);
     for (const auto format : {QSettings::NativeFormat, QSettings::IniFormat})
         QSettings::setPath(format, QSettings::UserScope, qpath(folder.path()));
+}
+
+// The window's "Replace a file KV Studio did not write?" question, answered by the test: every
+// path asked about is recorded and `answer` is given.
+struct ReplaceQuestions {
+    QStringList asked;
+    bool answer = false;
+};
+inline void answerReplace(kvs::studio::MainWindowOptions& options, ReplaceQuestions& questions) {
+    options.confirmReplace = [&questions](const QString& path) {
+        questions.asked << path;
+        return questions.answer;
+    };
 }
 
 // No backend probe, no settings written, never a modal question.

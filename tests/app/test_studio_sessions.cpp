@@ -161,29 +161,25 @@ private slots:
     void saveAsksBeforeReplacingAForeignFile() {
         kvs::test::TempDir dir;
         MainWindowOptions options = kvs::test::quietWindowOptions();
-        QStringList asked;
-        bool answer = false;
-        options.confirmReplace = [&](const QString& path) {
-            asked << path;
-            return answer;
-        };
+        kvs::test::ReplaceQuestions replace;
+        kvs::test::answerReplace(options, replace);
         MainWindow w(options);
         const QString path = qpath(dir.path() / "notes.kvsession");
         kvs::test::writeBytes(dir.path() / "notes.kvsession", "my notes");
         QString error;
         QVERIFY(!w.saveSession(path, &error));
-        QCOMPARE(asked, QStringList{path});
+        QCOMPARE(replace.asked, QStringList{path});
         QVERIFY2(error.contains(path) && error.contains(QStringLiteral("not written by KV Studio")),
                  qPrintable(error));
         QCOMPARE(kvs::test::readBytes(dir.path() / "notes.kvsession"), std::string("my notes"));
-        answer = true;
+        replace.answer = true;
         QVERIFY2(w.saveSession(path, &error), qPrintable(error));
-        QCOMPARE(asked.size(), 2);
+        QCOMPARE(replace.asked.size(), 2);
         QVERIFY(kvs::test::readBytes(dir.path() / "notes.kvsession").find("kvstudio_session") !=
                 std::string::npos);
-        answer = false;
+        replace.answer = false;
         QVERIFY2(w.saveSession(path, &error), qPrintable(error));
-        QCOMPARE(asked.size(), 2); // ours now: replaced without a question
+        QCOMPARE(replace.asked.size(), 2); // ours now: replaced without a question
         // No temporary is left beside it.
         QCOMPARE(QDir(qpath(dir.path())).entryList(QDir::Files | QDir::Hidden),
                  QStringList{"notes.kvsession"});

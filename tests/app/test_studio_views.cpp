@@ -204,12 +204,8 @@ private slots:
 
     void exportsEveryChart() {
         MainWindowOptions options = kvs::test::quietWindowOptions();
-        QStringList asked;
-        bool answer = false;
-        options.confirmReplace = [&](const QString& path) {
-            asked << path;
-            return answer;
-        };
+        kvs::test::ReplaceQuestions replace;
+        kvs::test::answerReplace(options, replace);
         MainWindow w(options);
         w.resize(1400, 900);
         w.show();
@@ -229,7 +225,7 @@ private slots:
                 QVERIFY2(QFileInfo::exists(f + QStringLiteral(".json")), qPrintable(f));
             }
         }
-        // PNG at the asked DPI, SVG with text, CSV with provenance and units, sidecar JSON.
+        // PNG at the replace.asked DPI, SVG with text, CSV with provenance and units, sidecar JSON.
         const QString base = qpath(out.path() / "cache" / "cache_bytes");
         QImage png(base + QStringLiteral(".png"));
         QVERIFY(!png.isNull());
@@ -268,13 +264,13 @@ private slots:
         QString error;
         QVERIFY2(!w.exportCurrentView(folder, 150, &error).isEmpty() && error.isEmpty(),
                  qPrintable(error));
-        QVERIFY(asked.isEmpty());
+        QVERIFY(replace.asked.isEmpty());
         // ...but not a file it did not write, an export edited since, or a symbolic link: each is
-        // asked about, and "no" leaves it as it was.
+        // replace.asked about, and "no" leaves it as it was.
         const fs::path cacheDir = out.path() / "cache";
         kvs::test::writeBytes(cacheDir / "cache_bytes.csv", "my own table\n");
         w.exportCurrentView(folder, 150, &error);
-        QCOMPARE(asked, QStringList{base + QStringLiteral(".csv")});
+        QCOMPARE(replace.asked, QStringList{base + QStringLiteral(".csv")});
         QVERIFY2(error.contains(base + QStringLiteral(".csv")) &&
                      error.contains(QStringLiteral("not written by KV Studio")),
                  qPrintable(error));
@@ -283,17 +279,17 @@ private slots:
         kvs::test::writeBytes(cacheDir / "cache_bytes.svg", svgBytes + "<!-- edited -->");
         error.clear();
         w.exportCurrentView(folder, 150, &error);
-        QCOMPARE(asked.back(), base + QStringLiteral(".svg"));
+        QCOMPARE(replace.asked.back(), base + QStringLiteral(".svg"));
         kvs::test::writeBytes(out.path() / "target.txt", "linked");
         fs::remove(cacheDir / "cache_bytes.svg");
         fs::create_symlink(out.path() / "target.txt", cacheDir / "cache_bytes.svg");
         error.clear();
         w.exportCurrentView(folder, 150, &error);
-        QCOMPARE(asked.back(), base + QStringLiteral(".svg"));
+        QCOMPARE(replace.asked.back(), base + QStringLiteral(".svg"));
         QVERIFY(error.contains(QStringLiteral("symbolic link")));
         QCOMPARE(kvs::test::readBytes(out.path() / "target.txt"), std::string("linked"));
         // "Yes" replaces them (the link by a file; its target untouched), and no temporary is left.
-        answer = true;
+        replace.answer = true;
         error.clear();
         QVERIFY2(!w.exportCurrentView(folder, 150, &error).isEmpty() && error.isEmpty(),
                  qPrintable(error));
