@@ -28,13 +28,6 @@ void requireSeparateValues(const HeadInput& h, const std::string& id) {
                          "rotated-on-load cache is not supported");
 }
 
-// Every context token, dense at fp32: the codec then replaces the forms.
-CompressedHead allTokens(const HeadInput& h) {
-    std::vector<std::int32_t> all(static_cast<std::size_t>(h.tokens()));
-    std::iota(all.begin(), all.end(), 0);
-    return selectTokens(h, std::move(all), {}, Precision::F32);
-}
-
 int bitsOf(const ParamValues& p, const char* key) {
     const int own = static_cast<int>(param(p, key));
     return own > 0 ? own : static_cast<int>(param(p, "bits"));
@@ -48,7 +41,7 @@ CompressedHead uniformCodec(const HeadInput& h, const ParamValues& p) {
                     "codec.uniform: group = " + std::to_string(group) +
                         " does not divide the head dim " + std::to_string(h.headDim()) +
                         " (values are grouped per token over channels)");
-    CompressedHead c = allTokens(h);
+    CompressedHead c = allTokens(h, Precision::F32); // the codec replaces the forms
     c.keyForm = CompressedHead::KeyForm::Quantized;
     c.quantizedKeys = quantize(h.keys, bitsOf(p, "key_bits"), group, Grouping::PerChannel);
     c.valueForm = CompressedHead::ValueForm::Quantized;
@@ -142,7 +135,7 @@ CompressedHead entropyCodec(const HeadInput& h, const ParamValues& p) {
     const double alpha = param(p, "alpha");
     const CodedMatrix keys = entropyCode(h.keys, alpha);
     const CodedMatrix values = entropyCode(h.values, alpha);
-    CompressedHead c = allTokens(h);
+    CompressedHead c = allTokens(h, Precision::F32); // the codec replaces the forms
     c.keyForm = CompressedHead::KeyForm::Quantized;
     c.quantizedKeys = keys.codes;
     c.valueForm = CompressedHead::ValueForm::Quantized;

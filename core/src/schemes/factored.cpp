@@ -76,9 +76,7 @@ CompressedHead dataAwareFactors(const HeadInput& h, const ParamValues& p) {
     const Factors f = fitScoreFactors(queries, h.keys.cast<double>(), rank);
 
     const Precision precision = precisionOf(p);
-    std::vector<std::int32_t> all(static_cast<std::size_t>(h.tokens()));
-    std::iota(all.begin(), all.end(), 0);
-    CompressedHead c = selectTokens(h, std::move(all), {}, precision);
+    CompressedHead c = allTokens(h, precision);
     c.keyForm = CompressedHead::KeyForm::LowRank;
     c.keys = (h.keys.cast<double>() * f.keyProjection).cast<float>();
     c.queryProjection = f.queryProjection.cast<float>();

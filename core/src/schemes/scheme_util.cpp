@@ -55,6 +55,12 @@ Precision precisionOf(const ParamValues& p) {
     return param(p, "precision") <= 16 ? Precision::F16 : Precision::F32;
 }
 
+CompressedHead allTokens(const HeadInput& head, Precision precision) {
+    std::vector<std::int32_t> all(static_cast<std::size_t>(head.tokens()));
+    std::iota(all.begin(), all.end(), 0);
+    return selectTokens(head, std::move(all), {}, precision);
+}
+
 std::mt19937_64 rngFor(const HeadInput& h, const ParamValues& p) {
     std::seed_seq seq{static_cast<std::uint64_t>(param(p, "seed")), h.seed,
                       static_cast<std::uint64_t>(h.layer), static_cast<std::uint64_t>(h.kvHead)};

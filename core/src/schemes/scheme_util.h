@@ -16,6 +16,9 @@ ParamSpec sinksParam(int def);
 ParamSpec windowParam(int def);
 ParamSpec seedParam();
 Precision precisionOf(const ParamValues& p);
+// Every context token, dense keys and values at `precision`: the identity scheme, and the start of
+// the schemes that keep every token but change its form (codecs, factored keys).
+CompressedHead allTokens(const HeadInput& head, Precision precision);
 // The random stream of one head: seeded by the `seed` parameter, the evaluation seed, the layer and
 // the KV head, so the same seed gives the same result in any thread order.
 std::mt19937_64 rngFor(const HeadInput& h, const ParamValues& p);

@@ -46,10 +46,7 @@ Budgeted budgeted(const HeadInput& h, const ParamValues& p, bool weighted) {
 }
 
 CompressedHead identity(const HeadInput& h, const ParamValues& p) {
-    const Precision precision = precisionOf(p);
-    std::vector<std::int32_t> all(static_cast<std::size_t>(h.tokens()));
-    std::iota(all.begin(), all.end(), 0);
-    return selectTokens(h, std::move(all), {}, precision);
+    return allTokens(h, precisionOf(p));
 }
 
 CompressedHead uniform(const HeadInput& h, const ParamValues& p) {
