@@ -220,43 +220,69 @@ float layerAttentionScale(const ModelConfig& c, int layer) {
     return s;
 }
 
+namespace {
+
+// Every layer and KV head of `capture` through `scheme` (in parallel; the first error in
+// (layer, head) order is reported, whatever the thread timing).
+std::vector<std::vector<CompressedHead>> compressHeads(const Capture& capture, const Scheme& scheme,
+                                                       const SchemeSetting& setting,
+                                                       int contextTokens, std::uint64_t seed) {
+    const ParamValues params = setting.resolved();
+    const int L = capture.config.layers, Hkv = capture.config.kvHeads;
+    std::vector<std::vector<CompressedHead>> out(
+        static_cast<std::size_t>(L), std::vector<CompressedHead>(static_cast<std::size_t>(Hkv)));
+    std::vector<std::optional<Error>> errors(static_cast<std::size_t>(L * Hkv));
+#pragma omp parallel for schedule(dynamic)
+    for (int i = 0; i < L * Hkv; ++i) {
+        const int l = i / Hkv, h = i % Hkv;
+        try {
+            out[static_cast<std::size_t>(l)][static_cast<std::size_t>(h)] =
+                scheme.compress(headInput(capture, l, h, contextTokens, seed), params);
+        } catch (const Error& e) {
+            errors[static_cast<std::size_t>(i)].emplace(e.code(), e.what());
+        } catch (const std::bad_alloc&) {
+            errors[static_cast<std::size_t>(i)].emplace(ErrorCode::OutOfMemory, "out of memory");
+        } catch (const std::exception& e) {
+            errors[static_cast<std::size_t>(i)].emplace(ErrorCode::Internal, e.what());
+        }
+    }
+    for (int i = 0; i < L * Hkv; ++i)
+        if (const auto& e = errors[static_cast<std::size_t>(i)])
+            throw Error(e->code(), setting.toString() + ": layer " + std::to_string(i / Hkv) +
+                                       ", KV head " + std::to_string(i % Hkv) + ": " + e->what());
+    return out;
+}
+
+// Layer l's output projection split per query head: rows [h·d, (h+1)·d) of W_o.
+std::vector<Matrix> outputRows(const Model& model, int layer) {
+    const Matrix wo = model.attentionProjections(layer).wo;
+    const int d = model.config().headDim;
+    std::vector<Matrix> rows;
+    for (int h = 0; h < model.config().heads; ++h)
+        rows.push_back(wo.middleRows(Eigen::Index(h) * d, d));
+    return rows;
+}
+
+const Scheme& schemeOf(const SchemeSetting& setting) {
+    const Scheme* scheme = findScheme(setting.id);
+    if (!scheme)
+        throw Error(ErrorCode::InvalidArgument, "unknown scheme '" + setting.id + "'");
+    return *scheme;
+}
+
+} // namespace
+
 Result<std::vector<std::vector<CompressedHead>>> compressAll(const Capture& capture,
                                                              const SchemeSetting& setting,
                                                              int contextTokens,
                                                              std::uint64_t seed) {
     return catchErrors([&] {
-        const Scheme* scheme = findScheme(setting.id);
-        if (!scheme)
-            throw Error(ErrorCode::InvalidArgument, "unknown scheme '" + setting.id + "'");
-        const ParamValues params = setting.resolved();
-        const int L = capture.config.layers, Hkv = capture.config.kvHeads;
-        std::vector<std::vector<CompressedHead>> out(
-            static_cast<std::size_t>(L),
-            std::vector<CompressedHead>(static_cast<std::size_t>(Hkv)));
-        // Errors are kept per head and the first in (layer, head) order is reported, whatever
-        // the thread timing.
-        std::vector<std::optional<Error>> errors(static_cast<std::size_t>(L * Hkv));
-#pragma omp parallel for schedule(dynamic)
-        for (int i = 0; i < L * Hkv; ++i) {
-            const int l = i / Hkv, h = i % Hkv;
-            try {
-                out[static_cast<std::size_t>(l)][static_cast<std::size_t>(h)] =
-                    scheme->compress(headInput(capture, l, h, contextTokens, seed), params);
-            } catch (const Error& e) {
-                errors[static_cast<std::size_t>(i)].emplace(e.code(), e.what());
-            } catch (const std::bad_alloc&) {
-                errors[static_cast<std::size_t>(i)].emplace(ErrorCode::OutOfMemory,
-                                                            "out of memory");
-            } catch (const std::exception& e) {
-                errors[static_cast<std::size_t>(i)].emplace(ErrorCode::Internal, e.what());
-            }
-        }
-        for (int i = 0; i < L * Hkv; ++i)
-            if (const auto& e = errors[static_cast<std::size_t>(i)])
-                throw Error(e->code(), setting.toString() + ": layer " + std::to_string(i / Hkv) +
-                                           ", KV head " + std::to_string(i % Hkv) + ": " +
-                                           e->what());
-        return out;
+        const Scheme& scheme = schemeOf(setting);
+        if (scheme.info().transformsWeights)
+            throw Error(ErrorCode::Unsupported,
+                        setting.id + " rewrites the model's weights: its cache is the rewritten "
+                                     "model's, made by evaluate() with the model");
+        return compressHeads(capture, scheme, setting, contextTokens, seed);
     });
 }
 
@@ -323,17 +349,27 @@ double ratioOfNorms(double diffSquares, double normSquares) {
 
 // What one KV head's metrics are computed from: its compressed cache and, per query head of its
 // group, the exact and the compressed probe attention and the probe queries.
+// For a weight-transforming scheme the compressed side is the rewritten model's: its capture,
+// its probe's own attention, its queries; the exact side stays the original model's.
 struct HeadProbe {
-    const Capture& capture;
+    const Capture& capture; // whose cache was compressed
     int layer = 0;
     int kvHead = 0;
     int contextTokens = 0;
     const CompressedHead& compressed;
-    std::span<const AttendResult> exact;     // per query head of the group
-    std::span<const AttendResult> attended;  // per query head of the group
-    std::span<const AttendResult> probeSelf; // per query head of the group
-    std::span<const Matrix> queries;         // per query head of the group
+    std::span<const AttendResult> exact;               // per query head of the group
+    std::span<const AttendResult> attended;            // per query head of the group
+    std::span<const AttendResult> probeSelf;           // per query head of the group (exact)
+    std::span<const AttendResult> compressedProbeSelf; // likewise, the compressed side's model
+    std::span<const Matrix> queries;                   // per query head of the group
     float scale = 0.0f;
+    std::size_t fp16Bytes = 0; // the original model's fp16 cache that this head stands for
+    // Per query head of the group, the output projection's rows (d × D) of each side: when a
+    // rewrite folds factors into W_o, the heads' outputs live in different bases and are
+    // compared after projection, as the residual stream reads them. Empty: compared as they are.
+    std::span<const Matrix> exactReadout = {};
+    std::span<const Matrix> compressedReadout = {};
+    std::span<const RowVector> compressedOffset = {}; // WeightRewrite::outputOffsets, or empty
 };
 
 // The per-head metrics of DESIGN.md "Metrics" (and, with maps, the exact, compressed and
@@ -356,8 +392,7 @@ HeadMetrics headMetrics(const HeadProbe& in, bool maps) {
         m.codedElements = coded.elements;
     }
     m.bytes = ch.bytes();
-    // The model's own fp16 cache: keys only where the values are the keys (K=V).
-    m.fp16Bytes = fp16BaselineBytes(ctx, d) / (valuesShared(config) ? 2 : 1);
+    m.fp16Bytes = in.fp16Bytes;
     double errSum = 0, absSum = 0, massSum = 0, tvSum = 0, qmax = 0;
     double outDiff2 = 0, outNorm2 = 0; // the head output error's sums of squares
     int count = 0;
@@ -375,16 +410,33 @@ HeadMetrics headMetrics(const HeadProbe& in, bool maps) {
         std::vector<float> exactLse = e.logSumExp;
         std::vector<float> compressedLse = c.logSumExp;
         const AttendResult& self = in.probeSelf[j];
+        const AttendResult& compressedSelf = in.compressedProbeSelf[j];
         mergeAttention(exactOut, exactLse, self.outputs, self.logSumExp);
-        mergeAttention(compressedOut, compressedLse, self.outputs, self.logSumExp);
+        mergeAttention(compressedOut, compressedLse, compressedSelf.outputs,
+                       compressedSelf.logSumExp);
+        const auto readout = [&](const Matrix& o, std::span<const Matrix> rows,
+                                 std::span<const RowVector> offset) {
+            if (rows.empty())
+                return o;
+            Matrix projected = o * rows[j];
+            if (!offset.empty() && offset[j].size())
+                projected.rowwise() += offset[j];
+            return projected;
+        };
+        exactOut = readout(exactOut, in.exactReadout, {});
+        compressedOut = readout(compressedOut, in.compressedReadout, in.compressedOffset);
+        const Matrix exactContext = readout(e.outputs, in.exactReadout, {});
+        const Matrix compressedContext =
+            readout(c.outputs, in.compressedReadout, in.compressedOffset);
         outDiff2 += (exactOut.cast<double>() - compressedOut.cast<double>()).squaredNorm();
         outNorm2 += exactOut.cast<double>().squaredNorm();
         std::vector<double> rowMass;
         std::vector<double> rowShift;
         for (Eigen::Index i = 0; i < e.outputs.rows(); ++i) {
-            const double on = e.outputs.row(i).cast<double>().norm();
+            const double on = exactContext.row(i).cast<double>().norm();
             const double diff =
-                (e.outputs.row(i).cast<double>() - c.outputs.row(i).cast<double>()).norm();
+                (exactContext.row(i).cast<double>() - compressedContext.row(i).cast<double>())
+                    .norm();
             const double rel = on > 0 ? diff / on : diff;
             errSum += rel;
             absSum += diff;
@@ -441,14 +493,16 @@ HeadMetrics headMetrics(const HeadProbe& in, bool maps) {
 // Model-level quality: the probe decoded teacher-forced with the compressed context in every
 // layer (and, when asked, in one layer at a time).
 void addModelQuality(EvalResult& result, const Model& model, const Capture& cap, int ctx,
-                     const ExactReference& reference,
+                     const ExactReference& reference, const KvCache& prefill,
                      const std::vector<std::vector<CompressedHead>>& heads,
-                     AttentionBackend& backend, const EvalOptions& options) {
+                     AttentionBackend& backend, const EvalOptions& options, bool rewritten) {
     const std::vector<TokenId> targets(cap.tokens.begin() + ctx + 1, cap.tokens.end());
-    result.quality = compareLogits(
-        reference.probeLogits,
-        probeLogits(model, cap, ctx, reference.contextCache, heads, nullptr, backend, -1), targets);
-    if (!options.perLayerQuality)
+    result.quality =
+        compareLogits(reference.probeLogits,
+                      probeLogits(model, cap, ctx, prefill, heads, nullptr, backend, -1), targets);
+    // A rewritten model changes every layer at once (its config is the whole model's): there is
+    // no "only this layer compressed" to measure.
+    if (!options.perLayerQuality || rewritten)
         return;
     std::vector<std::vector<CompressedHead>> exact;
     for (int l = 0; l < cap.config.layers; ++l)
@@ -475,24 +529,63 @@ Result<EvalResult> evaluate(const Capture& cap, const Model* model, const Scheme
             computed = computeExactReference(cap, model, backend, options).valueOrThrow();
             reference = &computed;
         }
+        const Scheme& scheme = schemeOf(setting);
         EvalResult result;
         result.scheme = setting.toString();
         result.contextTokens = ctx;
         result.probeTokens = cap.tokenCount() - ctx;
         result.backend = backend.name();
-        const int L = cap.config.layers, Hkv = cap.config.kvHeads, g = cap.config.groupSize();
 
+        // The compressed side: the exact model's capture and prefill, or for a scheme that
+        // rewrites the weights, the rewritten model's own prefill of the same tokens.
         const auto t0 = Clock::now();
-        const auto heads = compressAll(cap, setting, ctx, options.seed).valueOrThrow();
+        std::optional<Model> rewrittenModel;
+        std::optional<Capture> rewrittenCapture;
+        KvCache rewrittenPrefill;
+        std::vector<std::vector<AttendResult>> rewrittenSelf;
+        std::vector<std::vector<RowVector>> outputOffsets;
+        if (scheme.info().transformsWeights) {
+            if (!model)
+                throw Error(ErrorCode::Unsupported,
+                            setting.id + " rewrites the model's weights: evaluating it needs the "
+                                         "model, not only a capture");
+            WeightRewrite rewrite = scheme.rewriteWeights(*model, cap, ctx, setting.resolved());
+            result.fitR2 = std::move(rewrite.fitR2);
+            outputOffsets = std::move(rewrite.outputOffsets);
+            rewrittenModel.emplace(
+                model->withAttention(std::move(rewrite.config), std::move(rewrite.layers)));
+            rewrittenCapture.emplace(rewrittenModel->captureTokens(cap.tokens).valueOrThrow());
+            checkCancel(options);
+        }
+        const Capture& subject = rewrittenCapture ? *rewrittenCapture : cap;
+        const Model* subjectModel = rewrittenModel ? &*rewrittenModel : model;
+        const int L = subject.config.layers, Hkv = subject.config.kvHeads,
+                  g = subject.config.groupSize();
+        const auto heads = compressHeads(subject, scheme, setting, ctx, options.seed);
         result.compressMilliseconds = msSince(t0);
 
-        const auto queries = probeQueries(cap, ctx);
-        ProbeRequest probe = probeRequest(cap.config, heads, queries, options.cancel);
+        const auto queries = probeQueries(subject, ctx);
+        ProbeRequest probe = probeRequest(subject.config, heads, queries, options.cancel);
         probe.scores = true;
         probe.probabilities = options.attentionMaps;
         const auto ta = Clock::now();
         const auto attended = probeAttention(probe, backend).valueOrThrow();
         result.attendMilliseconds = msSince(ta);
+        if (rewrittenCapture)
+            rewrittenSelf = probeSelfAttention(subject, ctx, queries, probe.scales);
+        const auto& subjectSelf = rewrittenCapture ? rewrittenSelf : reference->probeSelf;
+        // [layer][query head]: W_o's rows per head of both models, for rewrites only.
+        std::vector<std::vector<Matrix>> exactReadout, rewrittenReadout;
+        if (rewrittenModel)
+            for (int l = 0; l < L; ++l) {
+                exactReadout.push_back(outputRows(*model, l));
+                rewrittenReadout.push_back(outputRows(*rewrittenModel, l));
+            }
+        // Each head stands for its share of the original model's fp16 cache (keys only where
+        // the original model's values are its keys).
+        const std::size_t baseline =
+            fp16BaselineBytes(ctx, cap.config.headDim) / (valuesShared(cap.config) ? 2 : 1) *
+            static_cast<std::size_t>(cap.config.kvHeads) / static_cast<std::size_t>(Hkv);
         double outDiff2 = 0, outNorm2 = 0; // over every head: the output error's sums
 
         for (int l = 0; l < L; ++l) {
@@ -500,16 +593,27 @@ Result<EvalResult> evaluate(const Capture& cap, const Model* model, const Scheme
             const auto li = static_cast<std::size_t>(l);
             for (int h = 0; h < Hkv; ++h) {
                 const auto group = static_cast<std::size_t>(h * g);
-                const HeadProbe in{cap,
-                                   l,
-                                   h,
-                                   ctx,
-                                   heads[li][static_cast<std::size_t>(h)],
-                                   std::span(reference->attention[li]).subspan(group, g),
-                                   std::span(attended[li]).subspan(group, g),
-                                   std::span(reference->probeSelf[li]).subspan(group, g),
-                                   std::span(queries[li]).subspan(group, g),
-                                   probe.scales[li]};
+                const auto slice = [&](const auto& perQueryHead) {
+                    return std::span(perQueryHead[li]).subspan(group, static_cast<std::size_t>(g));
+                };
+                HeadProbe in{subject,
+                             l,
+                             h,
+                             ctx,
+                             heads[li][static_cast<std::size_t>(h)],
+                             slice(reference->attention),
+                             slice(attended),
+                             slice(reference->probeSelf),
+                             slice(subjectSelf),
+                             slice(queries),
+                             probe.scales[li],
+                             baseline};
+                if (rewrittenModel) {
+                    in.exactReadout = slice(exactReadout);
+                    in.compressedReadout = slice(rewrittenReadout);
+                    if (!outputOffsets.empty())
+                        in.compressedOffset = slice(outputOffsets);
+                }
                 HeadMetrics m = headMetrics(in, options.attentionMaps);
                 checkFinite(m);
                 result.bytes += m.bytes;
@@ -535,8 +639,13 @@ Result<EvalResult> evaluate(const Capture& cap, const Model* model, const Scheme
         result.memoryFraction =
             static_cast<double>(result.bytes.total()) / static_cast<double>(result.fp16Bytes);
 
-        if (model && options.modelQuality)
-            addModelQuality(result, *model, cap, ctx, *reference, heads, backend, options);
+        if (model && options.modelQuality) {
+            if (rewrittenModel)
+                rewrittenPrefill = contextPrefill(*rewrittenModel, subject, ctx);
+            addModelQuality(result, *subjectModel, subject, ctx, *reference,
+                            rewrittenModel ? rewrittenPrefill : reference->contextCache, heads,
+                            backend, options, rewrittenModel.has_value());
+        }
         if (options.keepCompressed)
             result.compressed = heads;
         return result;

@@ -6,6 +6,8 @@
 #include "forward.h"
 #include "weights.h"
 
+#include "kvs/finite.h"
+
 #include <algorithm>
 #include <mutex>
 #include <unistd.h>
@@ -22,6 +24,12 @@ struct Model::Impl {
     std::unique_ptr<WeightStore<float>> weights;
     mutable std::once_flag weights64Once;
     mutable std::unique_ptr<WeightStore<double>> weights64;
+    // Rewritten models (withAttention): the loaded model whose checkpoint, tokenizer and config
+    // (tensor names) they read, and the attention projections that replace its own.
+    std::shared_ptr<const Impl> base;
+    std::shared_ptr<const AttentionOverride> attention;
+
+    const Impl& root() const { return base ? *base : *this; }
 };
 
 namespace {
@@ -53,7 +61,7 @@ void validateTokens(const ModelConfig& config, std::span<const TokenId> tokens,
                             std::to_string(config.vocab));
 }
 
-Model::Model(std::unique_ptr<Impl> impl) : m_impl(std::move(impl)) {}
+Model::Model(std::shared_ptr<Impl> impl) : m_impl(std::move(impl)) {}
 Model::Model(Model&&) noexcept = default;
 Model& Model::operator=(Model&&) noexcept = default;
 Model::~Model() = default;
@@ -99,10 +107,70 @@ const std::filesystem::path& Model::folder() const {
     return m_impl->folder;
 }
 const Checkpoint& Model::checkpoint() const {
-    return m_impl->checkpoint;
+    return m_impl->root().checkpoint;
 }
 const Tokenizer* Model::tokenizer() const {
-    return m_impl->tokenizer.get();
+    return m_impl->root().tokenizer.get();
+}
+
+AttentionProjections Model::attentionProjections(int layer) const {
+    if (layer < 0 || layer >= m_impl->config.layers)
+        throw Error(ErrorCode::InvalidArgument, "layer " + std::to_string(layer) +
+                                                    " is outside the model's " +
+                                                    std::to_string(m_impl->config.layers));
+    const auto w = m_impl->weights->layer(layer);
+    return {w->wq, w->wk, w->wv, w->wo, w->bq, w->bk, w->bv, w->bo};
+}
+
+namespace {
+
+void checkShape(const std::string& what, int layer, Eigen::Index rows, Eigen::Index cols,
+                Eigen::Index wantRows, Eigen::Index wantCols) {
+    if (rows != wantRows || cols != wantCols)
+        throw Error(ErrorCode::InvalidArgument,
+                    "rewritten attention, layer " + std::to_string(layer) + ": " + what + " is " +
+                        std::to_string(rows) + "×" + std::to_string(cols) +
+                        ", the config implies " + std::to_string(wantRows) + "×" +
+                        std::to_string(wantCols));
+}
+
+} // namespace
+
+Model Model::withAttention(ModelConfig config, std::vector<AttentionProjections> layers) const {
+    const ModelConfig& c = config;
+    if (static_cast<int>(layers.size()) != c.layers)
+        throw Error(ErrorCode::InvalidArgument,
+                    "rewritten attention: " + std::to_string(layers.size()) +
+                        " layers given for a model of " + std::to_string(c.layers));
+    const Eigen::Index D = c.width, q = Eigen::Index(c.heads) * c.headDim,
+                       kv = Eigen::Index(c.kvHeads) * c.headDim;
+    const bool ownsQ = c.sharing == ProjectionSharing::Qkv || c.sharing == ProjectionSharing::KEqV;
+    const bool ownsV = c.sharing == ProjectionSharing::Qkv || c.sharing == ProjectionSharing::QEqK;
+    const bool qkvBias = c.qkvBias, outBias = c.outputBias;
+    for (int l = 0; l < c.layers; ++l) {
+        const AttentionProjections& a = layers[static_cast<std::size_t>(l)];
+        checkShape("W_q", l, a.wq.rows(), a.wq.cols(), ownsQ ? D : 0, ownsQ ? q : 0);
+        checkShape("W_k", l, a.wk.rows(), a.wk.cols(), D, kv);
+        checkShape("W_v", l, a.wv.rows(), a.wv.cols(), ownsV ? D : 0, ownsV ? kv : 0);
+        checkShape("W_o", l, a.wo.rows(), a.wo.cols(), q, D);
+        checkShape("b_q", l, 1, a.bq.size(), 1, ownsQ && qkvBias ? q : 0);
+        checkShape("b_k", l, 1, a.bk.size(), 1, qkvBias ? kv : 0);
+        checkShape("b_v", l, 1, a.bv.size(), 1, ownsV && qkvBias ? kv : 0);
+        checkShape("b_o", l, 1, a.bo.size(), 1, outBias ? D : 0);
+        for (const Matrix* m : {&a.wq, &a.wk, &a.wv, &a.wo})
+            checkFinite(*m, "rewritten attention, layer " + std::to_string(l));
+    }
+    const Impl& root = m_impl->root();
+    auto impl = std::make_shared<Impl>();
+    impl->base = m_impl->base ? m_impl->base : m_impl;
+    impl->folder = root.folder;
+    impl->configSource = root.configSource;
+    impl->config = std::move(config);
+    impl->budget = root.budget;
+    impl->attention = std::make_shared<const AttentionOverride>(std::move(layers));
+    impl->weights = std::make_unique<WeightStore<float>>(root.config, root.checkpoint, root.budget,
+                                                         impl->attention);
+    return Model(std::move(impl));
 }
 
 std::string Model::name() const {
@@ -127,22 +195,24 @@ Matrix Model::forwardWithContext(std::span<const TokenId> tokens, KvCache& cache
 
 MatrixT<double> Model::forwardF64(std::span<const TokenId> tokens) const {
     std::call_once(m_impl->weights64Once, [&] {
+        const Impl& root = m_impl->root();
         m_impl->weights64 = std::make_unique<WeightStore<double>>(
-            m_impl->config, m_impl->checkpoint, m_impl->budget);
+            root.config, root.checkpoint, m_impl->budget, m_impl->attention);
     });
     return runForward<double>(m_impl->config, *m_impl->weights64, tokens, nullptr, nullptr);
 }
 
 Result<Capture> Model::capture(std::string_view prompt) const {
     return catchErrors([&]() -> Capture {
-        if (!m_impl->tokenizer)
+        const Tokenizer* tokenizer = this->tokenizer();
+        if (!tokenizer)
             throw Error(ErrorCode::Missing,
                         m_impl->folder.string() +
                             ": the model folder has no tokenizer, so a text prompt "
                             "cannot be tokenized");
         if (prompt.empty())
             throw Error(ErrorCode::InvalidArgument, "empty prompt: there is nothing to capture");
-        auto tokens = m_impl->tokenizer->encode(prompt);
+        auto tokens = tokenizer->encode(prompt);
         validateTokens(m_impl->config, tokens, "prompt");
         Capture c = captureTokens(std::move(tokens)).valueOrThrow();
         c.prompt = std::string(prompt);
@@ -158,8 +228,7 @@ Result<Capture> Model::captureTokens(std::vector<TokenId> tokens) const {
         c.modelName = name();
         c.tokens = std::move(tokens);
         for (TokenId id : c.tokens)
-            c.tokenTexts.push_back(m_impl->tokenizer ? m_impl->tokenizer->tokenText(id)
-                                                     : std::to_string(id));
+            c.tokenTexts.push_back(tokenizer() ? tokenizer()->tokenText(id) : std::to_string(id));
         forward(c.tokens, nullptr, &c);
         checkCaptureFinite(c, "the forward pass of " + m_impl->folder.string());
         return c;

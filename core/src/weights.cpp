@@ -136,9 +136,10 @@ void validateCheckpoint(const ModelConfig& config, const Checkpoint& checkpoint,
 
 template <class S>
 WeightStore<S>::WeightStore(const ModelConfig& config, const Checkpoint& checkpoint,
-                            std::size_t budgetBytes)
+                            std::size_t budgetBytes,
+                            std::shared_ptr<const AttentionOverride> attention)
     : m_config(config), m_checkpoint(checkpoint), m_names(config, checkpoint),
-      m_budget(budgetBytes) {
+      m_budget(budgetBytes), m_attention(std::move(attention)) {
     const auto& c = m_config;
     if (c.family == Family::Gpt2) {
         m_global.embed = matrix(m_names.global("wte.weight"), false);
@@ -187,6 +188,23 @@ template <class S> std::string WeightStore<S>::describeTensor(const std::string&
 }
 
 template <class S> std::shared_ptr<LayerWeights<S>> WeightStore<S>::convertLayer(int l) const {
+    auto w = convertCheckpointLayer(l);
+    if (m_attention) {
+        const AttentionProjections& a = m_attention->at(static_cast<std::size_t>(l));
+        w->wq = a.wq.cast<S>();
+        w->wk = a.wk.cast<S>();
+        w->wv = a.wv.cast<S>();
+        w->wo = a.wo.cast<S>();
+        w->bq = a.bq.cast<S>();
+        w->bk = a.bk.cast<S>();
+        w->bv = a.bv.cast<S>();
+        w->bo = a.bo.cast<S>();
+    }
+    return w;
+}
+
+template <class S>
+std::shared_ptr<LayerWeights<S>> WeightStore<S>::convertCheckpointLayer(int l) const {
     const auto& c = m_config;
     auto w = std::make_shared<LayerWeights<S>>();
     auto name = [&](const std::string& suffix) { return m_names.layer(l, suffix); };

@@ -3,6 +3,7 @@
 // layer at a time, cached while the converted total fits the budget.
 #pragma once
 
+#include "kvs/model.h"
 #include "kvs/model_config.h"
 #include "kvs/safetensors.h"
 #include "kvs/tensor.h"
@@ -58,9 +59,15 @@ private:
 void validateCheckpoint(const ModelConfig& config, const Checkpoint& checkpoint,
                         const std::string& configSource);
 
+// Replaces a converted layer's attention projections (fp32 stores of rewritten models).
+using AttentionOverride = std::vector<AttentionProjections>;
+
 template <class S> class WeightStore {
 public:
-    WeightStore(const ModelConfig& config, const Checkpoint& checkpoint, std::size_t budgetBytes);
+    // `config` is the checkpoint's own (tensor names and shapes); with `attention` given, layer l's
+    // projections are replaced by attention[l] after conversion.
+    WeightStore(const ModelConfig& config, const Checkpoint& checkpoint, std::size_t budgetBytes,
+                std::shared_ptr<const AttentionOverride> attention = nullptr);
 
     const GlobalWeights<S>& global() const { return m_global; }
     // Converted weights of layer l: from the cache, or freshly converted (and cached if within
@@ -69,6 +76,7 @@ public:
 
 private:
     std::shared_ptr<LayerWeights<S>> convertLayer(int l) const;
+    std::shared_ptr<LayerWeights<S>> convertCheckpointLayer(int l) const;
     MatrixT<S> matrix(const std::string& name, bool transpose) const;
     RowVectorT<S> vector(const std::string& name) const;
     std::string describeTensor(const std::string& name) const; // "FILE: tensor 'NAME'"
@@ -81,6 +89,7 @@ private:
     mutable std::mutex m_mutex;
     mutable std::map<int, std::shared_ptr<const LayerWeights<S>>> m_cache;
     mutable std::size_t m_cachedBytes = 0;
+    std::shared_ptr<const AttentionOverride> m_attention;
 };
 
 } // namespace kvs

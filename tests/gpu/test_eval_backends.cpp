@@ -73,12 +73,17 @@ private slots:
         for (const char* model : {"gqa", "k=v llama", "k=v gpt2"})
             for (const auto& [name, scheme] : schemes)
                 QTest::addRow("%s, %s", model, name) << QString(model) << QString(scheme);
-        // Codecs and factored keys read the quantized and low-rank forms (K=V caches refuse).
+        // Codecs and factored keys read the quantized and low-rank forms (K=V caches refuse);
+        // post-hoc sharing rewrites the model.
         const std::pair<const char*, const char*> coded[] = {
             {"K4/V2, G12", "codec.uniform:key_bits=4,value_bits=2,group=12"},
             {"3 bits, G4", "codec.uniform:bits=3,group=4"},
             {"entropy-coded", "codec.entropy:alpha=0.5"},
-            {"rank 4", "factor.data_aware:rank=4"}};
+            {"rank 4", "factor.data_aware:rank=4"},
+            // Rewritten models: the cache is the rewritten model's, in the plain forms.
+            {"MQA pooled", "share.pool:kv_heads=1"},
+            {"MQA least squares", "share.lsq:kv_heads=1"},
+            {"K=V regression", "share.kv_regress"}};
         for (const auto& [name, scheme] : coded)
             QTest::addRow("gqa, %s", name) << QString("gqa") << QString(scheme);
     }

@@ -111,9 +111,12 @@ struct EvalResult {
     std::string backend;
     std::optional<ModelQuality> quality;
     // With EvalOptions::keepCompressed: what was measured, [layer][kv head] (kept positions,
-    // weights), so that callers need not compress again.
+    // weights), so that callers need not compress again. A weight-transforming scheme's heads
+    // are the rewritten model's (as many KV heads as it has).
     std::vector<std::vector<CompressedHead>> compressed;
-    std::vector<ModelQuality> perLayerQuality;
+    std::vector<ModelQuality> perLayerQuality; // empty for weight-transforming schemes
+    // Weight-transforming schemes: WeightRewrite::fitR2, [layer][KV head of the original model].
+    std::vector<std::vector<double>> fitR2;
 };
 
 // √d·e^ρ/ε, the coreset size of ALGORITHMS.md §1c (capped at 1e300; +∞ for ε = 0).
@@ -145,6 +148,8 @@ Result<EvalResult> evaluate(const Capture& capture, const Model* model, const Sc
                             const ExactReference* reference = nullptr);
 
 // The compressed heads of every layer and KV head (what evaluate() measures), for the views.
+// Weight-transforming schemes are refused (their cache comes from the rewritten model: evaluate
+// with keepCompressed).
 Result<std::vector<std::vector<CompressedHead>>> compressAll(const Capture& capture,
                                                              const SchemeSetting& scheme,
                                                              int contextTokens,

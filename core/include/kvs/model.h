@@ -53,6 +53,15 @@ public:
                         std::vector<std::vector<float>>& logSumExp) const = 0;
 };
 
+// One layer's attention projections in fp32, input-major (x · W): W_q D×(H·d), W_k and W_v
+// D×(Hkv·d), W_o (H·d)×D; head h owns columns [h·d, (h+1)·d). Under shared projections the
+// copies a model does not own are empty (W_q for Q=K, W_v for K=V), as are absent biases.
+// What a weight-transforming scheme (post-hoc sharing, weight SVD) reads and rewrites.
+struct AttentionProjections {
+    Matrix wq, wk, wv, wo;
+    RowVector bq, bk, bv, bo;
+};
+
 class Model {
 public:
     // Loads config.json, the safetensors checkpoint (single or sharded) and the tokenizer if
@@ -78,6 +87,14 @@ public:
     // The same computation in double precision (for accuracy checks against the fp32 path).
     MatrixT<double> forwardF64(std::span<const TokenId> tokens) const;
 
+    // Layer `layer`'s attention projections (a copy).
+    AttentionProjections attentionProjections(int layer) const;
+    // The same model with every layer's attention projections replaced and the config they imply
+    // (fewer KV heads, values shared with keys): embeddings, norms and MLPs stay the original's.
+    // The result shares the checkpoint and tokenizer. Throws kvs::Error(InvalidArgument) when
+    // the projections' shapes disagree with `config`.
+    Model withAttention(ModelConfig config, std::vector<AttentionProjections> layers) const;
+
     // Tokenizes `prompt` and captures it. Errors: no tokenizer, empty prompt, too long.
     Result<Capture> capture(std::string_view prompt) const;
     Result<Capture> captureTokens(std::vector<TokenId> tokens) const;
@@ -91,8 +108,8 @@ public:
     struct Impl;
 
 private:
-    explicit Model(std::unique_ptr<Impl> impl);
-    std::unique_ptr<Impl> m_impl;
+    explicit Model(std::shared_ptr<Impl> impl);
+    std::shared_ptr<Impl> m_impl;
 };
 
 // Checks a token sequence against the model: non-empty, ids within vocabulary, not longer than the

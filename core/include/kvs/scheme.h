@@ -6,6 +6,7 @@
 #pragma once
 
 #include "kvs/compressed_head.h"
+#include "kvs/model.h"
 #include "kvs/status.h"
 #include "kvs/tensor.h"
 
@@ -53,6 +54,10 @@ struct SchemeInfo {
     // one other than "seed".
     std::string budgetParam = "keep";
     ScalingTheory theory = {};
+    // The scheme changes the model, not only its cache (post-hoc sharing, weight SVD): it
+    // rewrites the attention projections, the prompt is prefilled again by the rewritten model,
+    // and compress() then sees that model's cache. Needs the model, not only a capture.
+    bool transformsWeights = false;
     const ParamSpec* findParam(const std::string& key) const;
 };
 
@@ -91,12 +96,32 @@ struct HeadInput {
     float attentionScale() const;
 };
 
+// What a weight-transforming scheme makes of a model: the rewritten config (fewer KV heads,
+// values shared with keys) and attention projections, and per [layer][KV head of the original
+// model] the fraction of that head's keys and values the rewritten model reproduces on the
+// calibration tokens (R² = 1 − ‖residual‖² / ‖centred‖², sums over keys and values; 1 = exact,
+// below 0 = worse than the mean).
+struct WeightRewrite {
+    ModelConfig config;
+    std::vector<AttentionProjections> layers;
+    std::vector<std::vector<double>> fitR2;
+    // [layer][query head]: what the rewrite moved from that head's output into W_o's bias (a
+    // value offset b with Σ p = 1 becomes b·W_o), so that head outputs compare fairly; empty
+    // when nothing moved.
+    std::vector<std::vector<RowVector>> outputOffsets;
+};
+
 class Scheme {
 public:
     virtual ~Scheme() = default;
     virtual const SchemeInfo& info() const = 0;
     // Throws kvs::Error for parameters the head cannot satisfy.
     virtual CompressedHead compress(const HeadInput& head, const ParamValues& params) const = 0;
+    // Weight-transforming schemes (SchemeInfo::transformsWeights): the rewritten model, fitted
+    // on the capture's first `contextTokens` tokens only (calibration never sees the probe).
+    // Throws kvs::Error for a model or parameters it cannot rewrite.
+    virtual WeightRewrite rewriteWeights(const Model& model, const Capture& capture,
+                                         int contextTokens, const ParamValues& params) const;
 };
 
 const std::vector<std::unique_ptr<Scheme>>& schemeRegistry();

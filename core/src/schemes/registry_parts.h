@@ -12,10 +12,15 @@ namespace kvs::schemes {
 
 using CompressFn = std::function<CompressedHead(const HeadInput&, const ParamValues&)>;
 std::unique_ptr<Scheme> makeScheme(SchemeInfo info, CompressFn compress);
+using RewriteFn =
+    std::function<WeightRewrite(const Model&, const Capture&, int, const ParamValues&)>;
+// A weight-transforming scheme: `rewrite` makes the model, `compress` stores its cache.
+std::unique_ptr<Scheme> makeWeightScheme(SchemeInfo info, RewriteFn rewrite, CompressFn compress);
 
 void addSelectionSchemes(std::vector<std::unique_ptr<Scheme>>& out);
 void addCoresetSchemes(std::vector<std::unique_ptr<Scheme>>& out);
 void addCodecSchemes(std::vector<std::unique_ptr<Scheme>>& out);
 void addFactoredSchemes(std::vector<std::unique_ptr<Scheme>>& out);
+void addSharingSchemes(std::vector<std::unique_ptr<Scheme>>& out);
 
 } // namespace kvs::schemes
