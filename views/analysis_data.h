@@ -59,6 +59,22 @@ struct SchemeRun {
     // What the timing backend allocated on the device for each layer's probe attention (empty
     // when the timing pass did not run; all zero where the timing backend is the CPU).
     std::vector<kvs::DeviceAllocation> layerAllocation;
+
+    // KV heads per layer of this run's cache: the model's, or fewer where the scheme rewrote
+    // the model (post-hoc sharing).
+    int kvHeads(int layers) const {
+        return layers > 0 ? static_cast<int>(eval.heads.size()) / layers : 0;
+    }
+    // Index into eval.heads / kept / maps of the KV head that query head `head` of `layer`
+    // reads, and that query head's place in its group.
+    std::size_t headIndex(int layer, int head, int layers, int heads) const {
+        const int kv = std::max(1, kvHeads(layers));
+        return static_cast<std::size_t>(layer * kv + head / std::max(1, heads / kv));
+    }
+    std::size_t groupMember(int head, int layers, int heads) const {
+        const int kv = std::max(1, kvHeads(layers));
+        return static_cast<std::size_t>(head % std::max(1, heads / kv));
+    }
 };
 
 struct AnalysisData {

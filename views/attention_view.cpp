@@ -272,8 +272,7 @@ const HeadMetrics* AttentionView::selectedMetrics() const {
     if (!m_data)
         return nullptr;
     const SchemeRun& run = m_data->runs[static_cast<std::size_t>(m_run)];
-    const int g = m_data->groupSize();
-    const std::size_t index = static_cast<std::size_t>(m_layer * m_data->kvHeads + m_head / g);
+    const std::size_t index = run.headIndex(m_layer, m_head, m_data->layers, m_data->heads);
     if (index >= run.eval.heads.size())
         return nullptr;
     return &run.eval.heads[index];
@@ -312,8 +311,8 @@ void AttentionView::rebuildGrid() {
     for (int l = 0; l < m_data->layers; ++l) {
         for (int h = 0; h < m_data->heads; ++h) {
             QCPColorMap* map = m_thumbs[static_cast<std::size_t>(l * m_data->heads + h)];
-            const std::size_t kv = static_cast<std::size_t>(l * m_data->kvHeads + h / g);
-            const std::size_t j = static_cast<std::size_t>(h % g);
+            const std::size_t kv = run.headIndex(l, h, m_data->layers, m_data->heads);
+            const std::size_t j = run.groupMember(h, m_data->layers, m_data->heads);
             const Matrix* m = nullptr;
             bool diverging = false;
             if (kv < run.eval.heads.size()) {
@@ -409,9 +408,8 @@ const Matrix* AttentionView::differenceMatrix(std::size_t kv, std::size_t j) con
 void AttentionView::rebuildMaps() {
     const SchemeRun& run = m_data->runs[static_cast<std::size_t>(m_run)];
     const HeadMetrics* hm = selectedMetrics();
-    const int g = m_data->groupSize();
-    const std::size_t kv = static_cast<std::size_t>(m_layer * m_data->kvHeads + m_head / g);
-    const std::size_t j = static_cast<std::size_t>(m_head % g);
+    const std::size_t kv = run.headIndex(m_layer, m_head, m_data->layers, m_data->heads);
+    const std::size_t j = run.groupMember(m_head, m_data->layers, m_data->heads);
     const Matrix* mats[3] = {nullptr, nullptr, nullptr};
     if (hm && j < hm->exactMap.size())
         mats[0] = &hm->exactMap[j];
@@ -504,8 +502,8 @@ void AttentionView::rebuildMaps() {
     m_mass->xAxis->setRange(0, std::max(0.05, massMax * 1.1));
 
     QString title = tr("%1 \u2014 layer %2, head %3").arg(run.displayName).arg(m_layer).arg(m_head);
-    if (g > 1)
-        title += tr(" (KV head %1)").arg(m_head / g);
+    if (hm && run.kvHeads(m_data->layers) < m_data->heads)
+        title += tr(" (KV head %1)").arg(hm->kvHead);
     // Weighted schemes move attention rather than lose it: their honest number is the shift.
     const bool weighted = hm && hm->weighted;
     m_massTitle->setText(weighted ? tr("shift (TV)") : tr("mass lost"));
@@ -614,8 +612,7 @@ bool AttentionView::hoverCell(int row, int key) {
         return false;
     }
     const SchemeRun& run = m_data->runs[static_cast<std::size_t>(m_run)];
-    const int g = m_data->groupSize();
-    const std::size_t kv = static_cast<std::size_t>(m_layer * m_data->kvHeads + m_head / g);
+    const std::size_t kv = run.headIndex(m_layer, m_head, m_data->layers, m_data->heads);
     const int query = m_data->contextTokens + row;
     QString keptText = tr("evicted");
     if (kv < run.kept.size()) {
@@ -685,15 +682,14 @@ CsvTable AttentionView::gridCsv() const {
     if (!m_data)
         return t;
     const SchemeRun& run = m_data->runs[static_cast<std::size_t>(m_run)];
-    const int g = m_data->groupSize();
     for (int l = 0; l < m_data->layers; ++l)
         for (int h = 0; h < m_data->heads; ++h) {
-            const std::size_t kv = static_cast<std::size_t>(l * m_data->kvHeads + h / g);
+            const std::size_t kv = run.headIndex(l, h, m_data->layers, m_data->heads);
             if (kv >= run.eval.heads.size())
                 continue;
             const HeadMetrics& hm = run.eval.heads[kv];
             t.rows.push_back(
-                {QString::number(l), QString::number(h), QString::number(h / g),
+                {QString::number(l), QString::number(h), QString::number(hm.kvHead),
                  QString::number(hm.outputError, 'g', 8),
                  QString::number(hm.totalVariation, 'g', 8), QString::number(hm.massLost, 'g', 8),
                  QString::number(hm.contextError, 'g', 8), QString::number(hm.keptTokens)});

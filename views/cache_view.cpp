@@ -180,8 +180,9 @@ void CacheView::showBytes(const SchemeRun& run) {
 // Heat grid of the head output error, layer × KV head.
 void CacheView::showErrorGrid(const SchemeRun& run) {
     QCPColorMapData* grid = m_heat->data();
-    grid->setSize(m_data->kvHeads, m_data->layers);
-    grid->setRange(QCPRange(0, m_data->kvHeads - 1), QCPRange(0, m_data->layers - 1));
+    const int kvHeads = std::max(1, run.kvHeads(m_data->layers)); // fewer where shared post hoc
+    grid->setSize(kvHeads, m_data->layers);
+    grid->setRange(QCPRange(0, kvHeads - 1), QCPRange(0, m_data->layers - 1));
     double errMax = 1e-12;
     for (const HeadMetrics& h : run.eval.heads) {
         grid->setCell(h.kvHead, h.layer, h.outputError);
@@ -193,7 +194,7 @@ void CacheView::showErrorGrid(const SchemeRun& run) {
     fixed->setScaleStrategy(QCPAxisTickerFixed::ssMultiples);
     m_grid->xAxis->setTicker(fixed);
     m_grid->yAxis->setTicker(fixed);
-    m_grid->xAxis->setRange(-0.5, m_data->kvHeads - 0.5);
+    m_grid->xAxis->setRange(-0.5, kvHeads - 0.5);
     m_grid->yAxis->setRange(-0.5, m_data->layers - 0.5);
     m_grid->replot(QCustomPlot::rpQueuedReplot);
 }

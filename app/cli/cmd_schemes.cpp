@@ -34,6 +34,7 @@ json paramJson(const ParamSpec& p) {
             {"integer", p.integer},
             {"unit", p.unit},
             {"choices", p.choices},
+            {"divides_kv_heads", p.dividesKvHeads},
             {"help", p.help}};
 }
 

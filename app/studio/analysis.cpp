@@ -250,7 +250,12 @@ void timeRun(views::SchemeRun& run, const std::vector<std::vector<CompressedHead
              const Capture& capture, AttentionBackend& timing, const std::atomic<bool>& cancel) {
     const int nctx = run.eval.contextTokens;
     const auto queries = probeQueries(capture, nctx);
-    const ProbeRequest probe = probeRequest(capture.config, compressed, queries, &cancel);
+    // A rewritten model's cache (post-hoc sharing) has fewer KV heads: the timing reads it with
+    // the capture's queries, grouped as that cache is.
+    ModelConfig config = capture.config;
+    if (!compressed.empty() && !compressed.front().empty())
+        config.kvHeads = static_cast<int>(compressed.front().size());
+    const ProbeRequest probe = probeRequest(config, compressed, queries, &cancel);
     QElapsedTimer wall;
     wall.start();
     const auto layers = probeAttention(probe, timing).valueOrThrow();
@@ -514,7 +519,8 @@ Result<std::shared_ptr<const views::SweepData>> Engine::sweep(const AnalysisRequ
             for (const QString& text : request.settings) {
                 const int color = index++;
                 const SchemeSetting setting = parseSetting(text);
-                const auto plan = sweepPlan(setting, request.contextTokens);
+                const auto plan =
+                    sweepPlan(setting, request.contextTokens, 7, capture.config.kvHeads);
                 if (!plan)
                     continue; // nothing to sweep (the exact scheme at 32 bits has one point)
                 const SchemeSetting base = sweepBase(setting, plan->parameter);

@@ -136,9 +136,14 @@ Result<std::shared_ptr<const views::ScalingData>> Engine::scaling(const Analysis
                 }
                 const SchemeSetting setting =
                     SchemeSetting::parse(text.toStdString()).valueOrThrow();
+                const Scheme* scheme = findScheme(setting.id);
+                // A scheme that rewrites the model has a cache only through a prefill of the
+                // rewritten model, once per length: not timed here (its cost is that of a dense
+                // cache with its KV-head count).
+                if (scheme && scheme->info().transformsWeights)
+                    continue;
                 views::ScalingSeries series;
                 series.setting = text;
-                const Scheme* scheme = findScheme(setting.id);
                 series.displayName =
                     scheme ? QString::fromStdString(scheme->info().displayName) : text;
                 series.colorIndex = color;

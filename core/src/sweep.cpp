@@ -149,7 +149,8 @@ SlopeFit fitLogLog(const std::vector<double>& x, const std::vector<double>& y) {
     return f;
 }
 
-std::optional<SweepPlan> sweepPlan(const SchemeSetting& setting, int contextTokens, int points) {
+std::optional<SweepPlan> sweepPlan(const SchemeSetting& setting, int contextTokens, int points,
+                                   int kvHeads) {
     const Scheme* scheme = findScheme(setting.id);
     if (!scheme)
         return std::nullopt;
@@ -164,6 +165,10 @@ std::optional<SweepPlan> sweepPlan(const SchemeSetting& setting, int contextToke
     plan.parameter = spec->key;
     if (!spec->choices.empty()) {
         plan.values = spec->choices; // every supported value (bit widths)
+    } else if (spec->dividesKvHeads && kvHeads > 0) {
+        for (int k = 1; k <= kvHeads; ++k)
+            if (kvHeads % k == 0)
+                plan.values.push_back(k);
     } else if (spec->key == "keep") {
         // From about two tokens to the whole context.
         const double lo = std::clamp(2.0 / std::max(1, contextTokens), spec->minimum, 0.5);

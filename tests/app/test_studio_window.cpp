@@ -439,7 +439,7 @@ private slots:
         const fs::path assets = kvs::test::sourceTestsDir().parent_path() / "assets" / "models";
         const fs::path mqa = assets / "variants" / "mqa";
         if (!fs::is_directory(mqa))
-            QSKIP("no trained MQA variant in assets/models/variants");
+            QFAIL("the trained MQA variant assets/models/variants/mqa is missing");
         MainWindow w(kvs::test::quietWindowOptions());
         w.show();
         auto* menu = w.findChild<QMenu*>(QStringLiteral("bundledMenu"));

@@ -504,6 +504,13 @@ private slots:
         QCOMPARE(
             sweepPlan(SchemeSetting::parse("factor.data_aware").valueOrThrow(), 100)->parameter,
             std::string("rank"));
+        // Post-hoc sharing visits the divisors of the model's KV heads; precision its two widths.
+        const auto heads = sweepPlan(SchemeSetting::parse("share.lsq").valueOrThrow(), 100, 7, 6);
+        QCOMPARE(heads->parameter, std::string("kv_heads"));
+        QCOMPARE(heads->values, (std::vector<double>{1, 2, 3, 6}));
+        QCOMPARE(sweepPlan(SchemeSetting::parse("share.kv_tie").valueOrThrow(), 100)->values,
+                 (std::vector<double>{16, 32}));
+        QVERIFY(!SchemeSetting::parse("identity:precision=20").ok());
         // The theories are data on the schemes.
         QCOMPARE(findScheme("coreset.halving")->info().theory.exponent, -1.0);
         QVERIFY(findScheme("coreset.streaming")->info().theory.coresetBound);

@@ -34,6 +34,9 @@ struct ParamSpec {
     // Parameters that, when set, take this one's place (a token or byte budget over the kept
     // fraction, per-tensor widths over the common one): a sweep of this one drops them.
     std::vector<std::string> overriddenBy = {};
+    // The value must divide the model's KV-head count (post-hoc sharing): a sweep visits the
+    // divisors.
+    bool dividesKvHeads = false;
 };
 
 // What a family's theory predicts for error against kept tokens m (ALGORITHMS.md §1c): error ∝

@@ -37,12 +37,14 @@ Result<Sweep> runSweep(const Capture& capture, const Model* model, const SchemeS
 
 // The parameter a scheme's trade-off curve sweeps (SchemeInfo::budgetParam) and the values it
 // takes: for "keep", from about two tokens of the context to all of it; otherwise the spec's
-// range, geometric on log-scale parameters. None for an unknown scheme or one without parameters.
+// range, geometric on log-scale parameters; for a KV-head count (ParamSpec::dividesKvHeads) the
+// divisors of `kvHeads`. None for an unknown scheme or one without parameters.
 struct SweepPlan {
     std::string parameter;
     std::vector<double> values;
 };
-std::optional<SweepPlan> sweepPlan(const SchemeSetting& setting, int contextTokens, int points = 7);
+std::optional<SweepPlan> sweepPlan(const SchemeSetting& setting, int contextTokens, int points = 7,
+                                   int kvHeads = 0);
 // `setting` without `parameter` — and without what would override it (ParamSpec::overriddenBy:
 // for "keep" the token and byte budgets, for "bits" the key and value widths) — so that settings
 // differing only in the swept budget share one curve.

@@ -23,7 +23,8 @@ ParamSpec precisionParam(int defaultBits) {
             false,
             true,
             "bits",
-            "16 stores kept keys and values in fp16 (what a real cache does), 32 in fp32"};
+            "16 stores kept keys and values in fp16 (what a real cache does), 32 in fp32",
+            {16, 32}};
 }
 ParamSpec sinksParam(int def) {
     return {"sinks",

@@ -316,15 +316,17 @@ CompressedHead rewrittenCache(const HeadInput& h, const ParamValues& p) {
 }
 
 ParamSpec kvHeadsParam() {
-    return {"kv_heads",
-            "KV heads",
-            1,
-            256,
-            2,
-            false,
-            true,
-            "heads",
-            "KV heads after sharing (1 = MQA); must divide the model's KV heads"};
+    ParamSpec spec{"kv_heads",
+                   "KV heads",
+                   1,
+                   256,
+                   2,
+                   false,
+                   true,
+                   "heads",
+                   "KV heads after sharing (1 = MQA); must divide the model's KV heads"};
+    spec.dividesKvHeads = true;
+    return spec;
 }
 
 } // namespace
