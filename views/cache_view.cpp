@@ -70,8 +70,8 @@ CacheView::CacheView(QWidget* parent) : QWidget(parent) {
     m_grid->setObjectName(QStringLiteral("cacheErrorGrid"));
     m_grid->setBufferDevicePixelRatio(m_grid->devicePixelRatioF());
     m_grid->plotLayout()->insertRow(0);
-    m_grid->plotLayout()->addElement(
-        0, 0, new QCPTextElement(m_grid, tr("head output error per layer and KV head")));
+    m_gridTitle = new QCPTextElement(m_grid, tr("head output error per layer and KV head"));
+    m_grid->plotLayout()->addElement(0, 0, m_gridTitle);
     m_grid->xAxis->setLabel(tr("KV head"));
     m_grid->yAxis->setLabel(tr("layer"));
     m_grid->yAxis->setRangeReversed(true);
@@ -180,15 +180,31 @@ void CacheView::showBytes(const SchemeRun& run) {
 // Heat grid of the head output error, layer × KV head.
 void CacheView::showErrorGrid(const SchemeRun& run) {
     QCPColorMapData* grid = m_heat->data();
-    const int kvHeads = std::max(1, run.kvHeads(m_data->layers)); // fewer where shared post hoc
+    const auto& fit = run.eval.fitR2;
+    // A rewritten model (post-hoc sharing): how well its fit reproduces each original head.
+    const bool showFit = !fit.empty() && !fit.front().empty();
+    const int kvHeads =
+        showFit ? static_cast<int>(fit.front().size()) : std::max(1, run.kvHeads(m_data->layers));
     grid->setSize(kvHeads, m_data->layers);
     grid->setRange(QCPRange(0, kvHeads - 1), QCPRange(0, m_data->layers - 1));
-    double errMax = 1e-12;
-    for (const HeadMetrics& h : run.eval.heads) {
-        grid->setCell(h.kvHead, h.layer, h.outputError);
-        errMax = std::max(errMax, h.outputError);
+    if (showFit) {
+        m_gridTitle->setText(tr("held-out R\u00b2 per layer and KV head"));
+        double lowest = 0.0;
+        for (std::size_t l = 0; l < fit.size(); ++l)
+            for (std::size_t h = 0; h < fit[l].size(); ++h) {
+                grid->setCell(static_cast<int>(h), static_cast<int>(l), fit[l][h]);
+                lowest = std::min(lowest, fit[l][h]);
+            }
+        m_heat->setDataRange(QCPRange(lowest, 1.0));
+    } else {
+        m_gridTitle->setText(tr("head output error per layer and KV head"));
+        double errMax = 1e-12;
+        for (const HeadMetrics& h : run.eval.heads) {
+            grid->setCell(h.kvHead, h.layer, h.outputError);
+            errMax = std::max(errMax, h.outputError);
+        }
+        m_heat->setDataRange(QCPRange(0, errMax));
     }
-    m_heat->setDataRange(QCPRange(0, errMax));
     QSharedPointer<QCPAxisTickerFixed> fixed(new QCPAxisTickerFixed);
     fixed->setTickStep(1.0);
     fixed->setScaleStrategy(QCPAxisTickerFixed::ssMultiples);
@@ -329,6 +345,17 @@ CsvTable CacheView::barsCsv() const {
 }
 
 CsvTable CacheView::gridCsv() const {
+    if (m_data) { // what the grid shows: the fit's R² where the scheme rewrote the model
+        const auto& fit = m_data->runs[static_cast<std::size_t>(m_run)].eval.fitR2;
+        if (!fit.empty() && !fit.front().empty()) {
+            CsvTable r{csvColumns("layer,original_kv_head,fit_r2")};
+            for (std::size_t l = 0; l < fit.size(); ++l)
+                for (std::size_t h = 0; h < fit[l].size(); ++h)
+                    r.rows.push_back({QString::number(l), QString::number(h),
+                                      QString::number(fit[l][h], 'g', 8)});
+            return r;
+        }
+    }
     CsvTable t{csvColumns("layer,kv_head,head_output_error,context_error")};
     if (!m_data)
         return t;

@@ -14,6 +14,7 @@ class QCustomPlot;
 class QCPBars;
 class QCPGraph;
 class QCPColorMap;
+class QCPTextElement;
 class QLabel;
 class QTableWidget;
 
@@ -42,6 +43,8 @@ public:
 
 private:
     void showBytes(const SchemeRun& run);
+    // Head output error per layer and KV head; for a scheme that rewrote the model, its fit's
+    // R² per layer and KV head of the original model ("how shareable is this head").
     void showErrorGrid(const SchemeRun& run);
     void showTotalsTable(const SchemeRun& run);
     void showTotalsText(const SchemeRun& run);
@@ -61,6 +64,7 @@ private:
     QCPGraph* m_fp16 = nullptr;
     QCustomPlot* m_grid = nullptr;
     QCPColorMap* m_heat = nullptr;
+    QCPTextElement* m_gridTitle = nullptr;
     QTableWidget* m_table = nullptr;
 };
 

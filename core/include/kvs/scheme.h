@@ -101,9 +101,10 @@ struct HeadInput {
 
 // What a weight-transforming scheme makes of a model: the rewritten config (fewer KV heads,
 // values shared with keys) and attention projections, and per [layer][KV head of the original
-// model] the fraction of that head's keys and values the rewritten model reproduces on the
-// calibration tokens (R² = 1 − ‖residual‖² / ‖centred‖², sums over keys and values; 1 = exact,
-// below 0 = worse than the mean).
+// model] the fraction of what the rewrite replaced (keys and values when heads are shared,
+// values under K=V) that the rewritten model reproduces, measured on the probe tokens, which
+// the fit never sees (R² = 1 − ‖residual‖² / ‖centred‖²; 1 = exact, below 0 = worse than the
+// probe's mean).
 struct WeightRewrite {
     ModelConfig config;
     std::vector<AttentionProjections> layers;

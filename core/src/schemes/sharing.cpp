@@ -36,15 +36,26 @@ void split(const MatrixD& a, bool bias, Matrix& w, RowVector& b) {
         b = a.bottomRows(1).cast<float>();
 }
 
-// The calibration inputs of layer l: the context rows of its attention block's normalized input,
-// with a column of ones where the projections have biases.
-MatrixD calibration(const Capture& cap, int layer, int ctx, bool bias) {
+// Rows [first, first + count) of layer l's attention input (normalized), with a column of ones
+// where the projections have biases. The context rows calibrate the fits; the probe rows, which
+// no fit sees, measure them (R² in-sample would flatter a fit with few context tokens).
+MatrixD layerInputs(const Capture& cap, int layer, int first, int count, bool bias) {
     const Matrix& h = cap.layers[static_cast<std::size_t>(layer)].hiddenNormed;
-    MatrixD x(ctx, h.cols() + (bias ? 1 : 0));
-    x.leftCols(h.cols()) = h.topRows(ctx).cast<double>();
+    MatrixD x(count, h.cols() + (bias ? 1 : 0));
+    x.leftCols(h.cols()) = h.middleRows(first, count).cast<double>();
     if (bias)
         x.col(h.cols()).setOnes();
     return x;
+}
+MatrixD calibration(const Capture& cap, int layer, int ctx, bool bias) {
+    return layerInputs(cap, layer, 0, ctx, bias);
+}
+MatrixD heldOut(const Capture& cap, int layer, int ctx, bool bias) {
+    return layerInputs(cap, layer, ctx, cap.tokenCount() - ctx, bias);
+}
+
+double rSquared(double residual, double centred) {
+    return centred > 0 ? 1.0 - residual / centred : (residual > 0 ? -1.0 : 1.0);
 }
 
 double centredSquares(const MatrixD& y) {
@@ -196,6 +207,7 @@ WeightRewrite shareAcrossHeads(const Model& model, const Capture& cap, int ctx,
     for (int l = 0; l < c.layers; ++l) {
         AttentionProjections a = model.attentionProjections(l);
         const MatrixD x = calibration(cap, l, ctx, c.qkvBias);
+        const MatrixD probe = heldOut(cap, l, ctx, c.qkvBias);
         const MatrixD gram = x.transpose() * x;
         const MatrixD wk = augmented(a.wk, a.bk, c.qkvBias);
         const MatrixD wv = sharedValues ? MatrixD() : augmented(a.wv, a.bv, c.qkvBias);
@@ -222,14 +234,13 @@ WeightRewrite shareAcrossHeads(const Model& model, const Capture& cap, int ctx,
             for (int j = 0; j < r; ++j) {
                 const int original = s * r + j;
                 const auto m = static_cast<std::size_t>(j);
-                double residual = (x * (keys[m] - kf.effective[m])).squaredNorm();
-                double centred = centredSquares(x * keys[m]);
+                double residual = (probe * (keys[m] - kf.effective[m])).squaredNorm();
+                double centred = centredSquares(probe * keys[m]);
                 if (!sharedValues) {
-                    residual += (x * (values[m] - vf.effective[m])).squaredNorm();
-                    centred += centredSquares(x * values[m]);
+                    residual += (probe * (values[m] - vf.effective[m])).squaredNorm();
+                    centred += centredSquares(probe * values[m]);
                 }
-                r2[static_cast<std::size_t>(original)] =
-                    centred > 0 ? 1.0 - residual / centred : (residual > 0 ? -1.0 : 1.0);
+                r2[static_cast<std::size_t>(original)] = rSquared(residual, centred);
                 for (int q = original * g; q < (original + 1) * g; ++q) {
                     foldIntoQuery(wq, q, d, kf, m, pairs);
                     if (!vf.factor.empty()) // o = P·v_j ≈ (P·v_s)·M_j: M_j moves into W_o
@@ -263,8 +274,10 @@ WeightRewrite shareValuesWithKeys(const Model& model, const Capture& cap, int ct
     for (int l = 0; l < c.layers; ++l) {
         AttentionProjections a = model.attentionProjections(l);
         const MatrixD x = calibration(cap, l, ctx, c.qkvBias);
-        const MatrixD keys = x * augmented(a.wk, a.bk, c.qkvBias);   // pre-RoPE
-        const MatrixD values = x * augmented(a.wv, a.bv, c.qkvBias); // what K=V replaces
+        const MatrixD probe = heldOut(cap, l, ctx, c.qkvBias);
+        const MatrixD wk = augmented(a.wk, a.bk, c.qkvBias), wv = augmented(a.wv, a.bv, c.qkvBias);
+        const MatrixD keys = x * wk, values = x * wv; // pre-RoPE keys; what K=V replaces
+        const MatrixD probeKeys = probe * wk, probeValues = probe * wv;
         MatrixD wo = a.wo.cast<double>();
         RowVectorD bo = a.bo.size() ? RowVectorD(a.bo.cast<double>()) : RowVectorD::Zero(c.width);
         std::vector<double> r2;
@@ -272,7 +285,9 @@ WeightRewrite shareValuesWithKeys(const Model& model, const Capture& cap, int ct
         for (int h = 0; h < c.kvHeads; ++h) {
             const MatrixD kh = keys.middleCols(Eigen::Index(h) * d, d);
             const MatrixD vh = values.middleCols(Eigen::Index(h) * d, d);
-            MatrixD approx = kh;
+            const MatrixD probeK = probeKeys.middleCols(Eigen::Index(h) * d, d);
+            const MatrixD probeV = probeValues.middleCols(Eigen::Index(h) * d, d);
+            MatrixD approx = probeK; // what the rewritten model uses as the probe's values
             if (regression) {
                 // v ≈ [k, 1]·B̃ by ridge least squares; o = Σ p·v folds B into W_o's rows of
                 // every query head of the group and its offset into the output bias (Σ p = 1).
@@ -282,7 +297,7 @@ WeightRewrite shareValuesWithKeys(const Model& model, const Capture& cap, int ct
                 const double ridge = 1e-9 * normal.trace() / static_cast<double>(d + 1) + 1e-30;
                 normal.diagonal().array() += ridge;
                 const MatrixD map = normal.ldlt().solve(design.transpose() * vh);
-                approx = design * map;
+                approx = (probeK * map.topRows(d)).rowwise() + map.row(d);
                 for (int q = h * g; q < (h + 1) * g; ++q) {
                     auto rows = wo.middleRows(Eigen::Index(q) * d, d);
                     const RowVectorD offset = map.row(d) * rows;
@@ -291,9 +306,7 @@ WeightRewrite shareValuesWithKeys(const Model& model, const Capture& cap, int ct
                     rows = MatrixD(map.topRows(d) * rows);
                 }
             }
-            const double centred = centredSquares(vh);
-            const double residual = (vh - approx).squaredNorm();
-            r2.push_back(centred > 0 ? 1.0 - residual / centred : (residual > 0 ? -1.0 : 1.0));
+            r2.push_back(rSquared((probeV - approx).squaredNorm(), centredSquares(probeV)));
         }
         a.wv.resize(0, 0);
         a.bv.resize(0);
