@@ -144,8 +144,7 @@ Model Model::withAttention(ModelConfig config, std::vector<AttentionProjections>
                         " layers given for a model of " + std::to_string(c.layers));
     const Eigen::Index D = c.width, q = Eigen::Index(c.heads) * c.headDim,
                        kv = Eigen::Index(c.kvHeads) * c.headDim;
-    const bool ownsQ = c.sharing == ProjectionSharing::Qkv || c.sharing == ProjectionSharing::KEqV;
-    const bool ownsV = c.sharing == ProjectionSharing::Qkv || c.sharing == ProjectionSharing::QEqK;
+    const bool ownsQ = ownsQuery(c), ownsV = ownsValue(c);
     const bool qkvBias = c.qkvBias, outBias = c.outputBias;
     for (int l = 0; l < c.layers; ++l) {
         const AttentionProjections& a = layers[static_cast<std::size_t>(l)];

@@ -19,14 +19,14 @@ std::string shapeString(const std::vector<std::int64_t>& shape) {
     return ss.str();
 }
 
+} // namespace
+
 bool ownsQuery(const ModelConfig& c) {
     return c.sharing == ProjectionSharing::Qkv || c.sharing == ProjectionSharing::KEqV;
 }
 bool ownsValue(const ModelConfig& c) {
     return c.sharing == ProjectionSharing::Qkv || c.sharing == ProjectionSharing::QEqK;
 }
-
-} // namespace
 
 template <class S> std::size_t LayerWeights<S>::bytes() const {
     std::size_t n = 0;

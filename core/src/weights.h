@@ -59,6 +59,10 @@ private:
 void validateCheckpoint(const ModelConfig& config, const Checkpoint& checkpoint,
                         const std::string& configSource);
 
+// Whether the config's model has its own query / value projection (not shared with the keys).
+bool ownsQuery(const ModelConfig& config);
+bool ownsValue(const ModelConfig& config);
+
 // Replaces a converted layer's attention projections (fp32 stores of rewritten models).
 using AttentionOverride = std::vector<AttentionProjections>;
 
