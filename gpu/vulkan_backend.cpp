@@ -50,7 +50,7 @@ struct VulkanBackend::Impl {
 
     // q̂ = q · P for low-rank keys (the same product as the CPU reference), else q itself.
     static Matrix projected(const CompressedHead& head, const Matrix& queries) {
-        if (head.keyForm == CompressedHead::KeyForm::LowRank)
+        if (head.keyForm == CompressedHead::KeyForm::LowRank && !hasPreRopeLowRankKeys(head))
             return queries.lazyProduct(head.queryProjection);
         return queries;
     }

@@ -57,10 +57,9 @@ bool valuesShared(const ModelConfig& c) {
 KeyRotation keyRotationOf(const Capture& cap) {
     KeyRotation r;
     const ModelConfig& c = cap.config;
-    if (!valuesShared(c))
-        return r;
     if (c.positions != PositionKind::Rope) {
-        r.frequencies.assign(static_cast<std::size_t>(c.headDim / 2), 0.0f);
+        if (valuesShared(c))
+            r.frequencies.assign(static_cast<std::size_t>(c.headDim / 2), 0.0f);
         return r;
     }
     for (double f : ropeInverseFrequencies(c, cap.tokenCount()))
@@ -68,6 +67,21 @@ KeyRotation keyRotationOf(const Capture& cap) {
     r.interleaved = c.ropeLayout == RopeLayout::Interleaved;
     r.scale = static_cast<float>(ropeAttentionFactor(c));
     return r;
+}
+
+// Each layer's key projections with the bias as a last row, (D + 1) × (KV heads · d): what
+// schemes that need the weights read (HeadInput::keyProjection).
+std::vector<Matrix> augmentedKeyProjections(const Model& model) {
+    std::vector<Matrix> out;
+    for (int l = 0; l < model.config().layers; ++l) {
+        const AttentionProjections a = model.attentionProjections(l);
+        Matrix w = Matrix::Zero(a.wk.rows() + 1, a.wk.cols());
+        w.topRows(a.wk.rows()) = a.wk;
+        if (a.bk.size() == a.wk.cols())
+            w.bottomRows(1) = a.bk;
+        out.push_back(std::move(w));
+    }
+    return out;
 }
 
 HeadInput headInput(const Capture& cap, int l, int h, int ctx, std::uint64_t seed) {
@@ -226,9 +240,18 @@ namespace {
 // (layer, head) order is reported, whatever the thread timing).
 std::vector<std::vector<CompressedHead>> compressHeads(const Capture& capture, const Scheme& scheme,
                                                        const SchemeSetting& setting,
-                                                       int contextTokens, std::uint64_t seed) {
+                                                       int contextTokens, std::uint64_t seed,
+                                                       const Model* model) {
     const ParamValues params = setting.resolved();
     const int L = capture.config.layers, Hkv = capture.config.kvHeads;
+    std::vector<Matrix> keyProjections;
+    if (scheme.info().needsWeights) {
+        if (!model)
+            throw Error(ErrorCode::Unsupported,
+                        setting.id + " factors the model's key projection: it needs the model's "
+                                     "weights, and a capture alone has none");
+        keyProjections = augmentedKeyProjections(*model);
+    }
     std::vector<std::vector<CompressedHead>> out(
         static_cast<std::size_t>(L), std::vector<CompressedHead>(static_cast<std::size_t>(Hkv)));
     std::vector<std::optional<Error>> errors(static_cast<std::size_t>(L * Hkv));
@@ -236,8 +259,12 @@ std::vector<std::vector<CompressedHead>> compressHeads(const Capture& capture, c
     for (int i = 0; i < L * Hkv; ++i) {
         const int l = i / Hkv, h = i % Hkv;
         try {
+            HeadInput in = headInput(capture, l, h, contextTokens, seed);
+            if (!keyProjections.empty())
+                in.keyProjection = keyProjections[static_cast<std::size_t>(l)].middleCols(
+                    Eigen::Index(h) * in.headDim(), in.headDim());
             out[static_cast<std::size_t>(l)][static_cast<std::size_t>(h)] =
-                scheme.compress(headInput(capture, l, h, contextTokens, seed), params);
+                scheme.compress(in, params);
         } catch (const Error& e) {
             errors[static_cast<std::size_t>(i)].emplace(e.code(), e.what());
         } catch (const std::bad_alloc&) {
@@ -274,15 +301,15 @@ const Scheme& schemeOf(const SchemeSetting& setting) {
 
 Result<std::vector<std::vector<CompressedHead>>> compressAll(const Capture& capture,
                                                              const SchemeSetting& setting,
-                                                             int contextTokens,
-                                                             std::uint64_t seed) {
+                                                             int contextTokens, std::uint64_t seed,
+                                                             const Model* model) {
     return catchErrors([&] {
         const Scheme& scheme = schemeOf(setting);
         if (scheme.info().transformsWeights)
             throw Error(ErrorCode::Unsupported,
                         setting.id + " rewrites the model's weights: its cache is the rewritten "
                                      "model's, made by evaluate() with the model");
-        return compressHeads(capture, scheme, setting, contextTokens, seed);
+        return compressHeads(capture, scheme, setting, contextTokens, seed, model);
     });
 }
 
@@ -561,7 +588,7 @@ Result<EvalResult> evaluate(const Capture& cap, const Model* model, const Scheme
         const Model* subjectModel = rewrittenModel ? &*rewrittenModel : model;
         const int L = subject.config.layers, Hkv = subject.config.kvHeads,
                   g = subject.config.groupSize();
-        const auto heads = compressHeads(subject, scheme, setting, ctx, options.seed);
+        const auto heads = compressHeads(subject, scheme, setting, ctx, options.seed, subjectModel);
         result.compressMilliseconds = msSince(t0);
 
         const auto queries = probeQueries(subject, ctx);

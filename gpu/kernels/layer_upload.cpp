@@ -64,6 +64,8 @@ HeadBytes headBytes(const CompressedHead& h, const Variant& var) {
     HeadBytes b;
     const auto m = static_cast<std::size_t>(h.keptCount());
     b.k = var.kMode == Storage::RotatedValues ? var.hsk / 2 * 4 : m * var.kStride * 4;
+    if (var.kMode == Storage::RotatedLowRank) // frequencies and basis lead the coefficients
+        b.k += (var.hsk / 2 + var.hsk * var.kGroup) * 4 + 12; // + up to 3 words of alignment
     b.v = m * var.vStride * 4;
     if (var.kMode == Storage::Quantized)
         b.ks = h.quantizedKeys.scales.size() * 4;
@@ -107,6 +109,15 @@ Variant variantOf(const CompressedHead& head) {
         head.keyRotation.frequencies.size() * 2 == v.hsk) {
         v.kMode = Storage::RotatedValues;
         v.kStride = 0;
+        v.kRotationInterleaved = head.keyRotation.interleaved ? 1 : 0;
+    }
+    // Pre-RoPE low-rank latents: queries stay d wide; the kernels rebuild c · Pᵀ and rotate it.
+    if (hasPreRopeLowRankKeys(head)) {
+        v.kMode = Storage::RotatedLowRank;
+        v.hsk = static_cast<std::uint32_t>(head.headDim);
+        v.kGroup = static_cast<std::uint32_t>(head.keys.cols());
+        v.kBits = head.keyPrecision == Precision::F16 ? 16u : 32u;
+        v.kStride = denseStride(v.kGroup, denseMode(head.keyPrecision));
         v.kRotationInterleaved = head.keyRotation.interleaved ? 1 : 0;
     }
     return v;
@@ -172,6 +183,12 @@ void packHead(Packed& p, const CompressedHead& h, const Variant& variant, Upload
     } else if (variant.kMode == Storage::RotatedValues) {
         for (float f : h.keyRotation.frequencies)
             p.k.push_back(std::bit_cast<std::uint32_t>(f));
+        up.keyScale = h.keyRotation.scale;
+    } else if (variant.kMode == Storage::RotatedLowRank) {
+        for (float f : h.keyRotation.frequencies)
+            p.k.push_back(std::bit_cast<std::uint32_t>(f));
+        appendDense(p.k, h.queryProjection, Storage::F32);
+        appendDense(p.k, h.keys, variant.kBits == 16u ? Storage::F16 : Storage::F32);
         up.keyScale = h.keyRotation.scale;
     } else {
         appendDense(p.k, h.keys, variant.kMode);

@@ -25,7 +25,9 @@ struct Variant {
     Storage kMode = Storage::F32, vMode = Storage::F32;
     std::uint32_t kBits = 4, kGroup = 32, vBits = 4, vGroup = 32, kPerToken = 0, vPerChannel = 0;
     std::uint32_t kStride = 0, vStride = 0; // words per row
-    std::uint32_t kRotationInterleaved = 0; // Storage::RotatedValues: pair layout
+    // Storage::RotatedValues / RotatedLowRank: pair layout. RotatedLowRank also uses kGroup (the
+    // rank) and kBits (16 or 32: the coefficients' width).
+    std::uint32_t kRotationInterleaved = 0;
     auto operator<=>(const Variant&) const = default;
 };
 Variant variantOf(const CompressedHead& head);
@@ -41,7 +43,7 @@ struct Upload {
     std::unique_ptr<vk::Buffer> k, v, ks, vs, biasBuf, pos, heads;
     std::size_t cacheBytes = 0;  // K + V + scales (+ bias) as the probe kernel reads them
     std::size_t keyBytes = 0;    // K + key scales (+ bias): what the map kernel reads
-    float keyScale = 1.0f;       // RotatedValues: the rotation's cos/sin factor, folded into scale
+    float keyScale = 1.0f;       // rotated modes: the rotation's cos/sin factor, folded into scale
     DeviceAllocation allocation; // the device memory of the buffers above (scratch 0)
 };
 

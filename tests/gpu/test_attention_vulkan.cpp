@@ -65,6 +65,24 @@ CompressedHead makeHead(const Case& c, std::mt19937& rng, int index) {
         roundToHalf(h.keys);
         h.queryProjection = randomMatrix(c.d, r, rng, 0.5f);
         roundToHalf(h.queryProjection);
+    } else if (c.form.startsWith(QLatin1String("lowrank_rope"))) {
+        // Pre-RoPE low-rank latents (weight SVD under RoPE): the kernels rebuild c · Pᵀ and rotate
+        // it by position; fp16 coefficients half-split, fp32 coefficients interleaved. The CPU
+        // reference rotates in double.
+        const bool interleaved = c.form.endsWith(QLatin1String("_il"));
+        const int r = std::max(1, c.d / 4);
+        h.keyForm = CompressedHead::KeyForm::LowRank;
+        h.keyPrecision = interleaved ? Precision::F32 : Precision::F16;
+        h.keys = randomMatrix(c.n, r, rng, 1.0f);
+        h.queryProjection = randomMatrix(c.d, r, rng, 0.5f);
+        if (!interleaved)
+            roundToHalf(h.keys);
+        roundToHalf(h.queryProjection);
+        for (int i = 0; i < c.d / 2; ++i)
+            h.keyRotation.frequencies.push_back(
+                static_cast<float>(std::pow(10000.0, -2.0 * i / c.d)));
+        h.keyRotation.interleaved = interleaved;
+        h.keyRotation.scale = 1.1f;
     } else if (c.form == "quant") {
         h.keyForm = CompressedHead::KeyForm::Quantized;
         h.quantizedKeys =
@@ -212,7 +230,7 @@ class TestAttentionVulkan : public QObject {
             // 4k keys), NMSE ≤ 1e-9.
             // K=V under RoPE: the GPU turns by fp32 angles (position · frequency, then sin/cos
             // of up to a few hundred radians: ~1e-5 rad) where the reference used double.
-            const bool rotated = c.form.startsWith(QLatin1String("rope"));
+            const bool rotated = c.form.contains(QLatin1String("rope"));
             const double maxRelGate = rotated ? 1e-4 : c.n > 4096 ? 3e-5 : 1e-5;
             const Gates g = compare((*got)[q].outputs, (*ref)[q].outputs);
             QVERIFY2(g.maxRel <= maxRelGate && g.nmse <= (rotated ? 1e-8 : 1e-9),
@@ -302,6 +320,11 @@ private slots:
             << Case{.d = 64, .n = 257, .form = "rope_il", .kvHeads = 2, .group = 3, .nq = 2};
         QTest::addRow("rope_kv_causal")
             << Case{.d = 64, .n = 400, .form = "rope", .nq = 4, .causal = true};
+        // Pre-RoPE low-rank keys rebuilt and rotated on load (GQA, causal, both pair layouts).
+        QTest::addRow("lowrank_rope_d64_gqa2")
+            << Case{.d = 64, .n = 300, .form = "lowrank_rope", .kvHeads = 2, .group = 2};
+        QTest::addRow("lowrank_rope_interleaved_causal")
+            << Case{.d = 32, .n = 257, .form = "lowrank_rope_il", .nq = 4, .causal = true};
         // Ragged kept sets + log-weight bias with tombstones; GQA groups of 1, 4, 8.
         for (int group : {1, 4, 8})
             QTest::addRow("ragged_bias_gqa%d", group)
@@ -339,6 +362,8 @@ private slots:
             << Case{.d = 128, .n = 100, .form = "quant", .kBits = 2, .vBits = 2, .nq = 2};
         QTest::addRow("rope_kv_causal")
             << Case{.d = 32, .n = 200, .form = "rope", .group = 2, .nq = 3, .causal = true};
+        QTest::addRow("lowrank_rope_causal")
+            << Case{.d = 32, .n = 150, .form = "lowrank_rope", .nq = 3, .causal = true};
     }
     void attentionMapMatchesCpu() {
         requireVulkan();
@@ -361,7 +386,7 @@ private slots:
         auto got = m_vulkan->attendLayer(request);
         KVS_VERIFY_OK(ref);
         KVS_VERIFY_OK(got);
-        const bool rotated = c.form.startsWith(QLatin1String("rope"));
+        const bool rotated = c.form.contains(QLatin1String("rope"));
         for (std::size_t q = 0; q < ref->size(); ++q) {
             const Matrix& s = (*got)[q].scores;
             const Matrix& sr = (*ref)[q].scores;

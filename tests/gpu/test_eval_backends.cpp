@@ -80,6 +80,8 @@ private slots:
             {"3 bits, G4", "codec.uniform:bits=3,group=4"},
             {"entropy-coded", "codec.entropy:alpha=0.5"},
             {"rank 4", "factor.data_aware:rank=4"},
+            {"weight SVD rank 4 (pre-RoPE, rotated on load)", "factor.weight_svd:rank=4"},
+            {"rotation pairs, rank 4", "factor.rope_pairs:rank=4"},
             // Rewritten models: the cache is the rewritten model's, in the plain forms.
             {"MQA pooled", "share.pool:kv_heads=1"},
             {"MQA least squares", "share.lsq:kv_heads=1"},

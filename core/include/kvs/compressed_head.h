@@ -93,7 +93,11 @@ struct CompressedHead {
     enum class KeyForm { Dense, LowRank, Quantized } keyForm = KeyForm::Dense;
     Matrix keys; // Dense: m × d (post-RoPE, as attention uses them); LowRank: m × r coefficients
     Precision keyPrecision = Precision::F16;
-    Matrix queryProjection; // LowRank: d × r, q̂ = q · P; stored fp16 (metadata)
+    // LowRank: the d × r basis P, stored fp16 (metadata); a key is c · Pᵀ. Without a
+    // keyRotation the coefficients are post-RoPE and a backend scores q̂ = q · P against them;
+    // with one (values not shared) they are pre-RoPE latents and the key attention uses is
+    // R(position) · (c · Pᵀ), rebuilt and rotated on load: memory saved, not bandwidth.
+    Matrix queryProjection;
     QuantizedMatrix quantizedKeys;
 
     enum class ValueForm { Dense, Quantized, SharedWithKeys } valueForm = ValueForm::Dense;
@@ -103,7 +107,7 @@ struct CompressedHead {
     Precision valuePrecision = Precision::F16;
     QuantizedMatrix quantizedValues;
     // SharedWithKeys: keys = R(position) · values. It lets a backend keep the one copy the cache
-    // stores and rotate on load (the Vulkan kernels do).
+    // stores and rotate on load (the Vulkan kernels do). LowRank: see queryProjection.
     KeyRotation keyRotation;
     // Entropy-coded codecs: what the bitstreams really take, side information included. The
     // kernels read the decoded fixed-width codes (quantizedKeys/Values); bytes() reports the
@@ -131,10 +135,12 @@ struct CompressedHead {
     void validate() const;
 };
 
-// K=V: the keys attention uses, derived from the head's values and positions by its keyRotation
-// (computed in double). Throws kvs::Error(InvalidArgument) when the head has no rotation or the
-// shapes disagree.
+// The keys attention uses where the cache holds pre-RoPE ones: K=V (from the values) or pre-RoPE
+// low-rank latents (from c · Pᵀ), turned by position by the head's keyRotation (in double).
+// Throws kvs::Error(InvalidArgument) when the head has no rotation or the shapes disagree.
 Matrix rotatedKeys(const CompressedHead& head);
+// True for low-rank keys cached before RoPE (rotated on load).
+bool hasPreRopeLowRankKeys(const CompressedHead& head);
 
 // The identity scheme: every token kept, dense keys and values at `precision`.
 CompressedHead exactHead(const Matrix& keys, const Matrix& values,

@@ -149,10 +149,10 @@ Result<EvalResult> evaluate(const Capture& capture, const Model* model, const Sc
 
 // The compressed heads of every layer and KV head (what evaluate() measures), for the views.
 // Weight-transforming schemes are refused (their cache comes from the rewritten model: evaluate
-// with keepCompressed).
-Result<std::vector<std::vector<CompressedHead>>> compressAll(const Capture& capture,
-                                                             const SchemeSetting& scheme,
-                                                             int contextTokens,
-                                                             std::uint64_t seed = 0);
+// with keepCompressed). Schemes that need the weights (SchemeInfo::needsWeights) need `model`,
+// the capture's own.
+Result<std::vector<std::vector<CompressedHead>>>
+compressAll(const Capture& capture, const SchemeSetting& scheme, int contextTokens,
+            std::uint64_t seed = 0, const Model* model = nullptr);
 
 } // namespace kvs

@@ -61,6 +61,9 @@ struct SchemeInfo {
     // rewrites the attention projections, the prompt is prefilled again by the rewritten model,
     // and compress() then sees that model's cache. Needs the model, not only a capture.
     bool transformsWeights = false;
+    // compress() reads the head's key projection (HeadInput::keyProjection): it needs the model,
+    // and a capture alone is refused with that reason.
+    bool needsWeights = false;
     const ParamSpec* findParam(const std::string& key) const;
 };
 
@@ -87,7 +90,13 @@ struct HeadInput {
     Matrix keysPreRope; // n × d or empty
     Matrix values;      // n × d (for K=V models the cached pre-RoPE keys)
     bool valuesSharedWithKeys = false;
-    KeyRotation keyRotation; // with valuesSharedWithKeys: how keys follow from values
+    // How post-RoPE keys follow from pre-RoPE ones (keys from values under K=V); empty for
+    // learned positions, except under K=V, where zero angles say keys equal values.
+    KeyRotation keyRotation;
+    // With the model (SchemeInfo::needsWeights): this KV head's key projection as (D + 1) × d,
+    // the last row its bias (zeros without one), so that pre-RoPE keys = [x 1] · keyProjection.
+    // Empty when only a capture is evaluated.
+    Matrix keyProjection;
     // The context queries of the query heads that read this KV head (n × d each, post-RoPE):
     // what attention-score based selection (H2O, TOVA, SnapKV) looks at.
     std::vector<Matrix> queries;

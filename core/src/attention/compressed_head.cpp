@@ -303,6 +303,12 @@ void CompressedHead::validate() const {
             invalid("query projection is " + std::to_string(queryProjection.rows()) + " x " +
                     std::to_string(queryProjection.cols()) + ", expected " +
                     std::to_string(headDim) + " x " + std::to_string(keys.cols()));
+        if (hasPreRopeLowRankKeys(*this) &&
+            (headDim % 2 != 0 ||
+             keyRotation.frequencies.size() != static_cast<std::size_t>(headDim / 2)))
+            invalid("pre-RoPE low-rank keys need " + std::to_string(headDim / 2) +
+                    " rotation frequencies (an even head dim), got " +
+                    std::to_string(keyRotation.frequencies.size()));
         break;
     case KeyForm::Quantized:
         validateQuantized(quantizedKeys, "quantized keys", m, headDim);
@@ -325,15 +331,27 @@ void CompressedHead::validate() const {
     }
 }
 
+bool hasPreRopeLowRankKeys(const CompressedHead& head) {
+    return head.keyForm == CompressedHead::KeyForm::LowRank && !head.keyRotation.empty() &&
+           head.valueForm != CompressedHead::ValueForm::SharedWithKeys;
+}
+
 Matrix rotatedKeys(const CompressedHead& head) {
-    const Eigen::Index d = head.values.cols(), half = d / 2;
+    const bool lowRank = hasPreRopeLowRankKeys(head);
+    const Matrix preRope =
+        lowRank
+            ? Matrix((head.keys.cast<double>() * head.queryProjection.cast<double>().transpose())
+                         .cast<float>())
+            : head.values;
+    const Eigen::Index d = preRope.cols(), half = d / 2;
     const KeyRotation& r = head.keyRotation;
     if (r.empty() || static_cast<Eigen::Index>(r.frequencies.size()) != half || d % 2 != 0 ||
-        head.values.rows() != head.keptCount())
+        preRope.rows() != head.keptCount())
         throw Error(ErrorCode::InvalidArgument,
                     "rotatedKeys: the head has no key rotation matching its " + std::to_string(d) +
-                        " value columns and " + std::to_string(head.keptCount()) + " positions");
-    Matrix keys(head.values.rows(), d);
+                        (lowRank ? " key columns and " : " value columns and ") +
+                        std::to_string(head.keptCount()) + " positions");
+    Matrix keys(preRope.rows(), d);
     for (Eigen::Index j = 0; j < keys.rows(); ++j) {
         const double p = head.positions[static_cast<std::size_t>(j)];
         for (Eigen::Index i = 0; i < half; ++i) {
@@ -342,7 +360,7 @@ Matrix rotatedKeys(const CompressedHead& head) {
             const double sn = r.scale * std::sin(angle);
             const Eigen::Index a = r.interleaved ? 2 * i : i;
             const Eigen::Index b = r.interleaved ? 2 * i + 1 : i + half;
-            const double x = head.values(j, a), y = head.values(j, b);
+            const double x = preRope(j, a), y = preRope(j, b);
             keys(j, a) = static_cast<float>(x * cs - y * sn);
             keys(j, b) = static_cast<float>(y * cs + x * sn);
         }

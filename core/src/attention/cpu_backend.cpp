@@ -32,6 +32,9 @@ Decoded decode(const CompressedHead& head) {
     if (head.keyForm == CompressedHead::KeyForm::Quantized) {
         d.keyStorage = head.quantizedKeys.dequantize();
         d.keys = &d.keyStorage;
+    } else if (hasPreRopeLowRankKeys(head)) { // rebuilt and rotated, then read as dense keys
+        d.keyStorage = rotatedKeys(head);
+        d.keys = &d.keyStorage;
     } else {
         d.keys = &head.keys;
     }
@@ -68,7 +71,7 @@ AttendResult attendOne(const CompressedHead& head, const Matrix& queries,
 
     // Scores: ŝ = (q̂ K̂ᵀ) · scale + b, −inf where the causal mask hides a token.
     Matrix scores;
-    if (head.keyForm == CompressedHead::KeyForm::LowRank) {
+    if (head.keyForm == CompressedHead::KeyForm::LowRank && !hasPreRopeLowRankKeys(head)) {
         const Matrix projected = queries.lazyProduct(head.queryProjection);
         scores = projected.lazyProduct(kv.keys->transpose()) * scale;
     } else {

@@ -103,8 +103,38 @@ float loadV(HeadInfo h, uint j, uint c) {
     return sm.y + sm.x * float(code);
 }
 
+// Pre-RoPE low-rank keys: channel c of the rebuilt latent c_j · Pᵀ (K_GROUP = rank).
+float lowRankKey(HeadInfo h, uint j, uint c) {
+    const uint basis = h.kOff + HSK / 2u;
+    const uint row = basis + HSK * K_GROUP + j * pc.kStride;
+    float sum = 0.0;
+    for (uint t = 0u; t < K_GROUP; ++t) {
+        float coefficient;
+        if (K_BITS == 16u) {
+            const vec2 pair = unpackHalf2x16(K[row + (t >> 1u)]);
+            coefficient = (t & 1u) == 0u ? pair.x : pair.y;
+        } else {
+            coefficient = uintBitsToFloat(K[row + t]);
+        }
+        sum += coefficient * uintBitsToFloat(K[basis + c * K_GROUP + t]);
+    }
+    return sum;
+}
+
 // Key element (row j, column c) of head h, decoded to fp32: minimum + scale · code as on the CPU.
 float loadK(HeadInfo h, uint j, uint c) {
+    if (K_MODE == KVS_STORAGE_ROTATED_LOW_RANK) {
+        // The latent rebuilt for channel c and its rotation partner, then turned by position as
+        // for K=V below (the frequencies lead the head's K words).
+        const bool interleaved = (pc.flags & KVS_FLAG_INTERLEAVED_ROTATION) != 0u;
+        const uint halfDim = HSK / 2u;
+        const uint i = interleaved ? c >> 1u : (c < halfDim ? c : c - halfDim);
+        const uint partner = interleaved ? c ^ 1u : (c < halfDim ? c + halfDim : c - halfDim);
+        const bool first = interleaved ? (c & 1u) == 0u : c < halfDim;
+        const float angle = float(POS[h.tokOff + j]) * uintBitsToFloat(K[h.kOff + i]);
+        const float rotated = lowRankKey(h, j, partner) * sin(angle);
+        return lowRankKey(h, j, c) * cos(angle) + (first ? -rotated : rotated);
+    }
     if (K_MODE == KVS_STORAGE_ROTATED_VALUES) {
         // K=V under RoPE: the key is the value row rotated by its original position; K holds the
         // d/2 pair frequencies. Pairs (i, i + d/2), or (2i, 2i + 1) with the interleaved flag.

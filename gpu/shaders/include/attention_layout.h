@@ -15,6 +15,11 @@
 // Keys only (K=V under RoPE): the keys are the value rows rotated by position on load; the K
 // binding holds HSK/2 fp32 pair frequencies per head.
 #define KVS_STORAGE_ROTATED_VALUES 3u
+// Keys only (pre-RoPE low-rank latents): per head the K binding holds HSK/2 fp32 pair
+// frequencies, the HSK × K_GROUP fp32 basis P (row-major), then one row of K_GROUP coefficients
+// per kept token (fp16 pairs when K_BITS = 16, fp32 when 32; kStride words per row); a key is
+// R(position) · (c · Pᵀ), rebuilt and rotated on load.
+#define KVS_STORAGE_ROTATED_LOW_RANK 4u
 
 // ---- Descriptor bindings of the one layout every kernel uses (set 0) -------------------------
 #define KVS_BINDING_Q 0            // queries, fp32, (query head, query, channel)
@@ -58,7 +63,7 @@
 #define KVS_PUSH_CONSTANT_BYTES 40
 #define KVS_FLAG_CAUSAL 1u               // mask keys whose position is after the query's
 #define KVS_FLAG_BIAS 2u                 // add BIAS to the scores
-#define KVS_FLAG_INTERLEAVED_ROTATION 4u // KVS_STORAGE_ROTATED_VALUES: pairs (2i, 2i+1)
+#define KVS_FLAG_INTERLEAVED_ROTATION 4u // rotated storage modes: pairs (2i, 2i+1)
 
 // ---- The per-KV-head table (binding KVS_BINDING_HEADS): KVS_HEAD_WORDS uints per head -------
 #define KVS_HEAD_WORDS 8u
@@ -93,6 +98,7 @@ enum class Storage : std::uint32_t {
     F16 = KVS_STORAGE_F16,
     Quantized = KVS_STORAGE_QUANTIZED,
     RotatedValues = KVS_STORAGE_ROTATED_VALUES,
+    RotatedLowRank = KVS_STORAGE_ROTATED_LOW_RANK,
 };
 
 enum class Binding : std::uint32_t {
