@@ -150,7 +150,8 @@ Result<std::shared_ptr<const views::ScalingData>> Engine::scaling(const Analysis
                 for (const int length : lengths) {
                     if (cancel.load())
                         return nullptr;
-                    auto compressed = compressAll(*capture, setting, length);
+                    auto compressed =
+                        compressAll(*capture, setting, length, 0, request.model.get());
                     if (!compressed.ok() && compressed.error().code() == ErrorCode::InvalidArgument)
                         continue; // a budget the scheme cannot meet at this length: no point
                     probe.heads = compressed.valueOrThrow();
