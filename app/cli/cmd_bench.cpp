@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <ctime>
 #include <nlohmann/json.hpp>
@@ -22,10 +23,15 @@ namespace kvs::cli {
 
 namespace {
 
+// Cache formats the bench lays out: fp16; q4 (4-bit keys per channel, values per token); k4v2
+// (KIVI's K4/V2); lowrank (post-RoPE keys as d/4 coefficients, queries projected); lowrank_rope
+// (pre-RoPE latents of rank d/4 rebuilt and rotated on load, as the weight SVD stores them).
+const char* const kBenchFormats[] = {"fp16", "q4", "k4v2", "lowrank", "lowrank_rope"};
+
 struct Shape {
     int n = 1024;
     int d = 128;
-    bool fourBit = false;
+    std::string format = "fp16";
 };
 
 struct Stats {
@@ -118,12 +124,20 @@ BenchOptions parseBenchOptions(const Args& args) {
     o.repeats = std::max(1, args.getInt("repeats", 10));
     o.warmup = std::max(0, args.getInt("warmup", 3));
     o.cpuRepeats = std::max(1, args.getInt("cpu-repeats", 3));
-    const std::string formats = args.get("formats").value_or("fp16,q4");
+    std::vector<std::string> formats;
+    std::stringstream list(args.get("formats").value_or("fp16,q4"));
+    for (std::string f; std::getline(list, f, ',');) {
+        if (std::find(std::begin(kBenchFormats), std::end(kBenchFormats), f) ==
+            std::end(kBenchFormats))
+            throw UsageError("bench attention: unknown format '" + f +
+                             "' in --formats (fp16, q4, k4v2, lowrank, lowrank_rope)");
+        formats.push_back(f);
+    }
     for (int n : contexts)
         for (int d : dims)
-            for (const char* f : {"fp16", "q4"})
-                if (n <= maxKeys && formats.find(f) != std::string::npos)
-                    o.shapes.push_back({n, d, std::string(f) == "q4"});
+            for (const std::string& f : formats)
+                if (n <= maxKeys)
+                    o.shapes.push_back({n, d, f});
     return o;
 }
 
@@ -135,14 +149,25 @@ std::vector<CompressedHead> benchLayer(const Shape& s, int kvHeads) {
     for (int h = 0; h < kvHeads; ++h) {
         CompressedHead head =
             exactHead(noise(s.n, s.d, 2 * h + 1), noise(s.n, s.d, 2 * h + 2), Precision::F16);
-        if (s.fourBit) {
+        if (s.format == "q4" || s.format == "k4v2") {
             head.keyForm = CompressedHead::KeyForm::Quantized;
             head.quantizedKeys = quantize(head.keys, 4, 32, QuantizedMatrix::Grouping::PerChannel);
             head.valueForm = CompressedHead::ValueForm::Quantized;
-            head.quantizedValues =
-                quantize(head.values, 4, 32, QuantizedMatrix::Grouping::PerToken);
+            head.quantizedValues = quantize(head.values, s.format == "q4" ? 4 : 2, 32,
+                                            QuantizedMatrix::Grouping::PerToken);
             head.keys = Matrix();
             head.values = Matrix();
+        } else if (s.format == "lowrank" || s.format == "lowrank_rope") {
+            const int r = std::max(1, s.d / 4);
+            head.keyForm = CompressedHead::KeyForm::LowRank;
+            head.keys = noise(s.n, r, 2 * h + 101);
+            head.queryProjection = noise(s.d, r, 2 * h + 102);
+            roundToHalf(head.keys);
+            roundToHalf(head.queryProjection);
+            if (s.format == "lowrank_rope")
+                for (int i = 0; i < s.d / 2; ++i)
+                    head.keyRotation.frequencies.push_back(std::pow(
+                        10000.0f, -2.0f * static_cast<float>(i) / static_cast<float>(s.d)));
         }
         layer.push_back(std::move(head));
     }
@@ -224,7 +249,7 @@ void printHeader(std::ostream& out, const nlohmann::ordered_json& report, const 
     out << "decode attention, " << o.heads << " query heads, " << o.kvHeads()
         << " KV heads, 1 query per head; times are medians\n\n";
     char head[200];
-    std::snprintf(head, sizeof head, "%-6s %4s %-5s %10s %10s %8s %7s %12s %8s\n", "n", "d",
+    std::snprintf(head, sizeof head, "%-6s %4s %-12s %10s %10s %8s %7s %12s %8s\n", "n", "d",
                   "cache", "bytes", "vk us", "vk GB/s", "of copy", "cpu us", "cpu/vk");
     out << head;
 }
@@ -234,9 +259,8 @@ void printRow(std::ostream& out, const Shape& s, const nlohmann::ordered_json& r
     const double vkUs = v.is_null() ? 0.0 : v["us_median"].get<double>();
     const double cpuUs = row.contains("cpu") ? row["cpu"]["us_median"].get<double>() : 0.0;
     char line[240];
-    std::snprintf(line, sizeof line, "%-6d %4d %-5s %10s %10.0f %8.2f %6.0f%% %12.0f %8.2f\n", s.n,
-                  s.d, s.fourBit ? "q4" : "fp16",
-                  humanBytes(row["cache_bytes"].get<double>()).c_str(), vkUs,
+    std::snprintf(line, sizeof line, "%-6d %4d %-12s %10s %10.0f %8.2f %6.0f%% %12.0f %8.2f\n", s.n,
+                  s.d, s.format.c_str(), humanBytes(row["cache_bytes"].get<double>()).c_str(), vkUs,
                   v.is_null() ? 0.0 : v["gbps"].get<double>(),
                   v.is_null() ? 0.0 : 100.0 * v["fraction_of_copy"].get<double>(), cpuUs,
                   vkUs > 0 && cpuUs > 0 ? cpuUs / vkUs : 0.0);
@@ -280,12 +304,9 @@ int runBench(const Args& args, Streams io) {
         std::size_t cacheBytes = 0;
         for (const auto& h : layer)
             cacheBytes += h.bytes().keys + h.bytes().values + h.bytes().metadata;
-        nlohmann::ordered_json row = {{"n", s.n},
-                                      {"d", s.d},
-                                      {"heads", o.heads},
-                                      {"kv_heads", o.kvHeads()},
-                                      {"cache", s.fourBit ? "4-bit" : "fp16"},
-                                      {"cache_bytes", cacheBytes}};
+        nlohmann::ordered_json row = {{"n", s.n},          {"d", s.d},
+                                      {"heads", o.heads},  {"kv_heads", o.kvHeads()},
+                                      {"cache", s.format}, {"cache_bytes", cacheBytes}};
         double vkUs = 0.0;
         if (vulkan) {
             const LayerAttendRequest request{layer, queries, o.group, {}};

@@ -8,6 +8,7 @@
 #include "kvs_test.h"
 
 #include <QtTest>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -289,6 +290,32 @@ private slots:
         if (!errorCode.isEmpty())
             QCOMPARE(j.at("error").at("code").get<std::string>(), errorCode.toStdString());
         QVERIFY(!std::filesystem::exists(m_dir / "x")); // a failed capture writes nothing
+    }
+
+    // bench attention lays out each compressed form; the byte counts follow the formulas
+    // (per head: fp16 4nd; k4v2 codes nd/2 + nd/4 and 4 B per group of 32; low rank 2n(r + d) +
+    // 2dr with r = d/4); an unknown format is a usage error.
+    void benchAttentionFormats() {
+        const json j =
+            runJson({"bench", "attention", "--backend", "cpu", "--contexts", "256", "--dims", "32",
+                     "--heads", "2", "--formats", "fp16,k4v2,lowrank,lowrank_rope", "--repeats",
+                     "1", "--warmup", "0", "--cpu-repeats", "1", "--json"});
+        const int n = 256, d = 32, r = 8, heads = 2;
+        const std::map<std::string, int> expected = {
+            {"fp16", heads * 4 * n * d},
+            {"k4v2", heads * (n * d / 2 + n * d / 4 + 4 * (n / 32) * d + 4 * n)},
+            {"lowrank", heads * (2 * n * (r + d) + 2 * d * r)},
+            {"lowrank_rope", heads * (2 * n * (r + d) + 2 * d * r)}};
+        QCOMPARE(j["rows"].size(), expected.size());
+        for (const auto& row : j["rows"]) {
+            const std::string format = row["cache"].get<std::string>();
+            QVERIFY2(expected.count(format), format.c_str());
+            QCOMPARE(row["cache_bytes"].get<int>(), expected.at(format));
+            QVERIFY(row["cpu"]["us_median"].get<double>() > 0.0);
+        }
+        const CliRun bad = run({"bench", "attention", "--formats", "fp8"});
+        QCOMPARE(bad.code, 2);
+        QVERIFY(bad.err.find("unknown format 'fp8'") != std::string::npos);
     }
 };
 
