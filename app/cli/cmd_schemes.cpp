@@ -426,9 +426,10 @@ int runSweep(const Args& args, Streams io) {
     args.allowOnly({"prompt-file", "prompt", "context", "scheme", "backend", "json", "csv", "fit",
                     "no-quality", "seed", "param", "values", "range", "epsilon"});
     const std::vector<SchemeSetting> settings = parseSchemeList(args.require("scheme"));
-    const std::string param = args.get("param").value_or("keep");
+    const std::optional<std::string> paramArg = args.get("param");
     slopeMetric(Sweep{}, args.get("fit")); // an unknown --fit fails before the work
-    const std::vector<double> values = sweepValues(args);
+    const bool explicitValues = args.get("values") || args.get("range");
+    const std::vector<double> givenValues = sweepValues(args); // checks --values / --range
     const std::optional<double> epsilon =
         args.get("epsilon") ? std::optional(parseNumber(*args.get("epsilon"), "--epsilon"))
                             : std::nullopt;
@@ -443,6 +444,15 @@ int runSweep(const Args& args, Streams io) {
     if (csv)
         printCsvHeader(io.out);
     for (const SchemeSetting& base : settings) {
+        // Without --param, the scheme's own budget (rank, bits, KV heads, …); without --values or
+        // --range, the values the studio's trade-off curve visits (sweepPlan).
+        const int n = in.capture.tokenCount();
+        const auto plan =
+            sweepPlan(base, options.contextTokens > 0 ? options.contextTokens : 3 * n / 4, 7,
+                      in.capture.config.kvHeads);
+        const std::string param = paramArg ? *paramArg : plan ? plan->parameter : "keep";
+        const std::vector<double> values =
+            !explicitValues && plan && plan->parameter == param ? plan->values : givenValues;
         const Sweep sw = runSweep(in.capture, in.model ? &*in.model : nullptr, base, param, values,
                                   *backend, options)
                              .valueOrThrow();

@@ -317,6 +317,28 @@ private slots:
         QCOMPARE(bad.code, 2);
         QVERIFY(bad.err.find("unknown format 'fp8'") != std::string::npos);
     }
+
+    // Without --param and --values the sweep visits what the studio's curve visits: the
+    // scheme's own budget parameter — the KV-head divisors for post-hoc sharing, ranks up to d
+    // for factored keys (larger ones reported as skipped).
+    void sweepDefaultsToTheSchemesBudget() {
+        const json j = runJson({"sweep", m_model.string(), "--prompt",
+                                "In the beginning God created the heaven", "--scheme",
+                                "share.pool factor.weight_svd", "--context", "24", "--backend",
+                                "cpu", "--json"});
+        const json& pool = j.at("sweeps").at(0);
+        QCOMPARE(pool.at("param").get<std::string>(), std::string("kv_heads"));
+        std::vector<double> visited;
+        for (const json& p : pool.at("points"))
+            visited.push_back(p.at("value").get<double>());
+        QCOMPARE(visited, (std::vector<double>{1, 2})); // the tiny model has 2 KV heads
+        const json& svd = j.at("sweeps").at(1);
+        QCOMPARE(svd.at("param").get<std::string>(), std::string("rank"));
+        QVERIFY(!svd.at("points").empty());
+        for (const json& p : svd.at("points"))
+            QVERIFY(p.at("value").get<double>() <= 12); // d of tiny-llama-gqa
+        QVERIFY(!svd.at("skipped").empty());
+    }
 };
 
 QTEST_GUILESS_MAIN(TestCli)
