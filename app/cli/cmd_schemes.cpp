@@ -8,6 +8,7 @@
 #include "kvs/gpu/vulkan_backend.h"
 #include "kvs/model.h"
 #include "kvs/scheme.h"
+#include "kvs/spectrum.h"
 #include "kvs/sweep.h"
 
 #include <algorithm>
@@ -421,6 +422,51 @@ void printSizeCheck(std::ostream& out, const std::vector<HeadSizeCheck>& checks,
 }
 
 } // namespace
+
+int runSpectrum(const Args& args, Streams io) {
+    args.allowOnly({"prompt-file", "prompt", "context", "rank", "json"});
+    EvalInput in = loadEvalInput(args);
+    const int n = in.capture.tokenCount();
+    const int ctx = args.getInt("context", (3 * n) / 4, 1, n);
+    const int d = in.capture.config.headDim;
+    const int rank = args.getInt("rank", std::max(1, d / 4), 1, d);
+    const auto spectra =
+        keySpectra(in.capture, in.model ? &*in.model : nullptr, ctx).valueOrThrow();
+    if (args.has("json")) {
+        json heads = json::array();
+        for (const HeadSpectrum& s : spectra)
+            heads.push_back({{"layer", s.layer},
+                             {"kv_head", s.kvHead},
+                             {"key_projection", s.keyProjection},
+                             {"keys", s.keys},
+                             {"scores", s.scores},
+                             {"energy_kept",
+                              {{"key_projection", s.keyProjection.empty()
+                                                      ? json(nullptr)
+                                                      : json(energyKept(s.keyProjection, rank))},
+                               {"keys", energyKept(s.keys, rank)},
+                               {"scores", energyKept(s.scores, rank)}}}});
+        io.out << json{{"context_tokens", ctx}, {"head_dim", d}, {"rank", rank}, {"heads", heads}}
+                      .dump(2)
+               << "\n";
+        return 0;
+    }
+    io.out << "energy kept at rank " << rank << " of d = " << d << " (Σ_{i<r} σ² / Σ σ²), context "
+           << ctx << " tokens\n";
+    io.out << "layer  kv_head  W_K     keys    scores QKᵀ\n";
+    char line[120];
+    for (const HeadSpectrum& s : spectra) {
+        const std::string w = s.keyProjection.empty()
+                                  ? std::string("  —   ")
+                                  : std::to_string(energyKept(s.keyProjection, rank)).substr(0, 6);
+        std::snprintf(line, sizeof line, "%5d  %7d  %s  %.4f  %.4f\n", s.layer, s.kvHead, w.c_str(),
+                      energyKept(s.keys, rank), energyKept(s.scores, rank));
+        io.out << line;
+    }
+    if (!in.model)
+        io.out << "(a capture has no weights: W_K's spectrum needs the model folder)\n";
+    return 0;
+}
 
 int runSweep(const Args& args, Streams io) {
     args.allowOnly({"prompt-file", "prompt", "context", "scheme", "backend", "json", "csv", "fit",

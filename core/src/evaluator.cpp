@@ -69,21 +69,6 @@ KeyRotation keyRotationOf(const Capture& cap) {
     return r;
 }
 
-// Each layer's key projections with the bias as a last row, (D + 1) × (KV heads · d): what
-// schemes that need the weights read (HeadInput::keyProjection).
-std::vector<Matrix> augmentedKeyProjections(const Model& model) {
-    std::vector<Matrix> out;
-    for (int l = 0; l < model.config().layers; ++l) {
-        const AttentionProjections a = model.attentionProjections(l);
-        Matrix w = Matrix::Zero(a.wk.rows() + 1, a.wk.cols());
-        w.topRows(a.wk.rows()) = a.wk;
-        if (a.bk.size() == a.wk.cols())
-            w.bottomRows(1) = a.bk;
-        out.push_back(std::move(w));
-    }
-    return out;
-}
-
 HeadInput headInput(const Capture& cap, int l, int h, int ctx, std::uint64_t seed) {
     const KvHeadCapture& hc =
         cap.layers[static_cast<std::size_t>(l)].kvHeads[static_cast<std::size_t>(h)];
@@ -250,7 +235,7 @@ std::vector<std::vector<CompressedHead>> compressHeads(const Capture& capture, c
             throw Error(ErrorCode::Unsupported,
                         setting.id + " factors the model's key projection: it needs the model's "
                                      "weights, and a capture alone has none");
-        keyProjections = augmentedKeyProjections(*model);
+        keyProjections = keyProjectionsWithBias(*model);
     }
     std::vector<std::vector<CompressedHead>> out(
         static_cast<std::size_t>(L), std::vector<CompressedHead>(static_cast<std::size_t>(Hkv)));
@@ -677,6 +662,19 @@ Result<EvalResult> evaluate(const Capture& cap, const Model* model, const Scheme
             result.compressed = heads;
         return result;
     });
+}
+
+std::vector<Matrix> keyProjectionsWithBias(const Model& model) {
+    std::vector<Matrix> out;
+    for (int l = 0; l < model.config().layers; ++l) {
+        const AttentionProjections a = model.attentionProjections(l);
+        Matrix w = Matrix::Zero(a.wk.rows() + 1, a.wk.cols());
+        w.topRows(a.wk.rows()) = a.wk;
+        if (a.bk.size() == a.wk.cols())
+            w.bottomRows(1) = a.bk;
+        out.push_back(std::move(w));
+    }
+    return out;
 }
 
 } // namespace kvs

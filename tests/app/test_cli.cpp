@@ -339,6 +339,31 @@ private slots:
             QVERIFY(p.at("value").get<double>() <= 12); // d of tiny-llama-gqa
         QVERIFY(!svd.at("skipped").empty());
     }
+
+    // spectrum: one entry per layer and KV head, each spectrum descending, energies in [0, 1]
+    // and 1 at full rank.
+    void spectrumJson() {
+        const auto at = [&](const std::string& rank) {
+            return runJson({"spectrum", m_model.string(), "--prompt",
+                            "In the beginning God created the heaven", "--rank", rank, "--json"});
+        };
+        const json j = at("3");
+        QCOMPARE(j.at("heads").size(), std::size_t(4)); // 2 layers × 2 KV heads
+        for (const json& h : j.at("heads")) {
+            for (const char* key : {"key_projection", "keys", "scores"}) {
+                const auto sigma = h.at(key).get<std::vector<double>>();
+                QVERIFY(!sigma.empty());
+                QVERIFY(std::is_sorted(sigma.rbegin(), sigma.rend()));
+                const double e = h.at("energy_kept").at(key).get<double>();
+                QVERIFY(e > 0.0 && e < 1.0);
+            }
+        }
+        for (const json& h : at("12").at("heads"))
+            QVERIFY(std::abs(h.at("energy_kept").at("scores").get<double>() - 1.0) < 1e-12);
+        QCOMPARE(run({"spectrum", m_model.string(), "--prompt", "In the beginning", "--rank", "13"})
+                     .code,
+                 2);
+    }
 };
 
 QTEST_GUILESS_MAIN(TestCli)

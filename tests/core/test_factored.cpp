@@ -8,6 +8,7 @@
 #include "kvs/evaluator.h"
 #include "kvs/model.h"
 #include "kvs/scheme.h"
+#include "kvs/spectrum.h"
 #include "kvs/status.h"
 #include "kvs/synthetic_model.h"
 #include "kvs_test.h"
@@ -265,6 +266,51 @@ private slots:
                       "K=V");
         QVERIFY(findScheme("factor.weight_svd")->info().needsWeights);
         QVERIFY(!findScheme("factor.rope_pairs")->info().needsWeights);
+    }
+
+    // The spectra behind the spectrum view: σ(Q Kᵀ) through the d × d core equals the SVD of
+    // the product itself; σ(W_K) that of the head's columns of the checkpoint's projection; the
+    // energy a rank keeps is Σ_{i<r} σ² / Σ σ²; a capture alone has no W_K spectrum.
+    void spectraMatchDirectSvds() {
+        QCOMPARE(energyKept({3.0, 4.0}, 1), 9.0 / 25.0);
+        QCOMPARE(energyKept({3.0, 4.0}, 2), 1.0);
+        QCOMPARE(energyKept({0.0, 0.0}, 1), 1.0);
+        const Model m = Model::load(bundledDefault()).valueOrThrow();
+        const Capture cap = m.capture(kPrompt).valueOrThrow();
+        const int ctx = 40, d = m.config().headDim;
+        const auto spectra = keySpectra(cap, &m, ctx).valueOrThrow();
+        QCOMPARE(spectra.size(), std::size_t(m.config().layers * m.config().kvHeads));
+        for (const HeadSpectrum& s : {spectra.front(), spectra.back()}) {
+            const KvHeadCapture& hc =
+                cap.layers[std::size_t(s.layer)].kvHeads[std::size_t(s.kvHead)];
+            const Eigen::MatrixXd k = hc.keys.topRows(ctx).cast<double>();
+            Eigen::MatrixXd q(Eigen::Index(hc.queries.size()) * ctx, d);
+            for (std::size_t g = 0; g < hc.queries.size(); ++g)
+                q.middleRows(Eigen::Index(g) * ctx, ctx) =
+                    hc.queries[g].topRows(ctx).cast<double>();
+            const Eigen::VectorXd direct =
+                Eigen::JacobiSVD<Eigen::MatrixXd>(q * k.transpose()).singularValues();
+            QCOMPARE(s.scores.size(), std::size_t(d));
+            for (int i = 0; i < d; ++i)
+                QVERIFY2(std::abs(s.scores[std::size_t(i)] - direct(i)) <= 1e-9 * direct(0),
+                         qPrintable(QString("σ_%1: %2 vs %3")
+                                        .arg(i)
+                                        .arg(s.scores[std::size_t(i)])
+                                        .arg(direct(i))));
+            const Eigen::MatrixXd w = m.attentionProjections(s.layer)
+                                          .wk.middleCols(Eigen::Index(s.kvHead) * d, d)
+                                          .cast<double>();
+            const Eigen::VectorXd sw = Eigen::JacobiSVD<Eigen::MatrixXd>(w).singularValues();
+            QCOMPARE(s.keyProjection.size(), std::size_t(d));
+            for (int i = 0; i < d; ++i)
+                QVERIFY(std::abs(s.keyProjection[std::size_t(i)] - sw(i)) <= 1e-6 * sw(0));
+            const Eigen::VectorXd sk = Eigen::JacobiSVD<Eigen::MatrixXd>(k).singularValues();
+            QVERIFY(std::abs(s.keys[0] - sk(0)) <= 1e-9 * sk(0));
+        }
+        const auto capOnly = keySpectra(cap, nullptr, ctx).valueOrThrow();
+        QVERIFY(capOnly.front().keyProjection.empty());
+        QVERIFY(!capOnly.front().scores.empty());
+        KVS_VERIFY_ERROR(keySpectra(cap, &m, cap.tokenCount() + 1), "choose 1");
     }
 };
 

@@ -124,6 +124,10 @@ struct WeightRewrite {
     std::vector<std::vector<RowVector>> outputOffsets;
 };
 
+// Each layer's key projections with the bias as a last row, (D + 1) × (KV heads · d); KV head
+// h's columns are what HeadInput::keyProjection holds.
+std::vector<Matrix> keyProjectionsWithBias(const Model& model);
+
 class Scheme {
 public:
     virtual ~Scheme() = default;

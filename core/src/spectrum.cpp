@@ -1,0 +1,88 @@
+// SPDX-License-Identifier: MIT
+#include "kvs/spectrum.h"
+
+#include "kvs/scheme.h"
+
+#include <Eigen/SVD>
+#include <numeric>
+#include <string>
+
+namespace kvs {
+
+namespace {
+
+using MatrixD = Eigen::MatrixXd;
+
+std::vector<double> toVector(const Eigen::VectorXd& v) {
+    return {v.data(), v.data() + v.size()};
+}
+
+std::vector<double> singularValues(const MatrixD& x) {
+    return toVector(Eigen::BDCSVD<MatrixD>(x).singularValues());
+}
+
+// σ(Q Kᵀ) = σ(S_q V_qᵀ V_k S_k): Q Kᵀ = U_q (S_q V_qᵀ V_k S_k) U_kᵀ with orthonormal U's.
+std::vector<double> scoreSingularValues(const MatrixD& q, const MatrixD& k) {
+    Eigen::BDCSVD<MatrixD> svdQ(q, Eigen::ComputeThinV);
+    Eigen::BDCSVD<MatrixD> svdK(k, Eigen::ComputeThinV);
+    const MatrixD core = svdQ.singularValues().asDiagonal() * svdQ.matrixV().transpose() *
+                         svdK.matrixV() * svdK.singularValues().asDiagonal();
+    return singularValues(core);
+}
+
+} // namespace
+
+double energyKept(const std::vector<double>& sigma, int rank) {
+    double total = 0.0, kept = 0.0;
+    for (std::size_t i = 0; i < sigma.size(); ++i) {
+        total += sigma[i] * sigma[i];
+        if (static_cast<int>(i) < rank)
+            kept += sigma[i] * sigma[i];
+    }
+    return total > 0.0 ? kept / total : 1.0;
+}
+
+Result<std::vector<HeadSpectrum>> keySpectra(const Capture& capture, const Model* model,
+                                             int contextTokens) {
+    return catchErrors([&] {
+        const int n = capture.tokenCount();
+        if (contextTokens < 1 || contextTokens > n)
+            throw Error(ErrorCode::InvalidArgument,
+                        "spectrum: context of " + std::to_string(contextTokens) +
+                            " tokens; the prompt has " + std::to_string(n) + " (choose 1 … " +
+                            std::to_string(n) + ")");
+        const ModelConfig& c = capture.config;
+        std::vector<Matrix> projections;
+        if (model)
+            projections = keyProjectionsWithBias(*model);
+        std::vector<HeadSpectrum> out;
+        for (int l = 0; l < c.layers; ++l)
+            for (int h = 0; h < c.kvHeads; ++h) {
+                const KvHeadCapture& hc = capture.layers[static_cast<std::size_t>(l)]
+                                              .kvHeads[static_cast<std::size_t>(h)];
+                HeadSpectrum s;
+                s.layer = l;
+                s.kvHead = h;
+                const MatrixD keys = hc.keys.topRows(contextTokens).cast<double>();
+                s.keys = singularValues(keys);
+                if (!projections.empty())
+                    s.keyProjection =
+                        singularValues(projections[static_cast<std::size_t>(l)]
+                                           .middleCols(Eigen::Index(h) * c.headDim, c.headDim)
+                                           .cast<double>());
+                const auto rows = static_cast<Eigen::Index>(hc.queries.size()) * contextTokens;
+                MatrixD queries(rows, c.headDim);
+                Eigen::Index at = 0;
+                for (const Matrix& q : hc.queries) {
+                    queries.middleRows(at, contextTokens) = q.topRows(contextTokens).cast<double>();
+                    at += contextTokens;
+                }
+                if (rows > 0)
+                    s.scores = scoreSingularValues(queries, keys);
+                out.push_back(std::move(s));
+            }
+        return out;
+    });
+}
+
+} // namespace kvs
