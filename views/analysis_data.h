@@ -7,12 +7,14 @@
 #include "kvs/attention_backend.h"
 #include "kvs/evaluator.h"
 #include "kvs/metrics.h"
+#include "kvs/spectrum.h"
 
 #include <QString>
 #include <QStringList>
 #include <array>
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <utility>
 #include <vector>
 
@@ -97,6 +99,9 @@ struct AnalysisData {
     bool qualityPending = false;    // next-token KL and Δ perplexity follow in a later update
     double computeMilliseconds = 0; // wall time of the job that made this
     std::vector<SchemeRun> runs;
+    // Energy kept against rank over every KV head (core's summarizeSpectra of the context): the
+    // Cache view's spectrum chart; empty bands when it was not computed.
+    std::shared_ptr<const kvs::SpectrumSummary> spectrum;
     // When a RenderDoc capture of this analysis's GPU work was asked for: the file RenderDoc
     // wrote, or why there is none.
     QString renderDocCapture;

@@ -99,7 +99,40 @@ CacheView::CacheView(QWidget* parent) : QWidget(parent) {
            "included; scratch not included)"));
     m_table->horizontalHeader()->setSectionResizeMode(QHeaderView::ResizeToContents);
     m_table->setEditTriggers(QAbstractItemView::NoEditTriggers);
+    m_spectrum = new QCustomPlot(bottom);
+    m_spectrum->setObjectName(QStringLiteral("cacheKeySpectrum"));
+    m_spectrum->setBufferDevicePixelRatio(m_spectrum->devicePixelRatioF());
+    m_spectrum->setMinimumWidth(80); // its axis layout would otherwise widen the window's minimum
+    m_spectrum->plotLayout()->insertRow(0);
+    m_spectrum->plotLayout()->addElement(
+        0, 0, new QCPTextElement(m_spectrum, tr("key spectra: energy kept at rank r\n(mean, min–max over heads)")));
+    m_spectrum->xAxis->setLabel(tr("rank r"));
+    m_spectrum->yAxis->setLabel(tr("Σ_{i≤r} σ² / Σ σ²"));
+    m_spectrum->yAxis->setRange(0.0, 1.02);
+    const std::array<QString, 3> kinds = {tr("W_K (weight SVD)"), tr("context keys"),
+                                          tr("scores QKᵀ (data-aware)")};
+    for (int i = 0; i < 3; ++i) { // mean, then the band's lower and upper edges
+        QCPGraph* mean = m_spectrum->addGraph();
+        mean->setName(kinds[static_cast<std::size_t>(i)]);
+        mean->setPen(QPen(categoricalColor(i), 2));
+        QCPGraph* low = m_spectrum->addGraph();
+        QCPGraph* high = m_spectrum->addGraph();
+        QColor fill = categoricalColor(i);
+        fill.setAlpha(40);
+        low->setPen(Qt::NoPen);
+        high->setPen(Qt::NoPen);
+        high->setBrush(fill);
+        high->setChannelFillGraph(low);
+        low->removeFromLegend();
+        high->removeFromLegend();
+    }
+    m_rankLine = new QCPItemStraightLine(m_spectrum);
+    m_rankLine->setPen(QPen(Qt::gray, 1.5, Qt::DashLine));
+    m_rankLine->setVisible(false);
+    m_spectrum->legend->setVisible(true);
+    m_spectrum->axisRect()->insetLayout()->setInsetAlignment(0, Qt::AlignBottom | Qt::AlignRight);
     bottomLayout->addWidget(m_grid, 2);
+    bottomLayout->addWidget(m_spectrum, 2);
     bottomLayout->addWidget(m_table, 3);
     split->addWidget(m_bars);
     split->addWidget(bottom);
@@ -111,7 +144,7 @@ CacheView::CacheView(QWidget* parent) : QWidget(parent) {
 }
 
 void CacheView::applyTheme() {
-    retheme({m_bars, m_grid});
+    retheme({m_bars, m_grid, m_spectrum});
 }
 
 void CacheView::clear(const QString& placeholder) {
@@ -120,6 +153,10 @@ void CacheView::clear(const QString& placeholder) {
         b->data()->clear();
     m_fp16->data()->clear();
     m_heat->data()->clear();
+    for (int g = 0; g < m_spectrum->graphCount(); ++g)
+        m_spectrum->graph(g)->data()->clear();
+    m_rankLine->setVisible(false);
+    m_spectrum->replot();
     m_table->setRowCount(0);
     m_totals->setText(placeholder);
     setPlotPlaceholder(m_bars, placeholder);
@@ -138,6 +175,7 @@ void CacheView::setData(std::shared_ptr<const AnalysisData> analysis, int runInd
     const SchemeRun& run = m_data->runs[static_cast<std::size_t>(m_run)];
     showBytes(run);
     showErrorGrid(run);
+    showSpectrum(run);
     showTotalsTable(run);
     showTotalsText(run);
 }
@@ -368,7 +406,61 @@ CsvTable CacheView::gridCsv() const {
 
 std::vector<ChartHandle> CacheView::charts() const {
     return {{QStringLiteral("cache_bytes"), m_bars, [this] { return barsCsv(); }},
-            {QStringLiteral("cache_error_grid"), m_grid, [this] { return gridCsv(); }}};
+            {QStringLiteral("cache_error_grid"), m_grid, [this] { return gridCsv(); }},
+            {QStringLiteral("cache_key_spectrum"), m_spectrum, [this] { return spectrumCsv(); }}};
+}
+
+void CacheView::showSpectrum(const SchemeRun& run) {
+    const auto& summary = m_data->spectrum;
+    if (!summary) {
+        setPlotPlaceholder(m_spectrum, tr("No key spectra for this analysis."));
+        m_spectrum->replot();
+        return;
+    }
+    const std::array<const SpectrumSummary::Band*, 3> bands = {&summary->keyProjection,
+                                                               &summary->keys, &summary->scores};
+    int ranks = 0;
+    for (int i = 0; i < 3; ++i) {
+        const SpectrumSummary::Band& b = *bands[static_cast<std::size_t>(i)];
+        QVector<double> x, mean, low, high;
+        for (std::size_t r = 0; r < b.mean.size(); ++r) {
+            x.push_back(static_cast<double>(r + 1));
+            mean.push_back(b.mean[r]);
+            low.push_back(b.minimum[r]);
+            high.push_back(b.maximum[r]);
+        }
+        ranks = std::max(ranks, static_cast<int>(x.size()));
+        m_spectrum->graph(3 * i)->setData(x, mean, true);
+        m_spectrum->graph(3 * i + 1)->setData(x, low, true);
+        m_spectrum->graph(3 * i + 2)->setData(x, high, true);
+        if (i == 0) // W_K needs the model's weights: a capture has none; the legend says so
+            m_spectrum->graph(0)->setName(b.mean.empty() ? tr("W_K (needs the model's weights)")
+                                                         : tr("W_K (weight SVD)"));
+    }
+    m_spectrum->xAxis->setRange(0.5, std::max(1, ranks) + 0.5);
+    const int rank = run.eval.heads.empty() ? 0 : run.eval.heads.front().keyRank;
+    m_rankLine->setVisible(rank > 0 && rank < m_data->headDim);
+    m_rankLine->point1->setCoords(rank, 0.0);
+    m_rankLine->point2->setCoords(rank, 1.0);
+    setPlotPlaceholder(m_spectrum, QString());
+    m_spectrum->replot();
+}
+
+CsvTable CacheView::spectrumCsv() const {
+    CsvTable t{csvColumns("kind,rank,energy_kept_mean,energy_kept_min,energy_kept_max")};
+    if (!m_data || !m_data->spectrum)
+        return t;
+    const std::array<std::pair<const char*, const SpectrumSummary::Band*>, 3> bands = {
+        {{"key_projection", &m_data->spectrum->keyProjection},
+         {"keys", &m_data->spectrum->keys},
+         {"scores", &m_data->spectrum->scores}}};
+    for (const auto& [kind, band] : bands)
+        for (std::size_t r = 0; r < band->mean.size(); ++r)
+            t.rows.push_back({QString::fromLatin1(kind), QString::number(r + 1),
+                              QString::number(band->mean[r], 'g', 8),
+                              QString::number(band->minimum[r], 'g', 8),
+                              QString::number(band->maximum[r], 'g', 8)});
+    return t;
 }
 
 } // namespace kvs::views

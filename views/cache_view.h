@@ -13,6 +13,7 @@
 class QCustomPlot;
 class QCPBars;
 class QCPGraph;
+class QCPItemStraightLine;
 class QCPColorMap;
 class QCPTextElement;
 class QLabel;
@@ -53,6 +54,10 @@ private:
     DeviceAllocation allocatedFor(const SchemeRun& run, int layer) const;
     CsvTable barsCsv() const;
     CsvTable gridCsv() const;
+    // Energy of the key spectra kept against rank (mean and min–max over heads), with the
+    // run's rank marked where it factors keys.
+    void showSpectrum(const SchemeRun& run);
+    CsvTable spectrumCsv() const;
 
     std::shared_ptr<const AnalysisData> m_data;
     int m_run = 0;
@@ -66,6 +71,8 @@ private:
     QCPColorMap* m_heat = nullptr;
     QCPTextElement* m_gridTitle = nullptr;
     QTableWidget* m_table = nullptr;
+    QCustomPlot* m_spectrum = nullptr;
+    QCPItemStraightLine* m_rankLine = nullptr;
 };
 
 } // namespace kvs::views

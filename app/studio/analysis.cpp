@@ -186,6 +186,7 @@ const Capture& Engine::captureFor(const AnalysisRequest& request) {
         m_reference.reset();
         m_runCache.clear();
         m_qualityCache.clear();
+        m_spectrum.reset();
         m_capture.reset();
         auto capture = request.model->captureTokens(request.tokens);
         if (!capture.ok())
@@ -361,6 +362,13 @@ Engine::analyze(const AnalysisRequest& request, const std::atomic<bool>& cancel)
             std::unique_lock timingLock(m_timingMutex, std::try_to_lock);
             AttentionBackend* timing = timingLock.owns_lock() ? m_timing.get() : nullptr;
             auto data = newAnalysis(request, capture, timing);
+            if (!m_spectrum || m_spectrumCapture != &capture || m_spectrumContext != nctx) {
+                m_spectrum = std::make_shared<const SpectrumSummary>(summarizeSpectra(
+                    keySpectra(capture, request.model.get(), nctx).valueOrThrow()));
+                m_spectrumCapture = &capture;
+                m_spectrumContext = nctx;
+            }
+            data->spectrum = m_spectrum;
 
             // Results of settings that did not change are reused: a slider move re-evaluates one
             // scheme.

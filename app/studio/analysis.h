@@ -158,6 +158,11 @@ private:
     int m_referenceContext = -1;
     bool m_referenceQuality = false;
     std::optional<kvs::ExactReference> m_reference;
+    // The key spectra of the current capture's context (for the Cache view), made once per
+    // capture and split: a settings change does not recompute them.
+    std::shared_ptr<const kvs::SpectrumSummary> m_spectrum;
+    const kvs::Capture* m_spectrumCapture = nullptr;
+    int m_spectrumContext = 0;
     std::map<QString, views::SchemeRun> m_runCache; // setting + flags → run, for this reference
     std::map<QString, kvs::ModelQuality> m_qualityCache; // setting → quality, for this reference
     std::mutex m_scalingMutex; // one scaling job at a time; guards the two members below

@@ -395,6 +395,7 @@ HeadMetrics headMetrics(const HeadProbe& in, bool maps) {
     m.kvHead = in.kvHead;
     m.contextTokens = ctx;
     m.keptTokens = ch.keptCount();
+    m.keyRank = ch.keyRank();
     m.weighted = !ch.logWeights.empty();
     if (ch.entropyCoded) {
         const auto& coded = *ch.entropyCoded;

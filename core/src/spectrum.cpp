@@ -4,6 +4,7 @@
 #include "kvs/scheme.h"
 
 #include <Eigen/SVD>
+#include <algorithm>
 #include <numeric>
 #include <string>
 
@@ -40,6 +41,38 @@ double energyKept(const std::vector<double>& sigma, int rank) {
             kept += sigma[i] * sigma[i];
     }
     return total > 0.0 ? kept / total : 1.0;
+}
+
+SpectrumSummary summarizeSpectra(const std::vector<HeadSpectrum>& spectra) {
+    SpectrumSummary out;
+    out.heads = static_cast<int>(spectra.size());
+    const auto summarize = [&](auto member, SpectrumSummary::Band& band) {
+        std::size_t ranks = 0;
+        for (const HeadSpectrum& s : spectra)
+            ranks = std::max(ranks, (s.*member).size());
+        for (std::size_t r = 1; r <= ranks; ++r) {
+            double sum = 0.0, lo = 1.0, hi = 0.0;
+            int count = 0;
+            for (const HeadSpectrum& s : spectra) {
+                if ((s.*member).empty())
+                    continue;
+                const double e = energyKept(s.*member, static_cast<int>(r));
+                sum += e;
+                lo = std::min(lo, e);
+                hi = std::max(hi, e);
+                ++count;
+            }
+            if (count == 0)
+                continue;
+            band.mean.push_back(sum / count);
+            band.minimum.push_back(lo);
+            band.maximum.push_back(hi);
+        }
+    };
+    summarize(&HeadSpectrum::keyProjection, out.keyProjection);
+    summarize(&HeadSpectrum::keys, out.keys);
+    summarize(&HeadSpectrum::scores, out.scores);
+    return out;
 }
 
 Result<std::vector<HeadSpectrum>> keySpectra(const Capture& capture, const Model* model,

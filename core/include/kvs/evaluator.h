@@ -36,6 +36,7 @@ struct HeadMetrics {
     int kvHead = 0;
     int contextTokens = 0;
     int keptTokens = 0;
+    int keyRank = 0; // numbers cached per key: d, or r for factored keys
     CacheBytes bytes;
     std::size_t fp16Bytes = 0; // 4·d·n_ctx: the fp16 baseline of this head
     // Head output error (DESIGN.md "Metrics"): ‖Ô − O‖_F / ‖O‖_F over the probe rows and the

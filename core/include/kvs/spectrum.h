@@ -29,6 +29,18 @@ struct HeadSpectrum {
 // Fraction of Σ σ² the first `rank` singular values hold (1 for an all-zero spectrum).
 double energyKept(const std::vector<double>& sigma, int rank);
 
+// Energy kept against rank over every head: per kind (key projection, keys, scores) and rank
+// r = 1 … d, the mean, smallest and largest over heads of energyKept(σ, r). A kind no head has
+// (W_K without the model) stays empty. What the Cache view's spectrum chart draws.
+struct SpectrumSummary {
+    struct Band {
+        std::vector<double> mean, minimum, maximum; // index r − 1
+    };
+    Band keyProjection, keys, scores;
+    int heads = 0;
+};
+SpectrumSummary summarizeSpectra(const std::vector<HeadSpectrum>& spectra);
+
 // Every layer and KV head of the capture's first `contextTokens` tokens. Errors: a context of
 // fewer than one token or beyond the capture; K=V models (their keys are the values: reported,
 // with no scores).
