@@ -212,6 +212,32 @@ private slots:
         QCOMPARE(profile.table()->item(0, 1)->text(), QStringLiteral("combine"));
     }
 
+    // The key-spectrum chart draws core's summary as it is (no computing in views): a band per
+    // kind it has, the W_K legend saying why it is missing, and the CSV row for row.
+    void cacheKeySpectrum() {
+        auto a = makeAnalysis();
+        auto summary = std::make_shared<kvs::SpectrumSummary>();
+        summary->keys = {{0.5, 1.0}, {0.25, 1.0}, {0.75, 1.0}};
+        summary->scores = {{0.9, 1.0}, {0.8, 1.0}, {1.0, 1.0}};
+        summary->heads = 2;
+        a->spectrum = summary;
+        CacheView cache;
+        cache.setData(a, 0);
+        const auto charts = cache.charts();
+        QCOMPARE(charts.size(), std::size_t(3));
+        QCOMPARE(charts[2].name, QStringLiteral("cache_key_spectrum"));
+        QCustomPlot* plot = charts[2].plot;
+        QCOMPARE(plot->graph(0)->name(), QStringLiteral("W_K (needs the model's weights)"));
+        QCOMPARE(plot->graph(0)->data()->size(), 0);
+        QCOMPARE(plot->graph(3)->data()->size(), 2); // keys: mean
+        QCOMPARE(plot->graph(3)->data()->at(0)->value, 0.5);
+        QCOMPARE(plot->graph(5)->data()->at(0)->value, 0.75); // keys: band's upper edge
+        const CsvTable csv = charts[2].data();
+        QCOMPARE(csv.rows.size(), std::size_t(4));
+        QCOMPARE(csv.rows[0], (QStringList{"keys", "1", "0.5", "0.25", "0.75"}));
+        QCOMPARE(csv.rows[2], (QStringList{"scores", "1", "0.9", "0.8", "1"}));
+    }
+
     // Every format is drawn into memory with what its sidecar says; the writer gets those bytes.
     void exportDrawsEveryFormat() {
         CacheView cache;
