@@ -121,31 +121,41 @@ float lowRankKey(HeadInfo h, uint j, uint c) {
     return sum;
 }
 
+// RoPE pair of channel c: pairs (i, i + d/2), or (2i, 2i + 1) with the interleaved flag.
+struct RopePair {
+    uint partner;
+    bool first;  // c is the pair's first channel
+    float angle; // original position · the pair's frequency (the frequencies lead the K words)
+};
+
+RopePair ropePair(HeadInfo h, uint j, uint c) {
+    const bool interleaved = (pc.flags & KVS_FLAG_INTERLEAVED_ROTATION) != 0u;
+    const uint halfDim = HSK / 2u;
+    const uint i = interleaved ? c >> 1u : (c < halfDim ? c : c - halfDim);
+    RopePair r;
+    r.partner = interleaved ? c ^ 1u : (c < halfDim ? c + halfDim : c - halfDim);
+    r.first = interleaved ? (c & 1u) == 0u : c < halfDim;
+    r.angle = float(POS[h.tokOff + j]) * uintBitsToFloat(K[h.kOff + i]);
+    return r;
+}
+
+// Channel c of a pre-RoPE row turned by the pair's angle, given the row's channel and partner.
+float rotateChannel(RopePair r, float self, float partner) {
+    const float rotated = partner * sin(r.angle);
+    return self * cos(r.angle) + (r.first ? -rotated : rotated);
+}
+
 // Key element (row j, column c) of head h, decoded to fp32: minimum + scale · code as on the CPU.
 float loadK(HeadInfo h, uint j, uint c) {
     if (K_MODE == KVS_STORAGE_ROTATED_LOW_RANK) {
-        // The latent rebuilt for channel c and its rotation partner, then turned by position as
-        // for K=V below (the frequencies lead the head's K words).
-        const bool interleaved = (pc.flags & KVS_FLAG_INTERLEAVED_ROTATION) != 0u;
-        const uint halfDim = HSK / 2u;
-        const uint i = interleaved ? c >> 1u : (c < halfDim ? c : c - halfDim);
-        const uint partner = interleaved ? c ^ 1u : (c < halfDim ? c + halfDim : c - halfDim);
-        const bool first = interleaved ? (c & 1u) == 0u : c < halfDim;
-        const float angle = float(POS[h.tokOff + j]) * uintBitsToFloat(K[h.kOff + i]);
-        const float rotated = lowRankKey(h, j, partner) * sin(angle);
-        return lowRankKey(h, j, c) * cos(angle) + (first ? -rotated : rotated);
+        // Pre-RoPE latents: the row rebuilt for channel c and its partner, then turned.
+        const RopePair r = ropePair(h, j, c);
+        return rotateChannel(r, lowRankKey(h, j, c), lowRankKey(h, j, r.partner));
     }
     if (K_MODE == KVS_STORAGE_ROTATED_VALUES) {
-        // K=V under RoPE: the key is the value row rotated by its original position; K holds the
-        // d/2 pair frequencies. Pairs (i, i + d/2), or (2i, 2i + 1) with the interleaved flag.
-        const bool interleaved = (pc.flags & KVS_FLAG_INTERLEAVED_ROTATION) != 0u;
-        const uint halfDim = HSK / 2u;
-        const uint i = interleaved ? c >> 1u : (c < halfDim ? c : c - halfDim);
-        const uint partner = interleaved ? c ^ 1u : (c < halfDim ? c + halfDim : c - halfDim);
-        const bool first = interleaved ? (c & 1u) == 0u : c < halfDim;
-        const float angle = float(POS[h.tokOff + j]) * uintBitsToFloat(K[h.kOff + i]);
-        const float rotated = loadV(h, j, partner) * sin(angle);
-        return loadV(h, j, c) * cos(angle) + (first ? -rotated : rotated);
+        // K=V under RoPE: the key is the value row turned by its original position.
+        const RopePair r = ropePair(h, j, c);
+        return rotateChannel(r, loadV(h, j, c), loadV(h, j, r.partner));
     }
     if (K_MODE == KVS_STORAGE_F32)
         return uintBitsToFloat(K[h.kOff + j * pc.kStride + c]);
