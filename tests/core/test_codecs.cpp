@@ -14,14 +14,6 @@
 
 using namespace kvs;
 
-// `expr` throws kvs::Error with `expectedCode` and a message containing `fragment`.
-#define VERIFY_THROWS(expr, expectedCode, fragment)                                                \
-    do {                                                                                           \
-        const auto kvs_result_ = catchErrors([&] { return (expr); });                              \
-        KVS_VERIFY_ERROR(kvs_result_, fragment);                                                   \
-        KVS_COMPARE_ENUM(kvs_result_.error().code(), expectedCode);                                \
-    } while (0)
-
 namespace {
 
 // Symbols of a discretized Gaussian (what rounding x/Δ gives), offset to be non-negative.
@@ -98,13 +90,13 @@ private slots:
         auto stream2 = rans::encode(symbols, m);
         auto cut = stream2;
         cut.resize(cut.size() / 2);
-        VERIFY_THROWS(rans::decode(cut, m, symbols.size()), ErrorCode::Format, "ends after");
-        VERIFY_THROWS(rans::decode(stream2, m, symbols.size() - 5), ErrorCode::Format,
-                      "does not end");
-        VERIFY_THROWS(rans::buildModel(std::vector<std::uint32_t>{300}, 256),
-                      ErrorCode::InvalidArgument, "outside the alphabet");
-        VERIFY_THROWS(rans::buildModel(std::vector<std::uint32_t>{}, 256),
-                      ErrorCode::InvalidArgument, "no symbols");
+        KVS_VERIFY_THROWS(rans::decode(cut, m, symbols.size()), ErrorCode::Format, "ends after");
+        KVS_VERIFY_THROWS(rans::decode(stream2, m, symbols.size() - 5), ErrorCode::Format,
+                          "does not end");
+        KVS_VERIFY_THROWS(rans::buildModel(std::vector<std::uint32_t>{300}, 256),
+                          ErrorCode::InvalidArgument, "outside the alphabet");
+        KVS_VERIFY_THROWS(rans::buildModel(std::vector<std::uint32_t>{}, 256),
+                          ErrorCode::InvalidArgument, "no symbols");
     }
 
     // ALGORITHMS.md §4: b + 32/G bits per element (an fp16 scale and minimum per group of G),
@@ -161,11 +153,11 @@ private slots:
     void codecRefusals() {
         const auto bad = SchemeSetting::parse("codec.uniform:bits=5");
         KVS_VERIFY_ERROR(bad, "bits = 5 is not supported (one of 2, 3, 4, 8)");
-        VERIFY_THROWS(compressWith("codec.uniform:group=24", randomHead(16, 64, 1)),
-                      ErrorCode::InvalidArgument, "group = 24 does not divide the head dim 64");
+        KVS_VERIFY_THROWS(compressWith("codec.uniform:group=24", randomHead(16, 64, 1)),
+                          ErrorCode::InvalidArgument, "group = 24 does not divide the head dim 64");
         HeadInput shared = randomHead(16, 32, 2);
         shared.valuesSharedWithKeys = true;
-        VERIFY_THROWS(compressWith("codec.entropy", shared), ErrorCode::Unsupported, "K=V");
+        KVS_VERIFY_THROWS(compressWith("codec.entropy", shared), ErrorCode::Unsupported, "K=V");
     }
 
     // The entropy-coded codec: the bytes are the streams plus their side information, the
@@ -239,11 +231,11 @@ private slots:
     }
 
     void factorRefusals() {
-        VERIFY_THROWS(compressWith("factor.data_aware:rank=40", randomHead(16, 32, 1)),
-                      ErrorCode::InvalidArgument, "rank = 40 is above the head dim 32");
+        KVS_VERIFY_THROWS(compressWith("factor.data_aware:rank=40", randomHead(16, 32, 1)),
+                          ErrorCode::InvalidArgument, "rank = 40 is above the head dim 32");
         HeadInput shared = randomHead(16, 32, 2);
         shared.valuesSharedWithKeys = true;
-        VERIFY_THROWS(compressWith("factor.data_aware", shared), ErrorCode::Unsupported, "K=V");
+        KVS_VERIFY_THROWS(compressWith("factor.data_aware", shared), ErrorCode::Unsupported, "K=V");
     }
 };
 

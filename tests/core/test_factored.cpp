@@ -20,13 +20,6 @@
 
 using namespace kvs;
 
-#define VERIFY_THROWS(expr, expectedCode, fragment)                                                \
-    do {                                                                                           \
-        const auto kvs_result_ = catchErrors([&] { return (expr); });                              \
-        KVS_VERIFY_ERROR(kvs_result_, fragment);                                                   \
-        KVS_COMPARE_ENUM(kvs_result_.error().code(), expectedCode);                                \
-    } while (0)
-
 namespace {
 
 const char* kPrompt = "And God said, Let there be light: and there was light. And God saw the "
@@ -246,24 +239,24 @@ private slots:
 
     void refusals() {
         HeadInput h = projectionHead(20, 16, true, 1);
-        VERIFY_THROWS(compressWith("factor.weight_svd:rank=20", h), ErrorCode::InvalidArgument,
-                      "rank = 20 is above the head dim 16");
-        VERIFY_THROWS(compressWith("factor.rope_pairs:rank=5", h), ErrorCode::InvalidArgument,
-                      "must be even under RoPE");
+        KVS_VERIFY_THROWS(compressWith("factor.weight_svd:rank=20", h), ErrorCode::InvalidArgument,
+                          "rank = 20 is above the head dim 16");
+        KVS_VERIFY_THROWS(compressWith("factor.rope_pairs:rank=5", h), ErrorCode::InvalidArgument,
+                          "must be even under RoPE");
         HeadInput noPre = h;
         noPre.keysPreRope = Matrix();
-        VERIFY_THROWS(compressWith("factor.weight_svd:rank=4", noPre), ErrorCode::Unsupported,
-                      "no pre-RoPE keys");
+        KVS_VERIFY_THROWS(compressWith("factor.weight_svd:rank=4", noPre), ErrorCode::Unsupported,
+                          "no pre-RoPE keys");
         HeadInput noWeights = h;
         noWeights.keyProjection = Matrix();
-        VERIFY_THROWS(compressWith("factor.weight_svd:rank=4", noWeights), ErrorCode::Unsupported,
-                      "needs the model's weights");
+        KVS_VERIFY_THROWS(compressWith("factor.weight_svd:rank=4", noWeights),
+                          ErrorCode::Unsupported, "needs the model's weights");
         HeadInput shared = h;
         shared.valuesSharedWithKeys = true;
-        VERIFY_THROWS(compressWith("factor.weight_svd:rank=4", shared), ErrorCode::Unsupported,
-                      "K=V");
-        VERIFY_THROWS(compressWith("factor.rope_pairs:rank=4", shared), ErrorCode::Unsupported,
-                      "K=V");
+        KVS_VERIFY_THROWS(compressWith("factor.weight_svd:rank=4", shared), ErrorCode::Unsupported,
+                          "K=V");
+        KVS_VERIFY_THROWS(compressWith("factor.rope_pairs:rank=4", shared), ErrorCode::Unsupported,
+                          "K=V");
         QVERIFY(findScheme("factor.weight_svd")->info().needsWeights);
         QVERIFY(!findScheme("factor.rope_pairs")->info().needsWeights);
     }

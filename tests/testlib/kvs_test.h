@@ -71,3 +71,11 @@ std::string readBytes(const std::filesystem::path& path);
 #define KVS_COMPARE_ENUM(actual, expected)                                                         \
     QCOMPARE(QString::fromStdString(kvs::toString(actual)),                                        \
              QString::fromStdString(kvs::toString(expected)))
+
+// Asserts that `expr` throws kvs::Error with `expectedCode` and a message containing `fragment`.
+#define KVS_VERIFY_THROWS(expr, expectedCode, fragment)                                            \
+    do {                                                                                           \
+        const auto kvs_result_ = kvs::catchErrors([&] { return (expr); });                         \
+        KVS_VERIFY_ERROR(kvs_result_, fragment);                                                   \
+        KVS_COMPARE_ENUM(kvs_result_.error().code(), expectedCode);                                \
+    } while (0)
