@@ -58,44 +58,6 @@ Factors fitScoreFactors(const MatrixD& q, const MatrixD& k, int rank) {
     return f;
 }
 
-CompressedHead dataAwareFactors(const HeadInput& h, const ParamValues& p) {
-    if (h.valuesSharedWithKeys)
-        throw Error(ErrorCode::Unsupported,
-                    "factor.data_aware: the model caches its keys as its values (K=V); factoring "
-                    "keys that are also the values is not supported");
-    const int d = h.headDim();
-    const int rank = static_cast<int>(param(p, "rank"));
-    if (rank > d)
-        throw Error(ErrorCode::InvalidArgument,
-                    "factor.data_aware: rank = " + std::to_string(rank) +
-                        " is above the head dim " + std::to_string(d));
-    if (h.queries.empty())
-        throw Error(ErrorCode::InvalidArgument,
-                    "factor.data_aware: no context queries to fit the projection on");
-    // Calibration: the context queries of every query head that reads this KV head.
-    Eigen::Index rows = 0;
-    for (const Matrix& q : h.queries)
-        rows += q.rows();
-    MatrixD queries(rows, d);
-    Eigen::Index at = 0;
-    for (const Matrix& q : h.queries) {
-        queries.middleRows(at, q.rows()) = q.cast<double>();
-        at += q.rows();
-    }
-    const Factors f = fitScoreFactors(queries, h.keys.cast<double>(), rank);
-
-    const Precision precision = precisionOf(p);
-    CompressedHead c = allTokens(h, precision);
-    c.keyForm = CompressedHead::KeyForm::LowRank;
-    c.keys = (h.keys.cast<double>() * f.keyProjection).cast<float>();
-    c.queryProjection = f.queryProjection.cast<float>();
-    if (precision == Precision::F16) { // what is stored: coefficients and projection in fp16
-        roundToHalf(c.keys);
-        roundToHalf(c.queryProjection);
-    }
-    return c;
-}
-
 void refuseSharedValues(const HeadInput& h, const std::string& id) {
     if (h.valuesSharedWithKeys)
         throw Error(ErrorCode::Unsupported,
@@ -124,6 +86,29 @@ CompressedHead lowRankHead(const HeadInput& h, Precision precision, const Matrix
         roundToHalf(c.queryProjection);
     }
     return c;
+}
+
+CompressedHead dataAwareFactors(const HeadInput& h, const ParamValues& p) {
+    const std::string id = "factor.data_aware";
+    refuseSharedValues(h, id);
+    const int d = h.headDim();
+    const int rank = checkedRank(h, p, id);
+    if (h.queries.empty())
+        throw Error(ErrorCode::InvalidArgument,
+                    "factor.data_aware: no context queries to fit the projection on");
+    // Calibration: the context queries of every query head that reads this KV head.
+    Eigen::Index rows = 0;
+    for (const Matrix& q : h.queries)
+        rows += q.rows();
+    MatrixD queries(rows, d);
+    Eigen::Index at = 0;
+    for (const Matrix& q : h.queries) {
+        queries.middleRows(at, q.rows()) = q.cast<double>();
+        at += q.rows();
+    }
+    const Factors f = fitScoreFactors(queries, h.keys.cast<double>(), rank);
+    return lowRankHead(h, precisionOf(p), h.keys.cast<double>() * f.keyProjection,
+                       f.queryProjection);
 }
 
 CompressedHead weightSvdFactors(const HeadInput& h, const ParamValues& p) {
