@@ -11,6 +11,7 @@
 #include <QGroupBox>
 #include <QHBoxLayout>
 #include <QLabel>
+#include <QMenu>
 #include <QPushButton>
 #include <QRadioButton>
 #include <QScrollArea>
@@ -243,9 +244,25 @@ void SchemesPanel::addRowWidget(const SchemeSetting& setting, int index) {
                             qs(info.id));
         row.scheme->setItemData(row.scheme->count() - 1, qs(info.explanation), Qt::ToolTipRole);
     }
+    const Scheme* scheme = findScheme(setting.id);
+    if (scheme && row.scheme->findData(qs(setting.id)) < 0) { // a chain: itself, on top
+        row.scheme->insertItem(0, tr("chain \u2014 %1").arg(qs(scheme->info().displayName)),
+                               qs(setting.id));
+        row.scheme->setItemData(0, qs(scheme->info().explanation), Qt::ToolTipRole);
+        row.scheme->insertSeparator(1);
+    }
     row.scheme->setCurrentIndex(row.scheme->findData(qs(setting.id)));
     row.scheme->setMinimumContentsLength(12);
     row.scheme->setSizeAdjustPolicy(QComboBox::AdjustToMinimumContentsLengthWithIcon);
+    auto* stage = new QToolButton(box);
+    stage->setText(QStringLiteral("+"));
+    stage->setObjectName(QStringLiteral("addStage%1").arg(index));
+    stage->setToolTip(tr("Chain a further stage after this scheme: a token selection, a key "
+                         "factorization or a codec, in that order (keep \u00BC of the tokens, "
+                         "rank-16 keys, 4-bit values)"));
+    stage->setPopupMode(QToolButton::InstantPopup);
+    stage->setMenu(stageMenu(setting.id, index, stage));
+    stage->setEnabled(!stage->menu()->isEmpty());
     auto* remove = new QToolButton(box);
     remove->setText(QStringLiteral("\u2715"));
     remove->setObjectName(QStringLiteral("removeScheme%1").arg(index));
@@ -253,6 +270,7 @@ void SchemesPanel::addRowWidget(const SchemeSetting& setting, int index) {
     head->addWidget(focus);
     head->addWidget(row.swatch);
     head->addWidget(row.scheme, 1);
+    head->addWidget(stage);
     head->addWidget(remove);
     v->addLayout(head);
     connect(row.scheme, qOverload<int>(&QComboBox::activated), this, [this, index](int i) {
@@ -260,12 +278,26 @@ void SchemesPanel::addRowWidget(const SchemeSetting& setting, int index) {
     });
     connect(remove, &QToolButton::clicked, this, [this, index] { removeScheme(index); });
 
-    const Scheme* scheme = findScheme(setting.id);
     auto* form = new QFormLayout;
     form->setContentsMargins(0, 0, 0, 0);
     form->setFieldGrowthPolicy(QFormLayout::AllNonFixedFieldsGrow);
     int paramIndex = 0;
+    const bool chain = splitSchemeChain(setting.id).size() > 1;
+    std::string stageOf;
     for (const ParamSpec& spec : scheme ? scheme->info().params : std::vector<ParamSpec>{}) {
+        // A chain's parameters under their stage's name ("select.h2o.keep" under H2O).
+        const std::string prefix = spec.key.substr(0, spec.key.size() - bareKey(spec.key).size());
+        if (chain && prefix != stageOf) {
+            stageOf = prefix;
+            const Scheme* part = findScheme(prefix.substr(0, prefix.size() - 1));
+            auto* title = new QLabel(box);
+            title->setText(
+                QStringLiteral("<b>%1</b>")
+                    .arg(part ? qs(part->info().displayName).toHtmlEscaped() : qs(prefix)));
+            if (part)
+                title->setToolTip(qs(part->info().explanation));
+            form->addRow(title);
+        }
         ParamControl c;
         c.spec = spec;
         auto* line = new QHBoxLayout;
@@ -394,6 +426,58 @@ void SchemesPanel::addScheme() {
     rebuild(after);
     emit edited(before, after, -1);
     emit settingsChanged(after);
+}
+
+QMenu* SchemesPanel::stageMenu(const std::string& id, int row, QWidget* parent) {
+    auto* menu = new QMenu(parent);
+    // What core's chain rules accept after this row's last stage, family by family.
+    QString family;
+    for (const auto& s : schemeRegistry()) {
+        const SchemeInfo& info = s->info();
+        if (!composedScheme(id + "+" + info.id).ok())
+            continue;
+        if (qs(info.family) != family && !menu->isEmpty())
+            menu->addSeparator();
+        family = qs(info.family);
+        QAction* a =
+            menu->addAction(QStringLiteral("%1 \u2014 %2").arg(family, qs(info.displayName)));
+        a->setToolTip(qs(info.explanation));
+        const QString stage = qs(info.id);
+        connect(a, &QAction::triggered, this, [this, row, stage] { appendStage(row, stage); });
+    }
+    const auto stages = splitSchemeChain(id);
+    if (stages.size() > 1) {
+        menu->addSeparator();
+        QAction* drop = menu->addAction(tr("Remove the last stage (%1)").arg(qs(stages.back())));
+        connect(drop, &QAction::triggered, this, [this, row] { appendStage(row, {}); });
+    }
+    return menu;
+}
+
+void SchemesPanel::appendStage(int row, const QString& stage) {
+    const QStringList before = settings();
+    QStringList after = before;
+    QString text = after[row];
+    if (stage.isEmpty()) { // drop the last stage and its parameters
+        const auto stages = splitSchemeChain(text.toStdString());
+        QStringList kept;
+        for (std::size_t i = 0; i + 1 < stages.size(); ++i)
+            kept << qs(stages[i]);
+        text = kept.join(QLatin1Char('+'));
+    } else {
+        text += QLatin1Char('+') + stage;
+    }
+    if (!SchemeSetting::parse(text.toStdString()).ok())
+        return;
+    after[row] = text;
+    QMetaObject::invokeMethod(
+        this,
+        [this, before, after] {
+            rebuild(after);
+            emit edited(before, after, -1);
+            emit settingsChanged(settings());
+        },
+        Qt::QueuedConnection); // the menu that asked is deleted by the rebuild
 }
 
 void SchemesPanel::removeScheme(int row) {

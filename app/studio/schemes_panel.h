@@ -17,6 +17,7 @@ class QButtonGroup;
 class QComboBox;
 class QDoubleSpinBox;
 class QLabel;
+class QMenu;
 class QSlider;
 class QSpinBox;
 class QVBoxLayout;
@@ -82,6 +83,10 @@ private:
     void addScheme();
     void removeScheme(int row);
     void changeScheme(int row, const QString& id);
+    // The stages core accepts after row `row`'s scheme `id` (and, for a chain, dropping its last).
+    QMenu* stageMenu(const std::string& id, int row, QWidget* parent);
+    // Appends `stage` to row `row`'s chain; an empty `stage` removes the chain's last one.
+    void appendStage(int row, const QString& stage);
     static int sliderFor(const kvs::ParamSpec& spec, double value);
     static double valueFor(const kvs::ParamSpec& spec, int slider);
     // The supported value nearest `value` (ParamSpec::choices); `value` when any is allowed.

@@ -22,12 +22,15 @@ Result<Sweep> runSweep(const Capture& capture, const Model* model, const SchemeS
             throw Error(ErrorCode::InvalidArgument,
                         base.id + " has no parameter '" + parameter + "' to sweep");
         // A budget parameter with higher priority set in the base would make every point equal.
+        // In a chain the keys carry their stage's prefix ("select.h2o.keep").
+        const std::string stage = parameter.substr(0, parameter.size() - bareKey(parameter).size());
         const auto baseValue = [&](const char* k) {
-            const auto it = base.params.find(k);
+            const auto it = base.params.find(stage + k);
             return it == base.params.end() ? 0.0 : it->second;
         };
-        if ((parameter == "keep" && (baseValue("tokens") > 0 || baseValue("bytes") > 0)) ||
-            (parameter == "tokens" && baseValue("bytes") > 0))
+        const std::string bare = bareKey(parameter);
+        if ((bare == "keep" && (baseValue("tokens") > 0 || baseValue("bytes") > 0)) ||
+            (bare == "tokens" && baseValue("bytes") > 0))
             throw Error(ErrorCode::InvalidArgument,
                         "sweeping '" + parameter + "' of " + base.toString() +
                             " changes nothing: a tokens or bytes budget in the setting wins");
@@ -169,7 +172,7 @@ std::optional<SweepPlan> sweepPlan(const SchemeSetting& setting, int contextToke
         for (int k = 1; k <= kvHeads; ++k)
             if (kvHeads % k == 0)
                 plan.values.push_back(k);
-    } else if (spec->key == "keep") {
+    } else if (bareKey(spec->key) == "keep") {
         // From about two tokens to the whole context.
         const double lo = std::clamp(2.0 / std::max(1, contextTokens), spec->minimum, 0.5);
         plan.values = geometricValues(lo, 1.0, points, false);

@@ -85,7 +85,16 @@ private slots:
             // Rewritten models: the cache is the rewritten model's, in the plain forms.
             {"MQA pooled", "share.pool:kv_heads=1"},
             {"MQA least squares", "share.lsq:kv_heads=1"},
-            {"K=V regression", "share.kv_regress"}};
+            {"K=V regression", "share.kv_regress"},
+            // Chains: kept tokens at their original positions (rotation angles included),
+            // low-rank keys beside quantized values, a rewritten model's cache selected.
+            {"H2O ¼ + rank 4 + 4-bit values",
+             "select.h2o:keep=0.25+factor.data_aware:rank=4+codec.uniform:bits=4,group=4"},
+            {"halving + weight SVD rank 4 (rotated on load) + entropy-coded values",
+             "coreset.halving:keep=0.3+factor.weight_svd:rank=4+codec.entropy:alpha=0.5"},
+            {"MQA pooled + SnapKV + K4/V2",
+             "share.pool:kv_heads=1+select.snapkv:keep=0.3+codec.uniform:key_bits=4,value_bits=2,"
+             "group=4"}};
         for (const auto& [name, scheme] : coded)
             QTest::addRow("gqa, %s", name) << QString("gqa") << QString(scheme);
     }

@@ -119,6 +119,10 @@ struct CompressedHead {
         double keyEntropyBits = 0.0; // empirical entropy of the symbols × their count
         double valueEntropyBits = 0.0;
         std::size_t elements = 0; // symbols coded (keys + values)
+        // The keys' share of `elements` and `sideBytes`. A stream of 0 bytes is not coded (a
+        // codec after a key factorization codes the values only): its matrix counts as stored.
+        std::size_t keyElements = 0;
+        std::size_t keySideBytes = 0;
     };
     std::optional<EntropyCoded> entropyCoded;
 

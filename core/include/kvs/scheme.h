@@ -76,6 +76,8 @@ struct SchemeSetting {
 
     // Parses and validates against the registry: unknown id or key, a value that is not a number,
     // outside the spec's range, or not an integer where one is required. Errors name the text.
+    // A chain "A:x=1+B:y=2" parses stage by stage into id "A+B" and keys "A.x", "B.y"; a codec
+    // whose key widths are set after a key factorization is refused (the keys are low-rank).
     static Result<SchemeSetting> parse(const std::string& text);
     std::string toString() const;
     // Every parameter of the scheme: the given values, else the defaults.
@@ -142,7 +144,19 @@ public:
 };
 
 const std::vector<std::unique_ptr<Scheme>>& schemeRegistry();
+// A registered scheme, or for a '+'-joined chain of ids the composed scheme (built once, kept);
+// nullptr when unknown or when the chain cannot be composed (composedScheme says why).
 const Scheme* findScheme(const std::string& id);
+// "A+B+C": a post-hoc sharing, a token selection, a key factorization and a codec, in that
+// order, at most one of each, applied stage by stage, each to what the ones before it kept.
+// The composed scheme's parameters are its stages' prefixed by their id ("select.h2o.keep").
+// Refused with the reason: unknown ids, a scheme of no stage kind, two of one kind, wrong order.
+Result<const Scheme*> composedScheme(const std::string& chainId);
+// Splits "A:x=1+B:y=1e+06" into its stages ("A:x=1", "B:y=1e+06"): a '+' joins stages only
+// where a letter (the next scheme id) follows it.
+std::vector<std::string> splitSchemeChain(const std::string& text);
+// A parameter key without its chain stage prefix: "select.h2o.keep" → "keep".
+std::string bareKey(const std::string& key);
 // Adds a scheme to the registry (tests inject failing schemes this way). An id already registered
 // is an InvalidArgument error naming it. Not thread-safe: call before any worker uses the
 // registry.

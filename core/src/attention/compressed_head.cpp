@@ -194,17 +194,20 @@ bool CompressedHead::isIdentityIndex() const {
 }
 
 CacheBytes CompressedHead::bytes() const {
+    CacheBytes b = deviceBytes();
     if (!entropyCoded)
-        return deviceBytes();
-    CacheBytes b;
-    b.keys = entropyCoded->keyStreamBytes;
-    b.values = entropyCoded->valueStreamBytes;
-    b.metadata = entropyCoded->sideBytes;
-    const auto m = static_cast<std::size_t>(keptCount());
-    if (!isIdentityIndex())
-        b.metadata += m * 4u;
-    if (!logWeights.empty())
-        b.metadata += m * 2u;
+        return b;
+    // The coded matrices cost their streams and side information instead of their fixed-width
+    // codes, scales and minima.
+    if (entropyCoded->keyStreamBytes > 0) {
+        b.keys = entropyCoded->keyStreamBytes;
+        b.metadata -= quantizedKeys.metadataBytes();
+    }
+    if (entropyCoded->valueStreamBytes > 0) {
+        b.values = entropyCoded->valueStreamBytes;
+        b.metadata -= quantizedValues.metadataBytes();
+    }
+    b.metadata += entropyCoded->sideBytes;
     return b;
 }
 

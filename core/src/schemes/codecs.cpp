@@ -147,6 +147,8 @@ CompressedHead entropyCodec(const HeadInput& h, const ParamValues& p) {
     coded.keyEntropyBits = keys.entropyBits;
     coded.valueEntropyBits = values.entropyBits;
     coded.elements = static_cast<std::size_t>(h.keys.size() + h.values.size());
+    coded.keyElements = static_cast<std::size_t>(h.keys.size());
+    coded.keySideBytes = keys.sideBytes;
     c.entropyCoded = coded;
     return c;
 }

@@ -21,6 +21,10 @@ float HeadInput::attentionScale() const {
 }
 
 const Scheme* findScheme(const std::string& id) {
+    if (id.find('+') != std::string::npos) {
+        const auto chain = composedScheme(id);
+        return chain ? chain.value() : nullptr;
+    }
     for (const auto& s : schemeRegistry())
         if (s->info().id == id)
             return s.get();
@@ -46,7 +50,55 @@ std::string formatNumber(double v) {
 
 } // namespace
 
+namespace {
+
+// "A:x=1+B:y=2" → id "A+B", params "A.x", "B.y"; each stage parsed on its own.
+Result<SchemeSetting> parseChain(const std::string& text) {
+    return catchErrors([&] {
+        SchemeSetting chain;
+        std::vector<SchemeSetting> stages;
+        int number = 0;
+        for (const std::string& part : splitSchemeChain(text)) {
+            ++number;
+            if (part.empty())
+                throw Error(ErrorCode::InvalidArgument, "scheme '" + text + "': stage " +
+                                                            std::to_string(number) +
+                                                            " is empty (stages are joined by '+')");
+            auto parsed = SchemeSetting::parse(part);
+            if (!parsed)
+                throw Error(parsed.error().code(), "scheme chain '" + text + "': stage " +
+                                                       std::to_string(number) + ": " +
+                                                       parsed.error().what());
+            SchemeSetting stage = std::move(parsed.value());
+            chain.id += (chain.id.empty() ? "" : "+") + stage.id;
+            for (const auto& [k, v] : stage.params)
+                chain.params[stage.id + "." + k] = v;
+            stages.push_back(std::move(stage));
+        }
+        if (const auto composed = composedScheme(chain.id); !composed)
+            throw composed.error(); // it names the chain
+        // Low-rank keys cannot also be quantized: a codec there codes the values only.
+        const SchemeSetting* factored = nullptr;
+        for (const SchemeSetting& s : stages) {
+            if (findScheme(s.id)->info().family == "factored")
+                factored = &s;
+            else if (factored && s.params.count("key_bits"))
+                throw Error(ErrorCode::InvalidArgument,
+                            "scheme '" + text + "': " + s.id + ": key_bits = " +
+                                formatNumber(s.params.at("key_bits")) + " after " + factored->id +
+                                ": its keys are low-rank, and low-rank keys that are also "
+                                "quantized are not a form the kernels read (the codec codes the "
+                                "values; set value_bits or bits)");
+        }
+        return chain;
+    });
+}
+
+} // namespace
+
 Result<SchemeSetting> SchemeSetting::parse(const std::string& text) {
+    if (splitSchemeChain(text).size() > 1)
+        return parseChain(text);
     return catchErrors([&] {
         const auto fail = [&](const std::string& what) -> void {
             throw Error(ErrorCode::InvalidArgument, "scheme '" + text + "': " + what);
@@ -109,6 +161,17 @@ Result<SchemeSetting> SchemeSetting::parse(const std::string& text) {
 }
 
 std::string SchemeSetting::toString() const {
+    if (id.find('+') != std::string::npos) { // a chain: each stage with its own parameters
+        std::string out;
+        for (const std::string& stage : splitSchemeChain(id)) {
+            SchemeSetting own{stage, {}};
+            for (const auto& [k, v] : params)
+                if (k.rfind(stage + ".", 0) == 0)
+                    own.params[k.substr(stage.size() + 1)] = v;
+            out += (out.empty() ? "" : "+") + own.toString();
+        }
+        return out;
+    }
     std::string out = id;
     char sep = ':';
     for (const auto& [k, v] : params) {
