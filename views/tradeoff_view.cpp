@@ -214,9 +214,15 @@ void TradeoffView::drawCurves(const SweepData& sweeps, Metric metric, bool basel
         g->setScatterStyle(QCPScatterStyle(categoricalShape(curve.colorIndex), color,
                                            baseline ? Qt::white : color, 6));
         // The family first, as the Schemes dock labels it: families meet on this chart.
-        const QString label = curve.family.isEmpty()
-                                  ? curve.displayName
-                                  : tr("%1 \u00B7 %2").arg(curve.family, curve.displayName);
+        // A chain's name joins its stages' names: elided in the middle so the legend stays
+        // inside the plot (the summary line and the exported CSV keep it whole).
+        constexpr int kLegendNameChars = 64;
+        QString shown = curve.displayName;
+        if (shown.size() > kLegendNameChars)
+            shown = shown.left(kLegendNameChars / 2 - 1) + QStringLiteral("\u2026") +
+                    shown.right(kLegendNameChars / 2 - 1);
+        const QString label =
+            curve.family.isEmpty() ? shown : tr("%1 \u00B7 %2").arg(curve.family, shown);
         QString name = baseline ? tr("%1 (pinned)").arg(label) : label;
         const auto m = static_cast<std::size_t>(metric);
         if (!baseline && std::isfinite(curve.slope[m]))

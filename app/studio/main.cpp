@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
-// kvstudio: the studio window. `kvstudio [MODEL_FOLDER] [--prompt-file F] [--session S]
+// kvstudio: the studio window. `kvstudio [MODEL_FOLDER | S.kvsession] [--prompt-file F] [--session
+// S]
 // [--view NAME] [--theme light|dark] [--screenshot F.png]`.
 #include "main_window.h"
+#include "session.h"
 #include "startup.h"
 #include "studio_settings.h"
 
@@ -44,6 +46,7 @@ int main(int argc, char** argv) {
             return handleEarly(parseStartupOptions({QStringLiteral("kvstudio"), a}));
     }
 
+    const QStringList ours = takeOptionsQtWouldEat(argc, argv);
     QApplication app(argc, argv); // takes Qt's own options (-platform, -style, ...) out
     QApplication::setOrganizationName(QString::fromLatin1(kOrganization));
     QApplication::setApplicationName(QString::fromLatin1(kApplication));
@@ -51,7 +54,7 @@ int main(int argc, char** argv) {
     QApplication::setApplicationVersion(QStringLiteral(KVS_VERSION));
     QApplication::setStyle(QStyleFactory::create(QStringLiteral("Fusion")));
 
-    const StartupOptions options = parseStartupOptions(QApplication::arguments());
+    const StartupOptions options = parseStartupOptions(QApplication::arguments() + ours);
     if (const int code = handleEarly(options); code >= 0)
         return code;
 
@@ -70,25 +73,33 @@ int main(int argc, char** argv) {
     MainWindow window(windowOptions);
     window.setPrompt(prompt);
 
-    QString folder = options.modelFolder;
-    if (folder.isEmpty())
-        folder = findDefaultModel(QApplication::applicationDirPath());
-    if (folder.isEmpty())
-        window.showInfo(noModelMessage(defaultModelCandidates(QApplication::applicationDirPath())));
-    else
-        window.openModel(folder);
     if (!options.theme.isEmpty())
         window.setDarkTheme(options.theme == QLatin1String("dark"));
     else if (windowOptions.persistSettings &&
              openSettings()->value(QStringLiteral("view/theme")).toString() ==
                  QLatin1String("dark"))
         window.setDarkTheme(true);
-    if (!options.session.isEmpty()) {
+    if (!options.session.isEmpty()) { // its model, prompt, schemes and view
         QString error;
         if (!window.openSession(options.session, &error)) {
             std::fprintf(stderr, "kvstudio: %s\n", qPrintable(error));
             return 2;
         }
+        // The command line wins over the session's theme and prompt.
+        if (!options.theme.isEmpty())
+            window.setDarkTheme(options.theme == QLatin1String("dark"));
+        if (!options.promptFile.isEmpty())
+            window.setPrompt(prompt);
+    }
+    if (!options.modelFolder.isEmpty()) {
+        window.openModel(options.modelFolder);
+    } else if (window.session()->modelState() == ModelState::None) {
+        const QString folder = findDefaultModel(QApplication::applicationDirPath());
+        if (folder.isEmpty())
+            window.showInfo(
+                noModelMessage(defaultModelCandidates(QApplication::applicationDirPath())));
+        else
+            window.openModel(folder);
     }
     if (!options.view.isEmpty())
         window.showViewByName(options.view);

@@ -50,9 +50,9 @@ StartupOptions parseStartupOptions(const QStringList& arguments) {
         QObject::tr("KV Studio: explore KV-cache compression on a real model."));
     parser.addPositionalArgument(
         QStringLiteral("MODEL_FOLDER"),
-        QObject::tr("A Hugging Face model folder. Default: $KVS_DEFAULT_MODEL, then the bundled "
-                    "assets/models/default."),
-        QStringLiteral("[MODEL_FOLDER]"));
+        QObject::tr("A Hugging Face model folder, or a session file (.kvsession) to open. "
+                    "Default: $KVS_DEFAULT_MODEL, then the bundled assets/models/default."),
+        QStringLiteral("[MODEL_FOLDER | SESSION]"));
     const QCommandLineOption promptFile(QStringLiteral("prompt-file"),
                                         QObject::tr("Read the prompt from this UTF-8 file."),
                                         QStringLiteral("FILE"));
@@ -100,13 +100,25 @@ StartupOptions parseStartupOptions(const QStringList& arguments) {
                       .arg(positional.join(QStringLiteral(", ")));
         return o;
     }
-    if (!positional.isEmpty())
+    // A session file may be named like a model folder: `kvstudio results.kvsession`.
+    if (!positional.isEmpty() && QFileInfo(positional.front()).isFile() &&
+        QStringList{QStringLiteral("kvsession"), QStringLiteral("json")}.contains(
+            QFileInfo(positional.front()).suffix(), Qt::CaseInsensitive)) {
+        if (parser.isSet(session)) {
+            o.error = QObject::tr("two sessions to open: %1 and --session %2")
+                          .arg(positional.front(), parser.value(session));
+            return o;
+        }
+        o.session = positional.front();
+    } else if (!positional.isEmpty()) {
         o.modelFolder = positional.front();
+    }
     o.promptFile = parser.value(promptFile);
     o.screenshot = parser.value(screenshot);
     o.view = parser.value(view);
     o.theme = parser.value(theme);
-    o.session = parser.value(session);
+    if (o.session.isEmpty())
+        o.session = parser.value(session);
     const QStringList views = studioViewNames();
     if (!o.view.isEmpty() && !views.contains(o.view)) {
         o.error = QObject::tr("--view must be one of %1, got '%2'")
@@ -124,6 +136,31 @@ StartupOptions parseStartupOptions(const QStringList& arguments) {
         o.error = QObject::tr("--timeout needs a positive number of seconds, got '%1'")
                       .arg(parser.value(timeout));
     return o;
+}
+
+QStringList takeOptionsQtWouldEat(int& argc, char** argv) {
+    QStringList taken;
+    int kept = 1;
+    for (int i = 1; i < argc; ++i) {
+        const QString a = QString::fromLocal8Bit(argv[i]);
+        if (a == QLatin1String("--")) { // the rest is positional: keep it as it is
+            while (i < argc)
+                argv[kept++] = argv[i++];
+            break;
+        }
+        if ((a == QLatin1String("--session") || a == QLatin1String("-session")) && i + 1 < argc) {
+            taken << QStringLiteral("--session") << QString::fromLocal8Bit(argv[++i]);
+            continue;
+        }
+        if (a.startsWith(QLatin1String("--session=")) || a.startsWith(QLatin1String("-session="))) {
+            taken << QStringLiteral("--session") << a.section(QLatin1Char('='), 1);
+            continue;
+        }
+        argv[kept++] = argv[i];
+    }
+    argc = kept;
+    argv[argc] = nullptr;
+    return taken;
 }
 
 QStringList defaultModelCandidates(const QString& applicationDir) {

@@ -31,6 +31,11 @@ struct StartupOptions {
 // skipped as the program).
 StartupOptions parseStartupOptions(const QStringList& arguments);
 
+// Removes from argv the options QApplication would take for itself though they are ours
+// (Qt reads "-session ID" / "--session ID" as an X session-management id and drops it), and
+// returns them to be parsed after QApplication has run: call before constructing QApplication.
+QStringList takeOptionsQtWouldEat(int& argc, char** argv);
+
 // Where a default model may be, in order: $KVS_DEFAULT_MODEL, <applicationDir>/../assets/models/
 // default, <source tree>/assets/models/default.
 QStringList defaultModelCandidates(const QString& applicationDir);

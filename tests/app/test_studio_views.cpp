@@ -18,18 +18,21 @@
 #include "kvs/synthetic_model.h"
 
 #include <QAction>
+#include <QComboBox>
 #include <QDir>
 #include <QDoubleSpinBox>
 #include <QFile>
 #include <QJsonArray>
 #include <QJsonDocument>
 #include <QJsonObject>
+#include <QMenu>
 #include <QSignalSpy>
 #include <QSlider>
 #include <QStandardPaths>
 #include <QTabWidget>
 #include <QTableWidget>
 #include <QTest>
+#include <QToolButton>
 #include <QUndoStack>
 #include <qcustomplot.h>
 
@@ -109,6 +112,58 @@ private slots:
                 QString::number(std::sqrt(keep->minimum * keep->maximum), 'g', 3).toStdString()));
         QCOMPARE(edited.count(), 1);
         QVERIFY(panel.settings()[0].startsWith(QStringLiteral("coreset.halving:keep=0.0316")));
+    }
+
+    void stageButtonBuildsAChain() {
+        SchemesPanel panel;
+        panel.setSettings({QStringLiteral("select.h2o:keep=0.1")});
+        auto* plus = panel.findChild<QToolButton*>(QStringLiteral("addStage0"));
+        QVERIFY(plus && plus->menu());
+        // After a selection: factorizations and codecs, never a second selection or a sharing.
+        QStringList offered;
+        for (QAction* a : plus->menu()->actions())
+            if (!a->isSeparator())
+                offered << a->text();
+        QVERIFY(offered.filter(QStringLiteral("codec")).size() == 2);
+        QVERIFY(offered.filter(QStringLiteral("factored")).size() == 3);
+        QVERIFY(offered.filter(QStringLiteral("selection")).isEmpty());
+        QVERIFY(offered.filter(QStringLiteral("shared")).isEmpty());
+
+        QSignalSpy edited(&panel, &SchemesPanel::edited);
+        QAction* codec = nullptr;
+        for (QAction* a : plus->menu()->actions())
+            if (a->text().contains(QStringLiteral("Uniform quantization")))
+                codec = a;
+        QVERIFY(codec);
+        codec->trigger();
+        QTRY_COMPARE_WITH_TIMEOUT(edited.count(), 1, kTimeoutMs);
+        QVERIFY2(
+            panel.settings()[0].startsWith(QStringLiteral("select.h2o:keep=0.1+codec.uniform")),
+            qPrintable(panel.settings()[0]));
+        // The chain's parameters are per stage: the codec's bits do not touch H2O's keep.
+        auto* bits =
+            panel.findChild<QDoubleSpinBox*>(QStringLiteral("spin:0:codec.uniform.key_bits"));
+        QVERIFY(bits);
+        bits->setValue(2);
+        QCOMPARE(panel.parameter(0, "codec.uniform.key_bits"), 2.0);
+        QCOMPARE(panel.parameter(0, "select.h2o.keep"), 0.1);
+        // The combo names the chain; the menu can drop the stage again.
+        auto* combo = panel.findChild<QComboBox*>(QStringLiteral("schemeCombo0"));
+        QVERIFY(combo && combo->currentText().startsWith(QStringLiteral("chain")));
+        plus = panel.findChild<QToolButton*>(QStringLiteral("addStage0"));
+        QAction* drop = plus->menu()->actions().last();
+        QVERIFY(drop->text().contains(QStringLiteral("Remove the last stage")));
+        const int before = edited.count();
+        drop->trigger();
+        QTRY_COMPARE_WITH_TIMEOUT(edited.count(), before + 1, kTimeoutMs);
+        QVERIFY2(panel.settings()[0].startsWith(QStringLiteral("select.h2o:")) &&
+                     !panel.settings()[0].contains(QLatin1Char('+')),
+                 qPrintable(panel.settings()[0]));
+        QCOMPARE(panel.parameter(0, "keep"), 0.1);
+        // A codec ends a chain: nothing can follow it except dropping it.
+        panel.setSettings({QStringLiteral("codec.uniform")});
+        plus = panel.findChild<QToolButton*>(QStringLiteral("addStage0"));
+        QVERIFY(plus && !plus->isEnabled());
     }
 
     void liveViewsFollowTheSettings() {

@@ -368,6 +368,35 @@ private slots:
         QCOMPARE(o.screenshot, QStringLiteral("s.png"));
         QVERIFY(!parseStartupOptions({"kvstudio", "a", "b"}).error.isEmpty());
         QVERIFY(!parseStartupOptions({"kvstudio", "--bogus"}).error.isEmpty());
+        // A session file may stand where the model folder does; two sessions are an error.
+        const QString sessionFile = qpath(m_dir->path() / "named.kvsession");
+        {
+            QFile f(sessionFile);
+            QVERIFY(f.open(QIODevice::WriteOnly));
+            f.write("{}");
+        }
+        o = parseStartupOptions({"kvstudio", sessionFile});
+        QVERIFY2(o.error.isEmpty(), qPrintable(o.error));
+        QCOMPARE(o.session, sessionFile);
+        QVERIFY(o.modelFolder.isEmpty());
+        QVERIFY(!parseStartupOptions({"kvstudio", sessionFile, "--session", "b.kvsession"})
+                     .error.isEmpty());
+        // QApplication would take --session for X session management: it is kept for us.
+        {
+            QByteArray a0("kvstudio"), a1("--session"), a2("s.kvsession"), a3("-platform"),
+                a4("offscreen"), a5("--session=t.kvsession"), a6("--"), a7("--session");
+            char* argv[] = {a0.data(), a1.data(), a2.data(), a3.data(), a4.data(),
+                            a5.data(), a6.data(), a7.data(), nullptr};
+            int argc = 8;
+            const QStringList taken = takeOptionsQtWouldEat(argc, argv);
+            QCOMPARE(taken, (QStringList{"--session", "s.kvsession", "--session", "t.kvsession"}));
+            QCOMPARE(argc, 5);
+            QCOMPARE(QByteArray(argv[1]), QByteArray("-platform"));
+            QCOMPARE(QByteArray(argv[2]), QByteArray("offscreen"));
+            QCOMPARE(QByteArray(argv[3]), QByteArray("--"));
+            QCOMPARE(QByteArray(argv[4]), QByteArray("--session"));
+            QCOMPARE(argv[5], nullptr);
+        }
 
         qputenv("KVS_DEFAULT_MODEL", qpath(m_gqa).toUtf8());
         QCOMPARE(findDefaultModel(QString()), QDir::cleanPath(qpath(m_gqa)));
