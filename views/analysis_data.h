@@ -50,6 +50,7 @@ struct SchemeRun {
     QString setting;     // "coreset.halving:keep=0.25"
     QString schemeId;    // "coreset.halving"
     QString displayName; // "Discrepancy halving"
+    QString family;      // "coreset", as the Schemes dock names it
     int colorIndex = 0;  // into the categorical palette
     kvs::EvalResult eval;
     std::vector<KeptTokens> kept; // per KV head, layer-major

@@ -61,6 +61,15 @@ QColor categoricalColor(int index) {
     return QColor(QLatin1String(okabeIto[static_cast<std::size_t>(((index % n) + n) % n)]));
 }
 
+int familyColorIndex(const QString& family) {
+    static const std::array<const char*, 7> families = {
+        "selection", "coreset", "factored", "shared", "codec", "composed", "identity"};
+    for (std::size_t i = 0; i < families.size(); ++i)
+        if (family == QLatin1String(families[i]))
+            return static_cast<int>(i);
+    return static_cast<int>(families.size());
+}
+
 QCPScatterStyle::ScatterShape categoricalShape(int index) {
     static const std::array<QCPScatterStyle::ScatterShape, 7> shapes = {
         QCPScatterStyle::ssDisc,      QCPScatterStyle::ssSquare,

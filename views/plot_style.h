@@ -20,6 +20,9 @@ QCPColorGradient divergingGradient();
 
 // Okabe-Ito, black moved last; never interpolated.
 QColor categoricalColor(int index);
+// The palette index of a scheme family ("selection", "coreset", "factored", "shared", "codec",
+// "composed", "identity"), so that one family has one colour on every chart that colours by it.
+int familyColorIndex(const QString& family);
 QCPScatterStyle::ScatterShape categoricalShape(int index);
 Qt::PenStyle categoricalDash(int index);
 

@@ -2,6 +2,7 @@
 // The Trade-offs view.
 #include "tradeoff_view.h"
 
+#include "elided_label.h"
 #include "plot_style.h"
 
 #include <QCheckBox>
@@ -35,11 +36,21 @@ TradeoffView::TradeoffView(QWidget* parent) : QWidget(parent) {
     for (int m = 0; m < kMetricCount; ++m)
         m_metric->addItem(metricName(static_cast<Metric>(m)), m);
     m_metric->setToolTip(tr("What to plot against the bytes of the compressed cache"));
+    // Long metric names elide rather than widen the window (the popup shows them whole).
+    m_metric->setSizeAdjustPolicy(QComboBox::AdjustToMinimumContentsLengthWithIcon);
+    m_metric->setMinimumContentsLength(18);
     m_summary = new QLabel(this);
     m_summary->setObjectName(QStringLiteral("tradeoffSummary"));
     m_summary->setWordWrap(true);
-    m_status = new QLabel(this);
+    m_status = new ElidedLabel(this); // long sweep notes must not widen the window
     m_status->setObjectName(QStringLiteral("tradeoffStatus"));
+    m_colouring = new QComboBox(this);
+    m_colouring->setObjectName(QStringLiteral("tradeoffColouring"));
+    m_colouring->addItem(tr("Colour by scheme"), static_cast<int>(Colouring::Scheme));
+    m_colouring->addItem(tr("Colour by family"), static_cast<int>(Colouring::Family));
+    m_colouring->setToolTip(tr("One colour per scheme, as in the Schemes dock, or one per "
+                               "family (selection, coreset, factored, shared, codec, chain); "
+                               "markers and dashes stay per scheme"));
     m_theory = new QCheckBox(tr("Theory"), this);
     m_theory->setObjectName(QStringLiteral("tradeoffTheory"));
     m_theory->setChecked(true);
@@ -48,9 +59,9 @@ TradeoffView::TradeoffView(QWidget* parent) : QWidget(parent) {
                             "sampling) and what the coreset bound √d·e^ρ/ε asks for"));
     bar->addWidget(new QLabel(tr("Error metric"), this));
     bar->addWidget(m_metric);
+    bar->addWidget(m_colouring);
     bar->addWidget(m_theory);
-    bar->addWidget(m_status);
-    bar->addStretch(1);
+    bar->addWidget(m_status, 1);
     layout->addLayout(bar);
 
     m_plot = new QCustomPlot(this);
@@ -77,6 +88,8 @@ TradeoffView::TradeoffView(QWidget* parent) : QWidget(parent) {
     layout->addWidget(m_plot, 1);
     layout->addWidget(m_summary);
     connect(m_metric, qOverload<int>(&QComboBox::currentIndexChanged), this, [this] { rebuild(); });
+    connect(m_colouring, qOverload<int>(&QComboBox::currentIndexChanged), this,
+            [this] { rebuild(); });
     connect(m_theory, &QCheckBox::toggled, this, [this] { rebuild(); });
     applyTheme();
     clear(tr("Trade-off curves appear once a scheme has been swept."));
@@ -95,7 +108,7 @@ bool TradeoffView::isTheoryVisible() const {
 }
 
 void TradeoffView::setStatusText(const QString& text) {
-    m_status->setText(text);
+    m_status->setFullText(text);
 }
 
 void TradeoffView::clear(const QString& placeholder) {
@@ -133,6 +146,19 @@ void TradeoffView::setMetric(Metric metric) {
 
 Metric TradeoffView::metric() const {
     return static_cast<Metric>(m_metric->currentData().toInt());
+}
+
+void TradeoffView::setColouring(Colouring colouring) {
+    m_colouring->setCurrentIndex(m_colouring->findData(static_cast<int>(colouring)));
+}
+
+TradeoffView::Colouring TradeoffView::colouring() const {
+    return static_cast<Colouring>(m_colouring->currentData().toInt());
+}
+
+QColor TradeoffView::colourOf(int colorIndex, const QString& family) const {
+    return categoricalColor(colouring() == Colouring::Family ? familyColorIndex(family)
+                                                             : colorIndex);
 }
 
 QString TradeoffView::legendText(int index) const {
@@ -205,7 +231,7 @@ void TradeoffView::drawCurves(const SweepData& sweeps, Metric metric, bool basel
                               Bounds& bounds) {
     for (const TradeoffCurve& curve : sweeps.curves) {
         QCPGraph* g = m_plot->addGraph();
-        QColor color = categoricalColor(curve.colorIndex);
+        QColor color = colourOf(curve.colorIndex, curve.family);
         if (baseline)
             color.setAlpha(110);
         QPen pen(color, baseline ? 1.2 : 1.8);
@@ -252,7 +278,7 @@ QStringList TradeoffView::drawTheory(Bounds& bounds) {
             plottable(curve.guideX1, curve.guideY1)) {
             QCPGraph* g = m_plot->addGraph();
             g->setName(curve.theoryLabel);
-            QColor color = categoricalColor(curve.colorIndex);
+            QColor color = colourOf(curve.colorIndex, curve.family);
             g->setPen(QPen(color, 1.4, Qt::DotLine));
             g->setData(QVector<double>{curve.guideX0, curve.guideX1},
                        QVector<double>{curve.guideY0, curve.guideY1});
@@ -308,13 +334,17 @@ QStringList TradeoffView::drawCurrent(Metric metric, Bounds& bounds) {
         QCPGraph* g = m_plot->addGraph();
         g->setName(tr("%1 (current)").arg(run.displayName));
         g->setLineStyle(QCPGraph::lsNone);
-        const QColor color = categoricalColor(run.colorIndex);
+        const QColor color = colourOf(run.colorIndex, run.family);
         // Filled marker with a contrasting outline (a "disc" would take the pen's colour).
         QCPScatterStyle::ScatterShape shape = categoricalShape(run.colorIndex);
         if (shape == QCPScatterStyle::ssDisc)
             shape = QCPScatterStyle::ssCircle;
+        // A cross has no inside to fill: it is drawn in the scheme's colour, thicker.
+        const bool outlineOnly = shape == QCPScatterStyle::ssCross;
         g->setScatterStyle(QCPScatterStyle(
-            shape, QPen(isDarkPalette() ? Qt::white : Qt::black, 1.5), QBrush(color), 15));
+            shape,
+            outlineOnly ? QPen(color, 3.0) : QPen(isDarkPalette() ? Qt::white : Qt::black, 1.5),
+            QBrush(color), 15));
         g->setData(QVector<double>{x}, QVector<double>{y});
         g->removeFromLegend();
         bounds.extend(x, y);
@@ -383,7 +413,7 @@ std::vector<ChartHandle> TradeoffView::charts() const {
 namespace kvs::views {
 
 QString TradeoffView::statusText() const {
-    return m_status->text();
+    return m_status->fullText();
 }
 
 void TradeoffView::sweepsChanged(const std::shared_ptr<const SweepData>& sweeps) {

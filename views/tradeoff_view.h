@@ -15,6 +15,10 @@ class QComboBox;
 class QCustomPlot;
 class QCheckBox;
 class QLabel;
+
+namespace kvs::views {
+class ElidedLabel;
+}
 class QMouseEvent;
 
 namespace kvs::views {
@@ -40,6 +44,12 @@ public:
     void setBaseline(std::shared_ptr<const SweepData> baseline);
     void setMetric(Metric metric);
     Metric metric() const;
+    // Curves coloured per scheme (as the Schemes dock's swatches) or per family (every coreset
+    // one colour, every codec another: the families meet on this chart); dashes and markers
+    // stay per scheme either way.
+    enum class Colouring { Scheme, Family };
+    void setColouring(Colouring colouring);
+    Colouring colouring() const;
     void clear(const QString& placeholder) override;
 
     int curveCount() const;
@@ -81,11 +91,13 @@ private:
     std::shared_ptr<const SweepData> m_sweeps;
     std::shared_ptr<const SweepData> m_baseline;
     std::shared_ptr<const AnalysisData> m_current;
+    QColor colourOf(int colorIndex, const QString& family) const;
     QComboBox* m_metric = nullptr;
+    QComboBox* m_colouring = nullptr;
     QCheckBox* m_theory = nullptr;
     int m_guideCount = 0;
     QLabel* m_summary = nullptr;
-    QLabel* m_status = nullptr;
+    ElidedLabel* m_status = nullptr;
     QCustomPlot* m_plot = nullptr;
     int m_paretoCount = 0;
     std::vector<QPointF> m_currentPoints;

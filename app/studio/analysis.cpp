@@ -315,6 +315,8 @@ views::SchemeRun Engine::evaluateRun(const QString& text, const AnalysisRequest&
     run.setting = text;
     run.schemeId = qs(setting.id);
     run.displayName = displayNameOf(setting.id);
+    if (const kvs::Scheme* scheme = kvs::findScheme(setting.id))
+        run.family = qs(scheme->info().family);
     run.eval = evaluate(capture, request.model.get(), setting, *m_backend, options, &reference)
                    .valueOrThrow();
     const double evalMs = msOf(step);

@@ -417,8 +417,10 @@ bool MainWindow::saveSession(const QString& path, QString* error) {
         d.head = attention->selectedHead();
         d.attentionMode = attention->mode();
     }
-    if (const views::TradeoffView* tradeoff = tradeoffView())
+    if (const views::TradeoffView* tradeoff = tradeoffView()) {
         d.metric = tradeoff->metric();
+        d.colourByFamily = tradeoff->colouring() == views::TradeoffView::Colouring::Family;
+    }
     d.dark = m_dark;
     if (!writeSessionFile(
             path, sessionJson(d, path), [this](const QString& p) { return confirmReplace(p); },
@@ -452,8 +454,11 @@ bool MainWindow::openSession(const QString& path, QString* error) {
         attention->setSelection(d.layer, d.head);
         attention->setMode(d.attentionMode);
     }
-    if (views::TradeoffView* tradeoff = tradeoffView())
+    if (views::TradeoffView* tradeoff = tradeoffView()) {
         tradeoff->setMetric(d.metric);
+        tradeoff->setColouring(d.colourByFamily ? views::TradeoffView::Colouring::Family
+                                                : views::TradeoffView::Colouring::Scheme);
+    }
     m_tabs->setCurrentIndex(d.tab);
     m_undo->clear();
     const QString& model = d.modelFolder;

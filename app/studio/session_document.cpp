@@ -93,6 +93,8 @@ QByteArray sessionJson(const SessionDocument& d, const QString& path) {
         attentionModeNames()[static_cast<std::size_t>(d.attentionMode)];
     view[QStringLiteral("metric")] = views::metricCsvColumn(d.metric);
     view[QStringLiteral("theme")] = d.dark ? QStringLiteral("dark") : QStringLiteral("light");
+    view[QStringLiteral("colour_by")] =
+        d.colourByFamily ? QStringLiteral("family") : QStringLiteral("scheme");
     o[QStringLiteral("view")] = view;
     o[QString::fromLatin1(kOwnerKey)] = QStringLiteral("session");
     return QJsonDocument(o).toJson(QJsonDocument::Indented);
@@ -154,6 +156,13 @@ bool readSessionDocument(const QString& path, SessionDocument* d, QString* error
     d->attentionMode = *mode;
     d->metric = *metric;
     d->dark = view.value(QStringLiteral("theme")).toString() == QLatin1String("dark");
+    const QString colourBy =
+        view.value(QStringLiteral("colour_by")).toString(QStringLiteral("scheme"));
+    if (colourBy != QLatin1String("scheme") && colourBy != QLatin1String("family"))
+        return fail(
+            QObject::tr("The session %1 has an unknown view.colour_by '%2' (scheme or family)")
+                .arg(path, colourBy));
+    d->colourByFamily = colourBy == QLatin1String("family");
     return true;
 }
 

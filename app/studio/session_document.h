@@ -28,6 +28,7 @@ struct SessionDocument {
     int head = 0;
     views::AttentionView::Mode attentionMode = views::AttentionView::Mode::SideBySide;
     views::Metric metric = views::Metric::NextTokenKl;
+    bool colourByFamily = false; // the Trade-offs chart's colouring
     bool dark = false;
 };
 

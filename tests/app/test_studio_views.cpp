@@ -365,6 +365,7 @@ private slots:
             openAndWait(w);
             w.schemesPanel()->setParameter(1, QStringLiteral("keep"), 0.125);
             w.showViewByName(QStringLiteral("cache"));
+            w.tradeoffView()->setColouring(kvs::views::TradeoffView::Colouring::Family);
             QString error;
             QVERIFY2(w.saveSession(path, &error), qPrintable(error));
             QVERIFY(w.undoStack()->isClean());
@@ -397,6 +398,7 @@ private slots:
         QVERIFY2(w.openSession(path, &error), qPrintable(error));
         QCOMPARE(w.schemesPanel()->parameter(1, "keep"), 0.125);
         QCOMPARE(w.tabs()->currentIndex(), w.viewIndex(QStringLiteral("cache")));
+        QCOMPARE(w.tradeoffView()->colouring(), kvs::views::TradeoffView::Colouring::Family);
         QVERIFY(waitAnalysis(w, w.schemesPanel()->settings()));
         QCOMPARE(w.session()->analysis()->provenance.prompt, kPrompt);
 
@@ -408,6 +410,12 @@ private slots:
         QVERIFY(!w.openSession(bad.fileName(), &error));
         QVERIFY(error.contains(QStringLiteral("bad.kvsession")) &&
                 error.contains(QStringLiteral("schemes")));
+        QVERIFY(bad.open(QIODevice::WriteOnly | QIODevice::Truncate));
+        bad.write(R"({"kvstudio_session": 1, "view": {"colour_by": "rainbow"}})");
+        bad.close();
+        QVERIFY(!w.openSession(bad.fileName(), &error));
+        QVERIFY2(error.contains(QStringLiteral("colour_by")) && error.contains("rainbow"),
+                 qPrintable(error));
     }
 };
 

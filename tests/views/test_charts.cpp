@@ -191,6 +191,41 @@ private slots:
         QCOMPARE(view.plot()->yAxis->scaleType(), QCPAxis::stLogarithmic);
     }
 
+    void tradeoffColoursBySchemeOrFamily() {
+        TradeoffView view;
+        view.resize(800, 600);
+        auto sweeps = std::make_shared<SweepData>();
+        const std::vector<std::pair<QString, int>> curves = {{QStringLiteral("selection"), 0},
+                                                             {QStringLiteral("selection"), 1},
+                                                             {QStringLiteral("codec"), 2}};
+        for (const auto& [family, index] : curves) {
+            TradeoffCurve c;
+            c.family = family;
+            c.displayName = QStringLiteral("S%1").arg(index);
+            c.colorIndex = index;
+            for (int i = 1; i <= 3; ++i) {
+                CurvePoint p;
+                p.result.bytes.keys = static_cast<std::size_t>(100 * i);
+                p.result.contextError = 0.1 / i;
+                c.points.push_back(p);
+            }
+            sweeps->curves.push_back(c);
+        }
+        view.setMetric(Metric::ContextError);
+        view.setCurves(sweeps);
+        const auto pen = [&](int i) { return view.plot()->graph(i)->pen().color(); };
+        QCOMPARE(view.colouring(), TradeoffView::Colouring::Scheme);
+        QVERIFY(pen(0) != pen(1));
+        QCOMPARE(pen(2), categoricalColor(2));
+        view.setColouring(TradeoffView::Colouring::Family);
+        QCOMPARE(pen(0), pen(1)); // one family, one colour
+        QVERIFY(pen(0) != pen(2));
+        QCOMPARE(pen(2), categoricalColor(familyColorIndex(QStringLiteral("codec"))));
+        // Dashes still tell the two selections apart.
+        QVERIFY(view.plot()->graph(0)->pen().style() != view.plot()->graph(1)->pen().style());
+        QVERIFY(view.legendText(2).startsWith(QStringLiteral("codec")));
+    }
+
     void cacheAndProfile() {
         CacheView cache;
         cache.setData(makeAnalysis(), 0);
