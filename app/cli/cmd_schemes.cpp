@@ -6,6 +6,7 @@
 #include "kvs/evaluator.h"
 #include "kvs/file_util.h"
 #include "kvs/gpu/vulkan_backend.h"
+#include "kvs/metrics.h"
 #include "kvs/model.h"
 #include "kvs/scheme.h"
 #include "kvs/spectrum.h"
@@ -44,14 +45,15 @@ json bytesJson(const CacheBytes& b) {
 }
 
 // Entropy-coded codecs: bits per element coded and the empirical entropy; null otherwise.
-json rateJson(const EvalResult& r) {
-    if (r.codedElements == 0)
+json rateJson(const EvalResult& result) {
+    const CacheRate r = cacheRate(result);
+    if (!r.entropyCoded())
         return nullptr;
-    const double n = static_cast<double>(r.codedElements);
-    return {{"bits_per_element", (r.streamBits + r.sideBits) / n},
-            {"stream_bits_per_element", r.streamBits / n},
-            {"side_bits_per_element", r.sideBits / n},
-            {"entropy_bits_per_element", r.entropyBits / n},
+    return {{"bits_per_element", r.codedBitsPerElement},
+            {"stream_bits_per_element", r.streamBitsPerElement},
+            {"side_bits_per_element", r.sideBitsPerElement},
+            {"entropy_bits_per_element", r.entropyBitsPerElement},
+            {"gap_bits_per_element", r.gapBitsPerElement()},
             {"elements", r.codedElements}};
 }
 

@@ -2,6 +2,7 @@
 // The codec and factored-key families: the rANS coder (round trip, rate within 2% of the empirical
 // entropy plus the side information, damaged streams refused), and the codec schemes' byte counts
 // against the formulas of ALGORITHMS.md §4, their exactness at 8 bits, and their refusals.
+#include "kvs/metrics.h"
 #include "kvs/rans.h"
 #include "kvs/scheme.h"
 #include "kvs/status.h"
@@ -185,6 +186,53 @@ private slots:
             QVERIFY(err.col(c).maxCoeff() <= 0.5f * fine.quantizedValues.scaleAt(0, c) + 2e-3f);
         const CompressedHead coarse = compressWith("codec.entropy:alpha=1", h);
         QVERIFY(coarse.bytes().total() < b.total());
+    }
+
+    // The rate of a result in bits per element, hand-computed: 1000 fp16 elements (2000 B)
+    // stored in 500 B, 800 of them coded in 3000 stream bits + 200 side bits at an entropy of
+    // 2800 bits; 100 B are not coded (positions, a dense part).
+    void cacheRateFromTheCodedBits() {
+        HeadMetrics h;
+        h.fp16Bytes = 2000;
+        h.bytes.keys = 300;
+        h.bytes.values = 100;
+        h.bytes.metadata = 100;
+        h.streamBits = 3000;
+        h.sideBits = 200;
+        h.entropyBits = 2800;
+        h.codedElements = 800;
+        const CacheRate r = cacheRate(h);
+        QVERIFY(r.entropyCoded());
+        QCOMPARE(r.bitsPerElement, 4.0);        // 8·500 / 1000
+        QCOMPARE(r.codedBitsPerElement, 4.0);   // 3200 / 800
+        QCOMPARE(r.streamBitsPerElement, 3.75); // 3000 / 800
+        QCOMPARE(r.sideBitsPerElement, 0.25);   // 200 / 800
+        QCOMPARE(r.entropyBitsPerElement, 3.5); // 2800 / 800
+        QCOMPARE(r.gapBitsPerElement(), 0.5);
+        QCOMPARE(r.atEntropyBitsPerElement, 3.6); // (4000 − 3200 + 2800) / 1000
+        // A fixed-width form: only the rate per fp16 element, no coded part.
+        HeadMetrics fixed;
+        fixed.fp16Bytes = 2000;
+        fixed.bytes.values = 250;
+        const CacheRate f = cacheRate(fixed);
+        QVERIFY(!f.entropyCoded());
+        QCOMPARE(f.bitsPerElement, 2.0);
+        QVERIFY(std::isnan(f.codedBitsPerElement) && std::isnan(f.gapBitsPerElement()));
+        // A real entropy-coded result: its rate matches its bytes.
+        const HeadInput in = randomHead(256, 64, 5);
+        const CompressedHead c = compressWith("codec.entropy:alpha=0.5", in);
+        HeadMetrics m;
+        m.fp16Bytes = 4u * 64u * 256u;
+        m.bytes = c.bytes();
+        m.streamBits = 8.0 * static_cast<double>(c.entropyCoded->keyStreamBytes +
+                                                 c.entropyCoded->valueStreamBytes);
+        m.sideBits = 8.0 * static_cast<double>(c.entropyCoded->sideBytes);
+        m.entropyBits = c.entropyCoded->keyEntropyBits + c.entropyCoded->valueEntropyBits;
+        m.codedElements = c.entropyCoded->elements;
+        const CacheRate e = cacheRate(m);
+        QCOMPARE(e.codedBitsPerElement, e.bitsPerElement); // every element coded, nothing else
+        QVERIFY(e.gapBitsPerElement() >= 0.0);
+        QVERIFY(e.gapBitsPerElement() < 0.02 * e.entropyBitsPerElement + e.sideBitsPerElement);
     }
 
     // Factored keys (ALGORITHMS.md §2), data-aware: full rank reproduces the scores within

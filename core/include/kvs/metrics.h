@@ -67,4 +67,44 @@ inline double metricValue(const EvalResult& result, Metric metric) {
     return nan;
 }
 
+// A cache's rate (docs/schemes.md "Rate–distortion"). Every scheme has bitsPerElement: the bits
+// its cache spends per element of the fp16 cache it replaces (16 · bytes / fp16 bytes; a codec
+// that keeps every token: its bits per element with side information). Entropy-coded codecs add
+// the coded part per coded element — the streams, the side information (tables, steps) — and
+// the symbols' empirical entropy, whose difference is the coder's gap; NaN where nothing was
+// entropy coded. `atEntropyBitsPerElement` is bitsPerElement with the coded part at its entropy
+// and no side information: the rate an ideal coder of these symbols would reach.
+struct CacheRate {
+    double bitsPerElement = 0.0;
+    double codedBitsPerElement = std::numeric_limits<double>::quiet_NaN();
+    double streamBitsPerElement = std::numeric_limits<double>::quiet_NaN();
+    double sideBitsPerElement = std::numeric_limits<double>::quiet_NaN();
+    double entropyBitsPerElement = std::numeric_limits<double>::quiet_NaN();
+    double atEntropyBitsPerElement = std::numeric_limits<double>::quiet_NaN();
+    std::size_t codedElements = 0;
+    bool entropyCoded() const { return codedElements > 0; }
+    double gapBitsPerElement() const { return codedBitsPerElement - entropyBitsPerElement; }
+};
+
+// Of an EvalResult or one head's HeadMetrics (both carry bytes, fp16Bytes and the coded bits).
+template <class Measured> CacheRate cacheRate(const Measured& m) {
+    CacheRate r;
+    const double fp16Elements = static_cast<double>(m.fp16Bytes) / 2.0;
+    const double bits = 8.0 * static_cast<double>(m.bytes.total());
+    r.bitsPerElement =
+        fp16Elements > 0 ? bits / fp16Elements : std::numeric_limits<double>::quiet_NaN();
+    r.codedElements = m.codedElements;
+    if (m.codedElements == 0)
+        return r;
+    const double n = static_cast<double>(m.codedElements);
+    r.streamBitsPerElement = m.streamBits / n;
+    r.sideBitsPerElement = m.sideBits / n;
+    r.codedBitsPerElement = (m.streamBits + m.sideBits) / n;
+    r.entropyBitsPerElement = m.entropyBits / n;
+    if (fp16Elements > 0)
+        r.atEntropyBitsPerElement =
+            (bits - m.streamBits - m.sideBits + m.entropyBits) / fp16Elements;
+    return r;
+}
+
 } // namespace kvs
