@@ -47,11 +47,12 @@ struct HeadMaps {
 
 // One scheme setting evaluated on the current analysis.
 struct SchemeRun {
-    QString setting;     // "coreset.halving:keep=0.25"
-    QString schemeId;    // "coreset.halving"
-    QString displayName; // "Discrepancy halving"
-    QString family;      // "coreset", as the Schemes dock names it
-    int colorIndex = 0;  // into the categorical palette
+    QString setting;        // "coreset.halving:keep=0.25"
+    QString schemeId;       // "coreset.halving"
+    QString displayName;    // "Discrepancy halving"
+    QString family;         // "coreset", as the Schemes dock names it
+    bool quantizes = false; // a codec, or a chain with a codec stage (the Rate view's)
+    int colorIndex = 0;     // into the categorical palette
     kvs::EvalResult eval;
     std::vector<KeptTokens> kept; // per KV head, layer-major
     std::vector<HeadMaps> maps;   // per KV head, layer-major (when maps were asked for)
@@ -138,6 +139,7 @@ struct TradeoffCurve {
     QString baseSetting; // the setting the sweep started from
     QString schemeId;
     QString family; // the scheme's family ("coreset", "codec", ...), as the Schemes dock names it
+    bool quantizes = false; // a codec, or a chain with a codec stage (the Rate view's)
     QString displayName;
     QString parameter; // "keep", "bits", ...
     int colorIndex = 0;

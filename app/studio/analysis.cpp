@@ -28,6 +28,14 @@ QString displayNameOf(const std::string& id) {
     return scheme ? qs(scheme->info().displayName) : qs(id);
 }
 
+// The scheme is a codec, or a chain with a codec stage: the Rate view draws it.
+bool quantizesOf(const std::string& id) {
+    for (const std::string& stage : splitSchemeChain(id))
+        if (const Scheme* scheme = findScheme(stage); scheme && scheme->info().family == "codec")
+            return true;
+    return false;
+}
+
 SchemeSetting parseSetting(const QString& text) {
     return SchemeSetting::parse(text.toStdString()).valueOrThrow();
 }
@@ -317,6 +325,7 @@ views::SchemeRun Engine::evaluateRun(const QString& text, const AnalysisRequest&
     run.displayName = displayNameOf(setting.id);
     if (const kvs::Scheme* scheme = kvs::findScheme(setting.id))
         run.family = qs(scheme->info().family);
+    run.quantizes = quantizesOf(setting.id);
     run.eval = evaluate(capture, request.model.get(), setting, *m_backend, options, &reference)
                    .valueOrThrow();
     const double evalMs = msOf(step);
@@ -475,6 +484,7 @@ views::TradeoffCurve tradeoffCurve(const QString& text, const SchemeSetting& bas
     curve.displayName = displayNameOf(base.id);
     if (const Scheme* scheme = findScheme(base.id))
         curve.family = qs(scheme->info().family);
+    curve.quantizes = quantizesOf(base.id);
     curve.parameter = qs(parameter);
     for (int m = 0; m < views::kMetricCount; ++m) {
         const SlopeFit fit = sweepSlope(sweep, contextTokens, static_cast<Metric>(m));

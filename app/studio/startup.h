@@ -17,7 +17,7 @@ struct StartupOptions {
     QString modelFolder; // empty: the default model
     QString promptFile;  // empty: the default prompt
     QString screenshot;  // PNG to write once the window has settled, then quit
-    QString view;        // the tab to show: overview, attention, tradeoffs, cache, profile
+    QString view;        // the tab to show: a registered view name (studioViewNames())
     QString theme;       // light or dark ("" = the saved choice)
     QString session;     // a session file to open
     int timeoutSeconds = 120;

@@ -6,6 +6,7 @@
 #include "cache_view.h"
 #include "overview_page.h"
 #include "profile_view.h"
+#include "rate_view.h"
 #include "tradeoff_view.h"
 
 namespace kvs::studio {
@@ -24,6 +25,8 @@ std::vector<ViewRegistration>& registry() {
         {QStringLiteral("tradeoffs"), true, make<views::TradeoffView>},
         {QStringLiteral("cache"), true, make<views::CacheView>},
         {QStringLiteral("profile"), true, make<views::ProfileView>},
+        // Last, so that the tab indices of sessions saved before it still mean the same tab.
+        {QStringLiteral("rate"), true, make<views::RateView>},
     };
     return views;
 }

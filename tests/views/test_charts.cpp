@@ -11,6 +11,7 @@
 #include "chart_export.h"
 #include "plot_style.h"
 #include "profile_view.h"
+#include "rate_view.h"
 #include "tradeoff_view.h"
 
 #include <QFile>
@@ -224,6 +225,87 @@ private slots:
         // Dashes still tell the two selections apart.
         QVERIFY(view.plot()->graph(0)->pen().style() != view.plot()->graph(1)->pen().style());
         QVERIFY(view.legendText(2).startsWith(QStringLiteral("codec")));
+    }
+
+    // Rate–distortion: only quantizing curves, an entropy twin where coded, and the focused
+    // run's gap per head with its breakdown (hand-computed bits).
+    void rateViewDrawsCodecsAndTheGap() {
+        RateView view;
+        view.resize(900, 600);
+        auto sweeps = std::make_shared<SweepData>();
+        const auto point = [](double value, std::size_t bytes, double kl, bool coded) {
+            CurvePoint p;
+            p.value = value;
+            p.result.bytes.values = bytes;
+            p.result.fp16Bytes = 2000; // 1000 fp16 elements
+            kvs::ModelQuality q;
+            q.klMean = kl;
+            p.result.quality = q;
+            if (coded) { // every element coded; 10% of the bits are side information
+                p.result.codedElements = 1000;
+                p.result.streamBits = 0.9 * 8.0 * static_cast<double>(bytes);
+                p.result.sideBits = 0.1 * 8.0 * static_cast<double>(bytes);
+                p.result.entropyBits = 0.8 * 8.0 * static_cast<double>(bytes);
+            }
+            return p;
+        };
+        TradeoffCurve selection;
+        selection.displayName = QStringLiteral("Selection");
+        selection.points = {point(0.25, 500, 0.1, false)};
+        TradeoffCurve uniform;
+        uniform.displayName = QStringLiteral("Uniform");
+        uniform.family = QStringLiteral("codec");
+        uniform.quantizes = true;
+        uniform.points = {point(2, 250, 0.2, false), point(4, 500, 0.01, false)};
+        TradeoffCurve entropy;
+        entropy.displayName = QStringLiteral("Entropy");
+        entropy.family = QStringLiteral("codec");
+        entropy.quantizes = true;
+        entropy.points = {point(1, 300, 0.05, true), point(0.5, 600, 0.005, true)};
+        sweeps->curves = {selection, uniform, entropy};
+        view.sweepsChanged(sweeps);
+        QCOMPARE(view.curveCount(), 3); // uniform, entropy and its twin; not the selection
+        QVERIFY(view.curveName(0).contains(QStringLiteral("Uniform")));
+        QVERIFY(view.curveName(2).contains(QStringLiteral("at its entropy")));
+        const auto* rate = view.curvePlot()->graph(0)->data().data();
+        QCOMPARE(rate->at(0)->key, 2.0); // 8·250 / 1000 bits per element
+        QCOMPARE(rate->at(1)->key, 4.0);
+        QCOMPARE(view.curvePlot()->graph(2)->data()->at(0)->key, 0.8 * 2.4); // 2.4 at entropy
+
+        auto analysis = makeAnalysis();
+        auto data = std::make_shared<AnalysisData>(*analysis);
+        SchemeRun& run = data->runs.front();
+        run.quantizes = true;
+        run.eval.heads.front().codedElements = 100;
+        run.eval.heads.front().streamBits = 300;
+        run.eval.heads.front().sideBits = 50;
+        run.eval.heads.front().entropyBits = 280;
+        run.eval.codedElements = 100;
+        run.eval.streamBits = 300;
+        run.eval.sideBits = 50;
+        run.eval.entropyBits = 280;
+        view.setAnalysis(data, 0);
+        QCOMPARE(view.gapCellCount(), 1);
+        // 3.5 coded = 3.0 stream + 0.5 side; entropy 2.8; gap 0.7 of which 0.2 the coder's.
+        const QString summary = view.summaryText();
+        QVERIFY2(summary.contains(QStringLiteral("3.500 bits per coded element")) &&
+                     summary.contains(QStringLiteral("entropy is 2.800")) &&
+                     summary.contains(QStringLiteral("gap of 0.700 bits, 0.200")),
+                 qPrintable(summary));
+        const auto charts = view.charts();
+        QCOMPARE(charts.size(), std::size_t{2});
+        const CsvTable gap = charts[1].data();
+        QCOMPARE(gap.rows.size(), std::size_t{1});
+        QCOMPARE(gap.rows[0].last().toDouble(), 0.7);
+        QCOMPARE(charts[0].data().rows.size(), std::size_t{4}); // the quantizing curves' points
+
+        // A fixed-width codec: no gap grid, and the summary says why.
+        run.eval = kvs::EvalResult{};
+        run.eval.fp16Bytes = 2000;
+        run.eval.bytes.values = 500;
+        view.setAnalysis(data, 0);
+        QCOMPARE(view.gapCellCount(), 0);
+        QVERIFY(view.summaryText().contains(QStringLiteral("fixed-width")));
     }
 
     void cacheAndProfile() {
