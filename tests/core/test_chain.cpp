@@ -197,7 +197,7 @@ private slots:
         const CacheBytes b = coded.bytes();
         QCOMPARE(b.keys, std::size_t(n * r * 2));
         QCOMPARE(b.values, e.valueStreamBytes);
-        QCOMPARE(b.metadata, std::size_t(d * r * 2) + e.sideBytes);
+        QCOMPARE(b.metadata, std::size_t(r * 2) + e.sideBytes); // r channel indices (uint16)
         QCOMPARE(e.sideBytes,
                  valuesAlone.entropyCoded->sideBytes - valuesAlone.entropyCoded->keySideBytes);
     }

@@ -225,6 +225,11 @@ private slots:
                     kept.push_back(static_cast<int>(i));
         QCOMPARE(kept, (std::vector<int>{1, 5, 9, 13})); // pairs (1, 9) and (5, 13)
         QVERIFY(!hasPreRopeLowRankKeys(c));              // post-RoPE: nothing is rotated on load
+        // Bytes: r fp32 numbers per key (precision 32), values dense, r uint16 channel indices
+        // (the device holds the d × r 0/1 basis the low-rank path reads).
+        QCOMPARE(c.bytes().keys, static_cast<std::size_t>(n * 4 * 4));
+        QCOMPARE(c.bytes().metadata, std::size_t{4 * 2});
+        QCOMPARE(c.deviceBytes().metadata, static_cast<std::size_t>(d * 4 * 2));
         const Matrix probe = Matrix::Random(3, d);
         Matrix keptExact = Matrix::Zero(n, d);
         for (int i : kept)

@@ -193,8 +193,36 @@ bool CompressedHead::isIdentityIndex() const {
     return true;
 }
 
+namespace {
+
+// A basis whose every column is one 1 among zeros keeps r of the key's channels (rope_pairs):
+// an implementation stores r channel indices, not a d × r matrix.
+bool isChannelSelection(const Matrix& basis) {
+    for (Eigen::Index j = 0; j < basis.cols(); ++j) {
+        int ones = 0;
+        for (Eigen::Index i = 0; i < basis.rows(); ++i) {
+            const float v = basis(i, j);
+            if (v == 1.0f)
+                ++ones;
+            else if (v != 0.0f)
+                return false;
+        }
+        if (ones != 1)
+            return false;
+    }
+    return basis.cols() > 0;
+}
+
+} // namespace
+
 CacheBytes CompressedHead::bytes() const {
     CacheBytes b = deviceBytes();
+    if (keyForm == KeyForm::LowRank && isChannelSelection(queryProjection)) {
+        // The device holds the 0/1 basis (the low-rank path reads it); the cache needs r uint16
+        // channel indices.
+        b.metadata -= static_cast<std::size_t>(queryProjection.size()) * 2u;
+        b.metadata += static_cast<std::size_t>(queryProjection.cols()) * 2u;
+    }
     if (!entropyCoded)
         return b;
     // The coded matrices cost their streams and side information instead of their fixed-width
