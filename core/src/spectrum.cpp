@@ -2,6 +2,7 @@
 #include "kvs/spectrum.h"
 
 #include "kvs/scheme.h"
+#include "score_svd.h"
 
 #include <Eigen/SVD>
 #include <algorithm>
@@ -22,13 +23,8 @@ std::vector<double> singularValues(const MatrixD& x) {
     return toVector(Eigen::BDCSVD<MatrixD>(x).singularValues());
 }
 
-// σ(Q Kᵀ) = σ(S_q V_qᵀ V_k S_k): Q Kᵀ = U_q (S_q V_qᵀ V_k S_k) U_kᵀ with orthonormal U's.
 std::vector<double> scoreSingularValues(const MatrixD& q, const MatrixD& k) {
-    Eigen::BDCSVD<MatrixD> svdQ(q, Eigen::ComputeThinV);
-    Eigen::BDCSVD<MatrixD> svdK(k, Eigen::ComputeThinV);
-    const MatrixD core = svdQ.singularValues().asDiagonal() * svdQ.matrixV().transpose() *
-                         svdK.matrixV() * svdK.singularValues().asDiagonal();
-    return singularValues(core);
+    return singularValues(detail::scoreCore(q, k).core);
 }
 
 } // namespace
@@ -103,14 +99,8 @@ Result<std::vector<HeadSpectrum>> keySpectra(const Capture& capture, const Model
                         singularValues(projections[static_cast<std::size_t>(l)]
                                            .middleCols(Eigen::Index(h) * c.headDim, c.headDim)
                                            .cast<double>());
-                const auto rows = static_cast<Eigen::Index>(hc.queries.size()) * contextTokens;
-                MatrixD queries(rows, c.headDim);
-                Eigen::Index at = 0;
-                for (const Matrix& q : hc.queries) {
-                    queries.middleRows(at, contextTokens) = q.topRows(contextTokens).cast<double>();
-                    at += contextTokens;
-                }
-                if (rows > 0)
+                const MatrixD queries = detail::stackQueries(hc.queries, contextTokens);
+                if (queries.rows() > 0)
                     s.scores = scoreSingularValues(queries, keys);
                 out.push_back(std::move(s));
             }

@@ -12,6 +12,7 @@
 //    by the score mass they can carry, post-RoPE and exact on what they keep.
 #include "registry_parts.h"
 #include "scheme_util.h"
+#include "score_svd.h"
 
 #include <Eigen/SVD>
 #include <algorithm>
@@ -41,19 +42,17 @@ struct Factors {
 // A = S_q V_qᵀ V_k S_k; its best rank-r approximation U_r Σ_r W_rᵀ (Eckart–Young) is reached by
 // P = V_q S_q⁻¹ U_r and B = V_k S_k⁻¹ W_r Σ_r.
 Factors fitScoreFactors(const MatrixD& q, const MatrixD& k, int rank) {
-    Eigen::BDCSVD<MatrixD> svdQ(q, Eigen::ComputeThinV);
-    Eigen::BDCSVD<MatrixD> svdK(k, Eigen::ComputeThinV);
-    const VectorD sq = svdQ.singularValues(), sk = svdK.singularValues();
+    const detail::ScoreCore s = detail::scoreCore(q, k);
+    const VectorD& sq = s.queryValues;
+    const VectorD& sk = s.keyValues;
     const double top = std::max(sq.size() ? sq(0) : 0.0, sk.size() ? sk(0) : 0.0);
     const double lambda = 1e-10 * top * top + 1e-30;
-    const MatrixD a =
-        sq.asDiagonal() * svdQ.matrixV().transpose() * svdK.matrixV() * sk.asDiagonal();
-    Eigen::BDCSVD<MatrixD> svdA(a, Eigen::ComputeThinU | Eigen::ComputeThinV);
+    Eigen::BDCSVD<MatrixD> svdA(s.core, Eigen::ComputeThinU | Eigen::ComputeThinV);
     const int r = std::min<int>(rank, static_cast<int>(svdA.singularValues().size()));
     Factors f;
     f.queryProjection =
-        svdQ.matrixV() * ridgeInverse(sq, lambda).asDiagonal() * svdA.matrixU().leftCols(r);
-    f.keyProjection = svdK.matrixV() * ridgeInverse(sk, lambda).asDiagonal() *
+        s.queryRight * ridgeInverse(sq, lambda).asDiagonal() * svdA.matrixU().leftCols(r);
+    f.keyProjection = s.keyRight * ridgeInverse(sk, lambda).asDiagonal() *
                       svdA.matrixV().leftCols(r) * svdA.singularValues().head(r).asDiagonal();
     return f;
 }
@@ -91,22 +90,12 @@ CompressedHead lowRankHead(const HeadInput& h, Precision precision, const Matrix
 CompressedHead dataAwareFactors(const HeadInput& h, const ParamValues& p) {
     const std::string id = "factor.data_aware";
     refuseSharedValues(h, id);
-    const int d = h.headDim();
     const int rank = checkedRank(h, p, id);
     if (h.queries.empty())
         throw Error(ErrorCode::InvalidArgument,
                     "factor.data_aware: no context queries to fit the projection on");
     // Calibration: the context queries of every query head that reads this KV head.
-    Eigen::Index rows = 0;
-    for (const Matrix& q : h.queries)
-        rows += q.rows();
-    MatrixD queries(rows, d);
-    Eigen::Index at = 0;
-    for (const Matrix& q : h.queries) {
-        queries.middleRows(at, q.rows()) = q.cast<double>();
-        at += q.rows();
-    }
-    const Factors f = fitScoreFactors(queries, h.keys.cast<double>(), rank);
+    const Factors f = fitScoreFactors(detail::stackQueries(h.queries), h.keys.cast<double>(), rank);
     return lowRankHead(h, precisionOf(p), h.keys.cast<double>() * f.keyProjection,
                        f.queryProjection);
 }
