@@ -156,6 +156,8 @@ private slots:
         KVS_VERIFY_ERROR(bad, "bits = 5 is not supported (one of 2, 3, 4, 8)");
         KVS_VERIFY_THROWS(compressWith("codec.uniform:group=24", randomHead(16, 64, 1)),
                           ErrorCode::InvalidArgument, "group = 24 does not divide the head dim 64");
+        KVS_VERIFY_THROWS(compressWith("codec.uniform:group=24", randomHead(16, 64, 1)),
+                          ErrorCode::InvalidArgument, "allowed: 4, 8, 16, 32, 64)");
         HeadInput shared = randomHead(16, 32, 2);
         shared.valuesSharedWithKeys = true;
         KVS_VERIFY_THROWS(compressWith("codec.entropy", shared), ErrorCode::Unsupported, "K=V");

@@ -36,11 +36,16 @@ int bitsOf(const ParamValues& p, const char* key) {
 CompressedHead uniformCodec(const HeadInput& h, const ParamValues& p) {
     requireSeparateValues(h, "codec.uniform");
     const int group = static_cast<int>(param(p, "group"));
-    if (h.headDim() % group != 0)
+    if (h.headDim() % group != 0) {
+        std::string allowed; // the divisors of d within the parameter's range
+        for (int g = 4; g <= std::min(256, h.headDim()); ++g)
+            if (h.headDim() % g == 0)
+                allowed += (allowed.empty() ? "" : ", ") + std::to_string(g);
         throw Error(ErrorCode::InvalidArgument,
                     "codec.uniform: group = " + std::to_string(group) +
                         " does not divide the head dim " + std::to_string(h.headDim()) +
-                        " (values are grouped per token over channels)");
+                        " (values are grouped per token over channels; allowed: " + allowed + ")");
+    }
     CompressedHead c = allTokens(h, Precision::F32); // the codec replaces the forms
     c.keyForm = CompressedHead::KeyForm::Quantized;
     c.quantizedKeys = quantize(h.keys, bitsOf(p, "key_bits"), group, Grouping::PerChannel);

@@ -67,9 +67,10 @@ void refuseSharedValues(const HeadInput& h, const std::string& id) {
 int checkedRank(const HeadInput& h, const ParamValues& p, const std::string& id) {
     const int rank = static_cast<int>(param(p, "rank"));
     if (rank > h.headDim())
-        throw Error(ErrorCode::InvalidArgument, id + ": rank = " + std::to_string(rank) +
-                                                    " is above the head dim " +
-                                                    std::to_string(h.headDim()));
+        throw Error(ErrorCode::InvalidArgument,
+                    id + ": rank = " + std::to_string(rank) + " is above the head dim " +
+                        std::to_string(h.headDim()) + " (allowed: 1 … " +
+                        std::to_string(h.headDim()) + ")");
     return rank;
 }
 
