@@ -68,24 +68,7 @@ CacheView::CacheView(QWidget* parent) : QWidget(parent) {
     bottomLayout->setContentsMargins(0, 0, 0, 0);
     m_grid = new QCustomPlot(bottom);
     m_grid->setObjectName(QStringLiteral("cacheErrorGrid"));
-    m_grid->setBufferDevicePixelRatio(m_grid->devicePixelRatioF());
-    m_grid->plotLayout()->insertRow(0);
-    m_gridTitle = new QCPTextElement(m_grid, tr("head output error per layer and KV head"));
-    m_grid->plotLayout()->addElement(0, 0, m_gridTitle);
-    m_grid->xAxis->setLabel(tr("KV head"));
-    m_grid->yAxis->setLabel(tr("layer"));
-    m_grid->yAxis->setRangeReversed(true);
-    m_grid->xAxis->grid()->setVisible(false);
-    m_grid->yAxis->grid()->setVisible(false);
-    m_heat = new QCPColorMap(m_grid->xAxis, m_grid->yAxis);
-    m_heat->setInterpolate(false);
-    m_heat->setTightBoundary(false);
-    m_heat->setGradient(viridisGradient());
-    auto* scale = new QCPColorScale(m_grid);
-    m_grid->plotLayout()->addElement(1, 1, scale);
-    scale->setBarWidth(10);
-    m_heat->setColorScale(scale);
-    m_heat->setGradient(viridisGradient()); // after setColorScale, which imposes the scale's
+    m_heat = makeLayerHeadGrid(m_grid, tr("head output error per layer and KV head"), &m_gridTitle);
     m_table = new QTableWidget(bottom);
     m_table->setObjectName(QStringLiteral("cacheTotalsTable"));
     m_table->setColumnCount(7);
@@ -105,7 +88,9 @@ CacheView::CacheView(QWidget* parent) : QWidget(parent) {
     m_spectrum->setMinimumWidth(80); // its axis layout would otherwise widen the window's minimum
     m_spectrum->plotLayout()->insertRow(0);
     m_spectrum->plotLayout()->addElement(
-        0, 0, new QCPTextElement(m_spectrum, tr("key spectra: energy kept at rank r\n(mean, min–max over heads)")));
+        0, 0,
+        new QCPTextElement(m_spectrum,
+                           tr("key spectra: energy kept at rank r\n(mean, min–max over heads)")));
     m_spectrum->xAxis->setLabel(tr("rank r"));
     m_spectrum->yAxis->setLabel(tr("Σ_{i≤r} σ² / Σ σ²"));
     m_spectrum->yAxis->setRange(0.0, 1.02);

@@ -61,6 +61,28 @@ QColor categoricalColor(int index) {
     return QColor(QLatin1String(okabeIto[static_cast<std::size_t>(((index % n) + n) % n)]));
 }
 
+QCPColorMap* makeLayerHeadGrid(QCustomPlot* plot, const QString& titleText,
+                               QCPTextElement** title) {
+    plot->setBufferDevicePixelRatio(plot->devicePixelRatioF());
+    plot->plotLayout()->insertRow(0);
+    *title = new QCPTextElement(plot, titleText);
+    plot->plotLayout()->addElement(0, 0, *title);
+    plot->xAxis->setLabel(QObject::tr("KV head"));
+    plot->yAxis->setLabel(QObject::tr("layer"));
+    plot->yAxis->setRangeReversed(true);
+    plot->xAxis->grid()->setVisible(false);
+    plot->yAxis->grid()->setVisible(false);
+    auto* heat = new QCPColorMap(plot->xAxis, plot->yAxis);
+    heat->setInterpolate(false);
+    heat->setTightBoundary(false);
+    auto* scale = new QCPColorScale(plot);
+    plot->plotLayout()->addElement(1, 1, scale);
+    scale->setBarWidth(10);
+    heat->setColorScale(scale);
+    heat->setGradient(viridisGradient()); // after setColorScale, which imposes the scale's
+    return heat;
+}
+
 int familyColorIndex(const QString& family) {
     static const std::array<const char*, 7> families = {
         "selection", "coreset", "factored", "shared", "codec", "composed", "identity"};

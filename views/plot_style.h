@@ -36,6 +36,11 @@ inline void retheme(std::initializer_list<QCustomPlot*> plots) {
 }
 bool isDarkPalette();
 
+// A layer × KV head heat grid on `plot`: a title row, the axes labelled (layers downwards, no
+// grid lines), a viridis colour map with its colour scale beside it. Returns the colour map;
+// `title` receives the title element, so that its text can change.
+QCPColorMap* makeLayerHeadGrid(QCustomPlot* plot, const QString& titleText, QCPTextElement** title);
+
 // A message drawn in the middle of an empty plot ("Load a model…").
 void setPlotPlaceholder(QCustomPlot* plot, const QString& text);
 

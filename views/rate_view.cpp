@@ -63,25 +63,10 @@ RateView::RateView(QWidget* parent) : QWidget(parent) {
 
     m_grid = new QCustomPlot(split);
     m_grid->setObjectName(QStringLiteral("rateGapGrid"));
-    m_grid->setBufferDevicePixelRatio(m_grid->devicePixelRatioF());
     m_grid->setMinimumWidth(120);
-    m_grid->plotLayout()->insertRow(0);
-    m_gridTitle = new QCPTextElement(m_grid, tr("gap to the entropy per head\n(bits per element, "
-                                                "side info included)"));
-    m_grid->plotLayout()->addElement(0, 0, m_gridTitle);
-    m_grid->xAxis->setLabel(tr("KV head"));
-    m_grid->yAxis->setLabel(tr("layer"));
-    m_grid->yAxis->setRangeReversed(true);
-    m_grid->xAxis->grid()->setVisible(false);
-    m_grid->yAxis->grid()->setVisible(false);
-    m_heat = new QCPColorMap(m_grid->xAxis, m_grid->yAxis);
-    m_heat->setInterpolate(false);
-    m_heat->setTightBoundary(false);
-    auto* scale = new QCPColorScale(m_grid);
-    m_grid->plotLayout()->addElement(1, 1, scale);
-    scale->setBarWidth(10);
-    m_heat->setColorScale(scale);
-    m_heat->setGradient(viridisGradient()); // after setColorScale, which imposes the scale's
+    m_heat = makeLayerHeadGrid(
+        m_grid, tr("gap to the entropy per head\n(bits per element, side info included)"),
+        &m_gridTitle);
     split->addWidget(m_curves);
     split->addWidget(m_grid);
     split->setStretchFactor(0, 3);
@@ -101,8 +86,7 @@ void RateView::clear(const QString& message) {
     m_sweeps.reset();
     m_gapCells = 0;
     m_curves->clearPlottables();
-    m_grid->clearPlottables(); // the heat map too: showGap makes a new one
-    m_heat = nullptr;
+    m_heat->data()->clear();
     m_summary->setText(message);
     setPlotPlaceholder(m_curves, message);
     setPlotPlaceholder(m_grid, QString());
@@ -216,8 +200,7 @@ void RateView::rebuildCurves() {
 }
 
 void RateView::showGap() {
-    m_grid->clearPlottables();
-    m_heat = nullptr;
+    m_heat->data()->clear();
     m_gapCells = 0;
     if (!m_analysis || m_run < 0 || m_run >= static_cast<int>(m_analysis->runs.size())) {
         m_summary->setText(tr("No results yet."));
@@ -254,11 +237,6 @@ void RateView::showGap() {
         return;
     }
     setPlotPlaceholder(m_grid, QString());
-    m_heat = new QCPColorMap(m_grid->xAxis, m_grid->yAxis);
-    m_heat->setInterpolate(false);
-    m_heat->setTightBoundary(false);
-    m_heat->setColorScale(qobject_cast<QCPColorScale*>(m_grid->plotLayout()->element(1, 1)));
-    m_heat->setGradient(viridisGradient());
     const int layers = std::max(1, m_analysis->layers);
     const int kvHeads = std::max(1, run.kvHeads(layers));
     QCPColorMapData* grid = m_heat->data();

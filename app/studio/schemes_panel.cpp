@@ -470,14 +470,7 @@ void SchemesPanel::appendStage(int row, const QString& stage) {
     if (!SchemeSetting::parse(text.toStdString()).ok())
         return;
     after[row] = text;
-    QMetaObject::invokeMethod(
-        this,
-        [this, before, after] {
-            rebuild(after);
-            emit edited(before, after, -1);
-            emit settingsChanged(settings());
-        },
-        Qt::QueuedConnection); // the menu that asked is deleted by the rebuild
+    applyLater(before, after);
 }
 
 void SchemesPanel::removeScheme(int row) {
@@ -504,6 +497,10 @@ void SchemesPanel::changeScheme(int row, const QString& id) {
     if (scheme && old.values.count("keep") && scheme->info().findParam("keep"))
         text += QStringLiteral(":keep=%1").arg(old.values.at("keep"));
     after[row] = text;
+    applyLater(before, after);
+}
+
+void SchemesPanel::applyLater(const QStringList& before, const QStringList& after) {
     QMetaObject::invokeMethod(
         this,
         [this, before, after] {
@@ -511,7 +508,7 @@ void SchemesPanel::changeScheme(int row, const QString& id) {
             emit edited(before, after, -1);
             emit settingsChanged(settings());
         },
-        Qt::QueuedConnection); // the combo box that asked is deleted by the rebuild
+        Qt::QueuedConnection);
 }
 
 } // namespace kvs::studio

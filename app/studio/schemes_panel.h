@@ -87,6 +87,9 @@ private:
     QMenu* stageMenu(const std::string& id, int row, QWidget* parent);
     // Appends `stage` to row `row`'s chain; an empty `stage` removes the chain's last one.
     void appendStage(int row, const QString& stage);
+    // Rebuilds the rows for `after` (an edit from `before`) once control returns to the event
+    // loop: the widget that asked (a combo box, a menu) is deleted by the rebuild.
+    void applyLater(const QStringList& before, const QStringList& after);
     static int sliderFor(const kvs::ParamSpec& spec, double value);
     static double valueFor(const kvs::ParamSpec& spec, int slider);
     // The supported value nearest `value` (ParamSpec::choices); `value` when any is allowed.
