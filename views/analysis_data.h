@@ -46,6 +46,13 @@ struct HeadMaps {
 };
 
 // One scheme setting evaluated on the current analysis.
+// One KV head's energy kept against rank (a SpectrumSummary of that head alone).
+struct HeadSpectrumCurves {
+    int layer = 0;
+    int kvHead = 0;
+    kvs::SpectrumSummary energy;
+};
+
 struct SchemeRun {
     QString setting;        // "coreset.halving:keep=0.25"
     QString schemeId;       // "coreset.halving"
@@ -104,6 +111,9 @@ struct AnalysisData {
     // Energy kept against rank over every KV head (core's summarizeSpectra of the context): the
     // Cache view's spectrum chart; empty bands when it was not computed.
     std::shared_ptr<const kvs::SpectrumSummary> spectrum;
+    // The same per layer and KV head (each a summary of one head: mean = min = max), layer-major,
+    // for the Cache view's chosen head; empty when not computed.
+    std::shared_ptr<const std::vector<HeadSpectrumCurves>> headSpectra;
     // When a RenderDoc capture of this analysis's GPU work was asked for: the file RenderDoc
     // wrote, or why there is none.
     QString renderDocCapture;

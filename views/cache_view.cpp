@@ -111,11 +111,31 @@ CacheView::CacheView(QWidget* parent) : QWidget(parent) {
         low->removeFromLegend();
         high->removeFromLegend();
     }
+    for (int i = 0; i < 3; ++i) { // the selected head: graphs 9, 10, 11
+        QCPGraph* head = m_spectrum->addGraph();
+        head->setPen(QPen(categoricalColor(i).darker(130), 1.6, Qt::DashDotLine));
+        if (i > 0)
+            head->removeFromLegend();
+    }
     m_rankLine = new QCPItemStraightLine(m_spectrum);
     m_rankLine->setPen(QPen(Qt::gray, 1.5, Qt::DashLine));
     m_rankLine->setVisible(false);
     m_spectrum->legend->setVisible(true);
     m_spectrum->axisRect()->insetLayout()->setInsetAlignment(0, Qt::AlignBottom | Qt::AlignRight);
+    m_headMark = new QCPItemRect(m_grid);
+    m_headMark->setPen(QPen(Qt::white, 2.5));
+    m_headMark->setVisible(false);
+    m_grid->setToolTip(tr("Click a head to draw its own key spectra on the spectrum chart"));
+    connect(m_grid, &QCustomPlot::mousePress, this, [this](QMouseEvent* e) {
+        const int head =
+            static_cast<int>(std::lround(m_grid->xAxis->pixelToCoord(e->position().x())));
+        const int layer =
+            static_cast<int>(std::lround(m_grid->yAxis->pixelToCoord(e->position().y())));
+        if (m_selectedLayer == layer && m_selectedHead == head)
+            selectHead(-1, -1); // a second click clears
+        else
+            selectHead(layer, head);
+    });
     bottomLayout->addWidget(m_grid, 2);
     bottomLayout->addWidget(m_spectrum, 2);
     bottomLayout->addWidget(m_table, 3);
@@ -141,6 +161,7 @@ void CacheView::clear(const QString& placeholder) {
     for (int g = 0; g < m_spectrum->graphCount(); ++g)
         m_spectrum->graph(g)->data()->clear();
     m_rankLine->setVisible(false);
+    m_headMark->setVisible(false);
     m_spectrum->replot();
     m_table->setRowCount(0);
     m_totals->setText(placeholder);
@@ -395,6 +416,22 @@ std::vector<ChartHandle> CacheView::charts() const {
             {QStringLiteral("cache_key_spectrum"), m_spectrum, [this] { return spectrumCsv(); }}};
 }
 
+void CacheView::selectHead(int layer, int kvHead) {
+    m_selectedLayer = layer;
+    m_selectedHead = kvHead;
+    if (m_data && m_run >= 0 && m_run < static_cast<int>(m_data->runs.size()))
+        showSpectrum(m_data->runs[static_cast<std::size_t>(m_run)]);
+}
+
+const HeadSpectrumCurves* CacheView::selectedSpectra() const {
+    if (!m_data || !m_data->headSpectra)
+        return nullptr;
+    for (const HeadSpectrumCurves& h : *m_data->headSpectra)
+        if (h.layer == m_selectedLayer && h.kvHead == m_selectedHead)
+            return &h;
+    return nullptr;
+}
+
 void CacheView::showSpectrum(const SchemeRun& run) {
     const auto& summary = m_data->spectrum;
     if (!summary) {
@@ -422,6 +459,35 @@ void CacheView::showSpectrum(const SchemeRun& run) {
             m_spectrum->graph(0)->setName(b.mean.empty() ? tr("W_K (needs the model's weights)")
                                                          : tr("W_K (weight SVD)"));
     }
+    // The chosen head's own curves over the band, its cell outlined on the grid.
+    const HeadSpectrumCurves* head = selectedSpectra();
+    m_headMark->setVisible(head != nullptr);
+    for (int i = 0; i < 3; ++i) {
+        QCPGraph* g = m_spectrum->graph(9 + i);
+        g->data()->clear();
+        if (!head)
+            continue;
+        const SpectrumSummary::Band& b = i == 0   ? head->energy.keyProjection
+                                         : i == 1 ? head->energy.keys
+                                                  : head->energy.scores;
+        QVector<double> x, y;
+        for (std::size_t r = 0; r < b.mean.size(); ++r) {
+            x.push_back(static_cast<double>(r + 1));
+            y.push_back(b.mean[r]);
+        }
+        g->setData(x, y, true);
+    }
+    if (head) {
+        m_spectrum->graph(9)->setName(
+            tr("layer %1, KV head %2 (dash-dot)").arg(head->layer).arg(head->kvHead));
+        if (!m_spectrum->legend->hasItemWithPlottable(m_spectrum->graph(9)))
+            m_spectrum->graph(9)->addToLegend();
+        m_headMark->topLeft->setCoords(head->kvHead - 0.5, head->layer - 0.5);
+        m_headMark->bottomRight->setCoords(head->kvHead + 0.5, head->layer + 0.5);
+    } else {
+        m_spectrum->graph(9)->removeFromLegend();
+    }
+    m_grid->replot(QCustomPlot::rpQueuedReplot);
     m_spectrum->xAxis->setRange(0.5, std::max(1, ranks) + 0.5);
     const int rank = run.eval.heads.empty() ? 0 : run.eval.heads.front().keyRank;
     m_rankLine->setVisible(rank > 0 && rank < m_data->headDim);
@@ -439,12 +505,21 @@ CsvTable CacheView::spectrumCsv() const {
         {{"key_projection", &m_data->spectrum->keyProjection},
          {"keys", &m_data->spectrum->keys},
          {"scores", &m_data->spectrum->scores}}};
+    const auto add = [&t](const QString& kind, const SpectrumSummary::Band& band) {
+        for (std::size_t r = 0; r < band.mean.size(); ++r)
+            t.rows.push_back({kind, QString::number(r + 1), QString::number(band.mean[r], 'g', 8),
+                              QString::number(band.minimum[r], 'g', 8),
+                              QString::number(band.maximum[r], 'g', 8)});
+    };
     for (const auto& [kind, band] : bands)
-        for (std::size_t r = 0; r < band->mean.size(); ++r)
-            t.rows.push_back({QString::fromLatin1(kind), QString::number(r + 1),
-                              QString::number(band->mean[r], 'g', 8),
-                              QString::number(band->minimum[r], 'g', 8),
-                              QString::number(band->maximum[r], 'g', 8)});
+        add(QString::fromLatin1(kind), *band);
+    if (const HeadSpectrumCurves* head = selectedSpectra()) { // one head: mean = min = max
+        const QString suffix =
+            QStringLiteral(" layer %1 kv_head %2").arg(head->layer).arg(head->kvHead);
+        add(QStringLiteral("key_projection") + suffix, head->energy.keyProjection);
+        add(QStringLiteral("keys") + suffix, head->energy.keys);
+        add(QStringLiteral("scores") + suffix, head->energy.scores);
+    }
     return t;
 }
 

@@ -14,6 +14,7 @@ class QCustomPlot;
 class QCPBars;
 class QCPGraph;
 class QCPItemStraightLine;
+class QCPItemRect;
 class QCPColorMap;
 class QCPTextElement;
 class QLabel;
@@ -33,6 +34,13 @@ public:
     QTableWidget* totalsTable() const { return m_table; }
     std::vector<ChartHandle> charts() const override;
     void applyTheme() override;
+    // The head whose own key spectra the spectrum chart draws over the band (a click on the
+    // error grid chooses it; -1 clears). Kept across analyses while the head exists.
+    void selectHead(int layer, int kvHead);
+    int selectedLayer() const { return m_selectedLayer; }
+    int selectedKvHead() const { return m_selectedHead; }
+    QCustomPlot* spectrumPlot() const { return m_spectrum; }
+    QCustomPlot* gridPlot() const { return m_grid; }
 
     // StudioView
     QString viewName() const override { return QStringLiteral("cache"); }
@@ -73,6 +81,11 @@ private:
     QTableWidget* m_table = nullptr;
     QCustomPlot* m_spectrum = nullptr;
     QCPItemStraightLine* m_rankLine = nullptr;
+    QCPItemRect* m_headMark = nullptr; // the selected head's cell on the grid
+    int m_selectedLayer = -1;
+    int m_selectedHead = -1;
+    // The selected head's spectra, or null (none selected, or not in this analysis).
+    const HeadSpectrumCurves* selectedSpectra() const;
 };
 
 } // namespace kvs::views

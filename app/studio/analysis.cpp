@@ -195,6 +195,7 @@ const Capture& Engine::captureFor(const AnalysisRequest& request) {
         m_runCache.clear();
         m_qualityCache.clear();
         m_spectrum.reset();
+        m_headSpectra.reset();
         m_capture.reset();
         auto capture = request.model->captureTokens(request.tokens);
         if (!capture.ok())
@@ -374,12 +375,18 @@ Engine::analyze(const AnalysisRequest& request, const std::atomic<bool>& cancel)
             AttentionBackend* timing = timingLock.owns_lock() ? m_timing.get() : nullptr;
             auto data = newAnalysis(request, capture, timing);
             if (!m_spectrum || m_spectrumCapture != &capture || m_spectrumContext != nctx) {
-                m_spectrum = std::make_shared<const SpectrumSummary>(summarizeSpectra(
-                    keySpectra(capture, request.model.get(), nctx).valueOrThrow()));
+                const std::vector<HeadSpectrum> spectra =
+                    keySpectra(capture, request.model.get(), nctx).valueOrThrow();
+                m_spectrum = std::make_shared<const SpectrumSummary>(summarizeSpectra(spectra));
+                auto perHead = std::make_shared<std::vector<views::HeadSpectrumCurves>>();
+                for (const HeadSpectrum& s : spectra)
+                    perHead->push_back({s.layer, s.kvHead, summarizeSpectra({s})});
+                m_headSpectra = std::move(perHead);
                 m_spectrumCapture = &capture;
                 m_spectrumContext = nctx;
             }
             data->spectrum = m_spectrum;
+            data->headSpectra = m_headSpectra;
 
             // Results of settings that did not change are reused: a slider move re-evaluates one
             // scheme.

@@ -161,6 +161,7 @@ private:
     // The key spectra of the current capture's context (for the Cache view), made once per
     // capture and split: a settings change does not recompute them.
     std::shared_ptr<const kvs::SpectrumSummary> m_spectrum;
+    std::shared_ptr<const std::vector<views::HeadSpectrumCurves>> m_headSpectra;
     const kvs::Capture* m_spectrumCapture = nullptr;
     int m_spectrumContext = 0;
     std::map<QString, views::SchemeRun> m_runCache; // setting + flags → run, for this reference

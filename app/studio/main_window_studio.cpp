@@ -421,6 +421,10 @@ bool MainWindow::saveSession(const QString& path, QString* error) {
         d.metric = tradeoff->metric();
         d.colourByFamily = tradeoff->colouring() == views::TradeoffView::Colouring::Family;
     }
+    if (const views::CacheView* cache = cacheView()) {
+        d.spectrumLayer = cache->selectedLayer();
+        d.spectrumKvHead = cache->selectedKvHead();
+    }
     d.dark = m_dark;
     if (!writeSessionFile(
             path, sessionJson(d, path), [this](const QString& p) { return confirmReplace(p); },
@@ -459,6 +463,8 @@ bool MainWindow::openSession(const QString& path, QString* error) {
         tradeoff->setColouring(d.colourByFamily ? views::TradeoffView::Colouring::Family
                                                 : views::TradeoffView::Colouring::Scheme);
     }
+    if (views::CacheView* cache = cacheView())
+        cache->selectHead(d.spectrumLayer, d.spectrumKvHead);
     m_tabs->setCurrentIndex(d.tab);
     m_undo->clear();
     const QString& model = d.modelFolder;

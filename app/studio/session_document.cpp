@@ -93,6 +93,7 @@ QByteArray sessionJson(const SessionDocument& d, const QString& path) {
         attentionModeNames()[static_cast<std::size_t>(d.attentionMode)];
     view[QStringLiteral("metric")] = views::metricCsvColumn(d.metric);
     view[QStringLiteral("theme")] = d.dark ? QStringLiteral("dark") : QStringLiteral("light");
+    view[QStringLiteral("spectrum_head")] = QJsonArray{d.spectrumLayer, d.spectrumKvHead};
     view[QStringLiteral("colour_by")] =
         d.colourByFamily ? QStringLiteral("family") : QStringLiteral("scheme");
     o[QStringLiteral("view")] = view;
@@ -163,6 +164,9 @@ bool readSessionDocument(const QString& path, SessionDocument* d, QString* error
             QObject::tr("The session %1 has an unknown view.colour_by '%2' (scheme or family)")
                 .arg(path, colourBy));
     d->colourByFamily = colourBy == QLatin1String("family");
+    const QJsonArray spectrumHead = view.value(QStringLiteral("spectrum_head")).toArray();
+    d->spectrumLayer = spectrumHead.size() == 2 ? spectrumHead[0].toInt(-1) : -1;
+    d->spectrumKvHead = spectrumHead.size() == 2 ? spectrumHead[1].toInt(-1) : -1;
     return true;
 }
 

@@ -29,6 +29,8 @@ struct SessionDocument {
     views::AttentionView::Mode attentionMode = views::AttentionView::Mode::SideBySide;
     views::Metric metric = views::Metric::NextTokenKl;
     bool colourByFamily = false; // the Trade-offs chart's colouring
+    int spectrumLayer = -1;      // the Cache view's chosen head (-1: none)
+    int spectrumKvHead = -1;
     bool dark = false;
 };
 

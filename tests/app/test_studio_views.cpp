@@ -366,6 +366,7 @@ private slots:
             w.schemesPanel()->setParameter(1, QStringLiteral("keep"), 0.125);
             w.showViewByName(QStringLiteral("cache"));
             w.tradeoffView()->setColouring(kvs::views::TradeoffView::Colouring::Family);
+            w.cacheView()->selectHead(1, 0);
             QString error;
             QVERIFY2(w.saveSession(path, &error), qPrintable(error));
             QVERIFY(w.undoStack()->isClean());
@@ -399,6 +400,8 @@ private slots:
         QCOMPARE(w.schemesPanel()->parameter(1, "keep"), 0.125);
         QCOMPARE(w.tabs()->currentIndex(), w.viewIndex(QStringLiteral("cache")));
         QCOMPARE(w.tradeoffView()->colouring(), kvs::views::TradeoffView::Colouring::Family);
+        QCOMPARE(w.cacheView()->selectedLayer(), 1);
+        QCOMPARE(w.cacheView()->selectedKvHead(), 0);
         QVERIFY(waitAnalysis(w, w.schemesPanel()->settings()));
         QCOMPARE(w.session()->analysis()->provenance.prompt, kPrompt);
 

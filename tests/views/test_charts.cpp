@@ -353,6 +353,37 @@ private slots:
         QCOMPARE(csv.rows.size(), std::size_t(4));
         QCOMPARE(csv.rows[0], (QStringList{"keys", "1", "0.5", "0.25", "0.75"}));
         QCOMPARE(csv.rows[2], (QStringList{"scores", "1", "0.9", "0.8", "1"}));
+
+        // One head's own spectra over the band: chosen by a click on the error grid's cell.
+        auto perHead = std::make_shared<std::vector<HeadSpectrumCurves>>();
+        HeadSpectrumCurves h;
+        h.layer = 0;
+        h.kvHead = 0;
+        h.energy.keys = {{0.6, 1.0}, {0.6, 1.0}, {0.6, 1.0}};
+        perHead->push_back(h);
+        a->headSpectra = perHead;
+        cache.resize(900, 700);
+        cache.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&cache));
+        cache.setData(a, 0);
+        QCOMPARE(plot->graph(10)->data()->size(), 0); // nothing chosen yet
+        QCustomPlot* grid = cache.gridPlot();
+        grid->replot();
+        const QPoint cell(static_cast<int>(grid->xAxis->coordToPixel(0.0)),
+                          static_cast<int>(grid->yAxis->coordToPixel(0.0)));
+        QTest::mouseClick(grid, Qt::LeftButton, {}, cell);
+        QCOMPARE(cache.selectedLayer(), 0);
+        QCOMPARE(cache.selectedKvHead(), 0);
+        QCOMPARE(plot->graph(10)->data()->size(), 2); // the head's keys curve
+        QCOMPARE(plot->graph(10)->data()->at(1)->value, 1.0);
+        QVERIFY(plot->graph(9)->name().contains(QStringLiteral("layer 0, KV head 0")));
+        const CsvTable withHead = charts[2].data();
+        QCOMPARE(withHead.rows.size(), std::size_t(6));
+        QCOMPARE(withHead.rows[4],
+                 (QStringList{"keys layer 0 kv_head 0", "1", "0.6", "0.6", "0.6"}));
+        QTest::mouseClick(grid, Qt::LeftButton, {}, cell); // a second click clears
+        QCOMPARE(cache.selectedLayer(), -1);
+        QCOMPARE(plot->graph(10)->data()->size(), 0);
     }
 
     // Every format is drawn into memory with what its sidecar says; the writer gets those bytes.
