@@ -215,16 +215,20 @@ void RateView::showGap() {
     if (total.entropyCoded()) {
         const double gap = total.gapBitsPerElement();
         const double coder = total.streamBitsPerElement - total.entropyBitsPerElement;
-        text += tr(". Entropy coded, %1 elements: %2 bits per coded element = stream %3 + side "
-                   "information %4 (frequency tables, a step and a centre per channel). The "
-                   "symbols' empirical entropy is %5: of the gap of %6 bits, %7 is the coder's "
-                   "own (%8% above the entropy) and %4 the side information. The GPU holds the "
-                   "decoded fixed-width codes (the Cache view's \u201con GPU\u201d).")
-                    .arg(total.codedElements)
-                    .arg(bitsText(total.codedBitsPerElement), bitsText(total.streamBitsPerElement),
-                         bitsText(total.sideBitsPerElement), bitsText(total.entropyBitsPerElement),
-                         bitsText(gap), bitsText(coder))
-                    .arg(100.0 * coder / total.entropyBitsPerElement, 0, 'f', 1);
+        text +=
+            tr(". Entropy coded, %1 elements: %2 bits per coded element = stream %3 + side "
+               "information %4 (frequency tables, a step and a centre per channel). The "
+               "symbols' empirical entropy is %5: of the gap of %6 bits, %7 is the coder's "
+               "own (%8 above the entropy) and %4 the side information. The GPU holds the "
+               "decoded fixed-width codes (the Cache view's \u201con GPU\u201d).")
+                .arg(total.codedElements)
+                .arg(bitsText(total.codedBitsPerElement), bitsText(total.streamBitsPerElement),
+                     bitsText(total.sideBitsPerElement), bitsText(total.entropyBitsPerElement),
+                     bitsText(gap), bitsText(coder))
+                .arg(total.entropyBitsPerElement > 0
+                         ? QString::number(100.0 * coder / total.entropyBitsPerElement, 'f', 1) +
+                               QLatin1Char('%')
+                         : QStringLiteral("n/a"));
     } else if (run.quantizes) {
         text += tr(". A fixed-width codec: it spends exactly its bits and scales, no coder gap.");
     } else {

@@ -54,7 +54,8 @@ int main(int argc, char** argv) {
     QApplication::setApplicationVersion(QStringLiteral(KVS_VERSION));
     QApplication::setStyle(QStyleFactory::create(QStringLiteral("Fusion")));
 
-    const StartupOptions options = parseStartupOptions(QApplication::arguments() + ours);
+    const StartupOptions options =
+        parseStartupOptions(withOptionsBack(QApplication::arguments(), ours));
     if (const int code = handleEarly(options); code >= 0)
         return code;
 

@@ -163,6 +163,10 @@ QStringList takeOptionsQtWouldEat(int& argc, char** argv) {
     return taken;
 }
 
+QStringList withOptionsBack(const QStringList& arguments, const QStringList& taken) {
+    return arguments.mid(0, 1) + taken + arguments.mid(1);
+}
+
 QStringList defaultModelCandidates(const QString& applicationDir) {
     QStringList candidates;
     const QString env = qEnvironmentVariable("KVS_DEFAULT_MODEL");

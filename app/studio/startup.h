@@ -35,6 +35,8 @@ StartupOptions parseStartupOptions(const QStringList& arguments);
 // (Qt reads "-session ID" / "--session ID" as an X session-management id and drops it), and
 // returns them to be parsed after QApplication has run: call before constructing QApplication.
 QStringList takeOptionsQtWouldEat(int& argc, char** argv);
+// `arguments` with `taken` put back right after the program name (before any "--").
+QStringList withOptionsBack(const QStringList& arguments, const QStringList& taken);
 
 // Where a default model may be, in order: $KVS_DEFAULT_MODEL, <applicationDir>/../assets/models/
 // default, <source tree>/assets/models/default.

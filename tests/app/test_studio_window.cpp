@@ -396,6 +396,10 @@ private slots:
             QCOMPARE(QByteArray(argv[3]), QByteArray("--"));
             QCOMPARE(QByteArray(argv[4]), QByteArray("--session"));
             QCOMPARE(argv[5], nullptr);
+            // Put back before a "--", so that they are options, not positionals.
+            const QStringList back = withOptionsBack({"kvstudio", "--", "m"}, taken);
+            QCOMPARE(back.mid(0, 3), (QStringList{"kvstudio", "--session", "s.kvsession"}));
+            QCOMPARE(back.mid(5), (QStringList{"--", "m"}));
         }
 
         qputenv("KVS_DEFAULT_MODEL", qpath(m_gqa).toUtf8());

@@ -128,6 +128,12 @@ private slots:
                                        << "unknown scheme id 'codec.zip'";
         QTest::newRow("bad value in a stage") << "select.h2o:keep=0.25+codec.uniform:bits=5"
                                               << "bits = 5 is not supported";
+        // A '+' that joins no stages is no chain: refused as an unknown id, not looked up
+        // recursively (that deadlocked the chain cache once).
+        QTest::newRow("plus before a digit") << "select.h2o+8"
+                                             << "unknown scheme id 'select.h2o+8'";
+        QTest::newRow("double plus") << "select.h2o++codec.uniform"
+                                     << "stage 2 is empty";
         QTest::newRow("quantized low-rank keys")
             << "factor.data_aware:rank=8+codec.uniform:key_bits=2"
             << "low-rank keys that are also quantized are not a form the kernels read";
@@ -234,6 +240,11 @@ private slots:
         KVS_VERIFY_OK(sweep);
         QCOMPARE(sweep.value().points.size(), std::size_t(2));
         QVERIFY(sweep.value().points[0].meanKeptTokens < sweep.value().points[1].meanKeptTokens);
+        // After a K=V tie the values are the keys: the codec's refusal names the rewrite.
+        KVS_VERIFY_ERROR(evaluate(*m_capture, &*m_model,
+                                  SchemeSetting::parse("share.kv_tie+codec.uniform").valueOrThrow(),
+                                  *cpu, o),
+                         "(the model as share.kv_tie rewrote it)");
         KVS_VERIFY_ERROR(
             evaluate(*m_capture, nullptr,
                      SchemeSetting::parse("select.h2o+factor.weight_svd").valueOrThrow(), *cpu, o),

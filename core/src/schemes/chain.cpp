@@ -143,7 +143,20 @@ public:
                 current = stage.scheme->compress(head, own);
                 continue;
             }
-            CompressedHead next = stage.scheme->compress(keptInput(head, *current), own);
+            const HeadInput kept = keptInput(head, *current);
+            CompressedHead next;
+            try {
+                next = stage.scheme->compress(kept, own);
+                next.validate(); // its positions index `current`'s rows: check before merging
+            } catch (const Error& e) {
+                // After a model rewrite the message speaks of the rewritten model (a K=V tie
+                // makes the values the keys): say which stage made it so.
+                const Stage& first = m_stages.front();
+                throw Error(e.code(), first.kind == StageKind::Sharing
+                                          ? std::string(e.what()) + " (the model as " +
+                                                first.scheme->info().id + " rewrote it)"
+                                          : std::string(e.what()));
+            }
             current = mergeStage(*current, std::move(next), stage.kind);
         }
         current->validate();
@@ -179,7 +192,8 @@ Result<std::unique_ptr<Scheme>> buildChain(const std::string& chainId) {
         };
         std::vector<Stage> stages;
         for (const std::string& id : splitSchemeChain(chainId)) {
-            const Scheme* scheme = findScheme(id);
+            // Registry entries only: a stage is never itself a chain.
+            const Scheme* scheme = id.find('+') == std::string::npos ? findScheme(id) : nullptr;
             if (!scheme)
                 fail("unknown scheme id '" + id + "'");
             const auto kind = stageKind(scheme->info());
@@ -232,8 +246,6 @@ Result<std::unique_ptr<Scheme>> buildChain(const std::string& chainId) {
                     info.theory = s.scheme->info().theory;
                 break;
             }
-        if (info.budgetParam == "keep") // sharing alone cannot happen: two stages, one sharing
-            info.budgetParam = stages.front().prefix + stages.front().scheme->info().budgetParam;
         return std::make_unique<ChainScheme>(std::move(info), std::move(stages));
     });
 }

@@ -21,7 +21,8 @@ float HeadInput::attentionScale() const {
 }
 
 const Scheme* findScheme(const std::string& id) {
-    if (id.find('+') != std::string::npos) {
+    // A chain only where '+' joins stages ("a+b"); "x+8" is no chain (and no registered id).
+    if (splitSchemeChain(id).size() > 1) {
         const auto chain = composedScheme(id);
         return chain ? chain.value() : nullptr;
     }
