@@ -176,7 +176,8 @@ const std::vector<Command>& commands() {
          {"json"},
          &runBench},
         {"render",
-         "render SESSION.kvsession --out DIR [--dpi N] [--views attention,tradeoffs,cache,profile] "
+         "render SESSION.kvsession --out DIR [--dpi N] [--views "
+         "attention,tradeoffs,cache,profile,rate] "
          "[--theme light|dark|session] [--timeout S] [--force] [--json]",
          "re-render a saved studio session's charts (PNG, SVG, PDF, CSV + provenance) off screen",
          {"force", "json"},
