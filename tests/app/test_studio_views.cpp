@@ -160,6 +160,18 @@ private slots:
                      !panel.settings()[0].contains(QLatin1Char('+')),
                  qPrintable(panel.settings()[0]));
         QCOMPARE(panel.parameter(0, "keep"), 0.1);
+        // After a K=V tie only a token selection may follow (codecs and factorizations refuse
+        // a cache whose values are its keys).
+        panel.setSettings({QStringLiteral("share.kv_tie")});
+        plus = panel.findChild<QToolButton*>(QStringLiteral("addStage0"));
+        QStringList afterTie;
+        for (QAction* a : plus->menu()->actions())
+            if (!a->isSeparator())
+                afterTie << a->text();
+        QVERIFY(!afterTie.isEmpty());
+        QCOMPARE(afterTie.filter(QStringLiteral("selection")).size() +
+                     afterTie.filter(QStringLiteral("coreset")).size(),
+                 afterTie.size());
         // A codec ends a chain: nothing can follow it except dropping it.
         panel.setSettings({QStringLiteral("codec.uniform")});
         plus = panel.findChild<QToolButton*>(QStringLiteral("addStage0"));

@@ -64,6 +64,9 @@ struct SchemeInfo {
     // compress() reads the head's key projection (HeadInput::keyProjection): it needs the model,
     // and a capture alone is refused with that reason.
     bool needsWeights = false;
+    // A rewrite whose model caches its keys as its values (K=V tying): the codecs and key
+    // factorizations refuse such a cache, so a chain refuses them after it.
+    bool valuesBecomeKeys = false;
     const ParamSpec* findParam(const std::string& key) const;
 };
 

@@ -206,6 +206,11 @@ Result<std::unique_ptr<Scheme>> buildChain(const std::string& chainId) {
                     fail("two stages of one kind (" + std::string(kindName(*kind)) +
                          "): " + s.scheme->info().id + " and " + id +
                          "; a chain holds at most one of each");
+                if (s.scheme->info().valuesBecomeKeys &&
+                    (*kind == StageKind::Factored || *kind == StageKind::Codec))
+                    fail(id + " after " + s.scheme->info().id +
+                         ": the rewritten model caches its keys as its values (K=V); a " +
+                         kindName(*kind) + " of such a cache is not supported");
                 if (s.kind > *kind)
                     fail(id + " (" + kindName(*kind) + ") comes after " + s.scheme->info().id +
                          " (" + kindName(s.kind) +

@@ -342,6 +342,12 @@ ParamSpec kvHeadsParam() {
     return spec;
 }
 
+// The K=V rewrites: their model caches its keys as its values.
+SchemeInfo keysAsValues(SchemeInfo info) {
+    info.valuesBecomeKeys = true;
+    return info;
+}
+
 } // namespace
 
 void addSharingSchemes(std::vector<std::unique_ptr<Scheme>>& out) {
@@ -376,28 +382,31 @@ void addSharingSchemes(std::vector<std::unique_ptr<Scheme>>& out) {
         },
         rewrittenCache));
     out.push_back(makeWeightScheme(
-        {"share.kv_tie",
-         "shared",
-         "Keys as values (naive tying)",
-         "Drops the value projection and lets attention read its own (pre-RoPE) keys as values: "
-         "the cache halves. Without training this usually breaks the model — that collapse is "
-         "the point of the comparison with the regression fit and the trained K=V variant.",
-         {precisionParam(16)},
-         "precision"},
+        keysAsValues(
+            {"share.kv_tie",
+             "shared",
+             "Keys as values (naive tying)",
+             "Drops the value projection and lets attention read its own (pre-RoPE) keys as "
+             "values: "
+             "the cache halves. Without training this usually breaks the model — that collapse is "
+             "the point of the comparison with the regression fit and the trained K=V variant.",
+             {precisionParam(16)},
+             "precision"}),
         [](const Model& m, const Capture& cap, int ctx, const ParamValues&) {
             return shareValuesWithKeys(m, cap, ctx, false, "share.kv_tie");
         },
         rewrittenCache));
     out.push_back(makeWeightScheme(
-        {"share.kv_regress",
-         "shared",
-         "Keys as values (regression)",
-         "Caches only the keys: per head the values are regressed on the (pre-RoPE) keys over "
-         "the context, v ≈ k·B + b, and B moves into the output projection, b into its bias. "
-         "R² per head says how much of the values the keys explain (how shareable the head "
-         "is). The cache halves.",
-         {precisionParam(16)},
-         "precision"},
+        keysAsValues(
+            {"share.kv_regress",
+             "shared",
+             "Keys as values (regression)",
+             "Caches only the keys: per head the values are regressed on the (pre-RoPE) keys over "
+             "the context, v ≈ k·B + b, and B moves into the output projection, b into its bias. "
+             "R² per head says how much of the values the keys explain (how shareable the head "
+             "is). The cache halves.",
+             {precisionParam(16)},
+             "precision"}),
         [](const Model& m, const Capture& cap, int ctx, const ParamValues&) {
             return shareValuesWithKeys(m, cap, ctx, true, "share.kv_regress");
         },
