@@ -57,14 +57,6 @@ struct Stage {
     std::string prefix; // "select.h2o.": the chain's parameter keys of this stage
 };
 
-// Rows `positions` of x (x itself when empty or when the positions are all of it).
-Matrix rowsAt(const Matrix& x, const std::vector<std::int32_t>& positions) {
-    Matrix out(static_cast<Eigen::Index>(positions.size()), x.cols());
-    for (std::size_t i = 0; i < positions.size(); ++i)
-        out.row(static_cast<Eigen::Index>(i)) = x.row(positions[i]);
-    return out;
-}
-
 // What the next stage compresses: the head as `current` holds it, the kept rows only. Queries,
 // weights and the rotation stay the head's: calibration still sees every context query.
 HeadInput keptInput(const HeadInput& head, const CompressedHead& current) {
@@ -85,7 +77,7 @@ HeadInput keptInput(const HeadInput& head, const CompressedHead& current) {
                   : current.keys;
     in.values = current.values;
     if (head.keysPreRope.rows() == head.tokens())
-        in.keysPreRope = rowsAt(head.keysPreRope, current.positions);
+        in.keysPreRope = head.keysPreRope(current.positions, Eigen::placeholders::all);
     return in;
 }
 

@@ -162,7 +162,7 @@ Result<SchemeSetting> SchemeSetting::parse(const std::string& text) {
 }
 
 std::string SchemeSetting::toString() const {
-    if (id.find('+') != std::string::npos) { // a chain: each stage with its own parameters
+    if (splitSchemeChain(id).size() > 1) { // a chain: each stage with its own parameters
         std::string out;
         for (const std::string& stage : splitSchemeChain(id)) {
             SchemeSetting own{stage, {}};

@@ -387,9 +387,9 @@ void addSharingSchemes(std::vector<std::unique_ptr<Scheme>>& out) {
              "shared",
              "Keys as values (naive tying)",
              "Drops the value projection and lets attention read its own (pre-RoPE) keys as "
-             "values: "
-             "the cache halves. Without training this usually breaks the model — that collapse is "
-             "the point of the comparison with the regression fit and the trained K=V variant.",
+             "values: the cache halves. Without training this usually breaks the model — that "
+             "collapse is the point of the comparison with the regression fit and the trained "
+             "K=V variant.",
              {precisionParam(16)},
              "precision"}),
         [](const Model& m, const Capture& cap, int ctx, const ParamValues&) {
