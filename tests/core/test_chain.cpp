@@ -16,6 +16,7 @@
 #include <random>
 
 using namespace kvs;
+using test::compressWith;
 
 namespace {
 
@@ -35,14 +36,6 @@ HeadInput randomHead(int n, int d, unsigned seed) {
     h.queries.push_back(q);
     h.seed = 3;
     return h;
-}
-
-CompressedHead compressWith(const std::string& text, const HeadInput& head) {
-    const SchemeSetting s = SchemeSetting::parse(text).valueOrThrow();
-    const Scheme* scheme = findScheme(s.id);
-    if (!scheme)
-        throw Error(ErrorCode::Internal, "no scheme " + s.id);
-    return scheme->compress(head, s.resolved());
 }
 
 // The head as the chain's later stages see it: the kept rows, every context query.

@@ -14,6 +14,7 @@
 #include <random>
 
 using namespace kvs;
+using test::compressWith;
 
 namespace {
 
@@ -40,11 +41,6 @@ HeadInput randomHead(int n, int d, unsigned seed) {
     }
     h.queries.push_back(h.keys);
     return h;
-}
-
-CompressedHead compressWith(const std::string& text, const HeadInput& head) {
-    const SchemeSetting s = SchemeSetting::parse(text).valueOrThrow();
-    return findScheme(s.id)->compress(head, s.resolved());
 }
 
 } // namespace

@@ -19,16 +19,12 @@
 #include <random>
 
 using namespace kvs;
+using test::compressWith;
 
 namespace {
 
 const char* kPrompt = "And God said, Let there be light: and there was light. And God saw the "
                       "light, that it was good.";
-
-CompressedHead compressWith(const std::string& text, const HeadInput& head) {
-    const SchemeSetting s = SchemeSetting::parse(text).valueOrThrow();
-    return findScheme(s.id)->compress(head, s.resolved());
-}
 
 // Rotates rows by position as RoPE does (pairs (i, i + d/2)), written out independently of
 // kvs::rotatedKeys.

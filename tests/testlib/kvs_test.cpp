@@ -35,7 +35,9 @@ std::filesystem::path writeModel(const TempDir& dir, const std::string& name,
     return folder;
 }
 
-std::filesystem::path sourceTestsDir() { return std::filesystem::path(KVS_SOURCE_DIR) / "tests"; }
+std::filesystem::path sourceTestsDir() {
+    return std::filesystem::path(KVS_SOURCE_DIR) / "tests";
+}
 
 void writeBytes(const std::filesystem::path& path, const std::string& bytes) {
     std::ofstream out(path, std::ios::binary | std::ios::trunc);
@@ -47,6 +49,14 @@ std::string readBytes(const std::filesystem::path& path) {
     std::ostringstream ss;
     ss << in.rdbuf();
     return ss.str();
+}
+
+CompressedHead compressWith(const std::string& text, const HeadInput& head) {
+    const SchemeSetting s = SchemeSetting::parse(text).valueOrThrow();
+    const Scheme* scheme = findScheme(s.id);
+    if (!scheme)
+        throw Error(ErrorCode::Internal, "no scheme " + s.id);
+    return scheme->compress(head, s.resolved());
 }
 
 } // namespace kvs::test

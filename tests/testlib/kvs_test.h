@@ -2,6 +2,7 @@
 // Shared helpers for the Qt Test suites: temporary model folders, error assertions, tolerances.
 #pragma once
 
+#include "kvs/scheme.h"
 #include "kvs/status.h"
 #include "kvs/synthetic_model.h"
 #include "kvs/tensor.h"
@@ -40,6 +41,10 @@ double maxAbsDiff(const Eigen::MatrixBase<Derived1>& a, const Eigen::MatrixBase<
         return std::numeric_limits<double>::infinity();
     return (a.template cast<double>() - b.template cast<double>()).cwiseAbs().maxCoeff();
 }
+
+// Compresses `head` with the scheme setting `text` ("codec.uniform:bits=4", a chain too); throws
+// kvs::Error on a bad setting or a refusal.
+CompressedHead compressWith(const std::string& text, const HeadInput& head);
 
 // Writes bytes to a file (no atomicity needed in tests).
 void writeBytes(const std::filesystem::path& path, const std::string& bytes);
