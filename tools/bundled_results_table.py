@@ -22,6 +22,9 @@ VARIANTS = [  # file stem, label
     ("variant-q_eq_k_eq_v", "Q=K=V"),
     ("variant-k_eq_v_gqa2", "Q-K=V + GQA-2"),
 ]
+# The thin-keys fine-tune starts from the default model: two rows, its start (the post-hoc
+# rank-r keys) and its end, with the keys cached as rank-r latents.
+THIN_KEYS = "variant-thin_keys"
 
 
 def main() -> int:
@@ -55,6 +58,24 @@ def main() -> int:
                 or r["config"]["layers"] != base["config"]["layers"] \
                 or r["config"]["width"] != base["config"]["width"]:
             print(f"<!-- WARNING: {stem} was not trained at the default model's recipe -->")
+    r = rows.get(THIN_KEYS) or (json.loads((folder / f"{THIN_KEYS}.json").read_text())
+                                if (folder / f"{THIN_KEYS}.json").exists() else None)
+    if r is None:
+        print("| Thin keys (QK fine-tune) | not trained here | | | | | | | | |")
+        return 0
+    rank = r["config"]["key_rank"]
+    cache = r["kv_bytes_per_token_fp16_thin_keys"]
+    steps = r["steps"]
+    for label, v, minutes in (
+            (f"Keys of rank {rank}, post hoc (weight SVD of the default, no training)",
+             r["validation_at_start"], None),
+            (f"Thin keys: rank {rank} after a {steps}-step QK fine-tune of the default",
+             r["validation"], r["train_seconds"] / 60)):
+        print(f"| {label} | {r['parameters']:,} | {cache:,} | {100.0 * (cache / base_cache - 1):+.1f}% "
+              f"| {v['nats']:.4f} | {v['bits']:.3f} | {v['perplexity']:.3f} "
+              f"| {100.0 * (v['perplexity'] / base_ppl - 1):+.2f}% "
+              f"| {r['validation_last_10_percent']['nats'] if minutes is not None else float('nan'):.4f} "
+              f"| {f'+{minutes:.0f} min' if minutes is not None else '—'} |")
     return 0
 
 

@@ -7,7 +7,7 @@
 #   tools/train_bundled_models.sh default            # the shipped default model (QKV)
 #   tools/train_bundled_models.sh variants           # the variants at the default model's budget
 #   tools/train_bundled_models.sh variant NAME       # one of them (qkv gqa2 gqa3 mqa k_eq_v
-#                                                    #  q_eq_k q_eq_k_eq_v k_eq_v_gqa2)
+#                                                    #  q_eq_k q_eq_k_eq_v k_eq_v_gqa2 thin_keys)
 #   tools/train_bundled_models.sh baselines          # n-gram and bzip2 figures
 #
 # Environment: KVS_BUILD_DIR (default build-train), DEFAULT_STEPS, VARIANT_STEPS, VARIANT_LAYERS,
@@ -74,6 +74,13 @@ variant() {
     q_eq_k)       train "variant-$name" "$out" "$variant_steps" "${common[@]}" --sharing q_eq_k ;;
     q_eq_k_eq_v)  train "variant-$name" "$out" "$variant_steps" "${common[@]}" --sharing q_eq_k_eq_v ;;
     k_eq_v_gqa2)  train "variant-$name" "$out" "$variant_steps" "${common[@]}" --sharing k_eq_v --kv-heads 2 ;;
+    thin_keys)
+      # The short QK fine-tune of Thin Keys: the shipped default model's query and key
+      # projections trained for 800 steps (3.3M characters, a third of the default's budget)
+      # with every KV head's key projection held at rank d/4 = 8; everything else frozen.
+      train "variant-$name" "$out" "${THIN_KEYS_STEPS:-800}" --init "$here/assets/models/default" \
+        --train-only wq,wk --key-rank 8 --lr 5e-4 --warmup 50 --weight-decay 0 --eval-every 100
+      ;;
     *) echo "unknown variant $name" >&2; exit 2 ;;
   esac
 }

@@ -322,7 +322,15 @@ void ModelConfigView::setFacts(const ModelFacts& facts) {
                           .arg(c.headDim * c.heads)
                           .arg(c.width);
     set("headDim", QString::number(c.headDim), headDimNote);
-    set("sharing", sharingText(c.sharing));
+    if (c.keyRank > 0)
+        set("sharing",
+            tr("%1; keys of rank %2 (thin keys)").arg(sharingText(c.sharing)).arg(c.keyRank),
+            tr("Every key projection has rank %1 of %2: factor.weight_svd at rank %1 caches "
+               "%1 numbers per key with no error beyond fp16.")
+                .arg(c.keyRank)
+                .arg(c.headDim));
+    else
+        set("sharing", sharingText(c.sharing));
     set("window", windowText(c));
 
     set("positions", positionsText(c));

@@ -4,10 +4,12 @@
 #include "cli.h"
 
 #include "kvs/file_util.h"
+#include "kvs/model.h"
 #include "kvs/output_writer.h"
 #include "kvs/train.h"
 #include "kvs/train_corpus.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <nlohmann/json.hpp>
@@ -107,7 +109,50 @@ TrainOptions optionsFromArgs(const Args& args) {
     o.evalEvery = args.getInt("eval-every", o.evalEvery);
     o.evalTokens = args.getInt("eval-tokens", o.evalTokens);
     o.checkpointSeconds = 60.0 * getDouble(args, "checkpoint-minutes", 5.0);
+    if (const auto only = args.get("train-only")) {
+        for (std::size_t a = 0; a <= only->size();) {
+            const std::size_t b = std::min(only->find(',', a), only->size());
+            if (b > a)
+                o.trainOnly.push_back(only->substr(a, b - a));
+            a = b + 1;
+        }
+        static const std::vector<std::string> known{
+            "wq",    "wk",    "wv",    "wo",      "w_gate",     "w_up",     "w_down",
+            "norm1", "norm2", "embed", "lm_head", "final_norm", "positions"};
+        for (const auto& name : o.trainOnly)
+            if (std::find(known.begin(), known.end(), name) == known.end())
+                throw Error(ErrorCode::InvalidArgument,
+                            "option --train-only: unknown parameter '" + name +
+                                "' (known: wq, wk, wv, wo, w_gate, w_up, w_down, norm1, norm2, "
+                                "embed, lm_head, final_norm, positions)");
+    }
+    o.keyRank = args.getInt("key-rank", 0);
     return o;
+}
+
+// The fine-tune of an exported model: its architecture and weights, this corpus's characters.
+Trainer fineTuneFrom(const std::string& folder, const Args& args, const std::string& alphabet) {
+    for (const char* arch : {"layers", "width", "heads", "head-dim", "kv-heads", "ffn", "context",
+                             "sharing", "positions", "norm", "mlp", "untied"})
+        if (args.has(arch))
+            throw Error(ErrorCode::InvalidArgument,
+                        std::string("option --") + arch +
+                            " does not go with --init: the architecture is the model's own");
+    const Model model = Model::load(folder).valueOrThrow();
+    const Tokenizer* tok = model.tokenizer();
+    std::vector<TokenId> ids;
+    if (tok && tok->vocabSize() == alphabet.size())
+        ids = tok->encode(alphabet);
+    for (std::size_t i = 0; i < alphabet.size(); ++i)
+        if (ids.size() != alphabet.size() || ids[i] != static_cast<TokenId>(i))
+            throw Error(ErrorCode::InvalidArgument,
+                        folder + ": the model's vocabulary is not this corpus's " +
+                            std::to_string(alphabet.size()) +
+                            " characters in order (it was trained on another text)");
+    ModelConfig config = model.config();
+    const TrainOptions options = optionsFromArgs(args);
+    config.keyRank = options.keyRank > 0 ? options.keyRank : config.keyRank;
+    return Trainer::fromModel(folder, config, options).valueOrThrow();
 }
 
 // The held-out verses that lie in the last tenth of the book (a "late books" view of the
@@ -162,7 +207,8 @@ int runTrain(const Args& args, Streams io) {
                     "weight-decay", "clip",         "seed",       "log-every",
                     "eval-every",   "eval-tokens",  "checkpoint", "checkpoint-minutes",
                     "resume",       "export-dtype", "baselines",  "order",
-                    "json-out",     "force"});
+                    "json-out",     "force",        "init",       "train-only",
+                    "key-rank"});
     const Overwrite overwrite = overwriteFrom(args);
     const std::string text = readCorpus(args.get("corpus").value_or("kjv")).valueOrThrow();
     if (args.has("baselines"))
@@ -193,8 +239,15 @@ int runTrain(const Args& args, Streams io) {
             throw Error(ErrorCode::InvalidArgument,
                         *resume + ": the checkpoint's vocabulary differs from this corpus's");
         io.out << "resumed " << *resume << " at step " << trainer->stepsDone() << std::endl;
+    } else if (const auto init = args.get("init")) {
+        trainer.emplace(fineTuneFrom(*init, args, alphabet));
+        trainer->setAlphabet(alphabet);
+        io.out << "fine-tuning " << *init << std::endl;
     } else {
-        trainer.emplace(configFromArgs(args, vocab), optionsFromArgs(args));
+        ModelConfig config = configFromArgs(args, vocab);
+        const TrainOptions options = optionsFromArgs(args);
+        config.keyRank = options.keyRank; // declared in the export's config.json
+        trainer.emplace(config, options);
         trainer->setAlphabet(alphabet);
     }
     const ModelConfig& c = trainer->model().config();
@@ -207,6 +260,13 @@ int runTrain(const Args& args, Streams io) {
            << " tokens, lr " << o.lr << ", warmup " << o.warmup << ", seed " << o.seed << std::endl;
     trainer->setData(encodeCharacters(split.train, alphabet),
                      encodeCharacters(split.validation, alphabet));
+    // A fine-tune's starting point is a result of its own: for thin keys, the post-hoc rank-r
+    // model before any training.
+    std::optional<double> startVal;
+    if (args.has("init") && !args.has("resume")) {
+        startVal = trainer->evaluate(encodeCharacters(split.validation, alphabet));
+        io.out << "validation at the start: " << *startVal << " nats/char" << std::endl;
+    }
     trainer->run([&](const std::string& line) { io.out << line << std::endl; }, checkpoint,
                  overwrite);
 
@@ -217,15 +277,28 @@ int runTrain(const Args& args, Streams io) {
     result["config"] = c.toJson();
     result["parameters"] = trainer->model().parameterCount();
     result["kv_bytes_per_token_fp16"] = c.kvBytesPerTokenFp16();
+    if (c.keyRank > 0) // keys cached as rank-r pre-RoPE latents, values as they are
+        result["kv_bytes_per_token_fp16_thin_keys"] =
+            c.kvBytesPerTokenFp16() * (c.keyRank + c.headDim) / (2LL * c.headDim);
     result["steps"] = trainer->stepsDone();
     result["tokens"] = trainer->tokensSeen();
     result["train_seconds"] = trainer->elapsedSeconds();
-    result["options"] = {{"batch", o.batch},   {"lr", o.lr},
-                         {"warmup", o.warmup}, {"steps", o.steps},
-                         {"seed", o.seed},     {"weight_decay", o.weightDecay},
-                         {"clip", o.clip},     {"min_lr_ratio", o.minLrRatio}};
+    result["options"] = {{"batch", o.batch},
+                         {"lr", o.lr},
+                         {"warmup", o.warmup},
+                         {"steps", o.steps},
+                         {"seed", o.seed},
+                         {"weight_decay", o.weightDecay},
+                         {"clip", o.clip},
+                         {"min_lr_ratio", o.minLrRatio},
+                         {"train_only", o.trainOnly},
+                         {"key_rank", o.keyRank}};
+    if (const auto init = args.get("init"))
+        result["initialized_from"] = std::filesystem::path(*init).filename().string();
     result["split"] = splitKind == SplitKind::Every20th ? "every20" : "last10";
     result["validation"] = perChar(val);
+    if (startVal)
+        result["validation_at_start"] = perChar(*startVal);
     result[kOwnerKey] = "train-results";
     io.out << "validation: " << val << " nats/char, " << val / std::log(2.0)
            << " bits/char, perplexity " << std::exp(val) << std::endl;

@@ -378,6 +378,8 @@ std::string ModelConfig::summary() const {
     ss << ", width " << width << ", head dim " << headDim << ", vocab " << vocab;
     if (sharing != ProjectionSharing::Qkv)
         ss << ", sharing " << toString(sharing);
+    if (keyRank > 0)
+        ss << ", keys of rank " << keyRank;
     return ss.str();
 }
 
@@ -405,6 +407,7 @@ nlohmann::json ModelConfig::toJson() const {
         {"output_bias", outputBias},
         {"mlp_bias", mlpBias},
         {"projection_sharing", toString(sharing)},
+        {"key_rank", keyRank > 0 ? json(keyRank) : json(nullptr)},
         {"parameters", parameterCount()},
         {"kv_bytes_per_token_fp16", kvBytesPerTokenFp16()},
     };
@@ -476,6 +479,10 @@ Result<ModelConfig> parseModelConfig(const nlohmann::json& j, const std::string&
             c.kvHeads != c.heads)
             f.fail(ErrorCode::Format,
                    "shared query-key projections need as many KV heads as heads");
+        c.keyRank = f.optInt("kvstudio_key_rank", 0, 1);
+        if (c.keyRank > c.headDim)
+            f.fail(ErrorCode::Format, "\"kvstudio_key_rank\" = " + std::to_string(c.keyRank) +
+                                          " exceeds the head dim " + std::to_string(c.headDim));
         c.bosTokenId = tokenIdField(f, "bos_token_id");
         c.eosTokenId = tokenIdField(f, "eos_token_id");
         return c;
@@ -566,6 +573,8 @@ nlohmann::json toHfConfigJson(const ModelConfig& c) {
     }
     if (c.sharing != ProjectionSharing::Qkv)
         j["kvstudio_projection_sharing"] = toString(c.sharing);
+    if (c.keyRank > 0)
+        j["kvstudio_key_rank"] = c.keyRank;
     return j;
 }
 

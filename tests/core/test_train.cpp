@@ -6,8 +6,10 @@
 #include "kvs/train.h"
 #include "kvs_test.h"
 
+#include <Eigen/SVD>
 #include <QTest>
 #include <cmath>
+#include <nlohmann/json.hpp>
 #include <random>
 
 using namespace kvs;
@@ -314,6 +316,105 @@ private slots:
         const auto r = exportHfModel(m, "abcdefghijk", DType::F32, dir / "m");
         QVERIFY(!r.ok());
         QCOMPARE(r.error().code(), ErrorCode::Unsupported);
+    }
+
+    // A fine-tune starts from the exported weights exactly, moves only the parameters it names,
+    // keeps every KV head's key projection at the declared rank, and exports that rank.
+    void fineTuneKeepsFrozenWeightsAndTheKeyRank() {
+        TempDir dir;
+        ModelConfig c = tinyConfig("gqa2");
+        c.maxPositions = 16;
+        Transformer source(c);
+        randomize(source, 5);
+        QVERIFY(exportHfModel(source, "abcdefghijk", DType::F32, dir / "source").ok());
+
+        TrainOptions o;
+        o.batch = 2;
+        o.steps = 4;
+        o.warmup = 1;
+        o.evalEvery = 0;
+        o.trainOnly = {"wq", "wk"};
+        o.keyRank = 2;
+        ModelConfig thin = c;
+        thin.keyRank = 2;
+        Trainer t = Trainer::fromModel(dir / "source", thin, o).valueOrThrow();
+        const auto& layout = t.model().layout();
+        const auto& start = t.model().parameters();
+        // The import is exact (F32), and the start is the Eckart–Young truncation of each block:
+        // what it removed is the energy of the dropped singular values.
+        for (const auto& p : layout) {
+            const bool isKey = p.name.ends_with(".wk");
+            for (std::size_t i = 0; i < p.size() && !isKey; ++i)
+                QCOMPARE(start[p.offset + i], source.parameters()[p.offset + i]);
+            if (!isKey)
+                continue;
+            for (int h = 0; h < c.kvHeads; ++h) {
+                Eigen::MatrixXd original(p.rows, c.headDim), projected(p.rows, c.headDim);
+                for (int r = 0; r < p.rows; ++r)
+                    for (int j = 0; j < c.headDim; ++j) {
+                        const std::size_t at = p.offset + static_cast<std::size_t>(r) * p.cols +
+                                               static_cast<std::size_t>(h * c.headDim + j);
+                        original(r, j) = source.parameters()[at];
+                        projected(r, j) = start[at];
+                    }
+                const Eigen::VectorXd sigma =
+                    Eigen::JacobiSVD<Eigen::MatrixXd>(original).singularValues();
+                const double dropped = sigma.tail(c.headDim - 2).squaredNorm();
+                QVERIFY(std::abs((original - projected).squaredNorm() - dropped) <
+                        1e-5 * sigma.squaredNorm());
+            }
+        }
+        const std::vector<float> before = t.model().parameters();
+        t.setData(randomTokens(400, c.vocab, 6), {});
+        for (int s = 0; s < 3; ++s)
+            t.step();
+        const auto& after = t.model().parameters();
+        for (const auto& p : layout) {
+            const bool trained = p.name.ends_with(".wq") || p.name.ends_with(".wk");
+            double moved = 0;
+            for (std::size_t i = 0; i < p.size(); ++i)
+                moved =
+                    std::max<double>(moved, std::abs(after[p.offset + i] - before[p.offset + i]));
+            QVERIFY2(trained ? moved > 1e-4 : moved == 0.0, p.name.c_str());
+            if (!p.name.ends_with(".wk"))
+                continue;
+            for (int h = 0; h < c.kvHeads; ++h) {
+                Eigen::MatrixXd block(p.rows, c.headDim);
+                for (int r = 0; r < p.rows; ++r)
+                    for (int j = 0; j < c.headDim; ++j)
+                        block(r, j) = after[p.offset + static_cast<std::size_t>(r) * p.cols +
+                                            static_cast<std::size_t>(h * c.headDim + j)];
+                const Eigen::VectorXd sigma =
+                    Eigen::JacobiSVD<Eigen::MatrixXd>(block).singularValues();
+                QVERIFY2(sigma(2) < 1e-5 * sigma(0), p.name.c_str());
+            }
+        }
+        QVERIFY(exportHfModel(t.model(), "abcdefghijk", DType::F32, dir / "thin").ok());
+        const Model loaded = Model::load(dir / "thin").valueOrThrow();
+        QCOMPARE(loaded.config().keyRank, 2);
+        const auto tokens = randomTokens(16, c.vocab, 7);
+        const float diff =
+            (loaded.forward(tokens) - t.model().logits(tokens)).cwiseAbs().maxCoeff();
+        QVERIFY2(diff < 1e-4f, std::to_string(diff).c_str());
+    }
+
+    void keyRankRefusals() {
+        Transformer m(tinyConfig("qkv"));
+        try {
+            projectKeysToRank(m, 5); // head dim 4
+            QFAIL("a rank above the head dim was accepted");
+        } catch (const Error& e) {
+            QCOMPARE(e.code(), ErrorCode::InvalidArgument);
+            QVERIFY2(std::string(e.what()).find("1…4") != std::string::npos, e.what());
+        }
+        Transformer shared(tinyConfig("k_eq_v"));
+        QVERIFY_THROWS_EXCEPTION(Error, projectKeysToRank(shared, 2));
+        // config.json declares at most the head dim.
+        nlohmann::json j = toHfConfigJson(tinyConfig("qkv"));
+        j["kvstudio_key_rank"] = 9;
+        const auto r = parseModelConfig(j, "config.json");
+        QVERIFY(!r.ok());
+        QVERIFY2(r.message().find("kvstudio_key_rank") != std::string::npos, r.message().c_str());
     }
 
     void rejectsBadInputs() {

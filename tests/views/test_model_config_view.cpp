@@ -134,6 +134,18 @@ private slots:
         QVERIFY(view.value("tokenizer").contains("none"));
     }
 
+    void thinKeysShowTheirRank() {
+        ModelConfigView view;
+        ModelFacts f = gqaLlama();
+        f.config.keyRank = 8;
+        view.setFacts(f);
+        QVERIFY2(view.value("sharing").contains("keys of rank 8"),
+                 qPrintable(view.value("sharing")));
+        f.config.keyRank = 0;
+        view.setFacts(f);
+        QVERIFY(!view.value("sharing").contains("rank"));
+    }
+
     void clearResetsEveryValue() {
         ModelConfigView view;
         view.setFacts(gqaLlama());

@@ -60,6 +60,9 @@ struct ModelConfig {
     std::optional<int> slidingWindow; // Mistral / Qwen2 with use_sliding_window
     std::vector<bool> slidingLayers;  // per layer: does the window apply (all true for Mistral)
     ProjectionSharing sharing = ProjectionSharing::Qkv;
+    // Thin keys: every KV head's key projection has rank keyRank (a QK fine-tune stored at full
+    // size so other tools still load it; "kvstudio_key_rank" in config.json). 0: not declared.
+    int keyRank = 0;
     // GPT-2 attention details
     bool scaleAttnWeights = true;
     bool scaleAttnByInverseLayerIdx = false;

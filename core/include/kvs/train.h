@@ -23,6 +23,8 @@
 
 namespace kvs {
 
+class Checkpoint; // kvs/safetensors.h
+
 // One trainable tensor inside the flat parameter vector, stored input-major (x · W) row-major.
 struct ParamInfo {
     std::string name; // trainer name, e.g. "layers.3.wq", "embed", "final_norm"
@@ -105,7 +107,25 @@ struct TrainOptions {
     int evalEvery = 200;            // steps between validation estimates (0 = never)
     int evalTokens = 32768;         // tokens of the validation text used for those estimates
     double checkpointSeconds = 300; // wall time between checkpoints (0 = only at the end)
+    // Fine-tuning: the parameters trained, by the last part of their name ("wq", "wk", "embed");
+    // empty = all. The others keep their values (no update, no weight decay).
+    std::vector<std::string> trainOnly;
+    // > 0: every KV head's key projection is kept at rank keyRank — projected onto its best
+    // rank-keyRank approximation (truncated SVD) at the start and after every step (thin keys).
+    int keyRank = 0;
 };
+
+// Whether `o` trains the parameter named `name` ("layers.3.wk" is trained by "wk").
+bool trains(const TrainOptions& o, const std::string& name);
+
+// Replaces every KV head's block of every layer's key projection by its best rank-`rank`
+// approximation (Eckart–Young, truncated SVD). Throws InvalidArgument for a rank outside 1…d.
+void projectKeysToRank(Transformer& model, int rank);
+
+// Sets `model`'s parameters from a Hugging Face checkpoint of the same architecture (the inverse
+// of toHfTensors; half-precision tensors are widened). Throws kvs::Error naming the tensor on a
+// shape mismatch.
+void importHfTensors(Transformer& model, const Checkpoint& checkpoint);
 
 // The learning rate of step `step` (0-based): linear warmup, then cosine to lr · minLrRatio.
 double learningRate(const TrainOptions& o, long long step);
@@ -129,6 +149,10 @@ public:
     // which the caller may extend (the cosine schedule follows the new total).
     static Result<Trainer> resume(const std::filesystem::path& checkpoint,
                                   std::optional<long long> steps = std::nullopt);
+    // A fine-tune: starts from the model folder's weights instead of a random initialization
+    // (its config must be trainable and, with options.keyRank, declare that rank).
+    static Result<Trainer> fromModel(const std::filesystem::path& modelFolder,
+                                     const ModelConfig& config, const TrainOptions& options);
 
     void setData(std::vector<TokenId> train, std::vector<TokenId> validation);
     // One step on a random batch; returns the training loss.

@@ -7,6 +7,7 @@
 
 #include "../weights.h"
 
+#include <Eigen/SVD>
 #include <algorithm>
 #include <array>
 #include <chrono>
@@ -38,7 +39,8 @@ json archJson(const ModelConfig& c) {
             {"norm_eps", c.normEps},
             {"mlp", toString(c.mlp)},
             {"tied", c.tiedEmbeddings},
-            {"sharing", toString(c.sharing)}};
+            {"sharing", toString(c.sharing)},
+            {"key_rank", c.keyRank}};
 }
 
 ModelConfig archFromJson(const json& j) {
@@ -82,7 +84,9 @@ json optionsJson(const TrainOptions& o) {
             {"log_every", o.logEvery},
             {"eval_every", o.evalEvery},
             {"eval_tokens", o.evalTokens},
-            {"checkpoint_seconds", o.checkpointSeconds}};
+            {"checkpoint_seconds", o.checkpointSeconds},
+            {"train_only", o.trainOnly},
+            {"key_rank", o.keyRank}};
 }
 
 TrainOptions optionsFromJson(const json& j) {
@@ -102,6 +106,9 @@ TrainOptions optionsFromJson(const json& j) {
     o.evalEvery = j.at("eval_every");
     o.evalTokens = j.at("eval_tokens");
     o.checkpointSeconds = j.at("checkpoint_seconds");
+    // Absent in checkpoints written before fine-tuning existed.
+    o.trainOnly = j.value("train_only", std::vector<std::string>{});
+    o.keyRank = j.value("key_rank", 0);
     return o;
 }
 
@@ -134,6 +141,39 @@ std::vector<float> readFloats(const SafetensorsFile& f, const std::string& name,
 
 } // namespace
 
+bool trains(const TrainOptions& o, const std::string& name) {
+    if (o.trainOnly.empty())
+        return true;
+    const std::string last = name.substr(name.rfind('.') + 1); // npos + 1 = 0: the whole name
+    return std::find(o.trainOnly.begin(), o.trainOnly.end(), last) != o.trainOnly.end();
+}
+
+void projectKeysToRank(Transformer& model, int rank) {
+    const ModelConfig& c = model.config();
+    if (rank < 1 || rank > c.headDim)
+        throw Error(ErrorCode::InvalidArgument, "key rank " + std::to_string(rank) +
+                                                    " is outside 1…" + std::to_string(c.headDim) +
+                                                    " (the head dim)");
+    if (c.sharing != ProjectionSharing::Qkv)
+        throw Error(ErrorCode::Unsupported,
+                    "thin keys need the model's own key projection; this one shares it (" +
+                        toString(c.sharing) + ")");
+    using RowMajor = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+    for (int l = 0; l < c.layers; ++l) {
+        const ParamInfo& p = model.param("layers." + std::to_string(l) + ".wk");
+        Eigen::Map<RowMajor> wk(model.parameters().data() + p.offset, p.rows, p.cols);
+        for (int h = 0; h < c.kvHeads; ++h) {
+            auto block = wk.middleCols(static_cast<Eigen::Index>(h) * c.headDim, c.headDim);
+            const Eigen::MatrixXd b = block.cast<double>();
+            Eigen::JacobiSVD<Eigen::MatrixXd> svd(b, Eigen::ComputeThinU | Eigen::ComputeThinV);
+            const Eigen::MatrixXd kept = svd.matrixU().leftCols(rank) *
+                                         svd.singularValues().head(rank).asDiagonal() *
+                                         svd.matrixV().leftCols(rank).transpose();
+            block = kept.cast<float>();
+        }
+    }
+}
+
 double learningRate(const TrainOptions& o, long long step) {
     if (step < o.warmup)
         return o.lr * static_cast<double>(step + 1) / o.warmup;
@@ -151,9 +191,14 @@ double adamwStep(std::vector<float>& params, std::vector<float>& grad, AdamState
         s.v.assign(n, 0.0f);
     }
     double sq = 0;
-#pragma omp parallel for reduction(+ : sq) schedule(static) if (n >= (1u << 16))
-    for (std::size_t i = 0; i < n; ++i)
-        sq += static_cast<double>(grad[i]) * grad[i];
+    for (const auto& p : layout) {
+        if (!trains(o, p.name))
+            continue; // a frozen parameter's gradient does not count towards clipping
+        const std::size_t begin = p.offset, end = p.offset + p.size();
+#pragma omp parallel for reduction(+ : sq) schedule(static) if (end - begin >= (1u << 16))
+        for (std::size_t i = begin; i < end; ++i)
+            sq += static_cast<double>(grad[i]) * grad[i];
+    }
     const double norm = std::sqrt(sq);
     const float clipScale = o.clip > 0 && norm > o.clip ? static_cast<float>(o.clip / norm) : 1.0f;
     ++s.step;
@@ -164,6 +209,8 @@ double adamwStep(std::vector<float>& params, std::vector<float>& grad, AdamState
     const float invSqrtBc2 = static_cast<float>(1.0 / std::sqrt(bc2));
     const float eps = static_cast<float>(o.adamEps);
     for (const auto& p : layout) {
+        if (!trains(o, p.name))
+            continue;
         const float decay = p.decay ? static_cast<float>(lr * o.weightDecay) : 0.0f;
         const std::ptrdiff_t begin = static_cast<std::ptrdiff_t>(p.offset);
         const std::ptrdiff_t end = begin + static_cast<std::ptrdiff_t>(p.size());
@@ -234,6 +281,8 @@ double Trainer::step() {
                                              " at step " + std::to_string(m_adam.step));
     adamwStep(m_model.parameters(), m_grad, m_adam, m_model.layout(), m_options,
               learningRate(m_options, m_adam.step));
+    if (m_options.keyRank > 0)
+        projectKeysToRank(m_model, m_options.keyRank);
     m_tokens += static_cast<long long>(in.size());
     return loss;
 }
@@ -485,6 +534,53 @@ std::vector<HfTensor> toHfTensors(const Transformer& model) {
         out.push_back({n, e.shape, std::move(d)});
     }
     return out;
+}
+
+void importHfTensors(Transformer& model, const Checkpoint& checkpoint) {
+    const ModelConfig& c = model.config();
+    const TensorNames names(c, checkpoint);
+    auto& P = model.parameters();
+    for (const auto& e : names.expected()) {
+        const std::string& n = e.name;
+        if (!checkpoint.contains(n)) {
+            if (n == names.lmHead() && c.tiedEmbeddings)
+                continue;
+            throw Error(ErrorCode::Missing, checkpoint.describe() + ": no tensor '" + n + "'");
+        }
+        const bool embed = n.find("embed_tokens") != std::string::npos;
+        const std::string trainerName = embed                 ? "embed"
+                                        : n == names.lmHead() ? "lm_head"
+                                                              : trainerParameter(n);
+        const bool transpose = !embed && n != names.lmHead() && transposedInExport(n);
+        const ParamInfo& p = model.param(trainerName);
+        const TensorInfo& info = checkpoint.info(n);
+        if (static_cast<std::size_t>(info.numel()) != p.size())
+            throw Error(ErrorCode::Format, checkpoint.describe() + ": tensor '" + n + "' has " +
+                                               std::to_string(info.numel()) + " values, the " +
+                                               "trainer's '" + trainerName + "' " +
+                                               std::to_string(p.size()));
+        std::vector<float> data(p.size());
+        convertToFloat(info.dtype, checkpoint.bytes(n).data(), data.size(), data.data());
+        // Stored out × in (p.cols × p.rows) when transposed, else as the trainer keeps it.
+        for (int r = 0; r < p.rows; ++r)
+            for (int col = 0; col < p.cols; ++col)
+                P[p.offset + static_cast<std::size_t>(r) * p.cols + col] =
+                    transpose ? data[static_cast<std::size_t>(col) * p.rows + r]
+                              : data[static_cast<std::size_t>(r) * p.cols + col];
+    }
+}
+
+Result<Trainer> Trainer::fromModel(const std::filesystem::path& modelFolder,
+                                   const ModelConfig& config, const TrainOptions& options) {
+    return catchErrors([&]() -> Trainer {
+        checkTrainable(config);
+        Trainer t(config, options);
+        const Checkpoint checkpoint = Checkpoint::open(modelFolder).valueOrThrow();
+        importHfTensors(t.m_model, checkpoint);
+        if (options.keyRank > 0)
+            projectKeysToRank(t.m_model, options.keyRank);
+        return t;
+    });
 }
 
 Result<bool> exportHfModel(const Transformer& model, const std::string& alphabet, DType dtype,
