@@ -137,13 +137,35 @@ RunResult run(vk::Context& context, PipelineSet& pipelines, const Upload& up,
                      static_cast<std::uint32_t>(std::max(1, up.maxKept))};
     const PipelineKey key = baseKey(var, ro);
     const vk::Bindings cache = cacheBindings(up, *qBuf, *qposBuf);
+    // Codes stored Hadamard-rotated: queries rotated alike before the probe and the map, the
+    // output turned back after the combine (the same self-inverse kernel, in place).
+    const bool rotateQueries = var.hadamardBlock > 0 && var.kMode == Storage::Quantized;
+    const bool rotateOutputs = var.hadamardBlock > 0 && var.vMode == Storage::Quantized;
 
     const std::size_t rows = static_cast<std::size_t>(heads) * nq;
     const std::size_t qBytes = q.size() * 4;
     const std::size_t partialBytes = rows * static_cast<std::size_t>(splits) * (var.hsv + 2) * 4;
     const std::size_t mapBytes = rows * static_cast<std::size_t>(pc.mapStride) * 4;
     std::unique_ptr<Buffer> partials, out, lse, scores, probs;
-    vk::Submission submission(context, 3);
+    vk::Submission submission(context, 5);
+    const auto hadamard = [&](const Buffer& rowsBuf, std::uint32_t rowCount, std::uint32_t width) {
+        if (width > layout::kHadamardMaxDim)
+            throw Error(ErrorCode::Unsupported,
+                        "Hadamard rotation of rows of " + std::to_string(width) +
+                            " exceeds the kernel's " + std::to_string(layout::kHadamardMaxDim));
+        PipelineKey hk;
+        hk.kernel = Kernel::Hadamard;
+        hk.wg = 64;
+        hk.hsk = width;
+        hk.kGroup = var.hadamardBlock;
+        vk::Bindings b;
+        b.set(Binding::CopySource, rowsBuf);
+        const std::uint32_t push = rowCount;
+        submission.dispatch(pipelines.get(hk), b, &push, sizeof push,
+                            std::min<std::uint32_t>(rowCount, 65535u), 1, 1);
+    };
+    if (rotateQueries)
+        hadamard(*qBuf, static_cast<std::uint32_t>(rows), var.hsk);
     if (ro.probe) {
         partials = std::make_unique<Buffer>(context, partialBytes, Buffer::Role::Device);
         out = std::make_unique<Buffer>(context, rows * var.hsv * 4, Buffer::Role::Host);
@@ -159,6 +181,8 @@ RunResult run(vk::Context& context, PipelineSet& pipelines, const Upload& up,
         PipelineKey ck = key;
         ck.kernel = Kernel::Combine;
         submission.dispatch(pipelines.get(ck), combineBindings, &pc, sizeof pc, nq, heads, 1);
+        if (rotateOutputs)
+            hadamard(*out, static_cast<std::uint32_t>(rows), var.hsv);
     }
     if (ro.map) {
         scores = std::make_unique<Buffer>(context, mapBytes, Buffer::Role::Host);
@@ -179,12 +203,18 @@ RunResult run(vk::Context& context, PipelineSet& pipelines, const Upload& up,
 
     // Timings with the bytes each kernel must move (the cache once, not once per GQA head).
     std::size_t i = 0;
+    if (rotateQueries)
+        result.timings.push_back(
+            {kernelName(Kernel::Hadamard), submission.microseconds()[i++], qBytes, qBytes});
     if (ro.probe) {
         result.timings.push_back(
             {kernelName(probe.subgroup ? Kernel::ProbeSplitSubgroup : Kernel::ProbeSplit),
              submission.microseconds()[i++], up.cacheBytes + qBytes, partialBytes});
         result.timings.push_back({kernelName(Kernel::Combine), submission.microseconds()[i++],
                                   partialBytes, rows * (var.hsv + 1) * 4});
+        if (rotateOutputs)
+            result.timings.push_back({kernelName(Kernel::Hadamard), submission.microseconds()[i++],
+                                      rows * var.hsv * 4, rows * var.hsv * 4});
     }
     if (ro.map)
         result.timings.push_back({kernelName(Kernel::AttentionMap), submission.microseconds()[i++],

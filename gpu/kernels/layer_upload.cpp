@@ -102,6 +102,8 @@ Variant variantOf(const CompressedHead& head) {
         v.vMode = denseMode(head.valuePrecision);
         v.vStride = denseStride(v.hsv, v.vMode);
     }
+    if (head.keysRotated() || head.valuesRotated())
+        v.hadamardBlock = static_cast<std::uint32_t>(head.hadamardBlock);
     // K=V under RoPE: only the values (the cached pre-RoPE keys) are uploaded; the kernels rotate
     // them into keys on load, the K binding holding the d/2 pair frequencies.
     if (head.valueForm == CompressedHead::ValueForm::SharedWithKeys &&

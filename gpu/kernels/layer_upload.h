@@ -28,6 +28,10 @@ struct Variant {
     // Storage::RotatedValues / RotatedLowRank: pair layout. RotatedLowRank also uses kGroup (the
     // rank) and kBits (16 or 32: the coefficients' width).
     std::uint32_t kRotationInterleaved = 0;
+    // CompressedHead::hadamardBlock where the quantized keys or values are stored rotated: the
+    // queries are rotated before the probe (kMode Quantized) and the outputs turned back after
+    // the combine (vMode Quantized) by hadamard.comp.
+    std::uint32_t hadamardBlock = 0;
     auto operator<=>(const Variant&) const = default;
 };
 Variant variantOf(const CompressedHead& head);

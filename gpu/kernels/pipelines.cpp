@@ -20,6 +20,8 @@ const char* kernelName(Kernel kernel) {
         return "attention_map";
     case Kernel::Copy:
         return "copy";
+    case Kernel::Hadamard:
+        return "hadamard";
     }
     return "?";
 }
@@ -27,6 +29,13 @@ const char* kernelName(Kernel kernel) {
 vk::SpecConstants PipelineKey::spec() const {
     if (kernel == Kernel::Copy)
         return {wg}; // KVS_SPEC_WG only
+    if (kernel == Kernel::Hadamard) {
+        vk::SpecConstants spec(layout::index(SpecId::KGroup) + 1);
+        spec.at(layout::index(SpecId::Wg)) = wg;
+        spec.at(layout::index(SpecId::Hsk)) = hsk;
+        spec.at(layout::index(SpecId::KGroup)) = kGroup;
+        return spec;
+    }
     const bool subgroupKernel = kernel == Kernel::ProbeSplitSubgroup;
     vk::SpecConstants spec(subgroupKernel ? layout::kSubgroupSpecCount
                                           : layout::kAttentionSpecCount);
@@ -64,6 +73,8 @@ std::span<const std::uint32_t> spirv(Kernel kernel) {
         return {shaders::attention_map, shaders::attention_map_words};
     case Kernel::Copy:
         return {shaders::copy, shaders::copy_words};
+    case Kernel::Hadamard:
+        return {shaders::hadamard, shaders::hadamard_words};
     }
     return {};
 }

@@ -15,10 +15,18 @@ namespace kvs::gpu::kernels {
 
 using layout::Storage;
 
-enum class Kernel : std::uint32_t { ProbeSplit, ProbeSplitSubgroup, Combine, AttentionMap, Copy };
+enum class Kernel : std::uint32_t {
+    ProbeSplit,
+    ProbeSplitSubgroup,
+    Combine,
+    AttentionMap,
+    Copy,
+    Hadamard
+};
 const char* kernelName(Kernel kernel);
 inline constexpr Kernel kAllKernels[] = {Kernel::ProbeSplit, Kernel::ProbeSplitSubgroup,
-                                         Kernel::Combine, Kernel::AttentionMap, Kernel::Copy};
+                                         Kernel::Combine,    Kernel::AttentionMap,
+                                         Kernel::Copy,       Kernel::Hadamard};
 // The embedded SPIR-V words of the kernel's shader.
 std::span<const std::uint32_t> spirv(Kernel kernel);
 
@@ -32,7 +40,8 @@ struct PipelineKey {
     std::uint32_t subgroup = 0, rows = 1; // subgroup kernel: subgroup size, query heads per WG
     std::uint32_t kVec = 0, vVec = 0;     // subgroup kernel: dense rows read as uvec4
     auto operator<=>(const PipelineKey&) const = default;
-    // Values by id: the copy kernel takes WG only, the subgroup kernel four more.
+    // Values by id: the copy kernel takes WG only, the Hadamard kernel WG, HSK (the row length)
+    // and K_GROUP (the block), the subgroup kernel four more.
     vk::SpecConstants spec() const;
 };
 

@@ -15,6 +15,7 @@ KVS_DECLARE_SHADER(probe_split_sg)
 KVS_DECLARE_SHADER(combine)
 KVS_DECLARE_SHADER(attention_map)
 KVS_DECLARE_SHADER(copy)
+KVS_DECLARE_SHADER(hadamard)
 #undef KVS_DECLARE_SHADER
 
 } // namespace kvs::gpu::shaders

@@ -2,6 +2,7 @@
 // The codec and factored-key families: the rANS coder (round trip, rate within 2% of the empirical
 // entropy plus the side information, damaged streams refused), and the codec schemes' byte counts
 // against the formulas of ALGORITHMS.md §4, their exactness at 8 bits, and their refusals.
+#include "kvs/attention_backend.h"
 #include "kvs/metrics.h"
 #include "kvs/rans.h"
 #include "kvs/scheme.h"
@@ -157,6 +158,69 @@ private slots:
         HeadInput shared = randomHead(16, 32, 2);
         shared.valuesSharedWithKeys = true;
         KVS_VERIFY_THROWS(compressWith("codec.entropy", shared), ErrorCode::Unsupported, "K=V");
+    }
+
+    // The fast transform against the explicit Sylvester matrix (H_1 = [1], H_2k = [[H, H],
+    // [H, −H]]), block-diagonal, normalized: orthonormal, so applying it twice gives x back.
+    void hadamardMatchesTheSylvesterMatrix_data() {
+        QTest::addColumn<int>("width");
+        QTest::addColumn<int>("block");
+        QTest::newRow("d 32, one block") << 32 << 32;
+        QTest::newRow("d 32, blocks of 8") << 32 << 8;
+        QTest::newRow("d 48, blocks of 16") << 48 << 16;
+        QTest::newRow("d 6, blocks of 2") << 6 << 2;
+    }
+    void hadamardMatchesTheSylvesterMatrix() {
+        QFETCH(int, width);
+        QFETCH(int, block);
+        Eigen::MatrixXd h = Eigen::MatrixXd::Ones(1, 1);
+        while (h.rows() < block) {
+            const Eigen::Index k = h.rows();
+            Eigen::MatrixXd next(2 * k, 2 * k);
+            next << h, h, h, -h;
+            h = next;
+        }
+        h /= std::sqrt(static_cast<double>(block));
+        Eigen::MatrixXd full = Eigen::MatrixXd::Zero(width, width);
+        for (int b = 0; b < width; b += block)
+            full.block(b, b, block, block) = h;
+        const Matrix x = randomHead(7, width, 4).keys;
+        Matrix rotated = x;
+        hadamardRotate(rotated, block);
+        QVERIFY(test::maxAbsDiff(rotated, (x.cast<double>() * full).cast<float>()) < 1e-5);
+        hadamardRotate(rotated, block);
+        QVERIFY(test::maxAbsDiff(rotated, x) < 1e-5);
+        Matrix y = x;
+        KVS_VERIFY_THROWS(hadamardRotate(y, 3), ErrorCode::InvalidArgument, "power of two");
+    }
+
+    // Rotation spreads an outlier channel over its block before rounding: values grouped per
+    // token lose far less to one channel 30× the others; keys and values cost the same bytes and
+    // attention reads them back un-rotated.
+    void hadamardRotationTamesOutliers() {
+        const int n = 64, d = 32;
+        HeadInput h = randomHead(n, d, 12);
+        h.values.col(5) *= 30.0f;
+        const CompressedHead plain = compressWith("codec.uniform:bits=3", h);
+        const CompressedHead rotated = compressWith("codec.uniform:bits=3,rotation=32", h);
+        QCOMPARE(rotated.hadamardBlock, 32);
+        QVERIFY(rotated.keysRotated() && rotated.valuesRotated());
+        QCOMPARE(rotated.bytes().total(), plain.bytes().total());
+        Matrix back = rotated.quantizedValues.dequantize();
+        hadamardRotate(back, 32);
+        const double plainError = (plain.quantizedValues.dequantize() - h.values).norm();
+        const double rotatedError = (back - h.values).norm();
+        QVERIFY2(rotatedError < 0.5 * plainError,
+                 qPrintable(QString("%1 vs %2").arg(rotatedError).arg(plainError)));
+        // The CPU reference attends with the un-rotated codes: at 8 bits, close to exact.
+        const CompressedHead fine = compressWith("codec.uniform:bits=8,rotation=8", h);
+        auto cpu = makeCpuBackend();
+        const Matrix queries = h.keys.topRows(4);
+        const auto exact = cpu->attend(exactHead(h.keys, h.values), queries, {}).valueOrThrow();
+        const auto coded = cpu->attend(fine, queries, {}).valueOrThrow();
+        QVERIFY(test::maxAbsDiff(coded.outputs, exact.outputs) < 0.05);
+        KVS_VERIFY_THROWS(compressWith("codec.uniform:rotation=64", randomHead(8, 48, 1)),
+                          ErrorCode::InvalidArgument, "allowed: 0 (none), 2, 4, 8, 16)");
     }
 
     // The entropy-coded codec: the bytes are the streams plus their side information, the

@@ -79,6 +79,9 @@ private slots:
             {"K4/V2, G12", "codec.uniform:key_bits=4,value_bits=2,group=12"},
             {"3 bits, G4", "codec.uniform:bits=3,group=4"},
             {"entropy-coded", "codec.entropy:alpha=0.5"},
+            // Hadamard-rotated codes: queries rotated before the probe, outputs after the combine.
+            {"K4/V2, Hadamard blocks of 4",
+             "codec.uniform:key_bits=4,value_bits=2,group=12,rotation=4"},
             {"rank 4", "factor.data_aware:rank=4"},
             {"weight SVD rank 4 (pre-RoPE, rotated on load)", "factor.weight_svd:rank=4"},
             {"rotation pairs, rank 4", "factor.rope_pairs:rank=4"},
@@ -90,6 +93,9 @@ private slots:
             // low-rank keys beside quantized values, a rewritten model's cache selected.
             {"H2O ¼ + rank 4 + 4-bit values",
              "select.h2o:keep=0.25+factor.data_aware:rank=4+codec.uniform:bits=4,group=4"},
+            {"H2O ¼ + rank 4 + rotated 4-bit values (outputs turned back only)",
+             "select.h2o:keep=0.25+factor.data_aware:rank=4+codec.uniform:bits=4,group=4,"
+             "rotation=4"},
             {"halving + weight SVD rank 4 (rotated on load) + entropy-coded values",
              "coreset.halving:keep=0.3+factor.weight_svd:rank=4+codec.entropy:alpha=0.5"},
             {"MQA pooled + SnapKV + K4/V2",

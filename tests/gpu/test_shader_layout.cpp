@@ -93,6 +93,7 @@ private slots:
         const auto bindingsOf = [](Kernel k) { return reflect(kernels::spirv(k)).bindings; };
         QVERIFY(bindingsOf(Kernel::Copy) ==
                 (std::set<std::uint32_t>{KVS_BINDING_COPY_SRC, KVS_BINDING_COPY_DST}));
+        QVERIFY(bindingsOf(Kernel::Hadamard) == (std::set<std::uint32_t>{KVS_BINDING_COPY_SRC}));
         QVERIFY(bindingsOf(Kernel::Combine) ==
                 (std::set<std::uint32_t>{layout::index(layout::Binding::Partials),
                                          layout::index(layout::Binding::Outputs),
@@ -129,8 +130,8 @@ private slots:
         for (Kernel kernel : kernels::kAllKernels) {
             const Reflection r = reflect(kernels::spirv(kernel));
             QVERIFY2(r.pushConstantEnd <= layout::kPushConstantBytes, kernels::kernelName(kernel));
-            if (kernel == Kernel::Copy) {
-                QCOMPARE(r.pushConstantMembers, 1u); // count
+            if (kernel == Kernel::Copy || kernel == Kernel::Hadamard) {
+                QCOMPARE(r.pushConstantMembers, 1u); // count / rows
                 continue;
             }
             // struct Params: nq … mapStride, 9 words; the host's 10th word is padding.

@@ -125,6 +125,15 @@ struct CompressedHead {
         std::size_t keySideBytes = 0;
     };
     std::optional<EntropyCoded> entropyCoded;
+    // Hadamard rotation before quantization (QuaRot's trick, ALGORITHMS.md §4): 0 = none, else
+    // b, a power of two dividing d. The quantized keys and/or values hold x · H_b, with H_b the
+    // block-diagonal normalized Walsh–Hadamard matrix — orthonormal and symmetric, its own
+    // inverse. A backend rotates the queries alike (scores are unchanged) and un-rotates the
+    // output. Rotating spreads a channel's outliers over its block before rounding; the
+    // transform is fixed, so nothing more is stored.
+    int hadamardBlock = 0;
+    bool keysRotated() const { return hadamardBlock > 0 && keyForm == KeyForm::Quantized; }
+    bool valuesRotated() const { return hadamardBlock > 0 && valueForm == ValueForm::Quantized; }
 
     int keptCount() const { return static_cast<int>(positions.size()); }
     int keyRank() const;  // d for dense/quantized, r for low rank
@@ -138,6 +147,11 @@ struct CompressedHead {
     // Checks shapes and ranges; throws kvs::Error(InvalidArgument) naming the first problem.
     void validate() const;
 };
+
+// x ← x · H_b in place, every row on its own (the fast Walsh–Hadamard transform, normalized by
+// 1/√b, so applying it twice gives x back). Throws kvs::Error(InvalidArgument) unless b is a
+// power of two that divides x.cols().
+void hadamardRotate(Matrix& x, int block);
 
 // The keys attention uses where the cache holds pre-RoPE ones: K=V (from the values) or pre-RoPE
 // low-rank latents (from c · Pᵀ), turned by position by the head's keyRotation (in double).

@@ -360,6 +360,35 @@ void CompressedHead::validate() const {
         validateQuantized(quantizedValues, "quantized values", m, quantizedValues.cols);
         break;
     }
+    if (hadamardBlock != 0) {
+        const int b = hadamardBlock;
+        if (b < 2 || (b & (b - 1)) != 0 || headDim % b != 0 || valueDim() % b != 0)
+            invalid("Hadamard block " + std::to_string(b) +
+                    " is not a power of two of at least 2 dividing the key and value widths " +
+                    std::to_string(headDim) + " and " + std::to_string(valueDim()));
+        if (!keysRotated() && !valuesRotated())
+            invalid("a Hadamard block is set but neither keys nor values are quantized");
+    }
+}
+
+void hadamardRotate(Matrix& x, int block) {
+    const auto cols = static_cast<int>(x.cols());
+    if (block < 1 || (block & (block - 1)) != 0 || cols % block != 0)
+        throw Error(ErrorCode::InvalidArgument,
+                    "Hadamard rotation: block " + std::to_string(block) +
+                        " is not a power of two dividing " + std::to_string(cols));
+    const float norm = 1.0f / std::sqrt(static_cast<float>(block));
+    for (Eigen::Index r = 0; r < x.rows(); ++r) {
+        // Butterflies (i, i + h) for every bit h below the block size: never across blocks.
+        for (int h = 1; h < block; h <<= 1)
+            for (int i = 0; i < cols; ++i)
+                if ((i & h) == 0) {
+                    const float a = x(r, i), b = x(r, i + h);
+                    x(r, i) = a + b;
+                    x(r, i + h) = a - b;
+                }
+        x.row(r) *= norm;
+    }
 }
 
 bool hasPreRopeLowRankKeys(const CompressedHead& head) {

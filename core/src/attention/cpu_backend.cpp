@@ -29,8 +29,12 @@ struct Decoded {
 
 Decoded decode(const CompressedHead& head) {
     Decoded d;
+    // Rotated codes are turned back (H_b is its own inverse): the reference reads the keys and
+    // values the codec meant, a backend may instead rotate the queries and the output.
     if (head.keyForm == CompressedHead::KeyForm::Quantized) {
         d.keyStorage = head.quantizedKeys.dequantize();
+        if (head.keysRotated())
+            hadamardRotate(d.keyStorage, head.hadamardBlock);
         d.keys = &d.keyStorage;
     } else if (hasPreRopeLowRankKeys(head)) { // rebuilt and rotated, then read as dense keys
         d.keyStorage = rotatedKeys(head);
@@ -40,6 +44,8 @@ Decoded decode(const CompressedHead& head) {
     }
     if (head.valueForm == CompressedHead::ValueForm::Quantized) {
         d.valueStorage = head.quantizedValues.dequantize();
+        if (head.valuesRotated())
+            hadamardRotate(d.valueStorage, head.hadamardBlock);
         d.values = &d.valueStorage;
     } else {
         d.values = &head.values;

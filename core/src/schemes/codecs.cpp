@@ -33,6 +33,23 @@ int bitsOf(const ParamValues& p, const char* key) {
     return own > 0 ? own : static_cast<int>(param(p, "bits"));
 }
 
+// The "rotation" parameter: 0 (none) or a Hadamard block, a power of two dividing d.
+int hadamardBlockOf(const HeadInput& h, const ParamValues& p, const std::string& id) {
+    const int block = static_cast<int>(param(p, "rotation"));
+    const int d = h.headDim();
+    if (block == 0 || (block >= 2 && (block & (block - 1)) == 0 && d % block == 0 &&
+                       h.values.cols() % block == 0))
+        return block;
+    std::string allowed = "0 (none)";
+    for (int b = 2; b <= d; b *= 2)
+        if (d % b == 0 && h.values.cols() % b == 0)
+            allowed += ", " + std::to_string(b);
+    throw Error(ErrorCode::InvalidArgument,
+                id + ": rotation = " + std::to_string(block) +
+                    " is not a Hadamard block for the head dim " + std::to_string(d) +
+                    " (a power of two that divides it; allowed: " + allowed + ")");
+}
+
 CompressedHead uniformCodec(const HeadInput& h, const ParamValues& p) {
     requireSeparateValues(h, "codec.uniform");
     const int group = static_cast<int>(param(p, "group"));
@@ -46,11 +63,18 @@ CompressedHead uniformCodec(const HeadInput& h, const ParamValues& p) {
                         " does not divide the head dim " + std::to_string(h.headDim()) +
                         " (values are grouped per token over channels; allowed: " + allowed + ")");
     }
+    const int block = hadamardBlockOf(h, p, "codec.uniform");
+    Matrix keys = h.keys, values = h.values;
+    if (block > 0) {
+        hadamardRotate(keys, block);
+        hadamardRotate(values, block);
+    }
     CompressedHead c = allTokens(h, Precision::F32); // the codec replaces the forms
     c.keyForm = CompressedHead::KeyForm::Quantized;
-    c.quantizedKeys = quantize(h.keys, bitsOf(p, "key_bits"), group, Grouping::PerChannel);
+    c.quantizedKeys = quantize(keys, bitsOf(p, "key_bits"), group, Grouping::PerChannel);
     c.valueForm = CompressedHead::ValueForm::Quantized;
-    c.quantizedValues = quantize(h.values, bitsOf(p, "value_bits"), group, Grouping::PerToken);
+    c.quantizedValues = quantize(values, bitsOf(p, "value_bits"), group, Grouping::PerToken);
+    c.hadamardBlock = block;
     return c;
 }
 
@@ -171,6 +195,22 @@ ParamSpec bitsParam(const char* key, const char* label, double defaultValue, con
     return s;
 }
 
+ParamSpec rotationParam() {
+    ParamSpec s{"rotation",
+                "Hadamard block",
+                0,
+                256,
+                0,
+                false,
+                true,
+                "",
+                "rotate keys and values by a block-wise Walsh–Hadamard transform of this size "
+                "before rounding (spreads outliers; queries are rotated alike, nothing is "
+                "stored); 0 = none, else a power of two dividing the head dim"};
+    s.choices = {0, 2, 4, 8, 16, 32, 64, 128, 256};
+    return s;
+}
+
 } // namespace
 
 void addCodecSchemes(std::vector<std::unique_ptr<Scheme>>& out) {
@@ -187,7 +227,8 @@ void addCodecSchemes(std::vector<std::unique_ptr<Scheme>>& out) {
           bitsParam("key_bits", "Key bits", 0, "key code width; 0 = Bits"),
           bitsParam("value_bits", "Value bits", 0, "value code width; 0 = Bits"),
           {"group", "Group size G", 4, 256, 32, true, true, "",
-           "elements sharing one scale and minimum; must divide the head dim"}},
+           "elements sharing one scale and minimum; must divide the head dim"},
+          rotationParam()},
          "bits"},
         uniformCodec));
     out.push_back(makeScheme(

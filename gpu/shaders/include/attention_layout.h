@@ -75,6 +75,8 @@
 #define KVS_HEAD_TOKEN_OFFSET 5u // into BIAS and POSITIONS (words 6, 7 are padding)
 
 // ---- Fixed sizes the host checks shapes against -----------------------------------------------
+// hadamard.comp: the longest row it transforms (its shared array, 1 KiB).
+#define KVS_HADAMARD_MAX_DIM 256
 // probe_split.comp: value columns per thread (HSV ≤ KVS_PROBE_MAX_COLS · WG).
 #define KVS_PROBE_MAX_COLS 4
 // probe_split_sg.comp: vec4 value chunks per lane (HSV ≤ 4 · SG · MAX_VEC, one slot kept for a
@@ -159,6 +161,7 @@ enum class HeadField : std::uint32_t {
 };
 inline constexpr std::uint32_t kHeadWords = KVS_HEAD_WORDS;
 
+inline constexpr std::uint32_t kHadamardMaxDim = KVS_HADAMARD_MAX_DIM;
 inline constexpr std::uint32_t kProbeMaxCols = KVS_PROBE_MAX_COLS;
 inline constexpr std::uint32_t kSgMaxVec = KVS_SG_MAX_VEC;
 inline constexpr std::uint32_t kSgMaxRows = KVS_SG_MAX_ROWS;
