@@ -34,6 +34,9 @@ def main() -> int:
         path = folder / f"{stem}.json"
         if path.exists():
             rows[stem] = json.loads(path.read_text())
+    shipped = Path(__file__).resolve().parent.parent / "assets/models/default/train_results.json"
+    if "default" not in rows and shipped.exists():  # the shipped model's own record
+        rows["default"] = json.loads(shipped.read_text())
     if "default" not in rows:
         print(f"no {folder}/default.json: train the default model first", file=sys.stderr)
         return 2
@@ -64,7 +67,8 @@ def main() -> int:
         print("| Thin keys (QK fine-tune) | not trained here | | | | | | | | |")
         return 0
     rank = r["config"]["key_rank"]
-    cache = r["kv_bytes_per_token_fp16_thin_keys"]
+    d = r["config"]["head_dim"]
+    cache = r["kv_bytes_per_token_fp16"] * (rank + d) // (2 * d)  # keys as rank-r latents
     steps = r["steps"]
     for label, v, minutes in (
             (f"Keys of rank {rank}, post hoc (weight SVD of the default, no training)",
@@ -76,6 +80,15 @@ def main() -> int:
               f"| {100.0 * (v['perplexity'] / base_ppl - 1):+.2f}% "
               f"| {r['validation_last_10_percent']['nats'] if minutes is not None else float('nan'):.4f} "
               f"| {f'+{minutes:.0f} min' if minutes is not None else '—'} |")
+    control = folder / f"{THIN_KEYS}_control.json"
+    if control.exists():  # the same fine-tune at full rank: what the extra training alone gives
+        c = json.loads(control.read_text())
+        v = c["validation"]
+        print(f"| Control: the same {c['steps']}-step fine-tune at full rank (not shipped) "
+              f"| {c['parameters']:,} | {c['kv_bytes_per_token_fp16']:,} | +0.0% "
+              f"| {v['nats']:.4f} | {v['bits']:.3f} | {v['perplexity']:.3f} "
+              f"| {100.0 * (v['perplexity'] / base_ppl - 1):+.2f}% "
+              f"| {c['validation_last_10_percent']['nats']:.4f} | +{c['train_seconds'] / 60:.0f} min |")
     return 0
 
 

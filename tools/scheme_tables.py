@@ -99,10 +99,27 @@ def main():
         ppl = v["quality"]["perplexity_exact"]
         out.append(f"| {name} | {100 * v['memory']['fp16_bytes'] / base_bytes:.1f}% | {ppl:.3f} "
                    f"| {100 * (ppl / base_ppl - 1):+.1f}% | {claim} |")
+    # Thin keys: the QK fine-tune at rank d/4, cached as rank-r latents by the weight SVD at its
+    # declared rank (exact for this model up to fp16), against the default model's exact cache.
+    folder = models / "variants" / "thin_keys"
+    if not (folder / "config.json").exists():
+        sys.exit(f"scheme_tables: the bundled variant {folder} is missing")
+    rank = run_json([a.cli, "info", str(folder), "--json"])["config"]["key_rank"]
+    for scheme, label in ((f"identity:precision=16", "thin_keys, cache kept dense"),
+                          (f"factor.weight_svd:rank={rank}",
+                           f"thin_keys + `factor.weight_svd:rank={rank}`")):
+        v = evaluate(a.cli, folder, scheme)
+        ppl = v["quality"]["perplexity_compressed"]
+        claim = "−75% key cache, ≈2% quality" if scheme.startswith("factor") else ""
+        out.append(f"| {label} | {100 * v['memory']['bytes']['total'] / base_bytes:.1f}% "
+                   f"| {ppl:.3f} | {100 * (ppl / base_ppl - 1):+.1f}% | {claim} |")
 
     out += ["", "**Codecs** (§5 #5)", "", HEADER]
     for s, claim in (("codec.uniform:key_bits=4,value_bits=2", "~3 bits, small loss (7B)"),
+                     (f"codec.uniform:key_bits=4,value_bits=2,rotation={d & -d}",
+                      "rotation: 4-bit close to fp16 (QuaRot, weights and activations too)"),
                      ("codec.uniform:bits=2", ""),
+                     (f"codec.uniform:bits=2,rotation={d & -d}", ""),
                      ("codec.entropy:alpha=0.5", ""), ("codec.entropy:alpha=1", ""),
                      ("codec.entropy:alpha=2", "")):
         out.append(row(a.cli, default, s, claim)[0])

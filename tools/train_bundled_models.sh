@@ -7,7 +7,8 @@
 #   tools/train_bundled_models.sh default            # the shipped default model (QKV)
 #   tools/train_bundled_models.sh variants           # the variants at the default model's budget
 #   tools/train_bundled_models.sh variant NAME       # one of them (qkv gqa2 gqa3 mqa k_eq_v
-#                                                    #  q_eq_k q_eq_k_eq_v k_eq_v_gqa2 thin_keys)
+#                                                    #  q_eq_k q_eq_k_eq_v k_eq_v_gqa2 thin_keys
+#                                                    #  thin_keys_control)
 #   tools/train_bundled_models.sh baselines          # n-gram and bzip2 figures
 #
 # Environment: KVS_BUILD_DIR (default build-train), DEFAULT_STEPS, VARIANT_STEPS, VARIANT_LAYERS,
@@ -80,6 +81,12 @@ variant() {
       # with every KV head's key projection held at rank d/4 = 8; everything else frozen.
       train "variant-$name" "$out" "${THIN_KEYS_STEPS:-800}" --init "$here/assets/models/default" \
         --train-only wq,wk --key-rank 8 --lr 5e-4 --warmup 50 --weight-decay 0 --eval-every 100
+      ;;
+    thin_keys_control)
+      # The same fine-tune at full rank: what 800 more steps on W_Q, W_K give without thin keys
+      # (not shipped; its JSON is the control row of the results table).
+      train "variant-$name" "$out" "${THIN_KEYS_STEPS:-800}" --init "$here/assets/models/default" \
+        --train-only wq,wk --lr 5e-4 --warmup 50 --weight-decay 0 --eval-every 100
       ;;
     *) echo "unknown variant $name" >&2; exit 2 ;;
   esac

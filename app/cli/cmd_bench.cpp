@@ -26,7 +26,8 @@ namespace {
 // Cache formats the bench lays out: fp16; q4 (4-bit keys per channel, values per token); k4v2
 // (KIVI's K4/V2); lowrank (post-RoPE keys as d/4 coefficients, queries projected); lowrank_rope
 // (pre-RoPE latents of rank d/4 rebuilt and rotated on load, as the weight SVD stores them).
-const char* const kBenchFormats[] = {"fp16", "q4", "k4v2", "lowrank", "lowrank_rope"};
+const char* const kBenchFormats[] = {"fp16",    "q4",           "k4v2",
+                                     "lowrank", "lowrank_rope", "q4_hadamard"};
 
 struct Shape {
     int n = 1024;
@@ -130,7 +131,7 @@ BenchOptions parseBenchOptions(const Args& args) {
         if (std::find(std::begin(kBenchFormats), std::end(kBenchFormats), f) ==
             std::end(kBenchFormats))
             throw UsageError("bench attention: unknown format '" + f +
-                             "' in --formats (fp16, q4, k4v2, lowrank, lowrank_rope)");
+                             "' in --formats (fp16, q4, k4v2, lowrank, lowrank_rope, q4_hadamard)");
         formats.push_back(f);
     }
     for (int n : contexts)
@@ -149,11 +150,16 @@ std::vector<CompressedHead> benchLayer(const Shape& s, int kvHeads) {
     for (int h = 0; h < kvHeads; ++h) {
         CompressedHead head =
             exactHead(noise(s.n, s.d, 2 * h + 1), noise(s.n, s.d, 2 * h + 2), Precision::F16);
-        if (s.format == "q4" || s.format == "k4v2") {
+        if (s.format == "q4" || s.format == "k4v2" || s.format == "q4_hadamard") {
+            if (s.format == "q4_hadamard") { // the largest power-of-two block dividing d
+                head.hadamardBlock = s.d & -s.d;
+                hadamardRotate(head.keys, head.hadamardBlock);
+                hadamardRotate(head.values, head.hadamardBlock);
+            }
             head.keyForm = CompressedHead::KeyForm::Quantized;
             head.quantizedKeys = quantize(head.keys, 4, 32, QuantizedMatrix::Grouping::PerChannel);
             head.valueForm = CompressedHead::ValueForm::Quantized;
-            head.quantizedValues = quantize(head.values, s.format == "q4" ? 4 : 2, 32,
+            head.quantizedValues = quantize(head.values, s.format == "k4v2" ? 2 : 4, 32,
                                             QuantizedMatrix::Grouping::PerToken);
             head.keys = Matrix();
             head.values = Matrix();

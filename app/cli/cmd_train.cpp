@@ -277,9 +277,6 @@ int runTrain(const Args& args, Streams io) {
     result["config"] = c.toJson();
     result["parameters"] = trainer->model().parameterCount();
     result["kv_bytes_per_token_fp16"] = c.kvBytesPerTokenFp16();
-    if (c.keyRank > 0) // keys cached as rank-r pre-RoPE latents, values as they are
-        result["kv_bytes_per_token_fp16_thin_keys"] =
-            c.kvBytesPerTokenFp16() * (c.keyRank + c.headDim) / (2LL * c.headDim);
     result["steps"] = trainer->stepsDone();
     result["tokens"] = trainer->tokensSeen();
     result["train_seconds"] = trainer->elapsedSeconds();

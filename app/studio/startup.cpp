@@ -199,6 +199,7 @@ QList<BundledModel> bundledModels(const QString& applicationDir) {
         {"q_eq_k", QT_TRANSLATE_NOOP("kvs::studio", "Q=K-V (the queries are the keys)")},
         {"q_eq_k_eq_v", QT_TRANSLATE_NOOP("kvs::studio", "Q=K=V")},
         {"k_eq_v_gqa2", QT_TRANSLATE_NOOP("kvs::studio", "Q-K=V + GQA-2")},
+        {"thin_keys", QT_TRANSLATE_NOOP("kvs::studio", "Thin keys (rank-8 keys, QK fine-tuned)")},
     };
     QStringList roots;
     if (!applicationDir.isEmpty())
@@ -232,6 +233,17 @@ QList<BundledModel> bundledModels(const QString& applicationDir) {
                                 .toDouble();
         if (bytes <= 0 || nats <= 0)
             return {};
+        const QJsonObject config = results.value(QLatin1String("config")).toObject();
+        const int rank = config.value(QLatin1String("key_rank")).toInt();
+        const int headDim = config.value(QLatin1String("head_dim")).toInt();
+        if (rank > 0 && headDim > 0) // thin keys: cached as rank-r latents by factor.weight_svd
+            return QCoreApplication::translate(
+                       "kvs::studio", "KV cache %L1 bytes per token (fp16; %L2 with the keys as "
+                                      "rank-%3 latents), validation %4 nats per character")
+                .arg(bytes)
+                .arg(bytes * (rank + headDim) / (2 * headDim))
+                .arg(rank)
+                .arg(nats, 0, 'f', 4);
         return QCoreApplication::translate("kvs::studio",
                                            "KV cache %L1 bytes per token (fp16), validation "
                                            "%2 nats per character")

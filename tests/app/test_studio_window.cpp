@@ -448,8 +448,8 @@ private slots:
         const fs::path shipped = kvs::test::sourceTestsDir().parent_path() / "assets" / "models";
         if (!fs::is_directory(shipped / "variants"))
             return;
-        const QStringList order = {"default", "gqa3",   "gqa2",        "mqa",
-                                   "k_eq_v",  "q_eq_k", "q_eq_k_eq_v", "k_eq_v_gqa2"};
+        const QStringList order = {"default", "gqa3",        "gqa2",        "mqa",      "k_eq_v",
+                                   "q_eq_k",  "q_eq_k_eq_v", "k_eq_v_gqa2", "thin_keys"};
         int last = -1;
         for (const auto& e : fs::directory_iterator(shipped / "variants")) {
             const QString name = QString::fromStdString(e.path().filename().string());
@@ -458,6 +458,9 @@ private slots:
                 continue;
             const auto& m = listed[names.indexOf(name)];
             QVERIFY2(m.details.contains(QStringLiteral("bytes per token")), qPrintable(m.details));
+            if (name == QLatin1String("thin_keys"))
+                QVERIFY2(m.details.contains(QStringLiteral("with the keys as rank-8 latents")),
+                         qPrintable(m.details));
         }
         for (const QString& name : names) {
             const int at = order.indexOf(name);
