@@ -78,7 +78,7 @@ def main() -> int:
         print(f"| {label} | {r['parameters']:,} | {cache:,} | {100.0 * (cache / base_cache - 1):+.1f}% "
               f"| {v['nats']:.4f} | {v['bits']:.3f} | {v['perplexity']:.3f} "
               f"| {100.0 * (v['perplexity'] / base_ppl - 1):+.2f}% "
-              f"| {r['validation_last_10_percent']['nats'] if minutes is not None else float('nan'):.4f} "
+              f"| {(format(r['validation_last_10_percent']['nats'], '.4f') if minutes is not None else '—')} "
               f"| {f'+{minutes:.0f} min' if minutes is not None else '—'} |")
     control = folder / f"{THIN_KEYS}_control.json"
     if control.exists():  # the same fine-tune at full rank: what the extra training alone gives

@@ -137,7 +137,8 @@ const std::vector<Command>& commands() {
          {"force", "json"},
          &runMakeModel},
         {"train",
-         "train [--out DIR] [--sharing S] [--kv-heads N] [--steps N] [--resume CKPT] [--force] ...",
+         "train [--out DIR] [--sharing S] [--kv-heads N] [--steps N] [--resume CKPT] [--init DIR] "
+         "[--train-only wq,wk] [--key-rank R] [--force] ...",
          "train a character model on the KJV (docs/bundled-model.md); --baselines: n-gram, bzip2",
          {"untied", "baselines", "force"},
          &runTrain},
