@@ -121,7 +121,8 @@ def main():
                      ("codec.uniform:bits=2", ""),
                      (f"codec.uniform:bits=2,rotation={d & -d}", ""),
                      ("codec.entropy:alpha=0.5", ""), ("codec.entropy:alpha=1", ""),
-                     ("codec.entropy:alpha=2", "")):
+                     ("codec.entropy:alpha=2", ""),
+                     (f"codec.entropy:alpha=1,rotation={d & -d}", "")):
         out.append(row(a.cli, default, s, claim)[0])
     text = "\n".join(out) + "\n"
 

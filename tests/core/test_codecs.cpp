@@ -220,6 +220,19 @@ private slots:
         const auto coded = cpu->attend(fine, queries, {}).valueOrThrow();
         const double relative = (coded.outputs - exact.outputs).norm() / exact.outputs.norm();
         QVERIFY2(relative < 0.01, qPrintable(QString::number(relative)));
+        // The entropy codec takes the same rotation: its decoded codes are the rotated values
+        // within half a step, and the reference attends with them turned back.
+        const CompressedHead coded8 = compressWith("codec.entropy:alpha=0.1,rotation=16", h);
+        QCOMPARE(coded8.hadamardBlock, 16);
+        Matrix turned = h.values;
+        hadamardRotate(turned, 16);
+        const Matrix decoded = coded8.quantizedValues.dequantize();
+        for (int r = 0; r < n; ++r)
+            for (int col = 0; col < d; ++col)
+                QVERIFY(std::abs(decoded(r, col) - turned(r, col)) <=
+                        0.5f * coded8.quantizedValues.scaleAt(r, col) * 1.01f + 1e-3f);
+        const auto entropyOut = cpu->attend(coded8, queries, {}).valueOrThrow();
+        QVERIFY((entropyOut.outputs - exact.outputs).norm() < 0.05 * exact.outputs.norm());
         KVS_VERIFY_THROWS(compressWith("codec.uniform:group=16,rotation=64", randomHead(8, 48, 1)),
                           ErrorCode::InvalidArgument, "allowed: 0 (none), 2, 4, 8, 16)");
     }

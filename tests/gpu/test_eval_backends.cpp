@@ -82,6 +82,7 @@ private slots:
             // Hadamard-rotated codes: queries rotated before the probe, outputs after the combine.
             {"K4/V2, Hadamard blocks of 4",
              "codec.uniform:key_bits=4,value_bits=2,group=12,rotation=4"},
+            {"entropy-coded, Hadamard blocks of 4", "codec.entropy:alpha=0.5,rotation=4"},
             {"rank 4", "factor.data_aware:rank=4"},
             {"weight SVD rank 4 (pre-RoPE, rotated on load)", "factor.weight_svd:rank=4"},
             {"rotation pairs, rank 4", "factor.rope_pairs:rank=4"},

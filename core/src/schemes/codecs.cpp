@@ -162,8 +162,14 @@ CodedMatrix entropyCode(const Matrix& x, double alpha) {
 CompressedHead entropyCodec(const HeadInput& h, const ParamValues& p) {
     requireSeparateValues(h, "codec.entropy");
     const double alpha = param(p, "alpha");
-    const CodedMatrix keys = entropyCode(h.keys, alpha);
-    const CodedMatrix values = entropyCode(h.values, alpha);
+    const int block = hadamardBlockOf(h, p, "codec.entropy");
+    Matrix turnedKeys = h.keys, turnedValues = h.values;
+    if (block > 0) {
+        hadamardRotate(turnedKeys, block);
+        hadamardRotate(turnedValues, block);
+    }
+    const CodedMatrix keys = entropyCode(turnedKeys, alpha);
+    const CodedMatrix values = entropyCode(turnedValues, alpha);
     CompressedHead c = allTokens(h, Precision::F32); // the codec replaces the forms
     c.keyForm = CompressedHead::KeyForm::Quantized;
     c.quantizedKeys = keys.codes;
@@ -179,6 +185,7 @@ CompressedHead entropyCodec(const HeadInput& h, const ParamValues& p) {
     coded.keyElements = static_cast<std::size_t>(h.keys.size());
     coded.keySideBytes = keys.sideBytes;
     c.entropyCoded = coded;
+    c.hadamardBlock = block;
     return c;
 }
 
@@ -241,7 +248,8 @@ void addCodecSchemes(std::vector<std::unique_ptr<Scheme>>& out) {
          "empirical entropy. The device holds the decoded fixed-width codes.",
          // From 0.05: ±4σ is then 80 steps, inside the ±127 symbols kept before clipping.
          {{"alpha", "Step α (× σ)", 0.05, 4, 0.5, true, false, "",
-           "rounding step in units of the channel's standard deviation; larger = fewer bits"}},
+           "rounding step in units of the channel's standard deviation; larger = fewer bits"},
+          rotationParam()},
          "alpha"},
         entropyCodec));
 }
