@@ -38,7 +38,8 @@ PipelineKey baseKey(const Variant& var, const RunOptions& ro) {
     key.hsv = var.hsv;
     key.kMode = var.kMode;
     key.vMode = var.vMode;
-    if (var.kMode == Storage::Quantized || var.kMode == Storage::RotatedLowRank) {
+    if (var.kMode == Storage::Quantized || var.kMode == Storage::RotatedLowRank ||
+        var.kMode == Storage::RotatedQuantized) {
         key.kBits = var.kBits;
         key.kGroup = var.kGroup;
         key.kPerToken = var.kPerToken;

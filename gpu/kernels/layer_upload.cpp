@@ -66,8 +66,10 @@ HeadBytes headBytes(const CompressedHead& h, const Variant& var) {
     b.k = var.kMode == Storage::RotatedValues ? var.hsk / 2 * 4 : m * var.kStride * 4;
     if (var.kMode == Storage::RotatedLowRank) // frequencies and basis lead the coefficients
         b.k += (var.hsk / 2 + var.hsk * var.kGroup) * 4 + 12; // + up to 3 words of alignment
+    if (var.kMode == Storage::RotatedQuantized)               // the frequencies lead the codes
+        b.k += var.hsk / 2 * 4;
     b.v = m * var.vStride * 4;
-    if (var.kMode == Storage::Quantized)
+    if (var.kMode == Storage::Quantized || var.kMode == Storage::RotatedQuantized)
         b.ks = h.quantizedKeys.scales.size() * 4;
     if (var.vMode == Storage::Quantized)
         b.vs = h.quantizedValues.scales.size() * 4;
@@ -120,6 +122,11 @@ Variant variantOf(const CompressedHead& head) {
         v.kGroup = static_cast<std::uint32_t>(head.keys.cols());
         v.kBits = head.keyPrecision == Precision::F16 ? 16u : 32u;
         v.kStride = denseStride(v.kGroup, denseMode(head.keyPrecision));
+        v.kRotationInterleaved = head.keyRotation.interleaved ? 1 : 0;
+    }
+    // Pre-RoPE quantized keys: decoded and rotated on load, the codes after the frequencies.
+    if (hasPreRopeQuantizedKeys(head)) {
+        v.kMode = Storage::RotatedQuantized;
         v.kRotationInterleaved = head.keyRotation.interleaved ? 1 : 0;
     }
     return v;
@@ -179,7 +186,12 @@ void packHead(Packed& p, const CompressedHead& h, const Variant& variant, Upload
     field(HeadField::VsOffset, p.vs.size());
     field(HeadField::TokenOffset, p.pos.size());
     p.table.insert(p.table.end(), std::begin(entry), std::end(entry));
-    if (variant.kMode == Storage::Quantized) {
+    if (variant.kMode == Storage::Quantized || variant.kMode == Storage::RotatedQuantized) {
+        if (variant.kMode == Storage::RotatedQuantized) {
+            for (float f : h.keyRotation.frequencies)
+                p.k.push_back(std::bit_cast<std::uint32_t>(f));
+            up.keyScale = h.keyRotation.scale;
+        }
         p.k.insert(p.k.end(), h.quantizedKeys.codes.begin(), h.quantizedKeys.codes.end());
         appendScales(p.ks, h.quantizedKeys);
     } else if (variant.kMode == Storage::RotatedValues) {

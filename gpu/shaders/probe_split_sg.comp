@@ -36,7 +36,8 @@ shared vec4 mergeO[KVS_SG_SHARED_MERGE_VEC4S];     // BR · NSG · ⌈HSV/4⌉
 
 // Four key channels c..c+3 of row j (c a multiple of 4, c + 3 < HSK).
 vec4 loadK4(HeadInfo h, uint j, uint c) {
-    if (K_MODE == KVS_STORAGE_ROTATED_VALUES || K_MODE == KVS_STORAGE_ROTATED_LOW_RANK)
+    if (K_MODE == KVS_STORAGE_ROTATED_VALUES || K_MODE == KVS_STORAGE_ROTATED_LOW_RANK ||
+        K_MODE == KVS_STORAGE_ROTATED_QUANTIZED)
         return vec4(loadK(h, j, c), loadK(h, j, c + 1u), loadK(h, j, c + 2u), loadK(h, j, c + 3u));
     if (K_MODE == KVS_STORAGE_F32) {
         const uint b = h.kOff + j * pc.kStride + c;

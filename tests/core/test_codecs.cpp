@@ -237,6 +237,45 @@ private slots:
                           ErrorCode::InvalidArgument, "allowed: 0 (none), 2, 4, 8, 16)");
     }
 
+    // Keys quantized before RoPE: the codes hold the pre-RoPE keys, the reference decodes and
+    // turns them by position (checked against a hand-written half-split rotation), the bytes are
+    // those of post-RoPE codes, and the settings that cannot hold are refused.
+    void preRopeKeysAreRotatedOnLoad() {
+        const int n = 48, d = 16;
+        HeadInput h = randomHead(n, d, 21);
+        h.keysPreRope = h.keys;
+        for (int i = 0; i < d / 2; ++i)
+            h.keyRotation.frequencies.push_back(
+                static_cast<float>(std::pow(10000.0, -2.0 * i / d)));
+        for (int j = 0; j < n; ++j)
+            for (int i = 0; i < d / 2; ++i) {
+                const double angle = j * static_cast<double>(h.keyRotation.frequencies[i]);
+                const double x = h.keysPreRope(j, i), y = h.keysPreRope(j, i + d / 2);
+                h.keys(j, i) = static_cast<float>(x * std::cos(angle) - y * std::sin(angle));
+                h.keys(j, i + d / 2) =
+                    static_cast<float>(y * std::cos(angle) + x * std::sin(angle));
+            }
+        h.queries = {h.keys};
+        const CompressedHead pre = compressWith("codec.uniform:bits=8,group=16,pre_rope=1", h);
+        QVERIFY(hasPreRopeQuantizedKeys(pre));
+        QCOMPARE(pre.bytes().total(),
+                 compressWith("codec.uniform:bits=8,group=16", h).bytes().total());
+        // The decoded keys are the post-RoPE keys within the 8-bit step (a rotation keeps norms).
+        const Matrix keys = rotatedKeys(pre);
+        QVERIFY2((keys - h.keys).norm() < 0.01 * h.keys.norm(),
+                 qPrintable(QString::number((keys - h.keys).norm() / h.keys.norm())));
+        auto cpu = makeCpuBackend();
+        const Matrix queries = h.keys.bottomRows(3);
+        const auto exact = cpu->attend(exactHead(h.keys, h.values), queries, {}).valueOrThrow();
+        const auto coded = cpu->attend(pre, queries, {}).valueOrThrow();
+        QVERIFY((coded.outputs - exact.outputs).norm() < 0.02 * exact.outputs.norm());
+
+        KVS_VERIFY_THROWS(compressWith("codec.uniform:pre_rope=1,group=16", randomHead(8, 16, 1)),
+                          ErrorCode::Unsupported, "needs a RoPE model");
+        KVS_VERIFY_THROWS(compressWith("codec.uniform:pre_rope=1,rotation=16,group=16", h),
+                          ErrorCode::InvalidArgument, "allowed: rotation = 0");
+    }
+
     // The entropy-coded codec: the bytes are the streams plus their side information, the
     // decoded values sit within half a step of the input, and a coarser step costs fewer bits.
     void entropyCodecReportsItsRealRate() {

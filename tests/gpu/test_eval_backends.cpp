@@ -83,6 +83,11 @@ private slots:
             {"K4/V2, Hadamard blocks of 4",
              "codec.uniform:key_bits=4,value_bits=2,group=12,rotation=4"},
             {"entropy-coded, Hadamard blocks of 4", "codec.entropy:alpha=0.5,rotation=4"},
+            // Pre-RoPE key codes: decoded and turned by each kept token's position on load.
+            {"K4/V2, keys before RoPE",
+             "codec.uniform:key_bits=4,value_bits=2,group=12,pre_rope=1"},
+            {"SnapKV + 4-bit keys before RoPE",
+             "select.snapkv:keep=0.3+codec.uniform:bits=4,group=4,pre_rope=1"},
             {"rank 4", "factor.data_aware:rank=4"},
             {"weight SVD rank 4 (pre-RoPE, rotated on load)", "factor.weight_svd:rank=4"},
             {"rotation pairs, rank 4", "factor.rope_pairs:rank=4"},

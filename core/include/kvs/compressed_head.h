@@ -98,6 +98,8 @@ struct CompressedHead {
     // with one (values not shared) they are pre-RoPE latents and the key attention uses is
     // R(position) · (c · Pᵀ), rebuilt and rotated on load: memory saved, not bandwidth.
     Matrix queryProjection;
+    // Quantized: with a keyRotation (values not shared) the codes are pre-RoPE keys, and the key
+    // attention uses is R(position) · (minimum + scale · code), decoded and rotated on load.
     QuantizedMatrix quantizedKeys;
 
     enum class ValueForm { Dense, Quantized, SharedWithKeys } valueForm = ValueForm::Dense;
@@ -159,6 +161,8 @@ void hadamardRotate(Matrix& x, int block);
 Matrix rotatedKeys(const CompressedHead& head);
 // True for low-rank keys cached before RoPE (rotated on load).
 bool hasPreRopeLowRankKeys(const CompressedHead& head);
+// True for quantized keys cached before RoPE (decoded, then rotated on load).
+bool hasPreRopeQuantizedKeys(const CompressedHead& head);
 
 // The identity scheme: every token kept, dense keys and values at `precision`.
 CompressedHead exactHead(const Matrix& keys, const Matrix& values,

@@ -343,6 +343,12 @@ void CompressedHead::validate() const {
         break;
     case KeyForm::Quantized:
         validateQuantized(quantizedKeys, "quantized keys", m, headDim);
+        if (hasPreRopeQuantizedKeys(*this) &&
+            (headDim % 2 != 0 ||
+             keyRotation.frequencies.size() != static_cast<std::size_t>(headDim / 2)))
+            invalid("pre-RoPE quantized keys need " + std::to_string(headDim / 2) +
+                    " rotation frequencies (an even head dim), got " +
+                    std::to_string(keyRotation.frequencies.size()));
         break;
     }
     switch (valueForm) {
@@ -368,6 +374,9 @@ void CompressedHead::validate() const {
                     std::to_string(headDim) + " and " + std::to_string(valueDim()));
         if (!keysRotated() && !valuesRotated())
             invalid("a Hadamard block is set but neither keys nor values are quantized");
+        if (keysRotated() && hasPreRopeQuantizedKeys(*this))
+            invalid("Hadamard-rotated keys cannot also be pre-RoPE: the query is rotated after "
+                    "RoPE, the key before it");
     }
 }
 
@@ -396,20 +405,27 @@ bool hasPreRopeLowRankKeys(const CompressedHead& head) {
            head.valueForm != CompressedHead::ValueForm::SharedWithKeys;
 }
 
+bool hasPreRopeQuantizedKeys(const CompressedHead& head) {
+    return head.keyForm == CompressedHead::KeyForm::Quantized && !head.keyRotation.empty() &&
+           head.valueForm != CompressedHead::ValueForm::SharedWithKeys;
+}
+
 Matrix rotatedKeys(const CompressedHead& head) {
     const bool lowRank = hasPreRopeLowRankKeys(head);
+    const bool quantized = hasPreRopeQuantizedKeys(head);
     const Matrix preRope =
         lowRank
             ? Matrix((head.keys.cast<double>() * head.queryProjection.cast<double>().transpose())
                          .cast<float>())
-            : head.values;
+        : quantized ? head.quantizedKeys.dequantize()
+                    : head.values;
     const Eigen::Index d = preRope.cols(), half = d / 2;
     const KeyRotation& r = head.keyRotation;
     if (r.empty() || static_cast<Eigen::Index>(r.frequencies.size()) != half || d % 2 != 0 ||
         preRope.rows() != head.keptCount())
         throw Error(ErrorCode::InvalidArgument,
                     "rotatedKeys: the head has no key rotation matching its " + std::to_string(d) +
-                        (lowRank ? " key columns and " : " value columns and ") +
+                        (lowRank || quantized ? " key columns and " : " value columns and ") +
                         std::to_string(head.keptCount()) + " positions");
     Matrix keys(preRope.rows(), d);
     for (Eigen::Index j = 0; j < keys.rows(); ++j) {

@@ -31,7 +31,10 @@ Decoded decode(const CompressedHead& head) {
     Decoded d;
     // Rotated codes are turned back (H_b is its own inverse): the reference reads the keys and
     // values the codec meant, a backend may instead rotate the queries and the output.
-    if (head.keyForm == CompressedHead::KeyForm::Quantized) {
+    if (hasPreRopeQuantizedKeys(head)) { // decoded, then turned by position
+        d.keyStorage = rotatedKeys(head);
+        d.keys = &d.keyStorage;
+    } else if (head.keyForm == CompressedHead::KeyForm::Quantized) {
         d.keyStorage = head.quantizedKeys.dequantize();
         if (head.keysRotated())
             hadamardRotate(d.keyStorage, head.hadamardBlock);

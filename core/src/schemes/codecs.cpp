@@ -64,7 +64,23 @@ CompressedHead uniformCodec(const HeadInput& h, const ParamValues& p) {
                         " (values are grouped per token over channels; allowed: " + allowed + ")");
     }
     const int block = hadamardBlockOf(h, p, "codec.uniform");
-    Matrix keys = h.keys, values = h.values;
+    const bool preRope = param(p, "pre_rope") != 0.0;
+    if (preRope) {
+        if (h.keyRotation.empty())
+            throw Error(ErrorCode::Unsupported,
+                        "codec.uniform: pre_rope = 1 needs a RoPE model (this one's keys carry "
+                        "learned positions, there is nothing to rotate on load)");
+        if (h.keysPreRope.rows() != h.tokens())
+            throw Error(ErrorCode::Unsupported,
+                        "codec.uniform: the capture holds no pre-RoPE keys for this RoPE model "
+                        "(capture it again with this version)");
+        if (block > 0)
+            throw Error(ErrorCode::InvalidArgument,
+                        "codec.uniform: rotation = " + std::to_string(block) +
+                            " does not go with pre_rope = 1 (the query is rotated after RoPE, "
+                            "the key before it; allowed: rotation = 0)");
+    }
+    Matrix keys = preRope ? h.keysPreRope : h.keys, values = h.values;
     if (block > 0) {
         hadamardRotate(keys, block);
         hadamardRotate(values, block);
@@ -75,6 +91,8 @@ CompressedHead uniformCodec(const HeadInput& h, const ParamValues& p) {
     c.valueForm = CompressedHead::ValueForm::Quantized;
     c.quantizedValues = quantize(values, bitsOf(p, "value_bits"), group, Grouping::PerToken);
     c.hadamardBlock = block;
+    if (preRope)
+        c.keyRotation = h.keyRotation; // codes are pre-RoPE: decoded and rotated on load
     return c;
 }
 
@@ -218,6 +236,22 @@ ParamSpec rotationParam() {
     return s;
 }
 
+ParamSpec preRopeParam() {
+    ParamSpec s{"pre_rope",
+                "Keys before RoPE",
+                0,
+                1,
+                0,
+                false,
+                true,
+                "",
+                "1 = quantize the keys before the rotary embedding, where each channel keeps "
+                "its scale across positions (KVQuant); decoded and rotated on load. RoPE "
+                "models only"};
+    s.choices = {0, 1};
+    return s;
+}
+
 } // namespace
 
 void addCodecSchemes(std::vector<std::unique_ptr<Scheme>>& out) {
@@ -235,7 +269,8 @@ void addCodecSchemes(std::vector<std::unique_ptr<Scheme>>& out) {
           bitsParam("value_bits", "Value bits", 0, "value code width; 0 = Bits"),
           {"group", "Group size G", 4, 256, 32, true, true, "",
            "elements sharing one scale and minimum; must divide the head dim"},
-          rotationParam()},
+          rotationParam(),
+          preRopeParam()},
          "bits"},
         uniformCodec));
     out.push_back(makeScheme(

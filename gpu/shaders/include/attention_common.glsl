@@ -145,6 +145,16 @@ float rotateChannel(RopePair r, float self, float partner) {
     return self * cos(r.angle) + (r.first ? -rotated : rotated);
 }
 
+// Quantized key element (row j, column c) whose codes start at word `base`: minimum + scale ·
+// code as on the CPU.
+float quantizedKey(HeadInfo h, uint base, uint j, uint c) {
+    const uint code = extractK(base, j * pc.kStride * 32u + c * K_BITS, K_BITS);
+    const uint g = K_PER_TOKEN != 0u ? j * ((HSK + K_GROUP - 1u) / K_GROUP) + c / K_GROUP
+                                      : (j / K_GROUP) * HSK + c;
+    const vec2 sm = unpackHalf2x16(KS[h.ksOff + g]);
+    return sm.y + sm.x * float(code);
+}
+
 // Key element (row j, column c) of head h, decoded to fp32: minimum + scale · code as on the CPU.
 float loadK(HeadInfo h, uint j, uint c) {
     if (K_MODE == KVS_STORAGE_ROTATED_LOW_RANK) {
@@ -157,17 +167,19 @@ float loadK(HeadInfo h, uint j, uint c) {
         const RopePair r = ropePair(h, j, c);
         return rotateChannel(r, loadV(h, j, c), loadV(h, j, r.partner));
     }
+    if (K_MODE == KVS_STORAGE_ROTATED_QUANTIZED) {
+        // Pre-RoPE codes after the HSK/2 frequencies: decoded for c and its partner, then turned.
+        const RopePair r = ropePair(h, j, c);
+        const uint codes = h.kOff + HSK / 2u;
+        return rotateChannel(r, quantizedKey(h, codes, j, c), quantizedKey(h, codes, j, r.partner));
+    }
     if (K_MODE == KVS_STORAGE_F32)
         return uintBitsToFloat(K[h.kOff + j * pc.kStride + c]);
     if (K_MODE == KVS_STORAGE_F16) {
         const vec2 pair = unpackHalf2x16(K[h.kOff + j * pc.kStride + (c >> 1u)]);
         return (c & 1u) == 0u ? pair.x : pair.y;
     }
-    const uint code = extractK(h.kOff, j * pc.kStride * 32u + c * K_BITS, K_BITS);
-    const uint g = K_PER_TOKEN != 0u ? j * ((HSK + K_GROUP - 1u) / K_GROUP) + c / K_GROUP
-                                      : (j / K_GROUP) * HSK + c;
-    const vec2 sm = unpackHalf2x16(KS[h.ksOff + g]);
-    return sm.y + sm.x * float(code);
+    return quantizedKey(h, h.kOff, j, c);
 }
 
 // ŝ_j without the dot product: bias and causal mask by original position.

@@ -20,6 +20,10 @@
 // per kept token (fp16 pairs when K_BITS = 16, fp32 when 32; kStride words per row); a key is
 // R(position) · (c · Pᵀ), rebuilt and rotated on load.
 #define KVS_STORAGE_ROTATED_LOW_RANK 4u
+// Keys only (pre-RoPE quantized keys): per head the K binding holds HSK/2 fp32 pair frequencies,
+// then the codes as KVS_STORAGE_QUANTIZED lays them out (scales in KS); a key is R(position) ·
+// (minimum + scale · code), decoded and rotated on load.
+#define KVS_STORAGE_ROTATED_QUANTIZED 5u
 
 // ---- Descriptor bindings of the one layout every kernel uses (set 0) -------------------------
 #define KVS_BINDING_Q 0            // queries, fp32, (query head, query, channel)
@@ -101,6 +105,7 @@ enum class Storage : std::uint32_t {
     Quantized = KVS_STORAGE_QUANTIZED,
     RotatedValues = KVS_STORAGE_ROTATED_VALUES,
     RotatedLowRank = KVS_STORAGE_ROTATED_LOW_RANK,
+    RotatedQuantized = KVS_STORAGE_ROTATED_QUANTIZED,
 };
 
 enum class Binding : std::uint32_t {
