@@ -26,8 +26,8 @@ namespace {
 // Cache formats the bench lays out: fp16; q4 (4-bit keys per channel, values per token); k4v2
 // (KIVI's K4/V2); lowrank (post-RoPE keys as d/4 coefficients, queries projected); lowrank_rope
 // (pre-RoPE latents of rank d/4 rebuilt and rotated on load, as the weight SVD stores them).
-const char* const kBenchFormats[] = {"fp16",    "q4",           "k4v2",
-                                     "lowrank", "lowrank_rope", "q4_hadamard"};
+const char* const kBenchFormats[] = {"fp16",         "q4",          "k4v2",   "lowrank",
+                                     "lowrank_rope", "q4_hadamard", "q4_rope"};
 
 struct Shape {
     int n = 1024;
@@ -130,8 +130,9 @@ BenchOptions parseBenchOptions(const Args& args) {
     for (std::string f; std::getline(list, f, ',');) {
         if (std::find(std::begin(kBenchFormats), std::end(kBenchFormats), f) ==
             std::end(kBenchFormats))
-            throw UsageError("bench attention: unknown format '" + f +
-                             "' in --formats (fp16, q4, k4v2, lowrank, lowrank_rope, q4_hadamard)");
+            throw UsageError(
+                "bench attention: unknown format '" + f +
+                "' in --formats (fp16, q4, k4v2, lowrank, lowrank_rope, q4_hadamard, q4_rope)");
         formats.push_back(f);
     }
     for (int n : contexts)
@@ -150,7 +151,8 @@ std::vector<CompressedHead> benchLayer(const Shape& s, int kvHeads) {
     for (int h = 0; h < kvHeads; ++h) {
         CompressedHead head =
             exactHead(noise(s.n, s.d, 2 * h + 1), noise(s.n, s.d, 2 * h + 2), Precision::F16);
-        if (s.format == "q4" || s.format == "k4v2" || s.format == "q4_hadamard") {
+        if (s.format == "q4" || s.format == "k4v2" || s.format == "q4_hadamard" ||
+            s.format == "q4_rope") {
             if (s.format == "q4_hadamard") { // the largest power-of-two block dividing d
                 head.hadamardBlock = s.d & -s.d;
                 hadamardRotate(head.keys, head.hadamardBlock);
@@ -163,6 +165,10 @@ std::vector<CompressedHead> benchLayer(const Shape& s, int kvHeads) {
                                             QuantizedMatrix::Grouping::PerToken);
             head.keys = Matrix();
             head.values = Matrix();
+            if (s.format == "q4_rope") // the codes are pre-RoPE keys: decoded and turned on load
+                for (int i = 0; i < s.d / 2; ++i)
+                    head.keyRotation.frequencies.push_back(std::pow(
+                        10000.0f, -2.0f * static_cast<float>(i) / static_cast<float>(s.d)));
         } else if (s.format == "lowrank" || s.format == "lowrank_rope") {
             const int r = std::max(1, s.d / 4);
             head.keyForm = CompressedHead::KeyForm::LowRank;

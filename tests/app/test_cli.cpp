@@ -294,18 +294,22 @@ private slots:
 
     // bench attention lays out each compressed form; the byte counts follow the formulas
     // (per head: fp16 4nd; k4v2 codes nd/2 + nd/4 and 4 B per group of 32; low rank 2n(r + d) +
-    // 2dr with r = d/4); an unknown format is a usage error.
+    // 2dr with r = d/4; the Hadamard-rotated and pre-RoPE q4 forms store what q4 stores); an
+    // unknown format is a usage error.
     void benchAttentionFormats() {
-        const json j =
-            runJson({"bench", "attention", "--backend", "cpu", "--contexts", "256", "--dims", "32",
-                     "--heads", "2", "--formats", "fp16,k4v2,lowrank,lowrank_rope", "--repeats",
-                     "1", "--warmup", "0", "--cpu-repeats", "1", "--json"});
+        const json j = runJson({"bench", "attention", "--backend", "cpu", "--contexts", "256",
+                                "--dims", "32", "--heads", "2", "--formats",
+                                "fp16,k4v2,lowrank,lowrank_rope,q4,q4_hadamard,q4_rope",
+                                "--repeats", "1", "--warmup", "0", "--cpu-repeats", "1", "--json"});
         const int n = 256, d = 32, r = 8, heads = 2;
         const std::map<std::string, int> expected = {
             {"fp16", heads * 4 * n * d},
             {"k4v2", heads * (n * d / 2 + n * d / 4 + 4 * (n / 32) * d + 4 * n)},
             {"lowrank", heads * (2 * n * (r + d) + 2 * d * r)},
-            {"lowrank_rope", heads * (2 * n * (r + d) + 2 * d * r)}};
+            {"lowrank_rope", heads * (2 * n * (r + d) + 2 * d * r)},
+            {"q4", heads * (n * d + 4 * (n / 32) * d + 4 * n)},
+            {"q4_hadamard", heads * (n * d + 4 * (n / 32) * d + 4 * n)},
+            {"q4_rope", heads * (n * d + 4 * (n / 32) * d + 4 * n)}};
         QCOMPARE(j["rows"].size(), expected.size());
         for (const auto& row : j["rows"]) {
             const std::string format = row["cache"].get<std::string>();
