@@ -270,6 +270,12 @@ private slots:
         const auto coded = cpu->attend(pre, queries, {}).valueOrThrow();
         QVERIFY((coded.outputs - exact.outputs).norm() < 0.02 * exact.outputs.norm());
 
+        // The entropy codec codes the same pre-RoPE keys (fine steps: close to the keys).
+        const CompressedHead entropy = compressWith("codec.entropy:alpha=0.05,pre_rope=1", h);
+        QVERIFY(hasPreRopeQuantizedKeys(entropy));
+        QVERIFY((rotatedKeys(entropy) - h.keys).norm() < 0.02 * h.keys.norm());
+        KVS_VERIFY_THROWS(compressWith("codec.entropy:pre_rope=1", randomHead(8, 16, 1)),
+                          ErrorCode::Unsupported, "codec.entropy: pre_rope = 1 needs a RoPE model");
         KVS_VERIFY_THROWS(compressWith("codec.uniform:pre_rope=1,group=16", randomHead(8, 16, 1)),
                           ErrorCode::Unsupported, "needs a RoPE model");
         KVS_VERIFY_THROWS(compressWith("codec.uniform:pre_rope=1,rotation=16,group=16", h),

@@ -86,6 +86,7 @@ private slots:
             // Pre-RoPE key codes: decoded and turned by each kept token's position on load.
             {"K4/V2, keys before RoPE",
              "codec.uniform:key_bits=4,value_bits=2,group=12,pre_rope=1"},
+            {"entropy-coded, keys before RoPE", "codec.entropy:alpha=0.5,pre_rope=1"},
             {"SnapKV + 4-bit keys before RoPE",
              "select.snapkv:keep=0.3+codec.uniform:bits=4,group=4,pre_rope=1"},
             {"rank 4", "factor.data_aware:rank=4"},

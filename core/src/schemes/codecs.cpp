@@ -50,6 +50,27 @@ int hadamardBlockOf(const HeadInput& h, const ParamValues& p, const std::string&
                     " (a power of two that divides it; allowed: " + allowed + ")");
 }
 
+// The "pre_rope" parameter: whether the keys are coded before RoPE (refused where there is no
+// rotation to apply on load, no pre-RoPE capture, or a Hadamard rotation on the query side).
+bool preRopeOf(const HeadInput& h, const ParamValues& p, const std::string& id, int block) {
+    if (param(p, "pre_rope") == 0.0)
+        return false;
+    if (h.keyRotation.empty())
+        throw Error(ErrorCode::Unsupported,
+                    id + ": pre_rope = 1 needs a RoPE model (this one's keys carry learned "
+                         "positions, there is nothing to rotate on load)");
+    if (h.keysPreRope.rows() != h.tokens())
+        throw Error(ErrorCode::Unsupported,
+                    id + ": the capture holds no pre-RoPE keys for this RoPE model (capture it "
+                         "again with this version)");
+    if (block > 0)
+        throw Error(ErrorCode::InvalidArgument,
+                    id + ": rotation = " + std::to_string(block) +
+                        " does not go with pre_rope = 1 (the query is rotated after RoPE, the "
+                        "key before it; allowed: rotation = 0)");
+    return true;
+}
+
 CompressedHead uniformCodec(const HeadInput& h, const ParamValues& p) {
     requireSeparateValues(h, "codec.uniform");
     const int group = static_cast<int>(param(p, "group"));
@@ -64,22 +85,7 @@ CompressedHead uniformCodec(const HeadInput& h, const ParamValues& p) {
                         " (values are grouped per token over channels; allowed: " + allowed + ")");
     }
     const int block = hadamardBlockOf(h, p, "codec.uniform");
-    const bool preRope = param(p, "pre_rope") != 0.0;
-    if (preRope) {
-        if (h.keyRotation.empty())
-            throw Error(ErrorCode::Unsupported,
-                        "codec.uniform: pre_rope = 1 needs a RoPE model (this one's keys carry "
-                        "learned positions, there is nothing to rotate on load)");
-        if (h.keysPreRope.rows() != h.tokens())
-            throw Error(ErrorCode::Unsupported,
-                        "codec.uniform: the capture holds no pre-RoPE keys for this RoPE model "
-                        "(capture it again with this version)");
-        if (block > 0)
-            throw Error(ErrorCode::InvalidArgument,
-                        "codec.uniform: rotation = " + std::to_string(block) +
-                            " does not go with pre_rope = 1 (the query is rotated after RoPE, "
-                            "the key before it; allowed: rotation = 0)");
-    }
+    const bool preRope = preRopeOf(h, p, "codec.uniform", block);
     Matrix keys = preRope ? h.keysPreRope : h.keys, values = h.values;
     if (block > 0) {
         hadamardRotate(keys, block);
@@ -181,7 +187,8 @@ CompressedHead entropyCodec(const HeadInput& h, const ParamValues& p) {
     requireSeparateValues(h, "codec.entropy");
     const double alpha = param(p, "alpha");
     const int block = hadamardBlockOf(h, p, "codec.entropy");
-    Matrix turnedKeys = h.keys, turnedValues = h.values;
+    const bool preRope = preRopeOf(h, p, "codec.entropy", block);
+    Matrix turnedKeys = preRope ? h.keysPreRope : h.keys, turnedValues = h.values;
     if (block > 0) {
         hadamardRotate(turnedKeys, block);
         hadamardRotate(turnedValues, block);
@@ -204,6 +211,8 @@ CompressedHead entropyCodec(const HeadInput& h, const ParamValues& p) {
     coded.keySideBytes = keys.sideBytes;
     c.entropyCoded = coded;
     c.hadamardBlock = block;
+    if (preRope)
+        c.keyRotation = h.keyRotation; // codes are pre-RoPE: decoded and rotated on load
     return c;
 }
 
@@ -284,7 +293,8 @@ void addCodecSchemes(std::vector<std::unique_ptr<Scheme>>& out) {
          // From 0.05: ±4σ is then 80 steps, inside the ±127 symbols kept before clipping.
          {{"alpha", "Step α (× σ)", 0.05, 4, 0.5, true, false, "",
            "rounding step in units of the channel's standard deviation; larger = fewer bits"},
-          rotationParam()},
+          rotationParam(),
+          preRopeParam()},
          "alpha"},
         entropyCodec));
 }
