@@ -145,6 +145,14 @@ BenchOptions parseBenchOptions(const Args& args) {
 
 // One layer of `kvHeads` exact caches of the shape (fp16, or 4-bit keys per channel and values
 // per token). Distinct seeds keep caches from being identical.
+// RoPE's pair frequencies θ^(−2i/d), θ = 10000, for the rotated-on-load formats.
+std::vector<float> ropeFrequencies(int d) {
+    std::vector<float> out;
+    for (int i = 0; i < d / 2; ++i)
+        out.push_back(std::pow(10000.0f, -2.0f * static_cast<float>(i) / static_cast<float>(d)));
+    return out;
+}
+
 std::vector<CompressedHead> benchLayer(const Shape& s, int kvHeads) {
     std::vector<CompressedHead> layer;
     layer.reserve(static_cast<std::size_t>(kvHeads));
@@ -166,9 +174,7 @@ std::vector<CompressedHead> benchLayer(const Shape& s, int kvHeads) {
             head.keys = Matrix();
             head.values = Matrix();
             if (s.format == "q4_rope") // the codes are pre-RoPE keys: decoded and turned on load
-                for (int i = 0; i < s.d / 2; ++i)
-                    head.keyRotation.frequencies.push_back(std::pow(
-                        10000.0f, -2.0f * static_cast<float>(i) / static_cast<float>(s.d)));
+                head.keyRotation.frequencies = ropeFrequencies(s.d);
         } else if (s.format == "lowrank" || s.format == "lowrank_rope") {
             const int r = std::max(1, s.d / 4);
             head.keyForm = CompressedHead::KeyForm::LowRank;
@@ -177,9 +183,7 @@ std::vector<CompressedHead> benchLayer(const Shape& s, int kvHeads) {
             roundToHalf(head.keys);
             roundToHalf(head.queryProjection);
             if (s.format == "lowrank_rope")
-                for (int i = 0; i < s.d / 2; ++i)
-                    head.keyRotation.frequencies.push_back(std::pow(
-                        10000.0f, -2.0f * static_cast<float>(i) / static_cast<float>(s.d)));
+                head.keyRotation.frequencies = ropeFrequencies(s.d);
         }
         layer.push_back(std::move(head));
     }

@@ -94,6 +94,17 @@ template <class S> void randomize(TransformerT<S>& m, unsigned seed) {
     }
 }
 
+// KV head h's columns of a flat input-major projection (e.g. one layer's wk), in double.
+Eigen::MatrixXd headBlock(const std::vector<float>& params, const ParamInfo& p, int h,
+                          int headDim) {
+    Eigen::MatrixXd block(p.rows, headDim);
+    for (int r = 0; r < p.rows; ++r)
+        for (int j = 0; j < headDim; ++j)
+            block(r, j) = params[p.offset + static_cast<std::size_t>(r) * p.cols +
+                                 static_cast<std::size_t>(h * headDim + j)];
+    return block;
+}
+
 } // namespace
 
 class TestTrain : public QObject {
@@ -349,14 +360,8 @@ private slots:
             if (!isKey)
                 continue;
             for (int h = 0; h < c.kvHeads; ++h) {
-                Eigen::MatrixXd original(p.rows, c.headDim), projected(p.rows, c.headDim);
-                for (int r = 0; r < p.rows; ++r)
-                    for (int j = 0; j < c.headDim; ++j) {
-                        const std::size_t at = p.offset + static_cast<std::size_t>(r) * p.cols +
-                                               static_cast<std::size_t>(h * c.headDim + j);
-                        original(r, j) = source.parameters()[at];
-                        projected(r, j) = start[at];
-                    }
+                const Eigen::MatrixXd original = headBlock(source.parameters(), p, h, c.headDim);
+                const Eigen::MatrixXd projected = headBlock(start, p, h, c.headDim);
                 const Eigen::VectorXd sigma =
                     Eigen::JacobiSVD<Eigen::MatrixXd>(original).singularValues();
                 const double dropped = sigma.tail(c.headDim - 2).squaredNorm();
@@ -379,13 +384,9 @@ private slots:
             if (!p.name.ends_with(".wk"))
                 continue;
             for (int h = 0; h < c.kvHeads; ++h) {
-                Eigen::MatrixXd block(p.rows, c.headDim);
-                for (int r = 0; r < p.rows; ++r)
-                    for (int j = 0; j < c.headDim; ++j)
-                        block(r, j) = after[p.offset + static_cast<std::size_t>(r) * p.cols +
-                                            static_cast<std::size_t>(h * c.headDim + j)];
                 const Eigen::VectorXd sigma =
-                    Eigen::JacobiSVD<Eigen::MatrixXd>(block).singularValues();
+                    Eigen::JacobiSVD<Eigen::MatrixXd>(headBlock(after, p, h, c.headDim))
+                        .singularValues();
                 QVERIFY2(sigma(2) < 1e-5 * sigma(0), p.name.c_str());
             }
         }

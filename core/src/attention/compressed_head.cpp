@@ -334,23 +334,19 @@ void CompressedHead::validate() const {
             invalid("query projection is " + std::to_string(queryProjection.rows()) + " x " +
                     std::to_string(queryProjection.cols()) + ", expected " +
                     std::to_string(headDim) + " x " + std::to_string(keys.cols()));
-        if (hasPreRopeLowRankKeys(*this) &&
-            (headDim % 2 != 0 ||
-             keyRotation.frequencies.size() != static_cast<std::size_t>(headDim / 2)))
-            invalid("pre-RoPE low-rank keys need " + std::to_string(headDim / 2) +
-                    " rotation frequencies (an even head dim), got " +
-                    std::to_string(keyRotation.frequencies.size()));
         break;
     case KeyForm::Quantized:
         validateQuantized(quantizedKeys, "quantized keys", m, headDim);
-        if (hasPreRopeQuantizedKeys(*this) &&
-            (headDim % 2 != 0 ||
-             keyRotation.frequencies.size() != static_cast<std::size_t>(headDim / 2)))
-            invalid("pre-RoPE quantized keys need " + std::to_string(headDim / 2) +
-                    " rotation frequencies (an even head dim), got " +
-                    std::to_string(keyRotation.frequencies.size()));
         break;
     }
+    const bool lowRankPreRope = hasPreRopeLowRankKeys(*this);
+    if ((lowRankPreRope || hasPreRopeQuantizedKeys(*this)) &&
+        (headDim % 2 != 0 ||
+         keyRotation.frequencies.size() != static_cast<std::size_t>(headDim / 2)))
+        invalid(std::string("pre-RoPE ") + (lowRankPreRope ? "low-rank" : "quantized") +
+                " keys need " + std::to_string(headDim / 2) +
+                " rotation frequencies (an even head dim), got " +
+                std::to_string(keyRotation.frequencies.size()));
     switch (valueForm) {
     case ValueForm::Dense:
     case ValueForm::SharedWithKeys:

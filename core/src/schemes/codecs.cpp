@@ -71,6 +71,32 @@ bool preRopeOf(const HeadInput& h, const ParamValues& p, const std::string& id, 
     return true;
 }
 
+// What a codec rounds: the keys (before RoPE with pre_rope) and values, Hadamard-rotated when
+// asked; finish() records both choices on the head the codec built.
+struct CodecInput {
+    Matrix keys, values;
+    int block = 0;
+    bool preRope = false;
+    void finish(CompressedHead& c, const HeadInput& h) const {
+        c.hadamardBlock = block;
+        if (preRope)
+            c.keyRotation = h.keyRotation; // codes are pre-RoPE: decoded and rotated on load
+    }
+};
+
+CodecInput codecInput(const HeadInput& h, const ParamValues& p, const std::string& id) {
+    CodecInput in;
+    in.block = hadamardBlockOf(h, p, id);
+    in.preRope = preRopeOf(h, p, id, in.block);
+    in.keys = in.preRope ? h.keysPreRope : h.keys;
+    in.values = h.values;
+    if (in.block > 0) {
+        hadamardRotate(in.keys, in.block);
+        hadamardRotate(in.values, in.block);
+    }
+    return in;
+}
+
 CompressedHead uniformCodec(const HeadInput& h, const ParamValues& p) {
     requireSeparateValues(h, "codec.uniform");
     const int group = static_cast<int>(param(p, "group"));
@@ -84,21 +110,13 @@ CompressedHead uniformCodec(const HeadInput& h, const ParamValues& p) {
                         " does not divide the head dim " + std::to_string(h.headDim()) +
                         " (values are grouped per token over channels; allowed: " + allowed + ")");
     }
-    const int block = hadamardBlockOf(h, p, "codec.uniform");
-    const bool preRope = preRopeOf(h, p, "codec.uniform", block);
-    Matrix keys = preRope ? h.keysPreRope : h.keys, values = h.values;
-    if (block > 0) {
-        hadamardRotate(keys, block);
-        hadamardRotate(values, block);
-    }
+    const CodecInput in = codecInput(h, p, "codec.uniform");
     CompressedHead c = allTokens(h, Precision::F32); // the codec replaces the forms
     c.keyForm = CompressedHead::KeyForm::Quantized;
-    c.quantizedKeys = quantize(keys, bitsOf(p, "key_bits"), group, Grouping::PerChannel);
+    c.quantizedKeys = quantize(in.keys, bitsOf(p, "key_bits"), group, Grouping::PerChannel);
     c.valueForm = CompressedHead::ValueForm::Quantized;
-    c.quantizedValues = quantize(values, bitsOf(p, "value_bits"), group, Grouping::PerToken);
-    c.hadamardBlock = block;
-    if (preRope)
-        c.keyRotation = h.keyRotation; // codes are pre-RoPE: decoded and rotated on load
+    c.quantizedValues = quantize(in.values, bitsOf(p, "value_bits"), group, Grouping::PerToken);
+    in.finish(c, h);
     return c;
 }
 
@@ -186,15 +204,9 @@ CodedMatrix entropyCode(const Matrix& x, double alpha) {
 CompressedHead entropyCodec(const HeadInput& h, const ParamValues& p) {
     requireSeparateValues(h, "codec.entropy");
     const double alpha = param(p, "alpha");
-    const int block = hadamardBlockOf(h, p, "codec.entropy");
-    const bool preRope = preRopeOf(h, p, "codec.entropy", block);
-    Matrix turnedKeys = preRope ? h.keysPreRope : h.keys, turnedValues = h.values;
-    if (block > 0) {
-        hadamardRotate(turnedKeys, block);
-        hadamardRotate(turnedValues, block);
-    }
-    const CodedMatrix keys = entropyCode(turnedKeys, alpha);
-    const CodedMatrix values = entropyCode(turnedValues, alpha);
+    const CodecInput in = codecInput(h, p, "codec.entropy");
+    const CodedMatrix keys = entropyCode(in.keys, alpha);
+    const CodedMatrix values = entropyCode(in.values, alpha);
     CompressedHead c = allTokens(h, Precision::F32); // the codec replaces the forms
     c.keyForm = CompressedHead::KeyForm::Quantized;
     c.quantizedKeys = keys.codes;
@@ -210,9 +222,7 @@ CompressedHead entropyCodec(const HeadInput& h, const ParamValues& p) {
     coded.keyElements = static_cast<std::size_t>(h.keys.size());
     coded.keySideBytes = keys.sideBytes;
     c.entropyCoded = coded;
-    c.hadamardBlock = block;
-    if (preRope)
-        c.keyRotation = h.keyRotation; // codes are pre-RoPE: decoded and rotated on load
+    in.finish(c, h);
     return c;
 }
 
