@@ -114,9 +114,64 @@ struct VulkanBackend::Impl {
         }
     }
 
+    // Heads with a recent window: the kernels read one form per head, so the older tokens and
+    // the fp16 window are two passes, merged on the host by log-sum-exp.
+    std::vector<AttendResult> attendSplit(const LayerAttendRequest& request) {
+        const auto start = std::chrono::steady_clock::now();
+        const int g = request.groupSize;
+        std::vector<CompressedHead> older, recent;
+        std::vector<std::size_t> windowed; // KV heads that have a window
+        for (std::size_t h = 0; h < request.heads.size(); ++h) {
+            if (request.heads[h].recentCount() == 0) {
+                older.push_back(request.heads[h]);
+                continue;
+            }
+            auto [o, r] = splitRecentWindow(request.heads[h]);
+            older.push_back(std::move(o));
+            recent.push_back(std::move(r));
+            windowed.push_back(h);
+        }
+        LayerAttendRequest olderRequest = request;
+        olderRequest.heads = older;
+        std::vector<AttendResult> results = attendLayer(olderRequest);
+        // The windows of the heads that have one, with their query heads, as one more layer call.
+        std::vector<Matrix> recentQueries;
+        for (const std::size_t h : windowed)
+            for (int q = 0; q < g; ++q)
+                recentQueries.push_back(
+                    request.queries[h * static_cast<std::size_t>(g) + static_cast<std::size_t>(q)]);
+        LayerAttendRequest recentRequest = request;
+        recentRequest.heads = recent;
+        recentRequest.queries = recentQueries;
+        std::vector<AttendResult> windows = attendLayer(recentRequest);
+        // Timings and allocation of each call sit in its first result: keep them whole there.
+        results.front().timings.insert(results.front().timings.end(),
+                                       windows.front().timings.begin(),
+                                       windows.front().timings.end());
+        results.front().allocation += windows.front().allocation;
+        windows.front().timings.clear();
+        windows.front().allocation = {};
+        for (std::size_t i = 0; i < windowed.size(); ++i)
+            for (int q = 0; q < g; ++q) {
+                AttendResult& window =
+                    windows[i * static_cast<std::size_t>(g) + static_cast<std::size_t>(q)];
+                window.wallMicroseconds = 0.0;
+                mergeRecentWindow(results[windowed[i] * static_cast<std::size_t>(g) +
+                                          static_cast<std::size_t>(q)],
+                                  window);
+            }
+        results.front().wallMicroseconds =
+            std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start)
+                .count();
+        return results;
+    }
+
     std::vector<AttendResult> attendLayer(const LayerAttendRequest& request) {
         const auto start = std::chrono::steady_clock::now();
         check(request);
+        if (std::any_of(request.heads.begin(), request.heads.end(),
+                        [](const CompressedHead& h) { return h.recentCount() > 0; }))
+            return attendSplit(request);
         const int g = request.groupSize;
         std::vector<AttendResult> results;
         std::vector<DispatchTiming> timings;
@@ -213,10 +268,15 @@ Result<std::vector<LayerTiming>> VulkanBackend::benchmarkLayer(const LayerAttend
         std::lock_guard lock(impl.mutex);
         impl.check(request);
         const auto first = kernels::variantOf(request.heads[0]);
-        for (const auto& h : request.heads)
+        for (const auto& h : request.heads) {
             if (kernels::variantOf(h) != first)
                 throw Error(ErrorCode::InvalidArgument,
                             "benchmarkLayer: every head must have the same storage form");
+            if (h.recentCount() > 0)
+                throw Error(ErrorCode::InvalidArgument,
+                            "benchmarkLayer: a head with a recent window runs as two passes "
+                            "(splitRecentWindow); time each part as its own layer");
+        }
         const int g = request.groupSize;
         const auto uploads =
             kernels::uploadLayer(*impl.context, request.heads, impl.bindingLimit());

@@ -124,6 +124,9 @@ def main():
                      ("codec.uniform:key_bits=2,value_bits=4,pre_rope=1", ""),
                      ("codec.uniform:bits=2", ""),
                      (f"codec.uniform:bits=2,rotation={d & -d}", ""),
+                     ("codec.uniform:bits=2,recent=16",
+                      "2-bit with an fp16 recent window ≈ fp16 quality (KIVI, 128 of 4k+ tokens)"),
+                     ("codec.uniform:key_bits=4,value_bits=2,recent=16", ""),
                      ("codec.entropy:alpha=0.5", ""), ("codec.entropy:alpha=1", ""),
                      ("codec.entropy:alpha=2", ""),
                      (f"codec.entropy:alpha=1,rotation={d & -d}", "")):

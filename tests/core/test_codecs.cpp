@@ -160,6 +160,85 @@ private slots:
         KVS_VERIFY_THROWS(compressWith("codec.entropy", shared), ErrorCode::Unsupported, "K=V");
     }
 
+    // A recent window (KIVI's fp16 residual): the last w tokens stored as they are (fp16, not
+    // rotated), the codes exactly those of coding the tokens before them alone, and the bytes
+    // theirs plus 2 · (d + d_v) per window token.
+    void recentWindowStaysFp16_data() {
+        QTest::addColumn<QString>("setting");
+        QTest::newRow("K2/V2, G16") << "codec.uniform:bits=2,group=16";
+        QTest::newRow("K4/V2, Hadamard 16") << "codec.uniform:key_bits=4,value_bits=2,rotation=16";
+        QTest::newRow("entropy-coded") << "codec.entropy:alpha=0.5";
+    }
+    void recentWindowStaysFp16() {
+        QFETCH(QString, setting);
+        const int n = 128, d = 64, w = 24;
+        const HeadInput h = randomHead(n, d, 13);
+        const CompressedHead c =
+            compressWith(setting.toStdString() + ",recent=" + std::to_string(w), h);
+        QCOMPARE(c.keptCount(), n);
+        QCOMPARE(c.recentCount(), w);
+        Matrix keys = h.keys.bottomRows(w), values = h.values.bottomRows(w);
+        roundToHalf(keys);
+        roundToHalf(values);
+        QCOMPARE(c.recentKeys, keys);
+        QCOMPARE(c.recentValues, values);
+
+        HeadInput older = h;
+        older.keys = h.keys.topRows(n - w);
+        older.values = h.values.topRows(n - w);
+        const CompressedHead alone = compressWith(setting.toStdString(), older);
+        QCOMPARE(c.quantizedKeys.codes, alone.quantizedKeys.codes);
+        QCOMPARE(c.quantizedValues.codes, alone.quantizedValues.codes);
+        QCOMPARE(c.quantizedValues.scales, alone.quantizedValues.scales);
+        QCOMPARE(c.bytes().total(), alone.bytes().total() + std::size_t{2 * 2 * d * w});
+        if (c.entropyCoded)
+            QCOMPARE(c.entropyCoded->elements, std::size_t{2 * d * (n - w)});
+
+        // A window of the whole context leaves nothing to code: the fp16 cache.
+        const CompressedHead all = compressWith(setting.toStdString() + ",recent=4096", h);
+        QCOMPARE(all.keyForm, CompressedHead::KeyForm::Dense);
+        QCOMPARE(all.bytes().total(), fp16BaselineBytes(n, d));
+    }
+
+    // Attention over a windowed head equals the log-sum-exp merge of attention over its two parts
+    // (what the Vulkan backend runs): the CPU reference reads the rows concatenated.
+    void splitWindowMergesToTheWholeHead() {
+        const int n = 96, d = 32;
+        CompressedHead c =
+            compressWith("codec.uniform:bits=3,group=16,recent=20", randomHead(n, d, 21));
+        for (int j = 0; j < n; ++j) // a bias on every token, the window's included
+            c.logWeights.push_back(roundToHalf(0.4f * std::sin(0.3f * static_cast<float>(j))));
+        std::mt19937 rng(4);
+        std::normal_distribution<float> normal(0.0f, 1.0f);
+        Matrix queries(5, d);
+        for (Eigen::Index i = 0; i < queries.size(); ++i)
+            queries.data()[i] = normal(rng);
+        AttendOptions options;
+        options.wantProbabilities = options.wantScores = true;
+        options.queryPositions = {10, 50, 76, 90, 95}; // the first two see no window token
+        auto cpu = makeCpuBackend();
+        const AttendResult whole = cpu->attend(c, queries, options).valueOrThrow();
+        const auto [older, recent] = splitRecentWindow(c);
+        AttendResult merged = cpu->attend(older, queries, options).valueOrThrow();
+        mergeRecentWindow(merged, cpu->attend(recent, queries, options).valueOrThrow());
+        QCOMPARE(merged.scores, whole.scores); // the same products, element by element
+        QVERIFY(test::maxAbsDiff(merged.probabilities, whole.probabilities) < 1e-6);
+        QVERIFY(test::maxAbsDiff(merged.outputs, whole.outputs) < 1e-5);
+        for (std::size_t i = 0; i < whole.logSumExp.size(); ++i)
+            QVERIFY(std::abs(merged.logSumExp[i] - whole.logSumExp[i]) < 1e-5);
+        for (Eigen::Index i = 0; i < 5; ++i)
+            QVERIFY(std::abs(merged.probabilities.row(i).sum() - 1.0f) < 1e-5);
+    }
+
+    void recentWindowRefusals() {
+        KVS_VERIFY_ERROR(SchemeSetting::parse("factor.data_aware:rank=8+codec.uniform:recent=16"),
+                         "recent = 16 after factor.data_aware");
+        HeadInput shared = randomHead(16, 32, 2);
+        shared.valuesSharedWithKeys = true;
+        KVS_VERIFY_THROWS(compressWith("codec.uniform:recent=4", shared), ErrorCode::Unsupported,
+                          "K=V");
+    }
+
     // The fast transform against the explicit Sylvester matrix (H_1 = [1], H_2k = [[H, H],
     // [H, −H]]), block-diagonal, normalized: orthonormal, so applying it twice gives x back.
     void hadamardMatchesTheSylvesterMatrix_data() {

@@ -252,6 +252,60 @@ private slots:
         e.quantizedKeys = quantize(h.keys, 4, 32, G::PerChannel);
         e.quantizedKeys.scales.pop_back();
         QVERIFY(expectFailure(e, "quantized keys"));
+        // A recent window: the forms hold the tokens before it, the window some of them.
+        CompressedHead w = h;
+        w.keys = h.keys.topRows(3);
+        w.values = h.values.topRows(3);
+        w.recentKeys = h.keys.bottomRows(1);
+        w.recentValues = h.values.bottomRows(1);
+        w.validate();
+        CompressedHead f = w;
+        f.keys = h.keys; // all four rows as well as the window's one
+        QVERIFY(expectFailure(f, "dense keys are 4 x 8, expected 3 x 8"));
+        CompressedHead g = h;
+        g.keys = g.values = Matrix(0, 8);
+        g.recentKeys = h.keys;
+        g.recentValues = h.values;
+        QVERIFY(expectFailure(g, "a recent window of 4 tokens leaves none of the 4 kept tokens"));
+        CompressedHead k = w;
+        k.recentValues = h.values.bottomRows(2);
+        QVERIFY(expectFailure(k, "the recent window's keys are 1 x 8 and its values 2 x 8"));
+        CompressedHead l = w;
+        l.keyForm = CompressedHead::KeyForm::LowRank;
+        l.keys = randomMatrix(3, 2, 4);
+        l.queryProjection = randomMatrix(8, 2, 5);
+        QVERIFY(expectFailure(l, "not low-rank keys or values shared with the keys"));
+    }
+
+    // Bytes with a window: the older tokens in their form, the window's rows at 2 bytes each.
+    void bytesWithARecentWindow() {
+        const Matrix K = randomMatrix(40, 16, 6), V = randomMatrix(40, 16, 7);
+        CompressedHead h = exactHead(K.topRows(30), V.topRows(30));
+        h.keyForm = CompressedHead::KeyForm::Quantized;
+        h.quantizedKeys = quantize(K.topRows(30), 2, 10, G::PerChannel);
+        h.valueForm = CompressedHead::ValueForm::Quantized;
+        h.quantizedValues = quantize(V.topRows(30), 2, 16, G::PerToken);
+        const CacheBytes older = h.bytes();
+        h.positions.resize(40);
+        for (int j = 0; j < 40; ++j)
+            h.positions[static_cast<std::size_t>(j)] = j;
+        h.contextLength = 40;
+        h.recentKeys = K.bottomRows(10);
+        h.recentValues = V.bottomRows(10);
+        h.validate();
+        QCOMPARE(h.storedCount(), 30);
+        const CacheBytes b = h.bytes();
+        // 30 × 16 two-bit codes = 4 bytes a row; 3 key groups per channel, 1 value group a row.
+        QCOMPARE(older.keys, std::size_t{30 * 4});
+        QCOMPARE(b.keys, std::size_t{30 * 4 + 10 * 16 * 2});
+        QCOMPARE(b.values, std::size_t{30 * 4 + 10 * 16 * 2});
+        QCOMPARE(b.metadata, std::size_t{(3 * 16 + 30 * 1) * 2 * 2}); // identity index: none
+        const auto [o, r] = splitRecentWindow(h);
+        QCOMPARE(o.keptCount(), 30);
+        QCOMPARE(r.keptCount(), 10);
+        QCOMPARE(r.positions.front(), 30);
+        QCOMPARE(o.bytes().keys + r.bytes().keys, b.keys);
+        KVS_VERIFY_THROWS(splitRecentWindow(o), ErrorCode::InvalidArgument, "needs a window");
     }
 };
 

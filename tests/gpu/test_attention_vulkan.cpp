@@ -90,6 +90,22 @@ CompressedHead makeHead(const Case& c, std::mt19937& rng, int index) {
         h.valueForm = CompressedHead::ValueForm::Quantized;
         h.quantizedValues =
             quantize(V, c.vBits, c.groupSize, c.swappedGrouping ? G::PerChannel : G::PerToken);
+    } else if (c.form == "quant_recent") {
+        // A codec's fp16 recent window beside the codes: the Vulkan backend runs the window as a
+        // second pass and merges by log-sum-exp, the CPU reference reads the rows concatenated.
+        // Odd heads have no window (a mixed layer); head 0 has a log-weight bias.
+        const int w = index % 2 ? 0 : 16 + 8 * index;
+        h.keyForm = CompressedHead::KeyForm::Quantized;
+        h.quantizedKeys = quantize(K.topRows(c.n - w), c.kBits, c.groupSize, G::PerChannel);
+        h.valueForm = CompressedHead::ValueForm::Quantized;
+        h.quantizedValues = quantize(V.topRows(c.n - w), c.vBits, c.groupSize, G::PerToken);
+        h.recentKeys = K.bottomRows(w);
+        h.recentValues = V.bottomRows(w);
+        roundToHalf(h.recentKeys);
+        roundToHalf(h.recentValues);
+        if (index == 0)
+            for (int j = 0; j < c.n; ++j)
+                h.logWeights.push_back(roundToHalf(0.3f * std::sin(static_cast<float>(j))));
     } else if (c.form == "shared") {
         h.valueForm = CompressedHead::ValueForm::SharedWithKeys;
         h.values = h.keys;
@@ -325,6 +341,16 @@ private slots:
             << Case{.d = 64, .n = 300, .form = "lowrank_rope", .kvHeads = 2, .group = 2};
         QTest::addRow("lowrank_rope_interleaved_causal")
             << Case{.d = 32, .n = 257, .form = "lowrank_rope_il", .nq = 4, .causal = true};
+        // A recent window at fp16 beside 3/2-bit codes: two passes merged (GQA, causal, mixed).
+        QTest::addRow("quant_recent_gqa2_causal") << Case{.d = 64,
+                                                          .n = 300,
+                                                          .form = "quant_recent",
+                                                          .kBits = 3,
+                                                          .vBits = 2,
+                                                          .kvHeads = 3,
+                                                          .group = 2,
+                                                          .nq = 3,
+                                                          .causal = true};
         // Ragged kept sets + log-weight bias with tombstones; GQA groups of 1, 4, 8.
         for (int group : {1, 4, 8})
             QTest::addRow("ragged_bias_gqa%d", group)
@@ -364,6 +390,15 @@ private slots:
             << Case{.d = 32, .n = 200, .form = "rope", .group = 2, .nq = 3, .causal = true};
         QTest::addRow("lowrank_rope_causal")
             << Case{.d = 32, .n = 150, .form = "lowrank_rope", .nq = 3, .causal = true};
+        QTest::addRow("quant_recent_causal") << Case{.d = 32,
+                                                     .n = 200,
+                                                     .form = "quant_recent",
+                                                     .kBits = 2,
+                                                     .vBits = 2,
+                                                     .groupSize = 16,
+                                                     .kvHeads = 2,
+                                                     .nq = 4,
+                                                     .causal = true};
     }
     void attentionMapMatchesCpu() {
         requireVulkan();

@@ -89,6 +89,13 @@ private slots:
             {"entropy-coded, keys before RoPE", "codec.entropy:alpha=0.5,pre_rope=1"},
             {"SnapKV + 4-bit keys before RoPE",
              "select.snapkv:keep=0.3+codec.uniform:bits=4,group=4,pre_rope=1"},
+            // A recent window at fp16: two passes per layer, merged by log-sum-exp.
+            {"K2/V2 + 16 recent tokens at fp16", "codec.uniform:bits=2,group=12,recent=16"},
+            {"entropy-coded, Hadamard, 16 recent", "codec.entropy:alpha=0.5,rotation=4,recent=16"},
+            {"K4/V2 before RoPE + 16 recent",
+             "codec.uniform:key_bits=4,value_bits=2,group=12,pre_rope=1,recent=16"},
+            {"halving (weighted) + K2/V2 + 8 recent",
+             "coreset.halving:keep=0.3+codec.uniform:bits=2,group=4,recent=8"},
             {"rank 4", "factor.data_aware:rank=4"},
             {"weight SVD rank 4 (pre-RoPE, rotated on load)", "factor.weight_svd:rank=4"},
             {"rotation pairs, rank 4", "factor.rope_pairs:rank=4"},

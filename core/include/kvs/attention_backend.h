@@ -106,4 +106,10 @@ void checkLayerRequest(const LayerAttendRequest& request);
 void mergeAttention(Matrix& outputs, std::vector<float>& logSumExp, const Matrix& otherOutputs,
                     const std::vector<float>& otherLogSumExp);
 
+// Attention over a head with a recent window from attention over its two parts
+// (splitRecentWindow): outputs and ln Σ merged, probabilities rescaled to the whole head's
+// softmax and scores concatenated (older tokens first, as the head's positions run), timings and
+// device allocation added up.
+void mergeRecentWindow(AttendResult& older, const AttendResult& recent);
+
 } // namespace kvs

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace kvs {
@@ -136,6 +137,14 @@ struct CompressedHead {
     int hadamardBlock = 0;
     bool keysRotated() const { return hadamardBlock > 0 && keyForm == KeyForm::Quantized; }
     bool valuesRotated() const { return hadamardBlock > 0 && valueForm == ValueForm::Quantized; }
+    // A codec's recent window (KIVI's full-precision residual): the last w kept tokens are stored
+    // here, dense at fp16 (keys post-RoPE, as attention uses them), and the forms above hold only
+    // the storedCount() = keptCount() − w tokens before them. positions and logWeights cover every
+    // kept token. Empty (0 rows): no window. Not with values shared with the keys.
+    Matrix recentKeys;   // w × d
+    Matrix recentValues; // w × d_v
+    int recentCount() const { return static_cast<int>(recentKeys.rows()); }
+    int storedCount() const { return keptCount() - recentCount(); }
 
     int keptCount() const { return static_cast<int>(positions.size()); }
     int keyRank() const;  // d for dense/quantized, r for low rank
@@ -149,6 +158,13 @@ struct CompressedHead {
     // Checks shapes and ranges; throws kvs::Error(InvalidArgument) naming the first problem.
     void validate() const;
 };
+
+// A head with a recent window as two heads over disjoint tokens: the older ones in the head's
+// own form and the window as a dense fp16 head (no Hadamard block, no rotation on load). Attention
+// over the head is the log-sum-exp merge of attention over the two (mergeRecentWindow in
+// kvs/attention_backend.h): a backend whose kernels read one form per head runs both. Throws
+// kvs::Error(InvalidArgument) on a head without a window or with a stored part of no tokens.
+std::pair<CompressedHead, CompressedHead> splitRecentWindow(const CompressedHead& head);
 
 // x ← x · H_b in place, every row on its own (the fast Walsh–Hadamard transform, normalized by
 // 1/√b, so applying it twice gives x back). Throws kvs::Error(InvalidArgument) unless b is a

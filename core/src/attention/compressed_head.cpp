@@ -226,13 +226,14 @@ CacheBytes CompressedHead::bytes() const {
     if (!entropyCoded)
         return b;
     // The coded matrices cost their streams and side information instead of their fixed-width
-    // codes, scales and minima.
+    // codes, scales and minima; a recent window stays fp16 beside them.
     if (entropyCoded->keyStreamBytes > 0) {
-        b.keys = entropyCoded->keyStreamBytes;
+        b.keys = entropyCoded->keyStreamBytes + static_cast<std::size_t>(recentKeys.size()) * 2u;
         b.metadata -= quantizedKeys.metadataBytes();
     }
     if (entropyCoded->valueStreamBytes > 0) {
-        b.values = entropyCoded->valueStreamBytes;
+        b.values =
+            entropyCoded->valueStreamBytes + static_cast<std::size_t>(recentValues.size()) * 2u;
         b.metadata -= quantizedValues.metadataBytes();
     }
     b.metadata += entropyCoded->sideBytes;
@@ -242,8 +243,9 @@ CacheBytes CompressedHead::bytes() const {
 CacheBytes CompressedHead::deviceBytes() const {
     CacheBytes b;
     const auto m = static_cast<std::size_t>(keptCount());
-    const auto dense = [m](Eigen::Index cols, Precision precision) {
-        return m * static_cast<std::size_t>(cols) *
+    const auto stored = static_cast<std::size_t>(storedCount());
+    const auto dense = [stored](Eigen::Index cols, Precision precision) {
+        return stored * static_cast<std::size_t>(cols) *
                static_cast<std::size_t>(bytesPerElement(precision));
     };
     // A quantized matrix's scales and minima count as metadata, its codes as the payload.
@@ -260,6 +262,9 @@ CacheBytes CompressedHead::deviceBytes() const {
         b.values = codes(quantizedValues);
     else if (valueForm == ValueForm::Dense)
         b.values = dense(values.cols(), valuePrecision);
+    // The recent window: fp16 rows of keys and values.
+    b.keys += static_cast<std::size_t>(recentKeys.size()) * 2u;
+    b.values += static_cast<std::size_t>(recentValues.size()) * 2u;
     if (!isIdentityIndex())
         b.metadata += m * 4u;
     if (!logWeights.empty())
@@ -319,24 +324,43 @@ void CompressedHead::validate() const {
         if (std::isnan(w) || w == std::numeric_limits<float>::infinity())
             invalid("log-weights must be finite or -inf, got " + std::to_string(w));
 
+    const int w = recentCount();
+    if (w > 0) {
+        if (recentKeys.cols() != headDim || recentValues.rows() != w || recentValues.cols() < 1)
+            invalid("the recent window's keys are " + std::to_string(recentKeys.rows()) + " x " +
+                    std::to_string(recentKeys.cols()) + " and its values " +
+                    std::to_string(recentValues.rows()) + " x " +
+                    std::to_string(recentValues.cols()) + ", expected " + std::to_string(w) +
+                    " x " + std::to_string(headDim) + " and " + std::to_string(w) + " rows");
+        if (w >= m)
+            invalid("a recent window of " + std::to_string(w) + " tokens leaves none of the " +
+                    std::to_string(m) + " kept tokens to the head's own form");
+        if (keyForm == KeyForm::LowRank || valueForm == ValueForm::SharedWithKeys)
+            invalid("a recent window goes with dense or quantized keys and values of their own, "
+                    "not low-rank keys or values shared with the keys");
+    } else if (recentValues.rows() != 0) {
+        invalid("recent-window values without keys");
+    }
+    // The head's own forms hold the tokens before the window.
+    const int rows = m - w;
     switch (keyForm) {
     case KeyForm::Dense:
-        if (keys.rows() != m || keys.cols() != headDim)
+        if (keys.rows() != rows || keys.cols() != headDim)
             invalid("dense keys are " + std::to_string(keys.rows()) + " x " +
-                    std::to_string(keys.cols()) + ", expected " + std::to_string(m) + " x " +
+                    std::to_string(keys.cols()) + ", expected " + std::to_string(rows) + " x " +
                     std::to_string(headDim));
         break;
     case KeyForm::LowRank:
-        if (keys.rows() != m || keys.cols() < 1)
+        if (keys.rows() != rows || keys.cols() < 1)
             invalid("low-rank key coefficients are " + std::to_string(keys.rows()) + " x " +
-                    std::to_string(keys.cols()) + ", expected " + std::to_string(m) + " x r");
+                    std::to_string(keys.cols()) + ", expected " + std::to_string(rows) + " x r");
         if (queryProjection.rows() != headDim || queryProjection.cols() != keys.cols())
             invalid("query projection is " + std::to_string(queryProjection.rows()) + " x " +
                     std::to_string(queryProjection.cols()) + ", expected " +
                     std::to_string(headDim) + " x " + std::to_string(keys.cols()));
         break;
     case KeyForm::Quantized:
-        validateQuantized(quantizedKeys, "quantized keys", m, headDim);
+        validateQuantized(quantizedKeys, "quantized keys", rows, headDim);
         break;
     }
     const bool lowRankPreRope = hasPreRopeLowRankKeys(*this);
@@ -350,18 +374,21 @@ void CompressedHead::validate() const {
     switch (valueForm) {
     case ValueForm::Dense:
     case ValueForm::SharedWithKeys:
-        if (values.rows() != m || values.cols() < 1)
+        if (values.rows() != rows || values.cols() < 1)
             invalid("values are " + std::to_string(values.rows()) + " x " +
-                    std::to_string(values.cols()) + ", expected " + std::to_string(m) + " rows");
+                    std::to_string(values.cols()) + ", expected " + std::to_string(rows) + " rows");
         break;
     case ValueForm::Quantized:
-        if (quantizedValues.rows != m || quantizedValues.cols < 1)
+        if (quantizedValues.rows != rows || quantizedValues.cols < 1)
             invalid("quantized values are " + std::to_string(quantizedValues.rows) + " x " +
-                    std::to_string(quantizedValues.cols) + ", expected " + std::to_string(m) +
+                    std::to_string(quantizedValues.cols) + ", expected " + std::to_string(rows) +
                     " rows");
-        validateQuantized(quantizedValues, "quantized values", m, quantizedValues.cols);
+        validateQuantized(quantizedValues, "quantized values", rows, quantizedValues.cols);
         break;
     }
+    if (w > 0 && recentValues.cols() != valueDim())
+        invalid("the recent window's values have " + std::to_string(recentValues.cols()) +
+                " columns, the head's " + std::to_string(valueDim()));
     if (hadamardBlock != 0) {
         const int b = hadamardBlock;
         if (b < 2 || (b & (b - 1)) != 0 || headDim % b != 0 || valueDim() % b != 0)
@@ -418,11 +445,11 @@ Matrix rotatedKeys(const CompressedHead& head) {
     const Eigen::Index d = preRope.cols(), half = d / 2;
     const KeyRotation& r = head.keyRotation;
     if (r.empty() || static_cast<Eigen::Index>(r.frequencies.size()) != half || d % 2 != 0 ||
-        preRope.rows() != head.keptCount())
+        preRope.rows() != head.storedCount())
         throw Error(ErrorCode::InvalidArgument,
                     "rotatedKeys: the head has no key rotation matching its " + std::to_string(d) +
                         (lowRank || quantized ? " key columns and " : " value columns and ") +
-                        std::to_string(head.keptCount()) + " positions");
+                        std::to_string(head.storedCount()) + " positions");
     Matrix keys(preRope.rows(), d);
     for (Eigen::Index j = 0; j < keys.rows(); ++j) {
         const double p = head.positions[static_cast<std::size_t>(j)];
@@ -438,6 +465,34 @@ Matrix rotatedKeys(const CompressedHead& head) {
         }
     }
     return keys;
+}
+
+std::pair<CompressedHead, CompressedHead> splitRecentWindow(const CompressedHead& head) {
+    const int w = head.recentCount(), stored = head.storedCount();
+    if (w == 0 || stored < 1)
+        throw Error(ErrorCode::InvalidArgument,
+                    "splitRecentWindow: the head keeps " + std::to_string(head.keptCount()) +
+                        " tokens with a recent window of " + std::to_string(w) +
+                        "; splitting needs a window and a token before it");
+    const auto split = static_cast<std::ptrdiff_t>(stored);
+    CompressedHead recent;
+    recent.headDim = head.headDim;
+    recent.contextLength = head.contextLength;
+    recent.positions.assign(head.positions.begin() + split, head.positions.end());
+    if (!head.logWeights.empty())
+        recent.logWeights.assign(head.logWeights.begin() + split, head.logWeights.end());
+    recent.keys = head.recentKeys;
+    recent.keyPrecision = Precision::F16;
+    recent.values = head.recentValues;
+    recent.valuePrecision = Precision::F16;
+
+    CompressedHead older = head;
+    older.positions.resize(static_cast<std::size_t>(stored));
+    if (!older.logWeights.empty())
+        older.logWeights.resize(static_cast<std::size_t>(stored));
+    older.recentKeys = Matrix();
+    older.recentValues = Matrix();
+    return {std::move(older), std::move(recent)};
 }
 
 CompressedHead exactHead(const Matrix& keys, const Matrix& values, Precision precision) {

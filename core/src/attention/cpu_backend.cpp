@@ -53,6 +53,17 @@ Decoded decode(const CompressedHead& head) {
     } else {
         d.values = &head.values;
     }
+    if (head.recentCount() > 0) { // the window's dense rows follow the older tokens'
+        const auto append = [](const Matrix& older, const Matrix& recent) {
+            Matrix all(older.rows() + recent.rows(), older.cols());
+            all << older, recent;
+            return all;
+        };
+        d.keyStorage = append(*d.keys, head.recentKeys);
+        d.keys = &d.keyStorage;
+        d.valueStorage = append(*d.values, head.recentValues);
+        d.values = &d.valueStorage;
+    }
     return d;
 }
 
@@ -197,6 +208,39 @@ void mergeAttention(Matrix& outputs, std::vector<float>& logSumExp, const Matrix
         outputs.row(i) = (outputs.row(i) * w1 + otherOutputs.row(i) * w2) / total;
         logSumExp[static_cast<std::size_t>(i)] = top + std::log(total);
     }
+}
+
+void mergeRecentWindow(AttendResult& older, const AttendResult& recent) {
+    const std::vector<float> olderLse = older.logSumExp;
+    mergeAttention(older.outputs, older.logSumExp, recent.outputs, recent.logSumExp);
+    // Each part's probabilities sum to 1 over its own tokens: weigh them by e^{l_part − l}.
+    const auto concatenate = [](Matrix& left, const Matrix& right) {
+        if (left.size() == 0 && right.size() == 0)
+            return;
+        if (left.rows() != right.rows())
+            throw Error(ErrorCode::InvalidArgument, "mergeRecentWindow: maps of " +
+                                                        std::to_string(left.rows()) + " and " +
+                                                        std::to_string(right.rows()) + " rows");
+        Matrix joined(left.rows(), left.cols() + right.cols());
+        joined << left, right;
+        left = std::move(joined);
+    };
+    if (older.probabilities.size() != 0 || recent.probabilities.size() != 0) {
+        Matrix right = recent.probabilities;
+        for (Eigen::Index i = 0; i < older.probabilities.rows(); ++i) {
+            const float l = older.logSumExp[static_cast<std::size_t>(i)];
+            if (l == kNegInf)
+                continue;
+            older.probabilities.row(i) *= std::exp(olderLse[static_cast<std::size_t>(i)] - l);
+            if (i < right.rows())
+                right.row(i) *= std::exp(recent.logSumExp[static_cast<std::size_t>(i)] - l);
+        }
+        concatenate(older.probabilities, right);
+    }
+    concatenate(older.scores, recent.scores);
+    older.timings.insert(older.timings.end(), recent.timings.begin(), recent.timings.end());
+    older.allocation += recent.allocation;
+    older.wallMicroseconds += recent.wallMicroseconds;
 }
 
 } // namespace kvs

@@ -101,6 +101,11 @@ CompressedHead mergeStage(const CompressedHead& current, CompressedHead next, St
             next.logWeights.push_back(roundToHalf(w));
     }
     if (kind == StageKind::Codec && current.keyForm != CompressedHead::KeyForm::Dense) {
+        if (next.recentCount() > 0)
+            throw Error(ErrorCode::Unsupported,
+                        "a codec's recent window after a key factorization: the window's keys "
+                        "would be stored dense beside the latents, not a form the kernels read "
+                        "(allowed: recent = 0)");
         // The factorization's keys stay; the codec's key codes (and their stream) are dropped.
         next.keyForm = current.keyForm;
         next.keys = current.keys;

@@ -71,30 +71,51 @@ bool preRopeOf(const HeadInput& h, const ParamValues& p, const std::string& id, 
     return true;
 }
 
-// What a codec rounds: the keys (before RoPE with pre_rope) and values, Hadamard-rotated when
-// asked; finish() records both choices on the head the codec built.
+// What a codec rounds: the keys (before RoPE with pre_rope) and values of the tokens before the
+// recent window, Hadamard-rotated when asked; finish() records the choices on the head the codec
+// built and stores the window's tokens at fp16.
 struct CodecInput {
     Matrix keys, values;
     int block = 0;
     bool preRope = false;
+    int recent = 0; // tokens of the window, fewer than the head's
     void finish(CompressedHead& c, const HeadInput& h) const {
         c.hadamardBlock = block;
         if (preRope)
             c.keyRotation = h.keyRotation; // codes are pre-RoPE: decoded and rotated on load
+        if (recent > 0) {
+            c.recentKeys = h.keys.bottomRows(recent); // post-RoPE, as attention reads them
+            c.recentValues = h.values.bottomRows(recent);
+            roundToHalf(c.recentKeys);
+            roundToHalf(c.recentValues);
+        }
     }
 };
+
+// The "recent" parameter: how many of the last tokens stay fp16 (a window of the whole context
+// is the fp16 cache, and is caught before this by wholeWindow()).
+int recentOf(const HeadInput& h, const ParamValues& p) {
+    return std::clamp(static_cast<int>(param(p, "recent")), 0, h.tokens());
+}
 
 CodecInput codecInput(const HeadInput& h, const ParamValues& p, const std::string& id) {
     CodecInput in;
     in.block = hadamardBlockOf(h, p, id);
     in.preRope = preRopeOf(h, p, id, in.block);
-    in.keys = in.preRope ? h.keysPreRope : h.keys;
-    in.values = h.values;
+    in.recent = recentOf(h, p);
+    const Eigen::Index older = h.tokens() - in.recent;
+    in.keys = (in.preRope ? h.keysPreRope : h.keys).topRows(older);
+    in.values = h.values.topRows(older);
     if (in.block > 0) {
         hadamardRotate(in.keys, in.block);
         hadamardRotate(in.values, in.block);
     }
     return in;
+}
+
+// A window that covers every token leaves nothing to code: the head is the fp16 cache.
+bool wholeWindow(const HeadInput& h, const ParamValues& p) {
+    return h.tokens() > 0 && recentOf(h, p) >= h.tokens();
 }
 
 CompressedHead uniformCodec(const HeadInput& h, const ParamValues& p) {
@@ -109,6 +130,10 @@ CompressedHead uniformCodec(const HeadInput& h, const ParamValues& p) {
                     "codec.uniform: group = " + std::to_string(group) +
                         " does not divide the head dim " + std::to_string(h.headDim()) +
                         " (values are grouped per token over channels; allowed: " + allowed + ")");
+    }
+    if (wholeWindow(h, p)) {
+        hadamardBlockOf(h, p, "codec.uniform"); // the other parameters are still checked
+        return allTokens(h, Precision::F16);
     }
     const CodecInput in = codecInput(h, p, "codec.uniform");
     CompressedHead c = allTokens(h, Precision::F32); // the codec replaces the forms
@@ -204,6 +229,10 @@ CodedMatrix entropyCode(const Matrix& x, double alpha) {
 CompressedHead entropyCodec(const HeadInput& h, const ParamValues& p) {
     requireSeparateValues(h, "codec.entropy");
     const double alpha = param(p, "alpha");
+    if (wholeWindow(h, p)) {
+        hadamardBlockOf(h, p, "codec.entropy");
+        return allTokens(h, Precision::F16);
+    }
     const CodecInput in = codecInput(h, p, "codec.entropy");
     const CodedMatrix keys = entropyCode(in.keys, alpha);
     const CodedMatrix values = entropyCode(in.values, alpha);
@@ -218,8 +247,8 @@ CompressedHead entropyCodec(const HeadInput& h, const ParamValues& p) {
     coded.sideBytes = keys.sideBytes + values.sideBytes;
     coded.keyEntropyBits = keys.entropyBits;
     coded.valueEntropyBits = values.entropyBits;
-    coded.elements = static_cast<std::size_t>(h.keys.size() + h.values.size());
-    coded.keyElements = static_cast<std::size_t>(h.keys.size());
+    coded.elements = static_cast<std::size_t>(in.keys.size() + in.values.size());
+    coded.keyElements = static_cast<std::size_t>(in.keys.size());
     coded.keySideBytes = keys.sideBytes;
     c.entropyCoded = coded;
     in.finish(c, h);
@@ -271,6 +300,19 @@ ParamSpec preRopeParam() {
     return s;
 }
 
+ParamSpec recentParam() {
+    return {"recent",
+            "Recent window (tokens)",
+            0,
+            4096,
+            0,
+            false,
+            true,
+            "tokens",
+            "the last tokens kept dense at fp16 beside the codes (KIVI keeps 32–128): the ones "
+            "decoding attends to most; 0 = none"};
+}
+
 } // namespace
 
 void addCodecSchemes(std::vector<std::unique_ptr<Scheme>>& out) {
@@ -281,7 +323,7 @@ void addCodecSchemes(std::vector<std::unique_ptr<Scheme>>& out) {
          "Keeps every token and rounds each key and value to one of 2^b levels between its "
          "group's minimum and maximum (scale and minimum stored fp16): keys grouped per channel "
          "over G tokens, where their outliers live, values per token over G channels. Costs "
-         "b + 32/G bits per element.",
+         "b + 32/G bits per element; a recent window keeps the last tokens at fp16 (16 bits).",
          {bitsParam("bits", "Bits", 4, "code width of keys and values (unless set apart below)",
                     {"key_bits", "value_bits"}),
           bitsParam("key_bits", "Key bits", 0, "key code width; 0 = Bits"),
@@ -289,7 +331,8 @@ void addCodecSchemes(std::vector<std::unique_ptr<Scheme>>& out) {
           {"group", "Group size G", 4, 256, 32, true, true, "",
            "elements sharing one scale and minimum; must divide the head dim"},
           rotationParam(),
-          preRopeParam()},
+          preRopeParam(),
+          recentParam()},
          "bits"},
         uniformCodec));
     out.push_back(makeScheme(
@@ -299,12 +342,14 @@ void addCodecSchemes(std::vector<std::unique_ptr<Scheme>>& out) {
          "Keeps every token, rounds each element to a multiple of its channel's step α·σ "
          "around the channel mean, and codes the symbols with a range ANS coder: the bytes are "
          "the bitstream's real length plus its frequency table and steps, next to the symbols' "
-         "empirical entropy. The device holds the decoded fixed-width codes.",
+         "empirical entropy. The device holds the decoded fixed-width codes; a recent window "
+         "keeps the last tokens at fp16.",
          // From 0.05: ±4σ is then 80 steps, inside the ±127 symbols kept before clipping.
          {{"alpha", "Step α (× σ)", 0.05, 4, 0.5, true, false, "",
            "rounding step in units of the channel's standard deviation; larger = fewer bits"},
           rotationParam(),
-          preRopeParam()},
+          preRopeParam(),
+          recentParam()},
          "alpha"},
         entropyCodec));
 }

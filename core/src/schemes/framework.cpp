@@ -90,6 +90,12 @@ Result<SchemeSetting> parseChain(const std::string& text) {
                                 ": its keys are low-rank, and low-rank keys that are also "
                                 "quantized are not a form the kernels read (the codec codes the "
                                 "values; set value_bits or bits)");
+            else if (factored && s.params.count("recent") && s.params.at("recent") > 0)
+                throw Error(ErrorCode::InvalidArgument,
+                            "scheme '" + text + "': " + s.id + ": recent = " +
+                                formatNumber(s.params.at("recent")) + " after " + factored->id +
+                                ": the window's keys would be stored dense beside the low-rank "
+                                "latents, not a form the kernels read (allowed: recent = 0)");
         }
         return chain;
     });
