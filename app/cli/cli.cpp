@@ -121,9 +121,10 @@ const std::vector<Command>& commands() {
          {"json"},
          &runTokenize},
         {"capture",
-         "capture MODEL (--prompt-file F | --prompt T) --out C.safetensors [--f16] [--force]",
+         "capture MODEL (--prompt-file F | --prompt T) --out C.safetensors [--f16] [--logits] "
+         "[--force]",
          "run the prompt and save every layer's queries, keys and values",
-         {"f16", "force", "json"},
+         {"f16", "logits", "force", "json"},
          &runCapture},
         {"generate",
          "generate MODEL --prompt T --tokens N [--json]",

@@ -95,7 +95,7 @@ int runTokenize(const Args& args, Streams io) {
 }
 
 int runCapture(const Args& args, Streams io) {
-    args.allowOnly({"prompt-file", "prompt", "out", "f16", "force", "json"});
+    args.allowOnly({"prompt-file", "prompt", "out", "f16", "logits", "force", "json"});
     const std::string out = args.require("out");
     const Overwrite overwrite = overwriteFrom(args);
     requireWritable(out, "capture", overwrite); // before the model runs
@@ -106,7 +106,7 @@ int runCapture(const Args& args, Streams io) {
     const Tokenizer& tok = requireTokenizer(m);
     auto ids = tok.encode(prompt);
     validateTokens(m.config(), ids, source);
-    Capture c = m.captureTokens(std::move(ids)).valueOrThrow();
+    Capture c = m.captureTokens(std::move(ids), {.logits = args.has("logits")}).valueOrThrow();
     c.prompt = prompt;
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -142,10 +142,16 @@ private:
     int m_onlyLayer;
 };
 
-KvCache contextPrefill(const Model& model, const Capture& cap, int ctx) {
-    const std::vector<TokenId> context(cap.tokens.begin(), cap.tokens.begin() + ctx);
+// The exact prefill of the context is already in the capture (its post-RoPE keys and its values,
+// as the cache holds them): the model never runs the context again.
+KvCache contextPrefill(const Capture& cap, int ctx) {
     KvCache cache;
-    model.forward(context, &cache);
+    cache.length = ctx;
+    for (const LayerCapture& layer : cap.layers) {
+        auto& heads = cache.layers.emplace_back();
+        for (const KvHeadCapture& hc : layer.kvHeads)
+            heads.push_back({hc.keys.topRows(ctx), hc.values.topRows(ctx)});
+    }
     return cache;
 }
 
@@ -344,7 +350,7 @@ Result<ExactReference> computeExactReference(const Capture& cap, const Model* mo
         ref.probeSelf = probeSelfAttention(cap, ctx, queries, r.scales);
         if (model && options.modelQuality) {
             checkCancel(options);
-            ref.contextCache = contextPrefill(*model, cap, ctx);
+            ref.contextCache = contextPrefill(cap, ctx);
             ref.probeLogits =
                 probeLogits(*model, cap, ctx, ref.contextCache, heads, nullptr, backend, -1);
         }
@@ -654,7 +660,7 @@ Result<EvalResult> evaluate(const Capture& cap, const Model* model, const Scheme
 
         if (model && options.modelQuality) {
             if (rewrittenModel)
-                rewrittenPrefill = contextPrefill(*rewrittenModel, subject, ctx);
+                rewrittenPrefill = contextPrefill(subject, ctx);
             addModelQuality(result, *subjectModel, subject, ctx, *reference,
                             rewrittenModel ? rewrittenPrefill : reference->contextCache, heads,
                             backend, options, rewrittenModel.has_value());

@@ -20,10 +20,10 @@ template <class S> void addBias(MatrixT<S>& x, const RowVectorT<S>& b) {
         x.rowwise() += b;
 }
 
-template <class S>
-MatrixT<S> normalize(const ModelConfig& c, const MatrixT<S>& x, const RowVectorT<S>& weight,
-                     const RowVectorT<S>& bias) {
-    MatrixT<S> y(x.rows(), x.cols());
+template <class S, class Rows>
+void normalize(const ModelConfig& c, const Eigen::MatrixBase<Rows>& x, const RowVectorT<S>& weight,
+               const RowVectorT<S>& bias, MatrixT<S>& y) {
+    y.resize(x.rows(), x.cols());
     const S eps = static_cast<S>(c.normEps);
     for (Eigen::Index r = 0; r < x.rows(); ++r) {
         const auto row = x.row(r);
@@ -38,41 +38,48 @@ MatrixT<S> normalize(const ModelConfig& c, const MatrixT<S>& x, const RowVectorT
             y.row(r) = (row / std::sqrt(ms + eps)).cwiseProduct(weight);
         }
     }
-    return y;
 }
 
+// The MLP's nonlinearity, in place, rows in parallel (the transcendental functions cost as much
+// as a small product).
 template <class S> void activate(MlpKind kind, MatrixT<S>& x) {
-    auto a = x.array();
-    switch (kind) {
-    case MlpKind::GeluTanh: {
-        const S k = static_cast<S>(std::sqrt(2.0 / std::numbers::pi));
-        a = S(0.5) * a * (S(1) + (k * (a + S(0.044715) * a.cube())).tanh());
-        break;
-    }
-    case MlpKind::Gelu:
-        x = x.unaryExpr([](S v) { return S(0.5) * v * (S(1) + std::erf(v / std::sqrt(S(2)))); });
-        break;
-    case MlpKind::SwiGlu:
-        a = a / (S(1) + (-a).exp()); // SiLU; the gate product happens in the caller
-        break;
+    const Eigen::Index rows = x.rows();
+#pragma omp parallel for schedule(static) if (rows >= 16)
+    for (Eigen::Index r = 0; r < rows; ++r) {
+        auto a = x.row(r).array();
+        switch (kind) {
+        case MlpKind::GeluTanh: {
+            const S k = static_cast<S>(std::sqrt(2.0 / std::numbers::pi));
+            a = S(0.5) * a * (S(1) + (k * (a + S(0.044715) * a.cube())).tanh());
+            break;
+        }
+        case MlpKind::Gelu:
+            a = a.unaryExpr(
+                [](S v) { return S(0.5) * v * (S(1) + std::erf(v / std::sqrt(S(2)))); });
+            break;
+        case MlpKind::SwiGlu:
+            a = a / (S(1) + (-a).exp()); // SiLU; the gate product happens in the caller
+            break;
+        }
     }
 }
 
+// The MLP of the normalized input x into `out`; `up` and `gate` are the caller's buffers.
 template <class S>
-MatrixT<S> mlp(const ModelConfig& c, const LayerWeights<S>& w, const MatrixT<S>& x) {
-    MatrixT<S> up = x * w.wUp;
+void mlp(const ModelConfig& c, const LayerWeights<S>& w, const MatrixT<S>& x, MatrixT<S>& up,
+         MatrixT<S>& gate, MatrixT<S>& out) {
+    up.noalias() = x * w.wUp;
     addBias(up, w.bUp);
     if (c.mlp == MlpKind::SwiGlu) {
-        MatrixT<S> gate = x * w.wGate;
+        gate.noalias() = x * w.wGate;
         addBias(gate, w.bGate);
         activate(c.mlp, gate);
         up.array() *= gate.array();
     } else {
         activate(c.mlp, up);
     }
-    MatrixT<S> down = up * w.wDown;
-    addBias(down, w.bDown);
-    return down;
+    out.noalias() = up * w.wDown;
+    addBias(out, w.bDown);
 }
 
 Matrix toFloat(const auto& m) {
@@ -114,44 +121,57 @@ template <class S> struct Projections {
 };
 
 template <class S>
-Projections<S> project(const ModelConfig& c, const LayerWeights<S>& w, const MatrixT<S>& xn,
-                       const RopeTable* rope, bool keepPreRope) {
+void project(const ModelConfig& c, const LayerWeights<S>& w, const MatrixT<S>& xn,
+             const RopeTable* rope, bool keepPreRope, Projections<S>& p) {
     const bool queryIsKey =
         c.sharing == ProjectionSharing::QEqK || c.sharing == ProjectionSharing::QEqKEqV;
     const bool valueIsKey =
         c.sharing == ProjectionSharing::KEqV || c.sharing == ProjectionSharing::QEqKEqV;
-    // Locals moved into the result: assigning the products straight into the result's members
-    // takes another Eigen evaluation path, which changed the last bit of some keys.
-    MatrixT<S> k = xn * w.wk;
-    addBias(k, w.bk);
-    MatrixT<S> q;
+    // Products go into the buffers of the previous layer (same shapes): no allocation, no page
+    // faults after the first layer.
+    p.k.noalias() = xn * w.wk;
+    addBias(p.k, w.bk);
     if (queryIsKey) {
-        q = k;
+        p.q = p.k;
     } else {
-        q = xn * w.wq;
-        addBias(q, w.bq);
+        p.q.noalias() = xn * w.wq;
+        addBias(p.q, w.bq);
     }
-    MatrixT<S> v;
     if (valueIsKey) {
-        v = k; // the shared cache keeps keys before rotation; they double as values
+        p.v = p.k; // the shared cache keeps keys before rotation; they double as values
     } else {
-        v = xn * w.wv;
-        addBias(v, w.bv);
+        p.v.noalias() = xn * w.wv;
+        addBias(p.v, w.bv);
     }
-    MatrixT<S> qPre, kPre;
     if (rope) {
         if (keepPreRope) {
-            qPre = q;
-            kPre = k;
+            p.qPre = p.q;
+            p.kPre = p.k;
         }
-        applyRope(q, *rope, c.ropeLayout);
-        applyRope(k, *rope, c.ropeLayout);
+        applyRope(p.q, *rope, c.ropeLayout);
+        applyRope(p.k, *rope, c.ropeLayout);
     }
-    return {std::move(q), std::move(k), std::move(v), std::move(qPre), std::move(kPre)};
 }
 
-// The keys and values attention sees, per KV head: cached ones followed by these tokens'.
-template <class S> struct HeadKeysValues { std::vector<MatrixT<S>> keys, values; };
+// The keys and values attention sees, per KV head: cached ones followed by these tokens'. Without
+// a cache prefix they are column blocks of the projections themselves (no copy).
+template <class S> using ConstBlockRef = Eigen::Ref<const MatrixT<S>, 0, Eigen::OuterStride<>>;
+
+template <class S> struct HeadKeysValues {
+    std::vector<MatrixT<S>> keys, values; // cache + new rows per KV head; empty when past == 0
+    const Projections<S>* fresh = nullptr;
+    int headDim = 0;
+    ConstBlockRef<S> key(int h) const {
+        if (keys.empty())
+            return fresh->k.middleCols(static_cast<Eigen::Index>(h) * headDim, headDim);
+        return keys[static_cast<std::size_t>(h)];
+    }
+    ConstBlockRef<S> value(int h) const {
+        if (values.empty())
+            return fresh->v.middleCols(static_cast<Eigen::Index>(h) * headDim, headDim);
+        return values[static_cast<std::size_t>(h)];
+    }
+};
 
 template <class S>
 HeadKeysValues<S> gatherKeysValues(const ModelConfig& c, const KvCacheT<S>* cache, int layer,
@@ -160,6 +180,10 @@ HeadKeysValues<S> gatherKeysValues(const ModelConfig& c, const KvCacheT<S>* cach
     const int total = past + n;
     const int d = c.headDim;
     HeadKeysValues<S> kv;
+    kv.fresh = &p;
+    kv.headDim = d;
+    if (past == 0)
+        return kv;
     kv.keys.resize(static_cast<std::size_t>(c.kvHeads));
     kv.values.resize(static_cast<std::size_t>(c.kvHeads));
     for (int h = 0; h < c.kvHeads; ++h) {
@@ -167,12 +191,10 @@ HeadKeysValues<S> gatherKeysValues(const ModelConfig& c, const KvCacheT<S>* cach
         auto& vv = kv.values[static_cast<std::size_t>(h)];
         kk.resize(total, d);
         vv.resize(total, d);
-        if (past > 0) {
-            const auto& head =
-                cache->layers[static_cast<std::size_t>(layer)][static_cast<std::size_t>(h)];
-            kk.topRows(past) = head.keys;
-            vv.topRows(past) = head.values;
-        }
+        const auto& head =
+            cache->layers[static_cast<std::size_t>(layer)][static_cast<std::size_t>(h)];
+        kk.topRows(past) = head.keys;
+        vv.topRows(past) = head.values;
         kk.bottomRows(n) = p.k.middleCols(static_cast<Eigen::Index>(h) * d, d);
         vv.bottomRows(n) = p.v.middleCols(static_cast<Eigen::Index>(h) * d, d);
     }
@@ -225,57 +247,75 @@ ContextPart attendContext(const ModelConfig& c, const ContextAttention* context,
 
 // Causal softmax attention of every query head over its KV head's keys (within the sliding
 // window where the layer has one: window), merged with the context part through the log-sum-exp.
+// Work items are (query head, block of query rows): a block reads only the keys its rows can see,
+// which halves the causal work, and items run largest first so that threads finish together.
 template <class S>
-MatrixT<S> attendHeads(const ModelConfig& c, const MatrixT<S>& q, const HeadKeysValues<S>& kv,
-                       S scale, int past, std::optional<int> window, const ContextPart& ctx) {
+void attendHeads(const ModelConfig& c, const MatrixT<S>& q, const HeadKeysValues<S>& kv, S scale,
+                 int past, std::optional<int> window, const ContextPart& ctx, MatrixT<S>& attn) {
+    constexpr int kBlockRows = 64;
     const int n = static_cast<int>(q.rows());
     const int total = past + n;
     const int d = c.headDim, H = c.heads, g = c.groupSize();
-    const bool useContext = ctx.used;
-    const int firstKey = ctx.firstKey;
-    MatrixT<S> attn(n, static_cast<Eigen::Index>(H) * d);
-#pragma omp parallel for schedule(static)
-    for (int h = 0; h < H; ++h) {
-        const int kvHead = h / g;
-        const auto& kk = kv.keys[static_cast<std::size_t>(kvHead)];
-        const auto& vv = kv.values[static_cast<std::size_t>(kvHead)];
-        MatrixT<S> scores =
-            (q.middleCols(static_cast<Eigen::Index>(h) * d, d) * kk.transpose()) * scale;
-        for (int i = 0; i < n; ++i) {
-            const int pos = past + i;
-            auto row = scores.row(i);
-            // Causal: key j is visible to query position pos when j <= pos (and within the
-            // window).
-            const int first = window ? std::max(0, pos - *window + 1) : 0;
-            for (int j = 0; j < std::max(first, firstKey); ++j)
-                row(j) = -std::numeric_limits<S>::infinity();
-            for (int j = pos + 1; j < total; ++j)
-                row(j) = -std::numeric_limits<S>::infinity();
-            const S mx = row.maxCoeff();
-            row = (row.array() - mx).exp();
-            const S z = row.sum();
-            row /= z;
-            if (useContext) {
-                // Weights of the exact part and of the context part: e^{lse} each.
-                const S lseExact = mx + std::log(z);
-                const S lseCtx = static_cast<S>(
-                    ctx.lse[static_cast<std::size_t>(h)][static_cast<std::size_t>(i)]);
-                const S top = std::max(lseExact, lseCtx);
-                const S wExact = std::exp(lseExact - top), wCtx = std::exp(lseCtx - top);
-                row *= wExact / (wExact + wCtx);
+    const int blocks = (n + kBlockRows - 1) / kBlockRows;
+    const int items = H * blocks;
+    attn.resize(n, static_cast<Eigen::Index>(H) * d);
+    const S negInf = -std::numeric_limits<S>::infinity();
+#pragma omp parallel if (items > 1)
+    {
+        // Eigen-aligned: small products vectorize by the destination's alignment, so a
+        // malloc'ed buffer would round differently from run to run.
+        Eigen::Matrix<S, Eigen::Dynamic, 1> scratch(
+            static_cast<Eigen::Index>(std::min(kBlockRows, n)) * total);
+#pragma omp for schedule(dynamic)
+        for (int item = 0; item < items; ++item) {
+            const int block = blocks - 1 - item / H, h = item % H;
+            const int i0 = block * kBlockRows, rows = std::min(kBlockRows, n - i0);
+            // Keys [keyBegin, keyEnd) are visible to at least one row of the block.
+            const int keyEnd = past + i0 + rows;
+            const int keyBegin =
+                std::max(window ? std::max(0, past + i0 - *window + 1) : 0, ctx.firstKey);
+            const int span = keyEnd - keyBegin;
+            const ConstBlockRef<S> headKeys = kv.key(h / g), headValues = kv.value(h / g);
+            const auto keys = headKeys.middleRows(keyBegin, span);
+            const auto values = headValues.middleRows(keyBegin, span);
+            Eigen::Map<MatrixT<S>> scores(scratch.data(), rows, span);
+            scores.noalias() =
+                q.block(i0, static_cast<Eigen::Index>(h) * d, rows, d) * keys.transpose();
+            scores *= scale;
+            for (int i = 0; i < rows; ++i) {
+                const int pos = past + i0 + i;
+                auto row = scores.row(i);
+                // Causal: key j is visible to query position pos when j <= pos (and within the
+                // window).
+                const int first = std::max(window ? std::max(0, pos - *window + 1) : 0, keyBegin);
+                row.head(first - keyBegin).setConstant(negInf);
+                row.tail(keyEnd - 1 - pos).setConstant(negInf);
+                const S mx = row.maxCoeff();
+                row = (row.array() - mx).exp();
+                const S z = row.sum();
+                row /= z;
+                if (ctx.used) {
+                    // Weights of the exact part and of the context part: e^{lse} each.
+                    const S lseExact = mx + std::log(z);
+                    const S lseCtx = static_cast<S>(
+                        ctx.lse[static_cast<std::size_t>(h)][static_cast<std::size_t>(i0 + i)]);
+                    const S top = std::max(lseExact, lseCtx);
+                    const S wExact = std::exp(lseExact - top), wCtx = std::exp(lseCtx - top);
+                    row *= wExact / (wExact + wCtx);
+                }
             }
-        }
-        auto out = attn.middleCols(static_cast<Eigen::Index>(h) * d, d);
-        out = scores * vv;
-        if (useContext) {
-            for (int i = 0; i < n; ++i) {
-                const S share = scores.row(i).sum(); // the exact part's share of the total
-                out.row(i) += (S(1) - share) *
-                              ctx.outputs[static_cast<std::size_t>(h)].row(i).template cast<S>();
+            auto out = attn.block(i0, static_cast<Eigen::Index>(h) * d, rows, d);
+            out.noalias() = scores * values;
+            if (ctx.used) {
+                for (int i = 0; i < rows; ++i) {
+                    const S share = scores.row(i).sum(); // the exact part's share of the total
+                    out.row(i) +=
+                        (S(1) - share) *
+                        ctx.outputs[static_cast<std::size_t>(h)].row(i0 + i).template cast<S>();
+                }
             }
         }
     }
-    return attn;
 }
 
 template <class S>
@@ -304,8 +344,13 @@ void captureLayer(const ModelConfig& c, const MatrixT<S>& xn, const Projections<
 template <class S> void storeInCache(KvCacheT<S>& cache, int layer, HeadKeysValues<S>&& kv) {
     auto& heads = cache.layers[static_cast<std::size_t>(layer)];
     for (std::size_t h = 0; h < heads.size(); ++h) {
-        heads[h].keys = std::move(kv.keys[h]);
-        heads[h].values = std::move(kv.values[h]);
+        if (kv.keys.empty()) { // the first tokens: copy the blocks out of the projections
+            heads[h].keys = kv.key(static_cast<int>(h));
+            heads[h].values = kv.value(static_cast<int>(h));
+        } else {
+            heads[h].keys = std::move(kv.keys[h]);
+            heads[h].values = std::move(kv.values[h]);
+        }
     }
 }
 
@@ -314,7 +359,7 @@ template <class S> void storeInCache(KvCacheT<S>& cache, int layer, HeadKeysValu
 template <class S>
 MatrixT<S> runForward(const ModelConfig& c, const WeightStore<S>& weights,
                       std::span<const TokenId> tokens, KvCacheT<S>* cache, Capture* capture,
-                      const ContextAttention* context) {
+                      const ContextAttention* context, LogitRows rows) {
     const int n = static_cast<int>(tokens.size());
     const int past = cache ? cache->length : 0;
     const int total = past + n;
@@ -331,43 +376,49 @@ MatrixT<S> runForward(const ModelConfig& c, const WeightStore<S>& weights,
     const bool rope = c.positions == PositionKind::Rope;
     const RopeTable ropeTable = rope ? makeRopeTable(c, past, n, total) : RopeTable{};
 
+    // Every layer writes into the same buffers (same shapes), so only the first layer allocates.
+    MatrixT<S> xn, attn, projected, up, gate;
+    Projections<S> p;
     for (int l = 0; l < c.layers; ++l) {
         const auto wPtr = weights.layer(l);
         const LayerWeights<S>& w = *wPtr;
-        const MatrixT<S> xn = normalize(c, x, w.norm1, w.norm1Bias);
-        const Projections<S> p = project(c, w, xn, rope ? &ropeTable : nullptr, capture != nullptr);
+        normalize(c, x, w.norm1, w.norm1Bias, xn);
+        project(c, w, xn, rope ? &ropeTable : nullptr, capture != nullptr, p);
         HeadKeysValues<S> kv = gatherKeysValues(c, cache, l, past, p);
         const S scale = attentionScale<S>(c, l);
         const bool windowed = c.windowApplies(l);
         const ContextPart ctx = attendContext(c, context, l, past, p.q, scale, windowed);
-        const MatrixT<S> attn =
-            attendHeads(c, p.q, kv, scale, past, windowed ? c.slidingWindow : std::nullopt, ctx);
+        attendHeads(c, p.q, kv, scale, past, windowed ? c.slidingWindow : std::nullopt, ctx, attn);
         if (capture)
             captureLayer(c, xn, p, attn, rope, capture->layers[static_cast<std::size_t>(l)]);
         if (cache)
             storeInCache(*cache, l, std::move(kv));
 
-        MatrixT<S> projected = attn * w.wo;
+        projected.noalias() = attn * w.wo;
         addBias(projected, w.bo);
         x += projected;
-        const MatrixT<S> xn2 = normalize(c, x, w.norm2, w.norm2Bias);
-        x += mlp(c, w, xn2);
+        normalize(c, x, w.norm2, w.norm2Bias, xn);
+        mlp(c, w, xn, up, gate, projected);
+        x += projected;
     }
     if (cache)
         cache->length = total;
 
-    const MatrixT<S> xf = normalize(c, x, gw.finalNorm, gw.finalNormBias);
-    MatrixT<S> logits = xf * gw.outputMatrix().transpose();
-    if (capture)
-        capture->logits = toFloat(logits);
+    // Only the rows asked for go through the output head (V columns each: the largest product).
+    const Eigen::Index logitRows = rows == LogitRows::All ? n : rows == LogitRows::Last ? 1 : 0;
+    if (logitRows == 0)
+        return {};
+    normalize(c, x.bottomRows(logitRows), gw.finalNorm, gw.finalNormBias, xn);
+    MatrixT<S> logits(logitRows, gw.outputMatrix().rows());
+    logits.noalias() = xn * gw.outputMatrix().transpose();
     return logits;
 }
 
 template MatrixT<float> runForward<float>(const ModelConfig&, const WeightStore<float>&,
                                           std::span<const TokenId>, KvCacheT<float>*, Capture*,
-                                          const ContextAttention*);
+                                          const ContextAttention*, LogitRows);
 template MatrixT<double> runForward<double>(const ModelConfig&, const WeightStore<double>&,
                                             std::span<const TokenId>, KvCacheT<double>*, Capture*,
-                                            const ContextAttention*);
+                                            const ContextAttention*, LogitRows);
 
 } // namespace kvs

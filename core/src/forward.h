@@ -11,11 +11,11 @@
 
 namespace kvs {
 
-// Runs tokens through the model after the cache's tokens, appending to the cache. Returns logits
-// (tokens × vocab). Fills capture->layers (and logits) when capture is given.
+// Runs tokens through the model after the cache's tokens, appending to the cache. Returns the
+// logits of the rows asked for (× vocab). Fills capture->layers when capture is given.
 template <class S>
 MatrixT<S> runForward(const ModelConfig& config, const WeightStore<S>& weights,
                       std::span<const TokenId> tokens, KvCacheT<S>* cache, Capture* capture,
-                      const ContextAttention* context = nullptr);
+                      const ContextAttention* context = nullptr, LogitRows rows = LogitRows::All);
 
 } // namespace kvs

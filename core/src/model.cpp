@@ -179,8 +179,10 @@ std::string Model::name() const {
     return f.filename().string();
 }
 
-Matrix Model::forward(std::span<const TokenId> tokens, KvCache* cache, Capture* capture) const {
-    return runForward<float>(m_impl->config, *m_impl->weights, tokens, cache, capture);
+Matrix Model::forward(std::span<const TokenId> tokens, KvCache* cache, Capture* capture,
+                      LogitRows rows) const {
+    return runForward<float>(m_impl->config, *m_impl->weights, tokens, cache, capture, nullptr,
+                             rows);
 }
 
 Matrix Model::forwardWithContext(std::span<const TokenId> tokens, KvCache& cache,
@@ -201,7 +203,7 @@ MatrixT<double> Model::forwardF64(std::span<const TokenId> tokens) const {
     return runForward<double>(m_impl->config, *m_impl->weights64, tokens, nullptr, nullptr);
 }
 
-Result<Capture> Model::capture(std::string_view prompt) const {
+Result<Capture> Model::capture(std::string_view prompt, CaptureOptions options) const {
     return catchErrors([&]() -> Capture {
         const Tokenizer* tokenizer = this->tokenizer();
         if (!tokenizer)
@@ -213,13 +215,13 @@ Result<Capture> Model::capture(std::string_view prompt) const {
             throw Error(ErrorCode::InvalidArgument, "empty prompt: there is nothing to capture");
         auto tokens = tokenizer->encode(prompt);
         validateTokens(m_impl->config, tokens, "prompt");
-        Capture c = captureTokens(std::move(tokens)).valueOrThrow();
+        Capture c = captureTokens(std::move(tokens), options).valueOrThrow();
         c.prompt = std::string(prompt);
         return c;
     });
 }
 
-Result<Capture> Model::captureTokens(std::vector<TokenId> tokens) const {
+Result<Capture> Model::captureTokens(std::vector<TokenId> tokens, CaptureOptions options) const {
     return catchErrors([&]() -> Capture {
         validateTokens(m_impl->config, tokens, "prompt");
         Capture c;
@@ -228,7 +230,10 @@ Result<Capture> Model::captureTokens(std::vector<TokenId> tokens) const {
         c.tokens = std::move(tokens);
         for (TokenId id : c.tokens)
             c.tokenTexts.push_back(tokenizer() ? tokenizer()->tokenText(id) : std::to_string(id));
-        forward(c.tokens, nullptr, &c);
+        Matrix logits =
+            forward(c.tokens, nullptr, &c, options.logits ? LogitRows::All : LogitRows::None);
+        if (options.logits)
+            c.logits = std::move(logits);
         checkCaptureFinite(c, "the forward pass of " + m_impl->folder.string());
         return c;
     });
@@ -249,14 +254,15 @@ Result<std::vector<TokenId>> Model::generateGreedy(std::span<const TokenId> prom
                                                         std::to_string(limit) + " positions");
         KvCache cache;
         std::vector<TokenId> out;
-        Matrix logits = forward(prompt, &cache);
+        Matrix logits = forward(prompt, &cache, nullptr, LogitRows::Last);
         for (int i = 0; i < count; ++i) {
             Eigen::Index best = 0;
             logits.row(logits.rows() - 1).maxCoeff(&best);
             const TokenId next = static_cast<TokenId>(best);
             out.push_back(next);
             if (i + 1 < count)
-                logits = forward(std::span<const TokenId>(&next, 1), &cache);
+                logits =
+                    forward(std::span<const TokenId>(&next, 1), &cache, nullptr, LogitRows::Last);
         }
         return out;
     });

@@ -94,7 +94,7 @@ private slots:
         test::writeBytes(promptFile, prompt);
         const auto out = m_dir / "c.safetensors";
         const json j = runJson({"capture", m_model.string(), "--prompt-file", promptFile.string(),
-                                "--out", out.string(), "--json"});
+                                "--out", out.string(), "--logits", "--json"});
         QCOMPARE(j.at("tokens").get<int>(), static_cast<int>(prompt.size()));
         QCOMPARE(j.at("layers").get<int>(), 2);
 
@@ -102,7 +102,7 @@ private slots:
         KVS_VERIFY_OK(loaded);
         auto model = Model::load(m_model);
         KVS_VERIFY_OK(model);
-        auto direct = model.value().capture(prompt);
+        auto direct = model.value().capture(prompt, {.logits = true});
         KVS_VERIFY_OK(direct);
         const Capture& a = loaded.value();
         const Capture& b = direct.value();
@@ -118,6 +118,7 @@ private slots:
                 QCOMPARE(x.queries.size(), std::size_t(4));
                 QCOMPARE(test::maxAbsDiff(x.queries[3], y.queries[3]), 0.0);
             }
+        QCOMPARE(a.logits.rows(), Eigen::Index(prompt.size()));
         QCOMPARE(test::maxAbsDiff(a.logits, b.logits), 0.0);
     }
 

@@ -102,7 +102,7 @@ private slots:
         QFETCH(bool, rope);
         test::TempDir dir;
         const Model m = loadPreset(dir, preset.toStdString());
-        const auto r = m.capture(kPrompt);
+        const auto r = m.capture(kPrompt, {.logits = true});
         KVS_VERIFY_OK(r);
         const Capture& c = r.value();
         const int n = c.tokenCount();
@@ -214,7 +214,7 @@ private slots:
         test::TempDir dir;
         const Model m = loadPreset(dir, preset.toStdString());
         const std::string prompt = "héllo \"wörld\"\n";
-        const auto r = m.capture(prompt);
+        const auto r = m.capture(prompt, {.logits = true});
         KVS_VERIFY_OK(r);
         const Capture& a = r.value();
         const auto path = dir / "c.safetensors";

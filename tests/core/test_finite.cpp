@@ -11,6 +11,7 @@
 #include "kvs_test.h"
 
 #include <QtTest>
+#include <bit>
 #include <limits>
 
 using namespace kvs;
@@ -73,6 +74,51 @@ private slots:
         });
         KVS_COMPARE_ENUM(r.error().code(), ErrorCode::NotFinite);
         QCOMPARE(r.message(), std::string("x.safetensors: tensor 'w' holds inf at [2, 1]"));
+    }
+
+    // The vectorized scan against std::isfinite element by element: every position of a block
+    // and of the tail, the largest finite values, subnormals, -0 and NaN payloads.
+    void fastScanAgreesWithIsfinite_data() {
+        QTest::addColumn<int>("count");
+        QTest::addColumn<int>("position");
+        QTest::addColumn<float>("value");
+        const float nanPayload = std::bit_cast<float>(0x7fc12345u);
+        const float negNan = std::bit_cast<float>(0xffc00001u);
+        for (int count : {1, 7, 4096, 4097, 10000}) {
+            for (int position : {0, count / 2, count - 1}) {
+                const QString at = QString("%1 of %2").arg(position).arg(count);
+                QTest::newRow(qPrintable("NaN at " + at)) << count << position << kNaN;
+                QTest::newRow(qPrintable("inf at " + at)) << count << position << kInf;
+                QTest::newRow(qPrintable("-inf at " + at)) << count << position << -kInf;
+                QTest::newRow(qPrintable("payload NaN at " + at))
+                    << count << position << nanPayload;
+                QTest::newRow(qPrintable("-NaN at " + at)) << count << position << negNan;
+                QTest::newRow(qPrintable("max at " + at))
+                    << count << position << std::numeric_limits<float>::max();
+                QTest::newRow(qPrintable("-max at " + at))
+                    << count << position << -std::numeric_limits<float>::max();
+                QTest::newRow(qPrintable("subnormal at " + at))
+                    << count << position << std::numeric_limits<float>::denorm_min();
+                QTest::newRow(qPrintable("-0 at " + at)) << count << position << -0.0f;
+            }
+        }
+    }
+    void fastScanAgreesWithIsfinite() {
+        QFETCH(int, count);
+        QFETCH(int, position);
+        QFETCH(float, value);
+        std::vector<float> data(static_cast<std::size_t>(count), 1.5f);
+        data[static_cast<std::size_t>(position)] = value;
+        QCOMPARE(allFinite(data.data(), data.size()), std::isfinite(value));
+        Matrix m = Eigen::Map<const Matrix>(data.data(), 1, count);
+        const auto r = catchErrors([&]() -> bool {
+            checkFinite(m, "m");
+            return true;
+        });
+        QCOMPARE(r.ok(), std::isfinite(value));
+        if (!r.ok())
+            QCOMPARE(r.message(), "m holds " + describeNonFinite(value) + " at [0, " +
+                                      std::to_string(position) + "]");
     }
 
     void nanWeightFailsTheLoadNamingTheTensor_data() {

@@ -67,12 +67,13 @@ private slots:
         TempDir dir;
         auto model = Model::load(test::writeModel(dir, "m", syntheticPreset(preset.toStdString())))
                          .valueOrThrow();
-        const auto tokens = someTokens(40, model.config().vocab);
+        // Longer than one block of query rows (64) in the attention, and not a multiple of it.
+        const auto tokens = someTokens(120, model.config().vocab);
         const Matrix full = model.forward(tokens);
-        const std::vector<TokenId> prefix(tokens.begin(), tokens.begin() + 25);
+        const std::vector<TokenId> prefix(tokens.begin(), tokens.begin() + 75);
         const Matrix part = model.forward(prefix);
-        QCOMPARE(full.rows(), Eigen::Index(40));
-        QVERIFY2(test::maxAbsDiff(part, full.topRows(25)) < 1e-4, "prefix logits changed");
+        QCOMPARE(full.rows(), Eigen::Index(120));
+        QVERIFY2(test::maxAbsDiff(part, full.topRows(75)) < 1e-4, "prefix logits changed");
         // And the logits do depend on the tokens (the check above is not vacuous).
         auto changed = tokens;
         changed[3] = (changed[3] + 1) % model.config().vocab;
@@ -88,17 +89,47 @@ private slots:
         TempDir dir;
         auto model = Model::load(test::writeModel(dir, "m", syntheticPreset(preset.toStdString())))
                          .valueOrThrow();
-        const auto tokens = someTokens(30, model.config().vocab, 11);
+        const auto tokens = someTokens(110, model.config().vocab, 11);
         const Matrix full = model.forward(tokens);
         KvCache cache;
-        model.forward(std::span<const TokenId>(tokens.data(), 20), &cache);
-        QCOMPARE(cache.length, 20);
-        for (int i = 20; i < 30; ++i) {
+        // The prefill spans two blocks of query rows; decoding reads the cache.
+        const Matrix prefill = model.forward(std::span<const TokenId>(tokens.data(), 100), &cache,
+                                             nullptr, LogitRows::Last);
+        QCOMPARE(cache.length, 100);
+        QCOMPARE(prefill.rows(), Eigen::Index(1));
+        QVERIFY(test::maxAbsDiff(prefill.row(0), full.row(99)) < 1e-4);
+        for (int i = 100; i < 110; ++i) {
             const Matrix step =
                 model.forward(std::span<const TokenId>(tokens.data() + i, 1), &cache);
             QVERIFY2(test::maxAbsDiff(step.row(0), full.row(i)) < 1e-4,
                      qPrintable(QString("position %1 differs").arg(i)));
         }
+    }
+
+    // Only the logits asked for are computed: the last row, or none (a pass that fills a cache
+    // or a capture), equal to the rows of the whole pass; the cache is the same either way.
+    void logitRowsAskedFor() {
+        TempDir dir;
+        auto model =
+            Model::load(test::writeModel(dir, "m", syntheticPreset("tiny-llama"))).valueOrThrow();
+        const auto tokens = someTokens(70, model.config().vocab, 13);
+        KvCache withAll, withNone;
+        const Matrix all = model.forward(tokens, &withAll);
+        const Matrix last = model.forward(tokens, nullptr, nullptr, LogitRows::Last);
+        const Matrix none = model.forward(tokens, &withNone, nullptr, LogitRows::None);
+        QCOMPARE(all.rows(), Eigen::Index(70));
+        QCOMPARE(last.rows(), Eigen::Index(1));
+        QCOMPARE(last.cols(), Eigen::Index(model.config().vocab));
+        // (one row goes through a matrix-vector product: rounding differs, not the value)
+        QVERIFY(test::maxAbsDiff(last.row(0), all.row(69)) < 1e-5 * all.cwiseAbs().maxCoeff());
+        QCOMPARE(none.size(), Eigen::Index(0));
+        QCOMPARE(withNone.length, 70);
+        QCOMPARE(test::maxAbsDiff(withNone.layers[1][0].keys, withAll.layers[1][0].keys), 0.0);
+        // A capture keeps the logits only when asked (they are n × vocabulary).
+        const std::vector<TokenId> ids(tokens.begin(), tokens.end());
+        QCOMPARE(model.captureTokens(ids).value().logits.size(), Eigen::Index(0));
+        const Matrix kept = model.captureTokens(ids, {.logits = true}).value().logits;
+        QCOMPARE(test::maxAbsDiff(kept, all), 0.0);
     }
 
     // A GQA model equals the MHA model whose key/value heads are copies of the shared ones.
@@ -181,7 +212,7 @@ private slots:
         TempDir dir;
         auto model = Model::load(test::writeModel(dir, "m", syntheticPreset(preset.toStdString())))
                          .valueOrThrow();
-        const auto tokens = someTokens(64, model.config().vocab, 9);
+        const auto tokens = someTokens(100, model.config().vocab, 9);
         const Matrix f = model.forward(tokens);
         const MatrixT<double> d = model.forwardF64(tokens);
         const double scale = d.cwiseAbs().maxCoeff();

@@ -560,7 +560,9 @@ private slots:
         const auto folder = test::writeModel(m_dir, preset.toStdString(), spec);
         const Model model = Model::load(folder).valueOrThrow();
         const Capture cap =
-            model.capture("Thy word is a lamp unto my feet, and a light unto my path. I have sworn")
+            model
+                .capture("Thy word is a lamp unto my feet, and a light unto my path. I have sworn",
+                         {.logits = true})
                 .valueOrThrow();
         auto backend = makeCpuBackend();
         EvalOptions o;

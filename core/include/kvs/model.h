@@ -27,6 +27,14 @@ struct LoadOptions {
     std::size_t weightBudgetBytes = 0;
 };
 
+// Which positions' logits a forward pass computes: the output head is its largest product
+// (vocabulary × width per row), so passes that only fill a cache or a capture skip it.
+enum class LogitRows { All, Last, None };
+
+struct CaptureOptions {
+    bool logits = false; // keep every position's logits in the capture (Capture::logits)
+};
+
 // Keys and values of every layer for the tokens seen so far (what incremental decoding reuses).
 template <class Scalar> struct KvCacheT {
     struct Head {
@@ -75,11 +83,11 @@ public:
     std::string name() const;           // the folder's name
 
     // Runs `tokens` through the model after the `cache->length` tokens already in the cache (if
-    // any), appending to the cache. Returns logits (tokens × vocab). When `capture` is given its
-    // layers are filled for these tokens. Throws kvs::Error for ids out of range or too many
-    // tokens.
+    // any), appending to the cache. Returns the logits of `rows` (all: tokens × vocab; last:
+    // 1 × vocab; none: empty). When `capture` is given its layers are filled for these tokens.
+    // Throws kvs::Error for ids out of range or too many tokens.
     Matrix forward(std::span<const TokenId> tokens, KvCache* cache = nullptr,
-                   Capture* capture = nullptr) const;
+                   Capture* capture = nullptr, LogitRows rows = LogitRows::All) const;
     // forward() with the context part of every layer's attention from `context`; `cache` must
     // hold at least context.contextLength() tokens (the exact prefill).
     Matrix forwardWithContext(std::span<const TokenId> tokens, KvCache& cache,
@@ -96,8 +104,8 @@ public:
     Model withAttention(ModelConfig config, std::vector<AttentionProjections> layers) const;
 
     // Tokenizes `prompt` and captures it. Errors: no tokenizer, empty prompt, too long.
-    Result<Capture> capture(std::string_view prompt) const;
-    Result<Capture> captureTokens(std::vector<TokenId> tokens) const;
+    Result<Capture> capture(std::string_view prompt, CaptureOptions options = {}) const;
+    Result<Capture> captureTokens(std::vector<TokenId> tokens, CaptureOptions options = {}) const;
     // Greedy decoding of `count` new tokens after `prompt` using the KV cache.
     Result<std::vector<TokenId>> generateGreedy(std::span<const TokenId> prompt, int count) const;
 
