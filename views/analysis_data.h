@@ -39,9 +39,12 @@ struct KeptTokens {
     std::vector<float> weights;          // e^{log-weight} per kept token (1 for plain eviction)
 };
 
-// Per KV head (layer-major like EvalResult::heads) and query head of its group.
+// Per KV head (layer-major like EvalResult::heads) and query head of its group: the probe ×
+// context maps (moved out of EvalResult::heads, so that the per-head metrics stay small).
 struct HeadMaps {
-    std::vector<Matrix> difference;           // compressed − exact, probe × context
+    std::vector<Matrix> exact;                // exact attention, probe × context
+    std::vector<Matrix> compressed;           // attention over the compressed cache
+    std::vector<Matrix> difference;           // compressed − exact
     std::vector<std::vector<double>> rowMass; // per query head: mass lost per probe row
 };
 
@@ -62,7 +65,10 @@ struct SchemeRun {
     int colorIndex = 0;     // into the categorical palette
     kvs::EvalResult eval;
     std::vector<KeptTokens> kept; // per KV head, layer-major
-    std::vector<HeadMaps> maps;   // per KV head, layer-major (when maps were asked for)
+    // Per KV head, layer-major (when maps were asked for). Shared and never changed once made:
+    // they are most of a run's bytes (3 × probe × context floats per query head), and runs are
+    // copied between the engine's cache, snapshots and the quality pass.
+    std::shared_ptr<const std::vector<HeadMaps>> maps;
     // The probe attention of every layer on the backend, one entry per dispatch.
     std::vector<kvs::DispatchTiming> dispatches;
     std::vector<int> dispatchLayer;
@@ -85,6 +91,10 @@ struct SchemeRun {
     std::size_t groupMember(int head, int layers, int heads) const {
         const int kv = std::max(1, kvHeads(layers));
         return static_cast<std::size_t>(head % std::max(1, heads / kv));
+    }
+    // The maps of KV head `kv` (an index into eval.heads), or null without maps.
+    const HeadMaps* headMaps(std::size_t kv) const {
+        return maps && kv < maps->size() ? &(*maps)[kv] : nullptr;
     }
 };
 

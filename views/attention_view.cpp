@@ -268,16 +268,6 @@ void AttentionView::setData(std::shared_ptr<const AnalysisData> analysis, int ru
     updateVisibility();
 }
 
-const HeadMetrics* AttentionView::selectedMetrics() const {
-    if (!m_data)
-        return nullptr;
-    const SchemeRun& run = m_data->runs[static_cast<std::size_t>(m_run)];
-    const std::size_t index = run.headIndex(m_layer, m_head, m_data->layers, m_data->heads);
-    if (index >= run.eval.heads.size())
-        return nullptr;
-    return &run.eval.heads[index];
-}
-
 void AttentionView::rebuildGrid() {
     const SchemeRun& run = m_data->runs[static_cast<std::size_t>(m_run)];
     const int nctx = m_data->contextTokens;
@@ -315,15 +305,14 @@ void AttentionView::rebuildGrid() {
             const std::size_t j = run.groupMember(h, m_data->layers, m_data->heads);
             const Matrix* m = nullptr;
             bool diverging = false;
-            if (kv < run.eval.heads.size()) {
-                const HeadMetrics& hm = run.eval.heads[kv];
-                if (m_mode == Mode::Exact && j < hm.exactMap.size())
-                    m = &hm.exactMap[j];
+            if (const HeadMaps* hm = run.headMaps(kv)) {
+                if (m_mode == Mode::Exact && j < hm->exact.size())
+                    m = &hm->exact[j];
                 else if (m_mode == Mode::Difference && differenceMatrix(kv, j)) {
                     m = differenceMatrix(kv, j);
                     diverging = true;
-                } else if (j < hm.compressedMap.size())
-                    m = &hm.compressedMap[j];
+                } else if (j < hm->compressed.size())
+                    m = &hm->compressed[j];
             }
             QCPColorMapData* cells = map->data();
             if (!m || m->size() == 0) {
@@ -400,21 +389,22 @@ const Matrix* AttentionView::differenceMatrix(std::size_t kv, std::size_t j) con
         return nullptr;
     }
     const SchemeRun& run = m_data->runs[static_cast<std::size_t>(m_run)];
-    if (kv < run.maps.size() && j < run.maps[kv].difference.size())
-        return &run.maps[kv].difference[j];
+    if (const HeadMaps* hm = run.headMaps(kv); hm && j < hm->difference.size())
+        return &hm->difference[j];
     return nullptr;
 }
 
 void AttentionView::rebuildMaps() {
     const SchemeRun& run = m_data->runs[static_cast<std::size_t>(m_run)];
-    const HeadMetrics* hm = selectedMetrics();
     const std::size_t kv = run.headIndex(m_layer, m_head, m_data->layers, m_data->heads);
     const std::size_t j = run.groupMember(m_head, m_data->layers, m_data->heads);
+    const HeadMetrics* hm = kv < run.eval.heads.size() ? &run.eval.heads[kv] : nullptr;
+    const HeadMaps* maps = run.headMaps(kv);
     const Matrix* mats[3] = {nullptr, nullptr, nullptr};
-    if (hm && j < hm->exactMap.size())
-        mats[0] = &hm->exactMap[j];
-    if (hm && j < hm->compressedMap.size())
-        mats[1] = &hm->compressedMap[j];
+    if (maps && j < maps->exact.size())
+        mats[0] = &maps->exact[j];
+    if (maps && j < maps->compressed.size())
+        mats[1] = &maps->compressed[j];
     mats[2] = differenceMatrix(kv, j);
     m_differenceTitle->setText(
         differenceReference() == 1
@@ -490,8 +480,8 @@ void AttentionView::rebuildMaps() {
 
     QVector<double> keys;
     QVector<double> values;
-    if (kv < run.maps.size() && j < run.maps[kv].rowMass.size()) {
-        const auto& mass = run.maps[kv].rowMass[j];
+    if (maps && j < maps->rowMass.size()) {
+        const auto& mass = maps->rowMass[j];
         for (std::size_t r = 0; r < mass.size(); ++r) {
             keys << static_cast<double>(r);
             values << mass[r];

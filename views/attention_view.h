@@ -84,7 +84,6 @@ private:
     void onHover(QCustomPlot* plot, QMouseEvent* event);
     void onGridClick(QMouseEvent* event);
     void markGridSelection();
-    const HeadMetrics* selectedMetrics() const;
     // The difference matrix drawn for KV head `kv`, query head `j` of its group (null if none).
     const Matrix* differenceMatrix(std::size_t kv, std::size_t j) const;
     CsvTable mapCsv(int which) const;

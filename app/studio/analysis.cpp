@@ -118,14 +118,16 @@ baselineDifference(const views::AnalysisData& current, int run, const views::Ana
         current.contextTokens != baseline.contextTokens || current.layers != baseline.layers ||
         current.heads != baseline.heads || current.kvHeads != baseline.kvHeads)
         return nullptr;
-    const auto& a = current.runs[static_cast<std::size_t>(run)].eval.heads;
-    const auto& b = baseline.runs[static_cast<std::size_t>(baselineRun)].eval.heads;
-    if (a.size() != b.size())
+    const auto& mapsA = current.runs[static_cast<std::size_t>(run)].maps;
+    const auto& mapsB = baseline.runs[static_cast<std::size_t>(baselineRun)].maps;
+    if (!mapsA || !mapsB || mapsA->size() != mapsB->size())
         return nullptr;
+    const auto& a = *mapsA;
+    const auto& b = *mapsB;
     auto out = std::make_shared<std::vector<views::HeadMaps>>(a.size());
     for (std::size_t h = 0; h < a.size(); ++h) {
-        const auto& ca = a[h].compressedMap;
-        const auto& cb = b[h].compressedMap;
+        const auto& ca = a[h].compressed;
+        const auto& cb = b[h].compressed;
         if (ca.size() != cb.size() || ca.empty())
             return nullptr;
         for (std::size_t j = 0; j < ca.size(); ++j) {
@@ -146,7 +148,25 @@ QString sweepKey(const QString& setting) {
     return plan ? qs(sweepBase(s, plan->parameter).toString()) : qs(s.toString());
 }
 
-Engine::Engine(bool cpuOnly) : m_cpuOnly(cpuOnly) {}
+std::shared_ptr<const Capture> CaptureStore::get(const std::shared_ptr<const Model>& model,
+                                                 const std::vector<TokenId>& tokens) {
+    std::lock_guard lock(m_mutex);
+    if (m_capture && m_model.lock() == model && m_tokens == tokens)
+        return m_capture;
+    m_capture.reset(); // the old capture goes before the new one is made
+    auto capture = model->captureTokens(tokens);
+    if (!capture.ok())
+        throw capture.error();
+    m_forwardPasses.fetch_add(1);
+    m_capture = std::make_shared<const Capture>(std::move(capture).value());
+    m_model = model;
+    m_tokens = tokens;
+    return m_capture;
+}
+
+Engine::Engine(bool cpuOnly, std::shared_ptr<CaptureStore> captures)
+    : m_cpuOnly(cpuOnly),
+      m_captures(captures ? std::move(captures) : std::make_shared<CaptureStore>()) {}
 Engine::~Engine() = default;
 
 void Engine::ensureBackend() {
@@ -197,10 +217,7 @@ const Capture& Engine::captureFor(const AnalysisRequest& request) {
         m_spectrum.reset();
         m_headSpectra.reset();
         m_capture.reset();
-        auto capture = request.model->captureTokens(request.tokens);
-        if (!capture.ok())
-            throw capture.error();
-        m_capture = std::make_shared<const Capture>(std::move(capture).value());
+        m_capture = m_captures->get(request.model, request.tokens);
         m_model = request.model.get();
         m_tokens = request.tokens;
     }
@@ -241,12 +258,17 @@ std::vector<views::KeptTokens> keptTokens(const std::vector<std::vector<Compress
 
 // The evaluator's difference maps and per-row mass lost (total variation for weighted schemes,
 // which move mass rather than lose it), moved into the views' per-head maps.
-std::vector<views::HeadMaps> headMaps(std::vector<HeadMetrics>& heads) {
-    std::vector<views::HeadMaps> maps(heads.size());
+std::shared_ptr<const std::vector<views::HeadMaps>> headMaps(std::vector<HeadMetrics>& heads) {
+    auto maps = std::make_shared<std::vector<views::HeadMaps>>(heads.size());
     for (std::size_t k = 0; k < heads.size(); ++k) {
-        maps[k].difference = std::move(heads[k].differenceMap);
-        maps[k].rowMass =
+        views::HeadMaps& m = (*maps)[k];
+        m.exact = std::move(heads[k].exactMap);
+        m.compressed = std::move(heads[k].compressedMap);
+        m.difference = std::move(heads[k].differenceMap);
+        m.rowMass =
             std::move(heads[k].weighted ? heads[k].rowTotalVariation : heads[k].rowMassLost);
+        heads[k].exactMap.clear();
+        heads[k].compressedMap.clear();
         heads[k].differenceMap.clear();
         heads[k].rowMassLost.clear();
         heads[k].rowTotalVariation.clear();
@@ -394,8 +416,6 @@ Engine::analyze(const AnalysisRequest& request, const std::atomic<bool>& cancel)
                                       .arg(request.maps ? 'm' : '-')
                                       .arg(options.modelQuality ? 'q' : '-')
                                       .arg(request.timings && timing ? 't' : '-');
-            if (m_runCache.size() > 64)
-                m_runCache.clear();
             // A RenderDoc capture brackets the timing passes below (cached runs are timed again).
             std::optional<gpu::RenderDocCapture> renderDoc;
             if (request.renderDocCapture) {
@@ -425,6 +445,14 @@ Engine::analyze(const AnalysisRequest& request, const std::atomic<bool>& cancel)
                 run.colorIndex = index++;
                 data->runs.push_back(std::move(run));
             }
+            // Keep only the settings shown: a run's maps are 3 × probe × context floats per
+            // query head (hundreds of MB at a thousand tokens), and a slider leaves a trail of
+            // settings nobody returns to.
+            std::erase_if(m_runCache, [&](const auto& entry) {
+                return !request.settings.contains(
+                           entry.first.left(entry.first.size() - flags.size())) ||
+                       !entry.first.endsWith(flags);
+            });
             for (views::SchemeRun& run : data->runs) {
                 if (!run.eval.quality)
                     if (const auto known = request.knownQuality.find(run.setting);

@@ -81,10 +81,31 @@ Result<std::shared_ptr<const T>> runEngineJob(const std::atomic<bool>& cancel, F
     return result;
 }
 
+// The session's capture: one forward pass per (model, prompt), shared by every engine (the live
+// analysis, the quality pass, the sweeps), so that the captured tensors are held once and the
+// model runs once. Only the newest capture is kept; engines hold theirs until they move on.
+class CaptureStore {
+public:
+    // The capture of `tokens` by `model`: the one held when it matches, else a new forward pass
+    // (callers asking meanwhile wait for it rather than run their own).
+    std::shared_ptr<const kvs::Capture> get(const std::shared_ptr<const kvs::Model>& model,
+                                            const std::vector<kvs::TokenId>& tokens);
+    // Forward passes run so far (what the reuse tests count).
+    int forwardPasses() const { return m_forwardPasses.load(); }
+
+private:
+    std::mutex m_mutex;
+    std::weak_ptr<const kvs::Model> m_model;
+    std::vector<kvs::TokenId> m_tokens;
+    std::shared_ptr<const kvs::Capture> m_capture;
+    std::atomic<int> m_forwardPasses{0};
+};
+
 class Engine {
 public:
     // `cpuOnly`: the CPU reference backend; else Vulkan when it works (the CPU otherwise).
-    explicit Engine(bool cpuOnly);
+    // Engines given the same store share its captures (a store of its own otherwise).
+    explicit Engine(bool cpuOnly, std::shared_ptr<CaptureStore> captures = nullptr);
     ~Engine();
 
     // Each job returns its snapshot, a null one when cancelled, or the error that stopped it
@@ -152,6 +173,7 @@ private:
     bool m_vulkan = false;
     bool m_emulation = true;
     QString m_backendName;
+    std::shared_ptr<CaptureStore> m_captures;
     const kvs::Model* m_model = nullptr;
     std::vector<kvs::TokenId> m_tokens;
     std::shared_ptr<const kvs::Capture> m_capture;

@@ -280,9 +280,11 @@ QString jobFailureText(views::StudioJob job, const Error& error) {
 Session::Session(QObject* parent) : QObject(parent) {
     // Two workers: a model load and a tokenization (or the backend probe) can overlap.
     m_pool.setMaxThreadCount(3);
-    m_liveEngine = std::make_shared<Engine>(/*cpuOnly=*/false);
-    m_sweepEngine = std::make_shared<Engine>(/*cpuOnly=*/true);
-    m_qualityEngine = std::make_shared<Engine>(/*cpuOnly=*/true);
+    // One capture per (model, prompt) for the three engines: the model runs once.
+    m_captures = std::make_shared<CaptureStore>();
+    m_liveEngine = std::make_shared<Engine>(/*cpuOnly=*/false, m_captures);
+    m_sweepEngine = std::make_shared<Engine>(/*cpuOnly=*/true, m_captures);
+    m_qualityEngine = std::make_shared<Engine>(/*cpuOnly=*/true, m_captures);
     m_analysisDebounce.setSingleShot(true);
     m_analysisDebounce.setInterval(30);
     connect(&m_analysisDebounce, &QTimer::timeout, this, &Session::recomputeNow);

@@ -96,6 +96,8 @@ public:
     ModelState modelState() const { return m_state; }
     QString loadingFolder() const { return m_loadingFolder; }
     QString lastError() const { return m_lastError; }
+    // Forward passes the session's engines ran to capture prompts (one per model and prompt).
+    int captureForwardPasses() const { return m_captures->forwardPasses(); }
     QString prompt() const { return m_prompt; }
     std::shared_ptr<const ModelSnapshot> model() const { return m_model; }
     std::shared_ptr<const TokensSnapshot> tokens() const { return m_tokens; }
@@ -189,7 +191,8 @@ private:
     QStringList m_schemes;
     int m_requestedContext = 0;
     bool m_sweepsEnabled = true;
-    QString m_sweepKey; // what the current (or running) sweeps were made for
+    QString m_sweepKey;                       // what the current (or running) sweeps were made for
+    std::shared_ptr<CaptureStore> m_captures; // shared by the three engines
     std::shared_ptr<Engine> m_liveEngine;
     std::shared_ptr<Engine> m_sweepEngine;
     std::shared_ptr<Engine> m_qualityEngine; // its own engine: a slider move never waits for it

@@ -3,7 +3,7 @@
 // timing backend allocated per layer against the bytes the heads count, the copy bandwidth the
 // Profile view compares with, time against context length (the lengths asked for, positive
 // times, settings reused from the cache), a RenderDoc capture request where RenderDoc is absent,
-// and the window's RenderDoc action, disabled with the reason.
+// the window's RenderDoc action, disabled with the reason, and one capture shared by the engines.
 #include "kvs_test.h"
 
 #include "analysis.h"
@@ -58,6 +58,39 @@ private slots:
         QCOMPARE(scalingLengths(1000), (std::vector<int>{31, 74, 177, 420, 1000}));
         QCOMPARE(scalingLengths(9), (std::vector<int>{8, 9}));
         QVERIFY(scalingLengths(0).empty());
+    }
+
+    // The prefill runs once per (model, prompt): engines sharing a store (the live analysis, the
+    // quality pass and the sweeps) capture once, a settings change captures nothing, and only a
+    // new prompt runs the model again. Results are the same as an engine with its own capture.
+    void captureIsSharedAcrossEnginesAndSettings() {
+        auto store = std::make_shared<CaptureStore>();
+        Engine live(/*cpuOnly=*/true, store), quality(/*cpuOnly=*/true, store),
+            sweeps(/*cpuOnly=*/true, store);
+        std::atomic<bool> cancel{false};
+        AnalysisRequest r = request({QStringLiteral("select.uniform:keep=0.5")});
+        r.modelQuality = true;
+        const auto a = live.analyze(r, cancel).value();
+        QVERIFY(a && a->qualityPending);
+        QCOMPARE(store->forwardPasses(), 1);
+        const auto withQuality = quality.addQuality(a, r, cancel).value();
+        QVERIFY(withQuality && withQuality->runs[0].eval.quality);
+        QVERIFY(sweeps.sweep(r, cancel).value());
+        QCOMPARE(store->forwardPasses(), 1);
+        // A slider move: the same prompt, another setting.
+        r.settings = {QStringLiteral("select.uniform:keep=0.25")};
+        const auto b = live.analyze(r, cancel).value();
+        QVERIFY(b);
+        QCOMPARE(store->forwardPasses(), 1);
+        // The same numbers as an engine that captured on its own.
+        Engine alone(/*cpuOnly=*/true);
+        const auto c = alone.analyze(r, cancel).value();
+        QCOMPARE(b->runs[0].eval.outputError, c->runs[0].eval.outputError);
+        QCOMPARE(b->runs[0].eval.bytes.total(), c->runs[0].eval.bytes.total());
+        // A new prompt runs the model once more.
+        r.tokens.back() = (r.tokens.back() + 1) % 50;
+        QVERIFY(live.analyze(r, cancel).value());
+        QCOMPARE(store->forwardPasses(), 2);
     }
 
     void allocationScalingAndCapture() {

@@ -343,8 +343,8 @@ private slots:
         const int g = current->groupSize();
         const std::size_t kv = static_cast<std::size_t>(1 * current->kvHeads + 1 / g);
         const std::size_t j = static_cast<std::size_t>(1 % g);
-        const kvs::Matrix& now = current->runs[0].eval.heads[kv].compressedMap[j];
-        const kvs::Matrix& then = baseline->runs[0].eval.heads[kv].compressedMap[j];
+        const kvs::Matrix& now = current->runs[0].maps->at(kv).compressed[j];
+        const kvs::Matrix& then = baseline->runs[0].maps->at(kv).compressed[j];
         double largest = 0;
         for (int r = 0; r < now.rows(); ++r)
             for (int c = 0; c < now.cols(); ++c) {
@@ -355,7 +355,7 @@ private slots:
         QVERIFY2(largest > 1e-4, "keep 0.25 → 0.5 should change the compressed attention");
         // Back to the error against the exact attention.
         view->setDifferenceReference(0);
-        const kvs::Matrix& exact = current->runs[0].eval.heads[kv].exactMap[j];
+        const kvs::Matrix& exact = current->runs[0].maps->at(kv).exact[j];
         QVERIFY(std::abs(view->cellValue(2, 0, 0) - (now(0, 0) - exact(0, 0))) < 1e-6);
 
         // Another split (or prompt, or model) is not comparable: no maps.

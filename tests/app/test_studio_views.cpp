@@ -192,8 +192,8 @@ private slots:
         w.showViewByName(QStringLiteral("attention"));
         kvs::views::AttentionView* att = w.attentionView();
         QTRY_VERIFY(att->gridPlot()->plottableCount() >= a->layers * a->heads);
-        const kvs::HeadMetrics& h0 = a->runs[0].eval.heads[0];
-        QCOMPARE(att->cellValue(0, 0, 0), static_cast<double>(h0.exactMap[0](0, 0)));
+        const kvs::views::HeadMaps& h0 = a->runs[0].maps->at(0);
+        QCOMPARE(att->cellValue(0, 0, 0), static_cast<double>(h0.exact[0](0, 0)));
         QVERIFY(att->hoverCell(1, 2));
         QVERIFY2(att->readoutText().contains(QStringLiteral("query %1").arg(a->contextTokens + 1)),
                  qPrintable(att->readoutText()));
@@ -205,8 +205,8 @@ private slots:
         w.findChild<QAction*>(QStringLiteral("nextLayerAction"))->trigger();
         QCOMPARE(att->selectedLayer(), 1);
         const int g = a->groupSize();
-        const auto& h1 = a->runs[0].eval.heads[static_cast<std::size_t>(1 * a->kvHeads + 1 / g)];
-        QCOMPARE(att->cellValue(1, 0, 0), static_cast<double>(h1.compressedMap[1 % g](0, 0)));
+        const auto& h1 = a->runs[0].maps->at(static_cast<std::size_t>(1 * a->kvHeads + 1 / g));
+        QCOMPARE(att->cellValue(1, 0, 0), static_cast<double>(h1.compressed[1 % g](0, 0)));
 
         // Move the budget slider of the first scheme: the cache view follows.
         w.showViewByName(QStringLiteral("cache"));
@@ -238,6 +238,8 @@ private slots:
         w.showViewByName(QStringLiteral("tradeoffs"));
         QTRY_VERIFY_WITH_TIMEOUT(w.tradeoffView()->curveCount() == 3, kTimeoutMs);
         QVERIFY(w.tradeoffView()->paretoPointCount() > 0);
+        // Analyses, undo/redo, the quality pass and the sweeps all read one capture.
+        QCOMPARE(w.session()->captureForwardPasses(), 1);
         // A log-log slope against kept tokens per curve and metric: the head output error and
         // the headline KL both fall as more tokens are kept, and the legend fits the metric on
         // the axis (KL by default).

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 // The studio's liveness figures: from opening the window to the first painted attention map, and
 // from a budget slider change to every visible view repainted (median and 95th percentile over
-// 50 changes). `bench_studio [MODEL_FOLDER] [--changes N]`; run with QT_QPA_PLATFORM=offscreen or
-// under xvfb. Defaults to the start-up model of the build.
+// 50 changes), with the peak resident memory and the load average beside them.
+// `bench_studio [MODEL_FOLDER] [--prompt-file F] [--changes N]`; run with QT_QPA_PLATFORM=offscreen
+// or under xvfb. Defaults to the start-up model of the build and its default prompt.
 #include "attention_view.h"
 #include "main_window.h"
 #include "schemes_panel.h"
@@ -11,11 +12,14 @@
 
 #include <QApplication>
 #include <QElapsedTimer>
+#include <QFile>
 #include <QStyleFactory>
 #include <QTest>
+#include <QThread>
 #include <algorithm>
 #include <cstdio>
 #include <qcustomplot.h>
+#include <sys/resource.h>
 #include <vector>
 
 using namespace kvs::studio;
@@ -30,18 +34,39 @@ double percentile(std::vector<double> v, double p) {
     return v[lo] + (v[hi] - v[lo]) * (idx - static_cast<double>(lo));
 }
 
+double peakResidentMiB() {
+    rusage usage{};
+    getrusage(RUSAGE_SELF, &usage);
+    return static_cast<double>(usage.ru_maxrss) / 1024.0; // KiB on Linux
+}
+
+QString loadAverage() {
+    QFile f(QStringLiteral("/proc/loadavg"));
+    if (!f.open(QIODevice::ReadOnly))
+        return QStringLiteral("unknown");
+    return QString::fromUtf8(f.readAll()).section(QLatin1Char(' '), 0, 2);
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
     QApplication app(argc, argv);
     QApplication::setStyle(QStyleFactory::create(QStringLiteral("Fusion")));
     QString folder;
+    QString prompt = defaultPrompt();
     int changes = 50;
     const QStringList args = QApplication::arguments();
     for (int i = 1; i < args.size(); ++i) {
-        if (args[i] == QLatin1String("--changes") && i + 1 < args.size())
+        if (args[i] == QLatin1String("--changes") && i + 1 < args.size()) {
             changes = args[++i].toInt();
-        else
+        } else if (args[i] == QLatin1String("--prompt-file") && i + 1 < args.size()) {
+            QFile f(args[++i]);
+            if (!f.open(QIODevice::ReadOnly)) {
+                std::fprintf(stderr, "bench_studio: cannot read %s\n", qPrintable(f.fileName()));
+                return 2;
+            }
+            prompt = QString::fromUtf8(f.readAll());
+        } else
             folder = args[i];
     }
     if (folder.isEmpty())
@@ -61,7 +86,9 @@ int main(int argc, char** argv) {
     MainWindow window(options);
     window.resize(1600, 1000);
     window.session()->setSweepsEnabled(false); // the sweeps run behind; not part of liveness
-    window.setPrompt(defaultPrompt());
+    std::printf("load average at start: %s on %d cores\n", qPrintable(loadAverage()),
+                QThread::idealThreadCount());
+    window.setPrompt(prompt);
     window.showViewByName(QStringLiteral("attention"));
     window.show();
     window.openModel(folder);
@@ -83,7 +110,8 @@ int main(int argc, char** argv) {
         qPrintable(a->provenance.modelName), a->layers, a->heads, a->kvHeads, a->contextTokens,
         a->probeTokens, a->runs.size());
     std::printf("backend: %s\n", qPrintable(a->backendName));
-    std::printf("open -> first painted attention map: %.0f ms\n", openMs);
+    std::printf("open -> first painted attention map: %.0f ms, peak resident %.0f MiB\n", openMs,
+                peakResidentMiB());
 
     window.session()->setAnalysisDelay(0); // measure the work, not the debounce
     std::vector<double> times;
@@ -112,5 +140,7 @@ int main(int argc, char** argv) {
     std::printf("slider change -> visible views repainted over %d changes: median %.1f ms, p95 "
                 "%.1f ms (worker compute: median %.1f ms)\n",
                 changes, percentile(times, 0.5), percentile(times, 0.95), percentile(compute, 0.5));
+    std::printf("peak resident memory: %.0f MiB; load average at the end: %s\n", peakResidentMiB(),
+                qPrintable(loadAverage()));
     return 0;
 }

@@ -70,8 +70,8 @@ std::shared_ptr<AnalysisData> makeAnalysis() {
                 e(r, k) = static_cast<float>(0.01 * (r * kCtx + k + 1) + j);
                 c(r, k) = (k == 1 || k == 4) ? 0.0f : e(r, k) * 1.5f;
             }
-        h.exactMap.push_back(e);
-        h.compressedMap.push_back(c);
+        maps.exact.push_back(e);
+        maps.compressed.push_back(c);
         maps.difference.push_back(c - e);
         maps.rowMass.push_back({0.1, 0.2, 0.3});
     }
@@ -81,7 +81,7 @@ std::shared_ptr<AnalysisData> makeAnalysis() {
     run.eval.memoryFraction =
         static_cast<double>(h.bytes.total()) / static_cast<double>(h.fp16Bytes);
     run.eval.contextError = 0.25;
-    run.maps.push_back(maps);
+    run.maps = std::make_shared<const std::vector<HeadMaps>>(std::vector<HeadMaps>{maps});
     run.kept.push_back({{0, 2, 3, 5}, {1.0f, 2.0f, 1.0f, 1.0f}});
     run.dispatches.push_back({"probe_split_sg", 120.0, 4000, 1000});
     run.dispatches.push_back({"combine", 30.0, 1000, 500});
@@ -125,7 +125,7 @@ private slots:
         view.setData(a, 0);
         QCOMPARE(view.gridPlot()->plottableCount(), 2); // one thumbnail per query head
         QCOMPARE(view.cellValue(0, 2, 3),
-                 static_cast<double>(a->runs[0].eval.heads[0].exactMap[0](2, 3)));
+                 static_cast<double>(a->runs[0].maps->at(0).exact[0](2, 3)));
         QCOMPARE(view.cellValue(1, 0, 1), 0.0);
         QCOMPARE(view.evictedMarkCount(), 2); // keys 1 and 4: two runs
         QVERIFY(view.hoverCell(1, 2));
@@ -145,7 +145,7 @@ private slots:
         // Second head of the group, and synced zoom.
         view.setSelection(0, 1);
         QCOMPARE(view.cellValue(0, 0, 0),
-                 static_cast<double>(a->runs[0].eval.heads[0].exactMap[1](0, 0)));
+                 static_cast<double>(a->runs[0].maps->at(0).exact[1](0, 0)));
         view.mapPlot(0)->xAxis->setRange(1, 3);
         QCOMPARE(view.mapPlot(1)->xAxis->range().lower, 1.0);
         QCOMPARE(view.mapPlot(2)->xAxis->range().upper, 3.0);
