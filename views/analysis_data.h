@@ -115,6 +115,7 @@ struct AnalysisData {
     bool cpuEmulation = false;      // the device is a CPU emulation (lavapipe) or the CPU backend
     double deviceBandwidthGBs = 0;  // measured copy bandwidth; 0 = unknown
     bool timingsPending = false;    // the timing backend was still starting
+    bool timingsDeferred = false;   // the timed probe attention follows in a later update
     bool qualityPending = false;    // next-token KL and Δ perplexity follow in a later update
     double computeMilliseconds = 0; // wall time of the job that made this
     std::vector<SchemeRun> runs;

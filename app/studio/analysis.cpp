@@ -213,6 +213,7 @@ const Capture& Engine::captureFor(const AnalysisRequest& request) {
     if (!m_capture || m_model != request.model.get() || m_tokens != request.tokens) {
         m_reference.reset();
         m_runCache.clear();
+        m_untimedHeads.clear();
         m_qualityCache.clear();
         m_spectrum.reset();
         m_headSpectra.reset();
@@ -230,6 +231,7 @@ const ExactReference& Engine::referenceFor(const AnalysisRequest& request,
         (options.modelQuality && !m_referenceQuality)) {
         m_reference.reset();
         m_runCache.clear();
+        m_untimedHeads.clear();
         m_qualityCache.clear();
         m_reference = computeExactReference(*m_capture, request.model.get(), *m_backend, options)
                           .valueOrThrow();
@@ -337,7 +339,8 @@ std::shared_ptr<views::AnalysisData> Engine::newAnalysis(const AnalysisRequest& 
 
 views::SchemeRun Engine::evaluateRun(const QString& text, const AnalysisRequest& request,
                                      const EvalOptions& options, const ExactReference& reference,
-                                     AttentionBackend* timing, const std::atomic<bool>& cancel) {
+                                     AttentionBackend* timing, bool keepHeads,
+                                     const std::atomic<bool>& cancel) {
     const SchemeSetting setting = parseSetting(text);
     const Capture& capture = *m_capture;
     QElapsedTimer step;
@@ -363,6 +366,9 @@ views::SchemeRun Engine::evaluateRun(const QString& text, const AnalysisRequest&
     step.restart();
     if (request.timings && timing)
         timeRun(run, compressed, capture, *timing, cancel);
+    else if (keepHeads)
+        m_untimedHeads[text] =
+            std::make_shared<const std::vector<std::vector<CompressedHead>>>(std::move(compressed));
     if (trace())
         std::fprintf(
             stderr, "analysis %s: evaluate %.1f ms, kept + maps %.1f ms, timed attention %.1f ms\n",
@@ -396,6 +402,9 @@ Engine::analyze(const AnalysisRequest& request, const std::atomic<bool>& cancel)
             std::unique_lock timingLock(m_timingMutex, std::try_to_lock);
             AttentionBackend* timing = timingLock.owns_lock() ? m_timing.get() : nullptr;
             auto data = newAnalysis(request, capture, timing);
+            const bool deferTimings =
+                timing && request.timings && request.deferEmulatedTimings && m_emulation;
+            AttentionBackend* timeNow = deferTimings ? nullptr : timing;
             if (!m_spectrum || m_spectrumCapture != &capture || m_spectrumContext != nctx) {
                 const std::vector<HeadSpectrum> spectra =
                     keySpectra(capture, request.model.get(), nctx).valueOrThrow();
@@ -415,7 +424,9 @@ Engine::analyze(const AnalysisRequest& request, const std::atomic<bool>& cancel)
             const QString flags = QStringLiteral("|%1%2%3")
                                       .arg(request.maps ? 'm' : '-')
                                       .arg(options.modelQuality ? 'q' : '-')
-                                      .arg(request.timings && timing ? 't' : '-');
+                                      .arg(request.timings && timeNow ? 't'
+                                           : deferTimings             ? 'd'
+                                                                      : '-');
             // A RenderDoc capture brackets the timing passes below (cached runs are timed again).
             std::optional<gpu::RenderDocCapture> renderDoc;
             if (request.renderDocCapture) {
@@ -437,14 +448,21 @@ Engine::analyze(const AnalysisRequest& request, const std::atomic<bool>& cancel)
                     hit != m_runCache.end() && !capturing) {
                     run = hit->second;
                 } else {
-                    run = evaluateRun(text, request, options, reference, timing, cancel);
+                    run = evaluateRun(text, request, options, reference, timeNow, deferTimings,
+                                      cancel);
                     if (cancel.load())
                         return nullptr;
                     m_runCache[text + flags] = run;
                 }
                 run.colorIndex = index++;
+                data->timingsDeferred =
+                    data->timingsDeferred ||
+                    (deferTimings && run.dispatches.empty() && m_untimedHeads.contains(text));
                 data->runs.push_back(std::move(run));
             }
+            std::erase_if(m_untimedHeads, [&](const auto& entry) {
+                return !request.settings.contains(entry.first);
+            });
             // Keep only the settings shown: a run's maps are 3 × probe × context floats per
             // query head (hundreds of MB at a thousand tokens), and a slider leaves a trail of
             // settings nobody returns to.
@@ -469,6 +487,40 @@ Engine::analyze(const AnalysisRequest& request, const std::atomic<bool>& cancel)
                     data->renderDocError = qs(path.message());
             }
             data->computeMilliseconds = msOf(timer);
+            return data;
+        });
+}
+
+Result<std::shared_ptr<const views::AnalysisData>>
+Engine::addTimings(const std::shared_ptr<const views::AnalysisData>& analysis,
+                   const AnalysisRequest& request, const std::atomic<bool>& cancel) {
+    return lockedJob<views::AnalysisData>(
+        request, cancel,
+        [&](const Capture& capture,
+            const QElapsedTimer& timer) -> std::shared_ptr<const views::AnalysisData> {
+            std::unique_lock timingLock(m_timingMutex, std::try_to_lock);
+            AttentionBackend* timing = timingLock.owns_lock() ? m_timing.get() : nullptr;
+            if (!timing)
+                return nullptr;
+            auto data = std::make_shared<views::AnalysisData>(*analysis);
+            for (views::SchemeRun& run : data->runs) {
+                const auto heads = m_untimedHeads.find(run.setting);
+                if (!run.dispatches.empty() || heads == m_untimedHeads.end())
+                    continue;
+                timeRun(run, *heads->second, capture, *timing, cancel);
+                if (cancel.load())
+                    return nullptr;
+                for (auto& [key, cached] : m_runCache)
+                    if (key.startsWith(run.setting + QLatin1Char('|'))) {
+                        cached.dispatches = run.dispatches;
+                        cached.dispatchLayer = run.dispatchLayer;
+                        cached.attendWallMicroseconds = run.attendWallMicroseconds;
+                        cached.layerAllocation = run.layerAllocation;
+                    }
+                m_untimedHeads.erase(heads);
+            }
+            data->timingsDeferred = false;
+            data->computeMilliseconds += msOf(timer);
             return data;
         });
 }

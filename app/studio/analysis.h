@@ -43,6 +43,10 @@ struct AnalysisRequest {
     // previous results), so that a deferred pass does not blank it meanwhile.
     std::map<QString, kvs::ModelQuality> knownQuality;
     bool timings = true; // per-dispatch probe attention timings
+    // Where the timing device is an emulation (lavapipe, or the CPU), leave the timed probe
+    // attention to addTimings(): its times say nothing about a GPU's speed, and at a thousand
+    // tokens it costs more than the analysis itself, so the maps and metrics come first.
+    bool deferEmulatedTimings = false;
     // Bracket this analysis's GPU work (the timed probe attention of every setting, cached
     // settings included) in a RenderDoc capture; AnalysisData says where it went.
     bool renderDocCapture = false;
@@ -116,6 +120,12 @@ public:
     Result<std::shared_ptr<const views::AnalysisData>>
     addQuality(const std::shared_ptr<const views::AnalysisData>& analysis,
                const AnalysisRequest& request, const std::atomic<bool>& cancel);
+    // The analysis with the timed probe attention of every run that was left without it
+    // (AnalysisData::timingsDeferred). The timings also go to the cached runs, so that the next
+    // analysis of the same settings has them at once. Null when cancelled.
+    Result<std::shared_ptr<const views::AnalysisData>>
+    addTimings(const std::shared_ptr<const views::AnalysisData>& analysis,
+               const AnalysisRequest& request, const std::atomic<bool>& cancel);
     // Each scheme swept over its budget (kvs::sweepPlan): a budget the scheme cannot meet is no
     // point on its curve; any other error fails the job.
     Result<std::shared_ptr<const views::SweepData>> sweep(const AnalysisRequest& request,
@@ -154,10 +164,12 @@ private:
                                                      const kvs::Capture& capture,
                                                      const kvs::AttentionBackend* timing) const;
     // One setting: evaluated with maps, kept tokens, and (with a timing backend) timed.
+    // With keepHeads, its compressed heads are kept for a deferred timing pass.
     views::SchemeRun evaluateRun(const QString& text, const AnalysisRequest& request,
                                  const kvs::EvalOptions& options,
                                  const kvs::ExactReference& reference,
-                                 kvs::AttentionBackend* timing, const std::atomic<bool>& cancel);
+                                 kvs::AttentionBackend* timing, bool keepHeads,
+                                 const std::atomic<bool>& cancel);
     const kvs::Capture& captureFor(const AnalysisRequest& request);
     const kvs::ExactReference& referenceFor(const AnalysisRequest& request,
                                             const kvs::EvalOptions& options);
@@ -187,6 +199,9 @@ private:
     const kvs::Capture* m_spectrumCapture = nullptr;
     int m_spectrumContext = 0;
     std::map<QString, views::SchemeRun> m_runCache; // setting + flags → run, for this reference
+    // setting → its compressed heads, while its timings are deferred (addTimings)
+    std::map<QString, std::shared_ptr<const std::vector<std::vector<kvs::CompressedHead>>>>
+        m_untimedHeads;
     std::map<QString, kvs::ModelQuality> m_qualityCache; // setting → quality, for this reference
     std::mutex m_scalingMutex; // one scaling job at a time; guards the two members below
     QString m_scalingCacheKey; // the capture and split m_scalingCache belongs to

@@ -248,6 +248,7 @@ std::optional<views::StudioJob> studioJob(JobKind kind) {
     case JobKind::Scaling:
         return views::StudioJob::Scaling;
     case JobKind::Timing:
+    case JobKind::RunTimings:
         return views::StudioJob::Timing;
     default:
         return std::nullopt;
@@ -467,8 +468,8 @@ void Session::cancelWork() {
 bool Session::hasCancellableWork() const {
     return m_state == ModelState::Loading || isRunning(JobKind::Analysis) ||
            isRunning(JobKind::Quality) || isRunning(JobKind::Sweep) ||
-           isRunning(JobKind::Scaling) || jobState(JobKind::Scaling) == JobState::Queued ||
-           m_analysisDebounce.isActive();
+           isRunning(JobKind::RunTimings) || isRunning(JobKind::Scaling) ||
+           jobState(JobKind::Scaling) == JobState::Queued || m_analysisDebounce.isActive();
 }
 
 void Session::setPrompt(const QString& prompt) {
@@ -569,6 +570,7 @@ AnalysisRequest Session::makeRequest() const {
     r.contextTokens = resolveContextTokens(m_requestedContext, m_tokens->count());
     r.settings = m_schemes;
     r.modelQuality = !qEnvironmentVariableIsSet("KVS_STUDIO_NO_QUALITY");
+    r.deferEmulatedTimings = true;
     r.provenance.modelName = m_model->facts.name;
     r.provenance.modelFolder = m_model->facts.folder;
     r.provenance.modelHash = m_model->facts.checkpoint;
@@ -594,8 +596,10 @@ void Session::recomputeNow() {
         for (const views::SchemeRun& run : m_analysis->runs)
             if (run.eval.quality)
                 request.knownQuality[run.setting] = *run.eval.quality;
-    // A pending quality pass belongs to the old settings.
+    // A pending quality pass (or timing pass) belongs to the old settings; the timing pass also
+    // holds the live engine, which the new analysis needs at once.
     supersede(JobKind::Quality);
+    supersede(JobKind::RunTimings);
     auto engine = m_liveEngine;
     runJob<JobResult<views::AnalysisData>>(
         JobKind::Analysis,
@@ -616,6 +620,8 @@ void Session::recomputeNow() {
                 emit renderDocCaptured(m_analysis->renderDocCapture, m_analysis->renderDocError);
             if (m_analysis->qualityPending)
                 startQuality(request);
+            if (m_analysis->timingsDeferred)
+                startRunTimings(request);
             if (jobState(JobKind::Timing) == JobState::Idle)
                 startTiming(); // Vulkan start-up after the first results, not before
             startSweeps(request);
@@ -677,10 +683,52 @@ void Session::startQuality(const AnalysisRequest& request) {
             return engine->addQuality(base, request, cancel);
         },
         [this](const std::shared_ptr<const views::AnalysisData>& analysis) {
-            if (analysis) {
+            if (analysis && m_analysis && analysis->generation == m_analysis->generation &&
+                analysis->runs.size() == m_analysis->runs.size()) {
+                // The timing pass may have delivered meanwhile: keep its timings, add the
+                // quality.
+                auto merged = std::make_shared<views::AnalysisData>(*m_analysis);
+                for (std::size_t i = 0; i < merged->runs.size(); ++i)
+                    merged->runs[i].eval.quality = analysis->runs[i].eval.quality;
+                merged->qualityPending = false;
+                merged->computeMilliseconds = analysis->computeMilliseconds;
+                m_analysis = merged;
+                notifyViews([&](ISessionView* v) { v->onAnalysisChanged(m_analysis); });
+            } else if (analysis) {
                 m_analysis = analysis;
                 notifyViews([&](ISessionView* v) { v->onAnalysisChanged(analysis); });
             }
+            startScalingWhenIdle();
+        });
+}
+
+void Session::startRunTimings(const AnalysisRequest& request) {
+    auto engine = m_liveEngine;
+    auto base = m_analysis;
+    runEngineJob<views::AnalysisData>(
+        JobKind::RunTimings,
+        [engine, base, request](const CancelFlag& cancel) {
+            return engine->addTimings(base, request, cancel);
+        },
+        [this](const std::shared_ptr<const views::AnalysisData>& timed) {
+            if (!timed || !m_analysis)
+                return;
+            // The quality pass may have delivered meanwhile: keep its numbers, add the timings.
+            if (m_analysis->generation != timed->generation ||
+                m_analysis->runs.size() != timed->runs.size())
+                return;
+            auto merged = std::make_shared<views::AnalysisData>(*m_analysis);
+            for (std::size_t i = 0; i < merged->runs.size(); ++i) {
+                views::SchemeRun& run = merged->runs[i];
+                const views::SchemeRun& t = timed->runs[i];
+                run.dispatches = t.dispatches;
+                run.dispatchLayer = t.dispatchLayer;
+                run.attendWallMicroseconds = t.attendWallMicroseconds;
+                run.layerAllocation = t.layerAllocation;
+            }
+            merged->timingsDeferred = false;
+            m_analysis = merged;
+            notifyViews([&](ISessionView* v) { v->onAnalysisChanged(m_analysis); });
             startScalingWhenIdle();
         });
 }
@@ -733,7 +781,8 @@ void Session::captureNextRecompute() {
 }
 
 void Session::startScalingWhenIdle() {
-    if (!m_scalingRequest || isRunning(JobKind::Quality) || isRunning(JobKind::Sweep))
+    if (!m_scalingRequest || isRunning(JobKind::Quality) || isRunning(JobKind::Sweep) ||
+        isRunning(JobKind::RunTimings))
         return;
     const AnalysisRequest request = std::move(*m_scalingRequest);
     m_scalingRequest.reset();

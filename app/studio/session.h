@@ -24,7 +24,20 @@ namespace kvs::studio {
 using CancelFlag = std::atomic<bool>;
 
 // The kinds of work the session runs on its pool; one job of each kind is current at a time.
-enum class JobKind { Load, Tokenize, Backend, Analysis, Quality, Sweep, Timing, Scaling, Count };
+// Timing: the timing backend's start-up; RunTimings: the deferred timed probe attention of the
+// current analysis (AnalysisRequest::deferEmulatedTimings).
+enum class JobKind {
+    Load,
+    Tokenize,
+    Backend,
+    Analysis,
+    Quality,
+    Sweep,
+    Timing,
+    RunTimings,
+    Scaling,
+    Count
+};
 
 // What the current job of one kind is doing.
 enum class JobState {
@@ -167,6 +180,7 @@ private:
     void startScalingWhenIdle();
     void cancelScaling();
     void startQuality(const AnalysisRequest& request);
+    void startRunTimings(const AnalysisRequest& request);
     void startTiming();
     // What a sweep or scaling job was made for: the settings, the split, the model and prompt.
     static QString requestKey(const AnalysisRequest& request, const QStringList& settings);

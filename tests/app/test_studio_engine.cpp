@@ -93,6 +93,34 @@ private slots:
         QCOMPARE(store->forwardPasses(), 2);
     }
 
+    // On an emulated device the session defers the timed attention: the analysis comes without
+    // it, addTimings() adds the same dispatches an undeferred analysis has, and the next analysis
+    // of the same settings has them from the cache.
+    void deferredTimingsArriveLater() {
+        Engine engine(/*cpuOnly=*/false);
+        engine.startTimingBackend();
+        std::atomic<bool> cancel{false};
+        AnalysisRequest r = request({QStringLiteral("select.uniform:keep=0.5")});
+        const auto direct = engine.analyze(r, cancel).value();
+        QVERIFY(!direct->timingsDeferred);
+        QVERIFY(!direct->runs[0].dispatches.empty());
+        if (!direct->cpuEmulation && direct->backendIsGpu)
+            QSKIP("a real GPU times at once: nothing is deferred");
+        r.deferEmulatedTimings = true;
+        r.settings = {QStringLiteral("select.uniform:keep=0.25")};
+        const auto deferred = engine.analyze(r, cancel).value();
+        QVERIFY(deferred->timingsDeferred);
+        QVERIFY(deferred->runs[0].dispatches.empty());
+        const auto timed = engine.addTimings(deferred, r, cancel).value();
+        QVERIFY(timed && !timed->timingsDeferred);
+        QCOMPARE(timed->runs[0].dispatches.size(), direct->runs[0].dispatches.size());
+        QCOMPARE(timed->runs[0].layerAllocation.size(), direct->runs[0].layerAllocation.size());
+        QCOMPARE(timed->runs[0].eval.bytes.total(), deferred->runs[0].eval.bytes.total());
+        const auto again = engine.analyze(r, cancel).value();
+        QVERIFY(!again->timingsDeferred);
+        QCOMPARE(again->runs[0].dispatches.size(), direct->runs[0].dispatches.size());
+    }
+
     void allocationScalingAndCapture() {
         Engine engine(/*cpuOnly=*/false);
         engine.startTimingBackend();

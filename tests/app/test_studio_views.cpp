@@ -269,6 +269,16 @@ private slots:
         else if (shown->cpuEmulation)
             QVERIFY(w.profileView()->deviceText().contains(QStringLiteral("CPU emulation")));
         QVERIFY(w.profileView()->summaryText().contains(QStringLiteral("compressing")));
+        // On an emulated device the timed attention follows the results; once in, the shown
+        // analysis has both the timings and the quality (neither update drops the other).
+        QTRY_VERIFY_WITH_TIMEOUT(!w.session()->analysis()->timingsDeferred &&
+                                     !w.session()->analysis()->qualityPending,
+                                 kTimeoutMs);
+        const auto timed = w.session()->analysis();
+        for (const auto& run : timed->runs) {
+            QVERIFY2(!run.dispatches.empty(), qPrintable(run.setting));
+            QVERIFY(run.eval.quality.has_value());
+        }
     }
 
     void exportsEveryChart() {
