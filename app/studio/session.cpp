@@ -289,6 +289,9 @@ Session::Session(QObject* parent) : QObject(parent) {
     m_analysisDebounce.setSingleShot(true);
     m_analysisDebounce.setInterval(30);
     connect(&m_analysisDebounce, &QTimer::timeout, this, &Session::recomputeNow);
+    m_followUpDelay.setSingleShot(true);
+    m_followUpDelay.setInterval(150);
+    connect(&m_followUpDelay, &QTimer::timeout, this, &Session::startFollowUps);
     m_pool.setObjectName(QStringLiteral("kvs-session-pool"));
     m_debounce.setSingleShot(true);
     m_debounce.setInterval(150);
@@ -445,10 +448,13 @@ void Session::closeModel() {
 
 void Session::cancelWork() {
     const bool wasLoading = m_state == ModelState::Loading;
-    for (JobKind kind : {JobKind::Load, JobKind::Analysis, JobKind::Quality, JobKind::Sweep})
+    for (JobKind kind :
+         {JobKind::Load, JobKind::Analysis, JobKind::Quality, JobKind::RunTimings, JobKind::Sweep})
         supersede(kind);
     cancelScaling();
     m_analysisDebounce.stop();
+    m_followUpDelay.stop();
+    m_followUpRequest.reset();
     m_sweepKey.clear(); // the next analysis sweeps again
     if (wasLoading) {
         const QString folder = m_loadingFolder;
@@ -600,6 +606,8 @@ void Session::recomputeNow() {
     // holds the live engine, which the new analysis needs at once.
     supersede(JobKind::Quality);
     supersede(JobKind::RunTimings);
+    m_followUpDelay.stop();
+    m_followUpRequest.reset();
     auto engine = m_liveEngine;
     runJob<JobResult<views::AnalysisData>>(
         JobKind::Analysis,
@@ -618,10 +626,10 @@ void Session::recomputeNow() {
             notifyViews([&](ISessionView* v) { v->onAnalysisChanged(analysis); });
             if (request.renderDocCapture)
                 emit renderDocCaptured(m_analysis->renderDocCapture, m_analysis->renderDocError);
-            if (m_analysis->qualityPending)
-                startQuality(request);
-            if (m_analysis->timingsDeferred)
-                startRunTimings(request);
+            if (m_analysis->qualityPending || m_analysis->timingsDeferred) {
+                m_followUpRequest = request;
+                m_followUpDelay.start();
+            }
             if (jobState(JobKind::Timing) == JobState::Idle)
                 startTiming(); // Vulkan start-up after the first results, not before
             startSweeps(request);
@@ -700,6 +708,18 @@ void Session::startQuality(const AnalysisRequest& request) {
             }
             startScalingWhenIdle();
         });
+}
+
+void Session::startFollowUps() {
+    if (!m_followUpRequest || !m_analysis)
+        return;
+    const AnalysisRequest request = std::move(*m_followUpRequest);
+    m_followUpRequest.reset();
+    if (m_analysis->qualityPending)
+        startQuality(request);
+    if (m_analysis->timingsDeferred)
+        startRunTimings(request);
+    startScalingWhenIdle(); // when neither started
 }
 
 void Session::startRunTimings(const AnalysisRequest& request) {
@@ -782,7 +802,7 @@ void Session::captureNextRecompute() {
 
 void Session::startScalingWhenIdle() {
     if (!m_scalingRequest || isRunning(JobKind::Quality) || isRunning(JobKind::Sweep) ||
-        isRunning(JobKind::RunTimings))
+        isRunning(JobKind::RunTimings) || m_followUpDelay.isActive())
         return;
     const AnalysisRequest request = std::move(*m_scalingRequest);
     m_scalingRequest.reset();

@@ -181,6 +181,7 @@ private:
     void cancelScaling();
     void startQuality(const AnalysisRequest& request);
     void startRunTimings(const AnalysisRequest& request);
+    void startFollowUps();
     void startTiming();
     // What a sweep or scaling job was made for: the settings, the split, the model and prompt.
     static QString requestKey(const AnalysisRequest& request, const QStringList& settings);
@@ -202,6 +203,11 @@ private:
     std::shared_ptr<const BackendSnapshot> m_backend;
 
     QTimer m_analysisDebounce;
+    // The follow-up passes (model quality, deferred timings) start when the settings have been
+    // still this long: while a slider moves they would only compete with the next analysis for
+    // the cores and be superseded.
+    QTimer m_followUpDelay;
+    std::optional<AnalysisRequest> m_followUpRequest;
     QStringList m_schemes;
     int m_requestedContext = 0;
     bool m_sweepsEnabled = true;
