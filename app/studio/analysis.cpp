@@ -389,12 +389,13 @@ Engine::analyze(const AnalysisRequest& request, const std::atomic<bool>& cancel)
 
             EvalOptions options;
             options.contextTokens = nctx;
-            options.modelQuality = request.modelQuality;
+            // A deferred quality pass makes its own probe logits (on the quality engine): the
+            // reference here skips the exact model's probe decode, a forward pass of the probe.
+            options.modelQuality = request.modelQuality && !request.deferQuality;
             options.attentionMaps = request.maps;
             options.keepCompressed = true;
             options.cancel = &cancel;
             const ExactReference& reference = referenceFor(request, options);
-            options.modelQuality = request.modelQuality && !request.deferQuality;
             if (trace())
                 std::fprintf(stderr, "analysis: capture + reference %.1f ms\n", msOf(timer));
 

@@ -9,6 +9,8 @@
 #include "kvs/finite.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <fstream>
 #include <mutex>
 #include <unistd.h>
 
@@ -21,6 +23,7 @@ struct Model::Impl {
     Checkpoint checkpoint;
     std::unique_ptr<Tokenizer> tokenizer;
     std::size_t budget = 0;
+    std::uint64_t memoryLimit = 0; // LoadOptions::memoryLimitBytes
     std::unique_ptr<WeightStore<float>> weights;
     mutable std::once_flag weights64Once;
     mutable std::unique_ptr<WeightStore<double>> weights64;
@@ -42,7 +45,76 @@ std::size_t defaultWeightBudget() {
     return static_cast<std::size_t>(pages) * static_cast<std::size_t>(pageSize) / 4;
 }
 
+std::string gib(std::uint64_t bytes) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%.1f GiB", static_cast<double>(bytes) / (1u << 30));
+    return text;
+}
+
+// Refuses with the numbers when `need` exceeds what may be used: a model or a prompt that
+// cannot fit is an error before the first allocation, not a process the kernel kills.
+void checkMemory(const MemoryNeed& need, std::uint64_t limit, const std::string& what) {
+    const std::uint64_t available = limit ? limit : availableMemoryBytes();
+    if (need.total() <= available)
+        return;
+    std::string parts = gib(need.globalWeights) + " for the embeddings and output head and " +
+                        gib(need.largestLayer) + " for one layer";
+    if (need.capture)
+        parts += ", " + gib(need.capture) + " for the capture and " + gib(need.activations) +
+                 " of working buffers";
+    throw Error(ErrorCode::OutOfMemory,
+                what + " needs about " + gib(need.total()) + " of memory (" + parts +
+                    ", in fp32) but " + gib(available) +
+                    (limit ? " may be used" : " is available") + "; nothing was allocated");
+}
+
 } // namespace
+
+std::uint64_t availableMemoryBytes() {
+    std::ifstream meminfo("/proc/meminfo");
+    std::string key;
+    std::uint64_t value = 0;
+    std::string unit;
+    while (meminfo >> key >> value >> unit)
+        if (key == "MemAvailable:")
+            return value * 1024; // kB
+    const long pages = ::sysconf(_SC_AVPHYS_PAGES);
+    const long pageSize = ::sysconf(_SC_PAGESIZE);
+    return pages > 0 && pageSize > 0
+               ? static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(pageSize)
+               : std::uint64_t(4) << 30;
+}
+
+MemoryNeed memoryNeed(const ModelConfig& c, int tokens, bool logits) {
+    const std::uint64_t f = sizeof(float);
+    const std::uint64_t D = static_cast<std::uint64_t>(c.width),
+                        V = static_cast<std::uint64_t>(c.vocab),
+                        F = static_cast<std::uint64_t>(c.intermediate),
+                        d = static_cast<std::uint64_t>(c.headDim),
+                        H = static_cast<std::uint64_t>(c.heads),
+                        Hkv = static_cast<std::uint64_t>(c.kvHeads),
+                        L = static_cast<std::uint64_t>(c.layers),
+                        n = static_cast<std::uint64_t>(std::max(tokens, 0));
+    MemoryNeed m;
+    m.globalWeights =
+        f * (V * D * (c.tiedEmbeddings ? 1 : 2) + 2 * D +
+             (c.positions == PositionKind::Learned ? static_cast<std::uint64_t>(c.maxPositions) * D
+                                                   : 0));
+    const std::uint64_t mlp = D * F * (c.mlp == MlpKind::SwiGlu ? 3 : 2);
+    m.largestLayer = f * (2 * D * H * d + 2 * D * Hkv * d + mlp + 4 * D + 2 * F);
+    if (n) {
+        const bool rope = c.positions == PositionKind::Rope;
+        // per token: hidden input, keys and values (+ pre-RoPE keys), queries (+ pre-RoPE) and
+        // outputs of every query head
+        const std::uint64_t perToken = D + Hkv * d * (rope ? 3 : 2) + H * d * (rope ? 3 : 2);
+        m.capture = f * L * n * perToken;
+        // x, normalized x, q/k/v (+ pre-RoPE copies), attention, projection, MLP up and gate,
+        // the cache being filled, and the logits asked for
+        m.activations = f * n * (4 * D + 3 * H * d + 4 * Hkv * d + 2 * F) +
+                        f * 2 * L * n * Hkv * d + (logits ? f * n * V : 0);
+    }
+    return m;
+}
 
 void validateTokens(const ModelConfig& config, std::span<const TokenId> tokens,
                     const std::string& source) {
@@ -92,6 +164,10 @@ Result<Model> Model::load(const std::filesystem::path& folder, LoadOptions optio
         } else if (tok.error().code() != ErrorCode::Missing) {
             throw tok.error();
         }
+        // Before any weight is converted: the embeddings and one layer in fp32 must fit.
+        impl->memoryLimit = options.memoryLimitBytes;
+        checkMemory(memoryNeed(impl->config, 0), impl->memoryLimit,
+                    folder.string() + ": running this model");
         impl->budget =
             options.weightBudgetBytes ? options.weightBudgetBytes : defaultWeightBudget();
         impl->weights =
@@ -224,6 +300,10 @@ Result<Capture> Model::capture(std::string_view prompt, CaptureOptions options) 
 Result<Capture> Model::captureTokens(std::vector<TokenId> tokens, CaptureOptions options) const {
     return catchErrors([&]() -> Capture {
         validateTokens(m_impl->config, tokens, "prompt");
+        checkMemory(memoryNeed(m_impl->config, static_cast<int>(tokens.size()), options.logits),
+                    m_impl->root().memoryLimit,
+                    "capturing " + std::to_string(tokens.size()) + " tokens with " +
+                        m_impl->folder.string());
         Capture c;
         c.config = m_impl->config;
         c.modelName = name();

@@ -76,8 +76,8 @@ private:
         const double d = v.get<double>();
         if (d < minimum || d > 1e9)
             fail(ErrorCode::Format, std::string("\"") + key + "\" = " + v.dump() +
-                                        " is out of range (at least " + std::to_string(minimum) +
-                                        ")");
+                                        " is out of range (" + std::to_string(minimum) +
+                                        " to 1000000000)");
         return static_cast<int>(d);
     }
     const json& m_json;

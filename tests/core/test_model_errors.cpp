@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: MIT
 // Bad model folders and bad inputs: each gives one clear error naming the file and the problem.
+#include "kvs/dtype.h"
 #include "kvs/model.h"
 #include "kvs/safetensors.h"
+#include "kvs/synthetic_model.h"
 #include "kvs_test.h"
 
+#include <QElapsedTimer>
 #include <QtTest>
 #include <nlohmann/json.hpp>
 
@@ -37,12 +40,135 @@ void editConfig(const fs::path& folder, const std::string& key, const json& valu
     test::writeBytes(folder / "config.json", j.dump(2));
 }
 
+// Rewrites a model so that its vocabulary has `vocab` rows: the embedding (and output head) are
+// declared in the header at that size and the file is extended sparsely, so a checkpoint that
+// promises hundreds of GB takes no disk space and no time to write.
+void promiseHugeVocabulary(const fs::path& folder, std::int64_t vocab) {
+    const fs::path file = folder / "model.safetensors";
+    json header = json::object();
+    std::string data;
+    std::vector<std::pair<std::string, TensorInfo>> huge;
+    {
+        auto opened = SafetensorsFile::open(file);
+        const SafetensorsFile& f = opened.valueOrThrow();
+        for (const auto& name : f.names()) {
+            TensorInfo info = f.info(name);
+            if (name.find("embed") != std::string::npos || name == "lm_head.weight" ||
+                name.find("wte") != std::string::npos) {
+                info.shape[0] = vocab;
+                huge.emplace_back(name, info);
+                continue;
+            }
+            const auto bytes = f.bytes(name);
+            header[name] = {{"dtype", std::string(dtypeName(info.dtype))},
+                            {"shape", info.shape},
+                            {"data_offsets", {data.size(), data.size() + bytes.size()}}};
+            data.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+        }
+    }
+    std::uint64_t end = data.size();
+    for (const auto& [name, info] : huge) {
+        const std::uint64_t size = static_cast<std::uint64_t>(info.shape[0]) *
+                                   static_cast<std::uint64_t>(info.shape[1]) *
+                                   dtypeSize(info.dtype);
+        header[name] = {{"dtype", std::string(dtypeName(info.dtype))},
+                        {"shape", info.shape},
+                        {"data_offsets", {end, end + size}}};
+        end += size;
+    }
+    std::string text = header.dump();
+    text.append((8 - text.size() % 8) % 8, ' ');
+    std::string out(8, '\0');
+    for (int i = 0; i < 8; ++i)
+        out[static_cast<std::size_t>(i)] = static_cast<char>((text.size() >> (8 * i)) & 0xff);
+    out += text + data;
+    test::writeBytes(file, out);
+    fs::resize_file(file, out.size() + (end - data.size())); // sparse: zeros, not written
+    editConfig(folder, "vocab_size", vocab);
+}
+
 } // namespace
 
 class TestModelErrors : public QObject {
     Q_OBJECT
 
 private slots:
+    // A checkpoint whose header promises more than the machine has (500 million vocabulary rows
+    // of width 64: 119 GiB per matrix as fp32) is refused at load, with the numbers, before
+    // anything is converted; the same model within a stated limit loads, and a prompt whose capture
+    // would exceed the limit is refused before the model runs.
+    void modelBeyondTheMachineIsRefusedWithNumbers() {
+        test::TempDir dir;
+        const auto folder = test::writeModel(dir, "huge", syntheticPreset("tiny-llama"));
+        QCOMPARE(syntheticPreset("tiny-llama").config.width, 64);
+        promiseHugeVocabulary(folder, 500'000'000);
+        QElapsedTimer timer;
+        timer.start();
+        const auto r = Model::load(folder);
+        QVERIFY(!r.ok());
+        QVERIFY2(r.error().code() == ErrorCode::OutOfMemory, r.message().c_str());
+        const MemoryNeed need = memoryNeed(loadModelConfig(folder / "config.json").value(), 0);
+        QVERIFY(need.globalWeights >= (std::uint64_t(119) << 30));
+        char expected[64];
+        std::snprintf(expected, sizeof expected, "needs about %.1f GiB",
+                      static_cast<double>(need.total()) / (1u << 30));
+        QVERIFY2(r.message().find(folder.string() + ": running this model " + expected) == 0,
+                 r.message().c_str());
+        QVERIFY2(r.message().find("GiB is available; nothing was allocated") != std::string::npos,
+                 r.message().c_str());
+        QVERIFY(timer.elapsed() < 10000); // refused up front, not after converting
+    }
+
+    void captureBeyondTheLimitIsRefused() {
+        test::TempDir dir;
+        const auto spec = syntheticPreset("tiny-llama");
+        const auto folder = test::writeModel(dir, "m", spec);
+        const std::vector<TokenId> tokens(100, 5);
+        const MemoryNeed empty = memoryNeed(spec.config, 0);
+        const MemoryNeed full = memoryNeed(spec.config, 100);
+        QVERIFY(full.capture > 0 && full.activations > 0);
+        LoadOptions options;
+        options.memoryLimitBytes = empty.total() + full.capture / 2; // the model fits, not 100
+        auto m = Model::load(folder, options);
+        KVS_VERIFY_OK(m);
+        const auto refused = m->captureTokens(tokens);
+        QVERIFY(!refused.ok());
+        KVS_COMPARE_ENUM(refused.error().code(), ErrorCode::OutOfMemory);
+        QVERIFY2(refused.message().find("capturing 100 tokens with " + folder.string()) == 0,
+                 refused.message().c_str());
+        KVS_VERIFY_OK(m->captureTokens(std::vector<TokenId>(4, 5))); // a short prompt fits
+        // Below the model itself: refused at load.
+        options.memoryLimitBytes = empty.total() / 2;
+        const auto tooSmall = Model::load(folder, options);
+        KVS_COMPARE_ENUM(tooSmall.error().code(), ErrorCode::OutOfMemory);
+        QVERIFY2(tooSmall.message().find("may be used") != std::string::npos,
+                 tooSmall.message().c_str());
+    }
+
+    // The estimate against the checkpoint itself (fp32): the embeddings plus every layer is the
+    // file's size, up to the norms and biases it rounds.
+    void memoryNeedMatchesTheCheckpoint_data() {
+        QTest::addColumn<QString>("preset");
+        for (const char* p : {"tiny-llama", "tiny-llama-gqa", "tiny-gpt2", "tiny-qwen2"})
+            QTest::newRow(p) << QString(p);
+    }
+    void memoryNeedMatchesTheCheckpoint() {
+        QFETCH(QString, preset);
+        test::TempDir dir;
+        auto spec = syntheticPreset(preset.toStdString());
+        spec.dtype = DType::F32;
+        const auto folder = test::writeModel(dir, "m", spec);
+        const MemoryNeed need = memoryNeed(spec.config, 0);
+        const double estimate = static_cast<double>(need.globalWeights) +
+                                spec.config.layers * static_cast<double>(need.largestLayer);
+        double file = 0;
+        for (const auto& entry : fs::directory_iterator(folder))
+            if (entry.path().extension() == ".safetensors")
+                file += static_cast<double>(entry.file_size());
+        QVERIFY2(std::abs(estimate / file - 1.0) < 0.03,
+                 qPrintable(QString("estimate %1, file %2").arg(estimate).arg(file)));
+    }
+
     void nonexistentFolder() {
         test::TempDir dir;
         const std::string where = (dir / "nope").string();

@@ -25,7 +25,24 @@ struct LoadOptions {
     // Converted fp32 weights kept resident up to this many bytes; beyond it a layer is converted
     // from the mapping each time it is used. 0 = choose from the machine's memory (a quarter).
     std::size_t weightBudgetBytes = 0;
+    // Memory the model may use, for the up-front checks of load() and capture(). 0 = what the
+    // machine has available when the check runs (MemAvailable).
+    std::uint64_t memoryLimitBytes = 0;
 };
+
+// Bytes the machine can give a new allocation without swapping (Linux: MemAvailable).
+std::uint64_t availableMemoryBytes();
+
+// What running a model needs resident, from its configuration alone (fp32 as the forward pass
+// converts it), so that a model or prompt that cannot fit is refused before anything is allocated.
+struct MemoryNeed {
+    std::uint64_t globalWeights = 0; // embeddings, learned positions, output head, final norm
+    std::uint64_t largestLayer = 0;  // one layer's weights (they are converted layer by layer)
+    std::uint64_t capture = 0;       // a capture of `tokens` tokens (every layer's tensors)
+    std::uint64_t activations = 0;   // the forward pass's working buffers at `tokens` tokens
+    std::uint64_t total() const { return globalWeights + largestLayer + capture + activations; }
+};
+MemoryNeed memoryNeed(const ModelConfig& config, int tokens, bool logits = false);
 
 // Which positions' logits a forward pass computes: the output head is its largest product
 // (vocabulary × width per row), so passes that only fill a cache or a capture skip it.
@@ -103,7 +120,8 @@ public:
     // the projections' shapes disagree with `config`.
     Model withAttention(ModelConfig config, std::vector<AttentionProjections> layers) const;
 
-    // Tokenizes `prompt` and captures it. Errors: no tokenizer, empty prompt, too long.
+    // Tokenizes `prompt` and captures it. Errors: no tokenizer, empty prompt, too long, more
+    // memory than the machine has (ErrorCode::OutOfMemory, with the numbers, before running).
     Result<Capture> capture(std::string_view prompt, CaptureOptions options = {}) const;
     Result<Capture> captureTokens(std::vector<TokenId> tokens, CaptureOptions options = {}) const;
     // Greedy decoding of `count` new tokens after `prompt` using the KV cache.
