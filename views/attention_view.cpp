@@ -88,6 +88,13 @@ AttentionView::AttentionView(QWidget* parent) : QWidget(parent) {
     m_paletteBox->addItems({tr("viridis"), tr("cividis")});
     m_paletteBox->setToolTip(tr("Sequential colour map for attention weights (perceptually "
                                 "uniform, colour-blind safe)"));
+    m_scaleBox = new QComboBox(this);
+    m_scaleBox->setObjectName(QStringLiteral("attentionColourScale"));
+    m_scaleBox->addItems({tr("linear"), tr("square root"), tr("log")});
+    m_scaleBox->setToolTip(
+        tr("How weights map to colours. Diffuse heads spread small weights over many keys: the "
+           "square-root and log scales give those weights more of the colours (log: four "
+           "decades below the largest weight). Hover values and exports stay the weights."));
     // The title (scheme, head and its numbers) gets a line of its own: beside the controls it
     // was cut off before the numbers.
     bar->addWidget(new QLabel(tr("Show"), this));
@@ -99,9 +106,13 @@ AttentionView::AttentionView(QWidget* parent) : QWidget(parent) {
                                   "attention: the exact attention, or the pinned baseline's "
                                   "compressed attention (Compare > Pin)"));
     m_referenceBox->setEnabled(false);
+    // Narrow enough that the bar fits a 1000-pixel window (the full text is in the popup).
+    m_referenceBox->setSizeAdjustPolicy(QComboBox::AdjustToMinimumContentsLengthWithIcon);
+    m_referenceBox->setMinimumContentsLength(8);
     bar->addWidget(m_referenceBox);
     bar->addWidget(new QLabel(tr("Colours"), this));
     bar->addWidget(m_paletteBox);
+    bar->addWidget(m_scaleBox);
     bar->addStretch(1);
     layout->addWidget(m_title);
     layout->addLayout(bar);
@@ -207,6 +218,8 @@ AttentionView::AttentionView(QWidget* parent) : QWidget(parent) {
             [this](int i) { setMode(static_cast<Mode>(i)); });
     connect(m_paletteBox, qOverload<int>(&QComboBox::currentIndexChanged), this,
             [this](int i) { setPalette(static_cast<Palette>(i)); });
+    connect(m_scaleBox, qOverload<int>(&QComboBox::currentIndexChanged), this,
+            [this](int i) { setColourScale(static_cast<ColourScale>(i)); });
     connect(m_referenceBox, qOverload<int>(&QComboBox::currentIndexChanged), this, [this] {
         if (m_data && !m_data->runs.empty()) {
             rebuildGrid();
@@ -333,8 +346,7 @@ void AttentionView::rebuildGrid() {
                 map->setGradient(divergingGradient());
                 map->setDataRange(QCPRange(-a, a));
             } else {
-                map->setGradient(sequential);
-                map->setDataRange(QCPRange(0.0, std::max(matrixMax(*m), 1e-12)));
+                applySequentialScale(map, sequential, std::max(matrixMax(*m), 1e-12));
             }
         }
     }
@@ -439,11 +451,20 @@ void AttentionView::rebuildMaps() {
             for (int c = 0; c < cols; ++c)
                 cells->setCell(c, r, static_cast<double>((*m)(r, c)));
         if (i == 2) {
+            m_colorMaps[i]->setDataScaleType(QCPAxis::stLinear);
             m_colorMaps[i]->setGradient(divergingGradient());
             m_colorMaps[i]->setDataRange(QCPRange(-diff, diff));
+            m_scales[i]->axis()->setTicker(QSharedPointer<QCPAxisTicker>(new QCPAxisTicker));
+            m_scales[i]->axis()->setLabel(tr("difference (linear)"));
         } else {
-            m_colorMaps[i]->setGradient(sequential);
-            m_colorMaps[i]->setDataRange(QCPRange(0.0, top));
+            applySequentialScale(m_colorMaps[i], sequential, top);
+            m_scales[i]->axis()->setTicker(m_colourScale == ColourScale::Log
+                                               ? QSharedPointer<QCPAxisTicker>(new QCPAxisTickerLog)
+                                               : QSharedPointer<QCPAxisTicker>(new QCPAxisTicker));
+            m_scales[i]->axis()->setLabel(m_colourScale == ColourScale::Linear ? tr("weight")
+                                          : m_colourScale == ColourScale::SquareRoot
+                                              ? tr("weight (\u221a colour scale)")
+                                              : tr("weight (log colour scale)"));
         }
     }
 
@@ -542,6 +563,40 @@ void AttentionView::setMode(Mode mode) {
     if (m_data) {
         rebuildGrid();
         m_grid->replot(QCustomPlot::rpQueuedReplot);
+    }
+}
+
+void AttentionView::applySequentialScale(QCPColorMap* map, const QCPColorGradient& base,
+                                         double top) const {
+    switch (m_colourScale) {
+    case ColourScale::Linear:
+        map->setDataScaleType(QCPAxis::stLinear);
+        map->setGradient(base);
+        map->setDataRange(QCPRange(0.0, top));
+        break;
+    case ColourScale::SquareRoot:
+        map->setDataScaleType(QCPAxis::stLinear);
+        map->setGradient(squareRootGradient(base));
+        map->setDataRange(QCPRange(0.0, top));
+        break;
+    case ColourScale::Log:
+        map->setDataScaleType(QCPAxis::stLogarithmic);
+        map->setGradient(base);
+        map->setDataRange(QCPRange(top * std::pow(10.0, -kLogDecades), top));
+        break;
+    }
+}
+
+void AttentionView::setColourScale(ColourScale scale) {
+    m_colourScale = scale;
+    if (m_scaleBox->currentIndex() != static_cast<int>(scale))
+        m_scaleBox->setCurrentIndex(static_cast<int>(scale));
+    if (m_data) {
+        rebuildGrid();
+        rebuildMaps();
+        m_grid->replot(QCustomPlot::rpQueuedReplot);
+        for (QCustomPlot* plot : m_maps)
+            plot->replot(QCustomPlot::rpQueuedReplot);
     }
 }
 

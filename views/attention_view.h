@@ -15,6 +15,7 @@
 class QCheckBox;
 class QComboBox;
 class QCustomPlot;
+class QCPColorGradient;
 class QCPColorMap;
 class QCPColorScale;
 class QCPBars;
@@ -29,6 +30,11 @@ class AttentionView : public QWidget, public StudioView {
 public:
     enum class Mode { SideBySide, Exact, Compressed, Difference };
     enum class Palette { Viridis, Cividis };
+    // How weights map to colours: linear; square root; logarithmic over four decades below the
+    // map's largest weight (smaller weights get the lowest colour). Cells keep the weights
+    // themselves; only the colours (and the legend's ticks) change. Difference maps stay linear.
+    enum class ColourScale { Linear, SquareRoot, Log };
+    static constexpr double kLogDecades = 4.0;
 
     explicit AttentionView(QWidget* parent = nullptr);
 
@@ -42,6 +48,13 @@ public:
     void setMode(Mode mode);
     Mode mode() const { return m_mode; }
     void setPalette(Palette palette);
+    void setColourScale(ColourScale scale);
+    ColourScale colourScale() const { return m_colourScale; }
+    // The large maps' colour legends (0 exact, 1 compressed, 2 difference).
+    QCPColorScale* colourLegend(int which) const {
+        return m_scales[static_cast<std::size_t>(which)];
+    }
+    QCPColorMap* colourMap(int which) const { return m_colorMaps[static_cast<std::size_t>(which)]; }
     // Maps of `current compressed − pinned baseline compressed` per KV head (layer-major, like
     // SchemeRun::maps), made by the app when a compatible baseline is pinned; null removes them.
     // With them, the difference map can show the change against the baseline instead of the
@@ -95,12 +108,15 @@ private:
     int m_layer = 0;
     int m_head = 0;
     Mode m_mode = Mode::SideBySide;
+    void applySequentialScale(QCPColorMap* map, const QCPColorGradient& base, double top) const;
     Palette m_palette = Palette::Viridis;
+    ColourScale m_colourScale = ColourScale::Linear;
     bool m_syncing = false;
     int m_evictedMarks = 0;
 
     QComboBox* m_modeBox = nullptr;
     QComboBox* m_paletteBox = nullptr;
+    QComboBox* m_scaleBox = nullptr;
     QLabel* m_title = nullptr;
     QLabel* m_readout = nullptr;
     QCustomPlot* m_grid = nullptr;

@@ -54,6 +54,20 @@ QCPColorGradient divergingGradient() {
                          "#FDDBC7", "#F4A582", "#D6604D", "#B2182B", "#67001F"});
 }
 
+QCPColorGradient squareRootGradient(const QCPColorGradient& base) {
+    QCPColorGradient source = base; // color() updates its lookup table, so it is not const
+    QCPColorGradient g;
+    g.clearColorStops();
+    g.setColorInterpolation(QCPColorGradient::ciRGB);
+    g.setLevelCount(512);
+    constexpr int kStops = 96; // piecewise-linear in f between stops: well within a colour level
+    for (int k = 0; k <= kStops; ++k) {
+        const double s = static_cast<double>(k) / kStops;
+        g.setColorStopAt(s * s, QColor::fromRgb(source.color(s, QCPRange(0.0, 1.0))));
+    }
+    return g;
+}
+
 QColor categoricalColor(int index) {
     static const std::array<const char*, 8> okabeIto = {"#0072B2", "#E69F00", "#009E73", "#D55E00",
                                                         "#CC79A7", "#56B4E9", "#F0E442", "#000000"};

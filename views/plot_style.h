@@ -17,6 +17,10 @@ QCPColorGradient viridisGradient();
 QCPColorGradient cividisGradient();
 // Blue (negative) → near-white (0) → red (positive); use with symmetric data ranges.
 QCPColorGradient divergingGradient();
+// `base` with its colours moved so that the value at fraction f of a linear data range gets the
+// colour `base` has at √f: a square-root colour scale whose data and legend stay in the values'
+// own units (diffuse heads' small weights get more of the colours).
+QCPColorGradient squareRootGradient(const QCPColorGradient& base);
 
 // Okabe-Ito, black moved last; never interpolated.
 QColor categoricalColor(int index);

@@ -117,6 +117,57 @@ private slots:
         QVERIFY(categoricalColor(0) != categoricalColor(1));
     }
 
+    // The colour scales: the cells keep the weights, the colours follow √ or log of them, the
+    // legend names the scale, the difference map stays linear.
+    void attentionColourScales() {
+        AttentionView view;
+        view.resize(1000, 700);
+        view.show();
+        const auto a = makeAnalysis();
+        view.setData(a, 0);
+        const double weight = view.cellValue(0, 2, 3);
+        QCPColorMap* exact = view.colourMap(0);
+        const double top = exact->dataRange().upper;
+        QVERIFY(weight > 0 && weight < top);
+        QCPColorGradient viridis = viridisGradient();
+        const auto colourOf = [](QCPColorMap* map, double v) {
+            QCPColorGradient g = map->gradient();
+            return QColor::fromRgb(
+                g.color(v, map->dataRange(), map->dataScaleType() == QCPAxis::stLogarithmic));
+        };
+        const auto close = [](QColor x, QColor y) {
+            return std::abs(x.red() - y.red()) <= 3 && std::abs(x.green() - y.green()) <= 3 &&
+                   std::abs(x.blue() - y.blue()) <= 3;
+        };
+        QCOMPARE(view.colourLegend(0)->axis()->label(), QStringLiteral("weight"));
+
+        view.setColourScale(AttentionView::ColourScale::SquareRoot);
+        QCOMPARE(view.cellValue(0, 2, 3), weight); // the data is untouched
+        QCOMPARE(exact->dataRange().upper, top);
+        const QColor sqrtColour = colourOf(exact, weight);
+        const QColor expected = QColor::fromRgb(viridis.color(std::sqrt(weight / top), {0, 1}));
+        QVERIFY2(close(sqrtColour, expected),
+                 qPrintable(sqrtColour.name() + " vs " + expected.name()));
+        QVERIFY(!close(sqrtColour, QColor::fromRgb(viridis.color(weight / top, {0, 1}))));
+        QVERIFY(view.colourLegend(0)->axis()->label().contains(QStringLiteral("\u221a")));
+
+        view.setColourScale(AttentionView::ColourScale::Log);
+        QCOMPARE(exact->dataScaleType(), QCPAxis::stLogarithmic);
+        QCOMPARE(view.colourLegend(0)->axis()->scaleType(), QCPAxis::stLogarithmic);
+        QCOMPARE(exact->dataRange().lower, top * 1e-4);
+        // Two decades below the top sit half-way up four decades.
+        const QColor half = colourOf(exact, top * 1e-2);
+        QVERIFY(close(half, QColor::fromRgb(viridis.color(0.5, {0, 1}))));
+        QVERIFY(view.colourLegend(0)->axis()->label().contains(QStringLiteral("log")));
+        QCOMPARE(view.colourMap(2)->dataScaleType(), QCPAxis::stLinear);
+        QCOMPARE(view.colourLegend(2)->axis()->label(), QStringLiteral("difference (linear)"));
+
+        view.setColourScale(AttentionView::ColourScale::Linear);
+        QCOMPARE(exact->dataScaleType(), QCPAxis::stLinear);
+        QVERIFY(
+            close(colourOf(exact, weight), QColor::fromRgb(viridis.color(weight / top, {0, 1}))));
+    }
+
     void attentionMapsHoverAndEvictedKeys() {
         AttentionView view;
         view.resize(1000, 700);
