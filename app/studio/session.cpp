@@ -5,6 +5,7 @@
 
 #include "kvs/gpu/devices.h"
 #include "kvs/status.h"
+#include "kvs/threads.h"
 
 #include <QDir>
 #include <QElapsedTimer>
@@ -269,6 +270,16 @@ QString jobName(views::StudioJob job) {
         return Session::tr("The timing backend failed to start");
     }
     return {};
+}
+
+} // namespace
+
+namespace {
+
+// Background jobs (quality, timings, sweeps, scaling) use half the cores, so that the live
+// analysis of the next settings change keeps cores of its own.
+int backgroundThreads() {
+    return std::max(1, hardwareThreads() / 2);
 }
 
 } // namespace
@@ -626,13 +637,11 @@ void Session::recomputeNow() {
             notifyViews([&](ISessionView* v) { v->onAnalysisChanged(analysis); });
             if (request.renderDocCapture)
                 emit renderDocCaptured(m_analysis->renderDocCapture, m_analysis->renderDocError);
-            if (m_analysis->qualityPending || m_analysis->timingsDeferred) {
-                m_followUpRequest = request;
-                m_followUpDelay.start();
-            }
+            // Quality, deferred timings and sweeps once the settings are still (startFollowUps).
+            m_followUpRequest = request;
+            m_followUpDelay.start();
             if (jobState(JobKind::Timing) == JobState::Idle)
                 startTiming(); // Vulkan start-up after the first results, not before
-            startSweeps(request);
             if (!m_analysis->timingsPending) {
                 m_scalingRequest = request;
                 slot(JobKind::Scaling).state = JobState::Queued;
@@ -688,6 +697,7 @@ void Session::startQuality(const AnalysisRequest& request) {
     runEngineJob<views::AnalysisData>(
         JobKind::Quality,
         [engine, base, request](const CancelFlag& cancel) {
+            const ScopedThreadLimit background(backgroundThreads());
             return engine->addQuality(base, request, cancel);
         },
         [this](const std::shared_ptr<const views::AnalysisData>& analysis) {
@@ -719,7 +729,8 @@ void Session::startFollowUps() {
         startQuality(request);
     if (m_analysis->timingsDeferred)
         startRunTimings(request);
-    startScalingWhenIdle(); // when neither started
+    startSweeps(request);
+    startScalingWhenIdle(); // when none of them started
 }
 
 void Session::startRunTimings(const AnalysisRequest& request) {
@@ -728,6 +739,7 @@ void Session::startRunTimings(const AnalysisRequest& request) {
     runEngineJob<views::AnalysisData>(
         JobKind::RunTimings,
         [engine, base, request](const CancelFlag& cancel) {
+            const ScopedThreadLimit background(backgroundThreads());
             return engine->addTimings(base, request, cancel);
         },
         [this](const std::shared_ptr<const views::AnalysisData>& timed) {
@@ -778,6 +790,7 @@ void Session::startSweeps(const AnalysisRequest& request) {
     runEngineJob<views::SweepData>(
         JobKind::Sweep,
         [engine, sweepRequest](const CancelFlag& cancel) {
+            const ScopedThreadLimit background(backgroundThreads());
             return engine->sweep(sweepRequest, cancel);
         },
         [this](const std::shared_ptr<const views::SweepData>& sweeps) {
@@ -829,6 +842,7 @@ void Session::startScaling(const AnalysisRequest& request) {
     runEngineJob<views::ScalingData>(
         JobKind::Scaling,
         [engine, scalingRequest](const CancelFlag& cancel) {
+            const ScopedThreadLimit background(backgroundThreads());
             return engine->scaling(scalingRequest, cancel);
         },
         [this](const std::shared_ptr<const views::ScalingData>& scaling) {

@@ -4,10 +4,12 @@
 #include "kvs/file_util.h"
 #include "kvs/model.h"
 #include "kvs/safetensors.h"
+#include "kvs/threads.h"
 #include "kvs_test.h"
 
 #include <QTest>
 #include <functional>
+#include <thread>
 #include <nlohmann/json.hpp>
 
 using namespace kvs;
@@ -237,6 +239,28 @@ private slots:
         QVERIFY(test::maxAbsDiff(a.row(1), b.row(1)) > 1e-4);
         QVERIFY(test::maxAbsDiff(a.bottomRows(80 - reach - 1), b.bottomRows(80 - reach - 1)) <
                 1e-5);
+    }
+
+    // A background job's thread limit holds for its own thread only, is restored at the end of
+    // its scope, and leaves the forward pass's results unchanged.
+    void threadLimitIsPerThreadAndScoped() {
+        const int before = threadLimit();
+        QVERIFY(before >= 1 && hardwareThreads() >= 1);
+        TempDir dir;
+        auto model =
+            Model::load(test::writeModel(dir, "m", syntheticPreset("tiny-gpt2"))).valueOrThrow();
+        const auto tokens = someTokens(90, model.config().vocab, 17);
+        const Matrix all = model.forward(tokens);
+        {
+            const ScopedThreadLimit limit(1);
+            QCOMPARE(threadLimit(), 1);
+            int other = 0;
+            std::thread([&] { other = threadLimit(); }).join();
+            QCOMPARE(other, before);
+            QVERIFY(test::maxAbsDiff(model.forward(tokens), all) <
+                    1e-5 * all.cwiseAbs().maxCoeff());
+        }
+        QCOMPARE(threadLimit(), before);
     }
 
     void greedyGenerationUsesArgmax() {
