@@ -42,7 +42,8 @@ struct KeptTokens {
 // Per KV head (layer-major like EvalResult::heads) and query head of its group: the probe ×
 // context maps (moved out of EvalResult::heads, so that the per-head metrics stay small).
 struct HeadMaps {
-    std::vector<Matrix> exact;                // exact attention, probe × context
+    // Exact attention, probe × context: one per reference, shared by every run of it.
+    std::shared_ptr<const std::vector<Matrix>> exact;
     std::vector<Matrix> compressed;           // attention over the compressed cache
     std::vector<Matrix> difference;           // compressed − exact
     std::vector<std::vector<double>> rowMass; // per query head: mass lost per probe row
@@ -95,6 +96,11 @@ struct SchemeRun {
     // The maps of KV head `kv` (an index into eval.heads), or null without maps.
     const HeadMaps* headMaps(std::size_t kv) const {
         return maps && kv < maps->size() ? &(*maps)[kv] : nullptr;
+    }
+    // Query head j's exact map of KV head kv, or null.
+    const Matrix* exactMap(std::size_t kv, std::size_t j) const {
+        const HeadMaps* m = headMaps(kv);
+        return m && m->exact && j < m->exact->size() ? &(*m->exact)[j] : nullptr;
     }
 };
 

@@ -319,8 +319,8 @@ void AttentionView::rebuildGrid() {
             const Matrix* m = nullptr;
             bool diverging = false;
             if (const HeadMaps* hm = run.headMaps(kv)) {
-                if (m_mode == Mode::Exact && j < hm->exact.size())
-                    m = &hm->exact[j];
+                if (m_mode == Mode::Exact && run.exactMap(kv, j))
+                    m = run.exactMap(kv, j);
                 else if (m_mode == Mode::Difference && differenceMatrix(kv, j)) {
                     m = differenceMatrix(kv, j);
                     diverging = true;
@@ -413,8 +413,7 @@ void AttentionView::rebuildMaps() {
     const HeadMetrics* hm = kv < run.eval.heads.size() ? &run.eval.heads[kv] : nullptr;
     const HeadMaps* maps = run.headMaps(kv);
     const Matrix* mats[3] = {nullptr, nullptr, nullptr};
-    if (maps && j < maps->exact.size())
-        mats[0] = &maps->exact[j];
+    mats[0] = run.exactMap(kv, j);
     if (maps && j < maps->compressed.size())
         mats[1] = &maps->compressed[j];
     mats[2] = differenceMatrix(kv, j);

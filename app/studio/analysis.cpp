@@ -214,6 +214,7 @@ const Capture& Engine::captureFor(const AnalysisRequest& request) {
         m_reference.reset();
         m_runCache.clear();
         m_untimedHeads.clear();
+        m_exactMaps.clear();
         m_qualityCache.clear();
         m_spectrum.reset();
         m_headSpectra.reset();
@@ -232,6 +233,7 @@ const ExactReference& Engine::referenceFor(const AnalysisRequest& request,
         m_reference.reset();
         m_runCache.clear();
         m_untimedHeads.clear();
+        m_exactMaps.clear();
         m_qualityCache.clear();
         m_reference = computeExactReference(*m_capture, request.model.get(), *m_backend, options)
                           .valueOrThrow();
@@ -260,11 +262,20 @@ std::vector<views::KeptTokens> keptTokens(const std::vector<std::vector<Compress
 
 // The evaluator's difference maps and per-row mass lost (total variation for weighted schemes,
 // which move mass rather than lose it), moved into the views' per-head maps.
-std::shared_ptr<const std::vector<views::HeadMaps>> headMaps(std::vector<HeadMetrics>& heads) {
+// The run's maps, moved out of its metrics. The exact maps belong to the reference: the first run
+// of a reference carries them and `exact` keeps them; later runs (evaluated without them) share
+// those. A rewritten model's run (fewer KV heads) carries its own and leaves `exact` alone.
+std::shared_ptr<const std::vector<views::HeadMaps>>
+headMaps(std::vector<HeadMetrics>& heads, bool rewritesModel,
+         std::vector<std::shared_ptr<const std::vector<Matrix>>>& exact) {
+    const bool carries = !heads.empty() && !heads.front().exactMap.empty();
     auto maps = std::make_shared<std::vector<views::HeadMaps>>(heads.size());
     for (std::size_t k = 0; k < heads.size(); ++k) {
         views::HeadMaps& m = (*maps)[k];
-        m.exact = std::move(heads[k].exactMap);
+        if (carries)
+            m.exact = std::make_shared<const std::vector<Matrix>>(std::move(heads[k].exactMap));
+        else if (k < exact.size())
+            m.exact = exact[k];
         m.compressed = std::move(heads[k].compressedMap);
         m.difference = std::move(heads[k].differenceMap);
         m.rowMass =
@@ -275,6 +286,9 @@ std::shared_ptr<const std::vector<views::HeadMaps>> headMaps(std::vector<HeadMet
         heads[k].rowMassLost.clear();
         heads[k].rowTotalVariation.clear();
     }
+    if (carries && !rewritesModel && exact.empty())
+        for (const views::HeadMaps& m : *maps)
+            exact.push_back(m.exact);
     return maps;
 }
 
@@ -352,7 +366,11 @@ views::SchemeRun Engine::evaluateRun(const QString& text, const AnalysisRequest&
     if (const kvs::Scheme* scheme = kvs::findScheme(setting.id))
         run.family = qs(scheme->info().family);
     run.quantizes = quantizesOf(setting.id);
-    run.eval = evaluate(capture, request.model.get(), setting, *m_backend, options, &reference)
+    const kvs::Scheme* scheme = kvs::findScheme(setting.id);
+    const bool rewritesModel = scheme && scheme->info().transformsWeights;
+    EvalOptions runOptions = options;
+    runOptions.exactMaps = m_exactMaps.empty() || rewritesModel;
+    run.eval = evaluate(capture, request.model.get(), setting, *m_backend, runOptions, &reference)
                    .valueOrThrow();
     const double evalMs = msOf(step);
     step.restart();
@@ -361,7 +379,7 @@ views::SchemeRun Engine::evaluateRun(const QString& text, const AnalysisRequest&
     run.eval.compressed.clear();
     run.kept = keptTokens(compressed);
     if (request.maps)
-        run.maps = headMaps(run.eval.heads);
+        run.maps = headMaps(run.eval.heads, rewritesModel, m_exactMaps);
     const double mapsMs = msOf(step);
     step.restart();
     if (request.timings && timing)

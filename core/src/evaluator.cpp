@@ -392,7 +392,7 @@ struct HeadProbe {
 
 // The per-head metrics of DESIGN.md "Metrics" (and, with maps, the exact, compressed and
 // difference maps and the mass lost per probe row).
-HeadMetrics headMetrics(const HeadProbe& in, bool maps) {
+HeadMetrics headMetrics(const HeadProbe& in, bool maps, bool exactMaps) {
     const CompressedHead& ch = in.compressed;
     const ModelConfig& config = in.capture.config;
     const int ctx = in.contextTokens, d = config.headDim;
@@ -491,7 +491,8 @@ HeadMetrics headMetrics(const HeadProbe& in, bool maps) {
             for (int k = 0; k < ch.keptCount(); ++k)
                 cm.col(ch.positions[static_cast<std::size_t>(k)]) = c.probabilities.col(k);
             m.differenceMap.push_back(cm - e.probabilities);
-            m.exactMap.push_back(e.probabilities);
+            if (exactMaps)
+                m.exactMap.push_back(e.probabilities);
             m.compressedMap.push_back(std::move(cm));
             m.rowMassLost.push_back(std::move(rowMass));
             m.rowTotalVariation.push_back(std::move(rowShift));
@@ -633,7 +634,7 @@ Result<EvalResult> evaluate(const Capture& cap, const Model* model, const Scheme
                     if (!outputOffsets.empty())
                         in.compressedOffset = slice(outputOffsets);
                 }
-                HeadMetrics m = headMetrics(in, options.attentionMaps);
+                HeadMetrics m = headMetrics(in, options.attentionMaps, options.exactMaps);
                 checkFinite(m);
                 result.bytes += m.bytes;
                 result.fp16Bytes += m.fp16Bytes;

@@ -10,6 +10,8 @@
 #include "main_window.h"
 #include "session.h"
 
+#include "kvs/attention_backend.h"
+#include "kvs/evaluator.h"
 #include "kvs/gpu/renderdoc.h"
 #include "kvs/model.h"
 #include "kvs/synthetic_model.h"
@@ -38,6 +40,10 @@ class TestStudioEngine : public QObject {
         r.maps = false;
         r.modelQuality = false;
         return r;
+    }
+
+    std::shared_ptr<const Capture> loadCaptureOf(const AnalysisRequest& r) const {
+        return std::make_shared<const Capture>(m_model->captureTokens(r.tokens).value());
     }
 
 private slots:
@@ -119,6 +125,43 @@ private slots:
         const auto again = engine.analyze(r, cancel).value();
         QVERIFY(!again->timingsDeferred);
         QCOMPARE(again->runs[0].dispatches.size(), direct->runs[0].dispatches.size());
+    }
+
+    // The exact maps are the reference's: every run of it shares one copy (also after a
+    // settings change), equal to what the evaluator computes for a run on its own.
+    void exactMapsAreSharedByRuns() {
+        Engine engine(/*cpuOnly=*/true);
+        std::atomic<bool> cancel{false};
+        AnalysisRequest r = request({QStringLiteral("select.uniform:keep=0.5"),
+                                     QStringLiteral("select.sinks_window:keep=0.25")});
+        r.maps = true;
+        r.timings = false;
+        const auto a = engine.analyze(r, cancel).value();
+        QCOMPARE(a->runs.size(), std::size_t(2));
+        r.settings = {QStringLiteral("select.uniform:keep=0.75")};
+        const auto b = engine.analyze(r, cancel).value();
+        const auto own =
+            kvs::evaluate(*loadCaptureOf(r), m_model.get(),
+                          kvs::SchemeSetting::parse("select.uniform:keep=0.75").value(),
+                          *kvs::makeCpuBackend(),
+                          [&] {
+                              kvs::EvalOptions o;
+                              o.contextTokens = r.contextTokens;
+                              o.modelQuality = false;
+                              o.attentionMaps = true;
+                              return o;
+                          }())
+                .value();
+        for (std::size_t k = 0; k < a->runs[0].maps->size(); ++k) {
+            const auto& shared = a->runs[0].maps->at(k).exact;
+            QVERIFY(shared && !shared->empty());
+            QCOMPARE(a->runs[1].maps->at(k).exact.get(), shared.get());
+            QCOMPARE(b->runs[0].maps->at(k).exact.get(), shared.get());
+            for (std::size_t j = 0; j < shared->size(); ++j)
+                QCOMPARE(test::maxAbsDiff((*shared)[j], own.heads[k].exactMap[j]), 0.0);
+            // and the compressed maps are each run's own
+            QVERIFY(b->runs[0].maps->at(k).compressed.size() == shared->size());
+        }
     }
 
     void allocationScalingAndCapture() {

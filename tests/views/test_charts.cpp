@@ -62,6 +62,7 @@ std::shared_ptr<AnalysisData> makeAnalysis() {
     h.fp16Bytes = 4 * 4 * kCtx;
     h.contextError = 0.25;
     HeadMaps maps;
+    std::vector<kvs::Matrix> exact;
     for (int j = 0; j < 2; ++j) {
         kvs::Matrix e(kProbe, kCtx);
         kvs::Matrix c(kProbe, kCtx);
@@ -70,11 +71,12 @@ std::shared_ptr<AnalysisData> makeAnalysis() {
                 e(r, k) = static_cast<float>(0.01 * (r * kCtx + k + 1) + j);
                 c(r, k) = (k == 1 || k == 4) ? 0.0f : e(r, k) * 1.5f;
             }
-        maps.exact.push_back(e);
+        exact.push_back(e);
         maps.compressed.push_back(c);
         maps.difference.push_back(c - e);
         maps.rowMass.push_back({0.1, 0.2, 0.3});
     }
+    maps.exact = std::make_shared<const std::vector<kvs::Matrix>>(std::move(exact));
     run.eval.heads.push_back(h);
     run.eval.bytes = h.bytes;
     run.eval.fp16Bytes = h.fp16Bytes;
@@ -176,7 +178,7 @@ private slots:
         view.setData(a, 0);
         QCOMPARE(view.gridPlot()->plottableCount(), 2); // one thumbnail per query head
         QCOMPARE(view.cellValue(0, 2, 3),
-                 static_cast<double>(a->runs[0].maps->at(0).exact[0](2, 3)));
+                 static_cast<double>((*a->runs[0].maps->at(0).exact)[0](2, 3)));
         QCOMPARE(view.cellValue(1, 0, 1), 0.0);
         QCOMPARE(view.evictedMarkCount(), 2); // keys 1 and 4: two runs
         QVERIFY(view.hoverCell(1, 2));
@@ -196,7 +198,7 @@ private slots:
         // Second head of the group, and synced zoom.
         view.setSelection(0, 1);
         QCOMPARE(view.cellValue(0, 0, 0),
-                 static_cast<double>(a->runs[0].maps->at(0).exact[1](0, 0)));
+                 static_cast<double>((*a->runs[0].maps->at(0).exact)[1](0, 0)));
         view.mapPlot(0)->xAxis->setRange(1, 3);
         QCOMPARE(view.mapPlot(1)->xAxis->range().lower, 1.0);
         QCOMPARE(view.mapPlot(2)->xAxis->range().upper, 3.0);

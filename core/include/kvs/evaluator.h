@@ -26,7 +26,10 @@ struct EvalOptions {
     bool modelQuality = true;     // needs a Model (ignored for capture-only evaluation)
     bool perLayerQuality = false; // also the quality with only one layer compressed, per layer
     bool attentionMaps = false;   // fill HeadMetrics' maps and rowMassLost
-    bool keepCompressed = false;  // return the compressed heads in EvalResult::compressed
+    // With attentionMaps: also the exact map (a copy of the reference's probabilities; the
+    // studio keeps one per reference and skips it for every later run).
+    bool exactMaps = true;
+    bool keepCompressed = false; // return the compressed heads in EvalResult::compressed
     std::uint64_t seed = 0;
     const std::atomic<bool>* cancel = nullptr; // checked between layers
 };
