@@ -68,17 +68,17 @@ template <class S> void activate(MlpKind kind, MatrixT<S>& x) {
 template <class S>
 void mlp(const ModelConfig& c, const LayerWeights<S>& w, const MatrixT<S>& x, MatrixT<S>& up,
          MatrixT<S>& gate, MatrixT<S>& out) {
-    up.noalias() = x * w.wUp;
+    up.noalias() = x * w.wUp.view();
     addBias(up, w.bUp);
     if (c.mlp == MlpKind::SwiGlu) {
-        gate.noalias() = x * w.wGate;
+        gate.noalias() = x * w.wGate.view();
         addBias(gate, w.bGate);
         activate(c.mlp, gate);
         up.array() *= gate.array();
     } else {
         activate(c.mlp, up);
     }
-    out.noalias() = up * w.wDown;
+    out.noalias() = up * w.wDown.view();
     addBias(out, w.bDown);
 }
 
@@ -107,9 +107,9 @@ MatrixT<S> embed(const ModelConfig& c, const GlobalWeights<S>& gw, std::span<con
     const int n = static_cast<int>(tokens.size());
     MatrixT<S> x(n, c.width);
     for (int i = 0; i < n; ++i)
-        x.row(i) = gw.embed.row(tokens[static_cast<std::size_t>(i)]);
+        x.row(i) = gw.embed.view().row(tokens[static_cast<std::size_t>(i)]);
     if (c.positions == PositionKind::Learned)
-        x += gw.positions.middleRows(past, n);
+        x += gw.positions.view().middleRows(past, n);
     return x;
 }
 
@@ -129,18 +129,18 @@ void project(const ModelConfig& c, const LayerWeights<S>& w, const MatrixT<S>& x
         c.sharing == ProjectionSharing::KEqV || c.sharing == ProjectionSharing::QEqKEqV;
     // Products go into the buffers of the previous layer (same shapes): no allocation, no page
     // faults after the first layer.
-    p.k.noalias() = xn * w.wk;
+    p.k.noalias() = xn * w.wk.view();
     addBias(p.k, w.bk);
     if (queryIsKey) {
         p.q = p.k;
     } else {
-        p.q.noalias() = xn * w.wq;
+        p.q.noalias() = xn * w.wq.view();
         addBias(p.q, w.bq);
     }
     if (valueIsKey) {
         p.v = p.k; // the shared cache keeps keys before rotation; they double as values
     } else {
-        p.v.noalias() = xn * w.wv;
+        p.v.noalias() = xn * w.wv.view();
         addBias(p.v, w.bv);
     }
     if (rope) {
@@ -394,7 +394,7 @@ MatrixT<S> runForward(const ModelConfig& c, const WeightStore<S>& weights,
         if (cache)
             storeInCache(*cache, l, std::move(kv));
 
-        projected.noalias() = attn * w.wo;
+        projected.noalias() = attn * w.wo.view();
         addBias(projected, w.bo);
         x += projected;
         normalize(c, x, w.norm2, w.norm2Bias, xn);
@@ -410,7 +410,7 @@ MatrixT<S> runForward(const ModelConfig& c, const WeightStore<S>& weights,
         return {};
     normalize(c, x.bottomRows(logitRows), gw.finalNorm, gw.finalNormBias, xn);
     MatrixT<S> logits(logitRows, gw.outputMatrix().rows());
-    logits.noalias() = xn * gw.outputMatrix().transpose();
+    logits.noalias() = xn * gw.outputMatrix().view().transpose();
     return logits;
 }
 

@@ -189,13 +189,24 @@ const Tokenizer* Model::tokenizer() const {
     return m_impl->root().tokenizer.get();
 }
 
+std::size_t Model::convertedWeightBytes() const {
+    return m_impl->weights->convertedBytes();
+}
+
 AttentionProjections Model::attentionProjections(int layer) const {
     if (layer < 0 || layer >= m_impl->config.layers)
         throw Error(ErrorCode::InvalidArgument, "layer " + std::to_string(layer) +
                                                     " is outside the model's " +
                                                     std::to_string(m_impl->config.layers));
     const auto w = m_impl->weights->layer(layer);
-    return {w->wq, w->wk, w->wv, w->wo, w->bq, w->bk, w->bv, w->bo};
+    return {Matrix(w->wq.view()),
+            Matrix(w->wk.view()),
+            Matrix(w->wv.view()),
+            Matrix(w->wo.view()),
+            w->bq,
+            w->bk,
+            w->bv,
+            w->bo};
 }
 
 namespace {

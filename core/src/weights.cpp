@@ -5,7 +5,9 @@
 #include "kvs/finite.h"
 #include "kvs/status.h"
 
+#include <cstdint>
 #include <sstream>
+#include <type_traits>
 
 namespace kvs {
 namespace {
@@ -30,12 +32,13 @@ bool ownsValue(const ModelConfig& c) {
 
 template <class S> std::size_t LayerWeights<S>::bytes() const {
     std::size_t n = 0;
-    for (const auto* m : {&wq, &wk, &wv, &wo, &wUp, &wGate, &wDown})
-        n += static_cast<std::size_t>(m->size());
     for (const auto* v :
          {&bq, &bk, &bv, &bo, &norm1, &norm1Bias, &norm2, &norm2Bias, &bUp, &bGate, &bDown})
         n += static_cast<std::size_t>(v->size());
-    return n * sizeof(S);
+    n *= sizeof(S);
+    for (const auto* m : {&wq, &wk, &wv, &wo, &wUp, &wGate, &wDown})
+        n += m->ownedBytes();
+    return n;
 }
 
 TensorNames::TensorNames(const ModelConfig& config, const Checkpoint& checkpoint)
@@ -155,11 +158,22 @@ WeightStore<S>::WeightStore(const ModelConfig& config, const Checkpoint& checkpo
 }
 
 template <class S>
-MatrixT<S> WeightStore<S>::matrix(const std::string& name, bool transpose) const {
+WeightMatrix<S> WeightStore<S>::matrix(const std::string& name, bool transpose) const {
     const auto& info = m_checkpoint.info(name);
     const auto bytes = m_checkpoint.bytes(name);
     const auto rows = info.shape.size() > 0 ? info.shape[0] : 1;
     const auto cols = info.shape.size() > 1 ? info.shape[1] : 1;
+    if constexpr (std::is_same_v<S, float>) {
+        // Stored as the forward pass reads it: read it in place (checked, not copied).
+        if (info.dtype == DType::F32 && !transpose &&
+            reinterpret_cast<std::uintptr_t>(bytes.data()) % alignof(float) == 0) {
+            const auto* data = reinterpret_cast<const float*>(bytes.data());
+            auto view = WeightMatrix<S>::mapped(data, rows, cols, cols);
+            if (!allFinite(data, static_cast<std::size_t>(rows * cols)))
+                checkFinite(MatrixT<S>(view.view()), describeTensor(name)); // names the element
+            return view;
+        }
+    }
     MatrixT<S> m(rows, cols);
     if constexpr (std::is_same_v<S, float>)
         convertToFloat(info.dtype, bytes.data(), static_cast<std::size_t>(m.size()), m.data());
@@ -167,8 +181,8 @@ MatrixT<S> WeightStore<S>::matrix(const std::string& name, bool transpose) const
         convertToDouble(info.dtype, bytes.data(), static_cast<std::size_t>(m.size()), m.data());
     checkFinite(m, describeTensor(name)); // [row, col] as stored, before any transpose
     if (transpose)
-        return m.transpose();
-    return m;
+        return WeightMatrix<S>(MatrixT<S>(m.transpose()));
+    return WeightMatrix<S>(std::move(m));
 }
 
 template <class S> RowVectorT<S> WeightStore<S>::vector(const std::string& name) const {
@@ -191,10 +205,10 @@ template <class S> std::shared_ptr<LayerWeights<S>> WeightStore<S>::convertLayer
     auto w = convertCheckpointLayer(l);
     if (m_attention) {
         const AttentionProjections& a = m_attention->at(static_cast<std::size_t>(l));
-        w->wq = a.wq.cast<S>();
-        w->wk = a.wk.cast<S>();
-        w->wv = a.wv.cast<S>();
-        w->wo = a.wo.cast<S>();
+        w->wq = WeightMatrix<S>(a.wq.cast<S>());
+        w->wk = WeightMatrix<S>(a.wk.cast<S>());
+        w->wv = WeightMatrix<S>(a.wv.cast<S>());
+        w->wo = WeightMatrix<S>(a.wo.cast<S>());
         w->bq = a.bq.cast<S>();
         w->bk = a.bk.cast<S>();
         w->bv = a.bv.cast<S>();
@@ -210,12 +224,12 @@ std::shared_ptr<LayerWeights<S>> WeightStore<S>::convertCheckpointLayer(int l) c
     auto name = [&](const std::string& suffix) { return m_names.layer(l, suffix); };
     if (c.family == Family::Gpt2) {
         // Conv1D stores weights input-major already: [in, out].
-        const MatrixT<S> qkv = matrix(name("attn.c_attn.weight"), false);
+        const WeightMatrix<S> qkv = matrix(name("attn.c_attn.weight"), false);
         const RowVectorT<S> qkvBias = vector(name("attn.c_attn.bias"));
         const Eigen::Index D = c.width;
-        w->wq = qkv.leftCols(D);
+        w->wq = qkv.middleCols(0, D);
         w->wk = qkv.middleCols(D, D);
-        w->wv = qkv.rightCols(D);
+        w->wv = qkv.middleCols(2 * D, D);
         w->bq = qkvBias.head(D);
         w->bk = qkvBias.segment(D, D);
         w->bv = qkvBias.tail(D);
@@ -272,6 +286,16 @@ template <class S> std::shared_ptr<const LayerWeights<S>> WeightStore<S>::layer(
         m_cache.emplace(l, converted);
     }
     return converted;
+}
+
+template <class S> std::size_t WeightStore<S>::convertedBytes() const {
+    std::size_t n =
+        m_global.embed.ownedBytes() + m_global.positions.ownedBytes() +
+        m_global.lmHead.ownedBytes() +
+        static_cast<std::size_t>(m_global.finalNorm.size() + m_global.finalNormBias.size()) *
+            sizeof(S);
+    std::lock_guard lock(m_mutex);
+    return n + m_cachedBytes;
 }
 
 template struct LayerWeights<float>;

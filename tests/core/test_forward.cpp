@@ -9,8 +9,8 @@
 
 #include <QTest>
 #include <functional>
-#include <thread>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 using namespace kvs;
 using kvs::test::TempDir;
@@ -239,6 +239,27 @@ private slots:
         QVERIFY(test::maxAbsDiff(a.row(1), b.row(1)) > 1e-4);
         QVERIFY(test::maxAbsDiff(a.bottomRows(80 - reach - 1), b.bottomRows(80 - reach - 1)) <
                 1e-5);
+    }
+
+    // fp32 weights stored input-major (GPT-2's) are read in place: after a forward pass the model
+    // holds only its norms and biases converted; the same model in bf16 holds every weight as
+    // fp32. Both give the same logits up to bf16's rounding of the weights.
+    void fp32WeightsAreReadInPlace() {
+        TempDir dir;
+        auto spec = syntheticPreset("tiny-gpt2");
+        spec.dtype = DType::F32;
+        auto inPlace = Model::load(test::writeModel(dir, "f32", spec)).valueOrThrow();
+        spec.dtype = DType::BF16;
+        auto converted = Model::load(test::writeModel(dir, "bf16", spec)).valueOrThrow();
+        const auto tokens = someTokens(20, spec.config.vocab, 23);
+        const Matrix a = inPlace.forward(tokens);
+        const Matrix b = converted.forward(tokens);
+        const double file =
+            static_cast<double>(std::filesystem::file_size(dir / "f32" / "model.safetensors"));
+        QVERIFY2(static_cast<double>(inPlace.convertedWeightBytes()) < 0.05 * file,
+                 qPrintable(QString::number(inPlace.convertedWeightBytes())));
+        QVERIFY(static_cast<double>(converted.convertedWeightBytes()) > 0.9 * file);
+        QVERIFY(test::maxAbsDiff(a, b) < 0.05 * a.cwiseAbs().maxCoeff());
     }
 
     // A background job's thread limit holds for its own thread only, is restored at the end of

@@ -112,6 +112,11 @@ public:
     // The same computation in double precision (for accuracy checks against the fp32 path).
     MatrixT<double> forwardF64(std::span<const TokenId> tokens) const;
 
+    // Bytes of fp32 weights converted and held now (embeddings, cached layers). fp32 tensors
+    // stored as the forward pass reads them (GPT-2's, every embedding) are read from the mapped
+    // checkpoint in place and count nothing.
+    std::size_t convertedWeightBytes() const;
+
     // Layer `layer`'s attention projections (a copy).
     AttentionProjections attentionProjections(int layer) const;
     // The same model with every layer's attention projections replaced and the config they imply
