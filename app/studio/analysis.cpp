@@ -164,6 +164,25 @@ std::shared_ptr<const Capture> CaptureStore::get(const std::shared_ptr<const Mod
     return m_capture;
 }
 
+std::shared_ptr<const ExactReference>
+CaptureStore::reference(const std::shared_ptr<const Capture>& capture, const Model* model,
+                        AttentionBackend& backend, const EvalOptions& options) {
+    std::lock_guard lock(m_referenceMutex);
+    const bool quality = model && options.modelQuality;
+    const int ctx = resolveContextTokens(options.contextTokens, capture->tokenCount());
+    if (m_reference && m_referenceCapture.lock() == capture && m_reference->contextTokens == ctx &&
+        m_referenceBackend == backend.name() && (m_referenceQuality || !quality))
+        return m_reference;
+    m_reference.reset(); // the old one goes before the new one is made
+    m_reference = std::make_shared<const ExactReference>(
+        computeExactReference(*capture, model, backend, options).valueOrThrow());
+    m_referencesComputed.fetch_add(1);
+    m_referenceCapture = capture;
+    m_referenceBackend = backend.name();
+    m_referenceQuality = quality;
+    return m_reference;
+}
+
 Engine::Engine(bool cpuOnly, std::shared_ptr<CaptureStore> captures)
     : m_cpuOnly(cpuOnly),
       m_captures(captures ? std::move(captures) : std::make_shared<CaptureStore>()) {}
@@ -212,6 +231,7 @@ void Engine::startTimingBackend() {
 const Capture& Engine::captureFor(const AnalysisRequest& request) {
     if (!m_capture || m_model != request.model.get() || m_tokens != request.tokens) {
         m_reference.reset();
+        m_referenceContext = -1;
         m_runCache.clear();
         m_untimedHeads.clear();
         m_exactMaps.clear();
@@ -228,18 +248,17 @@ const Capture& Engine::captureFor(const AnalysisRequest& request) {
 
 const ExactReference& Engine::referenceFor(const AnalysisRequest& request,
                                            const EvalOptions& options) {
-    if (!m_reference || m_referenceContext != request.contextTokens ||
-        (options.modelQuality && !m_referenceQuality)) {
-        m_reference.reset();
+    // Shared with the session's other engines. A reference of the same capture and split (one
+    // that also has the probe logits) has the same numbers: the caches made from the old one stay.
+    auto reference = m_captures->reference(m_capture, request.model.get(), *m_backend, options);
+    if (m_referenceContext != reference->contextTokens) {
         m_runCache.clear();
         m_untimedHeads.clear();
         m_exactMaps.clear();
         m_qualityCache.clear();
-        m_reference = computeExactReference(*m_capture, request.model.get(), *m_backend, options)
-                          .valueOrThrow();
-        m_referenceContext = request.contextTokens;
-        m_referenceQuality = options.modelQuality;
+        m_referenceContext = reference->contextTokens;
     }
+    m_reference = std::move(reference);
     return *m_reference;
 }
 

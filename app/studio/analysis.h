@@ -97,7 +97,21 @@ public:
     // Forward passes run so far (what the reuse tests count).
     int forwardPasses() const { return m_forwardPasses.load(); }
 
+    // The exact reference of `capture` for options.contextTokens on `backend`: the one held when
+    // it matches (one with the model's probe logits also serves a request without), else a new
+    // one, which replaces it. Engines evaluating on the same backend share it.
+    std::shared_ptr<const kvs::ExactReference>
+    reference(const std::shared_ptr<const kvs::Capture>& capture, const kvs::Model* model,
+              kvs::AttentionBackend& backend, const kvs::EvalOptions& options);
+    int referencesComputed() const { return m_referencesComputed.load(); }
+
 private:
+    std::mutex m_referenceMutex; // apart from m_mutex: a capture request need not wait for it
+    std::weak_ptr<const kvs::Capture> m_referenceCapture;
+    std::string m_referenceBackend;
+    bool m_referenceQuality = false;
+    std::shared_ptr<const kvs::ExactReference> m_reference;
+    std::atomic<int> m_referencesComputed{0};
     std::mutex m_mutex;
     std::weak_ptr<const kvs::Model> m_model;
     std::vector<kvs::TokenId> m_tokens;
@@ -189,9 +203,8 @@ private:
     const kvs::Model* m_model = nullptr;
     std::vector<kvs::TokenId> m_tokens;
     std::shared_ptr<const kvs::Capture> m_capture;
+    std::shared_ptr<const kvs::ExactReference> m_reference; // from m_captures
     int m_referenceContext = -1;
-    bool m_referenceQuality = false;
-    std::optional<kvs::ExactReference> m_reference;
     // The key spectra of the current capture's context (for the Cache view), made once per
     // capture and split: a settings change does not recompute them.
     std::shared_ptr<const kvs::SpectrumSummary> m_spectrum;

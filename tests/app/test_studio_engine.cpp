@@ -83,16 +83,26 @@ private slots:
         QVERIFY(withQuality && withQuality->runs[0].eval.quality);
         QVERIFY(sweeps.sweep(r, cancel).value());
         QCOMPARE(store->forwardPasses(), 1);
+        // The exact reference too: made once without the probe logits (the live analysis), once
+        // with them (the quality pass), and that one then serves every engine.
+        QCOMPARE(store->referencesComputed(), 2);
         // A slider move: the same prompt, another setting.
         r.settings = {QStringLiteral("select.uniform:keep=0.25")};
         const auto b = live.analyze(r, cancel).value();
         QVERIFY(b);
         QCOMPARE(store->forwardPasses(), 1);
+        QCOMPARE(store->referencesComputed(), 2);
         // The same numbers as an engine that captured on its own.
         Engine alone(/*cpuOnly=*/true);
         const auto c = alone.analyze(r, cancel).value();
         QCOMPARE(b->runs[0].eval.outputError, c->runs[0].eval.outputError);
         QCOMPARE(b->runs[0].eval.bytes.total(), c->runs[0].eval.bytes.total());
+        // Another split: a new reference, the same capture.
+        AnalysisRequest split = r;
+        split.contextTokens = 25;
+        QVERIFY(live.analyze(split, cancel).value());
+        QCOMPARE(store->referencesComputed(), 3);
+        QCOMPARE(store->forwardPasses(), 1);
         // A new prompt runs the model once more.
         r.tokens.back() = (r.tokens.back() + 1) % 50;
         QVERIFY(live.analyze(r, cancel).value());
