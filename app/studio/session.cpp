@@ -272,10 +272,6 @@ QString jobName(views::StudioJob job) {
     return {};
 }
 
-} // namespace
-
-namespace {
-
 // Background jobs (quality, timings, sweeps, scaling) use half the cores, so that the live
 // analysis of the next settings change keeps cores of its own.
 int backgroundThreads() {
