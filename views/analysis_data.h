@@ -42,8 +42,21 @@ struct KeptTokens {
 // Per KV head (layer-major like EvalResult::heads) and query head of its group: the probe ×
 // context maps (moved out of EvalResult::heads, so that the per-head metrics stay small).
 struct HeadMaps {
-    // Exact attention, probe × context: one per reference, shared by every run of it.
-    std::shared_ptr<const std::vector<Matrix>> exact;
+    // The exact attention is the reference's own (no copy): query head j of this KV head is
+    // reference->attention[layer][firstQueryHead + j].probabilities, probe × context.
+    std::shared_ptr<const kvs::ExactReference> reference;
+    int layer = 0;
+    int firstQueryHead = 0;
+    int groupSize = 0;
+    const Matrix* exact(std::size_t j) const {
+        if (!reference || j >= static_cast<std::size_t>(groupSize) || layer < 0 ||
+            static_cast<std::size_t>(layer) >= reference->attention.size())
+            return nullptr;
+        const auto& heads = reference->attention[static_cast<std::size_t>(layer)];
+        const std::size_t q = static_cast<std::size_t>(firstQueryHead) + j;
+        return q < heads.size() && heads[q].probabilities.size() ? &heads[q].probabilities
+                                                                 : nullptr;
+    }
     std::vector<Matrix> compressed;           // attention over the compressed cache
     std::vector<Matrix> difference;           // compressed − exact
     std::vector<std::vector<double>> rowMass; // per query head: mass lost per probe row
@@ -100,7 +113,7 @@ struct SchemeRun {
     // Query head j's exact map of KV head kv, or null.
     const Matrix* exactMap(std::size_t kv, std::size_t j) const {
         const HeadMaps* m = headMaps(kv);
-        return m && m->exact && j < m->exact->size() ? &(*m->exact)[j] : nullptr;
+        return m ? m->exact(j) : nullptr;
     }
 };
 

@@ -234,7 +234,6 @@ const Capture& Engine::captureFor(const AnalysisRequest& request) {
         m_referenceContext = -1;
         m_runCache.clear();
         m_untimedHeads.clear();
-        m_exactMaps.clear();
         m_qualityCache.clear();
         m_spectrum.reset();
         m_headSpectra.reset();
@@ -254,7 +253,6 @@ const ExactReference& Engine::referenceFor(const AnalysisRequest& request,
     if (m_referenceContext != reference->contextTokens) {
         m_runCache.clear();
         m_untimedHeads.clear();
-        m_exactMaps.clear();
         m_qualityCache.clear();
         m_referenceContext = reference->contextTokens;
     }
@@ -281,20 +279,22 @@ std::vector<views::KeptTokens> keptTokens(const std::vector<std::vector<Compress
 
 // The evaluator's difference maps and per-row mass lost (total variation for weighted schemes,
 // which move mass rather than lose it), moved into the views' per-head maps.
-// The run's maps, moved out of its metrics. The exact maps belong to the reference: the first run
-// of a reference carries them and `exact` keeps them; later runs (evaluated without them) share
-// those. A rewritten model's run (fewer KV heads) carries its own and leaves `exact` alone.
+// The run's maps, moved out of its metrics; the exact ones point into the reference (every run
+// of a reference shows the same exact attention, and the reference holds it already). KV head k
+// of a run with `kvHeads` per layer reads query heads k·g … k·g + g − 1 of its layer (a
+// rewritten model's fewer KV heads group the same query heads differently).
 std::shared_ptr<const std::vector<views::HeadMaps>>
-headMaps(std::vector<HeadMetrics>& heads, bool rewritesModel,
-         std::vector<std::shared_ptr<const std::vector<Matrix>>>& exact) {
-    const bool carries = !heads.empty() && !heads.front().exactMap.empty();
+headMaps(std::vector<HeadMetrics>& heads, const std::shared_ptr<const ExactReference>& reference,
+         int layers, int queryHeads) {
     auto maps = std::make_shared<std::vector<views::HeadMaps>>(heads.size());
+    const int kvHeads = layers > 0 ? static_cast<int>(heads.size()) / layers : 0;
+    const int group = kvHeads > 0 ? queryHeads / kvHeads : 0;
     for (std::size_t k = 0; k < heads.size(); ++k) {
         views::HeadMaps& m = (*maps)[k];
-        if (carries)
-            m.exact = std::make_shared<const std::vector<Matrix>>(std::move(heads[k].exactMap));
-        else if (k < exact.size())
-            m.exact = exact[k];
+        m.reference = reference;
+        m.layer = kvHeads > 0 ? static_cast<int>(k) / kvHeads : 0;
+        m.firstQueryHead = kvHeads > 0 ? static_cast<int>(k) % kvHeads * group : 0;
+        m.groupSize = group;
         m.compressed = std::move(heads[k].compressedMap);
         m.difference = std::move(heads[k].differenceMap);
         m.rowMass =
@@ -305,9 +305,6 @@ headMaps(std::vector<HeadMetrics>& heads, bool rewritesModel,
         heads[k].rowMassLost.clear();
         heads[k].rowTotalVariation.clear();
     }
-    if (carries && !rewritesModel && exact.empty())
-        for (const views::HeadMaps& m : *maps)
-            exact.push_back(m.exact);
     return maps;
 }
 
@@ -385,10 +382,8 @@ views::SchemeRun Engine::evaluateRun(const QString& text, const AnalysisRequest&
     if (const kvs::Scheme* scheme = kvs::findScheme(setting.id))
         run.family = qs(scheme->info().family);
     run.quantizes = quantizesOf(setting.id);
-    const kvs::Scheme* scheme = kvs::findScheme(setting.id);
-    const bool rewritesModel = scheme && scheme->info().transformsWeights;
     EvalOptions runOptions = options;
-    runOptions.exactMaps = m_exactMaps.empty() || rewritesModel;
+    runOptions.exactMaps = false; // the maps point into the reference instead
     run.eval = evaluate(capture, request.model.get(), setting, *m_backend, runOptions, &reference)
                    .valueOrThrow();
     const double evalMs = msOf(step);
@@ -398,7 +393,8 @@ views::SchemeRun Engine::evaluateRun(const QString& text, const AnalysisRequest&
     run.eval.compressed.clear();
     run.kept = keptTokens(compressed);
     if (request.maps)
-        run.maps = headMaps(run.eval.heads, rewritesModel, m_exactMaps);
+        run.maps =
+            headMaps(run.eval.heads, m_reference, capture.config.layers, capture.config.heads);
     const double mapsMs = msOf(step);
     step.restart();
     if (request.timings && timing)

@@ -212,8 +212,6 @@ private:
     const kvs::Capture* m_spectrumCapture = nullptr;
     int m_spectrumContext = 0;
     std::map<QString, views::SchemeRun> m_runCache; // setting + flags → run, for this reference
-    // The reference's exact maps per KV head (layer-major), shared by every run's HeadMaps.
-    std::vector<std::shared_ptr<const std::vector<kvs::Matrix>>> m_exactMaps;
     // setting → its compressed heads, while its timings are deferred (addTimings)
     std::map<QString, std::shared_ptr<const std::vector<std::vector<kvs::CompressedHead>>>>
         m_untimedHeads;

@@ -355,7 +355,7 @@ private slots:
         QVERIFY2(largest > 1e-4, "keep 0.25 → 0.5 should change the compressed attention");
         // Back to the error against the exact attention.
         view->setDifferenceReference(0);
-        const kvs::Matrix& exact = (*current->runs[0].maps->at(kv).exact)[j];
+        const kvs::Matrix& exact = *current->runs[0].maps->at(kv).exact(j);
         QVERIFY(std::abs(view->cellValue(2, 0, 0) - (now(0, 0) - exact(0, 0))) < 1e-6);
 
         // Another split (or prompt, or model) is not comparable: no maps.

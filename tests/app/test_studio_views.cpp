@@ -193,7 +193,7 @@ private slots:
         kvs::views::AttentionView* att = w.attentionView();
         QTRY_VERIFY(att->gridPlot()->plottableCount() >= a->layers * a->heads);
         const kvs::views::HeadMaps& h0 = a->runs[0].maps->at(0);
-        QCOMPARE(att->cellValue(0, 0, 0), static_cast<double>((*h0.exact)[0](0, 0)));
+        QCOMPARE(att->cellValue(0, 0, 0), static_cast<double>((*h0.exact(0))(0, 0)));
         QVERIFY(att->hoverCell(1, 2));
         QVERIFY2(att->readoutText().contains(QStringLiteral("query %1").arg(a->contextTokens + 1)),
                  qPrintable(att->readoutText()));

@@ -76,7 +76,16 @@ std::shared_ptr<AnalysisData> makeAnalysis() {
         maps.difference.push_back(c - e);
         maps.rowMass.push_back({0.1, 0.2, 0.3});
     }
-    maps.exact = std::make_shared<const std::vector<kvs::Matrix>>(std::move(exact));
+    // The exact maps live in the reference (layer 0, query heads 0 and 1).
+    auto reference = std::make_shared<kvs::ExactReference>();
+    reference->attention.resize(1);
+    for (kvs::Matrix& e : exact) {
+        kvs::AttendResult r;
+        r.probabilities = std::move(e);
+        reference->attention[0].push_back(std::move(r));
+    }
+    maps.reference = reference;
+    maps.groupSize = 2;
     run.eval.heads.push_back(h);
     run.eval.bytes = h.bytes;
     run.eval.fp16Bytes = h.fp16Bytes;
@@ -178,7 +187,7 @@ private slots:
         view.setData(a, 0);
         QCOMPARE(view.gridPlot()->plottableCount(), 2); // one thumbnail per query head
         QCOMPARE(view.cellValue(0, 2, 3),
-                 static_cast<double>((*a->runs[0].maps->at(0).exact)[0](2, 3)));
+                 static_cast<double>((*a->runs[0].maps->at(0).exact(0))(2, 3)));
         QCOMPARE(view.cellValue(1, 0, 1), 0.0);
         QCOMPARE(view.evictedMarkCount(), 2); // keys 1 and 4: two runs
         QVERIFY(view.hoverCell(1, 2));
@@ -198,7 +207,7 @@ private slots:
         // Second head of the group, and synced zoom.
         view.setSelection(0, 1);
         QCOMPARE(view.cellValue(0, 0, 0),
-                 static_cast<double>((*a->runs[0].maps->at(0).exact)[1](0, 0)));
+                 static_cast<double>((*a->runs[0].maps->at(0).exact(1))(0, 0)));
         view.mapPlot(0)->xAxis->setRange(1, 3);
         QCOMPARE(view.mapPlot(1)->xAxis->range().lower, 1.0);
         QCOMPARE(view.mapPlot(2)->xAxis->range().upper, 3.0);
