@@ -416,6 +416,7 @@ bool MainWindow::saveSession(const QString& path, QString* error) {
         d.layer = attention->selectedLayer();
         d.head = attention->selectedHead();
         d.attentionMode = attention->mode();
+        d.attentionColourScale = attention->colourScale();
     }
     if (const views::TradeoffView* tradeoff = tradeoffView()) {
         d.metric = tradeoff->metric();
@@ -457,6 +458,7 @@ bool MainWindow::openSession(const QString& path, QString* error) {
     if (views::AttentionView* attention = attentionView()) {
         attention->setSelection(d.layer, d.head);
         attention->setMode(d.attentionMode);
+        attention->setColourScale(d.attentionColourScale);
     }
     if (views::TradeoffView* tradeoff = tradeoffView()) {
         tradeoff->setMetric(d.metric);

@@ -535,7 +535,9 @@ void Session::probeBackend() {
 }
 
 bool Session::isBusy() const {
-    return m_running > 0 || m_debounce.isActive() || m_analysisDebounce.isActive();
+    // The follow-up delay counts: quality, timings and sweeps are about to start.
+    return m_running > 0 || m_debounce.isActive() || m_analysisDebounce.isActive() ||
+           m_followUpDelay.isActive();
 }
 
 bool Session::isAnalysisBusy() const {
@@ -636,6 +638,7 @@ void Session::recomputeNow() {
             // Quality, deferred timings and sweeps once the settings are still (startFollowUps).
             m_followUpRequest = request;
             m_followUpDelay.start();
+            updateBusy();
             if (jobState(JobKind::Timing) == JobState::Idle)
                 startTiming(); // Vulkan start-up after the first results, not before
             if (!m_analysis->timingsPending) {
@@ -717,8 +720,10 @@ void Session::startQuality(const AnalysisRequest& request) {
 }
 
 void Session::startFollowUps() {
-    if (!m_followUpRequest || !m_analysis)
+    if (!m_followUpRequest || !m_analysis) {
+        updateBusy();
         return;
+    }
     const AnalysisRequest request = std::move(*m_followUpRequest);
     m_followUpRequest.reset();
     if (m_analysis->qualityPending)
@@ -727,6 +732,7 @@ void Session::startFollowUps() {
         startRunTimings(request);
     startSweeps(request);
     startScalingWhenIdle(); // when none of them started
+    updateBusy();
 }
 
 void Session::startRunTimings(const AnalysisRequest& request) {

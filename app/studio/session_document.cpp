@@ -59,6 +59,15 @@ std::array<QString, views::kMetricCount> metricNames() {
     return names;
 }
 
+constexpr std::array<const char*, 3> kColourScales = {"linear", "sqrt", "log"};
+
+std::array<QString, kColourScales.size()> colourScaleNames() {
+    std::array<QString, kColourScales.size()> names;
+    for (std::size_t i = 0; i < kColourScales.size(); ++i)
+        names[i] = QString::fromLatin1(kColourScales[i]);
+    return names;
+}
+
 std::array<QString, kAttentionModes.size()> attentionModeNames() {
     std::array<QString, kAttentionModes.size()> names;
     for (std::size_t i = 0; i < kAttentionModes.size(); ++i)
@@ -91,6 +100,8 @@ QByteArray sessionJson(const SessionDocument& d, const QString& path) {
     view[QStringLiteral("head")] = d.head;
     view[QStringLiteral("attention_mode")] =
         attentionModeNames()[static_cast<std::size_t>(d.attentionMode)];
+    view[QStringLiteral("attention_colour_scale")] =
+        colourScaleNames()[static_cast<std::size_t>(d.attentionColourScale)];
     view[QStringLiteral("metric")] = views::metricCsvColumn(d.metric);
     view[QStringLiteral("theme")] = d.dark ? QStringLiteral("dark") : QStringLiteral("light");
     view[QStringLiteral("spectrum_head")] = QJsonArray{d.spectrumLayer, d.spectrumKvHead};
@@ -154,6 +165,14 @@ bool readSessionDocument(const QString& path, SessionDocument* d, QString* error
     if (!metric)
         return fail(QObject::tr("The session %1 has an unknown view.metric (one of %2)")
                         .arg(path, joined(metricNames())));
+    // Absent in files written before the colour scale existed: linear, as they were drawn.
+    const auto scale = readChoice(view.value(QStringLiteral("attention_colour_scale")),
+                                  colourScaleNames(), views::AttentionView::ColourScale::Linear);
+    if (!scale || view.value(QStringLiteral("attention_colour_scale")).isDouble())
+        return fail(
+            QObject::tr("The session %1 has an unknown view.attention_colour_scale (one of %2)")
+                .arg(path, joined(colourScaleNames())));
+    d->attentionColourScale = *scale;
     d->attentionMode = *mode;
     d->metric = *metric;
     d->dark = view.value(QStringLiteral("theme")).toString() == QLatin1String("dark");

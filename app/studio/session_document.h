@@ -27,6 +27,8 @@ struct SessionDocument {
     int layer = 0;
     int head = 0;
     views::AttentionView::Mode attentionMode = views::AttentionView::Mode::SideBySide;
+    views::AttentionView::ColourScale attentionColourScale =
+        views::AttentionView::ColourScale::Linear;
     views::Metric metric = views::Metric::NextTokenKl;
     bool colourByFamily = false; // the Trade-offs chart's colouring
     int spectrumLayer = -1;      // the Cache view's chosen head (-1: none)

@@ -193,17 +193,20 @@ private slots:
         SessionDocument d;
         d.metric = kvs::views::Metric::NextTokenKl;
         d.attentionMode = kvs::views::AttentionView::Mode::Difference;
+        d.attentionColourScale = kvs::views::AttentionView::ColourScale::Log;
         const QByteArray json = sessionJson(d, path);
         const QJsonObject view =
             QJsonDocument::fromJson(json).object()[QStringLiteral("view")].toObject();
         QCOMPARE(view[QStringLiteral("metric")].toString(), QStringLiteral("kl_nats"));
         QCOMPARE(view[QStringLiteral("attention_mode")].toString(), QStringLiteral("difference"));
+        QCOMPARE(view[QStringLiteral("attention_colour_scale")].toString(), QStringLiteral("log"));
         kvs::test::writeBytes(dir.path() / "view.kvsession", json.toStdString());
         SessionDocument read;
         QString error;
         QVERIFY2(readSessionDocument(path, &read, &error), qPrintable(error));
         QCOMPARE(read.metric, kvs::views::Metric::NextTokenKl);
         QCOMPARE(read.attentionMode, kvs::views::AttentionView::Mode::Difference);
+        QCOMPARE(read.attentionColourScale, kvs::views::AttentionView::ColourScale::Log);
 
         const auto withView = [&](const char* key, const QJsonValue& value) {
             QJsonObject o = QJsonDocument::fromJson(json).object();
@@ -225,6 +228,15 @@ private slots:
         withView("attention_mode", 9);
         QVERIFY(!readSessionDocument(path, &read, &error));
         QVERIFY2(error.contains(QStringLiteral("view.attention_mode")), qPrintable(error));
+        withView("attention_mode", QStringLiteral("difference"));
+        withView("attention_colour_scale", QStringLiteral("cubic"));
+        QVERIFY(!readSessionDocument(path, &read, &error));
+        QVERIFY2(error.contains(QStringLiteral("view.attention_colour_scale")) &&
+                     error.contains(QStringLiteral("linear, sqrt, log")),
+                 qPrintable(error));
+        withView("attention_colour_scale", QJsonValue()); // older files: linear
+        QVERIFY2(readSessionDocument(path, &read, &error), qPrintable(error));
+        QCOMPARE(read.attentionColourScale, kvs::views::AttentionView::ColourScale::Linear);
     }
 
     void titleModifiedMarkAndRecentSessions() {
