@@ -590,24 +590,24 @@ void AttentionView::setColourScale(ColourScale scale) {
     m_colourScale = scale;
     if (m_scaleBox->currentIndex() != static_cast<int>(scale))
         m_scaleBox->setCurrentIndex(static_cast<int>(scale));
-    if (m_data) {
-        rebuildGrid();
-        rebuildMaps();
-        m_grid->replot(QCustomPlot::rpQueuedReplot);
-        for (QCustomPlot* plot : m_maps)
-            plot->replot(QCustomPlot::rpQueuedReplot);
-    }
+    redrawColours();
+}
+
+void AttentionView::redrawColours() {
+    if (!m_data)
+        return;
+    rebuildGrid();
+    rebuildMaps();
+    m_grid->replot(QCustomPlot::rpQueuedReplot);
+    for (QCustomPlot* plot : m_maps)
+        plot->replot(QCustomPlot::rpQueuedReplot);
 }
 
 void AttentionView::setPalette(Palette palette) {
     m_palette = palette;
     if (m_paletteBox->currentIndex() != static_cast<int>(palette))
         m_paletteBox->setCurrentIndex(static_cast<int>(palette));
-    if (m_data) {
-        rebuildGrid();
-        rebuildMaps();
-        m_grid->replot(QCustomPlot::rpQueuedReplot);
-    }
+    redrawColours();
 }
 
 void AttentionView::syncRanges(QCustomPlot* source) {

@@ -108,6 +108,7 @@ private:
     int m_layer = 0;
     int m_head = 0;
     Mode m_mode = Mode::SideBySide;
+    void redrawColours(); // after the palette or the colour scale changed
     void applySequentialScale(QCPColorMap* map, const QCPColorGradient& base, double top) const;
     Palette m_palette = Palette::Viridis;
     ColourScale m_colourScale = ColourScale::Linear;

@@ -700,21 +700,12 @@ void Session::startQuality(const AnalysisRequest& request) {
             return engine->addQuality(base, request, cancel);
         },
         [this](const std::shared_ptr<const views::AnalysisData>& analysis) {
-            if (analysis && m_analysis && analysis->generation == m_analysis->generation &&
-                analysis->runs.size() == m_analysis->runs.size()) {
-                // The timing pass may have delivered meanwhile: keep its timings, add the
-                // quality.
-                auto merged = std::make_shared<views::AnalysisData>(*m_analysis);
-                for (std::size_t i = 0; i < merged->runs.size(); ++i)
-                    merged->runs[i].eval.quality = analysis->runs[i].eval.quality;
-                merged->qualityPending = false;
-                merged->computeMilliseconds = analysis->computeMilliseconds;
-                m_analysis = merged;
-                notifyViews([&](ISessionView* v) { v->onAnalysisChanged(m_analysis); });
-            } else if (analysis) {
-                m_analysis = analysis;
-                notifyViews([&](ISessionView* v) { v->onAnalysisChanged(analysis); });
-            }
+            mergeFollowUp(analysis, [&](views::AnalysisData& shown) {
+                for (std::size_t i = 0; i < shown.runs.size(); ++i)
+                    shown.runs[i].eval.quality = analysis->runs[i].eval.quality;
+                shown.qualityPending = false;
+                shown.computeMilliseconds = analysis->computeMilliseconds;
+            });
             startScalingWhenIdle();
         });
 }
@@ -745,26 +736,32 @@ void Session::startRunTimings(const AnalysisRequest& request) {
             return engine->addTimings(base, request, cancel);
         },
         [this](const std::shared_ptr<const views::AnalysisData>& timed) {
-            if (!timed || !m_analysis)
-                return;
-            // The quality pass may have delivered meanwhile: keep its numbers, add the timings.
-            if (m_analysis->generation != timed->generation ||
-                m_analysis->runs.size() != timed->runs.size())
-                return;
-            auto merged = std::make_shared<views::AnalysisData>(*m_analysis);
-            for (std::size_t i = 0; i < merged->runs.size(); ++i) {
-                views::SchemeRun& run = merged->runs[i];
-                const views::SchemeRun& t = timed->runs[i];
-                run.dispatches = t.dispatches;
-                run.dispatchLayer = t.dispatchLayer;
-                run.attendWallMicroseconds = t.attendWallMicroseconds;
-                run.layerAllocation = t.layerAllocation;
-            }
-            merged->timingsDeferred = false;
-            m_analysis = merged;
-            notifyViews([&](ISessionView* v) { v->onAnalysisChanged(m_analysis); });
+            mergeFollowUp(timed, [&](views::AnalysisData& shown) {
+                for (std::size_t i = 0; i < shown.runs.size(); ++i) {
+                    views::SchemeRun& run = shown.runs[i];
+                    const views::SchemeRun& t = timed->runs[i];
+                    run.dispatches = t.dispatches;
+                    run.dispatchLayer = t.dispatchLayer;
+                    run.attendWallMicroseconds = t.attendWallMicroseconds;
+                    run.layerAllocation = t.layerAllocation;
+                }
+                shown.timingsDeferred = false;
+            });
             startScalingWhenIdle();
         });
+}
+
+void Session::mergeFollowUp(const std::shared_ptr<const views::AnalysisData>& update,
+                            const std::function<void(views::AnalysisData&)>& copyInto) {
+    // The other follow-up may have delivered meanwhile: its numbers stay, this one's are added.
+    // A result of another analysis (or none: cancelled) changes nothing.
+    if (!update || !m_analysis || update->generation != m_analysis->generation ||
+        update->runs.size() != m_analysis->runs.size())
+        return;
+    auto merged = std::make_shared<views::AnalysisData>(*m_analysis);
+    copyInto(*merged);
+    m_analysis = merged;
+    notifyViews([&](ISessionView* v) { v->onAnalysisChanged(m_analysis); });
 }
 
 QString Session::requestKey(const AnalysisRequest& request, const QStringList& settings) {

@@ -182,6 +182,10 @@ private:
     void startQuality(const AnalysisRequest& request);
     void startRunTimings(const AnalysisRequest& request);
     void startFollowUps();
+    // Publishes a follow-up pass's result (quality, timings) of the analysis shown: a copy of it
+    // with `copyInto` applied.
+    void mergeFollowUp(const std::shared_ptr<const views::AnalysisData>& update,
+                       const std::function<void(views::AnalysisData&)>& copyInto);
     void startTiming();
     // What a sweep or scaling job was made for: the settings, the split, the model and prompt.
     static QString requestKey(const AnalysisRequest& request, const QStringList& settings);

@@ -27,7 +27,7 @@ struct EvalOptions {
     bool perLayerQuality = false; // also the quality with only one layer compressed, per layer
     bool attentionMaps = false;   // fill HeadMetrics' maps and rowMassLost
     // With attentionMaps: also the exact map (a copy of the reference's probabilities; the
-    // studio keeps one per reference and skips it for every later run).
+    // studio reads the reference's own instead and skips it).
     bool exactMaps = true;
     bool keepCompressed = false; // return the compressed heads in EvalResult::compressed
     std::uint64_t seed = 0;
