@@ -25,9 +25,10 @@ namespace {
 
 // Cache formats the bench lays out: fp16; q4 (4-bit keys per channel, values per token); k4v2
 // (KIVI's K4/V2); lowrank (post-RoPE keys as d/4 coefficients, queries projected); lowrank_rope
-// (pre-RoPE latents of rank d/4 rebuilt and rotated on load, as the weight SVD stores them).
-const char* const kBenchFormats[] = {"fp16",         "q4",          "k4v2",   "lowrank",
-                                     "lowrank_rope", "q4_hadamard", "q4_rope"};
+// (pre-RoPE latents of rank d/4 rebuilt and rotated on load, as the weight SVD stores them);
+// q4_outliers (q4 with 1% of the elements kept dense, KVQuant's dense-and-sparse).
+const char* const kBenchFormats[] = {"fp16",         "q4",          "k4v2",    "lowrank",
+                                     "lowrank_rope", "q4_hadamard", "q4_rope", "q4_outliers"};
 
 struct Shape {
     int n = 1024;
@@ -132,7 +133,8 @@ BenchOptions parseBenchOptions(const Args& args) {
             std::end(kBenchFormats))
             throw UsageError(
                 "bench attention: unknown format '" + f +
-                "' in --formats (fp16, q4, k4v2, lowrank, lowrank_rope, q4_hadamard, q4_rope)");
+                "' in --formats (fp16, q4, k4v2, lowrank, lowrank_rope, q4_hadamard, q4_rope, "
+                "q4_outliers)");
         formats.push_back(f);
     }
     for (int n : contexts)
@@ -160,17 +162,19 @@ std::vector<CompressedHead> benchLayer(const Shape& s, int kvHeads) {
         CompressedHead head =
             exactHead(noise(s.n, s.d, 2 * h + 1), noise(s.n, s.d, 2 * h + 2), Precision::F16);
         if (s.format == "q4" || s.format == "k4v2" || s.format == "q4_hadamard" ||
-            s.format == "q4_rope") {
+            s.format == "q4_rope" || s.format == "q4_outliers") {
+            const double outliers = s.format == "q4_outliers" ? 0.01 : 0.0;
             if (s.format == "q4_hadamard") { // the largest power-of-two block dividing d
                 head.hadamardBlock = s.d & -s.d;
                 hadamardRotate(head.keys, head.hadamardBlock);
                 hadamardRotate(head.values, head.hadamardBlock);
             }
             head.keyForm = CompressedHead::KeyForm::Quantized;
-            head.quantizedKeys = quantize(head.keys, 4, 32, QuantizedMatrix::Grouping::PerChannel);
+            head.quantizedKeys =
+                quantize(head.keys, 4, 32, QuantizedMatrix::Grouping::PerChannel, outliers);
             head.valueForm = CompressedHead::ValueForm::Quantized;
             head.quantizedValues = quantize(head.values, s.format == "k4v2" ? 2 : 4, 32,
-                                            QuantizedMatrix::Grouping::PerToken);
+                                            QuantizedMatrix::Grouping::PerToken, outliers);
             head.keys = Matrix();
             head.values = Matrix();
             if (s.format == "q4_rope") // the codes are pre-RoPE keys: decoded and turned on load

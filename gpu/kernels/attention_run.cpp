@@ -126,7 +126,9 @@ RunResult run(vk::Context& context, PipelineSet& pipelines, const Upload& up,
     const std::uint32_t flags =
         (options.queryPositions.empty() ? 0u : layout::flag::kCausal) |
         (up.bias ? layout::flag::kBias : 0u) |
-        (var.kRotationInterleaved ? layout::flag::kInterleavedRotation : 0u);
+        (var.kRotationInterleaved ? layout::flag::kInterleavedRotation : 0u) |
+        (up.keyOutliers ? layout::flag::kKeyOutliers : 0u) |
+        (up.valueOutliers ? layout::flag::kValueOutliers : 0u);
     PushConstants pc{nq,
                      heads,
                      static_cast<std::uint32_t>(group),

@@ -55,12 +55,37 @@ void appendScales(std::vector<std::uint32_t>& out, const QuantizedMatrix& q) {
         out.push_back(packHalf2(q.scales[g], q.minimums[g]));
 }
 
+// Appends the outlier table of `q` (attention_layout.h, KVS_HEAD_KO_OFFSET): rows + 1 absolute
+// row starts, then (column | fp16 value << 16) per outlier. Returns the table's word offset.
+std::size_t appendOutliers(std::vector<std::uint32_t>& out, const QuantizedMatrix& q) {
+    if (q.cols > 0xffff)
+        throw Error(ErrorCode::Unsupported, "outliers of rows of " + std::to_string(q.cols) +
+                                                " columns: the kernels index 16-bit columns");
+    const std::size_t table = out.size();
+    const std::size_t first = table + static_cast<std::size_t>(q.rows) + 1;
+    out.resize(first, 0u);
+    const auto cols = static_cast<std::size_t>(q.cols);
+    std::size_t e = 0;
+    for (int r = 0; r <= q.rows; ++r) {
+        // Row r starts at its first outlier: the ones before it belong to earlier rows.
+        while (e < q.outlierIndices.size() &&
+               q.outlierIndices[e] / cols < static_cast<std::size_t>(r))
+            ++e;
+        out[table + static_cast<std::size_t>(r)] = static_cast<std::uint32_t>(first + e);
+    }
+    for (std::size_t i = 0; i < q.outlierIndices.size(); ++i)
+        out.push_back(static_cast<std::uint32_t>(q.outlierIndices[i] % cols) |
+                      (halfBits(q.outlierValues[i]) << 16));
+    return table;
+}
+
 // Bytes each role of one head takes in the upload, for the binding-range check.
 struct HeadBytes {
     std::size_t k = 0, v = 0, ks = 0, vs = 0, tok = 0;
 };
 
-HeadBytes headBytes(const CompressedHead& h, const Variant& var) {
+HeadBytes headBytes(const CompressedHead& h, const Variant& var, bool keyOutliers,
+                    bool valueOutliers) {
     HeadBytes b;
     const auto m = static_cast<std::size_t>(h.keptCount());
     b.k = var.kMode == Storage::RotatedValues ? var.hsk / 2 * 4 : m * var.kStride * 4;
@@ -73,6 +98,10 @@ HeadBytes headBytes(const CompressedHead& h, const Variant& var) {
         b.ks = h.quantizedKeys.scales.size() * 4;
     if (var.vMode == Storage::Quantized)
         b.vs = h.quantizedValues.scales.size() * 4;
+    if (keyOutliers)
+        b.ks += (h.quantizedKeys.outlierIndices.size() + m + 1) * 4;
+    if (valueOutliers)
+        b.vs += (h.quantizedValues.outlierIndices.size() + m + 1) * 4;
     b.tok = m * 4;
     return b;
 }
@@ -135,12 +164,12 @@ Variant variantOf(const CompressedHead& head) {
 namespace {
 
 // Greedy chunk from `first`: the end of the heads that still fit one binding per role.
-std::size_t chunkEnd(std::span<const CompressedHead> heads, std::size_t first,
-                     const Variant& variant, std::uint64_t maxBinding) {
+std::size_t chunkEnd(std::span<const CompressedHead> heads, std::size_t first, const Upload& up,
+                     std::uint64_t maxBinding) {
     HeadBytes sum;
     std::size_t end = first;
     while (end < heads.size()) {
-        const HeadBytes b = headBytes(heads[end], variant);
+        const HeadBytes b = headBytes(heads[end], up.variant, up.keyOutliers, up.valueOutliers);
         const HeadBytes next{sum.k + b.k, sum.v + b.v, sum.ks + b.ks, sum.vs + b.vs,
                              sum.tok + b.tok};
         const std::size_t biggest = std::max({next.k, next.v, next.ks, next.vs, next.tok});
@@ -185,7 +214,6 @@ void packHead(Packed& p, const CompressedHead& h, const Variant& variant, Upload
     field(HeadField::KsOffset, p.ks.size());
     field(HeadField::VsOffset, p.vs.size());
     field(HeadField::TokenOffset, p.pos.size());
-    p.table.insert(p.table.end(), std::begin(entry), std::end(entry));
     if (variant.kMode == Storage::Quantized || variant.kMode == Storage::RotatedQuantized) {
         if (variant.kMode == Storage::RotatedQuantized) {
             for (float f : h.keyRotation.frequencies)
@@ -194,6 +222,8 @@ void packHead(Packed& p, const CompressedHead& h, const Variant& variant, Upload
         }
         p.k.insert(p.k.end(), h.quantizedKeys.codes.begin(), h.quantizedKeys.codes.end());
         appendScales(p.ks, h.quantizedKeys);
+        if (up.keyOutliers)
+            field(HeadField::KeyOutlierOffset, appendOutliers(p.ks, h.quantizedKeys));
     } else if (variant.kMode == Storage::RotatedValues) {
         for (float f : h.keyRotation.frequencies)
             p.k.push_back(std::bit_cast<std::uint32_t>(f));
@@ -210,6 +240,8 @@ void packHead(Packed& p, const CompressedHead& h, const Variant& variant, Upload
     if (variant.vMode == Storage::Quantized) {
         p.v.insert(p.v.end(), h.quantizedValues.codes.begin(), h.quantizedValues.codes.end());
         appendScales(p.vs, h.quantizedValues);
+        if (up.valueOutliers)
+            field(HeadField::ValueOutlierOffset, appendOutliers(p.vs, h.quantizedValues));
     } else {
         const std::size_t before = p.v.size();
         appendDense(p.v, h.values, variant.vMode);
@@ -217,6 +249,7 @@ void packHead(Packed& p, const CompressedHead& h, const Variant& variant, Upload
             variant.kMode != Storage::RotatedValues)
             p.sharedValueWords += p.v.size() - before;
     }
+    p.table.insert(p.table.end(), std::begin(entry), std::end(entry));
     p.pos.insert(p.pos.end(), h.positions.begin(), h.positions.end());
     if (h.logWeights.empty())
         p.bias.insert(p.bias.end(), static_cast<std::size_t>(m), 0.0f);
@@ -265,24 +298,31 @@ std::vector<Upload> uploadLayer(vk::Context& context, std::span<const Compressed
     std::vector<Upload> uploads;
     if (heads.empty())
         return uploads;
-    const Variant variant = variantOf(heads[0]);
-    bool bias = false;
+    Upload layer; // what every upload of the layer shares
+    layer.variant = variantOf(heads[0]);
     for (const auto& h : heads) {
-        if (variantOf(h) != variant)
+        if (variantOf(h) != layer.variant)
             throw Error(ErrorCode::Internal, "uploadLayer: heads of different storage forms");
-        bias = bias || !h.logWeights.empty();
+        layer.bias = layer.bias || !h.logWeights.empty();
+        layer.keyOutliers = layer.keyOutliers || (h.keyForm == CompressedHead::KeyForm::Quantized &&
+                                                  !h.quantizedKeys.outlierIndices.empty());
+        layer.valueOutliers =
+            layer.valueOutliers || (h.valueForm == CompressedHead::ValueForm::Quantized &&
+                                    !h.quantizedValues.outlierIndices.empty());
     }
     std::size_t first = 0;
     while (first < heads.size()) {
-        const std::size_t end = chunkEnd(heads, first, variant, maxBinding);
+        const std::size_t end = chunkEnd(heads, first, layer, maxBinding);
         Upload up;
         up.firstKvHead = static_cast<int>(first);
         up.kvHeads = static_cast<int>(end - first);
-        up.variant = variant;
-        up.bias = bias;
+        up.variant = layer.variant;
+        up.bias = layer.bias;
+        up.keyOutliers = layer.keyOutliers;
+        up.valueOutliers = layer.valueOutliers;
         Packed packed;
         for (std::size_t i = first; i < end; ++i)
-            packHead(packed, heads[i], variant, up);
+            packHead(packed, heads[i], up.variant, up);
         fillBuffers(context, packed, heads.subspan(first, end - first), up);
         uploads.push_back(std::move(up));
         first = end;

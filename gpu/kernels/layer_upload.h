@@ -42,6 +42,10 @@ struct Upload {
     int kvHeads = 0;
     Variant variant;
     bool bias = false;
+    // Quantized keys / values with outliers kept dense in some head of the layer: every head of
+    // the upload has an outlier table (empty where it has none) and the kernels read them.
+    bool keyOutliers = false;
+    bool valueOutliers = false;
     int maxKept = 0;
     std::vector<int> kept;
     std::unique_ptr<vk::Buffer> k, v, ks, vs, biasBuf, pos, heads;

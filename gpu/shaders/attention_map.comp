@@ -52,6 +52,8 @@ void main() {
         float dot = 0.0;
         for (uint c = 0; c < HSK; ++c)
             dot += qs[c] * loadK(h, j, c);
+        if ((pc.flags & KVS_FLAG_KEY_OUTLIERS) != 0u)
+            dot += keyOutlierDot(h, j, qBase, 0u, 1u);
         const float s = finishScore(h, j, query, dot);
         OUT0[rowBase + j] = s;
         localMax = max(localMax, s);

@@ -45,9 +45,12 @@ void main() {
             const uint row = pass * rowsPerPass + t / D_SPLIT;
             const uint j = tile + row;
             float dot = 0.0;
-            if (j < end)
+            if (j < end) {
                 for (uint c = lane; c < HSK; c += D_SPLIT)
                     dot += qs[c] * loadK(h, j, c);
+                if ((pc.flags & KVS_FLAG_KEY_OUTLIERS) != 0u)
+                    dot += keyOutlierDot(h, j, qBase, lane, D_SPLIT);
+            }
             partial[t] = dot;
             barrier();
             // Thread r of this pass's rows sums the lanes of row r.
@@ -89,6 +92,21 @@ void main() {
                     o[k] = acc;
                 }
             }
+            // Outliers kept dense: each thread adds p · (x − decoded) for the columns it owns.
+            if ((pc.flags & KVS_FLAG_VALUE_OUTLIERS) != 0u)
+                for (uint jj = 0; jj < count; ++jj) {
+                    const uint row = tile + jj;
+                    const uint last = VS[h.voOff + row + 1u];
+                    for (uint e = VS[h.voOff + row]; e < last; ++e) {
+                        const uint c = VS[e] & 0xffffu;
+                        if (c % WG == t) {
+                            const ValueOutlier v = valueOutlier(h, row, e);
+                            [[unroll]] for (uint k = 0; k < MAX_COLS; ++k)
+                                if (k == c / WG)
+                                    o[k] += ps[jj] * v.delta;
+                        }
+                    }
+                }
         }
         barrier();
     }

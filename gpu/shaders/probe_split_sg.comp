@@ -284,6 +284,11 @@ void main() {
                         dots[r] += qs[r * HSK + c] * loadK(h, j, c);
         }
 
+        if ((pc.flags & KVS_FLAG_KEY_OUTLIERS) != 0u) // the lanes split the row's outliers
+            [[unroll]] for (uint r = 0; r < MAX_ROWS; ++r)
+                if (r < BR)
+                    dots[r] += keyOutlierDot(h, j, ((firstHead + r) * pc.nq + query) * HSK, lane, SG);
+
         float p[MAX_ROWS];
         bool any = false;
         [[unroll]] for (uint r = 0; r < MAX_ROWS; ++r) {
@@ -363,6 +368,27 @@ void main() {
             [[unroll]] for (uint r = 0; r < MAX_ROWS; ++r)
                 if (r < BR)
                     o[r][MAX_VEC - 1u][(c - 4u * V4) / SG] += p[r] * v;
+        }
+        // Outliers kept dense: the lane that owns a column adds p · (x − decoded).
+        if ((pc.flags & KVS_FLAG_VALUE_OUTLIERS) != 0u) {
+            const uint last = VS[h.voOff + j + 1u];
+            for (uint e = VS[h.voOff + j]; e < last; ++e) {
+                const uint c = VS[e] & 0xffffu;
+                if (c < 4u * V4) {
+                    [[unroll]] for (uint k = 0; k < MAX_VEC; ++k)
+                        if (slotColumn4(lane, k) == c / 4u) {
+                            const float delta = valueOutlier(h, j, e).delta;
+                            [[unroll]] for (uint r = 0; r < MAX_ROWS; ++r)
+                                if (r < BR)
+                                    o[r][k][c & 3u] += p[r] * delta;
+                        }
+                } else if ((c - 4u * V4) % SG == lane) {
+                    const float delta = valueOutlier(h, j, e).delta;
+                    [[unroll]] for (uint r = 0; r < MAX_ROWS; ++r)
+                        if (r < BR)
+                            o[r][MAX_VEC - 1u][(c - 4u * V4) / SG] += p[r] * delta;
+                }
+            }
         }
     }
 

@@ -295,12 +295,13 @@ private slots:
 
     // bench attention lays out each compressed form; the byte counts follow the formulas
     // (per head: fp16 4nd; k4v2 codes nd/2 + nd/4 and 4 B per group of 32; low rank 2n(r + d) +
-    // 2dr with r = d/4; the Hadamard-rotated and pre-RoPE q4 forms store what q4 stores); an
+    // 2dr with r = d/4; the Hadamard-rotated and pre-RoPE q4 forms store what q4 stores, the
+    // one with outliers 48 bits more per outlier); an
     // unknown format is a usage error.
     void benchAttentionFormats() {
         const json j = runJson({"bench", "attention", "--backend", "cpu", "--contexts", "256",
                                 "--dims", "32", "--heads", "2", "--formats",
-                                "fp16,k4v2,lowrank,lowrank_rope,q4,q4_hadamard,q4_rope",
+                                "fp16,k4v2,lowrank,lowrank_rope,q4,q4_hadamard,q4_rope,q4_outliers",
                                 "--repeats", "1", "--warmup", "0", "--cpu-repeats", "1", "--json"});
         const int n = 256, d = 32, r = 8, heads = 2;
         const std::map<std::string, int> expected = {
@@ -310,7 +311,9 @@ private slots:
             {"lowrank_rope", heads * (2 * n * (r + d) + 2 * d * r)},
             {"q4", heads * (n * d + 4 * (n / 32) * d + 4 * n)},
             {"q4_hadamard", heads * (n * d + 4 * (n / 32) * d + 4 * n)},
-            {"q4_rope", heads * (n * d + 4 * (n / 32) * d + 4 * n)}};
+            {"q4_rope", heads * (n * d + 4 * (n / 32) * d + 4 * n)},
+            // + 1% of each matrix's elements (82 of 8,192) at 6 bytes: 32-bit index, fp16 value.
+            {"q4_outliers", heads * (n * d + 4 * (n / 32) * d + 4 * n + 2 * 6 * 82)}};
         QCOMPARE(j["rows"].size(), expected.size());
         for (const auto& row : j["rows"]) {
             const std::string format = row["cache"].get<std::string>();

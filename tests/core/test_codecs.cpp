@@ -316,6 +316,118 @@ private slots:
                           ErrorCode::InvalidArgument, "allowed: 0 (none), 2, 4, 8, 16)");
     }
 
+    // Outliers kept dense (ALGORITHMS.md §4, KVQuant's dense-and-sparse): round(f · n · d) of
+    // each matrix, the planted extremes among them, decoded exactly (fp16) and left out of their
+    // groups' ranges; b + 32/G + f · 48 bits per element; the device's per-row layout counted in
+    // deviceBytes(); far lower error than the same codes without them.
+    void outliersKeptDense_data() {
+        QTest::addColumn<QString>("setting");
+        QTest::addColumn<double>("fraction");
+        QTest::newRow("2 bits, 1%") << "codec.uniform:bits=2,outliers=0.01" << 0.01;
+        QTest::newRow("K4/V2, 2%, G16")
+            << "codec.uniform:key_bits=4,value_bits=2,group=16,outliers=0.02" << 0.02;
+        QTest::newRow("3 bits, 5%, Hadamard 8")
+            << "codec.uniform:bits=3,rotation=8,outliers=0.05" << 0.05;
+    }
+    void outliersKeptDense() {
+        QFETCH(QString, setting);
+        QFETCH(double, fraction);
+        const int n = 128, d = 64;
+        HeadInput h = randomHead(n, d, 21);
+        // Planted extremes: a few keys far outside their channel, values outside their token.
+        const int planted[][2] = {{3, 7}, {40, 7}, {77, 30}, {100, 63}, {127, 0}};
+        for (const auto& rc : planted) {
+            h.keys(rc[0], rc[1]) = 40.0f * (rc[0] % 2 ? -1.0f : 1.0f);
+            h.values(rc[0], rc[1]) = -25.0f;
+        }
+        const CompressedHead c = compressWith(setting.toStdString(), h);
+        const CompressedHead plain =
+            compressWith(setting.toStdString().substr(0, setting.indexOf(",outliers")), h);
+        const auto expected = static_cast<int>(std::lround(fraction * n * d));
+        QCOMPARE(c.quantizedKeys.outlierCount(), expected);
+        QCOMPARE(c.quantizedValues.outlierCount(), expected);
+        QCOMPARE(plain.quantizedKeys.outlierCount(), 0);
+        // Bytes: the plain codec's plus 48 bits per outlier; on the device, rows + 1 row starts
+        // and one word per outlier instead.
+        const CacheBytes b = c.bytes(), pb = plain.bytes();
+        QCOMPARE(b.keys, pb.keys + 6u * static_cast<std::size_t>(expected));
+        QCOMPARE(b.values, pb.values + 6u * static_cast<std::size_t>(expected));
+        QCOMPARE(b.metadata, pb.metadata);
+        QCOMPARE(c.deviceBytes().keys, pb.keys + 4u * static_cast<std::size_t>(n + 1 + expected));
+        QCOMPARE(8.0 * static_cast<double>(b.total() - pb.total()) / (2.0 * n * d),
+                 48.0 * expected / (static_cast<double>(n) * d)); // f · 48 bits per element
+        if (c.hadamardBlock > 0)
+            return; // rotated codes: the planted elements are spread over their blocks
+        // The planted elements are outliers and decode to their fp16 values exactly.
+        const Matrix keys = c.quantizedKeys.dequantize(), values = c.quantizedValues.dequantize();
+        for (const auto& rc : planted) {
+            QCOMPARE(keys(rc[0], rc[1]), roundToHalf(h.keys(rc[0], rc[1])));
+            QCOMPARE(values(rc[0], rc[1]), roundToHalf(h.values(rc[0], rc[1])));
+        }
+        // Every other element is within half a step of a range chosen without the outliers.
+        const QuantizedMatrix& q = c.quantizedKeys;
+        std::vector<bool> isOutlier(static_cast<std::size_t>(n * d), false);
+        for (const std::uint32_t flat : q.outlierIndices)
+            isOutlier[flat] = true;
+        for (int r = 0; r < n; ++r)
+            for (int col = 0; col < d; ++col)
+                if (!isOutlier[static_cast<std::size_t>(r * d + col)])
+                    QVERIFY(std::abs(keys(r, col) - h.keys(r, col)) <=
+                            0.5f * q.scaleAt(r, col) * 1.01f + 1e-3f);
+        // In the groups that held a planted extreme, the other elements' error falls several
+        // fold: their range no longer stretches to it.
+        const Matrix plainKeys = plain.quantizedKeys.dequantize();
+        const Matrix plainValues = plain.quantizedValues.dequantize();
+        const int gk = q.groupSize, gv = c.quantizedValues.groupSize;
+        double error = 0.0, plainError = 0.0;
+        for (const auto& rc : planted)
+            for (int i = 0; i < n; ++i)
+                for (int j = 0; j < d; ++j) {
+                    if (isOutlier[static_cast<std::size_t>(i * d + j)])
+                        continue;
+                    if (j == rc[1] && i / gk == rc[0] / gk) { // the key group: channel over tokens
+                        error += std::abs(keys(i, j) - h.keys(i, j));
+                        plainError += std::abs(plainKeys(i, j) - h.keys(i, j));
+                    }
+                    if (i == rc[0] &&
+                        j / gv == rc[1] / gv) { // the value group: token over channels
+                        error += std::abs(values(i, j) - h.values(i, j));
+                        plainError += std::abs(plainValues(i, j) - h.values(i, j));
+                    }
+                }
+        QVERIFY2(error < 0.25 * plainError,
+                 qPrintable(QString("%1 vs %2").arg(error).arg(plainError)));
+    }
+
+    void outlierRefusals() {
+        KVS_VERIFY_ERROR(SchemeSetting::parse("codec.uniform:outliers=0.5"), "outliers");
+        KVS_VERIFY_ERROR(SchemeSetting::parse("codec.entropy:outliers=0.01"), "unknown parameter");
+        const HeadInput h = randomHead(32, 32, 4);
+        CompressedHead c = compressWith("codec.uniform:bits=2,outliers=0.05", h);
+        c.validate();
+        const auto validated = [](const CompressedHead& head) {
+            head.validate();
+            return true;
+        };
+        CompressedHead unsorted = c;
+        std::swap(unsorted.quantizedKeys.outlierIndices[0],
+                  unsorted.quantizedKeys.outlierIndices[1]);
+        KVS_VERIFY_THROWS(validated(unsorted), ErrorCode::InvalidArgument,
+                          "quantized keys: outlier 1 has index");
+        CompressedHead outside = c;
+        outside.quantizedValues.outlierIndices.back() = 32 * 32;
+        KVS_VERIFY_THROWS(validated(outside), ErrorCode::InvalidArgument, "stay below 1024");
+        CompressedHead unpaired = c;
+        unpaired.quantizedValues.outlierValues.pop_back();
+        KVS_VERIFY_THROWS(validated(unpaired), ErrorCode::InvalidArgument, "outlier indices and");
+        CompressedHead coded = compressWith("codec.entropy:alpha=1", h);
+        coded.quantizedKeys.outlierIndices = {0};
+        coded.quantizedKeys.outlierValues = {1.0f};
+        KVS_VERIFY_THROWS(validated(coded), ErrorCode::InvalidArgument, "keep no outliers");
+        KVS_VERIFY_THROWS(quantize(h.keys, 2, 32, QuantizedMatrix::Grouping::PerToken, 1.5),
+                          ErrorCode::InvalidArgument, "outlier fraction must lie in [0, 1]");
+    }
+
     // Keys quantized before RoPE: the codes hold the pre-RoPE keys, the reference decodes and
     // turns them by position (checked against a hand-written half-split rotation), the bytes are
     // those of post-RoPE codes, and the settings that cannot hold are refused.

@@ -50,6 +50,9 @@ struct Case {
     int kvHeads = 1, group = 1, nq = 1;
     bool causal = false;
     int splits = 0;
+    // Quantized forms: the fraction of elements kept dense beside the codes (odd heads none: a
+    // layer whose heads' outlier tables are partly empty).
+    double outliers = 0.0;
 };
 
 CompressedHead makeHead(const Case& c, std::mt19937& rng, int index) {
@@ -83,22 +86,34 @@ CompressedHead makeHead(const Case& c, std::mt19937& rng, int index) {
                 static_cast<float>(std::pow(10000.0, -2.0 * i / c.d)));
         h.keyRotation.interleaved = interleaved;
         h.keyRotation.scale = 1.1f;
-    } else if (c.form == "quant") {
+    } else if (c.form == "quant" || c.form.startsWith(QLatin1String("quant_rope"))) {
+        const double outliers = index % 2 ? 0.0 : c.outliers;
         h.keyForm = CompressedHead::KeyForm::Quantized;
-        h.quantizedKeys =
-            quantize(K, c.kBits, c.groupSize, c.swappedGrouping ? G::PerToken : G::PerChannel);
+        h.quantizedKeys = quantize(K, c.kBits, c.groupSize,
+                                   c.swappedGrouping ? G::PerToken : G::PerChannel, outliers);
         h.valueForm = CompressedHead::ValueForm::Quantized;
-        h.quantizedValues =
-            quantize(V, c.vBits, c.groupSize, c.swappedGrouping ? G::PerChannel : G::PerToken);
+        h.quantizedValues = quantize(V, c.vBits, c.groupSize,
+                                     c.swappedGrouping ? G::PerChannel : G::PerToken, outliers);
+        if (c.form != "quant") {
+            // Pre-RoPE codes (KVQuant): decoded, outliers put back, then turned by position on
+            // load; the CPU reference turns in double (rotatedKeys).
+            for (int i = 0; i < c.d / 2; ++i)
+                h.keyRotation.frequencies.push_back(
+                    static_cast<float>(std::pow(10000.0, -2.0 * i / c.d)));
+            h.keyRotation.interleaved = c.form.endsWith(QLatin1String("_il"));
+            h.keyRotation.scale = 1.1f;
+        }
     } else if (c.form == "quant_recent") {
         // A codec's fp16 recent window beside the codes: the Vulkan backend runs the window as a
         // second pass and merges by log-sum-exp, the CPU reference reads the rows concatenated.
         // Odd heads have no window (a mixed layer); head 0 has a log-weight bias.
         const int w = index % 2 ? 0 : 16 + 8 * index;
         h.keyForm = CompressedHead::KeyForm::Quantized;
-        h.quantizedKeys = quantize(K.topRows(c.n - w), c.kBits, c.groupSize, G::PerChannel);
+        h.quantizedKeys =
+            quantize(K.topRows(c.n - w), c.kBits, c.groupSize, G::PerChannel, c.outliers);
         h.valueForm = CompressedHead::ValueForm::Quantized;
-        h.quantizedValues = quantize(V.topRows(c.n - w), c.vBits, c.groupSize, G::PerToken);
+        h.quantizedValues =
+            quantize(V.topRows(c.n - w), c.vBits, c.groupSize, G::PerToken, c.outliers);
         h.recentKeys = K.bottomRows(w);
         h.recentValues = V.bottomRows(w);
         roundToHalf(h.recentKeys);
@@ -351,6 +366,65 @@ private slots:
                                                           .group = 2,
                                                           .nq = 3,
                                                           .causal = true};
+        // Outliers kept dense beside 2/3-bit codes (KVQuant's dense-and-sparse): scores get
+        // q · (x − decoded) per key outlier, outputs p · (x − decoded) per value outlier. Mixed
+        // layers (odd heads keep none), GQA, causal, both groupings, a head dim with scalar
+        // tails, pre-RoPE codes (the difference turned by position), a recent window.
+        QTest::addRow("quant_outliers_gqa2_causal") << Case{.d = 64,
+                                                            .n = 300,
+                                                            .form = "quant",
+                                                            .kBits = 2,
+                                                            .vBits = 2,
+                                                            .kvHeads = 3,
+                                                            .group = 2,
+                                                            .nq = 3,
+                                                            .causal = true,
+                                                            .outliers = 0.02};
+        QTest::addRow("quant_outliers_swapped") << Case{.d = 64,
+                                                        .n = 200,
+                                                        .form = "quant",
+                                                        .kBits = 3,
+                                                        .vBits = 2,
+                                                        .swappedGrouping = true,
+                                                        .outliers = 0.05};
+        QTest::addRow("quant_outliers_d30_tails") << Case{.d = 30,
+                                                          .n = 150,
+                                                          .form = "quant",
+                                                          .kBits = 2,
+                                                          .vBits = 3,
+                                                          .groupSize = 10,
+                                                          .group = 2,
+                                                          .outliers = 0.05};
+        QTest::addRow("quant_outliers_d12_gqa4") << Case{.d = 12,
+                                                         .n = 90,
+                                                         .form = "quant",
+                                                         .kBits = 2,
+                                                         .vBits = 2,
+                                                         .groupSize = 12,
+                                                         .kvHeads = 2,
+                                                         .group = 4,
+                                                         .nq = 30,
+                                                         .outliers = 0.02};
+        QTest::addRow("quant_rope_outliers") << Case{.d = 64,
+                                                     .n = 300,
+                                                     .form = "quant_rope",
+                                                     .kBits = 2,
+                                                     .vBits = 4,
+                                                     .kvHeads = 2,
+                                                     .nq = 2,
+                                                     .causal = true,
+                                                     .outliers = 0.02};
+        QTest::addRow("quant_rope_il_outliers")
+            << Case{.d = 32, .n = 200, .form = "quant_rope_il", .kBits = 3, .outliers = 0.05};
+        QTest::addRow("quant_recent_outliers") << Case{.d = 64,
+                                                       .n = 300,
+                                                       .form = "quant_recent",
+                                                       .kBits = 2,
+                                                       .vBits = 2,
+                                                       .kvHeads = 2,
+                                                       .nq = 2,
+                                                       .causal = true,
+                                                       .outliers = 0.02};
         // Ragged kept sets + log-weight bias with tombstones; GQA groups of 1, 4, 8.
         for (int group : {1, 4, 8})
             QTest::addRow("ragged_bias_gqa%d", group)
@@ -390,6 +464,17 @@ private slots:
             << Case{.d = 32, .n = 200, .form = "rope", .group = 2, .nq = 3, .causal = true};
         QTest::addRow("lowrank_rope_causal")
             << Case{.d = 32, .n = 150, .form = "lowrank_rope", .nq = 3, .causal = true};
+        QTest::addRow("quant_outliers_causal") << Case{.d = 64,
+                                                       .n = 150,
+                                                       .form = "quant",
+                                                       .kBits = 2,
+                                                       .vBits = 2,
+                                                       .kvHeads = 2,
+                                                       .nq = 3,
+                                                       .causal = true,
+                                                       .outliers = 0.03};
+        QTest::addRow("quant_rope_outliers")
+            << Case{.d = 32, .n = 150, .form = "quant_rope", .kBits = 2, .nq = 3, .outliers = 0.05};
         QTest::addRow("quant_recent_causal") << Case{.d = 32,
                                                      .n = 200,
                                                      .form = "quant_recent",

@@ -96,6 +96,13 @@ private slots:
              "codec.uniform:key_bits=4,value_bits=2,group=12,pre_rope=1,recent=16"},
             {"halving (weighted) + K2/V2 + 8 recent",
              "coreset.halving:keep=0.3+codec.uniform:bits=2,group=4,recent=8"},
+            // Outliers kept dense beside the codes: per-row tables the kernels add back.
+            {"K2/V2 + 2% outliers", "codec.uniform:bits=2,group=12,outliers=0.02"},
+            {"K4/V2 before RoPE + 3% outliers + 16 recent",
+             "codec.uniform:key_bits=4,value_bits=2,group=12,pre_rope=1,outliers=0.03,recent=16"},
+            {"halving + rank 4 + 2-bit values with 5% outliers",
+             "coreset.halving:keep=0.3+factor.data_aware:rank=4+codec.uniform:bits=2,group=4,"
+             "outliers=0.05"},
             {"rank 4", "factor.data_aware:rank=4"},
             {"weight SVD rank 4 (pre-RoPE, rotated on load)", "factor.weight_svd:rank=4"},
             {"rotation pairs, rank 4", "factor.rope_pairs:rank=4"},

@@ -36,6 +36,13 @@ struct QuantizedMatrix {
     std::vector<std::uint32_t> codes; // rows × wordsPerRow()
     std::vector<float> scales;   // PerToken: rows × groupsPerRow; PerChannel: groupRows × cols
     std::vector<float> minimums; // same shape as scales
+    // Dense-and-sparse (KVQuant): elements kept exactly beside the codes, each as its flat index
+    // row · cols + col (strictly increasing) and its value rounded to fp16. Such an element
+    // decodes to its value, not to minimum + scale · code, and its group's scale and minimum
+    // were chosen without it, so a few extremes no longer stretch a group's range. The cache
+    // stores 6 bytes per element (32-bit index, fp16 value); a backend may lay them out per row.
+    std::vector<std::uint32_t> outlierIndices;
+    std::vector<float> outlierValues;
 
     int wordsPerRow() const { return (cols * bits + 31) / 32; }
     int groupsPerRow() const { return (cols + groupSize - 1) / groupSize; } // PerToken
@@ -46,14 +53,29 @@ struct QuantizedMatrix {
     float scaleAt(int row, int col) const;
     float minimumAt(int row, int col) const;
     Matrix dequantize() const;
-    std::size_t bytes() const;         // codes as packed + 2 bytes per scale and per minimum
+    // Codes as packed + 2 bytes per scale and per minimum + outlierBytes().
+    std::size_t bytes() const;
     std::size_t metadataBytes() const; // the scales and minima alone
+    int outlierCount() const { return static_cast<int>(outlierIndices.size()); }
+    std::size_t outlierBytes() const { return outlierIndices.size() * 6u; }
+    // The outliers as the Vulkan kernels hold them: rows + 1 row starts, then one word per
+    // outlier (column in the low 16 bits, fp16 value in the high); 0 without outliers.
+    std::size_t outlierDeviceBytes() const {
+        return outlierIndices.empty()
+                   ? 0u
+                   : (static_cast<std::size_t>(rows) + 1u + outlierIndices.size()) * 4u;
+    }
 };
 
 // Quantizes `x` (rounding to nearest, ties away from zero); scale = (max − min) / (2^bits − 1),
-// a constant group gets scale 0 and decodes exactly to its minimum.
+// a constant group gets scale 0 and decodes exactly to its minimum. With `outlierFraction` f > 0
+// the round(f · rows · cols) elements farthest from the mean of the vector their groups run
+// along (a channel over tokens for PerChannel, a token over channels for PerToken), in units of
+// that vector's standard deviation, are kept as outliers (fp16) and left out of their groups'
+// ranges. Throws kvs::Error(InvalidArgument) on bad bits, group size, fraction (0 ≤ f ≤ 1) or a
+// non-finite element.
 QuantizedMatrix quantize(const Matrix& x, int bits, int groupSize,
-                         QuantizedMatrix::Grouping grouping);
+                         QuantizedMatrix::Grouping grouping, double outlierFraction = 0.0);
 // Rounds every element to the nearest fp16 value (round to nearest even), in place.
 void roundToHalf(Matrix& x);
 float roundToHalf(float x);

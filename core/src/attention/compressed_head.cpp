@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <numeric>
 
 namespace kvs {
 
@@ -86,26 +87,87 @@ Matrix QuantizedMatrix::dequantize() const {
         for (int c = 0; c < cols; ++c)
             // The GPU shaders compute the same expression: minimum + scale · code, in fp32.
             x(r, c) = minimumAt(r, c) + scaleAt(r, c) * static_cast<float>(code(r, c));
+    for (std::size_t e = 0; e < outlierIndices.size(); ++e) {
+        const auto flat = static_cast<std::size_t>(outlierIndices[e]);
+        const auto width = static_cast<std::size_t>(cols);
+        x(static_cast<Eigen::Index>(flat / width), static_cast<Eigen::Index>(flat % width)) =
+            outlierValues[e];
+    }
     return x;
 }
 
 std::size_t QuantizedMatrix::bytes() const {
     return static_cast<std::size_t>(rows) * static_cast<std::size_t>(wordsPerRow()) * 4u +
-           metadataBytes();
+           metadataBytes() + outlierBytes();
 }
 
 std::size_t QuantizedMatrix::metadataBytes() const {
     return scaleCount(*this) * 2u * 2u; // fp16 scale + fp16 minimum per group
 }
 
+namespace {
+
+// The flat indices (row · cols + col, increasing) of the round(f · size) elements of `x` farthest
+// from the mean of their vector — a column for PerChannel grouping, a row for PerToken — in units
+// of that vector's standard deviation. Ties go to the lower index, so the choice is reproducible.
+std::vector<std::uint32_t> chooseOutliers(const Matrix& x, QuantizedMatrix::Grouping grouping,
+                                          double fraction) {
+    const auto size = static_cast<std::size_t>(x.size());
+    const auto count = static_cast<std::size_t>(std::llround(fraction * static_cast<double>(size)));
+    if (count == 0)
+        return {};
+    const bool perChannel = grouping == QuantizedMatrix::Grouping::PerChannel;
+    const Eigen::Index vectors = perChannel ? x.cols() : x.rows();
+    std::vector<double> mean(static_cast<std::size_t>(vectors)), spread(mean.size());
+    for (Eigen::Index v = 0; v < vectors; ++v) {
+        const Eigen::ArrayXd a =
+            (perChannel ? Eigen::VectorXf(x.col(v)) : Eigen::VectorXf(x.row(v).transpose()))
+                .cast<double>()
+                .array();
+        const double mu = a.mean();
+        mean[static_cast<std::size_t>(v)] = mu;
+        // A constant vector has no outliers to speak of: an infinite spread scores it 0.
+        const double sd = std::sqrt((a - mu).square().mean());
+        spread[static_cast<std::size_t>(v)] =
+            sd > 0.0 ? sd : std::numeric_limits<double>::infinity();
+    }
+    std::vector<double> score(size);
+    const auto cols = static_cast<std::size_t>(x.cols());
+    for (std::size_t i = 0; i < size; ++i) {
+        const auto r = static_cast<Eigen::Index>(i / cols), c = static_cast<Eigen::Index>(i % cols);
+        const auto v = static_cast<std::size_t>(perChannel ? c : r);
+        score[i] = std::abs(static_cast<double>(x(r, c)) - mean[v]) / spread[v];
+    }
+    std::vector<std::uint32_t> order(size);
+    std::iota(order.begin(), order.end(), 0u);
+    const auto farther = [&score](std::uint32_t a, std::uint32_t b) {
+        return score[a] != score[b] ? score[a] > score[b] : a < b;
+    };
+    std::nth_element(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(count - 1),
+                     order.end(), farther);
+    order.resize(count);
+    std::sort(order.begin(), order.end());
+    return order;
+}
+
+} // namespace
+
 QuantizedMatrix quantize(const Matrix& x, int bits, int groupSize,
-                         QuantizedMatrix::Grouping grouping) {
+                         QuantizedMatrix::Grouping grouping, double outlierFraction) {
     if (!validBits(bits))
         throw Error(ErrorCode::InvalidArgument,
                     "quantize: bits must be 2, 3, 4 or 8, got " + std::to_string(bits));
     if (groupSize < 1)
         throw Error(ErrorCode::InvalidArgument,
                     "quantize: group size must be at least 1, got " + std::to_string(groupSize));
+    if (!(outlierFraction >= 0.0 && outlierFraction <= 1.0))
+        throw Error(ErrorCode::InvalidArgument,
+                    "quantize: the outlier fraction must lie in [0, 1], got " +
+                        std::to_string(outlierFraction));
+    if (x.size() >= (Eigen::Index{1} << 32) && outlierFraction > 0.0)
+        throw Error(ErrorCode::InvalidArgument,
+                    "quantize: outliers are indexed by 32 bits; the matrix has " +
+                        std::to_string(x.size()) + " elements");
     QuantizedMatrix q;
     q.rows = static_cast<int>(x.rows());
     q.cols = static_cast<int>(x.cols());
@@ -117,6 +179,30 @@ QuantizedMatrix quantize(const Matrix& x, int bits, int groupSize,
     q.scales.assign(scaleCount(q), 0.0f);
     q.minimums.assign(scaleCount(q), 0.0f);
     const float levels = static_cast<float>((1u << bits) - 1u);
+
+    for (Eigen::Index i = 0; i < x.size(); ++i)
+        if (!std::isfinite(x.data()[i])) {
+            const Eigen::Index r = i / x.cols(), c = i % x.cols(); // row-major storage
+            throw Error(ErrorCode::InvalidArgument, "quantize: element (" + std::to_string(r) +
+                                                        ", " + std::to_string(c) +
+                                                        ") is not finite");
+        }
+    std::vector<bool> isOutlier;
+    if (outlierFraction > 0.0) {
+        q.outlierIndices = chooseOutliers(x, grouping, outlierFraction);
+        isOutlier.assign(static_cast<std::size_t>(x.size()), false);
+        const auto cols = static_cast<std::size_t>(q.cols);
+        for (const std::uint32_t flat : q.outlierIndices) {
+            isOutlier[flat] = true;
+            q.outlierValues.push_back(roundToHalf(
+                x(static_cast<Eigen::Index>(flat / cols), static_cast<Eigen::Index>(flat % cols))));
+        }
+    }
+    const auto outlier = [&](int r, int c) {
+        return !isOutlier.empty() &&
+               isOutlier[static_cast<std::size_t>(r) * static_cast<std::size_t>(q.cols) +
+                         static_cast<std::size_t>(c)];
+    };
 
     // Visits the elements of group g as (row, col) pairs.
     const auto forGroup = [&](std::size_t g, auto&& fn) {
@@ -138,14 +224,13 @@ QuantizedMatrix quantize(const Matrix& x, int bits, int groupSize,
         float lo = std::numeric_limits<float>::infinity();
         float hi = -std::numeric_limits<float>::infinity();
         forGroup(g, [&](int r, int c) {
-            const float v = x(r, c);
-            if (!std::isfinite(v))
-                throw Error(ErrorCode::InvalidArgument, "quantize: element (" + std::to_string(r) +
-                                                            ", " + std::to_string(c) +
-                                                            ") is not finite");
-            lo = std::min(lo, v);
-            hi = std::max(hi, v);
+            if (outlier(r, c))
+                return;
+            lo = std::min(lo, x(r, c));
+            hi = std::max(hi, x(r, c));
         });
+        if (lo > hi) // every element of the group is an outlier: its codes are never read
+            lo = hi = 0.0f;
         // Stored precision first, then the codes against the stored values, so that decoding
         // reproduces exactly what the codes were chosen for.
         const float minimum = roundToHalf(lo);
@@ -223,6 +308,11 @@ CacheBytes CompressedHead::bytes() const {
         b.metadata -= static_cast<std::size_t>(queryProjection.size()) * 2u;
         b.metadata += static_cast<std::size_t>(queryProjection.cols()) * 2u;
     }
+    // Outliers cost (index, fp16 value) each in the cache, not the device's per-row layout.
+    if (keyForm == KeyForm::Quantized)
+        b.keys = b.keys - quantizedKeys.outlierDeviceBytes() + quantizedKeys.outlierBytes();
+    if (valueForm == ValueForm::Quantized)
+        b.values = b.values - quantizedValues.outlierDeviceBytes() + quantizedValues.outlierBytes();
     if (!entropyCoded)
         return b;
     // The coded matrices cost their streams and side information instead of their fixed-width
@@ -248,10 +338,11 @@ CacheBytes CompressedHead::deviceBytes() const {
         return stored * static_cast<std::size_t>(cols) *
                static_cast<std::size_t>(bytesPerElement(precision));
     };
-    // A quantized matrix's scales and minima count as metadata, its codes as the payload.
+    // A quantized matrix's scales and minima count as metadata, its codes and outliers (laid
+    // out per row, as the kernels read them) as the payload.
     const auto codes = [&b](const QuantizedMatrix& q) {
         b.metadata += q.metadataBytes();
-        return q.bytes() - q.metadataBytes();
+        return q.bytes() - q.metadataBytes() - q.outlierBytes() + q.outlierDeviceBytes();
     };
     // Low-rank keys are dense rows of the reduced width; values shared with keys cost nothing.
     b.keys =
@@ -296,6 +387,20 @@ void validateQuantized(const QuantizedMatrix& q, const char* name, int rows, int
         invalid(n + ": " + std::to_string(q.scales.size()) + " scales and " +
                 std::to_string(q.minimums.size()) + " minimums, expected " +
                 std::to_string(scaleCount(q)) + " of each");
+    if (q.outlierValues.size() != q.outlierIndices.size())
+        invalid(n + ": " + std::to_string(q.outlierIndices.size()) + " outlier indices and " +
+                std::to_string(q.outlierValues.size()) + " values");
+    const std::uint64_t size =
+        static_cast<std::uint64_t>(q.rows) * static_cast<std::uint64_t>(q.cols);
+    for (std::size_t e = 0; e < q.outlierIndices.size(); ++e) {
+        if (q.outlierIndices[e] >= size ||
+            (e > 0 && q.outlierIndices[e] <= q.outlierIndices[e - 1]))
+            invalid(n + ": outlier " + std::to_string(e) + " has index " +
+                    std::to_string(q.outlierIndices[e]) +
+                    "; indices must increase strictly and stay below " + std::to_string(size));
+        if (!std::isfinite(q.outlierValues[e]))
+            invalid(n + ": outlier " + std::to_string(e) + " is not finite");
+    }
 }
 
 } // namespace
@@ -363,6 +468,9 @@ void CompressedHead::validate() const {
         validateQuantized(quantizedKeys, "quantized keys", rows, headDim);
         break;
     }
+    if (entropyCoded &&
+        (!quantizedKeys.outlierIndices.empty() || !quantizedValues.outlierIndices.empty()))
+        invalid("entropy-coded matrices keep no outliers (their rate counts the streams alone)");
     const bool lowRankPreRope = hasPreRopeLowRankKeys(*this);
     if ((lowRankPreRope || hasPreRopeQuantizedKeys(*this)) &&
         (headDim % 2 != 0 ||

@@ -138,9 +138,12 @@ CompressedHead uniformCodec(const HeadInput& h, const ParamValues& p) {
     const CodecInput in = codecInput(h, p, "codec.uniform");
     CompressedHead c = allTokens(h, Precision::F32); // the codec replaces the forms
     c.keyForm = CompressedHead::KeyForm::Quantized;
-    c.quantizedKeys = quantize(in.keys, bitsOf(p, "key_bits"), group, Grouping::PerChannel);
+    const double outliers = param(p, "outliers");
+    c.quantizedKeys =
+        quantize(in.keys, bitsOf(p, "key_bits"), group, Grouping::PerChannel, outliers);
     c.valueForm = CompressedHead::ValueForm::Quantized;
-    c.quantizedValues = quantize(in.values, bitsOf(p, "value_bits"), group, Grouping::PerToken);
+    c.quantizedValues =
+        quantize(in.values, bitsOf(p, "value_bits"), group, Grouping::PerToken, outliers);
     in.finish(c, h);
     return c;
 }
@@ -300,6 +303,20 @@ ParamSpec preRopeParam() {
     return s;
 }
 
+ParamSpec outliersParam() {
+    return {"outliers",
+            "Outliers kept (fraction)",
+            0,
+            0.25,
+            0,
+            false,
+            false,
+            "",
+            "fraction of the elements kept exact at fp16 beside the codes, 48 bits each (32-bit "
+            "index, fp16 value), and left out of their groups' ranges: the farthest from their "
+            "channel's mean for keys, their token's for values (KVQuant keeps 1%); 0 = none"};
+}
+
 ParamSpec recentParam() {
     return {"recent",
             "Recent window (tokens)",
@@ -323,7 +340,8 @@ void addCodecSchemes(std::vector<std::unique_ptr<Scheme>>& out) {
          "Keeps every token and rounds each key and value to one of 2^b levels between its "
          "group's minimum and maximum (scale and minimum stored fp16): keys grouped per channel "
          "over G tokens, where their outliers live, values per token over G channels. Costs "
-         "b + 32/G bits per element; a recent window keeps the last tokens at fp16 (16 bits).",
+         "b + 32/G bits per element; a fraction f of outliers kept dense adds f·48, a recent "
+         "window keeps the last tokens at fp16 (16 bits).",
          {bitsParam("bits", "Bits", 4, "code width of keys and values (unless set apart below)",
                     {"key_bits", "value_bits"}),
           bitsParam("key_bits", "Key bits", 0, "key code width; 0 = Bits"),
@@ -332,6 +350,7 @@ void addCodecSchemes(std::vector<std::unique_ptr<Scheme>>& out) {
            "elements sharing one scale and minimum; must divide the head dim"},
           rotationParam(),
           preRopeParam(),
+          outliersParam(),
           recentParam()},
          "bits"},
         uniformCodec));

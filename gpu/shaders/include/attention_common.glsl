@@ -6,7 +6,8 @@
 //
 // Layout of a layer upload (gpu/kernels/layer_upload.cpp writes it):
 //   HEADS[]    per KV head KVS_HEAD_WORDS uints: kept count m, K word offset, V word offset,
-//              K scale offset, V scale offset, token offset (bias/positions), 0, 0
+//              K scale offset, V scale offset, token offset (bias/positions), K and V outlier
+//              table offsets (into KS / VS, read only with the outlier flags)
 //   K, V       uint words: fp32 bits, fp16 pairs (element c in the low half when c is even), or
 //              packed codes (row r starts on a word, column c at bit r·stride·32 + c·bits);
 //              KVS_STORAGE_ROTATED_VALUES (K=V under RoPE): K holds HSK/2 fp32 pair frequencies
@@ -43,7 +44,7 @@ layout(push_constant) uniform Params {
     uint kStride;     // words per key row
     uint vStride;     // words per value row
     float scale;      // score scale (1/√d of the original d)
-    uint flags;       // KVS_FLAG_*: causal (positions), bias, interleaved rotation
+    uint flags;       // KVS_FLAG_*: causal, bias, interleaved rotation, outliers
     uint mapStride;   // row stride of the map outputs (max kept count)
 } pc;
 
@@ -63,14 +64,15 @@ layout(std430, binding = KVS_BINDING_OUT2) buffer Out2 { float OUT2[]; };
 #define NEG_INF uintBitsToFloat(0xff800000u)
 
 struct HeadInfo {
-    uint m, kOff, vOff, ksOff, vsOff, tokOff;
+    uint m, kOff, vOff, ksOff, vsOff, tokOff, koOff, voOff;
 };
 
 HeadInfo headInfo(uint kvHead) {
     const uint b = kvHead * KVS_HEAD_WORDS;
     return HeadInfo(HEADS[b + KVS_HEAD_KEPT], HEADS[b + KVS_HEAD_K_OFFSET],
                     HEADS[b + KVS_HEAD_V_OFFSET], HEADS[b + KVS_HEAD_KS_OFFSET],
-                    HEADS[b + KVS_HEAD_VS_OFFSET], HEADS[b + KVS_HEAD_TOKEN_OFFSET]);
+                    HEADS[b + KVS_HEAD_VS_OFFSET], HEADS[b + KVS_HEAD_TOKEN_OFFSET],
+                    HEADS[b + KVS_HEAD_KO_OFFSET], HEADS[b + KVS_HEAD_VO_OFFSET]);
 }
 
 // `bits` (≤ 32) consecutive bits at bit offset `bit` of the stream starting at word `base` of
@@ -180,6 +182,44 @@ float loadK(HeadInfo h, uint j, uint c) {
         return (c & 1u) == 0u ? pair.x : pair.y;
     }
     return quantizedKey(h, h.kOff, j, c);
+}
+
+// Outliers kept dense (KVS_FLAG_KEY_OUTLIERS): what key row j's outliers add to the dot product
+// with the query at Q[qBase ..] — q · (x − decoded) over the row's outliers first, first + step,
+// ... (the lanes sharing a row split them). Pre-RoPE codes: the difference is turned by position
+// like the key, so it reaches the outlier's channel and its pair partner.
+float keyOutlierDot(HeadInfo h, uint j, uint qBase, uint first, uint step) {
+    float sum = 0.0;
+    const uint end = KS[h.koOff + j + 1u];
+    for (uint e = KS[h.koOff + j] + first; e < end; e += step) {
+        const uint word = KS[e];
+        const uint c = word & 0xffffu;
+        const float value = unpackHalf2x16(word).y;
+        if (K_MODE == KVS_STORAGE_ROTATED_QUANTIZED) {
+            const float delta = value - quantizedKey(h, h.kOff + HSK / 2u, j, c);
+            const RopePair r = ropePair(h, j, c);
+            const RopePair partner = ropePair(h, j, r.partner);
+            sum += Q[qBase + c] * rotateChannel(r, delta, 0.0) +
+                   Q[qBase + r.partner] * rotateChannel(partner, 0.0, delta);
+        } else {
+            sum += Q[qBase + c] * (value - quantizedKey(h, h.kOff, j, c));
+        }
+    }
+    return sum;
+}
+
+// Value outlier e (KVS_FLAG_VALUE_OUTLIERS) of row j: its column and x − decoded.
+struct ValueOutlier {
+    uint column;
+    float delta;
+};
+
+ValueOutlier valueOutlier(HeadInfo h, uint j, uint e) {
+    const uint word = VS[e];
+    ValueOutlier o;
+    o.column = word & 0xffffu;
+    o.delta = unpackHalf2x16(word).y - loadV(h, j, o.column);
+    return o;
 }
 
 // ŝ_j without the dot product: bias and causal mask by original position.

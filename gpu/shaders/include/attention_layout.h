@@ -68,6 +68,10 @@
 #define KVS_FLAG_CAUSAL 1u               // mask keys whose position is after the query's
 #define KVS_FLAG_BIAS 2u                 // add BIAS to the scores
 #define KVS_FLAG_INTERLEAVED_ROTATION 4u // rotated storage modes: pairs (2i, 2i+1)
+// Quantized keys (values) with outliers kept dense: every head's table entry gives the word
+// offset in KS (VS) of its outlier table (KVS_HEAD_KO_OFFSET / KVS_HEAD_VO_OFFSET).
+#define KVS_FLAG_KEY_OUTLIERS 8u
+#define KVS_FLAG_VALUE_OUTLIERS 16u
 
 // ---- The per-KV-head table (binding KVS_BINDING_HEADS): KVS_HEAD_WORDS uints per head -------
 #define KVS_HEAD_WORDS 8u
@@ -76,7 +80,13 @@
 #define KVS_HEAD_V_OFFSET 2u
 #define KVS_HEAD_KS_OFFSET 3u
 #define KVS_HEAD_VS_OFFSET 4u
-#define KVS_HEAD_TOKEN_OFFSET 5u // into BIAS and POSITIONS (words 6, 7 are padding)
+#define KVS_HEAD_TOKEN_OFFSET 5u // into BIAS and POSITIONS
+// Outlier tables (with the KVS_FLAG_*_OUTLIERS flags): at this word of KS (VS), rows + 1 row
+// starts — absolute word indices into KS (VS) — and there one word per outlier of the row, in
+// increasing column: the column in the low 16 bits, the fp16 value in the high 16. An outlier's
+// element is that value instead of minimum + scale · code.
+#define KVS_HEAD_KO_OFFSET 6u
+#define KVS_HEAD_VO_OFFSET 7u
 
 // ---- Fixed sizes the host checks shapes against -----------------------------------------------
 // hadamard.comp: the longest row it transforms (its shared array, 1 KiB).
@@ -154,6 +164,8 @@ namespace flag {
 inline constexpr std::uint32_t kCausal = KVS_FLAG_CAUSAL;
 inline constexpr std::uint32_t kBias = KVS_FLAG_BIAS;
 inline constexpr std::uint32_t kInterleavedRotation = KVS_FLAG_INTERLEAVED_ROTATION;
+inline constexpr std::uint32_t kKeyOutliers = KVS_FLAG_KEY_OUTLIERS;
+inline constexpr std::uint32_t kValueOutliers = KVS_FLAG_VALUE_OUTLIERS;
 } // namespace flag
 
 enum class HeadField : std::uint32_t {
@@ -163,6 +175,8 @@ enum class HeadField : std::uint32_t {
     KsOffset = KVS_HEAD_KS_OFFSET,
     VsOffset = KVS_HEAD_VS_OFFSET,
     TokenOffset = KVS_HEAD_TOKEN_OFFSET,
+    KeyOutlierOffset = KVS_HEAD_KO_OFFSET,
+    ValueOutlierOffset = KVS_HEAD_VO_OFFSET,
 };
 inline constexpr std::uint32_t kHeadWords = KVS_HEAD_WORDS;
 
