@@ -127,6 +127,12 @@ def main():
                      ("codec.uniform:bits=2,recent=16",
                       "2-bit with an fp16 recent window ≈ fp16 quality (KIVI, 128 of 4k+ tokens)"),
                      ("codec.uniform:key_bits=4,value_bits=2,recent=16", ""),
+                     ("codec.uniform:bits=3", ""),
+                     ("codec.uniform:bits=3,outliers=0.01",
+                      "1% outliers kept dense: 3-bit within 0.1 perplexity of fp16 (KVQuant, "
+                      "with pre-RoPE keys and non-uniform levels)"),
+                     ("codec.uniform:bits=2,outliers=0.01", ""),
+                     ("codec.uniform:key_bits=4,value_bits=2,outliers=0.01", ""),
                      ("codec.entropy:alpha=0.5", ""), ("codec.entropy:alpha=1", ""),
                      ("codec.entropy:alpha=2", ""),
                      (f"codec.entropy:alpha=1,rotation={d & -d}", "")):
