@@ -39,6 +39,11 @@ namespace {
 constexpr double kFloor = 1e-7;
 } // namespace
 
+QString refusedText(const SchemeRun& run) {
+    // The engine's message names the setting, the layer and head, and the parameter at fault.
+    return QCoreApplication::translate("kvs::views", "Refused: %1").arg(run.error);
+}
+
 std::pair<double, double> chartPoint(const kvs::EvalResult& result, Metric metric) {
     const double y = metricValue(result, metric);
     return {static_cast<double>(result.bytes.total()), std::isfinite(y) && y <= 0 ? kFloor : y};

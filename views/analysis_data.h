@@ -77,6 +77,10 @@ struct SchemeRun {
     QString family;         // "coreset", as the Schemes dock names it
     bool quantizes = false; // a codec, or a chain with a codec stage (the Rate view's)
     int colorIndex = 0;     // into the categorical palette
+    // Why the scheme refused this model or setting (a group size that does not divide the head
+    // dim, a codec on a K=V cache, ...); empty when it ran. A refused run has no results: the
+    // views show this instead, and the other schemes of the analysis are unaffected.
+    QString error;
     kvs::EvalResult eval;
     std::vector<KeptTokens> kept; // per KV head, layer-major
     // Per KV head, layer-major (when maps were asked for). Shared and never changed once made:
@@ -166,6 +170,8 @@ QString metricCsvColumn(Metric metric);
 // Where a result sits on a trade-off chart: (cache bytes, metric value), an error of exactly 0
 // (keep everything) raised to a floor that log axes can show.
 std::pair<double, double> chartPoint(const kvs::EvalResult& result, Metric metric);
+// What the views show for a run its scheme refused: "Refused: codec.uniform:bits=2: …".
+QString refusedText(const SchemeRun& run);
 // Whether a chart point can be drawn on log axes (finite and positive).
 bool chartPlottable(double x, double y);
 

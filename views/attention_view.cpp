@@ -260,6 +260,11 @@ void AttentionView::setData(std::shared_ptr<const AnalysisData> analysis, int ru
         clear(tr("No results yet."));
         return;
     }
+    if (const SchemeRun& run = analysis->runs[static_cast<std::size_t>(runIndex)];
+        !run.error.isEmpty()) {
+        clear(refusedText(run));
+        return;
+    }
     const bool shapeChanged = !m_data || m_data->layers != analysis->layers ||
                               m_data->heads != analysis->heads ||
                               m_data->contextTokens != analysis->contextTokens ||

@@ -175,6 +175,11 @@ void CacheView::setData(std::shared_ptr<const AnalysisData> analysis, int runInd
         clear(tr("No results yet."));
         return;
     }
+    if (const SchemeRun& run = analysis->runs[static_cast<std::size_t>(runIndex)];
+        !run.error.isEmpty()) {
+        clear(refusedText(run));
+        return;
+    }
     m_data = std::move(analysis);
     m_run = runIndex;
     setPlotPlaceholder(m_bars, QString());

@@ -2,6 +2,8 @@
 // Colour maps, categorical styles and plot themes.
 #include "plot_style.h"
 
+#include <QFontMetrics>
+
 #include <QApplication>
 #include <QPalette>
 #include <array>
@@ -186,7 +188,25 @@ void setPlotPlaceholder(QCustomPlot* plot, const QString& text) {
         label->setPositionAlignment(Qt::AlignCenter);
         label->setClipToAxisRect(false);
     }
-    label->setText(text);
+    // Wrapped to lines that fit the plot (an item text does not wrap itself): a refusal
+    // message names the setting, the head and the allowed values, and runs long.
+    const QFontMetrics metrics(label->font());
+    const int width = std::max(200, plot->width() - 40);
+    QStringList lines;
+    for (const QString& paragraph : text.split(QLatin1Char('\n'))) {
+        QString line;
+        for (const QString& word : paragraph.split(QLatin1Char(' '))) {
+            const QString longer = line.isEmpty() ? word : line + QLatin1Char(' ') + word;
+            if (!line.isEmpty() && metrics.horizontalAdvance(longer) > width) {
+                lines << line;
+                line = word;
+            } else {
+                line = longer;
+            }
+        }
+        lines << line;
+    }
+    label->setText(lines.join(QLatin1Char('\n')));
     label->setColor(isDarkPalette() ? QColor(0xB0, 0xB0, 0xB0) : QColor(0x70, 0x70, 0x70));
 }
 

@@ -163,7 +163,7 @@ void RateView::rebuildCurves() {
     // The current settings of the quantizing runs, as on the Trade-offs chart.
     if (m_analysis)
         for (const SchemeRun& run : m_analysis->runs) {
-            if (!run.quantizes)
+            if (!run.quantizes || !run.error.isEmpty())
                 continue;
             const Metric metric = axisMetric.value_or(metricFor(run.eval));
             axisMetric = metric;
@@ -208,6 +208,11 @@ void RateView::showGap() {
         return;
     }
     const SchemeRun& run = m_analysis->runs[static_cast<std::size_t>(m_run)];
+    if (!run.error.isEmpty()) {
+        m_summary->setText(refusedText(run).toHtmlEscaped());
+        m_grid->replot();
+        return;
+    }
     const CacheRate total = cacheRate(run.eval);
     QString text = tr("%1: %2 bits per element of the fp16 cache (%3% of fp16)")
                        .arg(run.displayName, bitsText(total.bitsPerElement))

@@ -322,6 +322,12 @@ void TradeoffView::drawParetoFront(Metric metric) {
 QStringList TradeoffView::drawCurrent(Metric metric, Bounds& bounds) {
     QStringList summary;
     for (const SchemeRun& run : m_current->runs) {
+        if (!run.error.isEmpty()) { // no point, but its slot keeps the runs' indices
+            m_currentPoints.emplace_back(std::numeric_limits<double>::quiet_NaN(),
+                                         std::numeric_limits<double>::quiet_NaN());
+            summary << refusedText(run);
+            continue;
+        }
         const auto [x, y] = chartPoint(run.eval, metric);
         m_currentPoints.emplace_back(x, y);
         summary << QStringLiteral("%1: %2 B (%3% of fp16), %4")

@@ -367,6 +367,16 @@ std::shared_ptr<views::AnalysisData> Engine::newAnalysis(const AnalysisRequest& 
     return data;
 }
 
+namespace {
+
+// A scheme's refusal of a model or setting (bad parameter, unsupported combination): reported on
+// its run while the other schemes still run. Anything else fails the whole job.
+bool refusal(ErrorCode code) {
+    return code == ErrorCode::InvalidArgument || code == ErrorCode::Unsupported;
+}
+
+} // namespace
+
 views::SchemeRun Engine::evaluateRun(const QString& text, const AnalysisRequest& request,
                                      const EvalOptions& options, const ExactReference& reference,
                                      AttentionBackend* timing, bool keepHeads,
@@ -384,8 +394,13 @@ views::SchemeRun Engine::evaluateRun(const QString& text, const AnalysisRequest&
     run.quantizes = quantizesOf(setting.id);
     EvalOptions runOptions = options;
     runOptions.exactMaps = false; // the maps point into the reference instead
-    run.eval = evaluate(capture, request.model.get(), setting, *m_backend, runOptions, &reference)
-                   .valueOrThrow();
+    auto evaluated =
+        evaluate(capture, request.model.get(), setting, *m_backend, runOptions, &reference);
+    if (!evaluated.ok() && refusal(evaluated.error().code())) {
+        run.error = qs(evaluated.message());
+        return run;
+    }
+    run.eval = std::move(evaluated).valueOrThrow();
     const double evalMs = msOf(step);
     step.restart();
     // The heads evaluate() measured (options.keepCompressed): no second compression.
@@ -506,6 +521,8 @@ Engine::analyze(const AnalysisRequest& request, const std::atomic<bool>& cancel)
                        !entry.first.endsWith(flags);
             });
             for (views::SchemeRun& run : data->runs) {
+                if (!run.error.isEmpty())
+                    continue;
                 if (!run.eval.quality)
                     if (const auto known = request.knownQuality.find(run.setting);
                         known != request.knownQuality.end())
@@ -570,7 +587,7 @@ Engine::addQuality(const std::shared_ptr<const views::AnalysisData>& analysis,
             const ExactReference& reference = referenceFor(request, options);
             auto data = std::make_shared<views::AnalysisData>(*analysis);
             for (views::SchemeRun& run : data->runs) {
-                if (run.eval.quality)
+                if (run.eval.quality || !run.error.isEmpty())
                     continue;
                 if (const auto hit = m_qualityCache.find(run.setting);
                     hit != m_qualityCache.end()) {
@@ -665,11 +682,24 @@ Result<std::shared_ptr<const views::SweepData>> Engine::sweep(const AnalysisRequ
                 if (!plan)
                     continue; // nothing to sweep (the exact scheme at 32 bits has one point)
                 const SchemeSetting base = sweepBase(setting, plan->parameter);
-                Sweep sweep = runSweep(capture, request.model.get(), base, plan->parameter,
-                                       plan->values, *m_backend, options, &reference)
-                                  .valueOrThrow();
+                auto swept = runSweep(capture, request.model.get(), base, plan->parameter,
+                                      plan->values, *m_backend, options, &reference);
                 if (cancel.load())
                     return nullptr;
+                // A scheme that refuses its current setting too (the analysis's run says why)
+                // has no curve; one that fails only elsewhere on the sweep fails the job.
+                // (Rewritten models have no compressAll: their sweep errors are the job's.)
+                const Scheme* scheme = findScheme(setting.id);
+                if (!swept.ok() && refusal(swept.error().code()) && scheme &&
+                    !scheme->info().transformsWeights) {
+                    const auto current = compressAll(capture, setting, request.contextTokens, 0,
+                                                     request.model.get());
+                    if (!current.ok() && refusal(current.error().code()))
+                        continue;
+                }
+                Sweep sweep = std::move(swept).valueOrThrow();
+                if (sweep.points.empty())
+                    continue; // every point refused (a group size the head dim refuses, ...)
                 views::TradeoffCurve curve = tradeoffCurve(text, base, plan->parameter,
                                                            std::move(sweep), request.contextTokens);
                 curve.colorIndex = color;

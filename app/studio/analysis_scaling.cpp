@@ -152,13 +152,18 @@ Result<std::shared_ptr<const views::ScalingData>> Engine::scaling(const Analysis
                         return nullptr;
                     auto compressed =
                         compressAll(*capture, setting, length, 0, request.model.get());
-                    if (!compressed.ok() && compressed.error().code() == ErrorCode::InvalidArgument)
-                        continue; // a budget the scheme cannot meet at this length: no point
+                    // A budget the scheme cannot meet at this length, or a model it refuses
+                    // (the analysis's run says why): no point.
+                    if (!compressed.ok() &&
+                        (compressed.error().code() == ErrorCode::InvalidArgument ||
+                         compressed.error().code() == ErrorCode::Unsupported))
+                        continue;
                     probe.heads = compressed.valueOrThrow();
                     series.points.push_back(timeLength(probe, length, *timing));
                 }
                 m_scalingCache[text] = series;
-                data->series.push_back(std::move(series));
+                if (!series.points.empty())
+                    data->series.push_back(std::move(series));
             }
             data->computeMilliseconds = static_cast<double>(timer.nsecsElapsed()) * 1e-6;
             return data;

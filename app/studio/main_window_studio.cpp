@@ -241,9 +241,22 @@ void MainWindow::onJobStarted(views::StudioJob job) {
 }
 
 void MainWindow::onAnalysisChanged(const std::shared_ptr<const views::AnalysisData>& a) {
+    QStringList refused;
+    for (const views::SchemeRun& run : a->runs)
+        if (!run.error.isEmpty())
+            refused << run.error; // it begins with the setting
+    const auto ran = static_cast<qsizetype>(a->runs.size()) - refused.size();
     m_analysisState->setText(
-        tr("%1 schemes in %2 ms").arg(a->runs.size()).arg(a->computeMilliseconds, 0, 'f', 0));
-    m_analysisState->setToolTip(QString());
+        refused.isEmpty()
+            ? tr("%1 schemes in %2 ms").arg(a->runs.size()).arg(a->computeMilliseconds, 0, 'f', 0)
+            : tr("%1 of %2 schemes in %3 ms, %4 refused")
+                  .arg(ran)
+                  .arg(a->runs.size())
+                  .arg(a->computeMilliseconds, 0, 'f', 0)
+                  .arg(refused.size()));
+    m_analysisState->setToolTip(refused.join(QLatin1Char('\n')));
+    if (!refused.isEmpty())
+        statusBar()->showMessage(tr("Refused: %1").arg(refused.front()), 15000);
     markUpdated();
 }
 

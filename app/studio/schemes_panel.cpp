@@ -45,9 +45,10 @@ QString tooltipFor(const ParamSpec& p) {
 } // namespace
 
 QStringList SchemesPanel::defaultSettings() {
-    return {QStringLiteral("coreset.halving:keep=0.25"),
-            QStringLiteral("select.sinks_window:keep=0.25"),
-            QStringLiteral("select.uniform:keep=0.25")};
+    // Two families at about a quarter of the fp16 cache: a coreset against its theory's
+    // baseline (uniform sampling), and KIVI's K4/V2 codec (25.5% with its scales).
+    return {QStringLiteral("coreset.halving:keep=0.25"), QStringLiteral("select.uniform:keep=0.25"),
+            QStringLiteral("codec.uniform:key_bits=4,value_bits=2")};
 }
 
 SchemesPanel::SchemesPanel(QWidget* parent) : QWidget(parent) {

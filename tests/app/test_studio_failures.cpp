@@ -17,6 +17,7 @@
 #include "view_host.h"
 #include "view_registry.h"
 
+#include "attention_view.h"
 #include "kvs/scheme.h"
 #include "kvs/synthetic_model.h"
 
@@ -51,6 +52,7 @@ enum class FailWhen {
     OffBudget,     // keep ≠ 0.5: every sweep point, never the live analysis
     ShortContext,  // fewer than kContext tokens: the scaling job's shorter lengths
     NextCallArmed, // the next call once `armed` is set (then it disarms)
+    Always,        // every call: the scheme refuses the model
 };
 
 std::atomic<FailWhen> g_when{FailWhen::Never};
@@ -84,6 +86,9 @@ public:
             break;
         case FailWhen::NextCallArmed:
             fail = g_armed.exchange(false);
+            break;
+        case FailWhen::Always:
+            fail = true;
             break;
         }
         if (fail)
@@ -215,6 +220,64 @@ private slots:
         QCOMPARE(static_cast<int>(r.error().code()), static_cast<int>(ErrorCode::OutOfMemory));
         QCOMPARE(QString::fromLatin1(kvs::toString(ErrorCode::OutOfMemory)),
                  QStringLiteral("out-of-memory"));
+    }
+
+    // A scheme that refuses the model (Unsupported, as a codec refuses a K=V cache; or a bad
+    // parameter, InvalidArgument) fails its own run only: the other schemes' results, curves
+    // and timings arrive, no job fails, and every view and the status bar say why.
+    void refusedSchemeLeavesTheOthers_data() {
+        QTest::addColumn<QString>("refused");
+        QTest::addColumn<QString>("reason");
+        QTest::newRow("unsupported")
+            << kSetting << QStringLiteral("test.failing: injected failure");
+        QTest::newRow("bad parameter")
+            << QStringLiteral("codec.uniform:group=7")
+            << QStringLiteral("group = 7 does not divide the head dim 12");
+    }
+    void refusedSchemeLeavesTheOthers() {
+        QFETCH(QString, refused);
+        QFETCH(QString, reason);
+        g_when = FailWhen::Always;
+        g_code = static_cast<int>(ErrorCode::Unsupported);
+        MainWindow w(kvs::test::quietWindowOptions());
+        w.resize(1500, 950);
+        w.show();
+        w.session()->setAnalysisDelay(0);
+        w.schemesPanel()->setSettings({QStringLiteral("select.uniform"), refused});
+        const QStringList settings = w.schemesPanel()->settings();
+        w.session()->setContextTokens(kContext);
+        w.setPrompt(kPrompt);
+        w.openModel(qpath(m_model));
+        QTRY_VERIFY2_WITH_TIMEOUT(
+            w.session()->analysis() && w.session()->analysis()->provenance.schemes == settings &&
+                !w.session()->isAnalysisBusy() && !w.session()->analysis()->qualityPending,
+            qPrintable(shown(w)), kTimeoutMs);
+        const auto a = w.session()->analysis();
+        QCOMPARE(a->runs.size(), std::size_t(2));
+        QVERIFY(a->runs[0].error.isEmpty());
+        QVERIFY(a->runs[0].eval.bytes.total() > 0 && a->runs[0].maps);
+        QVERIFY(a->runs[0].eval.quality.has_value());
+        QVERIFY2(a->runs[1].error.contains(reason), qPrintable(a->runs[1].error));
+        QVERIFY(a->runs[1].error.startsWith(refused + QLatin1Char(':')));
+        QVERIFY(!w.session()->jobError(JobKind::Analysis));
+        QVERIFY2(w.analysisStateText().startsWith(QStringLiteral("1 of 2 schemes")),
+                 qPrintable(w.analysisStateText()));
+        // The sweeps draw the scheme that ran; the refused one has no curve and no failure.
+        w.showViewByName(QStringLiteral("tradeoffs"));
+        QTRY_COMPARE_WITH_TIMEOUT(w.session()->jobState(JobKind::Sweep), JobState::Done,
+                                  kTimeoutMs);
+        QCOMPARE(w.tradeoffView()->curveCount(), 1);
+        QVERIFY(std::isnan(w.tradeoffView()->currentPoint(1).x()));
+        // Focused, the refused scheme's views say why instead of drawing.
+        w.schemesPanel()->setFocusedRow(1);
+        w.showViewByName(QStringLiteral("profile"));
+        QTRY_VERIFY2_WITH_TIMEOUT(w.profileView()->deviceText().contains(reason),
+                                  qPrintable(w.profileView()->deviceText()), kTimeoutMs);
+        w.showViewByName(QStringLiteral("attention"));
+        QTRY_COMPARE_WITH_TIMEOUT(w.attentionView()->gridPlot()->plottableCount(), 0, kTimeoutMs);
+        // Back on the scheme that ran, everything is drawn again.
+        w.schemesPanel()->setFocusedRow(0);
+        QTRY_VERIFY_WITH_TIMEOUT(w.attentionView()->gridPlot()->plottableCount() > 0, kTimeoutMs);
     }
 
     void failedSweepIsShown() {
