@@ -141,26 +141,31 @@ std::string article(std::string_view kind) {
 }
 
 // Writes straight into a device or fifo the user named with --force (/dev/null, /dev/stdout).
-void writeInto(const fs::path& path, std::span<const std::byte> data) {
+void writeInto(const fs::path& path, const OutputProducer& produce) {
     const int fd = ::open(path.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0)
         ioError(path, "cannot open for writing", errno);
-    std::size_t written = 0;
-    while (written < data.size()) {
-        const auto n = ::write(fd, data.data() + written, data.size() - written);
-        if (n < 0) {
-            if (errno == EINTR || errno == EAGAIN)
-                continue;
-            const int saved = errno;
-            ::close(fd);
-            ioError(path, "write failed", saved);
-        }
-        written += static_cast<std::size_t>(n);
+    try {
+        produce([&](std::span<const std::byte> data) {
+            std::size_t written = 0;
+            while (written < data.size()) {
+                const auto n = ::write(fd, data.data() + written, data.size() - written);
+                if (n < 0) {
+                    if (errno == EINTR || errno == EAGAIN)
+                        continue;
+                    ioError(path, "write failed", errno);
+                }
+                written += static_cast<std::size_t>(n);
+            }
+        });
+    } catch (...) {
+        ::close(fd);
+        throw;
     }
     ::close(fd);
 }
 
-void writeAtomically(const fs::path& path, std::span<const std::byte> data) {
+void writeAtomically(const fs::path& path, const OutputProducer& produce) {
     const auto folder = path.has_parent_path() ? path.parent_path() : fs::path(".");
     // Built with append(): GCC 12 warns falsely (-Wrestrict) on "." + std::string here.
     std::string tmpName(".");
@@ -175,18 +180,28 @@ void writeAtomically(const fs::path& path, std::span<const std::byte> data) {
         const int saved = errno;
         if (open)
             ::close(fd);
+        open = false;
         ::unlink(tmp.c_str());
         ioError(path, what, saved);
     };
-    std::size_t written = 0;
-    while (written < data.size()) {
-        const auto n = ::write(fd, data.data() + written, data.size() - written);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            fail("write failed");
-        }
-        written += static_cast<std::size_t>(n);
+    try {
+        produce([&](std::span<const std::byte> data) {
+            std::size_t written = 0;
+            while (written < data.size()) {
+                const auto n = ::write(fd, data.data() + written, data.size() - written);
+                if (n < 0) {
+                    if (errno == EINTR)
+                        continue;
+                    fail("write failed");
+                }
+                written += static_cast<std::size_t>(n);
+            }
+        });
+    } catch (...) { // the producer failed, or a write did (then fail() has cleaned up)
+        if (open)
+            ::close(fd);
+        ::unlink(tmp.c_str());
+        throw;
     }
     if (::fchmod(fd, 0644) != 0 || ::fsync(fd) != 0)
         fail("flushing to disk failed");
@@ -251,15 +266,20 @@ void requireWritable(const fs::path& path, std::string_view kind, Overwrite over
                                        (check.forceable ? " (use --force to replace it)" : ""));
 }
 
-void writeOutput(const fs::path& path, std::span<const std::byte> data, std::string_view kind,
-                 Overwrite overwrite) {
+void writeOutputStreamed(const fs::path& path, std::string_view kind, Overwrite overwrite,
+                         const OutputProducer& produce) {
     requireWritable(path, kind, overwrite);
     std::error_code ec;
     const auto type = fs::symlink_status(path, ec).type();
     if (type == fs::file_type::character || type == fs::file_type::fifo)
-        writeInto(path, data); // forced: nothing to rename over
+        writeInto(path, produce); // forced: nothing to rename over
     else
-        writeAtomically(path, data);
+        writeAtomically(path, produce);
+}
+
+void writeOutput(const fs::path& path, std::span<const std::byte> data, std::string_view kind,
+                 Overwrite overwrite) {
+    writeOutputStreamed(path, kind, overwrite, [data](const OutputSink& sink) { sink(data); });
 }
 
 void writeOutput(const fs::path& path, std::string_view text, std::string_view kind,

@@ -59,7 +59,7 @@ void SafetensorsWriter::add(const std::string& name, DType dtype, std::vector<st
                         " x " + std::to_string(dtypeSize(dtype)) + " bytes");
     if (m_entries.count(name) != 0)
         throw Error(ErrorCode::InvalidArgument, "tensor '" + name + "' was already added");
-    m_entries.emplace(name, Entry{dtype, std::move(shape), {data.begin(), data.end()}});
+    m_entries.emplace(name, Entry{dtype, std::move(shape), {data.begin(), data.end()}, needed, {}});
 }
 
 void SafetensorsWriter::addFloat(const std::string& name, DType storeAs,
@@ -78,12 +78,30 @@ void SafetensorsWriter::addFloat(const std::string& name, DType storeAs,
         throw Error(ErrorCode::InvalidArgument, "tensor '" + name + "' was already added");
     std::vector<std::byte> bytes(count * dtypeSize(storeAs));
     convertFromFloat(data.data(), count, storeAs, bytes.data());
-    m_entries.emplace(name, Entry{storeAs, std::move(shape), std::move(bytes)});
+    const std::size_t size = bytes.size();
+    m_entries.emplace(name, Entry{storeAs, std::move(shape), std::move(bytes), size, {}});
+}
+
+void SafetensorsWriter::addFloatGenerated(const std::string& name, DType storeAs,
+                                          std::vector<std::int64_t> shape, ChunkFill fill) {
+    checkName(name);
+    if (storeAs != DType::F32 && storeAs != DType::F16 && storeAs != DType::BF16)
+        throw Error(ErrorCode::InvalidArgument, "tensor '" + name +
+                                                    "': float data cannot be stored as " +
+                                                    std::string(dtypeName(storeAs)));
+    const std::size_t count = elementCount(name, shape);
+    std::size_t bytes = 0;
+    if (__builtin_mul_overflow(count, dtypeSize(storeAs), &bytes))
+        throw Error(ErrorCode::InvalidArgument, "tensor '" + name + "' is too large");
+    if (m_entries.count(name) != 0)
+        throw Error(ErrorCode::InvalidArgument, "tensor '" + name + "' was already added");
+    m_entries.emplace(name, Entry{storeAs, std::move(shape), {}, bytes, std::move(fill)});
 }
 
 Result<bool> SafetensorsWriter::write(const std::filesystem::path& path) const {
     return catchErrors([&]() -> bool {
-        writeOutput(path, serialize(path, m_metadata), "", Overwrite::Force);
+        writeOutputStreamed(path, "", Overwrite::Force,
+                            [&](const OutputSink& sink) { stream(path, m_metadata, sink); });
         return true;
     });
 }
@@ -94,14 +112,15 @@ Result<bool> SafetensorsWriter::write(const std::filesystem::path& path, std::st
         requireWritable(path, kind, overwrite); // before the work of serializing
         auto metadata = m_metadata;
         metadata[kOwnerKey] = std::string(kind);
-        writeOutput(path, serialize(path, metadata), kind, overwrite);
+        writeOutputStreamed(path, kind, overwrite,
+                            [&](const OutputSink& sink) { stream(path, metadata, sink); });
         return true;
     });
 }
 
-std::vector<std::byte>
-SafetensorsWriter::serialize(const std::filesystem::path& path,
-                             const std::map<std::string, std::string>& metadata) const {
+void SafetensorsWriter::stream(const std::filesystem::path& path,
+                               const std::map<std::string, std::string>& metadata,
+                               const std::function<void(std::span<const std::byte>)>& sink) const {
     // Data layout as the reference writer: wider dtypes first, then by name, no gaps, so every
     // tensor is aligned to its element size once the data buffer starts on 8 bytes.
     std::vector<const std::pair<const std::string, Entry>*> order;
@@ -114,8 +133,8 @@ SafetensorsWriter::serialize(const std::filesystem::path& path,
     std::map<std::string, std::pair<std::size_t, std::size_t>> offsets;
     std::size_t dataSize = 0;
     for (const auto* entry : order) {
-        offsets[entry->first] = {dataSize, dataSize + entry->second.data.size()};
-        dataSize += entry->second.data.size();
+        offsets[entry->first] = {dataSize, dataSize + entry->second.bytes};
+        dataSize += entry->second.bytes;
     }
 
     // Header: "__metadata__" first (only when there is some), then tensors sorted by name, each
@@ -143,20 +162,35 @@ SafetensorsWriter::serialize(const std::filesystem::path& path,
     }
     text.append((8 - text.size() % 8) % 8, ' ');
 
-    std::vector<std::byte> file(8 + text.size() + dataSize);
-    std::uint64_t length = text.size();
-    for (int i = 0; i < 8; ++i) {
-        file[static_cast<std::size_t>(i)] = static_cast<std::byte>(length & 0xFF);
-        length >>= 8;
+    std::byte length[8];
+    std::uint64_t headerSize = text.size();
+    for (std::byte& b : length) {
+        b = static_cast<std::byte>(headerSize & 0xFF);
+        headerSize >>= 8;
     }
-    std::memcpy(file.data() + 8, text.data(), text.size());
+    sink(length);
+    sink(std::as_bytes(std::span<const char>(text.data(), text.size())));
+    // Generated tensors go through a bounded buffer: made, converted and written a chunk at a time.
+    constexpr std::size_t kChunk = std::size_t(1) << 20;
+    std::vector<float> values;
+    std::vector<std::byte> converted;
     for (const auto* entry : order) {
-        const auto& data = entry->second.data;
-        if (!data.empty())
-            std::memcpy(file.data() + 8 + text.size() + offsets.at(entry->first).first, data.data(),
-                        data.size());
+        const Entry& e = entry->second;
+        if (!e.fill) {
+            sink(e.data);
+            continue;
+        }
+        const std::size_t size = dtypeSize(e.dtype);
+        for (std::size_t done = 0; done < e.bytes / size;) {
+            const std::size_t n = std::min(kChunk, e.bytes / size - done);
+            values.resize(n);
+            converted.resize(n * size);
+            e.fill(values);
+            convertFromFloat(values.data(), n, e.dtype, converted.data());
+            sink(converted);
+            done += n;
+        }
     }
-    return file;
 }
 
 } // namespace kvs

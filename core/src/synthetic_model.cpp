@@ -91,20 +91,29 @@ std::vector<std::string> distinctCharacters(const std::string& text) {
     return out;
 }
 
+// Tensor i's own random stream (splitmix64 of the model's seed and i): each tensor is generated
+// on its own, while its file is written, in whatever order the file lays the tensors out.
+std::uint64_t tensorSeed(std::uint64_t seed, std::size_t index) {
+    std::uint64_t z = seed + 0x9E3779B97F4A7C15ull * (static_cast<std::uint64_t>(index) + 1);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
 class WeightWriter {
 public:
-    WeightWriter(const SyntheticModelSpec& spec) : m_spec(spec), m_rng(spec.seed) {}
+    WeightWriter(const SyntheticModelSpec& spec) : m_spec(spec) {}
 
     void normal(const std::string& name, std::vector<std::int64_t> shape, float stddev,
                 float mean = 0.0f) {
-        std::int64_t n = 1;
-        for (auto s : shape)
-            n *= s;
-        std::normal_distribution<float> dist(mean, stddev);
-        std::vector<float> data(static_cast<std::size_t>(n));
-        for (auto& v : data)
-            v = dist(m_rng);
-        m_tensors.push_back({name, std::move(shape), std::move(data)});
+        HfTensor t{name, std::move(shape), {}, {}};
+        t.fill = [rng = std::mt19937_64(tensorSeed(m_spec.seed, m_tensors.size())),
+                  dist =
+                      std::normal_distribution<float>(mean, stddev)](std::span<float> out) mutable {
+            for (float& v : out)
+                v = dist(rng);
+        };
+        m_tensors.push_back(std::move(t));
     }
 
     // Projection weights: stddev from the spec, or 1/sqrt(fan-in) so activations stay O(1).
@@ -118,7 +127,6 @@ public:
 
 private:
     const SyntheticModelSpec& m_spec;
-    std::mt19937_64 m_rng;
     std::vector<HfTensor> m_tensors;
 };
 
@@ -231,8 +239,15 @@ Result<bool> writeModelFolder(const ModelConfig& config, const std::vector<HfTen
             const auto& t = tensors[i];
             // Contiguous runs of tensors per shard, as save_pretrained produces.
             const int s = static_cast<int>(i * static_cast<std::size_t>(shards) / tensors.size());
-            writers[static_cast<std::size_t>(s)].addFloat(t.name, dtype, t.shape, t.data);
-            totalBytes += t.data.size() * dtypeSize(dtype);
+            auto& writer = writers[static_cast<std::size_t>(s)];
+            std::size_t elements = 1;
+            for (const std::int64_t d : t.shape)
+                elements *= static_cast<std::size_t>(d);
+            if (t.fill)
+                writer.addFloatGenerated(t.name, dtype, t.shape, t.fill);
+            else
+                writer.addFloat(t.name, dtype, t.shape, t.data);
+            totalBytes += elements * dtypeSize(dtype);
             if (shards > 1)
                 weightMap[t.name] = shardName(s);
         }
@@ -267,8 +282,8 @@ Result<bool> writeModelFolder(const ModelConfig& config, const std::vector<HfTen
 }
 
 std::vector<std::string> syntheticPresetNames() {
-    return {"tiny-gpt2",  "tiny-gpt2-untied", "tiny-llama",  "tiny-llama-gqa",
-            "tiny-qwen2", "tiny-mistral",     "studio-demo", "gpt2-small"};
+    return {"tiny-gpt2",    "tiny-gpt2-untied", "tiny-llama", "tiny-llama-gqa", "tiny-qwen2",
+            "tiny-mistral", "studio-demo",      "gpt2-small", "llama-3-8b"};
 }
 
 SyntheticModelSpec syntheticPreset(const std::string& name) {
@@ -336,6 +351,20 @@ SyntheticModelSpec syntheticPreset(const std::string& name) {
         s.config.vocab = 50257;
         s.config.maxPositions = 1024;
         s.config.bosTokenId = s.config.eosTokenId = 50256;
+    } else if (name == "llama-3-8b") {
+        // Meta-Llama-3-8B's public configuration (bf16, 16 GB): the shape of the hand run of
+        // docs/performance.md. Generated tensor by tensor while written, never whole in memory.
+        s.config = llamaBase("llama", "LlamaForCausalLM");
+        setShape(s.config, 32, 32, 8, 4096, 128, 14336);
+        s.config.vocab = 128256;
+        s.config.maxPositions = 8192;
+        s.config.normEps = 1e-5;
+        s.config.ropeTheta = 500000.0;
+        s.config.tiedEmbeddings = false;
+        s.config.bosTokenId = 128000;
+        s.config.eosTokenId = 128001;
+        s.dtype = DType::BF16;
+        s.shards = 4;
     } else {
         std::string known;
         for (const auto& n : syntheticPresetNames())

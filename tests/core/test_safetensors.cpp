@@ -2,6 +2,7 @@
 // Safetensors reading (strict validation), writing (reference layout) and sharded checkpoints.
 #include "kvs/file_util.h"
 #include "kvs/safetensors.h"
+#include "kvs/synthetic_model.h"
 #include "kvs_test.h"
 
 #include <QTest>
@@ -78,6 +79,8 @@ private slots:
     void mappingSurvivesMoveAndReplacement();
 
     void writerRoundTrip();
+    void generatedTensorsStream();
+    void syntheticModelsAreReproducible();
     void writerMatchesReferenceBytes();
     void writerReplacesExistingFile();
     void writerRejectsBadInput();
@@ -371,6 +374,73 @@ void TestSafetensors::mappingSurvivesMoveAndReplacement() {
 
 // ---------------------------------------------------------------------------------------------
 // Writing
+
+// Generated tensors are made chunk by chunk while the file is written (never whole in memory):
+// the file is byte for byte the one of the same values added whole, across chunk boundaries
+// (1 Mi elements per chunk), beside ordinary tensors; a fill that throws leaves nothing behind.
+void TestSafetensors::generatedTensorsStream() {
+    TempDir dir;
+    const std::size_t n = (std::size_t(1) << 20) * 3 / 2 + 7; // one and a half chunks
+    std::vector<float> values(n);
+    for (std::size_t i = 0; i < n; ++i)
+        values[i] = static_cast<float>(static_cast<double>(i % 1013) * 0.25 - 100.0);
+    const std::vector<float> small{1.0f, -2.0f, 3.5f};
+    SafetensorsWriter whole;
+    whole.addFloat("big", DType::BF16, {static_cast<std::int64_t>(n)}, values);
+    whole.addFloat("small", DType::F32, {3}, small);
+    KVS_VERIFY_OK(whole.write(dir / "whole.safetensors"));
+
+    SafetensorsWriter streamed;
+    std::size_t position = 0;
+    std::vector<std::size_t> chunks;
+    streamed.addFloatGenerated("big", DType::BF16, {static_cast<std::int64_t>(n)},
+                               [&](std::span<float> out) {
+                                   chunks.push_back(out.size());
+                                   for (float& v : out)
+                                       v = values[position++];
+                               });
+    streamed.addFloat("small", DType::F32, {3}, small);
+    KVS_VERIFY_OK(streamed.write(dir / "streamed.safetensors"));
+    QCOMPARE(position, n);
+    QCOMPARE(chunks, (std::vector<std::size_t>{std::size_t(1) << 20, n - (std::size_t(1) << 20)}));
+    QCOMPARE(readBytes(dir / "streamed.safetensors"), readBytes(dir / "whole.safetensors"));
+
+    // A failing fill: the error comes out, the file that was there stays, no temporary is left.
+    SafetensorsWriter failing;
+    failing.addFloatGenerated("big", DType::F16, {3000000}, [](std::span<float> out) {
+        std::fill(out.begin(), out.end(), 1.0f);
+        static int calls = 0;
+        if (++calls == 2)
+            throw Error(ErrorCode::Internal, "generator failed");
+    });
+    const auto r = failing.write(dir / "whole.safetensors");
+    KVS_VERIFY_ERROR(r, "generator failed");
+    QCOMPARE(readBytes(dir / "streamed.safetensors"), readBytes(dir / "whole.safetensors"));
+    int entries = 0;
+    for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(dir.path()))
+        ++entries;
+    QCOMPARE(entries, 2);
+}
+
+// Every tensor of a generated model has its own random stream: the same seed writes the same
+// bytes, another seed other weights; the Llama-3-8B preset is that model's public shape.
+void TestSafetensors::syntheticModelsAreReproducible() {
+    TempDir dir;
+    SyntheticModelSpec spec = syntheticPreset("tiny-llama-gqa"); // 3 bf16 shards
+    KVS_VERIFY_OK(writeSyntheticModel(spec, dir / "a"));
+    KVS_VERIFY_OK(writeSyntheticModel(spec, dir / "b"));
+    spec.seed = 2;
+    KVS_VERIFY_OK(writeSyntheticModel(spec, dir / "c"));
+    for (int s = 1; s <= 3; ++s) {
+        const std::string shard = "model-0000" + std::to_string(s) + "-of-00003.safetensors";
+        QCOMPARE(readBytes(dir / "a" / shard), readBytes(dir / "b" / shard));
+        QVERIFY(readBytes(dir / "a" / shard) != readBytes(dir / "c" / shard));
+    }
+    const ModelConfig big = syntheticPreset("llama-3-8b").config;
+    QCOMPARE(big.parameterCount(), 8030261248LL); // Meta-Llama-3-8B: 8,030,261,248
+    QCOMPARE(big.kvHeads, 8);
+    QCOMPARE(big.vocab, 128256);
+}
 
 void TestSafetensors::writerRoundTrip() {
     TempDir dir;

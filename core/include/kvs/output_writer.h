@@ -22,6 +22,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -61,6 +62,13 @@ void writeOutput(const std::filesystem::path& path, std::span<const std::byte> d
                  std::string_view kind, Overwrite overwrite);
 void writeOutput(const std::filesystem::path& path, std::string_view text, std::string_view kind,
                  Overwrite overwrite);
+// As writeOutput, for files too large to hold whole (a model's weights): `produce` hands the
+// consecutive pieces of the file to the sink it is given. Whatever it throws leaves `path`
+// untouched and removes the temporary.
+using OutputSink = std::function<void(std::span<const std::byte>)>;
+using OutputProducer = std::function<void(const OutputSink&)>;
+void writeOutputStreamed(const std::filesystem::path& path, std::string_view kind,
+                         Overwrite overwrite, const OutputProducer& produce);
 
 // The hash sidecars record ("fnv1a64": 16 lowercase hex digits).
 std::uint64_t fnv1a64Bytes(std::span<const std::byte> data);

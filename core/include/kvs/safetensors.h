@@ -16,6 +16,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <span>
@@ -100,6 +101,12 @@ public:
     // Converts float data to F32/F16/BF16 on the way in.
     void addFloat(const std::string& name, DType storeAs, std::vector<std::int64_t> shape,
                   std::span<const float> data);
+    // A float tensor made while the file is written, never held whole: `fill` is called with
+    // consecutive chunks of its elements (in order, each to be filled completely) and keeps its
+    // own position. For generated models too large for memory.
+    using ChunkFill = std::function<void(std::span<float>)>;
+    void addFloatGenerated(const std::string& name, DType storeAs, std::vector<std::int64_t> shape,
+                           ChunkFill fill);
     // A plain safetensors file, byte for byte as the reference writes it, replacing whatever is at
     // `path` (kvs/output_writer.h, forced): for tools and tests that build files on purpose.
     Result<bool> write(const std::filesystem::path& path) const;
@@ -110,12 +117,16 @@ public:
     std::size_t tensorCount() const { return m_entries.size(); }
 
 private:
-    std::vector<std::byte> serialize(const std::filesystem::path& path,
-                                     const std::map<std::string, std::string>& metadata) const;
+    // The file's bytes, handed to `sink` piece by piece: header, then every tensor's data.
+    void stream(const std::filesystem::path& path,
+                const std::map<std::string, std::string>& metadata,
+                const std::function<void(std::span<const std::byte>)>& sink) const;
     struct Entry {
         DType dtype;
         std::vector<std::int64_t> shape;
-        std::vector<std::byte> data;
+        std::vector<std::byte> data; // empty for generated tensors
+        std::size_t bytes = 0;
+        ChunkFill fill; // generated tensors only
     };
     std::map<std::string, Entry> m_entries;
     std::map<std::string, std::string> m_metadata;

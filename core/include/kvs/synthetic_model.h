@@ -10,6 +10,8 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -26,7 +28,9 @@ struct SyntheticModelSpec {
 };
 
 // Named presets: "tiny-gpt2", "tiny-gpt2-untied", "tiny-llama", "tiny-llama-gqa", "tiny-qwen2",
-// "tiny-mistral", "gpt2-small" (12 layers, width 768). Throws kvs::Error for unknown names.
+// "tiny-mistral", "gpt2-small" (12 layers, width 768), "llama-3-8b" (Meta-Llama-3-8B's shape,
+// bf16, 16 GB in 4 shards). Throws kvs::Error for unknown names. Every tensor has its own random
+// stream, so the generator holds one chunk of a tensor at a time, whatever the model's size.
 SyntheticModelSpec syntheticPreset(const std::string& name);
 std::vector<std::string> syntheticPresetNames();
 
@@ -35,6 +39,9 @@ struct HfTensor {
     std::string name;
     std::vector<std::int64_t> shape;
     std::vector<float> data;
+    // Instead of `data`: fills consecutive chunks of the elements while the file is written
+    // (SafetensorsWriter::addFloatGenerated), so a generated model is never whole in memory.
+    std::function<void(std::span<float>)> fill;
 };
 
 // Writes a model folder: config.json (with torch_dtype), the tensors in `dtype` (model.safetensors,
