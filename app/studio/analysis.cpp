@@ -149,12 +149,16 @@ QString sweepKey(const QString& setting) {
 }
 
 std::shared_ptr<const Capture> CaptureStore::get(const std::shared_ptr<const Model>& model,
-                                                 const std::vector<TokenId>& tokens) {
+                                                 const std::vector<TokenId>& tokens,
+                                                 const std::atomic<bool>* cancel) {
     std::lock_guard lock(m_mutex);
     if (m_capture && m_model.lock() == model && m_tokens == tokens)
         return m_capture;
     m_capture.reset(); // the old capture goes before the new one is made
-    auto capture = model->captureTokens(tokens);
+    CaptureOptions options;
+    options.cancel = cancel;
+    options.progress = m_progress;
+    auto capture = model->captureTokens(tokens, options);
     if (!capture.ok())
         throw capture.error();
     m_forwardPasses.fetch_add(1);
@@ -228,7 +232,7 @@ void Engine::startTimingBackend() {
     m_timingReady = true;
 }
 
-const Capture& Engine::captureFor(const AnalysisRequest& request) {
+const Capture& Engine::captureFor(const AnalysisRequest& request, const std::atomic<bool>& cancel) {
     if (!m_capture || m_model != request.model.get() || m_tokens != request.tokens) {
         m_reference.reset();
         m_referenceContext = -1;
@@ -238,7 +242,7 @@ const Capture& Engine::captureFor(const AnalysisRequest& request) {
         m_spectrum.reset();
         m_headSpectra.reset();
         m_capture.reset();
-        m_capture = m_captures->get(request.model, request.tokens);
+        m_capture = m_captures->get(request.model, request.tokens, &cancel);
         m_model = request.model.get();
         m_tokens = request.tokens;
     }

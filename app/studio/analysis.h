@@ -91,9 +91,13 @@ Result<std::shared_ptr<const T>> runEngineJob(const std::atomic<bool>& cancel, F
 class CaptureStore {
 public:
     // The capture of `tokens` by `model`: the one held when it matches, else a new forward pass
-    // (callers asking meanwhile wait for it rather than run their own).
+    // (callers asking meanwhile wait for it rather than run their own), which stops with
+    // ErrorCode::Cancelled at the next layer once `cancel` is set.
     std::shared_ptr<const kvs::Capture> get(const std::shared_ptr<const kvs::Model>& model,
-                                            const std::vector<kvs::TokenId>& tokens);
+                                            const std::vector<kvs::TokenId>& tokens,
+                                            const std::atomic<bool>* cancel = nullptr);
+    // Told (layers done, layers) after every layer of a forward pass, on the worker running it.
+    void setProgress(std::function<void(int, int)> progress) { m_progress = std::move(progress); }
     // Forward passes run so far (what the reuse tests count).
     int forwardPasses() const { return m_forwardPasses.load(); }
 
@@ -117,6 +121,7 @@ private:
     std::vector<kvs::TokenId> m_tokens;
     std::shared_ptr<const kvs::Capture> m_capture;
     std::atomic<int> m_forwardPasses{0};
+    std::function<void(int, int)> m_progress;
 };
 
 class Engine {
@@ -169,7 +174,7 @@ private:
             QElapsedTimer timer;
             timer.start();
             ensureBackend();
-            return work(captureFor(request), timer);
+            return work(captureFor(request, cancel), timer);
         });
     }
     void ensureBackend();
@@ -184,7 +189,7 @@ private:
                                  const kvs::ExactReference& reference,
                                  kvs::AttentionBackend* timing, bool keepHeads,
                                  const std::atomic<bool>& cancel);
-    const kvs::Capture& captureFor(const AnalysisRequest& request);
+    const kvs::Capture& captureFor(const AnalysisRequest& request, const std::atomic<bool>& cancel);
     const kvs::ExactReference& referenceFor(const AnalysisRequest& request,
                                             const kvs::EvalOptions& options);
 

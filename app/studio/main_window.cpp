@@ -235,11 +235,37 @@ void MainWindow::createStatusBar() {
 void MainWindow::connectSession() {
     Session* s = m_session.get();
     connect(s, &Session::busyChanged, this, [this] { updateWorkIndicator(); });
+    // The bar measures a capture's layers while one runs, and is a busy indicator otherwise.
+    connect(s, &Session::captureProgress, this, [this](int done, int layers) {
+        if (done >= layers) {
+            m_progress->setRange(0, 0);
+            m_progress->setToolTip(QString());
+            if (m_capturing)
+                setModelStateText(m_stateBeforeCapture);
+            m_capturing = false;
+            return;
+        }
+        if (!m_capturing)
+            m_stateBeforeCapture = m_modelState->text();
+        m_capturing = true;
+        m_progress->setRange(0, layers);
+        m_progress->setValue(done);
+        m_progress->setToolTip(
+            tr("Running the model over the prompt: %1 of %2 layers").arg(done).arg(layers));
+        setModelStateText(
+            tr("Capturing the prompt: layer %1 of %2\u2026").arg(done + 1).arg(layers));
+    });
     connect(s, &Session::modelLoadCancelled, this, [this](const QString& folder) {
         m_progress->hide();
         setModelStateText(tr("Cancelled loading %1").arg(QDir::toNativeSeparators(folder)));
     });
     connect(s, &Session::workCancelled, this, [this] {
+        if (m_capturing) { // a cancelled capture: the bar goes back to a busy indicator
+            m_progress->setRange(0, 0);
+            m_progress->setToolTip(QString());
+            setModelStateText(m_stateBeforeCapture);
+            m_capturing = false;
+        }
         updateWorkIndicator();
         statusBar()->showMessage(tr("Cancelled; the views keep the last results"), 4000);
     });
@@ -354,6 +380,10 @@ void MainWindow::updateWorkIndicator() {
 
 bool MainWindow::isLoadProgressVisible() const {
     return !m_progress->isHidden();
+}
+
+int MainWindow::loadProgressValue() const {
+    return m_progress->maximum() > 0 ? m_progress->value() : -1;
 }
 
 void MainWindow::rebuildRecentMenu() {

@@ -137,6 +137,8 @@ public:
     QString backendText() const;
     QString modelStateText() const;
     bool isLoadProgressVisible() const;
+    // The bar's value while it measures a capture's layers; −1 while it is a busy indicator.
+    int loadProgressValue() const;
     // The status bar's Cancel button (and Esc) stop the session's long work.
     bool isCancelVisible() const;
     void cancelWork();
@@ -207,6 +209,8 @@ private:
     QLabel* m_backend = nullptr;
     QLabel* m_updated = nullptr;
     QProgressBar* m_progress = nullptr;
+    bool m_capturing = false;     // the bar measures a capture's layers
+    QString m_stateBeforeCapture; // the model line to put back when it ends
     QToolButton* m_cancelButton = nullptr;
     QTimer* m_workCheck = nullptr; // re-checks while there is work
     QElapsedTimer m_workSince;     // since when there has been cancellable work

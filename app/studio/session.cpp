@@ -290,6 +290,13 @@ Session::Session(QObject* parent) : QObject(parent) {
     m_pool.setMaxThreadCount(3);
     // One capture per (model, prompt) for the three engines: the model runs once.
     m_captures = std::make_shared<CaptureStore>();
+    // A long capture (minutes for a billion-parameter model) shows how far it got; queued to the
+    // GUI thread (the session outlives its workers: its destructor waits for them).
+    m_captures->setProgress([this](int done, int layers) {
+        QMetaObject::invokeMethod(
+            this, [this, done, layers] { emit captureProgress(done, layers); },
+            Qt::QueuedConnection);
+    });
     m_liveEngine = std::make_shared<Engine>(/*cpuOnly=*/false, m_captures);
     m_sweepEngine = std::make_shared<Engine>(/*cpuOnly=*/true, m_captures);
     m_qualityEngine = std::make_shared<Engine>(/*cpuOnly=*/true, m_captures);

@@ -130,6 +130,8 @@ signals:
     void tokenizeFailed(const QString& message);
     void backendChanged(std::shared_ptr<const kvs::studio::BackendSnapshot> backend);
     void busyChanged(bool busy);
+    // A forward pass of the prompt is under way: `done` of `layers` layers captured.
+    void captureProgress(int done, int layers);
     void modelLoadCancelled(const QString& folder);
     void workCancelled();
     // After a recompute asked for by captureNextRecompute(): the capture file, or why none.

@@ -359,7 +359,8 @@ template <class S> void storeInCache(KvCacheT<S>& cache, int layer, HeadKeysValu
 template <class S>
 MatrixT<S> runForward(const ModelConfig& c, const WeightStore<S>& weights,
                       std::span<const TokenId> tokens, KvCacheT<S>* cache, Capture* capture,
-                      const ContextAttention* context, LogitRows rows) {
+                      const ContextAttention* context, LogitRows rows,
+                      const ForwardControl& control) {
     const int n = static_cast<int>(tokens.size());
     const int past = cache ? cache->length : 0;
     const int total = past + n;
@@ -380,6 +381,10 @@ MatrixT<S> runForward(const ModelConfig& c, const WeightStore<S>& weights,
     MatrixT<S> xn, attn, projected, up, gate;
     Projections<S> p;
     for (int l = 0; l < c.layers; ++l) {
+        if (control.cancel && control.cancel->load())
+            throw Error(ErrorCode::Cancelled, "the forward pass was cancelled before layer " +
+                                                  std::to_string(l) + " of " +
+                                                  std::to_string(c.layers));
         const auto wPtr = weights.layer(l);
         const LayerWeights<S>& w = *wPtr;
         normalize(c, x, w.norm1, w.norm1Bias, xn);
@@ -400,6 +405,8 @@ MatrixT<S> runForward(const ModelConfig& c, const WeightStore<S>& weights,
         normalize(c, x, w.norm2, w.norm2Bias, xn);
         mlp(c, w, xn, up, gate, projected);
         x += projected;
+        if (control.progress && *control.progress)
+            (*control.progress)(l + 1, c.layers);
     }
     if (cache)
         cache->length = total;
@@ -416,9 +423,11 @@ MatrixT<S> runForward(const ModelConfig& c, const WeightStore<S>& weights,
 
 template MatrixT<float> runForward<float>(const ModelConfig&, const WeightStore<float>&,
                                           std::span<const TokenId>, KvCacheT<float>*, Capture*,
-                                          const ContextAttention*, LogitRows);
+                                          const ContextAttention*, LogitRows,
+                                          const ForwardControl&);
 template MatrixT<double> runForward<double>(const ModelConfig&, const WeightStore<double>&,
                                             std::span<const TokenId>, KvCacheT<double>*, Capture*,
-                                            const ContextAttention*, LogitRows);
+                                            const ContextAttention*, LogitRows,
+                                            const ForwardControl&);
 
 } // namespace kvs

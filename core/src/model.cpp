@@ -321,8 +321,12 @@ Result<Capture> Model::captureTokens(std::vector<TokenId> tokens, CaptureOptions
         c.tokens = std::move(tokens);
         for (TokenId id : c.tokens)
             c.tokenTexts.push_back(tokenizer() ? tokenizer()->tokenText(id) : std::to_string(id));
+        ForwardControl control;
+        control.cancel = options.cancel;
+        control.progress = &options.progress;
         Matrix logits =
-            forward(c.tokens, nullptr, &c, options.logits ? LogitRows::All : LogitRows::None);
+            runForward<float>(m_impl->config, *m_impl->weights, c.tokens, nullptr, &c, nullptr,
+                              options.logits ? LogitRows::All : LogitRows::None, control);
         if (options.logits)
             c.logits = std::move(logits);
         checkCaptureFinite(c, "the forward pass of " + m_impl->folder.string());

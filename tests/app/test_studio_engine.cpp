@@ -109,6 +109,31 @@ private slots:
         QCOMPARE(store->forwardPasses(), 2);
     }
 
+    // A cancelled job stops the capture it started (at the next layer): nothing is delivered, no
+    // capture is kept, and the next request runs the forward pass; the store reports progress.
+    void cancelledCaptureStops() {
+        auto store = std::make_shared<CaptureStore>();
+        std::vector<int> done;
+        store->setProgress([&](int d, int) { done.push_back(d); });
+        Engine engine(/*cpuOnly=*/true, store);
+        std::atomic<bool> cancel{false};
+        const AnalysisRequest r = request({QStringLiteral("select.uniform:keep=0.5")});
+        std::atomic<bool> cancelled{true};
+        const auto none = engine.analyze(r, cancelled);
+        QVERIFY(none.ok() && !none.value()); // cancelled: no snapshot, no error
+        QCOMPARE(store->forwardPasses(), 0);
+        // Cancelled by a report in the middle of the pass (as the window's Cancel would).
+        store->setProgress([&](int, int) { cancelled = true; });
+        cancelled = false;
+        const auto midway = engine.analyze(r, cancelled);
+        QVERIFY(midway.ok() && !midway.value());
+        QCOMPARE(store->forwardPasses(), 0);
+        store->setProgress([&](int d, int) { done.push_back(d); });
+        QVERIFY(engine.analyze(r, cancel).value());
+        QCOMPARE(store->forwardPasses(), 1);
+        QVERIFY(!done.empty() && done.back() == r.model->config().layers);
+    }
+
     // On an emulated device the session defers the timed attention: the analysis comes without
     // it, addTimings() adds the same dispatches an undeferred analysis has, and the next analysis
     // of the same settings has them from the cache.

@@ -185,6 +185,34 @@ private slots:
         QVERIFY(test::maxAbsDiff(h0.keysPreRope.row(3), h0.keys.row(3)) > 1e-4);
     }
 
+    // A long capture reports every layer and stops at the next one once cancelled, with
+    // ErrorCode::Cancelled; a finished capture equals one made without progress.
+    void progressAndCancel() {
+        test::TempDir dir;
+        const Model m = loadPreset(dir, "tiny-llama-gqa");
+        const std::vector<TokenId> tokens = {3, 17, 42, 99, 7, 250};
+        std::vector<std::pair<int, int>> seen;
+        CaptureOptions options;
+        options.progress = [&](int done, int layers) { seen.emplace_back(done, layers); };
+        const Capture c = m.captureTokens(tokens, options).valueOrThrow();
+        const int layers = m.config().layers;
+        QCOMPARE(static_cast<int>(seen.size()), layers);
+        for (int l = 0; l < layers; ++l)
+            QCOMPARE(seen[static_cast<std::size_t>(l)], std::make_pair(l + 1, layers));
+        const Capture plain = m.captureTokens(tokens).valueOrThrow();
+        QCOMPARE(c.layers[1].hiddenNormed, plain.layers[1].hiddenNormed);
+
+        std::atomic<bool> cancel{true};
+        options.cancel = &cancel;
+        KVS_VERIFY_ERROR(m.captureTokens(tokens, options), "cancelled before layer 0 of");
+        // Cancelled from the progress report after the first layer: stops before the second.
+        cancel = false;
+        options.progress = [&](int, int) { cancel = true; };
+        const auto stopped = m.captureTokens(tokens, options);
+        KVS_VERIFY_ERROR(stopped, "cancelled before layer 1 of");
+        KVS_COMPARE_ENUM(stopped.error().code(), ErrorCode::Cancelled);
+    }
+
     void kEqVValuesAreKeys() {
         test::TempDir dir;
         SyntheticModelSpec spec = syntheticPreset("tiny-llama");

@@ -11,8 +11,10 @@
 #include "kvs/tensor.h"
 #include "kvs/tokenizer.h"
 
+#include <atomic>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -50,6 +52,11 @@ enum class LogitRows { All, Last, None };
 
 struct CaptureOptions {
     bool logits = false; // keep every position's logits in the capture (Capture::logits)
+    // Checked before every layer: once set, the capture stops with ErrorCode::Cancelled (a
+    // billion-parameter model takes minutes; the studio's Cancel sets it).
+    const std::atomic<bool>* cancel = nullptr;
+    // Called on the capturing thread after every layer with (layers done, layers).
+    std::function<void(int, int)> progress = {};
 };
 
 // Keys and values of every layer for the tokens seen so far (what incremental decoding reuses).

@@ -41,7 +41,7 @@ struct HfTensor {
     std::vector<float> data;
     // Instead of `data`: fills consecutive chunks of the elements while the file is written
     // (SafetensorsWriter::addFloatGenerated), so a generated model is never whole in memory.
-    std::function<void(std::span<float>)> fill;
+    std::function<void(std::span<float>)> fill = {};
 };
 
 // Writes a model folder: config.json (with torch_dtype), the tensors in `dtype` (model.safetensors,
