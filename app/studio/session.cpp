@@ -481,6 +481,7 @@ void Session::cancelWork() {
             notifyViews([](ISessionView* v) { v->onModelCleared(); });
         emit modelLoadCancelled(folder);
     }
+    m_userCancelled = true;
     emit workCancelled();
     updateBusy();
 }
@@ -603,6 +604,7 @@ AnalysisRequest Session::makeRequest() const {
 
 void Session::recomputeNow() {
     m_analysisDebounce.stop();
+    m_userCancelled = false; // a new request: the user wants results again
     if (!m_model || !m_tokens || m_schemes.isEmpty() || m_tokens->count() < 2) {
         updateBusy();
         return;
@@ -677,7 +679,9 @@ void Session::startTiming() {
                 notifyViews(
                     [&](ISessionView* v) { v->onJobFailed(views::StudioJob::Timing, error); });
             }
-            if (m_analysis && m_analysis->timingsPending)
+            // The timed recompute, unless the user cancelled the work since: it would redo what
+            // they stopped. Their next change recomputes with timings.
+            if (m_analysis && m_analysis->timingsPending && !m_userCancelled)
                 recomputeNow();
         });
 }

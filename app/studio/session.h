@@ -198,6 +198,7 @@ private:
     int m_running = 0;
     bool m_lastBusy = false;
     bool m_destroying = false;
+    bool m_userCancelled = false; // cancelWork() since the last recompute
 
     std::vector<ISessionView*> m_views;
     ModelState m_state = ModelState::None;

@@ -306,17 +306,13 @@ private slots:
         QVERIFY(!w.session()->model());
 
         openAndWait(w);
-        // Settled: the timing backend is up (its start-up is followed by a recompute, which on
-        // a loaded machine could land after the cancel below) and the follow-ups are merged.
-        QTRY_VERIFY_WITH_TIMEOUT(
-            !w.session()->analysis()->timingsPending && !w.session()->analysis()->timingsDeferred &&
-                !w.session()->analysis()->qualityPending && !w.session()->isBusy(),
-            kTimeoutMs);
         QVERIFY(QTest::qWaitFor([&] { return !w.session()->hasCancellableWork(); }, kTimeoutMs));
         QTRY_VERIFY_WITH_TIMEOUT(!w.isCancelVisible(), 2000); // the indicator re-checks at 10 Hz
         const auto before = w.session()->analysis();
 
-        // A new setting starts work; Esc's action cancels it and nothing new is delivered.
+        // A new setting starts work; Esc's action cancels it and nothing new is delivered — not
+        // even when the timing backend comes up afterwards (its start-up recompute would redo
+        // the cancelled settings; on a loaded machine it lands after the cancel).
         w.schemesPanel()->setContextTokens(6);
         w.session()->recomputeNow();
         QVERIFY(w.session()->hasCancellableWork());
