@@ -371,16 +371,6 @@ std::shared_ptr<views::AnalysisData> Engine::newAnalysis(const AnalysisRequest& 
     return data;
 }
 
-namespace {
-
-// A scheme's refusal of a model or setting (bad parameter, unsupported combination): reported on
-// its run while the other schemes still run. Anything else fails the whole job.
-bool refusal(ErrorCode code) {
-    return code == ErrorCode::InvalidArgument || code == ErrorCode::Unsupported;
-}
-
-} // namespace
-
 views::SchemeRun Engine::evaluateRun(const QString& text, const AnalysisRequest& request,
                                      const EvalOptions& options, const ExactReference& reference,
                                      AttentionBackend* timing, bool keepHeads,
@@ -400,7 +390,7 @@ views::SchemeRun Engine::evaluateRun(const QString& text, const AnalysisRequest&
     runOptions.exactMaps = false; // the maps point into the reference instead
     auto evaluated =
         evaluate(capture, request.model.get(), setting, *m_backend, runOptions, &reference);
-    if (!evaluated.ok() && refusal(evaluated.error().code())) {
+    if (!evaluated.ok() && isRefusal(evaluated.error().code())) {
         run.error = qs(evaluated.message());
         return run;
     }
@@ -694,11 +684,11 @@ Result<std::shared_ptr<const views::SweepData>> Engine::sweep(const AnalysisRequ
                 // has no curve; one that fails only elsewhere on the sweep fails the job.
                 // (Rewritten models have no compressAll: their sweep errors are the job's.)
                 const Scheme* scheme = findScheme(setting.id);
-                if (!swept.ok() && refusal(swept.error().code()) && scheme &&
+                if (!swept.ok() && isRefusal(swept.error().code()) && scheme &&
                     !scheme->info().transformsWeights) {
                     const auto current = compressAll(capture, setting, request.contextTokens, 0,
                                                      request.model.get());
-                    if (!current.ok() && refusal(current.error().code()))
+                    if (!current.ok() && isRefusal(current.error().code()))
                         continue;
                 }
                 Sweep sweep = std::move(swept).valueOrThrow();

@@ -52,6 +52,12 @@ struct AnalysisRequest {
     bool renderDocCapture = false;
 };
 
+// A scheme's refusal of a model or setting (bad parameter, unsupported combination): reported on
+// its run while the other schemes still run. Anything else fails the whole job.
+inline bool isRefusal(kvs::ErrorCode code) {
+    return code == kvs::ErrorCode::InvalidArgument || code == kvs::ErrorCode::Unsupported;
+}
+
 // The context split actually used: `requested` when it leaves at least one probe token, else
 // three quarters of the prompt.
 int resolveContextTokens(int requested, int tokens);

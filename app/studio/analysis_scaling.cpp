@@ -154,9 +154,7 @@ Result<std::shared_ptr<const views::ScalingData>> Engine::scaling(const Analysis
                         compressAll(*capture, setting, length, 0, request.model.get());
                     // A budget the scheme cannot meet at this length, or a model it refuses
                     // (the analysis's run says why): no point.
-                    if (!compressed.ok() &&
-                        (compressed.error().code() == ErrorCode::InvalidArgument ||
-                         compressed.error().code() == ErrorCode::Unsupported))
+                    if (!compressed.ok() && isRefusal(compressed.error().code()))
                         continue;
                     probe.heads = compressed.valueOrThrow();
                     series.points.push_back(timeLength(probe, length, *timing));

@@ -140,6 +140,22 @@ std::string article(std::string_view kind) {
            std::string(kind);
 }
 
+// Writes all of `data` to `fd` (retrying interrupted and, for a non-blocking fifo, would-block
+// writes): 0, or the errno of the write that failed.
+int writeFully(int fd, std::span<const std::byte> data) {
+    std::size_t written = 0;
+    while (written < data.size()) {
+        const auto n = ::write(fd, data.data() + written, data.size() - written);
+        if (n < 0) {
+            if (errno == EINTR || errno == EAGAIN)
+                continue;
+            return errno;
+        }
+        written += static_cast<std::size_t>(n);
+    }
+    return 0;
+}
+
 // Writes straight into a device or fifo the user named with --force (/dev/null, /dev/stdout).
 void writeInto(const fs::path& path, const OutputProducer& produce) {
     const int fd = ::open(path.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
@@ -147,16 +163,8 @@ void writeInto(const fs::path& path, const OutputProducer& produce) {
         ioError(path, "cannot open for writing", errno);
     try {
         produce([&](std::span<const std::byte> data) {
-            std::size_t written = 0;
-            while (written < data.size()) {
-                const auto n = ::write(fd, data.data() + written, data.size() - written);
-                if (n < 0) {
-                    if (errno == EINTR || errno == EAGAIN)
-                        continue;
-                    ioError(path, "write failed", errno);
-                }
-                written += static_cast<std::size_t>(n);
-            }
+            if (const int error = writeFully(fd, data))
+                ioError(path, "write failed", error);
         });
     } catch (...) {
         ::close(fd);
@@ -186,15 +194,9 @@ void writeAtomically(const fs::path& path, const OutputProducer& produce) {
     };
     try {
         produce([&](std::span<const std::byte> data) {
-            std::size_t written = 0;
-            while (written < data.size()) {
-                const auto n = ::write(fd, data.data() + written, data.size() - written);
-                if (n < 0) {
-                    if (errno == EINTR)
-                        continue;
-                    fail("write failed");
-                }
-                written += static_cast<std::size_t>(n);
+            if (const int error = writeFully(fd, data)) {
+                errno = error;
+                fail("write failed");
             }
         });
     } catch (...) { // the producer failed, or a write did (then fail() has cleaned up)

@@ -40,6 +40,17 @@ void checkName(const std::string& name) {
         throw Error(ErrorCode::InvalidArgument, "'__metadata__' cannot be a tensor name");
 }
 
+// What addFloat and addFloatGenerated accept: a new name and a float storage type.
+void checkFloatTensor(const std::string& name, DType storeAs, bool exists) {
+    checkName(name);
+    if (storeAs != DType::F32 && storeAs != DType::F16 && storeAs != DType::BF16)
+        throw Error(ErrorCode::InvalidArgument, "tensor '" + name +
+                                                    "': float data cannot be stored as " +
+                                                    std::string(dtypeName(storeAs)));
+    if (exists)
+        throw Error(ErrorCode::InvalidArgument, "tensor '" + name + "' was already added");
+}
+
 } // namespace
 
 void SafetensorsWriter::setMetadata(const std::string& key, const std::string& value) {
@@ -64,18 +75,12 @@ void SafetensorsWriter::add(const std::string& name, DType dtype, std::vector<st
 
 void SafetensorsWriter::addFloat(const std::string& name, DType storeAs,
                                  std::vector<std::int64_t> shape, std::span<const float> data) {
-    checkName(name);
-    if (storeAs != DType::F32 && storeAs != DType::F16 && storeAs != DType::BF16)
-        throw Error(ErrorCode::InvalidArgument, "tensor '" + name +
-                                                    "': float data cannot be stored as " +
-                                                    std::string(dtypeName(storeAs)));
+    checkFloatTensor(name, storeAs, m_entries.count(name) != 0);
     const std::size_t count = elementCount(name, shape);
     if (count != data.size())
         throw Error(ErrorCode::InvalidArgument,
                     "tensor '" + name + "': " + std::to_string(data.size()) + " values for shape " +
                         describeShape(shape) + ", which has " + std::to_string(count));
-    if (m_entries.count(name) != 0)
-        throw Error(ErrorCode::InvalidArgument, "tensor '" + name + "' was already added");
     std::vector<std::byte> bytes(count * dtypeSize(storeAs));
     convertFromFloat(data.data(), count, storeAs, bytes.data());
     const std::size_t size = bytes.size();
@@ -84,17 +89,11 @@ void SafetensorsWriter::addFloat(const std::string& name, DType storeAs,
 
 void SafetensorsWriter::addFloatGenerated(const std::string& name, DType storeAs,
                                           std::vector<std::int64_t> shape, ChunkFill fill) {
-    checkName(name);
-    if (storeAs != DType::F32 && storeAs != DType::F16 && storeAs != DType::BF16)
-        throw Error(ErrorCode::InvalidArgument, "tensor '" + name +
-                                                    "': float data cannot be stored as " +
-                                                    std::string(dtypeName(storeAs)));
+    checkFloatTensor(name, storeAs, m_entries.count(name) != 0);
     const std::size_t count = elementCount(name, shape);
     std::size_t bytes = 0;
     if (__builtin_mul_overflow(count, dtypeSize(storeAs), &bytes))
         throw Error(ErrorCode::InvalidArgument, "tensor '" + name + "' is too large");
-    if (m_entries.count(name) != 0)
-        throw Error(ErrorCode::InvalidArgument, "tensor '" + name + "' was already added");
     m_entries.emplace(name, Entry{storeAs, std::move(shape), {}, bytes, std::move(fill)});
 }
 
