@@ -8,8 +8,10 @@
 #include <QComboBox>
 #include <QHBoxLayout>
 #include <QLabel>
+#include <QResizeEvent>
 #include <QSignalBlocker>
 #include <QSplitter>
+#include <QTimer>
 #include <QVBoxLayout>
 #include <algorithm>
 #include <cmath>
@@ -95,6 +97,14 @@ AttentionView::AttentionView(QWidget* parent) : QWidget(parent) {
         tr("How weights map to colours. Diffuse heads spread small weights over many keys: the "
            "square-root and log scales give those weights more of the colours (log: four "
            "decades below the largest weight). Hover values and exports stay the weights."));
+    m_poolingBox = new QComboBox(this);
+    m_poolingBox->setObjectName(QStringLiteral("attentionPooling"));
+    m_poolingBox->addItems({tr("max per pixel"), tr("mean per pixel")});
+    m_poolingBox->setToolTip(
+        tr("When a map has more keys than the screen has pixels, each pixel shows its keys' "
+           "largest weight (a lone strong key stays visible; differences keep their sign) or "
+           "their mean. Zoom in until every key has a pixel to see the weights cell for cell; "
+           "the legend says when a map is pooled. Hover and CSV export use every key."));
     // The title (scheme, head and its numbers) gets a line of its own: beside the controls it
     // was cut off before the numbers.
     bar->addWidget(new QLabel(tr("Show"), this));
@@ -113,6 +123,7 @@ AttentionView::AttentionView(QWidget* parent) : QWidget(parent) {
     bar->addWidget(new QLabel(tr("Colours"), this));
     bar->addWidget(m_paletteBox);
     bar->addWidget(m_scaleBox);
+    bar->addWidget(m_poolingBox);
     bar->addStretch(1);
     layout->addWidget(m_title);
     layout->addLayout(bar);
@@ -129,6 +140,8 @@ AttentionView::AttentionView(QWidget* parent) : QWidget(parent) {
     m_gridMark->setPen(QPen(QColor(0xD5, 0x5E, 0x00), 2));
     m_gridMark->setBrush(Qt::NoBrush);
     connect(m_grid, &QCustomPlot::mousePress, this, &AttentionView::onGridClick);
+    connect(m_grid->xAxis, qOverload<const QCPRange&>(&QCPAxis::rangeChanged), this,
+            &AttentionView::schedulePooling);
 
     auto* mapsRow = new QWidget(splitter);
     auto* mapsLayout = new QHBoxLayout(mapsRow);
@@ -173,9 +186,15 @@ AttentionView::AttentionView(QWidget* parent) : QWidget(parent) {
         m_scales[i] = scale;
         m_cursor[i] = cursor;
         connect(plot->xAxis, qOverload<const QCPRange&>(&QCPAxis::rangeChanged), this,
-                [this, plot] { syncRanges(plot); });
+                [this, plot] {
+                    syncRanges(plot);
+                    schedulePooling();
+                });
         connect(plot->yAxis, qOverload<const QCPRange&>(&QCPAxis::rangeChanged), this,
-                [this, plot] { syncRanges(plot); });
+                [this, plot] {
+                    syncRanges(plot);
+                    schedulePooling();
+                });
         connect(plot, &QCustomPlot::mouseMove, this,
                 [this, plot](QMouseEvent* e) { onHover(plot, e); });
         mapsLayout->addWidget(plot, 1);
@@ -220,6 +239,8 @@ AttentionView::AttentionView(QWidget* parent) : QWidget(parent) {
             [this](int i) { setPalette(static_cast<Palette>(i)); });
     connect(m_scaleBox, qOverload<int>(&QComboBox::currentIndexChanged), this,
             [this](int i) { setColourScale(static_cast<ColourScale>(i)); });
+    connect(m_poolingBox, qOverload<int>(&QComboBox::currentIndexChanged), this,
+            [this](int i) { setPooling(static_cast<kvs::MapPooling>(i)); });
     connect(m_referenceBox, qOverload<int>(&QComboBox::currentIndexChanged), this, [this] {
         if (m_data && !m_data->runs.empty()) {
             rebuildGrid();
@@ -243,6 +264,7 @@ void AttentionView::clear(const QString& placeholder) {
     m_thumbs.clear();
     m_gridMark->setVisible(false);
     setPlotPlaceholder(m_grid, placeholder);
+    m_shown = {};
     for (std::size_t i = 0; i < 3; ++i) {
         m_colorMaps[i]->data()->clear();
         m_cursor[i]->setVisible(false);
@@ -274,20 +296,47 @@ void AttentionView::setData(std::shared_ptr<const AnalysisData> analysis, int ru
     m_layer = std::clamp(m_layer, 0, m_data->layers - 1);
     m_head = std::clamp(m_head, 0, m_data->heads - 1);
     setPlotPlaceholder(m_grid, QString());
-    rebuildGrid();
-    rebuildMaps();
     if (shapeChanged) {
+        // Before the maps are filled: they are pooled for the window these ranges show.
         for (QCustomPlot* p : m_maps) {
             p->xAxis->setRange(-0.5, m_data->contextTokens - 0.5);
             p->yAxis->setRange(-0.5, m_data->probeTokens - 0.5);
         }
         m_mass->yAxis->setRange(-0.5, m_data->probeTokens - 0.5);
     }
+    rebuildGrid(true);
+    rebuildMaps();
     updateVisibility();
 }
 
-void AttentionView::rebuildGrid() {
-    const SchemeRun& run = m_data->runs[static_cast<std::size_t>(m_run)];
+namespace {
+
+// Fills `cells` with `pooled`, the pooling of `window` of a map whose cell (0, 0) sits at (x0, y0):
+// each drawn cell is centred on the keys (rows) it stands for.
+void setPooledCells(QCPColorMapData* cells, const Matrix& pooled, const kvs::MapWindow& window,
+                    double x0, double y0) {
+    const int cols = static_cast<int>(pooled.cols());
+    const int rows = static_cast<int>(pooled.rows());
+    const auto centre = [](int c, int width, int n) {
+        return (kvs::blockStart(c, width, n) + kvs::blockStart(c + 1, width, n) - 1) / 2.0;
+    };
+    cells->setSize(cols, rows);
+    cells->setRange(QCPRange(x0 + window.colBegin + centre(0, window.cols(), cols),
+                             x0 + window.colBegin + centre(cols - 1, window.cols(), cols)),
+                    QCPRange(y0 + window.rowBegin + centre(0, window.rows(), rows),
+                             y0 + window.rowBegin + centre(rows - 1, window.rows(), rows)));
+    for (int r = 0; r < rows; ++r)
+        for (int c = 0; c < cols; ++c)
+            cells->setCell(c, r, static_cast<double>(pooled(r, c)));
+}
+
+int ceilDiv(int a, int b) {
+    return (a + b - 1) / b;
+}
+
+} // namespace
+
+void AttentionView::rebuildGrid(bool resetRange) {
     const int nctx = m_data->contextTokens;
     const int nprobe = m_data->probeTokens;
     const int g = m_data->groupSize();
@@ -304,8 +353,6 @@ void AttentionView::rebuildGrid() {
         m_grid->removePlottable(m_thumbs.back());
         m_thumbs.pop_back();
     }
-    const QCPColorGradient sequential =
-        m_palette == Palette::Viridis ? viridisGradient() : cividisGradient();
     QSharedPointer<QCPAxisTickerText> xt(new QCPAxisTickerText);
     QSharedPointer<QCPAxisTickerText> yt(new QCPAxisTickerText);
     for (int l = 0; l < m_data->layers; ++l)
@@ -316,6 +363,33 @@ void AttentionView::rebuildGrid() {
                           : QStringLiteral("H%1").arg(h));
     m_grid->xAxis->setTicker(xt);
     m_grid->yAxis->setTicker(yt);
+    if (resetRange) {
+        const QSignalBlocker blockX(m_grid->xAxis);
+        m_grid->xAxis->setRange(-gapX / 2, m_data->heads * (nctx + gapX) - gapX / 2);
+        m_grid->yAxis->setRange(-gapY / 2, m_data->layers * (nprobe + gapY) - gapY / 2);
+    }
+    fillThumbs();
+    markGridSelection();
+}
+
+void AttentionView::fillThumbs() {
+    const SchemeRun& run = m_data->runs[static_cast<std::size_t>(m_run)];
+    const int nctx = m_data->contextTokens;
+    const int nprobe = m_data->probeTokens;
+    const double gapX = std::max(2.0, 0.12 * nctx);
+    const double gapY = std::max(2.0, 0.25 * nprobe);
+    // A thumbnail gets as many cells as it has pixels at the grid's current zoom (a 32 × 32 grid
+    // of 2,000-key maps is a few hundred thousand cells, not a hundred million). The widget's size,
+    // not the axis rectangle's: that one is laid out only at the next replot.
+    const double pxPerKey = std::max(1, m_grid->width()) / m_grid->xAxis->range().size();
+    const double pxPerRow = std::max(1, m_grid->height()) / m_grid->yAxis->range().size();
+    const int outCols =
+        std::clamp(static_cast<int>(std::ceil(nctx * pxPerKey)), 1, std::max(1, nctx));
+    const int outRows =
+        std::clamp(static_cast<int>(std::ceil(nprobe * pxPerRow)), 1, std::max(1, nprobe));
+    m_gridKeysPerCell = nctx > 0 ? ceilDiv(nctx, outCols) : 1;
+    const QCPColorGradient sequential =
+        m_palette == Palette::Viridis ? viridisGradient() : cividisGradient();
     for (int l = 0; l < m_data->layers; ++l) {
         for (int h = 0; h < m_data->heads; ++h) {
             QCPColorMap* map = m_thumbs[static_cast<std::size_t>(l * m_data->heads + h)];
@@ -337,15 +411,10 @@ void AttentionView::rebuildGrid() {
                 cells->clear();
                 continue;
             }
-            const int rows = static_cast<int>(m->rows());
-            const int cols = static_cast<int>(m->cols());
-            const double x0 = h * (nctx + gapX);
-            const double y0 = l * (nprobe + gapY);
-            cells->setSize(cols, rows);
-            cells->setRange(QCPRange(x0, x0 + cols - 1), QCPRange(y0, y0 + rows - 1));
-            for (int r = 0; r < rows; ++r)
-                for (int c = 0; c < cols; ++c)
-                    cells->setCell(c, r, static_cast<double>((*m)(r, c)));
+            const kvs::MapWindow all{0, static_cast<int>(m->rows()), 0,
+                                     static_cast<int>(m->cols())};
+            setPooledCells(cells, kvs::poolMap(*m, all, outRows, outCols, m_pooling), all,
+                           h * (nctx + gapX), l * (nprobe + gapY));
             if (diverging) {
                 const double a = std::max(matrixAbsMax(*m), 1e-12);
                 map->setGradient(divergingGradient());
@@ -355,9 +424,73 @@ void AttentionView::rebuildGrid() {
             }
         }
     }
-    m_grid->xAxis->setRange(-gapX / 2, m_data->heads * (nctx + gapX) - gapX / 2);
-    m_grid->yAxis->setRange(-gapY / 2, m_data->layers * (nprobe + gapY) - gapY / 2);
-    markGridSelection();
+}
+
+void AttentionView::fillMap(std::size_t i) {
+    QCPColorMapData* cells = m_colorMaps[i]->data();
+    const Matrix* m = m_shown[i];
+    m_keysPerCell[i] = 1;
+    if (!m || m->size() == 0) {
+        cells->clear();
+        return;
+    }
+    // The visible window of whole cells, pooled to the axis rectangle's pixels.
+    const QCPRange xr = m_maps[i]->xAxis->range();
+    const QCPRange yr = m_maps[i]->yAxis->range();
+    kvs::MapWindow window = kvs::clampWindow(*m, {static_cast<int>(std::floor(yr.lower + 0.5)),
+                                                  static_cast<int>(std::ceil(yr.upper + 0.5)),
+                                                  static_cast<int>(std::floor(xr.lower + 0.5)),
+                                                  static_cast<int>(std::ceil(xr.upper + 0.5))});
+    if (window.rows() <= 0 || window.cols() <= 0) // panned off the map: draw all of it
+        window = {0, static_cast<int>(m->rows()), 0, static_cast<int>(m->cols())};
+    // The plot widget's size bounds its axis rectangle's (laid out only at the next replot).
+    const int px = std::max(16, m_maps[i]->width());
+    const int py = std::max(8, m_maps[i]->height());
+    const Matrix pooled = kvs::poolMap(*m, window, py, px, m_pooling);
+    m_keysPerCell[i] = ceilDiv(window.cols(), static_cast<int>(pooled.cols()));
+    setPooledCells(cells, pooled, window, 0, 0);
+    m_scales[i]->axis()->setLabel(legendLabel(i));
+}
+
+QString AttentionView::legendLabel(std::size_t i) const {
+    QString label = i == 2                                     ? tr("difference (linear)")
+                    : m_colourScale == ColourScale::Linear     ? tr("weight")
+                    : m_colourScale == ColourScale::SquareRoot ? tr("weight (\u221a colour scale)")
+                                                               : tr("weight (log colour scale)");
+    if (m_keysPerCell[i] > 1)
+        label += (m_pooling == kvs::MapPooling::Max ? tr(" \u00b7 max of \u2264%1 keys/pixel")
+                                                    : tr(" \u00b7 mean of \u2264%1 keys/pixel"))
+                     .arg(m_keysPerCell[i]);
+    return label;
+}
+
+void AttentionView::schedulePooling() {
+    if (m_poolingPending || !m_data)
+        return;
+    m_poolingPending = true;
+    QTimer::singleShot(0, this, [this] {
+        m_poolingPending = false;
+        if (!m_data || m_data->runs.empty())
+            return;
+        fillThumbs();
+        m_grid->replot(QCustomPlot::rpQueuedReplot);
+        for (std::size_t i = 0; i < 3; ++i) {
+            fillMap(i);
+            m_maps[i]->replot(QCustomPlot::rpQueuedReplot);
+        }
+    });
+}
+
+void AttentionView::resizeEvent(QResizeEvent* event) {
+    QWidget::resizeEvent(event);
+    schedulePooling();
+}
+
+void AttentionView::setPooling(kvs::MapPooling pooling) {
+    m_pooling = pooling;
+    if (m_poolingBox->currentIndex() != static_cast<int>(pooling))
+        m_poolingBox->setCurrentIndex(static_cast<int>(pooling));
+    redrawColours();
 }
 
 void AttentionView::markGridSelection() {
@@ -439,37 +572,22 @@ void AttentionView::rebuildMaps() {
         tokenTicker(m_data->tokenTexts, m_data->contextTokens, m_data->probeTokens, axisHeight, 15);
     // The y ticker labels rows 0.. with the probe tokens' absolute positions.
     for (std::size_t i = 0; i < 3; ++i) {
-        QCPColorMapData* cells = m_colorMaps[i]->data();
-        const Matrix* m = mats[i];
+        m_shown[i] = mats[i] && mats[i]->size() ? mats[i] : nullptr;
         m_maps[i]->xAxis->setTicker(xTicker);
         m_maps[i]->yAxis->setTicker(yTicker);
-        if (!m || m->size() == 0) {
-            cells->clear();
-            continue;
-        }
-        const int rows = static_cast<int>(m->rows());
-        const int cols = static_cast<int>(m->cols());
-        cells->setSize(cols, rows);
-        cells->setRange(QCPRange(0, cols - 1), QCPRange(0, rows - 1));
-        for (int r = 0; r < rows; ++r)
-            for (int c = 0; c < cols; ++c)
-                cells->setCell(c, r, static_cast<double>((*m)(r, c)));
         if (i == 2) {
             m_colorMaps[i]->setDataScaleType(QCPAxis::stLinear);
             m_colorMaps[i]->setGradient(divergingGradient());
             m_colorMaps[i]->setDataRange(QCPRange(-diff, diff));
             m_scales[i]->axis()->setTicker(QSharedPointer<QCPAxisTicker>(new QCPAxisTicker));
-            m_scales[i]->axis()->setLabel(tr("difference (linear)"));
         } else {
             applySequentialScale(m_colorMaps[i], sequential, top);
             m_scales[i]->axis()->setTicker(m_colourScale == ColourScale::Log
                                                ? QSharedPointer<QCPAxisTicker>(new QCPAxisTickerLog)
                                                : QSharedPointer<QCPAxisTicker>(new QCPAxisTicker));
-            m_scales[i]->axis()->setLabel(m_colourScale == ColourScale::Linear ? tr("weight")
-                                          : m_colourScale == ColourScale::SquareRoot
-                                              ? tr("weight (\u221a colour scale)")
-                                              : tr("weight (log colour scale)"));
         }
+        fillMap(i);
+        m_scales[i]->axis()->setLabel(legendLabel(i));
     }
 
     // Evicted keys: hatched columns over the compressed map, one rectangle per run of evicted
@@ -647,10 +765,10 @@ void AttentionView::onGridClick(QMouseEvent* event) {
 }
 
 double AttentionView::cellValue(int which, int row, int key) const {
-    QCPColorMapData* cells = m_colorMaps[static_cast<std::size_t>(which)]->data();
-    if (row < 0 || key < 0 || key >= cells->keySize() || row >= cells->valueSize())
+    const Matrix* m = m_shown[static_cast<std::size_t>(which)];
+    if (!m || row < 0 || key < 0 || key >= m->cols() || row >= m->rows())
         return std::nan("");
-    return cells->cell(key, row);
+    return static_cast<double>((*m)(row, key));
 }
 
 bool AttentionView::hoverCell(int row, int key) {
@@ -714,14 +832,15 @@ CsvTable AttentionView::mapCsv(int which) const {
                 QStringLiteral("query_position"), QStringLiteral("key_position"),
                 which == 2 ? QStringLiteral("probability_difference")
                            : QStringLiteral("probability")};
-    QCPColorMapData* cells = m_colorMaps[static_cast<std::size_t>(which)]->data();
-    if (!m_data)
+    // Every key, whatever the map's pooling on screen.
+    const Matrix* m = m_shown[static_cast<std::size_t>(which)];
+    if (!m_data || !m)
         return t;
-    for (int r = 0; r < cells->valueSize(); ++r)
-        for (int c = 0; c < cells->keySize(); ++c)
+    for (int r = 0; r < m->rows(); ++r)
+        for (int c = 0; c < m->cols(); ++c)
             t.rows.push_back({QString::number(m_layer), QString::number(m_head),
                               QString::number(m_data->contextTokens + r), QString::number(c),
-                              QString::number(cells->cell(c, r), 'g', 8)});
+                              QString::number((*m)(r, c), 'g', 8)});
     return t;
 }
 

@@ -9,6 +9,8 @@
 #include "chart_export.h"
 #include "studio_view.h"
 
+#include "kvs/map_pooling.h"
+
 #include <QWidget>
 #include <memory>
 
@@ -50,6 +52,16 @@ public:
     void setPalette(Palette palette);
     void setColourScale(ColourScale scale);
     ColourScale colourScale() const { return m_colourScale; }
+    // Maps with more keys (or probe rows) than their plot has pixels are drawn pooled to the
+    // pixels (kvs::poolMap over the visible window, redone on zoom, pan and resize); zoomed in to
+    // fewer keys than pixels they are drawn cell for cell. Hover, readout and CSV export always
+    // use the unpooled weights.
+    void setPooling(kvs::MapPooling pooling);
+    kvs::MapPooling pooling() const { return m_pooling; }
+    // Keys per drawn cell in the large map `which` (1 = exact; the largest block when pooled).
+    int keysPerCell(int which) const { return m_keysPerCell[static_cast<std::size_t>(which)]; }
+    // Keys per drawn cell in the grid's thumbnails (1 = exact).
+    int gridKeysPerCell() const { return m_gridKeysPerCell; }
     // The large maps' colour legends (0 exact, 1 compressed, 2 difference).
     QCPColorScale* colourLegend(int which) const {
         return m_scales[static_cast<std::size_t>(which)];
@@ -70,7 +82,8 @@ public:
     // Shows the readout for (probe row, context key) as a hover would; false when outside.
     bool hoverCell(int row, int key);
     QString readoutText() const;
-    // The value drawn in the large map of `which` (0 exact, 1 compressed, 2 difference).
+    // The weight at (probe row, key) of the large map `which` (0 exact, 1 compressed, 2
+    // difference): the map's own value, not the pooled cell that may draw it.
     double cellValue(int which, int row, int key) const;
     int evictedMarkCount() const { return m_evictedMarks; }
     std::vector<ChartHandle> charts() const override;
@@ -89,9 +102,16 @@ public:
 signals:
     void selectionChanged(int layer, int queryHead);
 
+protected:
+    void resizeEvent(QResizeEvent* event) override;
+
 private:
-    void rebuildGrid();
+    void rebuildGrid(bool resetRange = false);
+    void fillThumbs();
     void rebuildMaps();
+    void fillMap(std::size_t which); // pools m_shown[which] for its plot's window and pixels
+    void schedulePooling();          // coalesces zoom, pan and resize into one redraw
+    QString legendLabel(std::size_t which) const;
     void updateVisibility();
     void syncRanges(QCustomPlot* source);
     void onHover(QCustomPlot* plot, QMouseEvent* event);
@@ -112,12 +132,18 @@ private:
     void applySequentialScale(QCPColorMap* map, const QCPColorGradient& base, double top) const;
     Palette m_palette = Palette::Viridis;
     ColourScale m_colourScale = ColourScale::Linear;
+    kvs::MapPooling m_pooling = kvs::MapPooling::Max;
+    std::array<const Matrix*, 3> m_shown{}; // the matrices the large maps draw (owned by m_data)
+    std::array<int, 3> m_keysPerCell{1, 1, 1};
+    int m_gridKeysPerCell = 1;
+    bool m_poolingPending = false;
     bool m_syncing = false;
     int m_evictedMarks = 0;
 
     QComboBox* m_modeBox = nullptr;
     QComboBox* m_paletteBox = nullptr;
     QComboBox* m_scaleBox = nullptr;
+    QComboBox* m_poolingBox = nullptr;
     QLabel* m_title = nullptr;
     QLabel* m_readout = nullptr;
     QCustomPlot* m_grid = nullptr;

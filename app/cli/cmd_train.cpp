@@ -177,7 +177,10 @@ int runBaselines(const Args& args, Streams io, const std::string& text) {
     j["corpus"] = {
         {"bytes", text.size()}, {"fnv1a64", fnv1a64(text)}, {"alphabet_size", alphabet.size()}};
     for (const auto& [name, kind] : {std::pair{"every_20th_verse", SplitKind::Every20th},
-                                     std::pair{"last_10_percent", SplitKind::Last10Percent}}) {
+                                     std::pair{"last_10_percent", SplitKind::Last10Percent},
+                                     std::pair{"held_out_books", SplitKind::HeldOutBooks}}) {
+        if (kind == SplitKind::HeldOutBooks && verseLines(text).size() != kKjvVerses)
+            continue; // books are known for the KJV only
         const auto split = splitVerses(text, kind);
         const auto train = encodeCharacters(split.train, alphabet);
         const auto val = encodeCharacters(split.validation, alphabet);
@@ -221,9 +224,10 @@ int runTrain(const Args& args, Streams io) {
     if (const auto j = args.get("json-out"))
         requireWritable(*j, "train-results", overwrite);
 
-    const SplitKind splitKind = choose<SplitKind>(
-        args, "split", SplitKind::Every20th,
-        {{"every20", SplitKind::Every20th}, {"last10", SplitKind::Last10Percent}});
+    const SplitKind splitKind = choose<SplitKind>(args, "split", SplitKind::Every20th,
+                                                  {{"every20", SplitKind::Every20th},
+                                                   {"last10", SplitKind::Last10Percent},
+                                                   {"books", SplitKind::HeldOutBooks}});
     const auto split = splitVerses(text, splitKind);
     const std::string alphabet = characterAlphabet(text);
     const int vocab = static_cast<int>(alphabet.size());
@@ -292,7 +296,15 @@ int runTrain(const Args& args, Streams io) {
                          {"key_rank", o.keyRank}};
     if (const auto init = args.get("init"))
         result["initialized_from"] = std::filesystem::path(*init).filename().string();
-    result["split"] = splitKind == SplitKind::Every20th ? "every20" : "last10";
+    result["split"] = splitKind == SplitKind::Every20th       ? "every20"
+                      : splitKind == SplitKind::Last10Percent ? "last10"
+                                                              : "books";
+    if (splitKind == SplitKind::HeldOutBooks) {
+        // Each held-out book on its own: which kinds of text the model finds hard.
+        for (const auto book : kjvHeldOutBooks())
+            result["validation_by_book"][std::string(book)] =
+                perChar(trainer->evaluate(encodeCharacters(kjvBookText(text, book), alphabet)));
+    }
     result["validation"] = perChar(val);
     if (startVal)
         result["validation_at_start"] = perChar(*startVal);

@@ -30,6 +30,18 @@ private slots:
         QCOMPARE(a.train.size() + a.validation.size(), text.size());
         const auto b = splitVerses(text, SplitKind::Last10Percent);
         QCOMPARE(b.validation, std::string("v37\nv38\nv39\nv40\n"));
+        // Books are known for the KJV only; another text is refused, not split at random.
+        QVERIFY_THROWS_EXCEPTION(Error, splitVerses(text, SplitKind::HeldOutBooks));
+        QVERIFY_THROWS_EXCEPTION(Error, kjvBookText(text, "Ruth"));
+    }
+
+    void kjvBookTable() {
+        int total = 0;
+        for (const auto& b : kjvBooks())
+            total += b.verses;
+        QCOMPARE(total, static_cast<int>(kKjvVerses));
+        QCOMPARE(kjvBooks().size(), std::size_t(66));
+        QCOMPARE(kjvHeldOutBooks().size(), std::size_t(9));
     }
 
     void vocabulary() {
@@ -73,6 +85,35 @@ private slots:
         const double ngram = kneserNeyNats(encodeCharacters(split.train, alphabet),
                                            encodeCharacters(split.validation, alphabet), 63, 6);
         QVERIFY2(std::abs(ngram - 1.0460) < 0.002, std::to_string(ngram).c_str());
+        // Whole books held out: the table's verse counts cut the stripped text where the labels
+        // of `bible -f` put each book's first verse.
+        const auto firstVerse = [&](std::string_view book) {
+            const std::string b = kjvBookText(t, book);
+            return b.substr(0, b.find('\n'));
+        };
+        QVERIFY(firstVerse("Ruth").starts_with("Now it came to pass in the days when the judges"));
+        QVERIFY(firstVerse("Esther").starts_with("Now it came to pass in the days of Ahasuerus"));
+        QCOMPARE(firstVerse("Eccl"),
+                 std::string("The words of the Preacher, the son of David, king "
+                             "in Jerusalem."));
+        QCOMPARE(firstVerse("Song of Solomon"),
+                 std::string("The song of songs, which is Solomon's."));
+        QVERIFY(firstVerse("Lamentations").starts_with("How doth the city sit solitary"));
+        QVERIFY(firstVerse("Jonah").starts_with("Now the word of the LORD came unto Jonah"));
+        QVERIFY(firstVerse("Philemon").starts_with("Paul, a prisoner of Jesus Christ"));
+        QVERIFY(firstVerse("James").starts_with("James, a servant of God"));
+        QVERIFY(firstVerse("1 John").starts_with("That which was from the beginning"));
+        QVERIFY(firstVerse("Revelation").starts_with("The Revelation of Jesus Christ"));
+        const auto books = splitVerses(t, SplitKind::HeldOutBooks);
+        QCOMPARE(books.train.size() + books.validation.size(), t.size());
+        QCOMPARE(static_cast<std::size_t>(
+                     std::count(books.validation.begin(), books.validation.end(), '\n')),
+                 std::size_t(85 + 167 + 222 + 117 + 154 + 48 + 25 + 108 + 105));
+        for (const auto book : kjvHeldOutBooks())
+            QVERIFY(books.validation.find(kjvBookText(t, book)) != std::string::npos);
+        QVERIFY(books.train.find("The words of the Preacher") == std::string::npos);
+        QVERIFY(books.train.rfind("In the beginning God created", 0) == 0);
+
         const double bz = bzip2NatsPerByte(t);
         QVERIFY2(std::abs(bz - 1.1638) < 0.001, std::to_string(bz).c_str());
     }

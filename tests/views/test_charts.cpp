@@ -101,6 +101,59 @@ std::shared_ptr<AnalysisData> makeAnalysis() {
     return a;
 }
 
+// One layer, one head, `ctx` context keys and 4 probe rows: smooth weights with one strong key
+// (row 2, key `spike`) that pooling must not hide.
+std::shared_ptr<AnalysisData> makeLongAnalysis(int ctx, int spike) {
+    auto a = std::make_shared<AnalysisData>();
+    a->layers = 1;
+    a->heads = 1;
+    a->kvHeads = 1;
+    a->headDim = 4;
+    a->contextTokens = ctx;
+    a->probeTokens = 4;
+    for (int i = 0; i < ctx + 4; ++i)
+        a->tokenTexts << QStringLiteral("t%1").arg(i);
+    SchemeRun run;
+    run.displayName = QStringLiteral("Long");
+    run.setting = QStringLiteral("select.uniform:keep=1");
+    kvs::HeadMetrics h;
+    h.contextTokens = ctx;
+    h.keptTokens = ctx;
+    kvs::Matrix e(4, ctx);
+    for (int r = 0; r < 4; ++r)
+        for (int k = 0; k < ctx; ++k)
+            e(r, k) = static_cast<float>(1e-4 * (1.0 + std::sin(0.01 * k + r)));
+    e(2, spike) = 0.5f;
+    HeadMaps maps;
+    maps.compressed.push_back(e * 0.9f);
+    maps.difference.push_back(e * -0.1f);
+    maps.rowMass.push_back({0, 0, 0, 0});
+    auto reference = std::make_shared<kvs::ExactReference>();
+    reference->attention.resize(1);
+    kvs::AttendResult exact;
+    exact.probabilities = e;
+    reference->attention[0].push_back(std::move(exact));
+    maps.reference = reference;
+    maps.groupSize = 1;
+    run.eval.heads.push_back(h);
+    run.maps = std::make_shared<const std::vector<HeadMaps>>(std::vector<HeadMaps>{maps});
+    KeptTokens all;
+    for (int k = 0; k < ctx; ++k) {
+        all.positions.push_back(k);
+        all.weights.push_back(1.0f);
+    }
+    run.kept.push_back(all);
+    a->runs.push_back(run);
+    return a;
+}
+
+// The drawn cell of colour map `map` at plot coordinates (key, row).
+double drawnAt(QCPColorMap* map, double key, double row) {
+    int k = 0, r = 0;
+    map->data()->coordToCell(key, row, &k, &r);
+    return map->data()->cell(k, r);
+}
+
 } // namespace
 
 class TestCharts : public QObject {
@@ -177,6 +230,56 @@ private slots:
         QCOMPARE(exact->dataScaleType(), QCPAxis::stLinear);
         QVERIFY(
             close(colourOf(exact, weight), QColor::fromRgb(viridis.color(weight / top, {0, 1}))));
+    }
+
+    // Thousands of keys are drawn pooled to the pixels: no more cells than the plot has pixels,
+    // the strong key still visible under max pooling, block means under mean pooling, and cell
+    // for cell once zoomed to fewer keys than pixels. Hover and export keep every key.
+    void attentionMapsPooledToPixels() {
+        constexpr int ctx = 6000, spike = 4321;
+        AttentionView view;
+        view.resize(1000, 700);
+        view.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&view));
+        const auto a = makeLongAnalysis(ctx, spike);
+        const kvs::Matrix& exact = a->runs[0].maps->at(0).reference->attention[0][0].probabilities;
+        view.setData(a, 0);
+        QCPColorMap* map = view.colourMap(0);
+        QVERIFY2(map->data()->keySize() <= view.mapPlot(0)->width(),
+                 qPrintable(QString::number(map->data()->keySize())));
+        QVERIFY(view.keysPerCell(0) > 1);
+        QVERIFY(view.colourLegend(0)->axis()->label().contains(QStringLiteral("max of")));
+        QCOMPARE(drawnAt(map, spike, 2), 0.5);
+        QCOMPARE(drawnAt(view.colourMap(2), spike, 2), -0.05f); // the difference keeps its sign
+        QCOMPARE(view.cellValue(0, 2, spike), 0.5);
+        QCOMPARE(view.cellValue(0, 1, 17), static_cast<double>(exact(1, 17)));
+        // The grid's thumbnail is pooled too.
+        QVERIFY(view.gridKeysPerCell() > 1);
+
+        view.setPooling(kvs::MapPooling::Mean);
+        QVERIFY(view.colourLegend(0)->axis()->label().contains(QStringLiteral("mean of")));
+        {
+            const int cells = map->data()->keySize();
+            int c = 0, r = 0;
+            map->data()->coordToCell(spike, 2, &c, &r);
+            const int k0 = kvs::blockStart(c, ctx, cells), k1 = kvs::blockStart(c + 1, ctx, cells);
+            QVERIFY(k0 <= spike && spike < k1);
+            const double mean = exact.block(2, k0, 1, k1 - k0).cast<double>().mean();
+            QVERIFY2(std::abs(map->data()->cell(c, r) - mean) < 1e-6,
+                     qPrintable(QString("%1 vs %2").arg(map->data()->cell(c, r)).arg(mean)));
+        }
+
+        // Zoomed in to 60 keys: the weights themselves, for every key of the window.
+        view.mapPlot(0)->xAxis->setRange(spike - 30.5, spike + 29.5);
+        QTRY_COMPARE(view.keysPerCell(0), 1);
+        QVERIFY(!view.colourLegend(0)->axis()->label().contains(QStringLiteral("of")));
+        for (int k = spike - 30; k < spike + 30; ++k)
+            for (int r = 0; r < 4; ++r)
+                QCOMPARE(drawnAt(map, k, r), static_cast<double>(exact(r, k)));
+        QCOMPARE(drawnAt(view.colourMap(1), spike, 2), static_cast<double>(exact(2, spike) * 0.9f));
+        // Zoomed back out: pooled again.
+        view.mapPlot(0)->xAxis->setRange(-0.5, ctx - 0.5);
+        QTRY_VERIFY(view.keysPerCell(0) > 1);
     }
 
     void attentionMapsHoverAndEvictedKeys() {

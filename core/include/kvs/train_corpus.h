@@ -36,13 +36,31 @@ Result<std::string> readCorpus(const std::string& source);
 // The lines of `text`, each with its '\n' (the last one without where the text lacks it).
 std::vector<std::string_view> verseLines(std::string_view text);
 
+// The 66 books of the KJV in order, with the verse counts `bible -f` prints (they sum to
+// kKjvVerses), so a stripped text can still be cut into books.
+struct KjvBook {
+    std::string_view name;  // "Song of Solomon"
+    std::string_view label; // the `bible` label prefix: "SSol"
+    int verses = 0;
+};
+const std::vector<KjvBook>& kjvBooks();
+// Books without parallel passages elsewhere, held out whole for validation and for evaluation
+// prompts (issue #14): Ruth, Esther, Ecclesiastes, Song of Solomon, Lamentations, Jonah,
+// Philemon, James, 1 John.
+const std::vector<std::string_view>& kjvHeldOutBooks();
+// The verses of one book (by name or label) of the stripped KJV text. Throws InvalidArgument when
+// the text is not the KJV's 31102 verses or the book is unknown.
+std::string kjvBookText(std::string_view kjvText, std::string_view book);
+
 enum class SplitKind {
-    Every20th,    // verses 20, 40, 60, ... (1-based) are held out
-    Last10Percent // the last tenth of the verses is held out
+    Every20th,     // verses 20, 40, 60, ... (1-based) are held out
+    Last10Percent, // the last tenth of the verses is held out
+    HeldOutBooks   // the books of kjvHeldOutBooks() are held out whole (KJV text only)
 };
 struct TextSplit {
     std::string train, validation; // verses in order, each ending in '\n'
 };
+// Throws InvalidArgument for HeldOutBooks on a text that is not the KJV's 31102 verses.
 TextSplit splitVerses(std::string_view text, SplitKind kind);
 
 // The distinct characters of `text` in byte order (the tokenizer alphabet; ASCII corpora only).

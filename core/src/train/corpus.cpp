@@ -77,12 +77,109 @@ std::vector<std::string_view> verseLines(std::string_view text) {
     return verses;
 }
 
+const std::vector<KjvBook>& kjvBooks() {
+    static const std::vector<KjvBook> books = {
+        {"Genesis", "Ge", 1533},        {"Exodus", "Exo", 1213},
+        {"Leviticus", "Lev", 859},      {"Numbers", "Num", 1288},
+        {"Deuteronomy", "Deu", 959},    {"Joshua", "Josh", 658},
+        {"Judges", "Jdgs", 618},        {"Ruth", "Ruth", 85},
+        {"1 Samuel", "1Sm", 810},       {"2 Samuel", "2Sm", 695},
+        {"1 Kings", "1Ki", 816},        {"2 Kings", "2Ki", 719},
+        {"1 Chronicles", "1Chr", 942},  {"2 Chronicles", "2Chr", 822},
+        {"Ezra", "Ezra", 280},          {"Nehemiah", "Neh", 406},
+        {"Esther", "Est", 167},         {"Job", "Job", 1070},
+        {"Psalms", "Psa", 2461},        {"Proverbs", "Prv", 915},
+        {"Ecclesiastes", "Eccl", 222},  {"Song of Solomon", "SSol", 117},
+        {"Isaiah", "Isa", 1292},        {"Jeremiah", "Jer", 1364},
+        {"Lamentations", "Lam", 154},   {"Ezekiel", "Eze", 1273},
+        {"Daniel", "Dan", 357},         {"Hosea", "Hos", 197},
+        {"Joel", "Joel", 73},           {"Amos", "Amos", 146},
+        {"Obadiah", "Obad", 21},        {"Jonah", "Jonah", 48},
+        {"Micah", "Mic", 105},          {"Nahum", "Nahum", 47},
+        {"Habakkuk", "Hab", 56},        {"Zephaniah", "Zep", 53},
+        {"Haggai", "Hag", 38},          {"Zechariah", "Zec", 211},
+        {"Malachi", "Mal", 55},         {"Matthew", "Mat", 1071},
+        {"Mark", "Mark", 678},          {"Luke", "Luke", 1151},
+        {"John", "John", 879},          {"Acts", "Acts", 1007},
+        {"Romans", "Rom", 433},         {"1 Corinthians", "1Cor", 437},
+        {"2 Corinthians", "2Cor", 257}, {"Galatians", "Gal", 149},
+        {"Ephesians", "Eph", 155},      {"Philippians", "Phi", 104},
+        {"Colossians", "Col", 95},      {"1 Thessalonians", "1Th", 89},
+        {"2 Thessalonians", "2Th", 47}, {"1 Timothy", "1Tim", 113},
+        {"2 Timothy", "2Tim", 83},      {"Titus", "Titus", 46},
+        {"Philemon", "Phmn", 25},       {"Hebrews", "Heb", 303},
+        {"James", "Jas", 108},          {"1 Peter", "1Pet", 105},
+        {"2 Peter", "2Pet", 61},        {"1 John", "1Jn", 105},
+        {"2 John", "2Jn", 13},          {"3 John", "3Jn", 14},
+        {"Jude", "Jude", 25},           {"Revelation", "Rev", 404},
+    };
+    return books;
+}
+
+const std::vector<std::string_view>& kjvHeldOutBooks() {
+    static const std::vector<std::string_view> books = {
+        "Ruth",  "Esther",   "Ecclesiastes", "Song of Solomon", "Lamentations",
+        "Jonah", "Philemon", "James",        "1 John"};
+    return books;
+}
+
+namespace {
+
+// The book index of every verse of the KJV text (throws unless it has the KJV's verse count).
+std::vector<int> kjvBookOfVerse(std::size_t verseCount) {
+    if (verseCount != kKjvVerses)
+        throw Error(ErrorCode::InvalidArgument,
+                    "the held-out-books split and book excerpts need the KJV text (" +
+                        std::to_string(kKjvVerses) + " verses); this text has " +
+                        std::to_string(verseCount) + " lines");
+    std::vector<int> book;
+    book.reserve(verseCount);
+    const auto& books = kjvBooks();
+    for (std::size_t b = 0; b < books.size(); ++b)
+        book.insert(book.end(), static_cast<std::size_t>(books[b].verses), static_cast<int>(b));
+    return book;
+}
+
+int kjvBookIndex(std::string_view nameOrLabel) {
+    const auto& books = kjvBooks();
+    for (std::size_t b = 0; b < books.size(); ++b)
+        if (books[b].name == nameOrLabel || books[b].label == nameOrLabel)
+            return static_cast<int>(b);
+    throw Error(ErrorCode::InvalidArgument,
+                "unknown book '" + std::string(nameOrLabel) +
+                    "' (books are named as in 'Song of Solomon' or labelled as in 'SSol')");
+}
+
+} // namespace
+
+std::string kjvBookText(std::string_view kjvText, std::string_view bookName) {
+    const int wanted = kjvBookIndex(bookName);
+    const auto verses = verseLines(kjvText);
+    const auto book = kjvBookOfVerse(verses.size());
+    std::string out;
+    for (std::size_t i = 0; i < verses.size(); ++i)
+        if (book[i] == wanted)
+            out.append(verses[i]);
+    return out;
+}
+
 TextSplit splitVerses(std::string_view text, SplitKind kind) {
     const std::vector<std::string_view> verses = verseLines(text);
     TextSplit s;
     const std::size_t firstHeldOut = verses.size() - verses.size() / 10;
+    std::vector<bool> heldBook;
+    std::vector<int> book;
+    if (kind == SplitKind::HeldOutBooks) {
+        book = kjvBookOfVerse(verses.size());
+        heldBook.assign(kjvBooks().size(), false);
+        for (const auto name : kjvHeldOutBooks())
+            heldBook[static_cast<std::size_t>(kjvBookIndex(name))] = true;
+    }
     for (std::size_t i = 0; i < verses.size(); ++i) {
-        const bool held = kind == SplitKind::Every20th ? (i + 1) % 20 == 0 : i >= firstHeldOut;
+        const bool held = kind == SplitKind::Every20th ? (i + 1) % 20 == 0
+                          : kind == SplitKind::Last10Percent
+                              ? i >= firstHeldOut
+                              : heldBook[static_cast<std::size_t>(book[i])];
         (held ? s.validation : s.train).append(verses[i]);
     }
     return s;
