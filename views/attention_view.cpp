@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cmath>
 #include <qcustomplot.h>
+#include <utility>
 
 namespace kvs::views {
 
@@ -79,6 +80,8 @@ AttentionView::AttentionView(QWidget* parent) : QWidget(parent) {
     m_title->setFont(bold);
     m_title->setSizePolicy(QSizePolicy::Ignored, QSizePolicy::Preferred);
     m_title->setTextInteractionFlags(Qt::TextSelectableByMouse);
+    // Wraps rather than cutting off the head's numbers beside the pooling choice.
+    m_title->setWordWrap(true);
     m_modeBox = new QComboBox(this);
     m_modeBox->setObjectName(QStringLiteral("attentionMode"));
     m_modeBox->addItems({tr("Side by side"), tr("Exact"), tr("Compressed"), tr("Difference")});
@@ -100,6 +103,7 @@ AttentionView::AttentionView(QWidget* parent) : QWidget(parent) {
     m_poolingBox = new QComboBox(this);
     m_poolingBox->setObjectName(QStringLiteral("attentionPooling"));
     m_poolingBox->addItems({tr("max per pixel"), tr("mean per pixel")});
+
     m_poolingBox->setToolTip(
         tr("When a map has more keys than the screen has pixels, each pixel shows its keys' "
            "largest weight (a lone strong key stays visible; differences keep their sign) or "
@@ -123,9 +127,12 @@ AttentionView::AttentionView(QWidget* parent) : QWidget(parent) {
     bar->addWidget(new QLabel(tr("Colours"), this));
     bar->addWidget(m_paletteBox);
     bar->addWidget(m_scaleBox);
-    bar->addWidget(m_poolingBox);
     bar->addStretch(1);
-    layout->addWidget(m_title);
+    // The pooling choice sits on the title's line: the bar below must fit a 1000-pixel window.
+    auto* titleRow = new QHBoxLayout;
+    titleRow->addWidget(m_title, 1);
+    titleRow->addWidget(m_poolingBox);
+    layout->addLayout(titleRow);
     layout->addLayout(bar);
 
     auto* splitter = new QSplitter(Qt::Vertical, this);
@@ -141,7 +148,7 @@ AttentionView::AttentionView(QWidget* parent) : QWidget(parent) {
     m_gridMark->setBrush(Qt::NoBrush);
     connect(m_grid, &QCustomPlot::mousePress, this, &AttentionView::onGridClick);
     connect(m_grid->xAxis, qOverload<const QCPRange&>(&QCPAxis::rangeChanged), this,
-            &AttentionView::schedulePooling);
+            [this] { schedulePooling(true, false); });
 
     auto* mapsRow = new QWidget(splitter);
     auto* mapsLayout = new QHBoxLayout(mapsRow);
@@ -188,12 +195,12 @@ AttentionView::AttentionView(QWidget* parent) : QWidget(parent) {
         connect(plot->xAxis, qOverload<const QCPRange&>(&QCPAxis::rangeChanged), this,
                 [this, plot] {
                     syncRanges(plot);
-                    schedulePooling();
+                    schedulePooling(false, true);
                 });
         connect(plot->yAxis, qOverload<const QCPRange&>(&QCPAxis::rangeChanged), this,
                 [this, plot] {
                     syncRanges(plot);
-                    schedulePooling();
+                    schedulePooling(false, true);
                 });
         connect(plot, &QCustomPlot::mouseMove, this,
                 [this, plot](QMouseEvent* e) { onHover(plot, e); });
@@ -464,26 +471,34 @@ QString AttentionView::legendLabel(std::size_t i) const {
     return label;
 }
 
-void AttentionView::schedulePooling() {
-    if (m_poolingPending || !m_data)
+void AttentionView::schedulePooling(bool grid, bool maps) {
+    if (!m_data)
         return;
-    m_poolingPending = true;
+    const bool scheduled = m_poolGridPending || m_poolMapsPending;
+    m_poolGridPending = m_poolGridPending || grid;
+    m_poolMapsPending = m_poolMapsPending || maps;
+    if (scheduled)
+        return;
     QTimer::singleShot(0, this, [this] {
-        m_poolingPending = false;
+        const bool gridToo = std::exchange(m_poolGridPending, false);
+        const bool mapsToo = std::exchange(m_poolMapsPending, false);
         if (!m_data || m_data->runs.empty())
             return;
-        fillThumbs();
-        m_grid->replot(QCustomPlot::rpQueuedReplot);
-        for (std::size_t i = 0; i < 3; ++i) {
-            fillMap(i);
-            m_maps[i]->replot(QCustomPlot::rpQueuedReplot);
+        if (gridToo) { // a thousand thumbnails: only when the grid's zoom or size changed
+            fillThumbs();
+            m_grid->replot(QCustomPlot::rpQueuedReplot);
         }
+        if (mapsToo)
+            for (std::size_t i = 0; i < 3; ++i) {
+                fillMap(i);
+                m_maps[i]->replot(QCustomPlot::rpQueuedReplot);
+            }
     });
 }
 
 void AttentionView::resizeEvent(QResizeEvent* event) {
     QWidget::resizeEvent(event);
-    schedulePooling();
+    schedulePooling(true, true);
 }
 
 void AttentionView::setPooling(kvs::MapPooling pooling) {

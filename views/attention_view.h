@@ -110,7 +110,8 @@ private:
     void fillThumbs();
     void rebuildMaps();
     void fillMap(std::size_t which); // pools m_shown[which] for its plot's window and pixels
-    void schedulePooling();          // coalesces zoom, pan and resize into one redraw
+    // Coalesces zoom, pan and resize into one redraw of the thumbnails and/or the large maps.
+    void schedulePooling(bool grid, bool maps);
     QString legendLabel(std::size_t which) const;
     void updateVisibility();
     void syncRanges(QCustomPlot* source);
@@ -136,7 +137,8 @@ private:
     std::array<const Matrix*, 3> m_shown{}; // the matrices the large maps draw (owned by m_data)
     std::array<int, 3> m_keysPerCell{1, 1, 1};
     int m_gridKeysPerCell = 1;
-    bool m_poolingPending = false;
+    bool m_poolGridPending = false;
+    bool m_poolMapsPending = false;
     bool m_syncing = false;
     int m_evictedMarks = 0;
 
