@@ -7,6 +7,9 @@
 
 #include <QTest>
 #include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <random>
 
 using namespace kvs;
@@ -113,6 +116,25 @@ private slots:
             QVERIFY(books.validation.find(kjvBookText(t, book)) != std::string::npos);
         QVERIFY(books.train.find("The words of the Preacher") == std::string::npos);
         QVERIFY(books.train.rfind("In the beginning God created", 0) == 0);
+
+        // The evaluation prompts (assets/prompts/held-out, tools/make_prompt_set.sh) are whole
+        // verses of the held-out books: text the 1,024-token model never trained on, and short
+        // enough for its positions.
+        const auto prompts =
+            kvs::test::sourceTestsDir().parent_path() / "assets" / "prompts" / "held-out";
+        int count = 0;
+        for (const auto& e : std::filesystem::directory_iterator(prompts)) {
+            std::ifstream in(e.path(), std::ios::binary);
+            const std::string p((std::istreambuf_iterator<char>(in)),
+                                std::istreambuf_iterator<char>());
+            const std::string name = e.path().filename().string();
+            QVERIFY2(!p.empty() && p.size() <= 960 && p.back() == '\n', name.c_str());
+            QVERIFY2(books.validation.find(p) != std::string::npos, name.c_str());
+            QVERIFY2(books.train.find(p.substr(0, p.find('\n'))) == std::string::npos,
+                     name.c_str());
+            ++count;
+        }
+        QVERIFY2(count >= 10, std::to_string(count).c_str());
 
         const double bz = bzip2NatsPerByte(t);
         QVERIFY2(std::abs(bz - 1.1638) < 0.001, std::to_string(bz).c_str());
