@@ -17,8 +17,8 @@ namespace {
 
 using nlohmann::json;
 
-Model loadModel(const Args& args) {
-    return Model::load(args.positional(0, "MODEL (a model folder)")).valueOrThrow();
+Model loadModel(const Args& args, LoadOptions options = {}) {
+    return Model::load(args.positional(0, "MODEL (a model folder)"), options).valueOrThrow();
 }
 
 const Tokenizer& requireTokenizer(const Model& m) {
@@ -39,7 +39,11 @@ json tokensJson(const Tokenizer& tok, const std::vector<TokenId>& ids) {
 
 int runInfo(const Args& args, Streams io) {
     args.allowOnly({"json"});
-    const Model m = loadModel(args);
+    // Describing needs no weights: nothing is converted, so a 16 GB checkpoint is described in a
+    // moment, even on a machine that could not run it.
+    LoadOptions describe;
+    describe.describeOnly = true;
+    const Model m = loadModel(args, describe);
     const auto& c = m.config();
     json j;
     j["model"] = {{"folder", m.folder().string()}, {"name", m.name()}};
@@ -77,7 +81,9 @@ int runInfo(const Args& args, Streams io) {
 
 int runTokenize(const Args& args, Streams io) {
     args.allowOnly({"json", "text"});
-    const Model m = loadModel(args);
+    LoadOptions describe; // tokenizing needs no weights
+    describe.describeOnly = true;
+    const Model m = loadModel(args, describe);
     const Tokenizer& tok = requireTokenizer(m);
     const auto ids = tok.encode(args.require("text"));
     if (args.has("json")) {

@@ -164,8 +164,10 @@ Result<Model> Model::load(const std::filesystem::path& folder, LoadOptions optio
         } else if (tok.error().code() != ErrorCode::Missing) {
             throw tok.error();
         }
-        // Before any weight is converted: the embeddings and one layer in fp32 must fit.
         impl->memoryLimit = options.memoryLimitBytes;
+        if (options.describeOnly)
+            return Model(std::move(impl));
+        // Before any weight is converted: the embeddings and one layer in fp32 must fit.
         checkMemory(memoryNeed(impl->config, 0), impl->memoryLimit,
                     folder.string() + ": running this model");
         impl->budget =
@@ -190,7 +192,16 @@ const Tokenizer* Model::tokenizer() const {
 }
 
 std::size_t Model::convertedWeightBytes() const {
-    return m_impl->weights->convertedBytes();
+    return m_impl->weights ? m_impl->weights->convertedBytes() : 0;
+}
+
+const WeightStore<float>& Model::weights() const {
+    if (!m_impl->weights)
+        throw Error(ErrorCode::InvalidArgument,
+                    m_impl->folder.string() +
+                        ": the model was loaded to be described only (LoadOptions::describeOnly); "
+                        "load it again to run it");
+    return *m_impl->weights;
 }
 
 AttentionProjections Model::attentionProjections(int layer) const {
@@ -198,7 +209,7 @@ AttentionProjections Model::attentionProjections(int layer) const {
         throw Error(ErrorCode::InvalidArgument, "layer " + std::to_string(layer) +
                                                     " is outside the model's " +
                                                     std::to_string(m_impl->config.layers));
-    const auto w = m_impl->weights->layer(layer);
+    const auto w = weights().layer(layer);
     return {Matrix(w->wq.view()),
             Matrix(w->wk.view()),
             Matrix(w->wv.view()),
@@ -246,6 +257,7 @@ Model Model::withAttention(ModelConfig config, std::vector<AttentionProjections>
         for (const Matrix* m : {&a.wq, &a.wk, &a.wv, &a.wo})
             checkFinite(*m, "rewritten attention, layer " + std::to_string(l));
     }
+    weights(); // a described-only model cannot be rewritten either
     const Impl& root = m_impl->root();
     auto impl = std::make_shared<Impl>();
     impl->base = m_impl->base ? m_impl->base : m_impl;
@@ -268,8 +280,7 @@ std::string Model::name() const {
 
 Matrix Model::forward(std::span<const TokenId> tokens, KvCache* cache, Capture* capture,
                       LogitRows rows) const {
-    return runForward<float>(m_impl->config, *m_impl->weights, tokens, cache, capture, nullptr,
-                             rows);
+    return runForward<float>(m_impl->config, weights(), tokens, cache, capture, nullptr, rows);
 }
 
 Matrix Model::forwardWithContext(std::span<const TokenId> tokens, KvCache& cache,
@@ -278,10 +289,11 @@ Matrix Model::forwardWithContext(std::span<const TokenId> tokens, KvCache& cache
         throw Error(ErrorCode::InvalidArgument, "the cache holds " + std::to_string(cache.length) +
                                                     " tokens, fewer than the context's " +
                                                     std::to_string(context.contextLength()));
-    return runForward<float>(m_impl->config, *m_impl->weights, tokens, &cache, nullptr, &context);
+    return runForward<float>(m_impl->config, weights(), tokens, &cache, nullptr, &context);
 }
 
 MatrixT<double> Model::forwardF64(std::span<const TokenId> tokens) const {
+    weights(); // a described-only model has no weights to widen
     std::call_once(m_impl->weights64Once, [&] {
         const Impl& root = m_impl->root();
         m_impl->weights64 = std::make_unique<WeightStore<double>>(
@@ -311,6 +323,7 @@ Result<Capture> Model::capture(std::string_view prompt, CaptureOptions options) 
 Result<Capture> Model::captureTokens(std::vector<TokenId> tokens, CaptureOptions options) const {
     return catchErrors([&]() -> Capture {
         validateTokens(m_impl->config, tokens, "prompt");
+        weights(); // a described-only model says so before any memory estimate
         checkMemory(memoryNeed(m_impl->config, static_cast<int>(tokens.size()), options.logits),
                     m_impl->root().memoryLimit,
                     "capturing " + std::to_string(tokens.size()) + " tokens with " +
@@ -325,7 +338,7 @@ Result<Capture> Model::captureTokens(std::vector<TokenId> tokens, CaptureOptions
         control.cancel = options.cancel;
         control.progress = &options.progress;
         Matrix logits =
-            runForward<float>(m_impl->config, *m_impl->weights, c.tokens, nullptr, &c, nullptr,
+            runForward<float>(m_impl->config, weights(), c.tokens, nullptr, &c, nullptr,
                               options.logits ? LogitRows::All : LogitRows::None, control);
         if (options.logits)
             c.logits = std::move(logits);

@@ -143,6 +143,18 @@ private slots:
         KVS_COMPARE_ENUM(tooSmall.error().code(), ErrorCode::OutOfMemory);
         QVERIFY2(tooSmall.message().find("may be used") != std::string::npos,
                  tooSmall.message().c_str());
+        // Described only (kvstudio-cli info): the same limit does not stop a description, nothing
+        // is converted, and running it is refused with the reason.
+        options.describeOnly = true;
+        const auto described = Model::load(folder, options);
+        KVS_VERIFY_OK(described);
+        QCOMPARE(described->config().layers, spec.config.layers);
+        QCOMPARE(described->convertedWeightBytes(), std::size_t(0));
+        QVERIFY(described->tokenizer());
+        const auto run = described->captureTokens(std::vector<TokenId>(4, 5));
+        KVS_COMPARE_ENUM(run.error().code(), ErrorCode::InvalidArgument);
+        QVERIFY2(run.message().find("described only") != std::string::npos, run.message().c_str());
+        QVERIFY_THROWS_EXCEPTION(Error, described->attentionProjections(0));
     }
 
     // The estimate against the checkpoint itself (fp32): the embeddings plus every layer is the
