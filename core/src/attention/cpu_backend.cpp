@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cmath>
 #include <limits>
+#include <optional>
 
 namespace kvs {
 
@@ -149,12 +150,28 @@ public:
     Result<std::vector<AttendResult>> attendLayer(const LayerAttendRequest& request) override {
         return catchErrors([&] {
             checkLayerRequest(request);
-            std::vector<AttendResult> results;
-            results.reserve(request.queries.size());
-            for (std::size_t q = 0; q < request.queries.size(); ++q)
-                results.push_back(
-                    attendOne(request.heads[q / static_cast<std::size_t>(request.groupSize)],
-                              request.queries[q], request.options));
+            // Query heads in parallel (a layer of an 8B model is 32 heads of thousands of keys);
+            // the first error in head order is the layer's.
+            const int n = static_cast<int>(request.queries.size());
+            std::vector<AttendResult> results(request.queries.size());
+            std::vector<std::optional<Error>> errors(request.queries.size());
+#pragma omp parallel for schedule(dynamic) if (n > 1)
+            for (int q = 0; q < n; ++q) {
+                const auto i = static_cast<std::size_t>(q);
+                try {
+                    results[i] =
+                        attendOne(request.heads[i / static_cast<std::size_t>(request.groupSize)],
+                                  request.queries[i], request.options);
+                } catch (const Error& e) {
+                    errors[i].emplace(e.code(), e.what());
+                } catch (const std::bad_alloc&) {
+                    errors[i].emplace(ErrorCode::OutOfMemory,
+                                      "out of memory attending query head " + std::to_string(q));
+                }
+            }
+            for (auto& e : errors)
+                if (e)
+                    throw *e;
             return results;
         });
     }
