@@ -10,6 +10,7 @@
 #include "kvs/model.h"
 #include "kvs/scheme.h"
 #include "kvs/spectrum.h"
+#include "kvs/statistics.h"
 #include "kvs/sweep.h"
 
 #include <algorithm>
@@ -175,14 +176,166 @@ EvalOptions evalOptions(const Args& args) {
     return options;
 }
 
+// The prompt files of a prompt set: every regular *.txt file of the folder, in name order.
+std::vector<std::filesystem::path> promptSetFiles(const std::filesystem::path& folder) {
+    std::error_code ec;
+    if (!std::filesystem::is_directory(folder, ec))
+        throw Error(ErrorCode::Io, folder.string() + ": not a folder of prompt files (*.txt)");
+    std::vector<std::filesystem::path> files;
+    for (const auto& e : std::filesystem::directory_iterator(folder, ec))
+        if (e.path().extension() == ".txt" && e.is_regular_file(ec))
+            files.push_back(e.path());
+    if (ec)
+        throw Error(ErrorCode::Io, folder.string() + ": cannot list the folder: " + ec.message());
+    std::sort(files.begin(), files.end());
+    if (files.size() < 2)
+        throw Error(ErrorCode::InvalidArgument,
+                    folder.string() +
+                        ": a prompt set needs at least two prompt files (*.txt), found " +
+                        std::to_string(files.size()));
+    return files;
+}
+
+json intervalJson(const MeanInterval& m, const char* over) {
+    return {{"mean", m.mean},
+            {"half_width", finiteOrNull(m.halfWidth)},
+            {"lower", finiteOrNull(m.lower())},
+            {"upper", finiteOrNull(m.upper())},
+            {"sd", m.sd},
+            {"n", m.n},
+            {"level", m.level},
+            {"over", over}};
+}
+
+// eval --prompt-set DIR: one scheme over every prompt of a set (and over seeds 1…N with
+// --seeds N), each prompt's figures the mean over its seeds, summarized as the mean over prompts
+// with a 95% Student-t interval over prompts.
+int runEvalPromptSet(const Args& args, Streams io, const SchemeSetting& setting) {
+    if (args.get("prompt") || args.get("prompt-file"))
+        throw UsageError(
+            "--prompt-set evaluates the folder's prompts; drop --prompt/--prompt-file");
+    if (args.get("seed") && args.get("seeds"))
+        throw UsageError("give either --seed S (one seed) or --seeds N (seeds 1 to N)");
+    if (args.has("no-quality") || args.has("per-layer"))
+        throw UsageError("--prompt-set reports next-token KL per prompt; drop --no-quality and "
+                         "--per-layer");
+    const std::filesystem::path input = args.positional(0, "MODEL");
+    std::error_code ec;
+    if (!std::filesystem::is_directory(input, ec))
+        throw UsageError(input.string() + ": --prompt-set needs a model folder (a capture holds "
+                                          "one prompt)");
+    const auto files = promptSetFiles(args.require("prompt-set"));
+    const int seeds = args.getInt("seeds", 1, 1, 100);
+    const Model model = Model::load(input).valueOrThrow();
+    EvalOptions options = evalOptions(args);
+    auto backend = makeBackend(args.get("backend").value_or("auto"), io);
+
+    struct Figures {
+        std::vector<double> kl, ppl, headError, memory;
+    } perPrompt;
+    std::vector<double> seedSd; // per prompt: the KL's spread over seeds
+    json prompts = json::array();
+    for (const auto& file : files) {
+        const std::string text = readFile(file);
+        if (text.empty())
+            throw Error(ErrorCode::InvalidArgument, file.string() + ": empty prompt");
+        auto captured = model.capture(text);
+        if (!captured.ok())
+            throw Error(captured.error().code(), file.string() + ": " + captured.message());
+        Figures runs;
+        json seedRows = json::array();
+        EvalResult last;
+        for (int s = 1; s <= seeds; ++s) {
+            if (args.get("seeds"))
+                options.seed = static_cast<std::uint64_t>(s);
+            auto r = evaluate(captured.value(), &model, setting, *backend, options);
+            if (!r.ok())
+                throw Error(r.error().code(), file.string() + ": " + r.message());
+            last = std::move(r).value();
+            runs.kl.push_back(last.quality->klMean);
+            runs.ppl.push_back(last.quality->perplexityChangePercent);
+            runs.headError.push_back(last.outputError);
+            runs.memory.push_back(last.memoryFraction);
+            seedRows.push_back(
+                {{"seed", options.seed},
+                 {"kl_mean", last.quality->klMean},
+                 {"perplexity_change_percent", last.quality->perplexityChangePercent},
+                 {"head_output_error", last.outputError},
+                 {"memory_fraction", last.memoryFraction}});
+        }
+        const auto mean = [](const std::vector<double>& v) { return meanInterval(v).mean; };
+        perPrompt.kl.push_back(mean(runs.kl));
+        perPrompt.ppl.push_back(mean(runs.ppl));
+        perPrompt.headError.push_back(mean(runs.headError));
+        perPrompt.memory.push_back(mean(runs.memory));
+        if (seeds > 1)
+            seedSd.push_back(meanInterval(runs.kl).sd);
+        prompts.push_back({{"file", file.filename().string()},
+                           {"context_tokens", last.contextTokens},
+                           {"probe_tokens", last.probeTokens},
+                           {"kl_mean", perPrompt.kl.back()},
+                           {"perplexity_change_percent", perPrompt.ppl.back()},
+                           {"head_output_error", perPrompt.headError.back()},
+                           {"memory_fraction", perPrompt.memory.back()},
+                           {"seeds", seedRows}});
+    }
+    const MeanInterval kl = meanInterval(perPrompt.kl);
+    const MeanInterval ppl = meanInterval(perPrompt.ppl);
+    const MeanInterval headError = meanInterval(perPrompt.headError);
+    const MeanInterval memory = meanInterval(perPrompt.memory);
+    if (args.has("json")) {
+        json j = {
+            {"scheme", setting.toString()},
+            {"model", model.name()},
+            {"prompt_set", std::filesystem::path(*args.get("prompt-set")).filename().string()},
+            {"seeds", seeds},
+            {"prompts", prompts},
+            {"summary",
+             {{"kl_nats_per_token", intervalJson(kl, "prompts")},
+              {"perplexity_change_percent", intervalJson(ppl, "prompts")},
+              {"head_output_error", intervalJson(headError, "prompts")},
+              {"memory_fraction", intervalJson(memory, "prompts")}}}};
+        if (!seedSd.empty())
+            j["summary"]["kl_sd_over_seeds_mean"] = meanInterval(seedSd).mean;
+        io.out << j.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
+        return 0;
+    }
+    io.out << setting.toString() << " on " << model.name() << ", " << files.size() << " prompts of "
+           << *args.get("prompt-set")
+           << (seeds > 1 ? ", seeds 1-" + std::to_string(seeds) + " each" : std::string()) << "\n"
+           << std::defaultfloat << std::setprecision(4);
+    for (std::size_t i = 0; i < files.size(); ++i)
+        io.out << "  " << files[i].filename().string() << ": KL " << perPrompt.kl[i]
+               << " nats/token, perplexity " << std::showpos << perPrompt.ppl[i] << std::noshowpos
+               << " %, head output error " << perPrompt.headError[i] << ", memory "
+               << 100 * perPrompt.memory[i] << " %\n";
+    const auto line = [&](const char* what, const MeanInterval& m, double scale, const char* unit) {
+        io.out << "  " << what << " " << m.mean * scale << unit << " +/- " << m.halfWidth * scale
+               << " (95% t-interval over " << m.n << " prompts; sd " << m.sd * scale << ")\n";
+    };
+    io.out << "mean over prompts:\n";
+    line("next-token KL    ", kl, 1, " nats/token");
+    line("perplexity change", ppl, 1, " %");
+    line("head output error", headError, 1, "");
+    line("memory (of fp16) ", memory, 100, " %");
+    if (!seedSd.empty())
+        io.out << "  KL spread over seeds: sd " << meanInterval(seedSd).mean
+               << " nats/token (mean over prompts)\n";
+    return 0;
+}
+
 } // namespace
 
 int runEval(const Args& args, Streams io) {
-    args.allowOnly({"prompt-file", "prompt", "context", "scheme", "backend", "json", "per-layer",
-                    "no-quality", "seed"});
+    args.allowOnly({"prompt-file", "prompt", "prompt-set", "seeds", "context", "scheme", "backend",
+                    "json", "per-layer", "no-quality", "seed"});
     const auto setting = SchemeSetting::parse(args.require("scheme"));
     if (!setting.ok())
         throw UsageError(setting.message());
+    if (args.get("prompt-set"))
+        return runEvalPromptSet(args, io, setting.value());
+    if (args.get("seeds"))
+        throw UsageError("--seeds goes with --prompt-set; for one prompt give --seed S");
     EvalInput in = loadEvalInput(args);
     Capture& capture = in.capture;
     std::optional<Model>& model = in.model;

@@ -348,6 +348,69 @@ private slots:
         QVERIFY(!svd.at("skipped").empty());
     }
 
+    // eval --prompt-set: one row per prompt (each the mean over its seeds), the summary the mean
+    // over prompts with a 95% Student-t interval recomputed here from the rows and the table
+    // value t(0.975, 2) = 4.3026527; seeds change a random scheme's result; misuse is a usage
+    // error before any work.
+    void evalOverAPromptSet() {
+        const auto set = m_dir / "prompt-set";
+        std::filesystem::create_directories(set);
+        test::writeBytes(set / "a.txt", "In the beginning God created the heaven and the earth.");
+        test::writeBytes(set / "b.txt", "And the earth was without form, and void; and darkness.");
+        test::writeBytes(set / "c.txt", "And God said, Let there be light: and there was light.");
+        test::writeBytes(set / "notes.md", "not a prompt");
+        const json j =
+            runJson({"eval", m_model.string(), "--prompt-set", set.string(), "--scheme",
+                     "select.uniform:keep=0.5", "--seeds", "3", "--backend", "cpu", "--json"});
+        const json& prompts = j.at("prompts");
+        QCOMPARE(prompts.size(), std::size_t(3));
+        QCOMPARE(prompts.at(0).at("file").get<std::string>(), std::string("a.txt"));
+        std::vector<double> kl;
+        bool seedsDiffer = false;
+        for (const json& p : prompts) {
+            const json& seeds = p.at("seeds");
+            QCOMPARE(seeds.size(), std::size_t(3));
+            double sum = 0;
+            for (const json& s : seeds)
+                sum += s.at("kl_mean").get<double>();
+            QVERIFY(std::abs(p.at("kl_mean").get<double>() - sum / 3) < 1e-12);
+            seedsDiffer = seedsDiffer || seeds.at(0).at("kl_mean") != seeds.at(1).at("kl_mean");
+            kl.push_back(p.at("kl_mean").get<double>());
+        }
+        QVERIFY(seedsDiffer);
+        const double mean = (kl[0] + kl[1] + kl[2]) / 3;
+        double ss = 0;
+        for (double v : kl)
+            ss += (v - mean) * (v - mean);
+        const double sd = std::sqrt(ss / 2);
+        const json& s = j.at("summary").at("kl_nats_per_token");
+        QVERIFY(std::abs(s.at("mean").get<double>() - mean) < 1e-12);
+        QVERIFY(std::abs(s.at("sd").get<double>() - sd) < 1e-12);
+        QVERIFY(std::abs(s.at("half_width").get<double>() - 4.3026527 * sd / std::sqrt(3.0)) <
+                1e-6 * std::max(sd, 1e-12));
+        QCOMPARE(s.at("over").get<std::string>(), std::string("prompts"));
+        QCOMPARE(s.at("n").get<int>(), 3);
+
+        const auto usage = [&](std::vector<std::string> extra) {
+            std::vector<std::string> argv = {"eval",      m_model.string(),
+                                             "--scheme",  "select.uniform:keep=0.5",
+                                             "--backend", "cpu"};
+            argv.insert(argv.end(), extra.begin(), extra.end());
+            return run(argv);
+        };
+        QCOMPARE(usage({"--prompt-set", set.string(), "--prompt", "x"}).code, 2);
+        QCOMPARE(usage({"--prompt-set", set.string(), "--seed", "1", "--seeds", "2"}).code, 2);
+        QCOMPARE(usage({"--prompt", "In the beginning", "--seeds", "2"}).code, 2);
+        QCOMPARE(usage({"--prompt-set", set.string(), "--seeds", "0"}).code, 2);
+        const auto one = m_dir / "one-prompt";
+        std::filesystem::create_directories(one);
+        test::writeBytes(one / "a.txt", "In the beginning God created the heaven and the earth.");
+        const CliRun single = usage({"--prompt-set", one.string()});
+        QCOMPARE(single.code, 1);
+        QVERIFY2(single.err.find("at least two prompt files") != std::string::npos,
+                 single.err.c_str());
+    }
+
     // spectrum: one entry per layer and KV head, each spectrum descending, energies in [0, 1]
     // and 1 at full rank.
     void spectrumJson() {
