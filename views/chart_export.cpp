@@ -161,6 +161,61 @@ bool drawChart(QCustomPlot* plot, const QString& name, ExportFormat format,
     return false;
 }
 
+// Sets every text of `plot` to `pt` points (titles 1.2×) for an export and puts the screen's
+// fonts back when it goes out of scope.
+class ScopedChartFonts {
+public:
+    ScopedChartFonts(QCustomPlot* plot, double pt) {
+        if (pt <= 0)
+            return;
+        const auto sized = [pt](QFont f, double factor = 1.0) {
+            f.setPointSizeF(pt * factor);
+            return f;
+        };
+        const auto axis = [&](QCPAxis* a) {
+            m_restore.push_back([a, tick = a->tickLabelFont(), label = a->labelFont()] {
+                a->setTickLabelFont(tick);
+                a->setLabelFont(label);
+            });
+            a->setTickLabelFont(sized(a->tickLabelFont()));
+            a->setLabelFont(sized(a->labelFont()));
+        };
+        for (QCPLayoutElement* e : plot->plotLayout()->elements(true)) {
+            if (auto* rect = qobject_cast<QCPAxisRect*>(e)) {
+                for (QCPAxis* a : rect->axes())
+                    axis(a);
+            } else if (auto* scale = qobject_cast<QCPColorScale*>(e)) {
+                axis(scale->axis());
+            } else if (auto* text = qobject_cast<QCPTextElement*>(e)) {
+                m_restore.push_back([text, font = text->font()] { text->setFont(font); });
+                text->setFont(sized(text->font(), 1.2));
+            } else if (auto* legend = qobject_cast<QCPLegend*>(e)) {
+                m_restore.push_back([legend, font = legend->font()] { legend->setFont(font); });
+                legend->setFont(sized(legend->font()));
+                for (int i = 0; i < legend->itemCount(); ++i) {
+                    QCPAbstractLegendItem* item = legend->item(i);
+                    m_restore.push_back([item, font = item->font()] { item->setFont(font); });
+                    item->setFont(sized(item->font()));
+                }
+            }
+        }
+        for (int i = 0; i < plot->itemCount(); ++i)
+            if (auto* text = qobject_cast<QCPItemText*>(plot->item(i))) {
+                m_restore.push_back([text, font = text->font()] { text->setFont(font); });
+                text->setFont(sized(text->font()));
+            }
+    }
+    ~ScopedChartFonts() {
+        for (auto& restore : m_restore)
+            restore();
+    }
+    ScopedChartFonts(const ScopedChartFonts&) = delete;
+    ScopedChartFonts& operator=(const ScopedChartFonts&) = delete;
+
+private:
+    std::vector<std::function<void()>> m_restore;
+};
+
 } // namespace
 
 QString renderChart(const ChartHandle& chart, const QString& fileName, ExportFormat format,
@@ -181,11 +236,24 @@ QString renderChart(const ChartHandle& chart, const QString& fileName, ExportFor
     QCustomPlot* plot = chart.plot;
     if (!plot)
         return QObject::tr("The chart %1 is not shown").arg(chart.name);
+    if (options.widthMm > 0)
+        sidecar[QStringLiteral("width_mm")] = options.widthMm;
+    if (options.heightMm > 0)
+        sidecar[QStringLiteral("height_mm")] = options.heightMm;
+    if (options.fontPt > 0)
+        sidecar[QStringLiteral("font_pt")] = options.fontPt;
+    if (format == ExportFormat::Png)
+        sidecar[QStringLiteral("dpi")] = options.dpi;
+    out->sidecar = sidecar;
     applyPlotTheme(plot, /*forceLight=*/true);
-    plot->replot(QCustomPlot::rpImmediateRefresh);
-    QBuffer buffer(&out->bytes);
-    buffer.open(QIODevice::WriteOnly);
-    const bool ok = drawChart(plot, chart.name, format, provenance, options, &buffer);
+    bool ok = false;
+    {
+        const ScopedChartFonts fonts(plot, options.fontPt);
+        plot->replot(QCustomPlot::rpImmediateRefresh);
+        QBuffer buffer(&out->bytes);
+        buffer.open(QIODevice::WriteOnly);
+        ok = drawChart(plot, chart.name, format, provenance, options, &buffer);
+    }
     applyPlotTheme(plot);
     plot->replot();
     if (!ok || out->bytes.isEmpty())

@@ -40,10 +40,14 @@ struct ChartHandle {
     std::function<CsvTable()> data;
 };
 
+// A figure's size and type as a plotting library's figure size: physical units, not the widget's
+// pixels. A PNG of width W mm at D dpi is W / 25.4 · D pixels wide; SVG and PDF take the size in
+// points.
 struct ExportOptions {
     int dpi = 300;
     double widthMm = 0;  // 0: the on-screen size at 96 dpi
     double heightMm = 0; // 0: keep the on-screen aspect ratio
+    double fontPt = 0;   // every text of the chart at this size (titles 1.2×); 0: as on screen
 };
 
 // An export drawn into memory: the file's bytes and what its sidecar says about it (file name,

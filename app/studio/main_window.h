@@ -93,6 +93,9 @@ public:
     // Exports every chart of the current view to `folder` as PNG (at `dpi`), SVG, PDF and CSV,
     // each with its sidecar; returns the files written, or an error in `error`.
     QStringList exportCurrentView(const QString& folder, int dpi, QString* error);
+    // The same at a chosen figure size and font (views::ExportOptions: physical units).
+    QStringList exportCurrentView(const QString& folder, const views::ExportOptions& options,
+                                  QString* error);
     views::Provenance provenance() const;
 
     // Sessions: model, prompt, split, schemes, focused scheme, view state, theme.
@@ -115,6 +118,8 @@ public:
     // `folder` for one view, into a subfolder per view for several.
     QStringList exportViews(const QString& folder, const QStringList& views, int dpi,
                             QString* error);
+    QStringList exportViews(const QString& folder, const QStringList& views,
+                            const views::ExportOptions& options, QString* error);
     void setDarkTheme(bool dark);
     bool isDarkTheme() const { return m_dark; }
     // Pins the current results (and curves) as the baseline the views compare with.

@@ -369,6 +369,13 @@ views::Provenance MainWindow::provenance() const {
 }
 
 QStringList MainWindow::exportCurrentView(const QString& folder, int dpi, QString* error) {
+    views::ExportOptions options;
+    options.dpi = dpi;
+    return exportCurrentView(folder, options, error);
+}
+
+QStringList MainWindow::exportCurrentView(const QString& folder,
+                                          const views::ExportOptions& options, QString* error) {
     const auto charts = currentCharts();
     if (charts.empty()) {
         if (error)
@@ -376,7 +383,7 @@ QStringList MainWindow::exportCurrentView(const QString& folder, int dpi, QStrin
                          .arg(m_tabs->tabText(m_tabs->currentIndex()));
         return {};
     }
-    return exportCharts(charts, folder, dpi, provenance(), exportWriter(), error);
+    return exportCharts(charts, folder, options, provenance(), exportWriter(), error);
 }
 
 void MainWindow::chooseExportFolder(bool allViews) {
@@ -590,6 +597,13 @@ bool MainWindow::maybeSaveSession() {
 
 QStringList MainWindow::exportViews(const QString& folder, const QStringList& views, int dpi,
                                     QString* error) {
+    views::ExportOptions options;
+    options.dpi = dpi;
+    return exportViews(folder, views, options, error);
+}
+
+QStringList MainWindow::exportViews(const QString& folder, const QStringList& views,
+                                    const views::ExportOptions& options, QString* error) {
     const int shown = m_tabs->currentIndex();
     QStringList written;
     for (const QString& view : views) {
@@ -601,7 +615,7 @@ QStringList MainWindow::exportViews(const QString& folder, const QStringList& vi
         QCoreApplication::processEvents(); // lay out the newly shown tab before drawing it
         const QString target = views.size() == 1 ? folder : QDir(folder).filePath(view);
         QString e;
-        written << exportCurrentView(target, dpi, &e);
+        written << exportCurrentView(target, options, &e);
         if (!e.isEmpty()) {
             if (error)
                 *error = e;

@@ -15,6 +15,7 @@
 #include <QTimer>
 #include <nlohmann/json.hpp>
 
+#include <cmath>
 #include <iostream>
 #include <memory>
 
@@ -75,10 +76,36 @@ private:
 } // namespace
 
 int runRenderCommand(const cli::Args& args, cli::Streams io) {
-    args.allowOnly({"out", "dpi", "views", "theme", "timeout", "json", "force"});
+    args.allowOnly({"out", "dpi", "views", "theme", "timeout", "json", "force", "width-mm",
+                    "height-mm", "font-pt"});
     const QString sessionPath = QString::fromStdString(args.positional(0, "SESSION"));
     const QString out = QString::fromStdString(args.require("out"));
     const int dpi = args.getInt("dpi", 300, 50, 1200);
+    // The figure's size and type in physical units, as a plotting library's figure size.
+    views::ExportOptions exportOptions;
+    exportOptions.dpi = dpi;
+    const auto physical = [&](const char* name, double lo, double hi) {
+        const auto v = args.get(name);
+        if (!v)
+            return 0.0;
+        double x = 0;
+        std::size_t used = 0;
+        try {
+            x = std::stod(*v, &used);
+        } catch (const std::exception&) {
+            used = 0;
+        }
+        if (used != v->size() || !std::isfinite(x) || x < lo || x > hi)
+            throw cli::UsageError("option --" + std::string(name) + " must be a number from " +
+                                  std::to_string(static_cast<int>(lo)) + " to " +
+                                  std::to_string(static_cast<int>(hi)) + ", got '" + *v + "'");
+        return x;
+    };
+    exportOptions.widthMm = physical("width-mm", 10, 1000);
+    exportOptions.heightMm = physical("height-mm", 10, 1000);
+    exportOptions.fontPt = physical("font-pt", 4, 72);
+    if (exportOptions.heightMm > 0 && exportOptions.widthMm <= 0)
+        throw cli::UsageError("--height-mm goes with --width-mm");
     const QStringList views = parseViews(args.get("views").value_or("all"));
     const std::string theme = args.get("theme").value_or("light");
     if (theme != "light" && theme != "dark" && theme != "session")
@@ -143,7 +170,7 @@ int runRenderCommand(const cli::Args& args, cli::Streams io) {
                                                  std::to_string(timeoutSeconds) + " s (--timeout)");
     }
 
-    const QStringList written = window.exportViews(out, views, dpi, &error);
+    const QStringList written = window.exportViews(out, views, exportOptions, &error);
     if (!error.isEmpty() && !refused.isEmpty() && !force)
         throw Error(ErrorCode::Exists, error.toStdString() + " (use --force to replace it)");
     if (!error.isEmpty())
@@ -159,6 +186,9 @@ int runRenderCommand(const cli::Args& args, cli::Streams io) {
                                  {"model", analysis->provenance.modelFolder.toStdString()},
                                  {"backend", analysis->backendName.toStdString()},
                                  {"dpi", dpi},
+                                 {"width_mm", exportOptions.widthMm},
+                                 {"height_mm", exportOptions.heightMm},
+                                 {"font_pt", exportOptions.fontPt},
                                  {"seconds", seconds},
                                  {"files", files}}
                       .dump(2)

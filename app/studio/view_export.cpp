@@ -8,12 +8,10 @@
 namespace kvs::studio {
 
 QStringList exportCharts(const std::vector<views::ChartHandle>& charts, const QString& folder,
-                         int dpi, const views::Provenance& provenance,
+                         const views::ExportOptions& options, const views::Provenance& provenance,
                          const views::ExportWriter& write, QString* error) {
     QStringList written;
     QDir().mkpath(folder);
-    views::ExportOptions options;
-    options.dpi = dpi;
     for (const auto& chart : charts) {
         for (views::ExportFormat f : {views::ExportFormat::Png, views::ExportFormat::Svg,
                                       views::ExportFormat::Pdf, views::ExportFormat::Csv}) {

@@ -14,7 +14,7 @@ namespace kvs::studio {
 // hidden plot (a map toggled off) exports its data only. Returns the files written; stops at
 // the first error, which `error` then names. `write` puts each file on disk (studio_files.h).
 QStringList exportCharts(const std::vector<views::ChartHandle>& charts, const QString& folder,
-                         int dpi, const views::Provenance& provenance,
+                         const views::ExportOptions& options, const views::Provenance& provenance,
                          const views::ExportWriter& write, QString* error);
 
 } // namespace kvs::studio

@@ -590,6 +590,33 @@ private slots:
             QStringLiteral("layer,kv_head,keys_bytes,values_bytes,metadata_bytes,total_bytes,fp16_"
                            "bytes,kept_tokens\n0,0,100,60,16,176,96,4\n")));
 
+        // A figure size in physical units and a font size, as a plotting library's figure:
+        // 85 × 60 mm at 300 dpi is 1004 × 709 pixels (± 1: the layout is in 96-dpi points)
+        // whatever the widget's size; the text is
+        // drawn at the asked size (8 pt and 14 pt give different images of the same size), the
+        // sidecar says so, and the screen's fonts come back afterwards.
+        const QFont screenTick = chart.plot->xAxis->tickLabelFont();
+        std::map<int, QImage> byFont;
+        for (int pt : {8, 14}) {
+            ExportOptions sized;
+            sized.dpi = 300;
+            sized.widthMm = 85;
+            sized.heightMm = 60;
+            sized.fontPt = pt;
+            ExportFile file;
+            QVERIFY(renderChart(chart, QStringLiteral("bars.png"), ExportFormat::Png, a->provenance,
+                                sized, &file)
+                        .isEmpty());
+            byFont[pt] = QImage::fromData(file.bytes, "PNG");
+            QVERIFY(qAbs(byFont[pt].width() - qRound(85 / 25.4 * 300)) <= 1);
+            QVERIFY(qAbs(byFont[pt].height() - qRound(60 / 25.4 * 300)) <= 1);
+            QCOMPARE(file.sidecar[QStringLiteral("font_pt")].toDouble(), double(pt));
+            QCOMPARE(file.sidecar[QStringLiteral("width_mm")].toDouble(), 85.0);
+            QCOMPARE(file.sidecar[QStringLiteral("dpi")].toInt(), 300);
+        }
+        QVERIFY(byFont[8] != byFont[14]);
+        QCOMPARE(chart.plot->xAxis->tickLabelFont(), screenTick);
+
         // exportChart hands exactly those bytes to the writer, for the path it was given.
         QString writtenPath;
         ExportFile written;
