@@ -450,8 +450,10 @@ private slots:
         }
         kvs::cli::setRenderHandler(&runRenderCommand);
         const fs::path out = dir.path() / "figures";
+        // Figures at a physical size: 85 × 60 mm at 150 dpi, text at 8 pt.
         const CliRun r = runCli({"render", session.toStdString(), "--out", out.string(), "--views",
-                                 "tradeoffs,cache", "--dpi", "150", "--json"});
+                                 "tradeoffs,cache", "--dpi", "150", "--width-mm", "85",
+                                 "--height-mm", "60", "--font-pt", "8", "--json"});
         QVERIFY2(r.code == 0, r.err.c_str());
         const QJsonObject report =
             QJsonDocument::fromJson(QByteArray::fromStdString(r.out)).object();
@@ -469,7 +471,9 @@ private slots:
             if (path.endsWith(QStringLiteral(".png"))) {
                 ++pngs;
                 QImage image(path);
-                QVERIFY2(!image.isNull() && image.width() > 300, qPrintable(path));
+                QVERIFY2(!image.isNull() && qAbs(image.width() - qRound(85 / 25.4 * 150)) <= 1 &&
+                             qAbs(image.height() - qRound(60 / 25.4 * 150)) <= 1,
+                         qPrintable(path));
             }
         }
         QVERIFY(pngs >= 2);
@@ -522,6 +526,14 @@ private slots:
         CliRun view =
             runCli({"render", session.toStdString(), "--out", out.string(), "--views", "heatmap"});
         QCOMPARE(view.code, 2);
+        QCOMPARE(
+            runCli({"render", session.toStdString(), "--out", out.string(), "--height-mm", "60"})
+                .code,
+            2);
+        QCOMPARE(
+            runCli({"render", session.toStdString(), "--out", out.string(), "--font-pt", "200"})
+                .code,
+            2);
     }
 };
 
