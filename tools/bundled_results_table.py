@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 """Prints the projection-sharing results table of docs/bundled-model.md from the train_results
 JSON files that `kvstudio-cli train --json-out` writes (tools/train_bundled_models.sh puts them in
-<build>/train/variant-NAME.json; the QKV row is the default model, default.json).
+<build>/train/variant-NAME.json; the QKV row is the 256-token QKV model, default.json, shipped as
+assets/models/variants/default-256 since the 1,024-token default model replaced it).
 
     tools/bundled_results_table.py [build-train/train]
 """
@@ -12,7 +13,7 @@ import sys
 from pathlib import Path
 
 VARIANTS = [  # file stem, label
-    ("default", "QKV (= the default model)"),
+    ("default", "QKV (`default-256`, the default model until session 14)"),
     ("seeds/qkv-seed2", "QKV, seed 2 (the seed check; not shipped)"),
     ("variant-gqa3", "GQA-3 (3 KV heads)"),
     ("variant-gqa2", "GQA-2 (2 KV heads)"),
@@ -34,7 +35,8 @@ def main() -> int:
         path = folder / f"{stem}.json"
         if path.exists():
             rows[stem] = json.loads(path.read_text())
-    shipped = Path(__file__).resolve().parent.parent / "assets/models/default/train_results.json"
+    shipped = (Path(__file__).resolve().parent.parent /
+               "assets/models/variants/default-256/train_results.json")
     if "default" not in rows and shipped.exists():  # the shipped model's own record
         rows["default"] = json.loads(shipped.read_text())
     if "default" not in rows:

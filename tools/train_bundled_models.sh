@@ -4,8 +4,8 @@
 # docs/bundled-model.md). Every run checkpoints every 5 minutes into $work and resumes from there
 # when started again, so the script can be stopped and re-run at any time.
 #
-#   tools/train_bundled_models.sh default            # the 256-token model (QKV; variants/default-256)
-#   tools/train_bundled_models.sh default1024        # the 1,024-token default model (held-out books)
+#   tools/train_bundled_models.sh default            # the 256-token QKV model (assets/models/variants/default-256)
+#   tools/train_bundled_models.sh default1024        # the 1,024-token default model (assets/models/default)
 #   tools/train_bundled_models.sh variants           # the variants at the default model's budget
 #   tools/train_bundled_models.sh variant NAME       # one of them (qkv gqa2 gqa3 mqa k_eq_v
 #                                                    #  q_eq_k q_eq_k_eq_v k_eq_v_gqa2 thin_keys
@@ -77,16 +77,16 @@ variant() {
     q_eq_k_eq_v)  train "variant-$name" "$out" "$variant_steps" "${common[@]}" --sharing q_eq_k_eq_v ;;
     k_eq_v_gqa2)  train "variant-$name" "$out" "$variant_steps" "${common[@]}" --sharing k_eq_v --kv-heads 2 ;;
     thin_keys)
-      # The short QK fine-tune of Thin Keys: the shipped default model's query and key
+      # The short QK fine-tune of Thin Keys: the 256-token QKV model's (variants/default-256) query and key
       # projections trained for 800 steps (3.3M characters, a third of the default's budget)
       # with every KV head's key projection held at rank d/4 = 8; everything else frozen.
-      train "variant-$name" "$out" "${THIN_KEYS_STEPS:-800}" --init "$here/assets/models/default" \
+      train "variant-$name" "$out" "${THIN_KEYS_STEPS:-800}" --init "$here/assets/models/variants/default-256" \
         --train-only wq,wk --key-rank 8 --lr 5e-4 --warmup 50 --weight-decay 0 --eval-every 100
       ;;
     thin_keys_control)
       # The same fine-tune at full rank: what 800 more steps on W_Q, W_K give without thin keys
       # (not shipped; its JSON is the control row of the results table).
-      train "variant-$name" "$out" "${THIN_KEYS_STEPS:-800}" --init "$here/assets/models/default" \
+      train "variant-$name" "$out" "${THIN_KEYS_STEPS:-800}" --init "$here/assets/models/variants/default-256" \
         --train-only wq,wk --lr 5e-4 --warmup 50 --weight-decay 0 --eval-every 100
       ;;
     *) echo "unknown variant $name" >&2; exit 2 ;;

@@ -191,7 +191,10 @@ QString findDefaultModel(const QString& applicationDir) {
 QList<BundledModel> bundledModels(const QString& applicationDir) {
     // The results table's order and names (docs/bundled-model.md).
     static const std::pair<const char*, const char*> known[] = {
-        {"default", QT_TRANSLATE_NOOP("kvs::studio", "Default model (QKV, 6 KV heads)")},
+        {"default",
+         QT_TRANSLATE_NOOP("kvs::studio", "Default model (QKV, 6 KV heads, 1,024-token context)")},
+        {"default-256",
+         QT_TRANSLATE_NOOP("kvs::studio", "QKV, 256-token context (the variants' baseline)")},
         {"gqa3", QT_TRANSLATE_NOOP("kvs::studio", "GQA-3 (3 KV heads)")},
         {"gqa2", QT_TRANSLATE_NOOP("kvs::studio", "GQA-2 (2 KV heads)")},
         {"mqa", QT_TRANSLATE_NOOP("kvs::studio", "MQA (1 KV head)")},
@@ -233,22 +236,29 @@ QList<BundledModel> bundledModels(const QString& applicationDir) {
                                 .toDouble();
         if (bytes <= 0 || nats <= 0)
             return {};
+        // Validation figures are comparable only on the same split: name the held-out books.
+        const QString on =
+            results.value(QLatin1String("split")).toString() == QLatin1String("books")
+                ? QCoreApplication::translate("kvs::studio", " (held-out books)")
+                : QString();
         const QJsonObject config = results.value(QLatin1String("config")).toObject();
         const int rank = config.value(QLatin1String("key_rank")).toInt();
         const int headDim = config.value(QLatin1String("head_dim")).toInt();
         if (rank > 0 && headDim > 0) // thin keys: cached as rank-r latents by factor.weight_svd
             return QCoreApplication::translate(
                        "kvs::studio", "KV cache %L1 bytes per token (fp16; %L2 with the keys as "
-                                      "rank-%3 latents), validation %4 nats per character")
+                                      "rank-%3 latents), validation %4 nats per character%5")
                 .arg(bytes)
                 .arg(bytes * (rank + headDim) / (2 * headDim))
                 .arg(rank)
-                .arg(nats, 0, 'f', 4);
+                .arg(nats, 0, 'f', 4)
+                .arg(on);
         return QCoreApplication::translate("kvs::studio",
                                            "KV cache %L1 bytes per token (fp16), validation "
-                                           "%2 nats per character")
+                                           "%2 nats per character%3")
             .arg(bytes)
-            .arg(nats, 0, 'f', 4);
+            .arg(nats, 0, 'f', 4)
+            .arg(on);
     };
     QList<BundledModel> models;
     const auto add = [&](const QString& name, const QString& label) {
@@ -283,9 +293,12 @@ QString noModelMessage(const QStringList& candidates) {
 }
 
 QString defaultPrompt() {
-    return QObject::tr(
-        "The key and value cache grows with every token the model reads. Which of these "
-        "tokens does attention really need, and how much memory could we save?");
+    // Ecclesiastes 1:1-9 (942 characters): text the bundled 1,024-token model never trained on
+    // (a held-out book), long enough to fill most of its context. Compiled in from
+    // assets/prompts/held-out (app/CMakeLists.txt), so an installed studio has it too.
+    QFile file(QStringLiteral(":/kvs/prompts/default-prompt.txt"));
+    file.open(QIODevice::ReadOnly); // a resource of this binary (test_studio_window checks it)
+    return QString::fromUtf8(file.readAll());
 }
 
 QString readPromptFile(const QString& path, QString* error) {

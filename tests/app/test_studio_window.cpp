@@ -413,7 +413,14 @@ private slots:
         QString error;
         readPromptFile(qpath(m_dir->path() / "missing.txt"), &error);
         QVERIFY(error.contains(QStringLiteral("missing.txt")));
-        QVERIFY(!defaultPrompt().isEmpty());
+        // The start-up prompt is the held-out passage compiled in (a held-out book of the
+        // 1,024-token default model; most of its context).
+        QFile passage(qpath(kvs::test::sourceTestsDir().parent_path() / "assets" / "prompts" /
+                            "held-out" / "03-ecclesiastes-1.txt"));
+        QVERIFY(passage.open(QIODevice::ReadOnly));
+        QCOMPARE(defaultPrompt(), QString::fromUtf8(passage.readAll()));
+        QVERIFY(defaultPrompt().startsWith(QStringLiteral("The words of the Preacher")));
+        QVERIFY(defaultPrompt().size() > 900 && defaultPrompt().size() < 1024);
     }
 
     // File > Bundled Models: the trained default model and its projection-sharing variants, the
@@ -448,8 +455,9 @@ private slots:
         const fs::path shipped = kvs::test::sourceTestsDir().parent_path() / "assets" / "models";
         if (!fs::is_directory(shipped / "variants"))
             return;
-        const QStringList order = {"default", "gqa3",        "gqa2",        "mqa",      "k_eq_v",
-                                   "q_eq_k",  "q_eq_k_eq_v", "k_eq_v_gqa2", "thin_keys"};
+        const QStringList order = {"default",     "default-256", "gqa3",   "gqa2",
+                                   "mqa",         "k_eq_v",      "q_eq_k", "q_eq_k_eq_v",
+                                   "k_eq_v_gqa2", "thin_keys"};
         int last = -1;
         for (const auto& e : fs::directory_iterator(shipped / "variants")) {
             const QString name = QString::fromStdString(e.path().filename().string());

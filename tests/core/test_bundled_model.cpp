@@ -70,10 +70,20 @@ private slots:
         const auto ids = model->tokenizer()->encode(kPassage);
         QCOMPARE(ids.size(), std::strlen(kPassage));
         QCOMPARE(model->tokenizer()->decode(ids), std::string(kPassage));
-        // A model that does not beat the order-6 Kneser-Ney baseline on the validation split
-        // (1.0460 nats/char, pinned in test_train_corpus) is a bug.
+        // A model that does not beat the order-6 Kneser-Ney baseline on its validation split
+        // (pinned in test_train_corpus: 1.0460 nats/char on every 20th verse, 1.1770 on the
+        // held-out books) is a bug.
+        const std::string split = results["split"].get<std::string>();
         const double validation = results["validation"]["nats"].get<double>();
-        QVERIFY2(validation < 1.0460, std::to_string(validation).c_str());
+        const double ngram = split == "books" ? 1.1770 : 1.0460;
+        QVERIFY2(split == "books" || split == "every20", split.c_str());
+        QVERIFY2(validation < ngram, std::to_string(validation).c_str());
+        // The default model holds out whole books and has a 1,024-token context (issue #14).
+        if (folder.endsWith(QLatin1String("/default"))) {
+            QCOMPARE(split, std::string("books"));
+            QCOMPARE(c.maxPositions, 1024);
+            QVERIFY(results.contains("validation_by_book"));
+        }
         // The loader counts what the cache really stores: K=V variants keep keys only.
         const bool keysOnly =
             c.sharing == ProjectionSharing::KEqV || c.sharing == ProjectionSharing::QEqKEqV;
@@ -118,7 +128,7 @@ private slots:
                  nlohmann::json::parse(tokenizerConfigJson(model->config())).dump(1));
         const auto tc = parse("tokenizer_config.json");
         QVERIFY(tc["bos_token"].is_null() && tc["eos_token"].is_null());
-        QCOMPARE(tc["model_max_length"].get<int>(), 256);
+        QCOMPARE(tc["model_max_length"].get<int>(), model->config().maxPositions);
     }
 };
 

@@ -116,6 +116,10 @@ private slots:
             QVERIFY(books.validation.find(kjvBookText(t, book)) != std::string::npos);
         QVERIFY(books.train.find("The words of the Preacher") == std::string::npos);
         QVERIFY(books.train.rfind("In the beginning God created", 0) == 0);
+        const double booksNgram =
+            kneserNeyNats(encodeCharacters(books.train, alphabet),
+                          encodeCharacters(books.validation, alphabet), 63, 6);
+        QVERIFY2(std::abs(booksNgram - 1.1770) < 0.002, std::to_string(booksNgram).c_str());
 
         // The evaluation prompts (assets/prompts/held-out, tools/make_prompt_set.sh) are whole
         // verses of the held-out books: text the 1,024-token model never trained on, and short
