@@ -871,4 +871,15 @@ void Session::updateBusy() {
     }
 }
 
+QString Session::promptPrefix(int count) const {
+    if (!m_model || !m_model->model || !m_tokens || count <= 0)
+        return {};
+    const Tokenizer* tokenizer = m_model->model->tokenizer();
+    if (!tokenizer)
+        return {};
+    const auto n = std::min<std::size_t>(static_cast<std::size_t>(count), m_tokens->ids.size());
+    return QString::fromStdString(tokenizer->decode(
+        std::vector<TokenId>(m_tokens->ids.begin(), m_tokens->ids.begin() + std::ptrdiff_t(n))));
+}
+
 } // namespace kvs::studio

@@ -114,6 +114,9 @@ public:
     QString prompt() const { return m_prompt; }
     std::shared_ptr<const ModelSnapshot> model() const { return m_model; }
     std::shared_ptr<const TokensSnapshot> tokens() const { return m_tokens; }
+    // The text of the current prompt's first `count` tokens, decoded by the loaded model's
+    // tokenizer (what "Fit to the model" keeps); empty without a model or tokens.
+    QString promptPrefix(int count) const;
     std::shared_ptr<const BackendSnapshot> backend() const { return m_backend; }
 
     // True while any job runs or a re-tokenization is pending.

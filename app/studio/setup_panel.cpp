@@ -19,6 +19,7 @@
 #include <QPushButton>
 #include <QScrollArea>
 #include <QSplitter>
+#include <QTextCursor>
 #include <QVBoxLayout>
 
 namespace kvs::studio {
@@ -89,6 +90,28 @@ SetupPanel::SetupPanel(Session* session, QAction* openAction, QWidget* parent)
         if (m_session)
             m_session->setPrompt(m_prompt->toPlainText());
     });
+    // A prompt longer than the model takes (the start-up prompt on a 256-token variant) is
+    // refused by the analysis; one click keeps the tokens that fit, as an ordinary (undoable) edit.
+    m_fit = new QPushButton(tr("Fit to model"));
+    m_fit->setObjectName(QStringLiteral("fitPromptButton"));
+    m_fit->setToolTip(tr("Keep the prompt's first tokens, as many as the model takes"));
+    m_fit->setVisible(false);
+    connect(m_fit, &QPushButton::clicked, this, [this] {
+        const auto tokens = m_session ? m_session->tokens() : nullptr;
+        if (!tokens || tokens->contextLimit <= 0 || tokens->count() <= tokens->contextLimit)
+            return;
+        const QString kept = m_session->promptPrefix(tokens->contextLimit);
+        if (kept.isEmpty())
+            return;
+        QTextCursor cursor(m_prompt->document());
+        cursor.select(QTextCursor::Document);
+        cursor.insertText(kept); // one undo step in the editor
+    });
+    auto* countRow = new QWidget;
+    auto* countLayout = new QHBoxLayout(countRow);
+    countLayout->setContentsMargins(0, 0, 0, 0);
+    countLayout->addWidget(m_tokenCount);
+    countLayout->addWidget(m_fit);
 
     m_chips = new views::TokenChipsView;
     m_chips->setObjectName(QStringLiteral("tokenChipsView"));
@@ -98,7 +121,7 @@ SetupPanel::SetupPanel(Session* session, QAction* openAction, QWidget* parent)
     m_splitter->setObjectName(QStringLiteral("setupSplitter"));
     m_splitter->setChildrenCollapsible(false);
     m_splitter->addWidget(section(tr("Configuration"), configScroll));
-    m_splitter->addWidget(section(tr("Prompt"), m_prompt, m_tokenCount));
+    m_splitter->addWidget(section(tr("Prompt"), m_prompt, countRow));
     m_splitter->addWidget(section(tr("Tokens"), m_chips));
     m_splitter->setStretchFactor(0, 5);
     m_splitter->setStretchFactor(1, 2);
@@ -174,6 +197,7 @@ void SetupPanel::onModelLoaded(const std::shared_ptr<const ModelSnapshot>& snaps
     m_config->setFacts(model.facts);
     m_chips->clear(tr("Tokenizing\u2026"));
     m_tokenCount->clear();
+    m_fit->setVisible(false);
 }
 
 void SetupPanel::onModelLoadFailed(const QString& /*folder*/, const QString& message) {
@@ -189,6 +213,7 @@ void SetupPanel::onModelCleared() {
     m_config->clear();
     m_chips->clear(tr("Open a model to see how it tokenizes the prompt."));
     m_tokenCount->clear();
+    m_fit->setVisible(false);
 }
 
 void SetupPanel::onTokensChanged(const std::shared_ptr<const TokensSnapshot>& snapshot) {
@@ -208,7 +233,9 @@ void SetupPanel::onTokensChanged(const std::shared_ptr<const TokensSnapshot>& sn
         m_tokenCount->setText(tr("%1 \u2014 over the model's limit of %2")
                                   .arg(count, locale.toString(tokens.contextLimit)));
         m_tokenCount->setStyleSheet(QStringLiteral("color: #D55E00;"));
+        m_fit->setVisible(true);
     } else {
+        m_fit->setVisible(false);
         m_tokenCount->setText(tokens.contextLimit > 0
                                   ? tr("%1 of %2").arg(count, locale.toString(tokens.contextLimit))
                                   : count);
@@ -221,6 +248,7 @@ void SetupPanel::onTokensChanged(const std::shared_ptr<const TokensSnapshot>& sn
 void SetupPanel::onTokenizeFailed(const QString& message) {
     m_chips->clear(tr("The prompt could not be tokenized."));
     m_tokenCount->clear();
+    m_fit->setVisible(false);
     m_message->showMessage(views::MessageBar::Kind::Warning, message);
 }
 

@@ -41,6 +41,8 @@ public:
     views::MessageBar* messageBar() const { return m_message; }
     QPlainTextEdit* promptEdit() const { return m_prompt; }
     QLabel* tokenCountLabel() const { return m_tokenCount; }
+    // Shown while the prompt is longer than the model takes: keeps its first tokens that fit.
+    QPushButton* fitPromptButton() const { return m_fit; }
     QString modelPath() const;
     // The split between configuration, prompt and tokens, for the window's saved layout.
     QByteArray splitterState() const;
@@ -64,6 +66,7 @@ private:
     views::ModelConfigView* m_config = nullptr;
     QPlainTextEdit* m_prompt = nullptr;
     QLabel* m_tokenCount = nullptr;
+    QPushButton* m_fit = nullptr;
     views::TokenChipsView* m_chips = nullptr;
     QSplitter* m_splitter = nullptr;
     bool m_hasModel = false;

@@ -22,6 +22,7 @@
 #include <QFile>
 #include <QImage>
 #include <QLabel>
+#include <QPushButton>
 #include <QMenu>
 #include <QPlainTextEdit>
 #include <QPointer>
@@ -520,6 +521,26 @@ private slots:
         QMetaObject::invokeMethod(menu, "aboutToShow");
         QVERIFY(action.isNull());
         QCOMPARE(checked(), QStringLiteral("bundledModel_mqa"));
+
+        // The variant takes 256 positions; the start-up prompt has 942 characters. The setup
+        // panel says so and offers to keep the tokens that fit: one click, and the prompt is its
+        // first 256 characters (a character-level model), within the limit.
+        SetupPanel* setup = w.setupPanel();
+        w.setPrompt(defaultPrompt());
+        QTRY_VERIFY_WITH_TIMEOUT(
+            w.session()->tokens() && w.session()->tokens()->prompt == defaultPrompt(), kTimeoutMs);
+        QTRY_VERIFY(setup->fitPromptButton()->isVisible());
+        QVERIFY2(setup->tokenCountLabel()->text().contains(QStringLiteral("over the model")),
+                 qPrintable(setup->tokenCountLabel()->text()));
+        setup->fitPromptButton()->click();
+        QCOMPARE(setup->prompt(), defaultPrompt().left(256));
+        QTRY_VERIFY_WITH_TIMEOUT(w.session()->tokens() &&
+                                     w.session()->tokens()->prompt == defaultPrompt().left(256),
+                                 kTimeoutMs);
+        QCOMPARE(w.session()->tokens()->count(), 256);
+        QTRY_VERIFY(!setup->fitPromptButton()->isVisible());
+        setup->promptEdit()->undo(); // one edit: undo brings the whole prompt back
+        QCOMPARE(setup->prompt(), defaultPrompt());
     }
 
     // A training record is optional: without one the row says nothing, a broken one is named and
