@@ -5,6 +5,7 @@
 // `bench_studio [MODEL_FOLDER] [--prompt-file F] [--changes N]`; run with QT_QPA_PLATFORM=offscreen
 // or under xvfb. Defaults to the start-up model of the build and its default prompt.
 #include "attention_view.h"
+#include "gui_bench_util.h"
 #include "main_window.h"
 #include "schemes_panel.h"
 #include "session.h"
@@ -24,27 +25,15 @@
 
 using namespace kvs::studio;
 
-namespace {
+using kvs::bench::loadAverage;
+using kvs::bench::percentile;
 
-double percentile(std::vector<double> v, double p) {
-    std::sort(v.begin(), v.end());
-    const double idx = p * static_cast<double>(v.size() - 1);
-    const auto lo = static_cast<std::size_t>(idx);
-    const auto hi = std::min(lo + 1, v.size() - 1);
-    return v[lo] + (v[hi] - v[lo]) * (idx - static_cast<double>(lo));
-}
+namespace {
 
 double peakResidentMiB() {
     rusage usage{};
     getrusage(RUSAGE_SELF, &usage);
     return static_cast<double>(usage.ru_maxrss) / 1024.0; // KiB on Linux
-}
-
-QString loadAverage() {
-    QFile f(QStringLiteral("/proc/loadavg"));
-    if (!f.open(QIODevice::ReadOnly))
-        return QStringLiteral("unknown");
-    return QString::fromUtf8(f.readAll()).section(QLatin1Char(' '), 0, 2);
 }
 
 } // namespace

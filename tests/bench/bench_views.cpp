@@ -7,6 +7,7 @@
 // `bench_views [--layers N] [--heads N] [--kv-heads N] [--context N] [--probe N] [--tokens N]
 // [--reps N]`; run with QT_QPA_PLATFORM=offscreen or under xvfb.
 #include "attention_view.h"
+#include "gui_bench_util.h"
 #include "token_chips_view.h"
 
 #include <QApplication>
@@ -25,22 +26,10 @@
 
 using namespace kvs::views;
 
+using kvs::bench::loadAverage;
+using kvs::bench::percentile;
+
 namespace {
-
-double percentile(std::vector<double> v, double p) {
-    std::sort(v.begin(), v.end());
-    const double idx = p * static_cast<double>(v.size() - 1);
-    const auto lo = static_cast<std::size_t>(idx);
-    const auto hi = std::min(lo + 1, v.size() - 1);
-    return v[lo] + (v[hi] - v[lo]) * (idx - static_cast<double>(lo));
-}
-
-QString loadAverage() {
-    QFile f(QStringLiteral("/proc/loadavg"));
-    if (!f.open(QIODevice::ReadOnly))
-        return QStringLiteral("unknown");
-    return QString::fromUtf8(f.readAll()).section(QLatin1Char(' '), 0, 2);
-}
 
 // Softmax-like rows: a sink at key 0, a recent band, noise elsewhere.
 kvs::Matrix attentionLike(int probe, int ctx, std::mt19937& rng) {
