@@ -167,6 +167,14 @@ const std::vector<Command>& commands() {
          "singular values of each head's key projection, keys and scores; energy kept at rank R",
          {"json"},
          &runSpectrum},
+        {"capacity",
+         "capacity --preset NAME|MODEL --context N[K] [--gpu-gib G] [--dtype "
+         "fp16|bf16|fp32|int8|int4] "
+         "[--cache-dtype fp16|fp8|fp32] [--reserve-gib R] [--ratio [NAME=]F,...] "
+         "[--key-ratio [NAME=]F,...] [--list] [--json]",
+         "KV bytes per token and per user, and how many users fit on one GPU next to the weights",
+         {"json", "list"},
+         &runCapacity},
         {"devices",
          "devices [--json]",
          "the Vulkan devices this machine has",

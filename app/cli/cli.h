@@ -87,6 +87,6 @@ int runRender(const Args& args, Streams io);
 // The commands, one file each.
 using CommandHandler = int(const Args& args, Streams io);
 CommandHandler runInfo, runTokenize, runCapture, runGenerate, runMakeModel, runSchemes, runEval,
-    runSweep, runSpectrum, runDevices, runTrain, runBench;
+    runSweep, runSpectrum, runDevices, runTrain, runBench, runCapacity;
 
 } // namespace kvs::cli
