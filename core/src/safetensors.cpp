@@ -417,8 +417,9 @@ Result<Checkpoint> Checkpoint::open(const std::filesystem::path& folderOrFile) {
         for (auto& [shard, fileIndex] : shardIndex) {
             const auto shardPath = folder / shard;
             if (!std::filesystem::exists(shardPath, ec)) {
-                const auto user = std::find_if(shardOf.begin(), shardOf.end(),
-                                               [&](const auto& kv) { return kv.second == shard; });
+                const auto user =
+                    std::find_if(shardOf.begin(), shardOf.end(),
+                                 [&name = shard](const auto& kv) { return kv.second == name; });
                 throw Error(ErrorCode::Missing, prefix + "shard " + quoted(shard) +
                                                     " (holding tensor " + quoted(user->first) +
                                                     ") does not exist");
