@@ -2,6 +2,7 @@
 // The capture file: a safetensors file with documented tensor names (docs/capture-format.md).
 #include "kvs/capture.h"
 
+#include "kvs/file_util.h"
 #include "kvs/finite.h"
 #include "kvs/safetensors.h"
 
@@ -158,6 +159,8 @@ Result<Capture> loadCapture(const std::filesystem::path& path) {
                                                     " is not supported (1)");
         Capture c;
         nlohmann::json configJson, texts;
+        checkJsonNesting(metaValue("config"), where + " (metadata 'config')");
+        checkJsonNesting(metaValue("token_texts"), where + " (metadata 'token_texts')");
         try {
             configJson = nlohmann::json::parse(metaValue("config"));
             texts = nlohmann::json::parse(metaValue("token_texts"));

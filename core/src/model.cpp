@@ -364,6 +364,18 @@ Result<std::vector<TokenId>> Model::generateGreedy(std::span<const TokenId> prom
         std::vector<TokenId> out;
         Matrix logits = forward(prompt, &cache, nullptr, LogitRows::Last);
         for (int i = 0; i < count; ++i) {
+            // A NaN never wins maxCoeff honestly: say where the non-finite values start (the
+            // capture checks every layer's tensors in order) instead of printing a token.
+            if (!logits.allFinite()) {
+                std::vector<TokenId> sequence(prompt.begin(), prompt.end());
+                sequence.insert(sequence.end(), out.begin(), out.end());
+                if (auto located = captureTokens(sequence);
+                    !located.ok() && located.error().code() == ErrorCode::NotFinite)
+                    throw Error(located.error().code(), "generating token " +
+                                                            std::to_string(i + 1) + ": " +
+                                                            located.message());
+                checkFinite(logits, "the logits for generating token " + std::to_string(i + 1));
+            }
             Eigen::Index best = 0;
             logits.row(logits.rows() - 1).maxCoeff(&best);
             const TokenId next = static_cast<TokenId>(best);

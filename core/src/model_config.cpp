@@ -182,6 +182,9 @@ ModelConfig parseGpt2(const Fields& f, ModelConfig c) {
     c.positions = PositionKind::Learned;
     c.norm = NormKind::LayerNorm;
     c.normEps = f.optDouble("layer_norm_epsilon", 1e-5);
+    if (c.normEps < 0) // the normalization would divide by the root of a negative number
+        f.fail(ErrorCode::Format, "\"layer_norm_epsilon\" must not be negative, got " +
+                                      f.raw().at("layer_norm_epsilon").dump());
     const std::string act = f.optString("activation_function", "gelu_new");
     if (act == "gelu_new" || act == "gelu_pytorch_tanh" || act == "gelu_fast")
         c.mlp = MlpKind::GeluTanh;
@@ -223,6 +226,9 @@ ModelConfig parseLlamaFamily(const Fields& f, ModelConfig c) {
     c.positions = PositionKind::Rope;
     c.norm = NormKind::RmsNorm;
     c.normEps = f.optDouble("rms_norm_eps", 1e-6);
+    if (c.normEps < 0) // the normalization would divide by the root of a negative number
+        f.fail(ErrorCode::Format,
+               "\"rms_norm_eps\" must not be negative, got " + f.raw().at("rms_norm_eps").dump());
     const std::string act = f.optString("hidden_act", "silu");
     if (act != "silu" && act != "swish")
         f.fail(ErrorCode::Unsupported, "hidden_act \"" + act + "\" is not supported (silu)");
@@ -491,7 +497,8 @@ Result<ModelConfig> parseModelConfig(const nlohmann::json& j, const std::string&
 
 Result<ModelConfig> loadModelConfig(const std::filesystem::path& configJson) {
     return catchErrors([&]() -> ModelConfig {
-        const std::string text = readFile(configJson);
+        const std::string text = readFile(configJson, kMaxConfigBytes);
+        checkJsonNesting(text, configJson.string());
         json j;
         try {
             j = json::parse(text);

@@ -173,8 +173,69 @@ void writeInto(const fs::path& path, const OutputProducer& produce) {
     ::close(fd);
 }
 
+// Writes an unnamed file in `folder` (O_TMPFILE) and gives it a name only once it is complete and
+// on disk: a process killed while writing — by Ctrl+C, kill, or the out-of-memory killer — leaves
+// no temporary behind, which a named temporary cannot promise for SIGKILL. False, with nothing
+// written, where the file system or the kernel has no unnamed files (or /proc is not mounted to
+// name them); the caller then writes a named temporary.
+bool writeUnnamedThenRename(const fs::path& path, const fs::path& folder,
+                            const OutputProducer& produce) {
+    if (::access("/proc/self/fd", X_OK) != 0)
+        return false;
+    const int fd = ::open(folder.c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        if (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL || errno == ENOENT)
+            return false; // no O_TMPFILE here; a missing folder fails again, with its message
+        ioError(path, "cannot create a temporary file beside it", errno);
+    }
+    bool open = true; // closing an unnamed file frees it: nothing to remove on failure
+    const auto fail = [&](const std::string& what, int error) {
+        if (open)
+            ::close(fd);
+        open = false;
+        ioError(path, what, error);
+    };
+    try {
+        produce([&](std::span<const std::byte> data) {
+            if (const int error = writeFully(fd, data))
+                fail("write failed", error);
+        });
+    } catch (...) {
+        if (open)
+            ::close(fd);
+        throw;
+    }
+    if (::fchmod(fd, 0644) != 0 || ::fsync(fd) != 0)
+        fail("flushing to disk failed", errno);
+    // A hidden name for the moment between link and rename (linkat cannot replace a file).
+    const std::string procPath = "/proc/self/fd/" + std::to_string(fd);
+    fs::path tmp;
+    for (unsigned attempt = 0;; ++attempt) {
+        tmp = folder / ("." + path.filename().string() + ".tmp-" + std::to_string(::getpid()) +
+                        "-" + std::to_string(attempt));
+        if (::linkat(AT_FDCWD, procPath.c_str(), AT_FDCWD, tmp.c_str(), AT_SYMLINK_FOLLOW) == 0)
+            break;
+        if (errno != EEXIST || attempt > 100)
+            fail("cannot name the temporary file beside it", errno);
+    }
+    open = false;
+    if (::close(fd) != 0) {
+        const int saved = errno;
+        ::unlink(tmp.c_str());
+        ioError(path, "closing failed", saved);
+    }
+    if (::rename(tmp.c_str(), path.c_str()) != 0) {
+        const int saved = errno;
+        ::unlink(tmp.c_str());
+        ioError(path, "cannot replace the file", saved);
+    }
+    return true;
+}
+
 void writeAtomically(const fs::path& path, const OutputProducer& produce) {
     const auto folder = path.has_parent_path() ? path.parent_path() : fs::path(".");
+    if (writeUnnamedThenRename(path, folder, produce))
+        return;
     // Built with append(): GCC 12 warns falsely (-Wrestrict) on "." + std::string here.
     std::string tmpName(".");
     tmpName.append(path.filename().string()).append(".tmp-XXXXXX");

@@ -23,23 +23,10 @@ namespace kvs {
 class MappedFile {
 public:
     explicit MappedFile(const std::filesystem::path& path) {
-        const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-            fail(path, "cannot open");
-        struct stat st {};
-        if (::fstat(fd, &st) != 0) {
-            const int saved = errno;
-            ::close(fd);
-            errno = saved;
-            fail(path, "cannot stat");
-        }
-        if (!S_ISREG(st.st_mode)) {
-            ::close(fd);
-            throw Error(ErrorCode::Io, path.string() + ": " +
-                                           (S_ISDIR(st.st_mode) ? "is a directory, not a file"
-                                                                : "is not a regular file"));
-        }
-        m_size = static_cast<std::size_t>(st.st_size);
+        // Refuses a folder, fifo or device by its type, without waiting on a fifo.
+        std::uint64_t size = 0;
+        const int fd = openRegularFile(path, &size);
+        m_size = static_cast<std::size_t>(size);
         if (m_size > 0) {
             void* p = ::mmap(nullptr, m_size, PROT_READ, MAP_PRIVATE, fd, 0);
             if (p == MAP_FAILED) {
@@ -120,6 +107,8 @@ json parseNoDuplicates(std::string_view text, const std::string& prefix,
         }
         return true;
     };
+    // The prefix is "FILE: "; the check names the file itself.
+    checkJsonNesting(text, prefix.ends_with(": ") ? prefix.substr(0, prefix.size() - 2) : prefix);
     return json::parse(text.begin(), text.end(), callback);
 }
 
@@ -383,7 +372,8 @@ Result<Checkpoint> Checkpoint::open(const std::filesystem::path& folderOrFile) {
             return Error(ErrorCode::Format, prefix + what);
         };
         json doc;
-        const std::string text = readFile(index);
+        const std::string text = readFile(index, kMaxTokenizerBytes); // a name per tensor
+        checkJsonNesting(text, index.string());
         try {
             doc = parseNoDuplicates(text, prefix, "key");
         } catch (const json::exception& e) {

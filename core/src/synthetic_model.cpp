@@ -196,6 +196,23 @@ std::string characterTokenizerJson(const std::string& alphabet) {
 
 namespace {
 
+constexpr const char* kIndexFile = "model.safetensors.index.json";
+
+// The weight files a loader would read in `folder`: model.safetensors, the index, and shards
+// named as save_pretrained names them (model-00001-of-00003.safetensors).
+std::vector<std::filesystem::path> weightFilesIn(const std::filesystem::path& folder) {
+    std::vector<std::filesystem::path> found;
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(folder, ec)) {
+        const std::string name = entry.path().filename().string();
+        const bool shard = name.starts_with("model-") && name.ends_with(".safetensors") &&
+                           name.find("-of-") != std::string::npos;
+        if (name == "model.safetensors" || name == kIndexFile || shard)
+            found.push_back(entry.path());
+    }
+    return found;
+}
+
 // A JSON document of the model folder, marked as the studio's (kvs/output_writer.h).
 std::string markedJson(const std::string& text, const char* kind, int indent) {
     json j = json::parse(text);
@@ -226,6 +243,18 @@ Result<bool> writeModelFolder(const ModelConfig& config, const std::vector<HfTen
             files.emplace_back(shards > 1 ? shardName(s) : "model.safetensors", "model-weights");
         for (const auto& [name, kind] : files)
             requireWritable(folder / name, kind, overwrite);
+        // Weight files of an earlier layout that the new one does not replace: the loader prefers
+        // an index over model.safetensors, so a stale index (and its shards) would be loaded
+        // instead of the new weights. They are checked like the new files and removed at the end.
+        std::vector<std::filesystem::path> stale;
+        for (const std::filesystem::path& old : weightFilesIn(folder)) {
+            const std::string name = old.filename().string();
+            if (std::any_of(files.begin(), files.end(),
+                            [&](const auto& f) { return f.first == name; }))
+                continue;
+            requireWritable(old, name == kIndexFile ? "model-index" : "model-weights", overwrite);
+            stale.push_back(old);
+        }
 
         std::error_code ec;
         std::filesystem::create_directories(folder, ec);
@@ -277,6 +306,16 @@ Result<bool> writeModelFolder(const ModelConfig& config, const std::vector<HfTen
         writeOutput(folder / "tokenizer_config.json",
                     markedJson(tokenizerConfigJson(config), "tokenizer-config", 2),
                     "tokenizer-config", overwrite);
+        // The index first: until it is gone, a kill leaves the old index with all its shards.
+        std::sort(stale.begin(), stale.end(), [](const auto& a, const auto& b) {
+            return (a.filename() == kIndexFile) > (b.filename() == kIndexFile);
+        });
+        for (const auto& old : stale)
+            if (std::error_code ec; !std::filesystem::remove(old, ec) && ec)
+                throw Error(ErrorCode::Io, old.string() +
+                                               ": cannot remove this weight file of "
+                                               "the folder's earlier model (" +
+                                               ec.message() + ")");
         return true;
     });
 }
@@ -392,6 +431,18 @@ Result<bool> writeSyntheticModel(const SyntheticModelSpec& spec,
                                                         std::to_string(c.vocab) +
                                                         " is smaller than the tokenizer's " +
                                                         std::to_string(alphabetSize) + " symbols");
+        // A trained model's weights are hours of work, random ones a second: without --force,
+        // make-model does not replace a folder the trainer wrote (its train_results.json says so).
+        if (overwrite != Overwrite::Force) {
+            const auto record = folder / "train_results.json";
+            std::error_code ec;
+            if (std::filesystem::exists(std::filesystem::symlink_status(record, ec)))
+                throw Error(ErrorCode::Exists, "refusing to overwrite " + folder.string() +
+                                                   ": it holds a trained model (" +
+                                                   record.string() +
+                                                   "), and make-model writes random weights (use "
+                                                   "--force to replace it)");
+        }
         // Generate tensors in the order of the expected list so names and shapes match the loader.
         Checkpoint none;
         const TensorNames names(c, none);

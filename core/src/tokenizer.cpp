@@ -15,11 +15,13 @@ using json = nlohmann::json;
 // serialized AddedToken); null says there is none. A name the vocabulary lacks changes nothing.
 void applyTokenizerConfig(const fs::path& configPath, Tokenizer& tokenizer) {
     std::error_code ec;
-    if (!fs::is_regular_file(configPath, ec))
+    if (!fs::exists(configPath, ec)) // present but not a file (a fifo, a folder): readFile says so
         return;
     json config;
     try {
-        config = json::parse(readFile(configPath));
+        const std::string text = readFile(configPath, kMaxConfigBytes);
+        checkJsonNesting(text, configPath.string());
+        config = json::parse(text);
     } catch (const json::parse_error& e) {
         throw Error(ErrorCode::Format, configPath.string() + ": not valid JSON (" + e.what() + ")");
     }
@@ -54,7 +56,9 @@ std::unique_ptr<Tokenizer> readTokenizer(const fs::path& folder) {
     std::error_code ec;
     if (!fs::is_directory(folder, ec))
         throw Error(ErrorCode::Missing, folder.string() + ": no such folder");
-    const auto has = [&](const char* name) { return fs::is_regular_file(folder / name, ec); };
+    // Present in any form: a tokenizer.json that is a folder or a fifo is an error naming it (by
+    // readFile), not a model without a tokenizer.
+    const auto has = [&](const char* name) { return fs::exists(folder / name, ec); };
     Result<std::unique_ptr<Tokenizer>> loaded = Error(ErrorCode::Internal, "");
     if (has("tokenizer.json")) {
         loaded = loadTokenizerJson(folder / "tokenizer.json");

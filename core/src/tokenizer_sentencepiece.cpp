@@ -95,7 +95,7 @@ private:
 };
 
 std::unique_ptr<Tokenizer> readSentencePiece(const std::filesystem::path& path) {
-    const std::string bytes = readFile(path);
+    const std::string bytes = readFile(path, kMaxTokenizerBytes);
     auto processor = std::make_unique<sentencepiece::SentencePieceProcessor>();
     const auto status = processor->LoadFromSerializedProto(bytes);
     if (!status.ok())

@@ -120,6 +120,19 @@ std::vector<TensorNames::Expected> TensorNames::expected() const {
 void validateCheckpoint(const ModelConfig& config, const Checkpoint& checkpoint,
                         const std::string& configSource) {
     const TensorNames names(config, checkpoint);
+    // The last layer first: the list of expected tensors is as long as the config claims, and a
+    // config that claims 1,000,000,000 layers must fail here, not after gigabytes of names.
+    if (config.layers > 0) {
+        const std::string last =
+            names.layer(config.layers - 1,
+                        config.family == Family::Gpt2 ? "ln_1.weight" : "input_layernorm.weight");
+        if (!checkpoint.contains(last))
+            throw Error(ErrorCode::Missing,
+                        checkpoint.describe() + ": missing tensor '" + last + "' that " +
+                            configSource + " implies (it says " + std::to_string(config.layers) +
+                            " layers; the checkpoint holds " +
+                            std::to_string(checkpoint.names().size()) + " tensors)");
+    }
     for (const auto& e : names.expected()) {
         if (!checkpoint.contains(e.name))
             throw Error(ErrorCode::Missing, checkpoint.describe() + ": missing tensor '" + e.name +

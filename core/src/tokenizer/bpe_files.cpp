@@ -2,9 +2,13 @@
 // What the BPE readers share: JSON fields, vocabulary, merges, default special ids.
 #include "tokenizer/bpe_files.h"
 
+#include "kvs/file_util.h"
+
 namespace kvs::bpe {
 
 json FileContext::parseJson(const std::string& text) const {
+    // Before parsing: the component readers recurse into nested Sequences.
+    checkJsonNesting(text, name());
     try {
         return json::parse(text);
     } catch (const json::parse_error& e) {

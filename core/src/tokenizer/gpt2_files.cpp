@@ -17,10 +17,11 @@ std::unique_ptr<Tokenizer> readGpt2VocabMerges(const std::filesystem::path& voca
     const FileContext vocabFile(vocabJson);
     BpeSpec spec;
     spec.source = vocabFile.name();
-    readVocab(vocabFile, vocabFile.parseJson(readFile(vocabJson)), "the vocabulary", spec);
+    readVocab(vocabFile, vocabFile.parseJson(readFile(vocabJson, kMaxTokenizerBytes)),
+              "the vocabulary", spec);
 
     const FileContext mergesFile(mergesTxt);
-    const std::string text = readFile(mergesTxt);
+    const std::string text = readFile(mergesTxt, kMaxTokenizerBytes);
     std::size_t lineNumber = 0;
     for (std::size_t begin = 0; begin < text.size();) {
         std::size_t end = text.find('\n', begin);

@@ -263,7 +263,7 @@ void readAddedTokens(const FileContext& file, const json& list, BpeSpec& spec) {
 
 std::unique_ptr<Tokenizer> readTokenizerJson(const std::filesystem::path& path) {
     const FileContext file(path);
-    const json root = file.parseJson(readFile(path));
+    const json root = file.parseJson(readFile(path, kMaxTokenizerBytes));
     if (!root.is_object())
         file.fail(ErrorCode::Format, "is not a JSON object");
     const auto model = root.find("model");
