@@ -4,6 +4,7 @@
 
 #include "attention_view.h"
 #include "cache_view.h"
+#include "capacity_page.h"
 #include "overview_page.h"
 #include "profile_view.h"
 #include "rate_view.h"
@@ -27,6 +28,8 @@ std::vector<ViewRegistration>& registry() {
         {QStringLiteral("profile"), true, make<views::ProfileView>},
         // Last, so that the tab indices of sessions saved before it still mean the same tab.
         {QStringLiteral("rate"), true, make<views::RateView>},
+        {QStringLiteral("capacity"), true,
+         [](const ViewContext& c) { return new CapacityPage(c.session, c.parent); }},
     };
     return views;
 }
