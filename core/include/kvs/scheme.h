@@ -37,6 +37,11 @@ struct ParamSpec {
     // The value must divide the model's KV-head count (post-hoc sharing): a sweep visits the
     // divisors.
     bool dividesKvHeads = false;
+    // Parameters that state one budget in different units share a group name ("budget": the
+    // kept fraction, tokens and bytes), so the studio shows them as one control with a unit
+    // selector instead of three. As tokenBudget reads them, a later member of the group wins
+    // over the earlier ones when it is set; every member but the first is unused at 0.
+    std::string budgetGroup = {};
 };
 
 // What a family's theory predicts for error against kept tokens m (ALGORITHMS.md §1c): error ∝

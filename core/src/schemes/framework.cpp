@@ -209,13 +209,28 @@ std::vector<ParamSpec> budgetParams(double defaultKeep) {
                    "",
                    "fraction of the context tokens kept (used when tokens and bytes are 0)"};
     keep.overriddenBy = {"tokens", "bytes"};
-    return {
-        keep,
-        {"tokens", "Kept tokens", 0, 1 << 20, 0, false, true, "tokens",
-         "number of context tokens kept; 0 = use the kept fraction"},
-        {"bytes", "Byte budget", 0, 1e12, 0, false, true, "bytes",
-         "cache bytes per head, metadata included; 0 = use tokens or the kept fraction"},
-    };
+    ParamSpec tokens{"tokens",
+                     "Kept tokens",
+                     0,
+                     1 << 20,
+                     0,
+                     false,
+                     true,
+                     "tokens",
+                     "number of context tokens kept; 0 = use the kept fraction"};
+    ParamSpec bytes{"bytes",
+                    "Byte budget",
+                    0,
+                    1e12,
+                    0,
+                    false,
+                    true,
+                    "bytes",
+                    "cache bytes per head, metadata included; 0 = use tokens or the kept fraction"};
+    // One budget in three units: the studio shows one control with a unit selector.
+    for (ParamSpec* p : {&keep, &tokens, &bytes})
+        p->budgetGroup = "budget";
+    return {keep, tokens, bytes};
 }
 
 int tokenBudget(const ParamValues& params, int n, double perTokenBytes, int minimum) {
