@@ -69,8 +69,11 @@ int Args::getInt(const std::string& name, int fallback) const {
 std::string readPrompt(const Args& args) {
     std::string prompt;
     std::string source = "--prompt";
+    if (args.get("prompt-file") && args.get("prompt"))
+        throw UsageError(
+            "give the prompt either with --prompt-file F or with --prompt T, not both");
     if (auto f = args.get("prompt-file")) {
-        prompt = readFile(*f);
+        prompt = readFile(*f, kMaxPromptBytes); // a fifo or /dev/zero is refused, not read
         source = *f;
     } else if (auto p = args.get("prompt")) {
         prompt = *p;

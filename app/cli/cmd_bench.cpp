@@ -7,6 +7,7 @@
 #include "kvs/attention_backend.h"
 #include "kvs/compressed_head.h"
 #include "kvs/gpu/vulkan_backend.h"
+#include "kvs/model.h"
 #include "kvs/probe_attention.h"
 #include "kvs/status.h"
 
@@ -65,22 +66,39 @@ Matrix noise(int rows, int cols, std::uint64_t seed) {
     return x;
 }
 
-std::vector<int> parseList(const std::string& text, const char* what) {
+// A comma-separated list of whole numbers, each optionally with k (x 1024) or M (x 1024^2), each
+// from `lo` to `hi`: anything else is a usage error naming the option, the item and the range
+// (std::stoi took "16m" as 16 and "-5" as a negative size).
+std::vector<int> parseList(const std::string& text, const char* option, long long lo,
+                           long long hi) {
+    const auto bad = [&](const std::string& item) {
+        return UsageError("bench attention: " + std::string(option) + ": '" + item +
+                          "' is not a whole number from " + std::to_string(lo) + " to " +
+                          std::to_string(hi) + " (k = 1024, M = 1024^2)");
+    };
     std::vector<int> out;
     std::stringstream in(text);
     std::string item;
     while (std::getline(in, item, ',')) {
-        int scale = 1;
-        if (!item.empty() && (item.back() == 'k' || item.back() == 'K')) {
+        std::string digits = item;
+        long long scale = 1;
+        if (!digits.empty() && (digits.back() == 'k' || digits.back() == 'K')) {
             scale = 1024;
-            item.pop_back();
+            digits.pop_back();
+        } else if (!digits.empty() && digits.back() == 'M') {
+            scale = 1024 * 1024;
+            digits.pop_back();
         }
-        try {
-            out.push_back(std::stoi(item) * scale);
-        } catch (const std::exception&) {
-            throw UsageError(std::string("bench attention: bad ") + what + " list '" + text + "'");
-        }
+        if (digits.empty() || digits.size() > 9 ||
+            !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; }))
+            throw bad(item);
+        const long long value = std::stoll(digits) * scale;
+        if (value < lo || value > hi)
+            throw bad(item);
+        out.push_back(static_cast<int>(value));
     }
+    if (out.empty())
+        throw bad(text);
     return out;
 }
 
@@ -116,16 +134,17 @@ BenchOptions parseBenchOptions(const Args& args) {
     if (o.backend != "both" && o.backend != "vulkan" && o.backend != "cpu")
         throw UsageError("bench attention: --backend must be both, vulkan or cpu");
     const std::vector<int> contexts =
-        parseList(args.get("contexts").value_or("1k,4k,16k,64k"), "context");
-    const std::vector<int> dims = parseList(args.get("dims").value_or("64,128"), "head dim");
-    o.heads = args.getInt("heads", 32);
-    o.group = args.getInt("group", 1);
-    if (o.group < 1 || o.heads % o.group != 0)
-        throw UsageError("bench attention: --group must divide --heads");
-    const int maxKeys = args.getInt("max-keys", 1 << 30);
-    o.repeats = std::max(1, args.getInt("repeats", 10));
-    o.warmup = std::max(0, args.getInt("warmup", 3));
-    o.cpuRepeats = std::max(1, args.getInt("cpu-repeats", 3));
+        parseList(args.get("contexts").value_or("1k,4k,16k,64k"), "--contexts", 1, 1 << 24);
+    const std::vector<int> dims = parseList(args.get("dims").value_or("64,128"), "--dims", 2, 1024);
+    o.heads = args.getInt("heads", 32, 1, 1024);
+    o.group = args.getInt("group", 1, 1, o.heads);
+    if (o.heads % o.group != 0)
+        throw UsageError("bench attention: --group " + std::to_string(o.group) +
+                         " must divide --heads " + std::to_string(o.heads));
+    const int maxKeys = args.getInt("max-keys", 1 << 30, 1, 1 << 30);
+    o.repeats = args.getInt("repeats", 10, 1, 100000);
+    o.warmup = args.getInt("warmup", 3, 0, 100000);
+    o.cpuRepeats = args.getInt("cpu-repeats", 3, 1, 100000);
     std::vector<std::string> formats;
     std::stringstream list(args.get("formats").value_or("fp16,q4"));
     for (std::string f; std::getline(list, f, ',');) {
@@ -137,11 +156,26 @@ BenchOptions parseBenchOptions(const Args& args) {
                 "q4_outliers)");
         formats.push_back(f);
     }
+    if (formats.empty())
+        throw UsageError("bench attention: --formats names no format (fp16, q4, k4v2, lowrank, "
+                         "lowrank_rope, q4_hadamard, q4_rope, q4_outliers)");
     for (int n : contexts)
         for (int d : dims)
             for (const std::string& f : formats)
                 if (n <= maxKeys)
                     o.shapes.push_back({n, d, f});
+    // Before the first allocation: the largest shape's caches (fp32 noise and the fp16 copy of
+    // keys and values per KV head) and queries must fit in the memory the machine has.
+    std::uint64_t need = 0;
+    for (const Shape& s : o.shapes)
+        need = std::max(need, static_cast<std::uint64_t>(s.n) * static_cast<std::uint64_t>(s.d) *
+                                  static_cast<std::uint64_t>(o.kvHeads()) * 2 * (4 + 4 + 2));
+    if (need > availableMemoryBytes())
+        throw Error(ErrorCode::OutOfMemory,
+                    "bench attention: the largest shape needs about " + std::to_string(need >> 20) +
+                        " MiB for its caches but " + std::to_string(availableMemoryBytes() >> 20) +
+                        " MiB are available; give fewer --heads, shorter --contexts or smaller "
+                        "--dims");
     return o;
 }
 

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <ostream>
 
@@ -172,7 +173,8 @@ int runMakeModel(const Args& args, Streams io) {
         spec.dtype = *t;
     }
     spec.shards = args.getInt("shards", spec.shards, 1, 64);
-    spec.seed = static_cast<std::uint64_t>(args.getInt("seed", static_cast<int>(spec.seed)));
+    spec.seed = static_cast<std::uint64_t>(
+        args.getInt("seed", static_cast<int>(spec.seed), 0, std::numeric_limits<int>::max()));
     const std::string out = args.require("out");
     writeSyntheticModel(spec, out, overwriteFrom(args)).valueOrThrow();
     if (args.has("json"))

@@ -155,13 +155,16 @@ EvalInput loadEvalInput(const Args& args) {
     EvalInput in;
     const std::filesystem::path input = args.positional(0, "MODEL or CAPTURE");
     std::error_code ec;
+    if (!std::filesystem::exists(input, ec))
+        throw Error(ErrorCode::Io, input.string() + ": no such model folder or capture file");
     if (std::filesystem::is_directory(input, ec)) {
         in.model.emplace(Model::load(input).valueOrThrow());
         in.capture = in.model->capture(readPrompt(args)).valueOrThrow();
     } else {
         if (args.get("prompt-file") || args.get("prompt"))
-            throw UsageError(
-                "a capture file already holds its prompt; drop --prompt/--prompt-file");
+            throw UsageError(input.string() +
+                             " is a file, so a capture, which holds its prompt: drop "
+                             "--prompt/--prompt-file (or name a model folder)");
         in.capture = loadCapture(input).valueOrThrow();
     }
     return in;
@@ -448,8 +451,9 @@ double parseNumber(const std::string& text, const std::string& what) {
     } catch (const std::exception&) {
         used = 0;
     }
-    if (used == 0 || used != text.size())
-        throw UsageError(what + ": '" + text + "' is not a number");
+    // stod reads "nan" and "inf": numbers to it, never a setting to sweep or an epsilon.
+    if (used == 0 || used != text.size() || !std::isfinite(x))
+        throw UsageError(what + ": '" + text + "' is not a finite number");
     return x;
 }
 
@@ -461,6 +465,8 @@ std::vector<double> sweepValues(const Args& args) {
         std::string item;
         while (std::getline(list, item, ','))
             values.push_back(parseNumber(item, "--values"));
+        if (values.empty())
+            throw UsageError("--values names no value (give a,b,... or --range lo:hi:count)");
         return values;
     }
     const std::string r = args.get("range").value_or("0.03125:1:6");
@@ -469,8 +475,10 @@ std::vector<double> sweepValues(const Args& args) {
     char c1 = 0, c2 = 0;
     std::istringstream rs(r);
     if (!(rs >> lo >> c1 >> hi >> c2 >> count) || c1 != ':' || c2 != ':' || lo <= 0 || hi < lo ||
-        count < 1 || count > 1000)
-        throw UsageError("--range must be lo:hi:count with 0 < lo <= hi, got '" + r + "'");
+        count < 1 || count > 1000 || !std::isfinite(hi) || !rs.eof())
+        throw UsageError("--range must be lo:hi:count with 0 < lo <= hi and count from 1 to "
+                         "1000, got '" +
+                         r + "'");
     return geometricValues(lo, hi, count, false);
 }
 
@@ -634,6 +642,17 @@ int runSweep(const Args& args, Streams io) {
     const std::optional<double> epsilon =
         args.get("epsilon") ? std::optional(parseNumber(*args.get("epsilon"), "--epsilon"))
                             : std::nullopt;
+    if (epsilon && !(*epsilon > 0))
+        throw UsageError("--epsilon must be a positive number, got '" + *args.get("epsilon") + "'");
+    // Every scheme's parameter and values before any work: a mistake in the third scheme must
+    // not surface after the first two have run.
+    for (const SchemeSetting& base : settings) {
+        const auto plan = sweepPlan(base, 1 << 20); // its parameter does not depend on the context
+        const std::string param = paramArg ? *paramArg : plan ? plan->parameter : "keep";
+        if (explicitValues || !plan || plan->parameter != param)
+            if (const auto checked = checkSweep(base, param, givenValues); !checked.ok())
+                throw UsageError(checked.message());
+    }
     EvalInput in = loadEvalInput(args);
     const EvalOptions options = evalOptions(args);
     auto backend = makeBackend(args.get("backend").value_or("auto"), io);

@@ -6,21 +6,36 @@
 #include <limits>
 #include <map>
 #include <numeric>
+#include <sstream>
 
 namespace kvs {
 
-Result<Sweep> runSweep(const Capture& capture, const Model* model, const SchemeSetting& base,
-                       const std::string& parameter, const std::vector<double>& values,
-                       AttentionBackend& backend, const EvalOptions& options,
-                       const ExactReference* reference) {
+namespace {
+
+std::string formatValue(double v) {
+    if (std::isnan(v))
+        return "nan";
+    std::ostringstream os;
+    os << v;
+    return os.str();
+}
+
+} // namespace
+
+Result<bool> checkSweep(const SchemeSetting& base, const std::string& parameter,
+                        const std::vector<double>& values) {
     return catchErrors([&] {
         const Scheme* scheme = findScheme(base.id);
         if (!scheme)
             throw Error(ErrorCode::InvalidArgument, "unknown scheme '" + base.id + "'");
         const ParamSpec* spec = scheme->info().findParam(parameter);
-        if (!spec)
-            throw Error(ErrorCode::InvalidArgument,
-                        base.id + " has no parameter '" + parameter + "' to sweep");
+        if (!spec) {
+            std::string keys;
+            for (const auto& p : scheme->info().params)
+                keys += (keys.empty() ? "" : ", ") + p.key;
+            throw Error(ErrorCode::InvalidArgument, base.id + " has no parameter '" + parameter +
+                                                        "' to sweep (it has: " + keys + ")");
+        }
         // A budget parameter with higher priority set in the base would make every point equal.
         // In a chain the keys carry their stage's prefix ("select.h2o.keep").
         const std::string stage = parameter.substr(0, parameter.size() - bareKey(parameter).size());
@@ -34,6 +49,43 @@ Result<Sweep> runSweep(const Capture& capture, const Model* model, const SchemeS
             throw Error(ErrorCode::InvalidArgument,
                         "sweeping '" + parameter + "' of " + base.toString() +
                             " changes nothing: a tokens or bytes budget in the setting wins");
+        if (values.empty())
+            throw Error(ErrorCode::InvalidArgument,
+                        "no values of " + parameter + " to sweep for " + base.id);
+        const std::string range =
+            "[" + formatValue(spec->minimum) + ", " + formatValue(spec->maximum) + "]";
+        for (const double v : values) {
+            // NaN fails every comparison: checked on its own, it would pass a range check.
+            if (!std::isfinite(v) || v < spec->minimum || v > spec->maximum)
+                throw Error(ErrorCode::InvalidArgument, base.id + ": " + parameter + " = " +
+                                                            formatValue(v) +
+                                                            " is outside its range " + range);
+            if (!spec->choices.empty() &&
+                std::find(spec->choices.begin(), spec->choices.end(), v) == spec->choices.end()) {
+                std::string allowed;
+                for (const double c : spec->choices)
+                    allowed += (allowed.empty() ? "" : ", ") + formatValue(c);
+                throw Error(ErrorCode::InvalidArgument,
+                            base.id + ": " + parameter + " = " + formatValue(v) +
+                                " is not supported (one of " + allowed + ")");
+            }
+            if (spec->integer && std::round(v) == 0 && spec->minimum == 0)
+                throw Error(ErrorCode::InvalidArgument,
+                            parameter + " = " + formatValue(v) +
+                                " rounds to 0, which means 'not set' for " + base.id +
+                                ": give values of at least 1");
+        }
+        return true;
+    });
+}
+
+Result<Sweep> runSweep(const Capture& capture, const Model* model, const SchemeSetting& base,
+                       const std::string& parameter, const std::vector<double>& values,
+                       AttentionBackend& backend, const EvalOptions& options,
+                       const ExactReference* reference) {
+    return catchErrors([&] {
+        checkSweep(base, parameter, values).valueOrThrow(); // before the exact reference
+        const ParamSpec* spec = findScheme(base.id)->info().findParam(parameter);
         Sweep sweep;
         sweep.scheme = base.toString();
         sweep.parameter = parameter;
@@ -43,16 +95,8 @@ Result<Sweep> runSweep(const Capture& capture, const Model* model, const SchemeS
             reference = &*computed;
         }
         for (const double v : values) {
-            if (v < spec->minimum || v > spec->maximum)
-                throw Error(ErrorCode::InvalidArgument, parameter + " = " + std::to_string(v) +
-                                                            " is outside the range of " + base.id);
             SchemeSetting s = base;
             s.params[parameter] = spec->integer ? std::round(v) : v;
-            if (spec->integer && s.params[parameter] == 0 && spec->minimum == 0)
-                throw Error(ErrorCode::InvalidArgument,
-                            parameter + " = " + std::to_string(v) +
-                                " rounds to 0, which means 'not set' for " + base.id +
-                                ": give values of at least 1");
             SweepPoint p;
             p.value = s.params[parameter];
             auto r = evaluate(capture, model, s, backend, options, reference);

@@ -30,6 +30,12 @@ struct Sweep {
 // Evaluates `base` with `parameter` set to each of `values` (validated against the spec) and
 // the given options; the exact reference (computed once when not given) is shared by every point.
 // A value the scheme cannot meet (InvalidArgument) is skipped; any other error ends the sweep.
+// What runSweep checks before any work: the scheme has `parameter`, a tokens or bytes budget in
+// `base` does not override it, and every value is a finite number in the parameter's range (and
+// one of its choices, and not an integer that rounds to "not set"). InvalidArgument naming the
+// value, the parameter and what is allowed, both bounds of a range.
+Result<bool> checkSweep(const SchemeSetting& base, const std::string& parameter,
+                        const std::vector<double>& values);
 Result<Sweep> runSweep(const Capture& capture, const Model* model, const SchemeSetting& base,
                        const std::string& parameter, const std::vector<double>& values,
                        AttentionBackend& backend, const EvalOptions& options,
