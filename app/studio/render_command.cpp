@@ -3,7 +3,10 @@
 
 #include "main_window.h"
 #include "session.h"
+#include "session_document.h"
 #include "view_registry.h"
+
+#include "kvs/output_writer.h"
 
 #include <QApplication>
 #include <QDir>
@@ -59,6 +62,8 @@ std::unique_ptr<QApplication> ensureApplication() {
 }
 
 // The first job that failed while the session was being rendered: its error, code included.
+// A prompt the tokenizer refuses (a character outside its vocabulary) counts: no analysis
+// would ever start.
 class FailureWatch : public ISessionView {
 public:
     explicit FailureWatch(Session* session) : m_subscription(session, this) {}
@@ -66,12 +71,41 @@ public:
         if (!m_failure)
             m_failure.emplace(error.code(), jobFailureText(job, error).toStdString());
     }
+    void onTokenizeFailed(const QString& message) override {
+        if (!m_failure)
+            m_failure.emplace(ErrorCode::InvalidArgument,
+                              "its prompt cannot be tokenized: " + message.toStdString());
+    }
     const std::optional<Error>& failure() const { return m_failure; }
 
 private:
     std::optional<Error> m_failure;
     SessionSubscription m_subscription;
 };
+
+// Removes from `folder` the figures and sidecars an earlier render or export wrote there (each
+// figure vouched for by its sidecar, kvs/output_writer.h; sidecars whose figure was replaced by
+// another file too), so that a render stopped half-way leaves some new figures, never new ones
+// beside another session's. Anything else stays.
+void removeEarlierExports(const QString& folder) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    std::vector<fs::path> ours; // all found before any is removed: a figure needs its sidecar
+    for (const auto& entry : fs::directory_iterator(folder.toStdString(), ec)) {
+        if (entry.is_symlink(ec) || !entry.is_regular_file(ec))
+            continue;
+        const fs::path& file = entry.path();
+        const bool sidecar = file.extension() == ".json";
+        if (checkOutput(file, sidecar ? kSidecarKind : "export").replaceable)
+            ours.push_back(file);
+    }
+    for (const fs::path& file : ours)
+        if (!fs::remove(file, ec) && ec)
+            throw Error(ErrorCode::Io, file.string() +
+                                           ": cannot remove this figure of an earlier "
+                                           "render (" +
+                                           ec.message() + ")");
+}
 
 } // namespace
 
@@ -111,9 +145,23 @@ int runRenderCommand(const cli::Args& args, cli::Streams io) {
     if (theme != "light" && theme != "dark" && theme != "session")
         throw cli::UsageError("--theme must be light, dark or session");
     const int timeoutSeconds = args.getInt("timeout", 900, 1, 86400);
-    if (!QFileInfo(sessionPath).isFile())
+    if (!QFileInfo::exists(sessionPath))
         throw Error(ErrorCode::Io,
                     "cannot open the session " + sessionPath.toStdString() + ": no such file");
+    // What would leave the render waiting for an analysis that never starts, said at once.
+    SessionDocument document;
+    QString error;
+    if (!readSessionDocument(sessionPath, &document, &error))
+        throw Error(ErrorCode::Format, error.toStdString());
+    if (document.modelFolder.isEmpty())
+        throw Error(ErrorCode::Missing, "the session " + sessionPath.toStdString() +
+                                            " names no model (its \"model\" is empty): open it in "
+                                            "the window, choose a model and save it again");
+    if (document.prompt.isEmpty())
+        throw Error(ErrorCode::InvalidArgument,
+                    "the session " + sessionPath.toStdString() +
+                        " has an empty prompt: the analysis needs at least two tokens (a context "
+                        "and a probe token)");
 
     auto app = ensureApplication();
     MainWindowOptions options;
@@ -130,7 +178,6 @@ int runRenderCommand(const cli::Args& args, cli::Streams io) {
     window.resize(1600, 1000);
     window.show();
 
-    QString error;
     if (!window.openSession(sessionPath, &error))
         throw Error(ErrorCode::Format, error.toStdString());
     if (theme != "session")
@@ -157,6 +204,14 @@ int runRenderCommand(const cli::Args& args, cli::Streams io) {
             throw Error(ErrorCode::Io, "the session " + sessionPath.toStdString() +
                                            " names a model that does not load: " +
                                            session->lastError().toStdString());
+        if (const auto tokens = session->tokens(); tokens &&
+                                                   session->modelState() == ModelState::Loaded &&
+                                                   tokens->count() < 2 && !session->isBusy())
+            throw Error(ErrorCode::InvalidArgument,
+                        "rendering " + sessionPath.toStdString() + ": its prompt is " +
+                            std::to_string(tokens->count()) +
+                            " token(s) long; the analysis needs at least two (a context and a "
+                            "probe token)");
         const bool done = session->modelState() == ModelState::Loaded && session->analysis() &&
                           !session->isBusy() && !session->isAnalysisBusy();
         if (done && !wasIdle)
@@ -170,6 +225,12 @@ int runRenderCommand(const cli::Args& args, cli::Streams io) {
                                                  std::to_string(timeoutSeconds) + " s (--timeout)");
     }
 
+    // One view is written into --out, several each into its own subfolder (exportViews).
+    if (views.size() == 1)
+        removeEarlierExports(out);
+    else
+        for (const QString& view : views)
+            removeEarlierExports(QDir(out).filePath(view));
     const QStringList written = window.exportViews(out, views, exportOptions, &error);
     if (!error.isEmpty() && !refused.isEmpty() && !force)
         throw Error(ErrorCode::Exists, error.toStdString() + " (use --force to replace it)");

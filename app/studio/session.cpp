@@ -3,6 +3,7 @@
 // its own worker pool, drops stale results by generation and publishes immutable snapshots.
 #include "session.h"
 
+#include "kvs/file_util.h"
 #include "kvs/gpu/devices.h"
 #include "kvs/status.h"
 #include "kvs/threads.h"
@@ -26,14 +27,19 @@ namespace {
 // One line from a train_results.json (kvstudio-cli train --json-out, copied beside the weights):
 // "" when there is none; a broken file is named, never fatal to the load.
 QString trainingSummary(const QString& path) {
-    QFile file(path);
-    if (!file.exists())
+    if (!QFileInfo::exists(path))
         return {};
-    if (!file.open(QIODevice::ReadOnly))
+    // Through core's reader: a fifo or /dev/zero named train_results.json must not hang the load.
+    QByteArray bytes;
+    const auto read = kvs::catchErrors([&] {
+        bytes = QByteArray::fromStdString(kvs::readFile(path.toStdString(), kvs::kMaxConfigBytes));
+        return true;
+    });
+    if (!read.ok())
         return Session::tr("%1: cannot be read (%2)")
-            .arg(QFileInfo(path).fileName(), file.errorString());
+            .arg(QFileInfo(path).fileName(), QString::fromStdString(read.message()));
     QJsonParseError error{};
-    const QJsonObject r = QJsonDocument::fromJson(file.readAll(), &error).object();
+    const QJsonObject r = QJsonDocument::fromJson(bytes, &error).object();
     const QJsonObject validation = r.value(QLatin1String("validation")).toObject();
     const double nats = validation.value(QLatin1String("nats")).toDouble(-1);
     const double perplexity = validation.value(QLatin1String("perplexity")).toDouble(-1);

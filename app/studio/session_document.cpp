@@ -5,6 +5,7 @@
 
 #include "kvs/status.h"
 
+#include "kvs/file_util.h"
 #include "kvs/scheme.h"
 
 #include <QDir>
@@ -118,14 +119,29 @@ bool readSessionDocument(const QString& path, SessionDocument* d, QString* error
             *error = message;
         return false;
     };
-    QFile file(path);
-    if (!file.open(QIODevice::ReadOnly))
-        return fail(QObject::tr("Cannot open the session %1: %2").arg(path, file.errorString()));
+    // Through core's reader: a fifo or device is refused by its type (QFile would wait on a fifo
+    // and read /dev/zero without end), the size is capped and deep nesting refused.
+    QByteArray bytes;
+    const auto read = catchErrors([&] {
+        const std::string text = readFile(path.toStdString(), kMaxConfigBytes);
+        checkJsonNesting(text, path.toStdString());
+        bytes = QByteArray::fromStdString(text);
+        return true;
+    });
+    if (!read.ok())
+        return fail(
+            QObject::tr("Cannot open the session: %1").arg(QString::fromStdString(read.message())));
     QJsonParseError parseError;
-    const QJsonDocument doc = QJsonDocument::fromJson(file.readAll(), &parseError);
+    const QJsonDocument doc = QJsonDocument::fromJson(bytes, &parseError);
+    if (parseError.error != QJsonParseError::NoError)
+        return fail(QObject::tr("The session %1 is not valid JSON: %2 (at byte %3)")
+                        .arg(path, parseError.errorString())
+                        .arg(parseError.offset));
     if (!doc.isObject())
-        return fail(QObject::tr("The session %1 is not valid JSON: %2")
-                        .arg(path, parseError.errorString()));
+        return fail(QObject::tr("The session %1 is a JSON %2, not an object: a session is an "
+                                "object with \"kvstudio_session\": %3")
+                        .arg(path, doc.isArray() ? QObject::tr("array") : QObject::tr("value"))
+                        .arg(kSessionVersion));
     const QJsonObject o = doc.object();
     if (o.value(QStringLiteral("kvstudio_session")).toInt() != kSessionVersion)
         return fail(QObject::tr("The session %1 has no field kvstudio_session = %2 (not a KV "

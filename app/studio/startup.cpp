@@ -7,6 +7,8 @@
 #include "session.h"
 #include "view_registry.h"
 
+#include "kvs/file_util.h"
+
 #include <QCommandLineParser>
 #include <QCoreApplication>
 #include <QDir>
@@ -225,10 +227,16 @@ QList<BundledModel> bundledModels(const QString& applicationDir) {
     }
 
     const auto details = [](const QString& folder) -> QString {
-        QFile file(folder + QStringLiteral("/train_results.json"));
-        if (!file.open(QIODevice::ReadOnly))
+        // Through core's reader: a fifo or device in a model folder must not hang the menu.
+        QByteArray text;
+        if (!catchErrors([&] {
+                 text = QByteArray::fromStdString(
+                     readFile((folder + QStringLiteral("/train_results.json")).toStdString(),
+                              kMaxConfigBytes));
+                 return true;
+             }).ok())
             return {};
-        const QJsonObject results = QJsonDocument::fromJson(file.readAll()).object();
+        const QJsonObject results = QJsonDocument::fromJson(text).object();
         const int bytes = results.value(QLatin1String("kv_bytes_per_token_fp16")).toInt();
         const double nats = results.value(QLatin1String("validation"))
                                 .toObject()
@@ -302,14 +310,18 @@ QString defaultPrompt() {
 }
 
 QString readPromptFile(const QString& path, QString* error) {
-    QFile file(path);
-    if (!file.open(QIODevice::ReadOnly)) {
+    // Through core's reader: a fifo, device or folder is refused by its type, the size capped.
+    QByteArray bytes;
+    const auto read = catchErrors([&] {
+        bytes = QByteArray::fromStdString(readFile(path.toStdString(), kMaxPromptBytes));
+        return true;
+    });
+    if (!read.ok()) {
         if (error)
-            *error = QObject::tr("cannot read the prompt file %1: %2")
-                         .arg(QDir::toNativeSeparators(path), file.errorString());
+            *error = QObject::tr("cannot read the prompt file: %1")
+                         .arg(QString::fromStdString(read.message()));
         return {};
     }
-    const QByteArray bytes = file.readAll();
     auto decode = QStringDecoder(QStringDecoder::Utf8, QStringDecoder::Flag::Stateless);
     QString text = decode(bytes);
     if (decode.hasError()) {
