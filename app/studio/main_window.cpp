@@ -3,10 +3,12 @@
 // one Session that owns the state and the worker jobs.
 #include "main_window.h"
 
+#include "explain_panel.h"
 #include "overview_page.h"
 #include "schemes_panel.h"
 #include "session.h"
 #include "setup_panel.h"
+#include "shortcuts_dialog.h"
 #include "startup.h"
 #include "studio_settings.h"
 #include "view_host.h"
@@ -36,7 +38,7 @@ namespace kvs::studio {
 
 namespace {
 
-constexpr int kLayoutVersion = 2; // 2: the Schemes dock
+constexpr int kLayoutVersion = 3; // 2: the Schemes dock; 3: the Explain dock
 
 } // namespace
 
@@ -60,10 +62,16 @@ MainWindow::MainWindow(const MainWindowOptions& options, QWidget* parent)
 
     createStudioActions();
     createDocks();
+    createTour();
     createMenus();
     createStatusBar();
     connectSession();
     connectViews();
+    // Explain goes last on the right, under the Schemes dock it explains, once every other dock
+    // has been placed (splitDockWidget left it above when a dock was split in after it).
+    removeDockWidget(m_explainDock);
+    addDockWidget(Qt::RightDockWidgetArea, m_explainDock, Qt::Vertical);
+    m_explainDock->show();
 
     if (m_options.persistSettings)
         restoreLayout();
@@ -71,6 +79,8 @@ MainWindow::MainWindow(const MainWindowOptions& options, QWidget* parent)
     QTimer::singleShot(0, this, [this] {
         if (!m_layoutRestored)
             resizeDocks({m_setupDock, m_schemesDock}, {330, 400}, Qt::Horizontal);
+        if (!m_layoutRestored && m_explainDock)
+            resizeDocks({m_schemesDock, m_explainDock}, {560, 380}, Qt::Vertical);
     });
     if (m_options.probeBackend)
         m_session->probeBackend();
@@ -96,15 +106,19 @@ void MainWindow::createActions() {
     m_quitAction->setObjectName(QStringLiteral("quitAction"));
     m_quitAction->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_Q));
     m_quitAction->setMenuRole(QAction::QuitRole);
+    m_quitAction->setStatusTip(tr("Close the window (asks first when the session has unsaved "
+                                  "changes)"));
     connect(m_quitAction, &QAction::triggered, this, &QWidget::close);
 
     m_resetLayoutAction = new QAction(tr("&Reset Layout"), this);
     m_resetLayoutAction->setObjectName(QStringLiteral("resetLayoutAction"));
+    m_resetLayoutAction->setStatusTip(tr("Put the docks back in their first places and sizes"));
     connect(m_resetLayoutAction, &QAction::triggered, this, &MainWindow::resetLayout);
 
     m_aboutAction = new QAction(tr("&About KV Studio"), this);
     m_aboutAction->setObjectName(QStringLiteral("aboutAction"));
     m_aboutAction->setMenuRole(QAction::AboutRole);
+    m_aboutAction->setStatusTip(tr("Versions of KV Studio, Qt, the Vulkan driver and the model"));
     connect(m_aboutAction, &QAction::triggered, this, &MainWindow::showAbout);
 }
 
@@ -145,6 +159,8 @@ void MainWindow::createMenus() {
     view->setObjectName(QStringLiteral("viewMenu"));
     view->addAction(m_setupDock->toggleViewAction());
     view->addAction(m_schemesDock->toggleViewAction());
+    view->addAction(m_explainDock->toggleViewAction());
+    view->addAction(m_lessonDock->toggleViewAction());
     view->addSeparator();
     for (QAction* a : m_studioActions)
         if (a->property("kvsMenu").toString() == QLatin1String("view"))
@@ -160,8 +176,21 @@ void MainWindow::createMenus() {
 
     QMenu* help = menuBar()->addMenu(tr("&Help"));
     help->setObjectName(QStringLiteral("helpMenu"));
+    help->addAction(m_tourAction);
+    help->addSeparator();
+    // A dock without its own status tip still says what its View entry does.
+    for (QDockWidget* dock : findChildren<QDockWidget*>())
+        if (dock->toggleViewAction()->statusTip().isEmpty())
+            dock->toggleViewAction()->setStatusTip(
+                tr("Show or hide the %1 dock").arg(dock->windowTitle()));
+    // Made last, so that it can see whether another command has the help key.
+    QAction* shortcuts = createShortcutsAction(this);
+    help->addAction(shortcuts);
+    m_studioActions << shortcuts; // the command palette lists it too
+    help->addSeparator();
     help->addAction(m_aboutAction);
-    help->addAction(tr("About &Qt"), qApp, &QApplication::aboutQt);
+    help->addAction(tr("About &Qt"), qApp, &QApplication::aboutQt)
+        ->setStatusTip(tr("The version and licence of Qt, the toolkit of this window"));
 }
 
 void MainWindow::createDocks() {
@@ -171,12 +200,26 @@ void MainWindow::createDocks() {
     m_setup = new SetupPanel(m_session.get(), m_openAction, m_setupDock);
     m_setupDock->setWidget(m_setup);
     m_setupDock->toggleViewAction()->setShortcut(QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_1));
+    m_setupDock->toggleViewAction()->setStatusTip(
+        tr("Show or hide the Setup dock: the model, the prompt and its tokens"));
     m_schemesDock = new QDockWidget(tr("Schemes"), this);
     m_schemesDock->setObjectName(QStringLiteral("schemesDock"));
     m_schemesDock->setAllowedAreas(Qt::LeftDockWidgetArea | Qt::RightDockWidgetArea);
     m_schemes = new SchemesPanel(m_schemesDock);
     m_schemesDock->setWidget(m_schemes);
     m_schemesDock->toggleViewAction()->setShortcut(QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_2));
+    m_explainDock = new QDockWidget(tr("Explain"), this);
+    m_explainDock->setObjectName(QStringLiteral("explainDock"));
+    m_explainDock->setAllowedAreas(Qt::AllDockWidgetAreas);
+    m_explain = new ExplainPanel(m_session.get(), m_views, m_tabs, m_schemes, m_explainDock);
+    m_explainDock->setWidget(m_explain);
+    m_explainDock->toggleViewAction()->setShortcut(QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_3));
+    m_explainDock->toggleViewAction()->setStatusTip(
+        tr("Show or hide the Explain dock: what the current view shows and what the focused "
+           "scheme does to the cache, with the chosen head's numbers"));
+    m_schemesDock->toggleViewAction()->setStatusTip(
+        tr("Show or hide the Schemes dock: the schemes compared, their budgets and the context / "
+           "probe split"));
     resetLayout();
 }
 
@@ -189,6 +232,13 @@ void MainWindow::resetLayout() {
         addDockWidget(Qt::RightDockWidgetArea, m_schemesDock);
         m_schemesDock->show();
         resizeDocks({m_setupDock, m_schemesDock}, {330, 400}, Qt::Horizontal);
+        if (m_explainDock) { // beside the views, under the schemes it explains
+            m_explainDock->setFloating(false);
+            removeDockWidget(m_explainDock);
+            addDockWidget(Qt::RightDockWidgetArea, m_explainDock, Qt::Vertical);
+            m_explainDock->show();
+            resizeDocks({m_schemesDock, m_explainDock}, {560, 380}, Qt::Vertical);
+        }
     } else {
         resizeDocks({m_setupDock}, {470}, Qt::Horizontal);
     }
@@ -285,6 +335,7 @@ void MainWindow::onModelLoaded(const std::shared_ptr<const ModelSnapshot>& model
     m_progress->hide();
     m_modelName = model->facts.name;
     updateTitle();
+    tourModelLoaded();
     const QString took = model->loadSeconds < 1.0
                              ? tr("%1 ms").arg(qRound(model->loadSeconds * 1000.0))
                              : tr("%1 s").arg(model->loadSeconds, 0, 'f', 1);
@@ -397,6 +448,7 @@ void MainWindow::rebuildRecentMenu() {
                 .arg(QFileInfo(folder).fileName(), QDir::toNativeSeparators(folder));
         QAction* action = m_recentMenu->addAction(label);
         action->setData(folder);
+        action->setStatusTip(tr("Open the model in %1").arg(QDir::toNativeSeparators(folder)));
         connect(action, &QAction::triggered, this, [this, folder] { openModel(folder); });
     }
     if (recent.isEmpty()) {
@@ -404,10 +456,13 @@ void MainWindow::rebuildRecentMenu() {
         return;
     }
     m_recentMenu->addSeparator();
-    m_recentMenu->addAction(tr("&Clear List"), this, [] {
-        auto settings = openSettings();
-        RecentModels::clear(*settings);
-    });
+    m_recentMenu
+        ->addAction(tr("&Clear List"), this,
+                    [] {
+                        auto settings = openSettings();
+                        RecentModels::clear(*settings);
+                    })
+        ->setStatusTip(tr("Forget the models opened before"));
 }
 
 // The project's trained models (default and projection-sharing variants), one click away, with

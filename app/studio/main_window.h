@@ -3,6 +3,7 @@
 // one Session that owns the state and the worker jobs.
 #pragma once
 
+#include "lessons.h"
 #include "session_view.h"
 #include "snapshots.h"
 
@@ -12,6 +13,7 @@
 #include <array>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "analysis_data.h"
@@ -35,6 +37,9 @@ struct ChartHandle;
 
 namespace kvs::studio {
 
+class CapacityPage;
+class ExplainPanel;
+class LessonPanel;
 class OverviewPage;
 class SchemesPanel;
 class Session;
@@ -68,6 +73,9 @@ public:
     OverviewPage* overviewPage() const;
     QTabWidget* tabs() const { return m_tabs; }
     SchemesPanel* schemesPanel() const { return m_schemes; }
+    // The Explain dock: what the current view shows and what the focused scheme does.
+    ExplainPanel* explainPanel() const { return m_explain; }
+    QDockWidget* explainDock() const { return m_explainDock; }
     // The views the window wires beyond the StudioView interface (selection, baseline, picks).
     views::AttentionView* attentionView() const;
     views::TradeoffView* tradeoffView() const;
@@ -138,6 +146,14 @@ public:
 
     QStringList recentModels() const;
 
+    // The guided tour (Help › Guided Tour) and the start page's "try this" actions: a set-up of
+    // model, prompt, schemes, view and selection (lessons.h), applied as a user would.
+    void applyStudioSetup(const StudioSetup& setup);
+    void startTour(int step = 0);
+    LessonPanel* lessonPanel() const { return m_lesson; }
+    QDockWidget* lessonDock() const { return m_lessonDock; }
+    CapacityPage* capacityPage() const;
+
     // Status bar contents, for tests and screenshots.
     QString backendText() const;
     QString modelStateText() const;
@@ -198,6 +214,16 @@ private:
     void rebuildRecentSessionsMenu();
     void updateTitle();
     void updateWorkIndicator();
+    // The tour (main_window_tour.cpp).
+    void createTour();
+    QString resolveModelFolder(const QString& model) const;
+    void applyViewState(const StudioSetup& setup);
+    void fitPromptIfPending(const std::shared_ptr<const TokensSnapshot>& tokens);
+    void tourModelLoaded();
+    void refreshStartPage();
+    void tourTokensChanged(const std::shared_ptr<const TokensSnapshot>& tokens);
+    void tourAnalysisChanged();
+    void updateLessonFacts();
 
     MainWindowOptions m_options;
     std::unique_ptr<Session> m_session;
@@ -223,6 +249,14 @@ private:
 
     SchemesPanel* m_schemes = nullptr;
     QDockWidget* m_schemesDock = nullptr;
+    ExplainPanel* m_explain = nullptr;
+    QDockWidget* m_explainDock = nullptr;
+    QDockWidget* m_lessonDock = nullptr;
+    LessonPanel* m_lesson = nullptr;
+    QAction* m_tourAction = nullptr;
+    std::optional<StudioSetup> m_pendingViewState; // applied again once a step's model arrives
+    bool m_pendingFit = false; // trim the prompt once the step's model tokenizes
+    QString m_tourModelFolder;
     ViewHost* m_views = nullptr;
     QUndoStack* m_undo = nullptr;
     QList<QAction*> m_studioActions;

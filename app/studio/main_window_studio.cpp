@@ -63,10 +63,13 @@ void MainWindow::createStudioActions() {
     m_undoAction->setObjectName(QStringLiteral("undoAction"));
     m_undoAction->setShortcut(QKeySequence::Undo);
     m_undoAction->setProperty("kvsMenu", QStringLiteral("edit"));
+    m_undoAction->setStatusTip(
+        tr("Undo the last change of a scheme setting or of the context / probe split"));
     m_redoAction = m_undo->createRedoAction(this, tr("&Redo"));
     m_redoAction->setObjectName(QStringLiteral("redoAction"));
     m_redoAction->setShortcut(QKeySequence::Redo);
     m_redoAction->setProperty("kvsMenu", QStringLiteral("edit"));
+    m_redoAction->setStatusTip(tr("Make the change just undone again"));
     m_studioActions << m_undoAction << m_redoAction;
 
     auto add = [this](const QString& text, const QString& name, const QKeySequence& key,
@@ -79,34 +82,49 @@ void MainWindow::createStudioActions() {
     };
     add(tr("Open &Session\u2026"), QStringLiteral("openSessionAction"),
         QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_O), QStringLiteral("file"),
-        [this] { chooseOpenSession(); });
+        [this] { chooseOpenSession(); })
+        ->setStatusTip(
+            tr("Open a saved session (.kvsession): model, prompt, split, schemes and view state"));
     add(tr("&Save Session"), QStringLiteral("saveSessionAction"), QKeySequence::Save,
-        QStringLiteral("file"), [this] { chooseSaveSession(false); });
+        QStringLiteral("file"), [this] { chooseSaveSession(false); })
+        ->setStatusTip(
+            tr("Save the model, prompt, split, schemes and view state to the session file"));
     add(tr("Save Session &As\u2026"), QStringLiteral("saveSessionAsAction"), QKeySequence::SaveAs,
-        QStringLiteral("file"), [this] { chooseSaveSession(true); });
+        QStringLiteral("file"), [this] { chooseSaveSession(true); })
+        ->setStatusTip(tr("Save the session to a new file"));
     add(tr("&Export Current View\u2026"), QStringLiteral("exportViewAction"),
         QKeySequence(Qt::CTRL | Qt::Key_E), QStringLiteral("file"),
-        [this] { chooseExportFolder(false); });
+        [this] { chooseExportFolder(false); })
+        ->setStatusTip(tr("Export every chart of the current view as PNG, SVG, PDF and CSV, each "
+                          "with a JSON provenance sidecar"));
     add(tr("Export &All Views\u2026"), QStringLiteral("exportAllViewsAction"),
         QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_E), QStringLiteral("file"),
-        [this] { chooseExportFolder(true); });
+        [this] { chooseExportFolder(true); })
+        ->setStatusTip(tr("Export the charts of every view, one folder per view"));
     add(tr("Command &Palette\u2026"), QStringLiteral("commandPaletteAction"),
         QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_P), QStringLiteral("edit"),
-        [this] { openCommandPalette(); });
+        [this] { openCommandPalette(); })
+        ->setStatusTip(tr("Find any command by name and run it"));
     add(tr("Next &Head"), QStringLiteral("nextHeadAction"), QKeySequence(Qt::ALT | Qt::Key_Right),
-        QStringLiteral("view"), [this] { stepSelection(0, 1); });
+        QStringLiteral("view"), [this] { stepSelection(0, 1); })
+        ->setStatusTip(tr("Select the next attention head of the current layer"));
     add(tr("Previous Head"), QStringLiteral("previousHeadAction"),
         QKeySequence(Qt::ALT | Qt::Key_Left), QStringLiteral("view"),
-        [this] { stepSelection(0, -1); });
+        [this] { stepSelection(0, -1); })
+        ->setStatusTip(tr("Select the previous attention head of the current layer"));
     add(tr("Next &Layer"), QStringLiteral("nextLayerAction"), QKeySequence(Qt::ALT | Qt::Key_Down),
-        QStringLiteral("view"), [this] { stepSelection(1, 0); });
+        QStringLiteral("view"), [this] { stepSelection(1, 0); })
+        ->setStatusTip(tr("Select the same head in the next layer"));
     add(tr("Previous Layer"), QStringLiteral("previousLayerAction"),
         QKeySequence(Qt::ALT | Qt::Key_Up), QStringLiteral("view"),
-        [this] { stepSelection(-1, 0); });
+        [this] { stepSelection(-1, 0); })
+        ->setStatusTip(tr("Select the same head in the previous layer"));
     add(tr("Next &View"), QStringLiteral("nextViewAction"),
-        QKeySequence(Qt::CTRL | Qt::Key_PageDown), QStringLiteral("view"), [this] { stepView(1); });
+        QKeySequence(Qt::CTRL | Qt::Key_PageDown), QStringLiteral("view"), [this] { stepView(1); })
+        ->setStatusTip(tr("Show the next view tab"));
     add(tr("Previous View"), QStringLiteral("previousViewAction"),
-        QKeySequence(Qt::CTRL | Qt::Key_PageUp), QStringLiteral("view"), [this] { stepView(-1); });
+        QKeySequence(Qt::CTRL | Qt::Key_PageUp), QStringLiteral("view"), [this] { stepView(-1); })
+        ->setStatusTip(tr("Show the previous view tab"));
     // Ctrl+1… show the registered views in tab order.
     const auto& views = m_views->views();
     for (int i = 0; i < static_cast<int>(views.size()) && i < 9; ++i) {
@@ -114,26 +132,34 @@ void MainWindow::createStudioActions() {
         add(tr("Show %1").arg(views[static_cast<std::size_t>(i)]->viewTitle()),
             QStringLiteral("showView%1Action").arg(i),
             QKeySequence(Qt::CTRL | static_cast<Qt::Key>(Qt::Key_1 + i)), QStringLiteral("view"),
-            [this, name] { showViewByName(name); });
+            [this, name] { showViewByName(name); })
+            ->setStatusTip(
+                tr("Switch to the %1 view").arg(views[static_cast<std::size_t>(i)]->viewTitle()));
     }
     m_themeAction = add(tr("&Dark Theme"), QStringLiteral("darkThemeAction"),
                         QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_T), QStringLiteral("view"),
                         [this] { setDarkTheme(m_themeAction->isChecked()); });
     m_themeAction->setCheckable(true);
+    m_themeAction->setStatusTip(tr("Switch the window between the light and the dark theme"));
     m_cancelAction =
         add(tr("&Cancel Running Work"), QStringLiteral("cancelWorkAction"),
             QKeySequence(Qt::Key_Escape), QStringLiteral("edit"), [this] { cancelWork(); });
     m_cancelAction->setEnabled(false);
     m_cancelAction->setToolTip(tr("Stop loading, analysing and sweeping; the views keep the "
                                   "last results"));
+    m_cancelAction->setStatusTip(m_cancelAction->toolTip());
     add(tr("Recompute &Now"), QStringLiteral("recomputeAction"), QKeySequence(Qt::Key_F5),
-        QStringLiteral("edit"), [this] { m_session->recomputeNow(); });
+        QStringLiteral("edit"), [this] { m_session->recomputeNow(); })
+        ->setStatusTip(tr("Analyse again now, without waiting for the settings to settle"));
     m_pinAction = add(tr("&Pin Current Results as Baseline"), QStringLiteral("pinBaselineAction"),
                       QKeySequence(Qt::CTRL | Qt::Key_B), QStringLiteral("compare"),
                       [this] { pinBaseline(); });
+    m_pinAction->setStatusTip(tr("Keep the current results as a baseline: its curves stay on the "
+                                 "charts and the difference map can subtract it"));
     m_unpinAction = add(tr("&Clear Baseline"), QStringLiteral("clearBaselineAction"),
                         QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_B), QStringLiteral("compare"),
                         [this] { clearBaseline(); });
+    m_unpinAction->setStatusTip(tr("Drop the pinned baseline from the charts"));
     m_unpinAction->setEnabled(false);
     // RenderDoc: enabled only where its API is loaded; the tooltip says why not.
     QAction* renderDoc =
@@ -149,6 +175,7 @@ void MainWindow::createStudioActions() {
                                    "is captured to a file")
                                     .arg(QString::fromStdString(renderDocStatus.version))
                               : QString::fromStdString(renderDocStatus.reason));
+    renderDoc->setStatusTip(renderDoc->toolTip());
     connect(m_session.get(), &Session::renderDocCaptured, this,
             [this](const QString& path, const QString& error) {
                 statusBar()->showMessage(
@@ -162,7 +189,8 @@ void MainWindow::createStudioActions() {
 QList<QAction*> MainWindow::allActions() const {
     QList<QAction*> list;
     list << m_openAction << m_studioActions << m_setupDock->toggleViewAction()
-         << m_schemesDock->toggleViewAction() << m_resetLayoutAction << m_aboutAction
+         << m_schemesDock->toggleViewAction() << m_explainDock->toggleViewAction()
+         << m_resetLayoutAction << m_aboutAction
          << m_quitAction;
     return list;
 }
@@ -214,8 +242,9 @@ void MainWindow::connectViews() {
                              i < static_cast<int>(m_session->sweeps()->curves.size()) &&
                              m_session->sweeps()->curves[static_cast<std::size_t>(i)].baseSetting ==
                                  base)) {
-                            if (m_schemes->parameter(i, parameter) != value)
-                                m_schemes->setParameter(i, parameter, value);
+                            // Also when equal: a pick of the kept fraction while the row
+                            // counts its budget in tokens switches the row to the fraction.
+                            m_schemes->setParameter(i, parameter, value);
                             break;
                         }
                 });
@@ -230,6 +259,7 @@ void MainWindow::onTokensChanged(const std::shared_ptr<const TokensSnapshot>& to
     markUpdated();
     m_schemes->setTokenCount(tokens->count(), m_session->contextTokens());
     m_lastSplit = m_session->contextTokens();
+    tourTokensChanged(tokens);
     m_setup->chipsView()->setSplit(m_lastSplit);
 }
 
@@ -241,6 +271,7 @@ void MainWindow::onJobStarted(views::StudioJob job) {
 }
 
 void MainWindow::onAnalysisChanged(const std::shared_ptr<const views::AnalysisData>& a) {
+    tourAnalysisChanged();
     QStringList refused;
     for (const views::SchemeRun& run : a->runs)
         if (!run.error.isEmpty())
@@ -257,6 +288,7 @@ void MainWindow::onAnalysisChanged(const std::shared_ptr<const views::AnalysisDa
     m_analysisState->setToolTip(refused.join(QLatin1Char('\n')));
     if (!refused.isEmpty())
         statusBar()->showMessage(tr("Refused: %1").arg(refused.front()), 15000);
+    m_schemes->noteAnalysis(*a); // what a kept token costs: budgets carried into bytes
     markUpdated();
 }
 
@@ -572,6 +604,7 @@ void MainWindow::rebuildRecentSessionsMenu() {
                 .arg(i + 1)
                 .arg(QFileInfo(file).fileName(), QDir::toNativeSeparators(file)));
         action->setData(file);
+        action->setStatusTip(tr("Open the session %1").arg(QDir::toNativeSeparators(file)));
         connect(action, &QAction::triggered, this,
                 [this, file] { openSessionInteractively(file); });
     }

@@ -7,9 +7,11 @@
 #include "message_bar.h"
 #include "model_config_view.h"
 #include "session.h"
+#include "startup.h"
 #include "token_chips_view.h"
 
 #include <QAction>
+#include <QCoreApplication>
 #include <QDir>
 #include <QFileInfo>
 #include <QHBoxLayout>
@@ -192,7 +194,7 @@ void SetupPanel::onModelLoaded(const std::shared_ptr<const ModelSnapshot>& snaps
     // The folder's name, its full path on hover: screenshots and exports of the window then show
     // no path of the machine they were made on.
     m_modelFolder = QDir::toNativeSeparators(model.facts.folder);
-    m_path->setFullText(QFileInfo(model.facts.folder).fileName());
+    m_path->setFullText(modelDisplayName(model.facts.folder, QCoreApplication::applicationDirPath()));
     m_path->setToolTip(m_modelFolder);
     m_config->setFacts(model.facts);
     m_chips->clear(tr("Tokenizing\u2026"));

@@ -289,6 +289,15 @@ QList<BundledModel> bundledModels(const QString& applicationDir) {
     return models;
 }
 
+QString modelDisplayName(const QString& folder, const QString& applicationDir) {
+    const QString canonical = QFileInfo(folder).canonicalFilePath();
+    for (const BundledModel& m : bundledModels(applicationDir))
+        if (!canonical.isEmpty() && QFileInfo(m.folder).canonicalFilePath() == canonical)
+            return QCoreApplication::translate("kvs::studio", "%1 (bundled)").arg(m.name);
+    const QString name = QFileInfo(QDir::cleanPath(folder)).fileName();
+    return name.isEmpty() ? QDir::toNativeSeparators(folder) : name;
+}
+
 QString noModelMessage(const QStringList& candidates) {
     QStringList shown;
     for (const QString& c : candidates)

@@ -55,6 +55,9 @@ struct BundledModel {
 // each taken from the build's copy (<applicationDir>/../assets/models) or else the source tree, in
 // the order of the results table; variants the table does not know follow by name.
 QList<BundledModel> bundledModels(const QString& applicationDir);
+// What the window calls a model folder: "default (bundled)" for a model that ships with the studio,
+// else the folder's last part (the full path goes in a tooltip, so screenshots show no path).
+QString modelDisplayName(const QString& folder, const QString& applicationDir);
 // What to tell the user when there is no default model.
 QString noModelMessage(const QStringList& candidates);
 
