@@ -2,6 +2,7 @@
 // The Schemes dock.
 #include "schemes_panel.h"
 
+#include "analysis_data.h"
 #include "plot_style.h"
 
 #include <QButtonGroup>
@@ -19,7 +20,9 @@
 #include <QSpinBox>
 #include <QToolButton>
 #include <QVBoxLayout>
+#include <algorithm>
 #include <cmath>
+#include <limits>
 
 namespace kvs::studio {
 
@@ -40,6 +43,35 @@ QString tooltipFor(const ParamSpec& p) {
         .arg(qs(p.label).toHtmlEscaped(), qs(p.key), qs(p.help).toHtmlEscaped(), range)
         .arg(p.defaultValue)
         .arg(p.logScale ? QStringLiteral(", log scale") : QString());
+}
+
+// "select.h2o." for a chain stage's "select.h2o.keep"; empty for a plain scheme's key.
+std::string stagePrefix(const std::string& key) {
+    return key.substr(0, key.size() - bareKey(key).size());
+}
+
+// Two parameters of one budget group (of one chain stage).
+bool sameBudget(const ParamSpec& a, const ParamSpec& b) {
+    return !a.budgetGroup.empty() && a.budgetGroup == b.budgetGroup &&
+           stagePrefix(a.key) == stagePrefix(b.key);
+}
+
+// Tokens per unit of a budget member: a fraction counts the context's tokens, bytes count what a
+// kept token costs. NaN where the context size or the cost is unknown (0).
+double tokensPerUnit(const ParamSpec& spec, int contextTokens, double bytesPerToken) {
+    constexpr double kUnknown = std::numeric_limits<double>::quiet_NaN();
+    if (spec.unit == "tokens")
+        return 1.0;
+    if (spec.unit == "bytes")
+        return bytesPerToken > 0 ? 1.0 / bytesPerToken : kUnknown;
+    if (spec.unit.empty() && !spec.integer) // a fraction of the context
+        return contextTokens > 0 ? contextTokens : kUnknown;
+    return kUnknown;
+}
+
+// The smallest value that states a budget: a member after the first is "unused" at 0.
+double usedMinimum(const ParamSpec& spec, int member) {
+    return member == 0 ? spec.minimum : std::max(spec.minimum, 1.0);
 }
 
 } // namespace
@@ -88,6 +120,7 @@ SchemesPanel::SchemesPanel(QWidget* parent) : QWidget(parent) {
         m_split->setValue(v);
         m_updating = false;
         m_splitLabel->setText(tr("%1 probe").arg(m_splitSpin->maximum() + 1 - v));
+        refreshBudgets(); // a tokens slider spans the context
         emit contextTokensChanged(v);
     });
 
@@ -104,6 +137,9 @@ SchemesPanel::SchemesPanel(QWidget* parent) : QWidget(parent) {
 
     auto* add = new QPushButton(tr("Add a scheme to compare"), this);
     add->setObjectName(QStringLiteral("addSchemeButton"));
+    add->setToolTip(tr("Add a row with the next scheme not yet compared (at most %1); every view "
+                       "and chart shows it beside the others")
+                        .arg(kMaxRows));
     connect(add, &QPushButton::clicked, this, &SchemesPanel::addScheme);
     layout->addWidget(add);
 
@@ -125,7 +161,13 @@ void SchemesPanel::setTokenCount(int tokens, int contextTokens) {
     m_split->setValue(std::clamp(contextTokens, 1, maxCtx));
     m_splitSpin->setValue(std::clamp(contextTokens, 1, maxCtx));
     m_splitLabel->setText(tr("%1 probe").arg(std::max(0, tokens - m_splitSpin->value())));
+    m_tokensKnown = true;
     m_updating = false;
+    refreshBudgets();
+}
+
+int SchemesPanel::contextTokens() const {
+    return m_tokensKnown ? m_splitSpin->value() : 0;
 }
 
 int SchemesPanel::requestedContextTokens() const {
@@ -253,6 +295,10 @@ void SchemesPanel::addRowWidget(const SchemeSetting& setting, int index) {
         row.scheme->insertSeparator(1);
     }
     row.scheme->setCurrentIndex(row.scheme->findData(qs(setting.id)));
+    row.scheme->setToolTip(
+        tr("The compression scheme of this row: %1. Choosing another keeps the budget when the "
+           "new scheme has the same one.")
+            .arg(scheme ? qs(scheme->info().displayName).toHtmlEscaped() : qs(setting.id)));
     row.scheme->setMinimumContentsLength(12);
     row.scheme->setSizeAdjustPolicy(QComboBox::AdjustToMinimumContentsLengthWithIcon);
     auto* stage = new QToolButton(box);
@@ -285,9 +331,10 @@ void SchemesPanel::addRowWidget(const SchemeSetting& setting, int index) {
     int paramIndex = 0;
     const bool chain = splitSchemeChain(setting.id).size() > 1;
     std::string stageOf;
-    for (const ParamSpec& spec : scheme ? scheme->info().params : std::vector<ParamSpec>{}) {
+    const std::vector<ParamSpec> specs = scheme ? scheme->info().params : std::vector<ParamSpec>{};
+    for (const ParamSpec& spec : specs) {
         // A chain's parameters under their stage's name ("select.h2o.keep" under H2O).
-        const std::string prefix = spec.key.substr(0, spec.key.size() - bareKey(spec.key).size());
+        const std::string prefix = stagePrefix(spec.key);
         if (chain && prefix != stageOf) {
             stageOf = prefix;
             const Scheme* part = findScheme(prefix.substr(0, prefix.size() - 1));
@@ -301,53 +348,87 @@ void SchemesPanel::addRowWidget(const SchemeSetting& setting, int index) {
         }
         ParamControl c;
         c.spec = spec;
+        if (!spec.budgetGroup.empty()) {
+            // One control for the group, made at its first member.
+            if (std::any_of(row.params.begin(), row.params.end(), [&](const ParamControl& o) {
+                    return sameBudget(o.spec, spec) && !o.members.empty();
+                }))
+                continue;
+            for (const ParamSpec& m : specs)
+                if (sameBudget(m, spec))
+                    c.members.push_back(m);
+            c.active = activeMember(c, row.values);
+            c.spec = c.members[static_cast<std::size_t>(c.active)];
+        }
+        const bool budget = !c.members.empty();
+        const QString name = QStringLiteral("%1:%2").arg(index).arg(qs(spec.key));
         auto* line = new QHBoxLayout;
         c.slider = new QSlider(Qt::Horizontal, box);
-        c.slider->setObjectName(QStringLiteral("slider:%1:%2").arg(index).arg(qs(spec.key)));
+        c.slider->setObjectName(
+            (budget ? QStringLiteral("budgetSlider:") : QStringLiteral("slider:")) + name);
         c.slider->setRange(0, kSliderSteps);
         c.spin = new QDoubleSpinBox(box);
-        c.spin->setObjectName(QStringLiteral("spin:%1:%2").arg(index).arg(qs(spec.key)));
-        c.spin->setRange(spec.minimum, spec.maximum);
-        c.spin->setDecimals(spec.integer ? 0 : (spec.logScale ? 4 : 3));
+        c.spin->setObjectName((budget ? QStringLiteral("budgetSpin:") : QStringLiteral("spin:")) +
+                              name);
         c.spin->setKeyboardTracking(false);
-        if (!spec.unit.empty())
-            c.spin->setSuffix(QLatin1Char(' ') + qs(spec.unit));
         c.spin->setMinimumWidth(84);
         c.spin->setMaximumWidth(104);
         c.slider->setMinimumWidth(60);
-        const double initial =
-            row.values.count(spec.key) ? row.values.at(spec.key) : spec.defaultValue;
-        c.slider->setValue(sliderFor(spec, initial));
-        c.spin->setValue(initial);
-        const QString tip = tooltipFor(spec);
-        c.slider->setToolTip(tip);
-        c.spin->setToolTip(tip);
         line->addWidget(c.slider, 1);
         line->addWidget(c.spin);
-        auto* label = new QLabel(box);
-        label->setMaximumWidth(118);
-        label->setText(label->fontMetrics().elidedText(qs(spec.label), Qt::ElideRight, 118));
-        label->setToolTip(tip);
-        form->addRow(label, line);
+        if (budget) {
+            // The unit selector stands where a parameter's name would: it names the budget.
+            c.mode = new QComboBox(box);
+            c.mode->setObjectName(QStringLiteral("budgetMode:") + name);
+            for (const ParamSpec& m : c.members) {
+                c.mode->addItem(qs(m.label), qs(m.key));
+                c.mode->setItemData(c.mode->count() - 1, qs(m.help), Qt::ToolTipRole);
+            }
+            c.mode->setMaximumWidth(118);
+            c.mode->setSizeAdjustPolicy(QComboBox::AdjustToContents);
+            form->addRow(c.mode, line);
+            showBudget(row, c);
+        } else {
+            c.spin->setRange(spec.minimum, spec.maximum);
+            c.spin->setDecimals(spec.integer ? 0 : (spec.logScale ? 4 : 3));
+            if (!spec.unit.empty())
+                c.spin->setSuffix(QLatin1Char(' ') + qs(spec.unit));
+            const double initial =
+                row.values.count(spec.key) ? row.values.at(spec.key) : spec.defaultValue;
+            c.slider->setValue(sliderFor(spec, initial));
+            c.spin->setValue(initial);
+            const QString tip = tooltipFor(spec);
+            c.slider->setToolTip(tip);
+            c.spin->setToolTip(tip);
+            auto* label = new QLabel(box);
+            label->setMaximumWidth(118);
+            label->setText(label->fontMetrics().elidedText(qs(spec.label), Qt::ElideRight, 118));
+            label->setToolTip(tip);
+            form->addRow(label, line);
+        }
         const int control = index * 100 + paramIndex++;
-        const std::string key = spec.key;
-        connect(c.slider, &QSlider::valueChanged, this, [this, index, key, control](int pos) {
-            editParameter(index, key, control, [pos](const ParamControl& pc) {
-                const double value = valueFor(pc.spec, pos);
+        const int param = static_cast<int>(row.params.size());
+        connect(c.slider, &QSlider::valueChanged, this, [this, index, param, control](int pos) {
+            editParameter(index, param, control, [this, pos](const Row& r, const ParamControl& pc) {
+                const double value = valueFor(sliderSpec(r, pc), pos);
                 pc.spin->setValue(value);
-                return value;
+                return pc.spin->value(); // as the spin box rounds it
             });
         });
         connect(c.spin, qOverload<double>(&QDoubleSpinBox::valueChanged), this,
-                [this, index, key, control](double value) {
-                    editParameter(index, key, control, [value](const ParamControl& pc) {
-                        const double allowed = nearestChoice(pc.spec, value);
-                        if (allowed != value) // 5 bits typed: the nearest supported width
-                            pc.spin->setValue(allowed);
-                        pc.slider->setValue(sliderFor(pc.spec, allowed));
-                        return allowed;
-                    });
+                [this, index, param, control](double value) {
+                    editParameter(index, param, control,
+                                  [this, value](const Row& r, const ParamControl& pc) {
+                                      const double allowed = nearestChoice(pc.spec, value);
+                                      if (allowed != value) // 5 bits typed: the nearest width
+                                          pc.spin->setValue(allowed);
+                                      pc.slider->setValue(sliderFor(sliderSpec(r, pc), allowed));
+                                      return allowed;
+                                  });
                 });
+        if (budget)
+            connect(c.mode, qOverload<int>(&QComboBox::activated), this,
+                    [this, index, param](int member) { carryBudget(index, param, member); });
         row.params.push_back(c);
     }
     v->addLayout(form);
@@ -357,20 +438,191 @@ void SchemesPanel::addRowWidget(const SchemeSetting& setting, int index) {
     m_rows.push_back(std::move(row));
 }
 
-void SchemesPanel::editParameter(int index, const std::string& key, int control,
-                                 const std::function<double(const ParamControl&)>& syncOther) {
+void SchemesPanel::editParameter(
+    int index, int param, int control,
+    const std::function<double(const Row&, const ParamControl&)>& syncOther) {
     if (m_updating)
         return;
     Row& r = m_rows[static_cast<std::size_t>(index)];
-    for (ParamControl& pc : r.params)
-        if (pc.spec.key == key) {
-            const QStringList before = settings();
-            m_updating = true; // the other control follows without a second edit
-            const double value = syncOther(pc);
-            m_updating = false;
-            r.values[key] = value;
-            userEdit(before, control);
+    const ParamControl& pc = r.params[static_cast<std::size_t>(param)];
+    const QStringList before = settings();
+    m_updating = true; // the other control follows without a second edit
+    const double value = syncOther(r, pc);
+    m_updating = false;
+    if (pc.members.empty())
+        r.values[pc.spec.key] = value;
+    else
+        writeBudget(pc, pc.active, value, r.values);
+    userEdit(before, control);
+}
+
+int SchemesPanel::activeMember(const ParamControl& pc, const ParamValues& values) {
+    int active = 0;
+    for (std::size_t i = 1; i < pc.members.size(); ++i) {
+        const auto it = values.find(pc.members[i].key);
+        if (it != values.end() && it->second != 0)
+            active = static_cast<int>(i);
+    }
+    return active;
+}
+
+void SchemesPanel::writeBudget(const ParamControl& pc, int member, double value,
+                               ParamValues& values) {
+    for (std::size_t i = 0; i < pc.members.size(); ++i) {
+        const ParamSpec& m = pc.members[i];
+        // The first member unused is its default, so that the setting does not mention it.
+        values[m.key] = static_cast<int>(i) == member ? value : (i == 0 ? m.defaultValue : 0.0);
+    }
+}
+
+void SchemesPanel::switchBudget(int index, int param, int member, double value) {
+    Row& r = m_rows[static_cast<std::size_t>(index)];
+    ParamControl& pc = r.params[static_cast<std::size_t>(param)];
+    const ParamSpec& m = pc.members[static_cast<std::size_t>(member)];
+    value = nearestChoice(m, std::clamp(value, usedMinimum(m, member), m.maximum));
+    const QStringList before = settings();
+    writeBudget(pc, member, value, r.values);
+    pc.active = member;
+    showBudget(r, pc);
+    userEdit(before, -1); // a change of unit is its own undo step
+}
+
+void SchemesPanel::carryBudget(int index, int param, int member) {
+    const Row& r = m_rows[static_cast<std::size_t>(index)];
+    const ParamControl& pc = r.params[static_cast<std::size_t>(param)];
+    if (member == pc.active)
+        return;
+    double value = carriedBudget(r, pc, member);
+    if (std::isnan(value)) // the unit's last value, else mid-range
+        value = fallbackBudget(r, pc, member);
+    switchBudget(index, param, member, value);
+}
+
+double SchemesPanel::carriedBudget(const Row& row, const ParamControl& pc, int member) const {
+    const ParamSpec& to = pc.members[static_cast<std::size_t>(member)];
+    const double from = tokensPerUnit(pc.spec, contextTokens(), row.bytesPerToken);
+    const double per = tokensPerUnit(to, contextTokens(), row.bytesPerToken);
+    const auto it = row.values.find(pc.spec.key);
+    if (std::isnan(from) || std::isnan(per) || it == row.values.end())
+        return std::numeric_limits<double>::quiet_NaN();
+    double value = it->second * from / per;
+    // Whole tokens and bytes round as the schemes round a kept fraction (to the nearest token),
+    // so that a change of unit keeps what is kept.
+    if (to.integer)
+        value = std::round(value);
+    return std::clamp(value, usedMinimum(to, member), to.maximum);
+}
+
+double SchemesPanel::fallbackBudget(const Row& row, const ParamControl& pc, int member) const {
+    const ParamSpec& to = pc.members[static_cast<std::size_t>(member)];
+    const auto it = row.values.find(to.key);
+    if (it != row.values.end() && it->second >= usedMinimum(to, member))
+        return it->second;
+    ParamControl as = pc;
+    as.active = member;
+    as.spec = to;
+    return valueFor(sliderSpec(row, as), kSliderSteps / 2);
+}
+
+ParamSpec SchemesPanel::sliderSpec(const Row& row, const ParamControl& pc) const {
+    ParamSpec s = pc.spec;
+    if (pc.members.empty() || pc.active == 0)
+        return s;
+    // Tokens and bytes on a log slider from one token's worth to the whole context, where the
+    // context size (and what a token costs) is known; the spin box takes any value.
+    s.minimum = usedMinimum(s, pc.active);
+    s.logScale = true;
+    const double per = tokensPerUnit(s, contextTokens(), row.bytesPerToken);
+    if (!std::isnan(per) && contextTokens() > 0) {
+        s.minimum = std::max(s.minimum, std::ceil(1.0 / per));
+        s.maximum = std::clamp(contextTokens() / per, s.minimum + 1, s.maximum);
+    }
+    return s;
+}
+
+void SchemesPanel::showBudget(const Row& row, ParamControl& pc) {
+    const bool was = m_updating;
+    m_updating = true;
+    pc.spec = pc.members[static_cast<std::size_t>(pc.active)];
+    const ParamSpec& spec = pc.spec;
+    pc.mode->setCurrentIndex(pc.active);
+    pc.spin->setDecimals(spec.integer ? 0 : (spec.logScale ? 4 : 3));
+    pc.spin->setRange(usedMinimum(spec, pc.active), spec.maximum);
+    pc.spin->setSuffix(spec.unit.empty() ? QString() : QLatin1Char(' ') + qs(spec.unit));
+    const auto it = row.values.find(spec.key);
+    const double value = it == row.values.end() ? spec.defaultValue : it->second;
+    pc.spin->setValue(value);
+    pc.slider->setValue(sliderFor(sliderSpec(row, pc), value));
+    QStringList units;
+    for (const ParamSpec& m : pc.members)
+        units << qs(m.label).toLower();
+    const QString tip =
+        tooltipFor(spec) +
+        tr("<br>The list on the left states this budget in other units (%1); switching carries "
+           "it over.")
+            .arg(units.join(QStringLiteral(", ")));
+    pc.slider->setToolTip(tip);
+    pc.spin->setToolTip(tip);
+    pc.mode->setToolTip(
+        tr("What the budget counts: %1. Only the one shown is used; switching converts the "
+           "budget over the context size.")
+            .arg(units.join(QStringLiteral(", "))));
+    m_updating = was;
+}
+
+void SchemesPanel::refreshBudgets() {
+    for (Row& row : m_rows)
+        for (ParamControl& pc : row.params)
+            if (pc.mode && pc.active > 0)
+                showBudget(row, pc);
+}
+
+void SchemesPanel::noteAnalysis(const views::AnalysisData& analysis) {
+    for (std::size_t i = 0; i < m_rows.size() && i < analysis.runs.size(); ++i) {
+        Row& row = m_rows[i];
+        const views::SchemeRun& run = analysis.runs[i];
+        if (!run.error.isEmpty() || run.schemeId != qs(row.id) || run.eval.heads.empty())
+            continue;
+        double bytes = 0;
+        double kept = 0;
+        double fp16 = 0;
+        for (const HeadMetrics& h : run.eval.heads) {
+            bytes += static_cast<double>(h.bytes.total());
+            kept += h.keptTokens;
+            fp16 += static_cast<double>(h.fp16Bytes);
         }
+        // A chain's bytes are its last stage's form, not what its selection stage counts: take
+        // the fp16 cost of a token there.
+        const bool chain = splitSchemeChain(row.id).size() > 1;
+        if (!chain && kept > 0)
+            row.bytesPerToken = bytes / kept;
+        else if (analysis.contextTokens > 0)
+            row.bytesPerToken =
+                fp16 / (static_cast<double>(run.eval.heads.size()) * analysis.contextTokens);
+    }
+    refreshBudgets();
+}
+
+QString SchemesPanel::budgetMode(int row, const QString& prefix) const {
+    if (row < 0 || row >= rowCount())
+        return {};
+    for (const ParamControl& pc : m_rows[static_cast<std::size_t>(row)].params)
+        if (pc.mode && (prefix.isEmpty() || qs(stagePrefix(pc.spec.key)) == prefix))
+            return qs(pc.spec.key);
+    return {};
+}
+
+void SchemesPanel::setBudgetMode(int row, const QString& key) {
+    if (row < 0 || row >= rowCount())
+        return;
+    const auto& params = m_rows[static_cast<std::size_t>(row)].params;
+    for (const ParamControl& pc : params)
+        for (std::size_t m = 0; m < pc.members.size(); ++m)
+            if (qs(pc.members[m].key) == key && pc.mode) {
+                pc.mode->setCurrentIndex(static_cast<int>(m));
+                emit pc.mode->activated(static_cast<int>(m)); // as the user's choice
+                return;
+            }
 }
 
 void SchemesPanel::userEdit(const QStringList& before, int control) {
@@ -384,9 +636,29 @@ void SchemesPanel::userEdit(const QStringList& before, int control) {
 void SchemesPanel::setParameter(int row, const QString& key, double value) {
     if (row < 0 || row >= rowCount())
         return;
-    for (ParamControl& pc : m_rows[static_cast<std::size_t>(row)].params)
-        if (qs(pc.spec.key) == key)
-            pc.spin->setValue(value); // goes through the spin box's edit path
+    const Row& r = m_rows[static_cast<std::size_t>(row)];
+    for (std::size_t p = 0; p < r.params.size(); ++p) {
+        const ParamControl& pc = r.params[p];
+        if (pc.members.empty()) {
+            if (qs(pc.spec.key) == key)
+                pc.spin->setValue(value); // goes through the spin box's edit path
+            continue;
+        }
+        for (std::size_t m = 0; m < pc.members.size(); ++m) {
+            if (qs(pc.members[m].key) != key)
+                continue;
+            const int member = static_cast<int>(m);
+            if (member > 0 && value == 0) { // "unused": back to the first member
+                if (member == pc.active)
+                    carryBudget(row, static_cast<int>(p), 0);
+            } else if (member == pc.active) {
+                pc.spin->setValue(value);
+            } else { // a trade-off pick of the kept fraction while tokens are shown
+                switchBudget(row, static_cast<int>(p), member, value);
+            }
+            return;
+        }
+    }
 }
 
 double SchemesPanel::parameter(int row, const QString& key) const {
@@ -491,12 +763,21 @@ void SchemesPanel::removeScheme(int row) {
 void SchemesPanel::changeScheme(int row, const QString& id) {
     const QStringList before = settings();
     QStringList after = before;
-    // Keep the budget when the new scheme has the same parameter.
-    QString text = id;
+    // Keep the budget, in its unit, when the new scheme has the same budget parameters.
+    SchemeSetting carried{id.toStdString(), {}};
     const Row& old = m_rows[static_cast<std::size_t>(row)];
-    const Scheme* scheme = findScheme(id.toStdString());
-    if (scheme && old.values.count("keep") && scheme->info().findParam("keep"))
-        text += QStringLiteral(":keep=%1").arg(old.values.at("keep"));
+    if (const Scheme* scheme = findScheme(carried.id))
+        for (const ParamControl& pc : old.params)
+            for (const ParamSpec& m : pc.members) {
+                const ParamSpec* spec = scheme->info().findParam(m.key);
+                const auto it = old.values.find(m.key);
+                if (spec && spec->budgetGroup == m.budgetGroup && it != old.values.end() &&
+                    it->second != spec->defaultValue)
+                    carried.params[m.key] = it->second;
+            }
+    QString text = qs(carried.toString());
+    if (!SchemeSetting::parse(text.toStdString()).ok())
+        text = id;
     after[row] = text;
     applyLater(before, after);
 }

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 // The Schemes dock: the methods to compare, one row each, with controls generated from the
 // scheme's parameter specs (slider + spin box with units, ranges and help in tooltips, log
-// sliders where the spec says so), the row the views focus on, and the context/probe split.
-// It only edits settings; the session computes.
+// sliders where the spec says so; a budget stated in several units is one control with a unit
+// selector), the row the views focus on, and the context/probe split. It only edits settings;
+// the session computes.
 #pragma once
 
 #include "kvs/scheme.h"
@@ -21,6 +22,10 @@ class QMenu;
 class QSlider;
 class QSpinBox;
 class QVBoxLayout;
+
+namespace kvs::views {
+struct AnalysisData;
+}
 
 namespace kvs::studio {
 
@@ -43,9 +48,21 @@ public:
     // Moves the split as a user edit would (emits contextTokensChanged when it changed).
     void setContextTokens(int tokens);
 
-    // Sets one parameter of a row as a user edit would (tests, the trade-off chart's picks).
+    // Sets one parameter of a row as a user edit would (tests, the trade-off chart's picks). A
+    // budget parameter (ParamSpec::budgetGroup) switches its control to that unit and leaves the
+    // group's other members unused.
     void setParameter(int row, const QString& key, double value);
     double parameter(int row, const QString& key) const;
+    // The key of the budget member a row's budget control states (the first group of the row, or
+    // of its stage `stagePrefix` in a chain: "select.h2o."); empty when the row has none.
+    QString budgetMode(int row, const QString& stagePrefix = {}) const;
+    // Switches a row's budget control to the member `key` as the unit selector would, carrying the
+    // budget over (a fraction of the context in tokens, tokens in bytes) where it can.
+    void setBudgetMode(int row, const QString& key);
+
+    // What a kept token costs in each row (cache bytes per head and kept token), read from an
+    // analysis: carries a budget over between tokens and bytes.
+    void noteAnalysis(const kvs::views::AnalysisData& analysis);
 
     static QStringList defaultSettings();
 
@@ -59,9 +76,14 @@ signals:
 
 private:
     struct ParamControl {
-        kvs::ParamSpec spec;
+        kvs::ParamSpec spec; // a budget control's: its active member's
         QSlider* slider = nullptr;
         QDoubleSpinBox* spin = nullptr;
+        // A budget group (ParamSpec::budgetGroup): its members in spec order, the unit selector
+        // and the member it states; empty / null for a plain parameter.
+        std::vector<kvs::ParamSpec> members;
+        QComboBox* mode = nullptr;
+        int active = 0;
     };
     struct Row {
         QWidget* box = nullptr;
@@ -70,15 +92,38 @@ private:
         std::vector<ParamControl> params;
         kvs::ParamValues values;
         std::string id;
+        double bytesPerToken = 0; // measured by the last analysis; 0 = unknown
     };
 
     void rebuild(const QStringList& settings);
     void addRowWidget(const kvs::SchemeSetting& setting, int index);
     QString rowSetting(const Row& row) const;
-    // A slider or spin box of parameter `key` in row `index` changed: `syncOther` moves the other
+    // A slider or spin box of control `param` in row `index` changed: `syncOther` moves the other
     // control and returns the value, then the edit is recorded (undoable).
-    void editParameter(int index, const std::string& key, int control,
-                       const std::function<double(const ParamControl&)>& syncOther);
+    void editParameter(int index, int param, int control,
+                       const std::function<double(const Row&, const ParamControl&)>& syncOther);
+    // A budget control: the member each row's values say is in use (the last one set).
+    static int activeMember(const ParamControl& pc, const kvs::ParamValues& values);
+    // Writes `value` to member `member` and the group's "unused" values to the others.
+    static void writeBudget(const ParamControl& pc, int member, double value,
+                            kvs::ParamValues& values);
+    // States control `param` of row `index` in member `member` at `value` (one undoable edit).
+    void switchBudget(int index, int param, int member, double value);
+    // The unit selector of control `param` chose `member`: the budget carried over into it.
+    void carryBudget(int index, int param, int member);
+    // The budget of `pc` carried over into member `member`; NaN where the context size or the
+    // bytes per token it needs are unknown.
+    double carriedBudget(const Row& row, const ParamControl& pc, int member) const;
+    // Where it cannot be carried over: the member's own value when it is in use-able range,
+    // else the middle of its slider.
+    double fallbackBudget(const Row& row, const ParamControl& pc, int member) const;
+    // The budget controls follow a new context size or cost per token (no edit).
+    void refreshBudgets();
+    // The slider's spec of a budget member: tokens and bytes over what the context allows.
+    kvs::ParamSpec sliderSpec(const Row& row, const ParamControl& pc) const;
+    // Shows member pc.active in the unit selector, slider and spin box (no edit).
+    void showBudget(const Row& row, ParamControl& pc);
+    int contextTokens() const;
     void userEdit(const QStringList& before, int control);
     void addScheme();
     void removeScheme(int row);
@@ -103,6 +148,7 @@ private:
     QSlider* m_split = nullptr;
     QSpinBox* m_splitSpin = nullptr;
     QLabel* m_splitLabel = nullptr;
+    bool m_tokensKnown = false; // setTokenCount was called: the split is the context size
 };
 
 } // namespace kvs::studio

@@ -90,9 +90,14 @@ private slots:
         const kvs::Scheme* halving = kvs::findScheme("coreset.halving");
         QVERIFY(halving);
         for (const kvs::ParamSpec& spec : halving->info().params) {
-            auto* spin = panel.findChild<QDoubleSpinBox*>(
-                QStringLiteral("spin:0:%1").arg(QString::fromStdString(spec.key)));
+            // The budget's three units are one control (its own test: test_studio_first_use).
+            const bool budget = !spec.budgetGroup.empty();
+            auto* spin = panel.findChild<QDoubleSpinBox*>(QStringLiteral("%1:0:%2").arg(
+                budget ? QStringLiteral("budgetSpin") : QStringLiteral("spin"),
+                QString::fromStdString(budget ? std::string("keep") : spec.key)));
             QVERIFY2(spin, spec.key.c_str());
+            if (budget && spec.key != "keep")
+                continue; // shown in the fraction's place when chosen
             QCOMPARE(spin->minimum(), spec.minimum);
             QCOMPARE(spin->maximum(), spec.maximum);
             QVERIFY(spin->toolTip().contains(QString::fromStdString(spec.label).toHtmlEscaped()));
@@ -101,7 +106,7 @@ private slots:
         }
         QCOMPARE(panel.parameter(0, "keep"), 0.25);
         // A log slider: its middle is the geometric mean of the range.
-        auto* slider = panel.findChild<QSlider*>(QStringLiteral("slider:0:keep"));
+        auto* slider = panel.findChild<QSlider*>(QStringLiteral("budgetSlider:0:keep"));
         QVERIFY(slider);
         QSignalSpy edited(&panel, &SchemesPanel::edited);
         slider->setValue(500);
