@@ -164,7 +164,7 @@ Result<Capture> loadCapture(const std::filesystem::path& path) {
         try {
             configJson = nlohmann::json::parse(metaValue("config"));
             texts = nlohmann::json::parse(metaValue("token_texts"));
-        } catch (const nlohmann::json::parse_error& e) {
+        } catch (const nlohmann::json::exception& e) { // parse_error, or out_of_range for 1e505
             throw Error(ErrorCode::Format,
                         where + ": malformed JSON in the capture metadata: " + e.what());
         }

@@ -502,7 +502,7 @@ Result<ModelConfig> loadModelConfig(const std::filesystem::path& configJson) {
         json j;
         try {
             j = json::parse(text);
-        } catch (const json::parse_error& e) {
+        } catch (const json::exception& e) { // parse_error, or out_of_range for 1e505
             throw Error(ErrorCode::Format, configJson.string() + ": malformed JSON: " + e.what());
         }
         return parseModelConfig(j, configJson.string()).valueOrThrow();

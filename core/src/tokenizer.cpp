@@ -22,7 +22,7 @@ void applyTokenizerConfig(const fs::path& configPath, Tokenizer& tokenizer) {
         const std::string text = readFile(configPath, kMaxConfigBytes);
         checkJsonNesting(text, configPath.string());
         config = json::parse(text);
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) { // parse_error, or out_of_range for 1e505
         throw Error(ErrorCode::Format, configPath.string() + ": not valid JSON (" + e.what() + ")");
     }
     if (!config.is_object())

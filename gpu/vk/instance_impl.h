@@ -9,7 +9,6 @@
 
 #include <cstdint>
 #include <mutex>
-#include <source_location>
 #include <vector>
 
 namespace kvs::gpu {
@@ -30,20 +29,20 @@ private:
 };
 
 // Calls `fill(count, items)` the Vulkan two-call way, again while the list grows in between
-// (VK_INCOMPLETE). `call` names the Vulkan function for the error a failure throws.
+// (VK_INCOMPLETE). `call` names the Vulkan function for the error a failure throws, `file` and
+// `line` the caller (__builtin_FILE/LINE: clang 14 with libstdc++ 12, the sanitizer build, has no
+// std::source_location).
 template <class T, class Fill>
-std::vector<T> enumerateAll(const char* call, Fill fill,
-                            std::source_location where = std::source_location::current()) {
+std::vector<T> enumerateAll(const char* call, Fill fill, const char* file = __builtin_FILE(),
+                            int line = __builtin_LINE()) {
     std::vector<T> items;
     for (;;) {
         std::uint32_t count = 0;
-        checkResult(fill(&count, static_cast<T*>(nullptr)), call, where.file_name(),
-                    static_cast<int>(where.line()));
+        checkResult(fill(&count, static_cast<T*>(nullptr)), call, file, line);
         items.resize(count);
         if (count == 0)
             return items;
-        const VkResult result = checkResult(fill(&count, items.data()), call, where.file_name(),
-                                            static_cast<int>(where.line()));
+        const VkResult result = checkResult(fill(&count, items.data()), call, file, line);
         items.resize(count);
         if (result != VK_INCOMPLETE)
             return items;

@@ -429,7 +429,8 @@ private slots:
                 QVERIFY(e > 0.0 && e < 1.0);
             }
         }
-        for (const json& h : at("12").at("heads"))
+        const json full = at("12"); // named: a temporary would die before the loop runs
+        for (const json& h : full.at("heads"))
             QVERIFY(std::abs(h.at("energy_kept").at("scores").get<double>() - 1.0) < 1e-12);
         QCOMPARE(run({"spectrum", m_model.string(), "--prompt", "In the beginning", "--rank", "13"})
                      .code,

@@ -184,7 +184,8 @@ private slots:
             options.describeOnly = describeOnly;
             const auto r = Model::load(folder, options);
             const std::string where = (folder / file.toStdString()).string();
-            KVS_VERIFY_ERROR(r, where.c_str(), fragment.toUtf8().constData());
+            const QByteArray wanted = fragment.toUtf8(); // outlives the macro's fragment list
+            KVS_VERIFY_ERROR(r, where.c_str(), wanted.constData());
         }
         QVERIFY2(clock.elapsed() < 5000, qPrintable(QString::number(clock.elapsed()) + " ms"));
     }

@@ -11,7 +11,7 @@ json FileContext::parseJson(const std::string& text) const {
     checkJsonNesting(text, name());
     try {
         return json::parse(text);
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) { // parse_error, or out_of_range for 1e505
         // Drop nlohmann's "[json.exception.parse_error.101] " prefix.
         std::string what = e.what();
         if (const auto bracket = what.find("] ");
