@@ -182,6 +182,13 @@ Result<Capture> loadCapture(const std::filesystem::path& path) {
         c.tokens.resize(static_cast<std::size_t>(n));
         std::memcpy(c.tokens.data(), file.bytes("tokens").data(),
                     static_cast<std::size_t>(n) * sizeof(TokenId));
+        // Ids index the logits and the embeddings: each lies in the vocabulary of the config.
+        for (std::size_t i = 0; i < c.tokens.size(); ++i)
+            if (c.tokens[i] < 0 || c.tokens[i] >= c.config.vocab)
+                throw Error(ErrorCode::Format, where + ": token " + std::to_string(i) + " has id " +
+                                                   std::to_string(c.tokens[i]) +
+                                                   ", outside the vocabulary of " +
+                                                   std::to_string(c.config.vocab) + " tokens");
         if (!texts.is_array() || static_cast<std::int64_t>(texts.size()) != n)
             throw Error(ErrorCode::Format,
                         where + ": metadata 'token_texts' must list one string per token");
