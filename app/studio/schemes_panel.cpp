@@ -556,24 +556,28 @@ void SchemesPanel::showBudget(const Row& row, ParamControl& pc) {
     QStringList units;
     for (const ParamSpec& m : pc.members)
         units << qs(m.label).toLower();
+    ParamSpec shown = spec; // the range the spin box takes: 0 would mean "unused"
+    shown.minimum = usedMinimum(spec, pc.active);
     const QString tip =
-        tooltipFor(spec) +
-        tr("<br>The list on the left states this budget in other units (%1); switching carries "
+        tooltipFor(shown) +
+        tr("<br>The list on the left states this budget in another unit (%1); switching carries "
            "it over.")
             .arg(units.join(QStringLiteral(", ")));
     pc.slider->setToolTip(tip);
     pc.spin->setToolTip(tip);
+    const int n = contextTokens();
     pc.mode->setToolTip(
-        tr("What the budget counts: %1. Only the one shown is used; switching converts the "
-           "budget over the context size.")
-            .arg(units.join(QStringLiteral(", "))));
+        tr("The unit of this scheme's budget: %1. Only the unit shown is used; switching "
+           "converts the budget into it%2.")
+            .arg(units.join(QStringLiteral(", ")),
+                 n > 0 ? tr(" (a fraction of the %1 context tokens)").arg(n) : QString()));
     m_updating = was;
 }
 
 void SchemesPanel::refreshBudgets() {
     for (Row& row : m_rows)
         for (ParamControl& pc : row.params)
-            if (pc.mode && pc.active > 0)
+            if (pc.mode) // a tokens or bytes slider spans the context; tooltips name its size
                 showBudget(row, pc);
 }
 
