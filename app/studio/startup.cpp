@@ -174,8 +174,12 @@ QStringList defaultModelCandidates(const QString& applicationDir) {
     const QString env = qEnvironmentVariable("KVS_DEFAULT_MODEL");
     if (!env.isEmpty())
         candidates << QDir::cleanPath(env);
-    if (!applicationDir.isEmpty())
+    if (!applicationDir.isEmpty()) {
         candidates << QDir::cleanPath(applicationDir + QStringLiteral("/../assets/models/default"));
+        // Installed (cmake --install, the Debian package): bin/../share/kvstudio/models.
+        candidates << QDir::cleanPath(applicationDir +
+                                      QStringLiteral("/../share/kvstudio/models/default"));
+    }
     const QString assets = sourceAssetsDir();
     if (!assets.isEmpty())
         candidates << QDir::cleanPath(assets + QStringLiteral("/models/default"));
@@ -207,8 +211,10 @@ QList<BundledModel> bundledModels(const QString& applicationDir) {
         {"thin_keys", QT_TRANSLATE_NOOP("kvs::studio", "Thin keys (rank-8 keys, QK fine-tuned)")},
     };
     QStringList roots;
-    if (!applicationDir.isEmpty())
+    if (!applicationDir.isEmpty()) {
         roots << QDir::cleanPath(applicationDir + QStringLiteral("/../assets/models"));
+        roots << QDir::cleanPath(applicationDir + QStringLiteral("/../share/kvstudio/models"));
+    }
     if (const QString assets = sourceAssetsDir(); !assets.isEmpty())
         roots << QDir::cleanPath(assets + QStringLiteral("/models"));
     roots.removeDuplicates();

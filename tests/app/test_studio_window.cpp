@@ -141,7 +141,7 @@ private slots:
         QVERIFY(w.modelStateText().contains("tiny-llama-gqa"));
         QCOMPARE(w.setupPanel()->modelPath(), QDir::toNativeSeparators(qpath(m_gqa)));
         QVERIFY(w.findChild<QDockWidget*>(QStringLiteral("setupDock")));
-        QCOMPARE(w.tabs()->tabText(0), QStringLiteral("Overview"));
+        QCOMPARE(w.tabs()->tabText(0), QStringLiteral("Start"));
         QVERIFY(w.overviewPage()->factsText().contains("tiny-llama-gqa"));
     }
 
