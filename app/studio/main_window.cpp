@@ -80,7 +80,7 @@ MainWindow::MainWindow(const MainWindowOptions& options, QWidget* parent)
         if (!m_layoutRestored)
             resizeDocks({m_setupDock, m_schemesDock}, {330, 400}, Qt::Horizontal);
         if (!m_layoutRestored && m_explainDock)
-            resizeDocks({m_schemesDock, m_explainDock}, {560, 380}, Qt::Vertical);
+            resizeDocks({m_schemesDock, m_explainDock}, {500, 440}, Qt::Vertical);
     });
     if (m_options.probeBackend)
         m_session->probeBackend();
@@ -237,7 +237,7 @@ void MainWindow::resetLayout() {
             removeDockWidget(m_explainDock);
             addDockWidget(Qt::RightDockWidgetArea, m_explainDock, Qt::Vertical);
             m_explainDock->show();
-            resizeDocks({m_schemesDock, m_explainDock}, {560, 380}, Qt::Vertical);
+            resizeDocks({m_schemesDock, m_explainDock}, {500, 440}, Qt::Vertical);
         }
     } else {
         resizeDocks({m_setupDock}, {470}, Qt::Horizontal);
