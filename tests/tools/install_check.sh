@@ -27,8 +27,10 @@ expect=(
     "$share/icons/hicolor/scalable/apps/$id.svg"
     "$share/icons/hicolor/48x48/apps/$id.png"
     "$share/icons/hicolor/256x256/apps/$id.png"
-    "$share/man/man1/kvstudio-cli.1"
-    "$share/man/man1/kvstudio.1"
+    "$share/man/man1/kvstudio-cli.1.gz"
+    "$share/man/man1/kvstudio.1.gz"
+    "$share/doc/kvstudio/copyright"
+    "$share/doc/kvstudio/changelog.gz"
 )
 [ "$gui" = ON ] && expect+=("$prefix/bin/kvstudio")
 for f in "${expect[@]}"; do [ -f "$f" ] || fail "not installed: ${f#"$prefix"/}"; done
@@ -51,14 +53,14 @@ exec_line=$(sed -n 's/^Exec=//p' "$share/applications/$id.desktop")
 appstreamcli validate --no-net "$share/metainfo/$id.metainfo.xml" \
     || fail "appstreamcli refused the metainfo"
 for page in kvstudio kvstudio-cli; do
-    warnings=$(groff -man -Tutf8 -ww -z "$share/man/man1/$page.1" 2>&1)
+    warnings=$(zcat "$share/man/man1/$page.1.gz" | groff -man -Tutf8 -ww -z 2>&1)
     [ -z "$warnings" ] || fail "groff warns on $page.1: $warnings"
 done
 # Every command of the CLI has its entry in the man page.
 commands=$("$prefix/bin/kvstudio-cli" --help | sed -n 's/^  kvstudio-cli \([a-z-]*\).*/\1/p')
 [ -n "$commands" ] || fail "kvstudio-cli --help listed no command"
 for c in $commands; do
-    grep -q "^\.B ${c//-/\\\\-}\b\|^\.B ${c}\b" "$share/man/man1/kvstudio-cli.1" \
+    zcat "$share/man/man1/kvstudio-cli.1.gz" | grep -q "^\.B ${c//-/\\\\-}\b\|^\.B ${c}\b" \
         || fail "the man page has no entry for '$c'"
 done
 echo "install_check: installed and validated under a temporary prefix ($(find "$prefix" -type f | wc -l) files)"
