@@ -240,7 +240,10 @@ explain::Values ExplainPanel::gatherValues(const QString& view) const {
           explain::escapeMarkdown(scheme.stages.join(QStringLiteral(" \u2192 "))));
     v.flag(QStringLiteral("chain"), scheme.stages.size() > 1);
 
-    const auto model = m_session ? m_session->model() : nullptr;
+    // Raw pointers, read once: the QPointers could change between a check and a use.
+    const Session* session = m_session.data();
+    const views::AttentionView* attention = m_attention.data();
+    const auto model = session ? session->model() : nullptr;
     v.flag(QStringLiteral("model"), model != nullptr);
     if (model) {
         const kvs::ModelConfig& c = model->facts.config;
@@ -255,7 +258,7 @@ explain::Values ExplainPanel::gatherValues(const QString& view) const {
         v.flag(QStringLiteral("gqa"), c.kvHeads > 0 && c.kvHeads < c.heads);
     }
 
-    const auto a = m_session ? m_session->analysis() : nullptr;
+    const auto a = session ? session->analysis() : nullptr;
     // Numbers only for the setting the dock shows: while its analysis computes, none rather than
     // another setting's.
     const bool current = a && row >= 0 && row < static_cast<int>(a->runs.size()) &&
@@ -304,8 +307,8 @@ explain::Values ExplainPanel::gatherValues(const QString& view) const {
     // The head chosen in the Attention view: the KV head its query head reads in this run.
     if (a->layers <= 0 || a->heads <= 0)
         return v;
-    const int layer = std::clamp(m_attention ? m_attention->selectedLayer() : 0, 0, a->layers - 1);
-    const int head = std::clamp(m_attention ? m_attention->selectedHead() : 0, 0, a->heads - 1);
+    const int layer = std::clamp(attention ? attention->selectedLayer() : 0, 0, a->layers - 1);
+    const int head = std::clamp(attention ? attention->selectedHead() : 0, 0, a->heads - 1);
     const int runKv = run.kvHeads(a->layers);
     const std::size_t index = run.headIndex(layer, head, a->layers, a->heads);
     v.set(QStringLiteral("layer"), QString::number(layer));
@@ -346,7 +349,10 @@ explain::Values ExplainPanel::gatherValues(const QString& view) const {
     }
     if (h.rhoEff > 0)
         v.set(QStringLiteral("rho"), explain::number(h.rhoEff));
-    if (std::isfinite(h.boundTokens) && h.boundTokens > 0 && h.boundTokens < 1e12)
+    // The bound at the measured error; beyond the context it says nothing about this head.
+    const bool vacuous = !(h.boundTokens <= n);
+    v.flag(QStringLiteral("bound_vacuous"), h.rhoEff > 0 && vacuous);
+    if (h.boundTokens > 0 && !vacuous)
         v.set(QStringLiteral("bound_tokens"), explain::count(std::llround(h.boundTokens)));
     if (h.codedElements > 0) {
         v.flag(QStringLiteral("entropy"), true);
