@@ -71,6 +71,8 @@ int main(int argc, char** argv) {
 
     MainWindowOptions windowOptions;
     windowOptions.persistSettings = options.screenshot.isEmpty();
+    // Unsaved work survives a crash: written every 20 s, offered back at the next start.
+    windowOptions.autosaveSeconds = windowOptions.persistSettings ? 20 : 0;
     MainWindow window(windowOptions);
     window.setPrompt(prompt);
 
@@ -105,6 +107,9 @@ int main(int argc, char** argv) {
     if (!options.view.isEmpty())
         window.showViewByName(options.view);
     window.show();
+    // After the window is up (the question needs it), and unless a session was asked for.
+    if (windowOptions.autosaveSeconds > 0 && options.session.isEmpty())
+        QTimer::singleShot(0, &window, [&window] { window.offerRecoveredSessions(); });
 
     if (!options.screenshot.isEmpty()) {
         auto* taker = new ScreenshotTaker(&window, options.screenshot,

@@ -82,6 +82,7 @@ MainWindow::MainWindow(const MainWindowOptions& options, QWidget* parent)
         if (!m_layoutRestored && m_explainDock)
             resizeDocks({m_schemesDock, m_explainDock}, {500, 440}, Qt::Vertical);
     });
+    startAutosave();
     if (m_options.probeBackend)
         m_session->probeBackend();
     else
@@ -581,6 +582,7 @@ void MainWindow::closeEvent(QCloseEvent* event) {
     }
     if (m_options.persistSettings)
         saveLayout();
+    removeRecoveryFile(); // a clean close: nothing to offer back
     event->accept();
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "lessons.h"
+#include "session_document.h"
 #include "session_view.h"
 #include "snapshots.h"
 
@@ -58,6 +59,13 @@ struct MainWindowOptions {
     // Asked before a save replaces a file KV Studio did not write ("X was not written by KV
     // Studio. Replace it?"); true replaces it. Unset: a question box. Tests answer it here.
     std::function<bool(const QString& path)> confirmReplace;
+    // Unsaved changes are written to a recovery file every `autosaveSeconds` (0: never) and,
+    // at start-up, a recovery file left by a window that did not close (a crash, a kill) is
+    // offered back. Unset `offerRecovery`: a question box; tests answer it here (true restores).
+    // The folder defaults to the application's data folder + /recovery.
+    int autosaveSeconds = 0;
+    QString recoveryFolder;
+    std::function<bool(const QString& recoveryFile)> offerRecovery;
 };
 
 // The window observes the session (status bar, title) through the same ISessionView as its views.
@@ -113,6 +121,11 @@ public:
     bool confirmReplace(const QString& path);
     views::ExportWriter exportWriter();
     bool openSession(const QString& path, QString* error);
+    // Crash recovery (main_window_recovery.cpp): this window's recovery file ("" when none was
+    // written), writing it now, and offering back the files of windows that did not close.
+    QString recoveryFile() const { return m_recoveryFile; }
+    bool autosaveNow();
+    void offerRecoveredSessions();
     // The session file being edited ("" until saved or opened) and whether the window holds
     // changes not in it (the title's [*]).
     QString sessionPath() const { return m_sessionPath; }
@@ -224,6 +237,10 @@ private:
     void tourTokensChanged(const std::shared_ptr<const TokensSnapshot>& tokens);
     void tourAnalysisChanged();
     void updateLessonFacts();
+    SessionDocument currentDocument() const;
+    QString recoveryFolder() const;
+    void removeRecoveryFile();
+    void startAutosave();
 
     MainWindowOptions m_options;
     std::unique_ptr<Session> m_session;
@@ -257,6 +274,8 @@ private:
     std::optional<StudioSetup> m_pendingViewState; // applied again once a step's model arrives
     bool m_pendingFit = false; // trim the prompt once the step's model tokenizes
     QString m_tourModelFolder;
+    QString m_recoveryFile;
+    QTimer* m_autosave = nullptr;
     ViewHost* m_views = nullptr;
     QUndoStack* m_undo = nullptr;
     QList<QAction*> m_studioActions;

@@ -454,6 +454,17 @@ bool MainWindow::confirmReplace(const QString& path) {
 }
 
 bool MainWindow::saveSession(const QString& path, QString* error) {
+    const SessionDocument d = currentDocument();
+    if (!writeSessionFile(
+            path, sessionJson(d, path), [this](const QString& p) { return confirmReplace(p); },
+            error))
+        return false;
+    m_undo->setClean();
+    adoptSessionFile(path);
+    return true;
+}
+
+SessionDocument MainWindow::currentDocument() const {
     SessionDocument d;
     if (const auto model = m_session->model()) {
         d.modelFolder = model->facts.folder;
@@ -479,13 +490,7 @@ bool MainWindow::saveSession(const QString& path, QString* error) {
         d.spectrumKvHead = cache->selectedKvHead();
     }
     d.dark = m_dark;
-    if (!writeSessionFile(
-            path, sessionJson(d, path), [this](const QString& p) { return confirmReplace(p); },
-            error))
-        return false;
-    m_undo->setClean();
-    adoptSessionFile(path);
-    return true;
+    return d;
 }
 
 void MainWindow::adoptSessionFile(const QString& path) {
