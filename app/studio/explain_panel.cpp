@@ -11,6 +11,7 @@
 #include "kvs/scheme.h"
 
 #include <QDesktopServices>
+#include <QEvent>
 #include <QScrollBar>
 #include <QTabWidget>
 #include <QTextBlock>
@@ -118,11 +119,21 @@ void ExplainPanel::onModelCleared() {
 }
 
 void ExplainPanel::onJobStarted(views::StudioJob job) {
-    if (job == views::StudioJob::Analysis)
-        refresh(); // the numbers may now be for other settings: "computing" until they arrive
+    if (job != views::StudioJob::Analysis)
+        return;
+    m_failure.clear();
+    refresh(); // the numbers may now be for other settings: "computing" until they arrive
 }
 
 void ExplainPanel::onAnalysisChanged(const std::shared_ptr<const views::AnalysisData>&) {
+    m_failure.clear();
+    refresh();
+}
+
+void ExplainPanel::onJobFailed(views::StudioJob job, const kvs::Error& error) {
+    if (job != views::StudioJob::Analysis)
+        return;
+    m_failure = jobFailureText(job, error); // rather than "computing" for ever
     refresh();
 }
 
@@ -181,6 +192,17 @@ void ExplainPanel::showMarkdown(const QString& markdown) {
     }
     if (same) // new numbers for the same text: keep the reader's place
         m_browser->verticalScrollBar()->setValue(scroll);
+}
+
+void ExplainPanel::changeEvent(QEvent* event) {
+    QWidget::changeEvent(event);
+    if (event->type() == QEvent::PaletteChange && !m_markdown.isEmpty()) {
+        const QString markdown = m_markdown;
+        const int scroll = m_browser->verticalScrollBar()->value();
+        m_markdown.clear();
+        showMarkdown(markdown);
+        m_browser->verticalScrollBar()->setValue(scroll);
+    }
 }
 
 void ExplainPanel::openLink(const QUrl& url) {
@@ -263,7 +285,9 @@ explain::Values ExplainPanel::gatherValues(const QString& view) const {
     // another setting's.
     const bool current = a && row >= 0 && row < static_cast<int>(a->runs.size()) &&
                          a->runs[static_cast<std::size_t>(row)].setting == scheme.setting;
-    v.flag(QStringLiteral("computing"), model && !current);
+    v.flag(QStringLiteral("computing"), model && !current && m_failure.isEmpty());
+    v.flag(QStringLiteral("failed"), !current && !m_failure.isEmpty());
+    v.set(QStringLiteral("failure"), explain::escapeMarkdown(m_failure));
     if (!current)
         return v;
     const views::SchemeRun& run = a->runs[static_cast<std::size_t>(row)];

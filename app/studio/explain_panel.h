@@ -54,12 +54,17 @@ public:
     void onModelCleared() override;
     void onJobStarted(views::StudioJob job) override;
     void onAnalysisChanged(const std::shared_ptr<const views::AnalysisData>& analysis) override;
+    void onJobFailed(views::StudioJob job, const kvs::Error& error) override;
 
 public slots:
     // The view, the focused scheme or the chosen head changed: back to the explanation.
     void contextChanged();
     // New results: the explanation is redone (a glossary entry being read stays).
     void refresh();
+
+protected:
+    // The theme changed: the links take the palette's colour when the text is laid out again.
+    void changeEvent(QEvent* event) override;
 
 private:
     explain::Values gatherValues(const QString& view) const;
@@ -78,6 +83,7 @@ private:
     explain::Values m_values;
     QString m_glossaryEntry;
     bool m_stale = false; // results arrived while a glossary entry was shown
+    QString m_failure;    // why the last analysis failed, until the next one starts
     SessionSubscription m_subscription;
 };
 

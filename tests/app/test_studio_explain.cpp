@@ -365,6 +365,19 @@ private slots:
         QVERIFY(clickLink(panel, QStringLiteral("explain:back")));
         QTRY_VERIFY(!panel->isShowingGlossary());
         QVERIFY(panel->text().contains(QStringLiteral("what each head looks at")));
+        // The dark theme: links take its link colour.
+        const auto linkColour = [&] {
+            QTextDocument* doc = panel->browser()->document();
+            for (QTextBlock b = doc->begin(); b.isValid(); b = b.next())
+                for (auto it = b.begin(); !it.atEnd(); ++it)
+                    if (it.fragment().charFormat().isAnchor())
+                        return it.fragment().charFormat().foreground().color();
+            return QColor();
+        };
+        w.setDarkTheme(true);
+        QCOMPARE(linkColour(), panel->palette().color(QPalette::Link));
+        w.setDarkTheme(false);
+        QCOMPARE(linkColour(), panel->palette().color(QPalette::Link));
         // Switching the view leaves the glossary for the new view's text.
         panel->openLink(QUrl(QStringLiteral("glossary:kv-cache")));
         QVERIFY(panel->text().contains(QStringLiteral("KV cache")));
