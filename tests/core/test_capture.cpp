@@ -333,6 +333,28 @@ private slots:
         const std::string quoted = "'" + name + "'";
         KVS_VERIFY_ERROR(loadCapture(path), where.c_str(), "lacks tensor", quoted.c_str());
     }
+
+    // Token ids index the logits and the embeddings: one outside the config's vocabulary is a
+    // format error naming the token (found by fuzz_capture; tests/fuzz/regressions/capture).
+    void tokenIdOutsideTheVocabulary_data() {
+        QTest::addColumn<bool>("negative");
+        QTest::newRow("the vocabulary size") << false;
+        QTest::newRow("negative") << true;
+    }
+    void tokenIdOutsideTheVocabulary() {
+        QFETCH(bool, negative);
+        test::TempDir dir;
+        const Model m = loadPreset(dir, "tiny-gpt2");
+        Capture c = m.capture(kPrompt).valueOrThrow();
+        c.tokens[1] = negative ? -1 : c.config.vocab;
+        const auto path = dir / "c.safetensors";
+        KVS_VERIFY_OK(saveCapture(c, path));
+        const std::string where = path.string();
+        const std::string id = "has id " + std::to_string(c.tokens[1]);
+        const auto loaded = loadCapture(path);
+        KVS_VERIFY_ERROR(loaded, where.c_str(), "token 1 ", id.c_str(), "outside the vocabulary");
+        KVS_COMPARE_ENUM(loaded.error().code(), ErrorCode::Format);
+    }
 };
 
 QTEST_APPLESS_MAIN(TestCapture)

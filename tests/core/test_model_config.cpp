@@ -349,6 +349,13 @@ private slots:
         KVS_VERIFY_ERROR(r, where.c_str(), "malformed JSON");
         QCOMPARE(r.error().code(), ErrorCode::Format);
 
+        // A number no double holds is malformed JSON too, not an internal error (found by
+        // fuzz_model_config; tests/fuzz/regressions/model_config).
+        test::writeBytes(path, "{\"model_type\": \"llama\", \"rms_norm_eps\": 1e505}");
+        const auto overflow = loadModelConfig(path);
+        KVS_VERIFY_ERROR(overflow, where.c_str(), "malformed JSON", "1e505");
+        QCOMPARE(overflow.error().code(), ErrorCode::Format);
+
         const auto missingPath = dir / "absent.json";
         const std::string missing = missingPath.string();
         KVS_VERIFY_ERROR(loadModelConfig(missingPath), missing.c_str());
