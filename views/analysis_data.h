@@ -24,7 +24,7 @@ namespace kvs::views {
 struct Provenance {
     QString modelName;
     QString modelFolder;
-    QString modelHash; // of config.json + the checkpoint's file sizes (cheap, stable)
+    QString modelHash; // "sha256:<hex>" of config.json and the checkpoint files (Session)
     QString prompt;
     int contextTokens = 0;
     int probeTokens = 0;

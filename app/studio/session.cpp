@@ -8,6 +8,7 @@
 #include "kvs/status.h"
 #include "kvs/threads.h"
 
+#include <QCryptographicHash>
 #include <QDir>
 #include <QElapsedTimer>
 #include <QFile>
@@ -320,6 +321,8 @@ Session::Session(QObject* parent) : QObject(parent) {
 
 Session::~Session() {
     m_destroying = true;
+    if (m_hashCancel)
+        m_hashCancel->store(true);
     m_debounce.stop();
     m_analysisDebounce.stop();
     for (JobSlot& job : m_jobs)
@@ -441,10 +444,59 @@ void Session::openModel(const QString& folder) {
             m_state = ModelState::Loaded;
             m_lastError.clear();
             const auto model = m_model;
+            startContentHash();
             emit modelLoaded(model);
             notifyViews([&](ISessionView* v) { v->onModelLoaded(model); });
             tokenizeNow();
         });
+}
+
+// Provenance names the weights by their content, not their file name: SHA-256 over config.json
+// and every checkpoint file (the shard index too), in the checkpoint's order. It reads what the
+// load mapped, so it runs on a worker and a newer model or the session's end cancels it.
+void Session::startContentHash() {
+    if (m_hashCancel)
+        m_hashCancel->store(true);
+    m_modelHash.clear();
+    if (!m_model)
+        return;
+    const QString folder = m_model->facts.folder;
+    QStringList files{folder + QStringLiteral("/config.json")};
+    if (const QString index = folder + QStringLiteral("/model.safetensors.index.json");
+        m_model->facts.checkpointFiles.size() > 1 && QFileInfo::exists(index))
+        files << index;
+    for (const QString& name : m_model->facts.checkpointFiles)
+        files << folder + QLatin1Char('/') + name;
+    auto cancel = std::make_shared<std::atomic<bool>>(false);
+    m_hashCancel = cancel;
+    const std::shared_ptr<const ModelSnapshot> model = m_model;
+    auto* watcher = new QFutureWatcher<QString>(this);
+    connect(watcher, &QFutureWatcherBase::finished, this, [this, watcher, cancel, model] {
+        const QString hash = watcher->result();
+        watcher->deleteLater();
+        if (m_destroying || cancel->load() || m_model != model || hash.isEmpty())
+            return;
+        m_modelHash = hash;
+        emit modelHashed(hash);
+    });
+    watcher->setFuture(QtConcurrent::run(&m_pool, [files, cancel]() -> QString {
+        QCryptographicHash sha(QCryptographicHash::Sha256);
+        QByteArray chunk(4 << 20, Qt::Uninitialized);
+        for (const QString& path : files) {
+            QFile file(path);
+            if (!file.open(QIODevice::ReadOnly))
+                return {};
+            while (!file.atEnd()) {
+                if (cancel->load())
+                    return {};
+                const qint64 n = file.read(chunk.data(), chunk.size());
+                if (n < 0)
+                    return {};
+                sha.addData(QByteArrayView(chunk.constData(), n));
+            }
+        }
+        return QStringLiteral("sha256:") + QString::fromLatin1(sha.result().toHex());
+    }));
 }
 
 void Session::closeModel() {
@@ -458,6 +510,9 @@ void Session::closeModel() {
     m_sweeps.reset();
     m_sweepKey.clear();
     m_scaling.reset();
+    if (m_hashCancel)
+        m_hashCancel->store(true);
+    m_modelHash.clear();
     m_model.reset();
     m_tokens.reset();
     m_state = ModelState::None;
@@ -602,7 +657,10 @@ AnalysisRequest Session::makeRequest() const {
     r.deferEmulatedTimings = true;
     r.provenance.modelName = m_model->facts.name;
     r.provenance.modelFolder = m_model->facts.folder;
-    r.provenance.modelHash = m_model->facts.checkpoint;
+    // Until the worker has hashed the weights, the provenance says so and names the checkpoint.
+    r.provenance.modelHash =
+        m_modelHash.isEmpty() ? QStringLiteral("sha256 pending (%1)").arg(m_model->facts.checkpoint)
+                              : m_modelHash;
     r.provenance.prompt = m_tokens->prompt;
     r.provenance.version = QStringLiteral(KVS_VERSION);
     return r;

@@ -124,7 +124,12 @@ public:
     // Jobs started on the worker pool and not yet finished (stale ones included).
     int runningJobs() const { return m_running; }
 
+    // SHA-256 of the loaded model's config.json and checkpoint files, "sha256:<hex>", computed on
+    // a worker after the load (a large checkpoint takes a while); "" until it is known.
+    QString modelContentHash() const { return m_modelHash; }
+
 signals:
+    void modelHashed(const QString& hash);
     void modelLoadStarted(const QString& folder);
     void modelLoaded(std::shared_ptr<const kvs::studio::ModelSnapshot> model);
     void modelLoadFailed(const QString& folder, const QString& message);
@@ -196,6 +201,9 @@ private:
     static QString requestKey(const AnalysisRequest& request, const QStringList& settings);
 
     QThreadPool m_pool;
+    QString m_modelHash;
+    std::shared_ptr<std::atomic<bool>> m_hashCancel;
+    void startContentHash();
     QTimer m_debounce;
     std::array<JobSlot, static_cast<std::size_t>(JobKind::Count)> m_jobs{};
     int m_running = 0;
