@@ -5,10 +5,11 @@
 #   share/applications/ID.desktop, share/metainfo/ID.metainfo.xml, share/mime/packages/ID.xml
 #   share/icons/hicolor/scalable/apps/ID.svg and {16..512}x{16..512}/apps/ID.png
 #   share/man/man1/kvstudio.1.gz, kvstudio-cli.1.gz; share/doc/kvstudio/{copyright,changelog.gz}
+# The files are in assets/packaging, the icon renderer in tools/render_icon.cpp.
 # tests/tools/install_check.sh installs into a temporary prefix and checks the result.
 include(GNUInstallDirs)
 set(KVS_APP_ID io.github.kvstudio.KVStudio)
-set(KVS_PACKAGING ${PROJECT_SOURCE_DIR}/packaging)
+set(KVS_PACKAGING ${PROJECT_SOURCE_DIR}/assets/packaging)
 
 install(TARGETS kvstudio-cli RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 if(KVS_BUILD_GUI)
@@ -51,9 +52,9 @@ install(FILES ${KVS_DOC_OUT}/kvstudio.1.gz ${KVS_DOC_OUT}/kvstudio-cli.1.gz
 install(FILES ${KVS_DOC_OUT}/changelog.gz ${KVS_PACKAGING}/copyright
         DESTINATION ${CMAKE_INSTALL_DATADIR}/doc/kvstudio)
 
-# PNG icons rendered from the SVG at build time by our own small Qt tool (no rasterizer package).
+# PNG icons rendered from the SVG at build time by tools/render_icon.cpp (no rasterizer package).
 set(KVS_ICON_SIZES 16 22 24 32 48 64 128 256 512)
-add_executable(kvs_render_icon ${KVS_PACKAGING}/render_icon.cpp)
+add_executable(kvs_render_icon ${PROJECT_SOURCE_DIR}/tools/render_icon.cpp)
 target_link_libraries(kvs_render_icon PRIVATE Qt6::Gui Qt6::Svg)
 set(KVS_ICON_OUT ${PROJECT_BINARY_DIR}/icons/hicolor)
 set(KVS_ICON_PNGS)
