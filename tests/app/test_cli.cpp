@@ -3,6 +3,7 @@
 // (docs/cli.md) agrees with the engine called directly, and bad input gives one clear error with
 // the documented exit code.
 #include "cli.h"
+#include "cli_test_support.h"
 #include "kvs/capture.h"
 #include "kvs/model.h"
 #include "kvs_test.h"
@@ -17,20 +18,8 @@ using namespace kvs;
 
 namespace {
 
-struct CliRun {
-    int code = -1;
-    std::string out;
-    std::string err;
-};
-
-CliRun run(const std::vector<std::string>& argv) {
-    std::ostringstream out, err;
-    CliRun r;
-    r.code = cli::runCli(argv, {out, err});
-    r.out = out.str();
-    r.err = err.str();
-    return r;
-}
+using kvs::test::CliRun;
+using kvs::test::run;
 
 json runJson(const std::vector<std::string>& argv) {
     const CliRun r = run(argv);

@@ -3,6 +3,7 @@
 // refused before any work with one message naming the option or file, the value and what is
 // allowed; usage errors exit 2, the rest 1; outputs that are not ours are left as they were.
 #include "cli.h"
+#include "cli_test_support.h"
 #include "kvs/model.h"
 #include "kvs_test.h"
 
@@ -18,20 +19,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct CliRun {
-    int code = -1;
-    std::string out;
-    std::string err;
-};
-
-CliRun run(const std::vector<std::string>& argv) {
-    std::ostringstream out, err;
-    CliRun r;
-    r.code = cli::runCli(argv, {out, err});
-    r.out = out.str();
-    r.err = err.str();
-    return r;
-}
+using kvs::test::CliRun;
+using kvs::test::run;
 
 } // namespace
 

@@ -2,6 +2,7 @@
 // `kvstudio-cli capacity`: the worked numbers through the command line, a model folder as the
 // preset, and usage errors caught before any output.
 #include "cli.h"
+#include "cli_test_support.h"
 #include "kvs/model_config.h"
 #include "kvs_test.h"
 
@@ -15,20 +16,8 @@ using nlohmann::json;
 
 namespace {
 
-struct CliRun {
-    int code = -1;
-    std::string out;
-    std::string err;
-};
-
-CliRun run(const std::vector<std::string>& argv) {
-    std::ostringstream out, err;
-    CliRun r;
-    r.code = kvs::cli::runCli(argv, {out, err});
-    r.out = out.str();
-    r.err = err.str();
-    return r;
-}
+using kvs::test::CliRun;
+using kvs::test::run;
 
 constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
 

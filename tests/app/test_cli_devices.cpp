@@ -2,6 +2,7 @@
 // `kvstudio-cli devices`: text and JSON output, the device choice, discovery failure as
 // information.
 #include "cli.h"
+#include "cli_test_support.h"
 #include "kvs_test.h"
 
 #include <QCoreApplication>
@@ -17,20 +18,8 @@ namespace {
 
 constexpr const char* kChildArgument = "--kvs-child-devices-json";
 
-struct CliRun {
-    int code = -1;
-    std::string out;
-    std::string err;
-};
-
-CliRun run(const std::vector<std::string>& argv) {
-    std::ostringstream out, err;
-    CliRun r;
-    r.code = kvs::cli::runCli(argv, {out, err});
-    r.out = out.str();
-    r.err = err.str();
-    return r;
-}
+using kvs::test::CliRun;
+using kvs::test::run;
 
 // Restores an environment variable when the test ends, however it ends.
 class EnvGuard {

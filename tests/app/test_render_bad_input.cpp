@@ -4,6 +4,7 @@
 // to wait for the whole --timeout), a file that is not a session says what it is, and a render
 // stopped half-way leaves no figures of an earlier session beside the new ones.
 #include "cli.h"
+#include "cli_test_support.h"
 #include "kvs_test.h"
 #include "render_command.h"
 #include "session_document.h"
@@ -27,21 +28,8 @@ using kvs::test::qpath;
 
 namespace {
 
-struct CliRun {
-    int code = 0;
-    std::string out;
-    std::string err;
-};
-
-CliRun runCli(const std::vector<std::string>& args) {
-    std::ostringstream out;
-    std::ostringstream err;
-    CliRun r;
-    r.code = kvs::cli::runCli(args, {out, err});
-    r.out = out.str();
-    r.err = err.str();
-    return r;
-}
+using kvs::test::CliRun;
+using kvs::test::run;
 
 const QString kPrompt = QStringLiteral("In the beginning God created the heaven and the earth.");
 
@@ -121,8 +109,8 @@ private slots:
         const fs::path out = m_dir->path() / "bad-out";
         QElapsedTimer clock;
         clock.start();
-        const CliRun r = runCli({"render", session.toStdString(), "--out", out.string(), "--views",
-                                 "tradeoffs", "--timeout", "600", "--json"});
+        const CliRun r = run({"render", session.toStdString(), "--out", out.string(), "--views",
+                              "tradeoffs", "--timeout", "600", "--json"});
         QCOMPARE(r.code, 1);
         const QJsonObject error = QJsonDocument::fromJson(QByteArray::fromStdString(r.out))
                                       .object()
@@ -140,7 +128,7 @@ private slots:
         const fs::path fifo = m_dir->path() / "fifo.kvsession";
         QCOMPARE(::mkfifo(fifo.c_str(), 0644), 0);
         const CliRun r =
-            runCli({"render", fifo.string(), "--out", (m_dir->path() / "fifo-out").string()});
+            run({"render", fifo.string(), "--out", (m_dir->path() / "fifo-out").string()});
         QCOMPARE(r.code, 1);
         QVERIFY2(r.err.find("is a fifo (named pipe), not a regular file") != std::string::npos,
                  r.err.c_str());
@@ -157,16 +145,16 @@ private slots:
     void aStoppedRenderLeavesNoEarlierFigures() {
         const fs::path out = m_dir->path() / "figures";
         const QString a = writeSession(QStringLiteral("a.kvsession"), qpath(m_model), kPrompt);
-        CliRun r = runCli({"render", a.toStdString(), "--out", out.string(), "--views",
-                           "tradeoffs,cache", "--dpi", "50"});
+        CliRun r = run({"render", a.toStdString(), "--out", out.string(), "--views",
+                        "tradeoffs,cache", "--dpi", "50"});
         QVERIFY2(r.code == 0, r.err.c_str());
         QVERIFY(fs::exists(out / "cache" / "cache_key_spectrum.png"));
         // The user's own file where B's second cache figure goes.
         kvs::test::writeBytes(out / "cache" / "cache_error_grid.png", "the user's picture");
         const QString promptB = QStringLiteral("And the earth was without form, and void.");
         const QString b = writeSession(QStringLiteral("b.kvsession"), qpath(m_model), promptB);
-        r = runCli({"render", b.toStdString(), "--out", out.string(), "--views", "tradeoffs,cache",
-                    "--dpi", "50", "--json"});
+        r = run({"render", b.toStdString(), "--out", out.string(), "--views", "tradeoffs,cache",
+                 "--dpi", "50", "--json"});
         QCOMPARE(r.code, 1);
         QVERIFY2(r.out.find("\"exists\"") != std::string::npos, r.out.c_str());
         QCOMPARE(kvs::test::readBytes(out / "cache" / "cache_error_grid.png"),

@@ -3,6 +3,7 @@
 // dragged on the token chips (and undone), the session's title, modified mark and recent files,
 // the trade-off chart's theory overlay checked against hand-computed guides, and
 // `kvstudio-cli render` re-drawing a saved session's charts into files.
+#include "cli_test_support.h"
 #include "kvs_test.h"
 #include "studio_test_support.h"
 
@@ -64,21 +65,8 @@ kvs::views::CurvePoint point(double value, int kept, std::size_t bytes, double e
     return p;
 }
 
-struct CliRun {
-    int code = 0;
-    std::string out;
-    std::string err;
-};
-
-CliRun runCli(const std::vector<std::string>& args) {
-    std::ostringstream out;
-    std::ostringstream err;
-    CliRun r;
-    r.code = kvs::cli::runCli(args, {out, err});
-    r.out = out.str();
-    r.err = err.str();
-    return r;
-}
+using kvs::test::CliRun;
+using kvs::test::run;
 
 } // namespace
 
@@ -451,9 +439,9 @@ private slots:
         kvs::cli::setRenderHandler(&runRenderCommand);
         const fs::path out = dir.path() / "figures";
         // Figures at a physical size: 85 × 60 mm at 150 dpi, text at 8 pt.
-        const CliRun r = runCli({"render", session.toStdString(), "--out", out.string(), "--views",
-                                 "tradeoffs,cache", "--dpi", "150", "--width-mm", "85",
-                                 "--height-mm", "60", "--font-pt", "8", "--json"});
+        const CliRun r = run({"render", session.toStdString(), "--out", out.string(), "--views",
+                              "tradeoffs,cache", "--dpi", "150", "--width-mm", "85", "--height-mm",
+                              "60", "--font-pt", "8", "--json"});
         QVERIFY2(r.code == 0, r.err.c_str());
         const QJsonObject report =
             QJsonDocument::fromJson(QByteArray::fromStdString(r.out)).object();
@@ -492,10 +480,10 @@ private slots:
             "render",  session.toStdString(), "--out", out.string(),
             "--views", "tradeoffs,cache",     "--dpi", "50",
             "--json"};
-        CliRun rerun = runCli(again);
+        CliRun rerun = run(again);
         QVERIFY2(rerun.code == 0, rerun.err.c_str());
         kvs::test::writeBytes(csvPath, "my own table\n");
-        CliRun refused = runCli(again);
+        CliRun refused = run(again);
         QCOMPARE(refused.code, 1);
         QVERIFY2(refused.out.find("\"exists\"") != std::string::npos, refused.out.c_str());
         QVERIFY2(refused.out.find("cache_bytes.csv") != std::string::npos &&
@@ -504,7 +492,7 @@ private slots:
         QCOMPARE(kvs::test::readBytes(csvPath), std::string("my own table\n"));
         std::vector<std::string> forced = again;
         forced.push_back("--force");
-        CliRun replaced = runCli(forced);
+        CliRun replaced = run(forced);
         QVERIFY2(replaced.code == 0, replaced.err.c_str());
         QVERIFY(kvs::test::readBytes(csvPath).starts_with("# KV Studio"));
         for (const auto& entry : fs::recursive_directory_iterator(out))
@@ -512,7 +500,7 @@ private slots:
                      entry.path().c_str());
 
         // Errors: a missing file, a file that is no session, an unknown view.
-        CliRun missing = runCli(
+        CliRun missing = run(
             {"render", (dir.path() / "none.kvsession").string(), "--out", out.string(), "--json"});
         QCOMPARE(missing.code, 1);
         QVERIFY(missing.out.find("\"io\"") != std::string::npos);
@@ -520,19 +508,17 @@ private slots:
         QVERIFY(junk.open(QIODevice::WriteOnly));
         junk.write("{ not json");
         junk.close();
-        CliRun bad = runCli({"render", junk.fileName().toStdString(), "--out", out.string()});
+        CliRun bad = run({"render", junk.fileName().toStdString(), "--out", out.string()});
         QCOMPARE(bad.code, 1);
         QVERIFY2(bad.err.find("junk.kvsession") != std::string::npos, bad.err.c_str());
         CliRun view =
-            runCli({"render", session.toStdString(), "--out", out.string(), "--views", "heatmap"});
+            run({"render", session.toStdString(), "--out", out.string(), "--views", "heatmap"});
         QCOMPARE(view.code, 2);
         QCOMPARE(
-            runCli({"render", session.toStdString(), "--out", out.string(), "--height-mm", "60"})
-                .code,
+            run({"render", session.toStdString(), "--out", out.string(), "--height-mm", "60"}).code,
             2);
         QCOMPARE(
-            runCli({"render", session.toStdString(), "--out", out.string(), "--font-pt", "200"})
-                .code,
+            run({"render", session.toStdString(), "--out", out.string(), "--font-pt", "200"}).code,
             2);
     }
 };
