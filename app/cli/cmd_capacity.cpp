@@ -17,7 +17,6 @@ namespace kvs::cli {
 namespace {
 
 using nlohmann::json;
-constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
 
 double parseNumber(const std::string& text, const std::string& what) {
     double value = 0;
@@ -81,13 +80,6 @@ std::vector<CapacitySetting> parseRatios(const std::string& text, bool keysOnly)
     if (out.empty())
         throw UsageError(option + " is empty");
     return out;
-}
-
-std::string gib(double bytes) {
-    std::ostringstream ss;
-    ss << std::fixed << std::setprecision(std::abs(bytes) < 10 * kGiB ? 2 : 1) << bytes / kGiB
-       << " GiB";
-    return ss.str();
 }
 
 std::string kib(double bytes) {
@@ -210,9 +202,9 @@ int runCapacity(const Args& args, Streams io) {
            << ", context limit " << report.contextLimit
            << (report.window > 0 ? ", sliding window " + std::to_string(report.window) : "")
            << "\n";
-    io.out << "GPU " << gib(report.gpuBytes) << " = weights " << gib(report.weightBytes) << " ("
-           << in.weightDtype << ") + reserve " << gib(report.reserveBytes) << " + "
-           << gib(report.freeBytes) << " for the cache (" << in.cacheDtype << ")\n";
+    io.out << "GPU " << gibText(report.gpuBytes) << " = weights " << gibText(report.weightBytes)
+           << " (" << in.weightDtype << ") + reserve " << gibText(report.reserveBytes) << " + "
+           << gibText(report.freeBytes) << " for the cache (" << in.cacheDtype << ")\n";
     io.out << "context " << report.context << " tokens per user"
            << (report.hypothetical ? " (hypothetical)" : "") << "\n\n";
     io.out << std::left << std::setw(26) << "setting" << std::right << std::setw(9) << "cache"
@@ -226,8 +218,9 @@ int runCapacity(const Args& args, Streams io) {
         ratio << std::fixed << std::setprecision(2) << row.usersVsExact << "×";
         io.out << std::left << std::setw(26) << row.setting.name.substr(0, 25) << std::right
                << std::setw(9) << frac.str() << std::setw(14) << kib(row.bytesPerToken)
-               << std::setw(12) << gib(row.bytesPerUser) << std::setw(12) << gib(row.savedPerUser)
-               << std::setw(8) << row.users << std::setw(11) << ratio.str() << std::setw(16)
+               << std::setw(12) << gibText(row.bytesPerUser) << std::setw(12)
+               << gibText(row.savedPerUser) << std::setw(8) << row.users << std::setw(11)
+               << ratio.str() << std::setw(16)
                << (row.longestContext < 0 ? std::string("any (window)")
                                           : std::to_string(row.longestContext))
                << "\n";

@@ -72,14 +72,6 @@ std::string lower(std::string_view s) {
     return out;
 }
 
-std::string gib(double bytes) {
-    std::ostringstream ss;
-    ss.setf(std::ios::fixed);
-    ss.precision(std::abs(bytes) >= 10 * kGiB ? 1 : 2);
-    ss << bytes / kGiB << " GiB";
-    return ss.str();
-}
-
 // The planner's numbers are finite sizes; a typed NaN or infinity must not pass a range check.
 void requireRange(double value, double lo, double hi, const std::string& what,
                   const std::string& allowed) {
@@ -128,28 +120,46 @@ const CapacityPreset* findCapacityPreset(std::string_view id) {
     return nullptr;
 }
 
-double weightBytesPerParameter(std::string_view dtype) {
+namespace {
+
+// Bytes of one stored element per dtype name, and whether weights and the cache may use it
+// (packed int4 weights, scales not counted; no int4 cache).
+struct DtypeBytes {
+    std::string_view name;
+    double bytes;
+    bool weights;
+    bool cache;
+};
+constexpr DtypeBytes kDtypes[] = {
+    {"fp32", 4.0, true, true}, {"f32", 4.0, true, true},   {"fp16", 2.0, true, true},
+    {"f16", 2.0, true, true},  {"bf16", 2.0, true, true},  {"int8", 1.0, true, true},
+    {"fp8", 1.0, true, true},  {"int4", 0.5, true, false},
+};
+
+double dtypeBytes(std::string_view dtype, bool forWeights) {
     const std::string d = lower(dtype);
-    if (d == "fp32" || d == "f32")
-        return 4.0;
-    if (d == "fp16" || d == "f16" || d == "bf16")
-        return 2.0;
-    if (d == "int8" || d == "fp8")
-        return 1.0;
-    if (d == "int4")
-        return 0.5;
+    for (const DtypeBytes& t : kDtypes)
+        if (t.name == d)
+            return (forWeights ? t.weights : t.cache) ? t.bytes : 0.0;
     return 0.0;
 }
 
+} // namespace
+
+double weightBytesPerParameter(std::string_view dtype) {
+    return dtypeBytes(dtype, true);
+}
+
 double cacheBytesPerElement(std::string_view dtype) {
-    const std::string d = lower(dtype);
-    if (d == "fp32" || d == "f32")
-        return 4.0;
-    if (d == "fp16" || d == "f16" || d == "bf16")
-        return 2.0;
-    if (d == "fp8" || d == "int8")
-        return 1.0;
-    return 0.0;
+    return dtypeBytes(dtype, false);
+}
+
+std::string gibText(double bytes) {
+    std::ostringstream ss;
+    ss.setf(std::ios::fixed);
+    ss.precision(std::abs(bytes) >= 10 * kGiB ? 1 : 2);
+    ss << bytes / kGiB << " GiB";
+    return ss.str();
 }
 
 double cacheBytesPerUser(const ModelConfig& model, long long context, double elementBytes,
@@ -258,9 +268,9 @@ Result<CapacityReport> planCapacity(const CapacityInputs& in) {
                               " tokens cached per windowed layer, not " +
                               std::to_string(in.context));
         if (r.freeBytes <= 0) {
-            r.notes.push_back("no user fits: the weights (" + gib(r.weightBytes) +
-                              ") and the reserve (" + gib(r.reserveBytes) +
-                              ") already exceed the GPU's " + gib(r.gpuBytes) + "; " +
+            r.notes.push_back("no user fits: the weights (" + gibText(r.weightBytes) +
+                              ") and the reserve (" + gibText(r.reserveBytes) +
+                              ") already exceed the GPU's " + gibText(r.gpuBytes) + "; " +
                               std::to_string(r.rows.front().gpusForOneUser) +
                               " GPUs of this size hold the weights and one user's exact cache");
         } else {
@@ -269,7 +279,7 @@ Result<CapacityReport> planCapacity(const CapacityInputs& in) {
                     continue;
                 r.notes.push_back(
                     "no whole user fits with the " + row.setting.name + " cache: one user needs " +
-                    gib(row.bytesPerUser) + ", " + gib(r.freeBytes) +
+                    gibText(row.bytesPerUser) + ", " + gibText(r.freeBytes) +
                     " are free after the weights and the reserve; one user fits up to " +
                     std::to_string(row.longestContext) + " tokens, or the model split over " +
                     std::to_string(row.gpusForOneUser) + " GPUs of this size");

@@ -29,6 +29,8 @@ const CapacityPreset* findCapacityPreset(std::string_view id);
 // int8, int4 (packed, scales not counted); the cache fp32, bf16, fp16, fp8. 0 for an unknown name.
 double weightBytesPerParameter(std::string_view dtype);
 double cacheBytesPerElement(std::string_view dtype);
+// "12.6 GiB": bytes in GiB (2^30), two decimals below 10 GiB, one above (the planner's notes).
+std::string gibText(double bytes);
 
 // A way of storing the cache: the fractions of the exact key and value bytes it keeps (a scheme's
 // measured memory fraction applies to both; "75% fewer key bytes" is keyFraction 0.25).
