@@ -7,6 +7,8 @@
 #include "main_window.h"
 #include "session.h"
 
+#include <QApplication>
+#include <QDir>
 #include <QSettings>
 #include <QStandardPaths>
 #include <QString>
@@ -53,6 +55,17 @@ inline kvs::studio::MainWindowOptions quietWindowOptions() {
     o.persistSettings = false;
     o.askToSaveOnClose = false;
     return o;
+}
+
+// With KVS_SCREENSHOT_DIR set, saves `w` there as `name` (a PNG), after pending events: how the
+// docs' screenshots of tabs, docks and lesson steps are made. Without it, nothing.
+inline void saveScreenshot(QWidget* w, const QString& name) {
+    const QString dir = qEnvironmentVariable("KVS_SCREENSHOT_DIR");
+    if (dir.isEmpty())
+        return;
+    QDir().mkpath(dir);
+    QApplication::processEvents();
+    QVERIFY(w->grab().save(dir + QLatin1Char('/') + name));
 }
 
 // Waits until the session has an analysis, nothing of it is pending, and `ok` accepts it.

@@ -3,7 +3,7 @@
 // loaded model and the current analysis's measured fractions as rows, the window and the
 // hypothetical region on the chart. KVS_SCREENSHOT_DIR set: the tab is saved there as a PNG.
 #include "capacity_page.h"
-#include "kvs_test.h"
+#include "studio_test_support.h"
 
 #include <QApplication>
 #include <QDir>
@@ -47,14 +47,6 @@ std::shared_ptr<const views::AnalysisData> analysisWith(double fraction, const Q
     return a;
 }
 
-void screenshot(QWidget* w, const char* name) {
-    const QString dir = qEnvironmentVariable("KVS_SCREENSHOT_DIR");
-    if (dir.isEmpty())
-        return;
-    QDir().mkpath(dir);
-    QVERIFY(w->grab().save(dir + QLatin1Char('/') + QLatin1String(name)));
-}
-
 } // namespace
 
 class TestStudioCapacity : public QObject {
@@ -91,7 +83,7 @@ private slots:
         QVERIFY(limitLabel);
         QCOMPARE(page.charts().size(), std::size_t(1));
         QCOMPARE(page.charts().front().data().rows.size(), std::size_t(2 * 160));
-        screenshot(&page, "capacity.png");
+        kvs::test::saveScreenshot(&page, "capacity.png");
 
         // The reserve follows the GPU (10%) until it is set by hand.
         page.setGpuGiB(141);

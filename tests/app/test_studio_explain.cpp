@@ -64,14 +64,6 @@ const QStringList kFamilies = {
     QStringLiteral("select.h2o:keep=0.25+codec.uniform:bits=4"),
 };
 
-void screenshot(QWidget* w, const char* name) {
-    const QString dir = qEnvironmentVariable("KVS_SCREENSHOT_DIR");
-    if (dir.isEmpty())
-        return;
-    QDir().mkpath(dir);
-    QVERIFY(w->grab().save(dir + QLatin1Char('/') + QLatin1String(name)));
-}
-
 // With KVS_SCREENSHOT_DIR: every text the panel showed, to read them as a user would.
 void dump(const QString& text) {
     const QString dir = qEnvironmentVariable("KVS_SCREENSHOT_DIR");
@@ -257,7 +249,7 @@ private slots:
             qPrintable(attentionText));
         QVERIFY(leftovers(attentionText).isEmpty());
         QTest::qWait(300); // the views draw on the next turns of the event loop
-        screenshot(&w, "explain-panel.png");
+        kvs::test::saveScreenshot(&w, "explain-panel.png");
 
         // Another head: its own numbers.
         attention->setSelection(0, 0);

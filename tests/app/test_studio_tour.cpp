@@ -111,15 +111,6 @@ bool sameSettings(const QStringList& expected, const QStringList& shown) {
     return true;
 }
 
-void screenshot(QWidget* w, const QString& name) {
-    const QString dir = qEnvironmentVariable("KVS_SCREENSHOT_DIR");
-    if (dir.isEmpty())
-        return;
-    QDir().mkpath(dir);
-    QApplication::processEvents();
-    QVERIFY(w->grab().save(dir + QLatin1Char('/') + name));
-}
-
 } // namespace
 
 class TestStudioTour : public QObject {
@@ -189,7 +180,7 @@ private slots:
         QCOMPARE(w.tabs()->tabText(0), QStringLiteral("Start"));
         // The bundled models are listed, and a click opens one.
         QVERIFY(start->listedModelFolders().size() >= 2);
-        screenshot(&w, "start-page.png");
+        kvs::test::saveScreenshot(&w, "start-page.png");
 
         QVERIFY(start->trigger("lost-mass"));
         QCOMPARE(currentViewName(w), QStringLiteral("attention"));
@@ -294,7 +285,7 @@ private slots:
                     180000);
                 QTest::qWait(300);
             }
-            screenshot(&w, QStringLiteral("tour-%1-%2.png").arg(i + 1).arg(step.id));
+            kvs::test::saveScreenshot(&w, QStringLiteral("tour-%1-%2.png").arg(i + 1).arg(step.id));
         }
         // The last step's button finishes; Restart goes back to the first step and its set-up.
         QCOMPARE(next->text(), QStringLiteral("Finish"));
