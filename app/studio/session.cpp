@@ -295,6 +295,8 @@ QString jobFailureText(views::StudioJob job, const Error& error) {
 Session::Session(QObject* parent) : QObject(parent) {
     // Two workers: a model load and a tokenization (or the backend probe) can overlap.
     m_pool.setMaxThreadCount(3);
+    m_hashPool.setMaxThreadCount(1);
+    m_hashPool.setObjectName(QStringLiteral("kvs-hash-pool"));
     // One capture per (model, prompt) for the three engines: the model runs once.
     m_captures = std::make_shared<CaptureStore>();
     // A long capture (minutes for a billion-parameter model) shows how far it got; queued to the
@@ -328,8 +330,9 @@ Session::~Session() {
     for (JobSlot& job : m_jobs)
         if (job.cancel)
             job.cancel->store(true);
-    m_pool.clear();       // queued jobs never start
-    m_pool.waitForDone(); // running ones finish; their watchers die with us, undelivered
+    m_pool.clear();           // queued jobs never start
+    m_pool.waitForDone();     // running ones finish; their watchers die with us, undelivered
+    m_hashPool.waitForDone(); // cancelled above: stops at its next chunk
     m_views.clear();
 }
 
@@ -479,7 +482,7 @@ void Session::startContentHash() {
         m_modelHash = hash;
         emit modelHashed(hash);
     });
-    watcher->setFuture(QtConcurrent::run(&m_pool, [files, cancel]() -> QString {
+    watcher->setFuture(QtConcurrent::run(&m_hashPool, [files, cancel]() -> QString {
         QCryptographicHash sha(QCryptographicHash::Sha256);
         QByteArray chunk(4 << 20, Qt::Uninitialized);
         for (const QString& path : files) {

@@ -201,6 +201,8 @@ private:
     static QString requestKey(const AnalysisRequest& request, const QStringList& settings);
 
     QThreadPool m_pool;
+    // Its own worker: hashing a large checkpoint takes minutes and must not hold up analyses.
+    QThreadPool m_hashPool;
     QString m_modelHash;
     std::shared_ptr<std::atomic<bool>> m_hashCancel;
     void startContentHash();
