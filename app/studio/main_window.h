@@ -274,6 +274,7 @@ private:
     std::optional<StudioSetup> m_pendingViewState; // applied again once a step's model arrives
     bool m_pendingFit = false; // trim the prompt once the step's model tokenizes
     QString m_tourModelFolder;
+    QString m_modelDisplayName; // "default (bundled)", for the tour's texts
     QString m_recoveryFile;
     QTimer* m_autosave = nullptr;
     ViewHost* m_views = nullptr;

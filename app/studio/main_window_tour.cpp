@@ -169,6 +169,10 @@ void MainWindow::refreshStartPage() {
 }
 
 void MainWindow::tourModelLoaded() {
+    // Once per load: the name looks through the bundled models' folders.
+    if (const auto model = m_session->model())
+        m_modelDisplayName =
+            modelDisplayName(model->facts.folder, QCoreApplication::applicationDirPath());
     updateLessonFacts();
     // The recent list gains the model after this notification.
     QTimer::singleShot(0, this, [this] { refreshStartPage(); });
@@ -189,11 +193,13 @@ void MainWindow::tourAnalysisChanged() {
 }
 
 void MainWindow::updateLessonFacts() {
-    if (!m_lesson)
+    // Every tokenization passes here; only a tour on screen needs the numbers (startTour fills
+    // them when it opens).
+    if (!m_lesson || m_lessonDock->isHidden())
         return;
     LessonFacts facts;
     if (const auto model = m_session->model()) {
-        facts.model = modelDisplayName(model->facts.folder, QCoreApplication::applicationDirPath());
+        facts.model = m_modelDisplayName;
         facts.kvPerToken = views::formatBytes(model->facts.kvBytesPerTokenFp16);
     }
     if (const auto tokens = m_session->tokens()) {
