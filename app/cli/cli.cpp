@@ -161,10 +161,19 @@ const std::vector<Command>& commands() {
         {"sweep",
          "sweep MODEL|CAPTURE [--prompt-file F | --prompt T] --scheme \"S1 S2 ...\" "
          "[--param keep] [--values a,b,... | --range lo:hi:count] [--context N] "
-         "[--backend auto|cpu|vulkan] [--no-quality] [--fit METRIC] [--epsilon E] [--json | --csv]",
-         "trade-off curves: each scheme over one parameter, with the log-log slope of a metric",
-         {"json", "csv", "no-quality"},
+         "[--backend auto|cpu|vulkan] [--no-quality] [--fit METRIC] [--epsilon E] [--json | --csv]"
+         "\n               or  sweep MODEL --prompt-set DIR [--seeds N] --scheme \"S1 S2 ...\" "
+         "[--param P] [--values ... | --range ...] [--journal FILE [--shard i/n]] [--jobs J] "
+         "[--max-hours H] [--progress] [--force] [--json | --csv]",
+         "trade-off curves: each scheme over one parameter, with the log-log slope of a metric; "
+         "over a prompt set with intervals, resumable and sharded (docs/sweeps.md)",
+         {"json", "csv", "no-quality", "force", "progress"},
          &runSweep},
+        {"sweep-merge",
+         "sweep-merge JOURNAL... [--json | --csv]",
+         "the table of a study from its shards' journals (the same as one run's)",
+         {"json", "csv"},
+         &runSweepMerge},
         {"spectrum",
          "spectrum MODEL|CAPTURE [--prompt-file F | --prompt T] [--context N] [--rank R] [--json]",
          "singular values of each head's key projection, keys and scores; energy kept at rank R",

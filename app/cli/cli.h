@@ -4,8 +4,10 @@
 
 #include "kvs/attention_backend.h"
 #include "kvs/output_writer.h"
+#include "kvs/scheme.h"
 #include "kvs/status.h"
 
+#include <filesystem>
 #include <iosfwd>
 #include <map>
 #include <memory>
@@ -75,6 +77,16 @@ std::string readPrompt(const Args& args);
 // write (kvs/output_writer.h).
 Overwrite overwriteFrom(const Args& args);
 
+// --scheme "S1 S2 ...": the settings, separated by spaces; a usage error for a malformed one.
+std::vector<SchemeSetting> parseSchemeList(const std::string& text);
+// A finite number, or a usage error naming `what` and the text.
+double parseNumber(const std::string& text, const std::string& what);
+// --values a,b,c or --range lo:hi:count (geometric; 0.03125:1:6 when neither is given).
+std::vector<double> sweepValues(const Args& args);
+// The prompt files of a prompt set: every regular *.txt file of the folder, in name order (at
+// least two).
+std::vector<std::filesystem::path> promptSetFiles(const std::filesystem::path& folder);
+
 // The attention backend named by --backend (auto, cpu, vulkan); auto falls back to the CPU and
 // says so on err.
 std::unique_ptr<AttentionBackend> makeBackend(const std::string& name, Streams io);
@@ -84,9 +96,13 @@ std::unique_ptr<AttentionBackend> makeBackend(const std::string& name, Streams i
 void setRenderHandler(CommandFn handler);
 int runRender(const Args& args, Streams io);
 
+// sweep --prompt-set DIR: the study of schemes × values × prompts × seeds, journaled, sharded
+// and resumable (cmd_sweep_study.cpp).
+int runSweepStudy(const Args& args, Streams io);
+
 // The commands, one file each.
 using CommandHandler = int(const Args& args, Streams io);
 CommandHandler runInfo, runTokenize, runCapture, runGenerate, runMakeModel, runSchemes, runEval,
-    runSweep, runSpectrum, runDevices, runTrain, runBench, runCapacity;
+    runSweep, runSweepMerge, runSpectrum, runDevices, runTrain, runBench, runCapacity;
 
 } // namespace kvs::cli

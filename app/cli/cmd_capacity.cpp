@@ -18,15 +18,6 @@ namespace {
 
 using nlohmann::json;
 
-double parseNumber(const std::string& text, const std::string& what) {
-    double value = 0;
-    const char* end = text.data() + text.size();
-    auto [ptr, ec] = std::from_chars(text.data(), end, value);
-    if (ec != std::errc() || ptr != end || !std::isfinite(value))
-        throw UsageError(what + " must be a finite number, got '" + text + "'");
-    return value;
-}
-
 // Tokens: an integer, or an integer with K (×1,024: "128K" is the 131,072 of "128K context").
 long long parseContext(const std::string& text) {
     std::string digits = text;

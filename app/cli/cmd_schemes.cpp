@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // kvstudio-cli schemes and eval: the scheme registry and the evaluation protocol.
 #include "cli.h"
+#include "cli_json.h"
 
 #include "kvs/capture.h"
 #include "kvs/evaluator.h"
@@ -82,10 +83,6 @@ json qualityJson(const ModelQuality& q) {
             {"positions", q.positions}};
 }
 
-json finiteOrNull(double v) {
-    return std::isfinite(v) ? json(v) : json(nullptr);
-}
-
 // Four significant digits, for tables.
 std::string number(double v) {
     std::ostringstream os;
@@ -101,6 +98,10 @@ double meanKept(const EvalResult& r) {
 }
 
 } // namespace
+
+json finiteOrNull(double v) {
+    return std::isfinite(v) ? json(v) : json(nullptr);
+}
 
 std::unique_ptr<AttentionBackend> makeBackend(const std::string& name, Streams io) {
     if (name != "auto" && name != "cpu" && name != "vulkan")
@@ -179,6 +180,8 @@ EvalOptions evalOptions(const Args& args) {
     return options;
 }
 
+} // namespace
+
 // The prompt files of a prompt set: every regular *.txt file of the folder, in name order.
 std::vector<std::filesystem::path> promptSetFiles(const std::filesystem::path& folder) {
     std::error_code ec;
@@ -209,6 +212,8 @@ json intervalJson(const MeanInterval& m, const char* over) {
             {"level", m.level},
             {"over", over}};
 }
+
+namespace {
 
 // eval --prompt-set DIR: one scheme over every prompt of a set (and over seeds 1…N with
 // --seeds N), each prompt's figures the mean over its seeds, summarized as the mean over prompts
@@ -425,8 +430,6 @@ int runEval(const Args& args, Streams io) {
     return 0;
 }
 
-namespace {
-
 // --scheme: several settings separated by spaces (a setting never contains one).
 std::vector<SchemeSetting> parseSchemeList(const std::string& text) {
     std::vector<SchemeSetting> settings;
@@ -481,6 +484,8 @@ std::vector<double> sweepValues(const Args& args) {
                          r + "'");
     return geometricValues(lo, hi, count, false);
 }
+
+namespace {
 
 void printCsvHeader(std::ostream& out) {
     out << "scheme,param,value,mean_kept_tokens,memory_fraction,bytes,kl_nats,"
@@ -632,8 +637,18 @@ int runSpectrum(const Args& args, Streams io) {
 }
 
 int runSweep(const Args& args, Streams io) {
-    args.allowOnly({"prompt-file", "prompt", "context", "scheme", "backend", "json", "csv", "fit",
-                    "no-quality", "seed", "param", "values", "range", "epsilon"});
+    args.allowOnly({"prompt-file", "prompt",    "context",    "scheme",  "backend", "json",
+                    "csv",         "fit",       "no-quality", "seed",    "param",   "values",
+                    "range",       "epsilon",   "prompt-set", "seeds",   "journal", "shard",
+                    "jobs",        "max-hours", "force",      "progress"});
+    if (args.get("prompt-set"))
+        return runSweepStudy(args, io);
+    for (const char* study : {"seeds", "journal", "shard", "jobs", "max-hours"})
+        if (args.get(study))
+            throw UsageError(std::string("--") + study + " goes with --prompt-set DIR");
+    for (const char* study : {"force", "progress"})
+        if (args.has(study))
+            throw UsageError(std::string("--") + study + " goes with --prompt-set DIR");
     const std::vector<SchemeSetting> settings = parseSchemeList(args.require("scheme"));
     const std::optional<std::string> paramArg = args.get("param");
     slopeMetric(Sweep{}, args.get("fit")); // an unknown --fit fails before the work
