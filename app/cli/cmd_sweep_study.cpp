@@ -142,6 +142,16 @@ std::string withInterval(const MeanInterval& m, double scale = 1.0) {
            (std::isfinite(m.halfWidth) ? shortNumber(m.halfWidth * scale) : std::string("n/a"));
 }
 
+// `text` padded with spaces to `width` columns (UTF-8: "±" and "Δ" take one), on the left when
+// `right`-aligned.
+std::string padded(const std::string& text, int width, bool right) {
+    int columns = 0;
+    for (const char ch : text)
+        columns += (static_cast<unsigned char>(ch) & 0xC0) != 0x80 ? 1 : 0;
+    const std::string fill(static_cast<std::size_t>(std::max(0, width - columns)), ' ');
+    return right ? fill + text : text + fill;
+}
+
 SlopeFit curveSlope(const StudySummaryCurve& curve) {
     std::vector<double> kept, kl;
     for (const StudyPoint& p : curve.points)
@@ -161,20 +171,20 @@ void printStudyTable(std::ostream& out, const StudySpec& spec,
            "prompts (each prompt's figure the mean over its seeds)\n";
     for (const StudySummaryCurve& c : curves) {
         out << "\n" << c.curve.scheme << " over " << c.curve.parameter << "\n";
-        char head[200];
-        std::snprintf(head, sizeof head, "  %-9s %8s %8s  %-24s %-20s %-20s %s\n",
-                      c.curve.parameter.c_str(), "kept", "memory", "KL (nats/token)",
-                      "Δ perplexity (%)", "head output error", "prompts");
-        out << head;
+        const std::vector<int> widths = {9, 8, 9, 26, 24, 24, 0};
+        const auto line = [&](const std::vector<std::string>& cells) {
+            out << " ";
+            for (std::size_t i = 0; i < cells.size(); ++i)
+                out << ' ' << padded(cells[i], widths[i], i == 1 || i == 2);
+            out << "\n";
+        };
+        line({c.curve.parameter, "kept", "memory", "KL (nats/token)", "Δ perplexity (%)",
+              "head output error", "prompts"});
         for (const StudyPoint& p : c.points) {
-            char row[300];
-            std::snprintf(row, sizeof row, "  %-9s %8s %7s%%  %-24s %-20s %-20s %d\n",
-                          shortNumber(p.value).c_str(), shortNumber(p.keptTokens.mean).c_str(),
-                          shortNumber(100 * p.memoryFraction.mean).c_str(),
-                          withInterval(p.kl).c_str(),
-                          withInterval(p.perplexityChangePercent).c_str(),
-                          withInterval(p.headOutputError).c_str(), p.prompts);
-            out << row;
+            line({shortNumber(p.value), shortNumber(p.keptTokens.mean),
+                  shortNumber(100 * p.memoryFraction.mean) + "%", withInterval(p.kl),
+                  withInterval(p.perplexityChangePercent), withInterval(p.headOutputError),
+                  std::to_string(p.prompts)});
             if (p.seeds > 1)
                 out << "             KL sd over seeds " << shortNumber(p.klSeedSd)
                     << " (mean over prompts)\n";
@@ -185,8 +195,12 @@ void printStudyTable(std::ostream& out, const StudySpec& spec,
             out << "  skipped " << c.curve.parameter << " = " << shortNumber(value) << ": " << why
                 << "\n";
         const SlopeFit fit = curveSlope(c);
-        out << "  slope of log(mean KL) vs log(mean kept tokens): " << shortNumber(fit.slope)
-            << " (R² " << shortNumber(fit.r2) << ", " << fit.points << " points)\n";
+        if (fit.points < 2)
+            out << "  slope of log(mean KL) vs log(mean kept tokens): n/a (fewer than two points "
+                   "drop tokens)\n";
+        else
+            out << "  slope of log(mean KL) vs log(mean kept tokens): " << shortNumber(fit.slope)
+                << " (R² " << shortNumber(fit.r2) << ", " << fit.points << " points)\n";
     }
 }
 
@@ -234,7 +248,7 @@ json studyJson(const StudySpec& spec, const std::vector<StudySummaryCurve>& curv
                        {"skipped", skipped},
                        {"slope_vs_kept",
                         {{"metric", "kl_mean"},
-                         {"slope", finiteOrNull(fit.slope)},
+                         {"slope", fit.points >= 2 ? finiteOrNull(fit.slope) : json(nullptr)},
                          {"r2", finiteOrNull(fit.r2)},
                          {"points", fit.points}}}});
     }
@@ -324,6 +338,13 @@ int runSweepStudy(const Args& args, Streams io) {
         const int tokens = model.tokenizer()
                                ? static_cast<int>(model.tokenizer()->encode(texts.back()).size())
                                : static_cast<int>(texts.back().size());
+        // Every prompt is checked before any work: a long one must not fail the run an hour in.
+        if (tokens > model.config().contextLimit())
+            throw Error(ErrorCode::InvalidArgument,
+                        file.string() + ": the prompt has " + std::to_string(tokens) +
+                            " tokens but the model accepts at most " +
+                            std::to_string(model.config().contextLimit()) +
+                            " positions (shorten it or drop it from the prompt set)");
         shortest = shortest == 0 ? tokens : std::min(shortest, tokens);
         spec.prompts.push_back(file.filename().string());
         spec.promptHashes.push_back(fnvHex(texts.back()));
@@ -361,7 +382,9 @@ int runSweepStudy(const Args& args, Streams io) {
     }
     io.err << "study " << studyId(spec) << ": " << all.size() << " jobs (" << spec.curves.size()
            << " curves x " << spec.prompts.size() << " prompts"
-           << (spec.seeds ? " x " + std::to_string(spec.seeds) + " seeds" : std::string()) << ")";
+           << (spec.seeds ? ", random schemes x " + std::to_string(spec.seeds) + " seeds"
+                          : std::string())
+           << ")";
     if (shard)
         io.err << ", shard " << shard->index << "/" << shard->count << ": " << jobs.size()
                << " jobs";

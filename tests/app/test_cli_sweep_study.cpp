@@ -268,6 +268,22 @@ private slots:
         QVERIFY(readText(mine).find("sweep-journal") != std::string::npos);
     }
 
+    // A prompt longer than the model accepts fails the study before any work, naming the file.
+    void aTooLongPromptIsRefusedUpFront() {
+        const fs::path set = m_dir / "long-set";
+        fs::create_directory(set);
+        std::ofstream(set / "a.txt") << "short";
+        std::ofstream(set / "b.txt") << std::string(400, 'x'); // tiny-gpt2 has 128 positions
+        const fs::path journal = m_dir / "long.jsonl";
+        const CliRun r = run({"sweep", m_model.string(), "--prompt-set", set.string(), "--scheme",
+                              "select.uniform", "--journal", journal.string()});
+        QCOMPARE(r.code, 1);
+        QVERIFY2(r.err.find("b.txt: the prompt has 400 tokens but the model accepts at most 128") !=
+                     std::string::npos,
+                 r.err.c_str());
+        QVERIFY(!fs::exists(journal));
+    }
+
     void usageErrorsBeforeAnyWork_data() {
         QTest::addColumn<QStringList>("extra");
         QTest::addColumn<QString>("fragment");
