@@ -133,6 +133,10 @@ Result<bool> saveCapture(const Capture& c, const std::filesystem::path& path, bo
                 }
             }
         }
+        requireDiskSpace(path, w.dataBytes(),
+                         halfPrecision ? "capture a shorter prompt, or write it to another disk"
+                                       : "--f16 halves it; or capture a shorter prompt, or write "
+                                         "it to another disk");
         return w.write(path, "capture", overwrite).valueOrThrow();
     });
 }

@@ -12,6 +12,7 @@
 #include <fstream>
 #include <optional>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 namespace kvs {
@@ -276,6 +277,35 @@ void writeAtomically(const fs::path& path, const OutputProducer& produce) {
 }
 
 } // namespace
+
+std::optional<std::uint64_t> freeDiskBytes(const fs::path& path) {
+    std::error_code ec;
+    fs::path probe = path;
+    // The nearest existing folder: the output's own folder may not exist yet.
+    while (!probe.empty() && !fs::exists(probe, ec))
+        probe = probe.has_parent_path() && probe.parent_path() != probe ? probe.parent_path()
+                                                                        : fs::path();
+    if (probe.empty())
+        probe = ".";
+    struct statvfs info {};
+    if (::statvfs(probe.c_str(), &info) != 0)
+        return std::nullopt;
+    return static_cast<std::uint64_t>(info.f_bavail) * info.f_frsize;
+}
+
+void requireDiskSpace(const fs::path& path, std::uint64_t bytes, const std::string& hint) {
+    const auto available = freeDiskBytes(path);
+    if (!available)
+        return;
+    const std::uint64_t needed = bytes + bytes / 100 + (std::uint64_t(16) << 20);
+    if (needed <= *available)
+        return;
+    const auto mb = [](std::uint64_t b) { return std::to_string((b + (1u << 19)) >> 20) + " MB"; };
+    const fs::path folder = path.has_parent_path() ? path.parent_path() : fs::path(".");
+    throw Error(ErrorCode::Io, path.string() + ": needs " + mb(bytes) + " but the disk holding " +
+                                   folder.string() + " has " + mb(*available) + " free" +
+                                   (hint.empty() ? "" : "; " + hint));
+}
 
 std::uint64_t fnv1a64Bytes(std::span<const std::byte> data) {
     std::uint64_t h = 0xcbf29ce484222325ull;

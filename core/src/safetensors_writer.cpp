@@ -97,6 +97,13 @@ void SafetensorsWriter::addFloatGenerated(const std::string& name, DType storeAs
     m_entries.emplace(name, Entry{storeAs, std::move(shape), {}, bytes, std::move(fill)});
 }
 
+std::uint64_t SafetensorsWriter::dataBytes() const {
+    std::uint64_t total = 0;
+    for (const auto& [name, entry] : m_entries)
+        total += entry.bytes;
+    return total;
+}
+
 Result<bool> SafetensorsWriter::write(const std::filesystem::path& path) const {
     return catchErrors([&]() -> bool {
         writeOutputStreamed(path, "", Overwrite::Force,

@@ -280,6 +280,8 @@ Result<bool> writeModelFolder(const ModelConfig& config, const std::vector<HfTen
             if (shards > 1)
                 weightMap[t.name] = shardName(s);
         }
+        requireDiskSpace(folder / "model.safetensors", totalBytes,
+                         "write it to another disk, or store it in a narrower dtype");
         for (int s = 0; s < shards; ++s) {
             auto& w = writers[static_cast<std::size_t>(s)];
             w.setMetadata("format", "pt");

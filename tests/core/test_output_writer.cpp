@@ -300,6 +300,27 @@ private slots:
         }
     }
 
+    // Free space, as std::filesystem reports it; an output larger than it is refused before a
+    // byte is written, with both numbers and the caller's way out.
+    void largeOutputsAreRefusedUpFront() {
+        TempDir dir;
+        const auto free = freeDiskBytes(dir / "not" / "yet" / "made.safetensors");
+        QVERIFY(free.has_value());
+        const auto reference = fs::space(dir.path()).available;
+        // Other processes write meanwhile: equal to within 64 MiB.
+        QVERIFY2((*free > reference ? *free - reference : reference - *free) < (64u << 20),
+                 qPrintable(QString("%1 vs %2").arg(*free).arg(reference)));
+        const auto path = dir / "capture.safetensors";
+        const std::uint64_t tooMuch = *free + (std::uint64_t(1) << 30);
+        const auto r = attempt([&] { requireDiskSpace(path, tooMuch, "--f16 halves it"); });
+        KVS_VERIFY_CODE(r, ErrorCode::Io);
+        const std::string ps = path.string();
+        const std::string needs = "needs " + std::to_string((tooMuch + (1u << 19)) >> 20) + " MB";
+        KVS_VERIFY_ERROR(r, ps.c_str(), needs.c_str(), "MB free", "--f16 halves it");
+        QVERIFY(!fs::exists(path));
+        KVS_VERIFY_OK(attempt([&] { requireDiskSpace(path, 1 << 20, ""); }));
+    }
+
     // The trainer's checkpoints and export go through the writer too.
     void trainerRefusesForeignFiles() {
         TempDir dir;

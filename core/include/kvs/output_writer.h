@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -69,6 +70,16 @@ using OutputSink = std::function<void(std::span<const std::byte>)>;
 using OutputProducer = std::function<void(const OutputSink&)>;
 void writeOutputStreamed(const std::filesystem::path& path, std::string_view kind,
                          Overwrite overwrite, const OutputProducer& produce);
+
+// Bytes free to an unprivileged writer on the file system that holds `path` (its folder when it
+// does not exist yet); nullopt when that cannot be told (statvfs failed).
+std::optional<std::uint64_t> freeDiskBytes(const std::filesystem::path& path);
+// Throws Error(Io) "PATH: needs N MB but the disk holding FOLDER has M MB free; HINT" when
+// `bytes` (plus a 1% and 16 MiB margin) do not fit: a large output is refused before any of it is
+// written, not abandoned when the disk fills up (that case is still cleaned up: the write is
+// atomic). Silent when the free space cannot be told.
+void requireDiskSpace(const std::filesystem::path& path, std::uint64_t bytes,
+                      const std::string& hint);
 
 // The hash sidecars record ("fnv1a64": 16 lowercase hex digits).
 std::uint64_t fnv1a64Bytes(std::span<const std::byte> data);

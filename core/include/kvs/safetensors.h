@@ -115,6 +115,7 @@ public:
     Result<bool> write(const std::filesystem::path& path, std::string_view kind,
                        Overwrite overwrite) const;
     std::size_t tensorCount() const { return m_entries.size(); }
+    std::uint64_t dataBytes() const; // the tensors' bytes (the file adds its header)
 
 private:
     // The file's bytes, handed to `sink` piece by piece: header, then every tensor's data.
