@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // The evaluation protocol (DESIGN.md "Data flow" and "Metrics").
 #include "kvs/evaluator.h"
+#include "evaluator_internal.h"
 #include "kvs/finite.h"
 #include "kvs/probe_attention.h"
 #include "rope.h"
@@ -12,9 +13,8 @@
 #include <optional>
 
 namespace kvs {
-namespace {
+namespace evaluation {
 
-using Clock = std::chrono::steady_clock;
 double msSince(Clock::time_point t) {
     return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
 }
@@ -101,47 +101,6 @@ std::vector<CompressedHead> exactHeads(const Capture& cap, int l, int ctx) {
     return heads;
 }
 
-// Context attention from per-layer heads through a backend (the forward pass merges it with
-// the exact attention over the probe tokens so far).
-class BackendContext final : public ContextAttention {
-public:
-    // With onlyLayer ≥ 0 the other layers attend to `exact` through the same path, so that the
-    // identity scheme reproduces the reference bit for bit.
-    BackendContext(const std::vector<std::vector<CompressedHead>>& heads,
-                   const std::vector<std::vector<CompressedHead>>* exact, int ctx, int groupSize,
-                   AttentionBackend& backend, int onlyLayer)
-        : m_heads(heads), m_exact(exact), m_ctx(ctx), m_group(groupSize), m_backend(backend),
-          m_onlyLayer(onlyLayer) {}
-    int contextLength() const override { return m_ctx; }
-    bool attend(int layer, const std::vector<Matrix>& queries, float scale,
-                std::vector<Matrix>& outputs,
-                std::vector<std::vector<float>>& logSumExp) const override {
-        const bool compressed = m_onlyLayer < 0 || layer == m_onlyLayer;
-        const auto& heads = (compressed ? m_heads : *m_exact)[static_cast<std::size_t>(layer)];
-        ProbeRequest r;
-        r.heads = std::span<const std::vector<CompressedHead>>(&heads, 1);
-        r.queries = std::span<const std::vector<Matrix>>(&queries, 1);
-        r.groupSize = m_group;
-        r.scales = {scale};
-        auto results = std::move(probeAttention(r, m_backend).valueOrThrow().front());
-        outputs.clear();
-        logSumExp.clear();
-        for (auto& res : results) {
-            outputs.push_back(std::move(res.outputs));
-            logSumExp.push_back(std::move(res.logSumExp));
-        }
-        return true;
-    }
-
-private:
-    const std::vector<std::vector<CompressedHead>>& m_heads;
-    const std::vector<std::vector<CompressedHead>>* m_exact;
-    int m_ctx;
-    int m_group;
-    AttentionBackend& m_backend;
-    int m_onlyLayer;
-};
-
 // The exact prefill of the context is already in the capture (its post-RoPE keys and its values,
 // as the cache holds them): the model never runs the context again.
 KvCache contextPrefill(const Capture& cap, int ctx) {
@@ -207,7 +166,20 @@ void checkCancel(const EvalOptions& o) {
         throw Error(ErrorCode::Cancelled, "evaluation cancelled");
 }
 
-} // namespace
+} // namespace evaluation
+using namespace evaluation;
+
+const char* evalModeName(EvalMode mode) {
+    return mode == EvalMode::Streaming ? "streaming" : "post-prefill";
+}
+
+std::optional<EvalMode> parseEvalMode(const std::string& text) {
+    if (text == "post-prefill")
+        return EvalMode::PostPrefill;
+    if (text == "streaming")
+        return EvalMode::Streaming;
+    return std::nullopt;
+}
 
 double coresetBoundTokens(int headDim, double rhoEff, double epsilon) {
     if (!(epsilon > 0))
@@ -225,7 +197,7 @@ float layerAttentionScale(const ModelConfig& c, int layer) {
     return s;
 }
 
-namespace {
+namespace evaluation {
 
 // Every layer and KV head of `capture` through `scheme` (in parallel; the first error in
 // (layer, head) order is reported, whatever the thread timing).
@@ -288,7 +260,7 @@ const Scheme& schemeOf(const SchemeSetting& setting) {
     return *scheme;
 }
 
-} // namespace
+} // namespace evaluation
 
 Result<std::vector<std::vector<CompressedHead>>> compressAll(const Capture& capture,
                                                              const SchemeSetting& setting,
@@ -304,7 +276,7 @@ Result<std::vector<std::vector<CompressedHead>>> compressAll(const Capture& capt
     });
 }
 
-namespace {
+namespace evaluation {
 
 // Each probe query over the probe's own keys up to its position (causal), per layer and query
 // head: keys and values as the capture holds them (values: the pre-RoPE keys under K=V).
@@ -330,7 +302,7 @@ probeSelfAttention(const Capture& cap, int ctx, const std::vector<std::vector<Ma
     return out;
 }
 
-} // namespace
+} // namespace evaluation
 
 Result<ExactReference> computeExactReference(const Capture& cap, const Model* model,
                                              AttentionBackend& backend,
@@ -348,6 +320,9 @@ Result<ExactReference> computeExactReference(const Capture& cap, const Model* mo
         r.scores = true;
         ref.attention = probeAttention(r, backend).valueOrThrow();
         ref.probeSelf = probeSelfAttention(cap, ctx, queries, r.scales);
+        ref.mode = options.mode;
+        if (options.mode == EvalMode::Streaming)
+            ref.streamingAttention = streamingExactAttention(cap, ctx, backend, queries, r.scales);
         if (model && options.modelQuality) {
             checkCancel(options);
             ref.contextCache = contextPrefill(cap, ctx);
@@ -358,37 +333,12 @@ Result<ExactReference> computeExactReference(const Capture& cap, const Model* mo
     });
 }
 
-namespace {
+namespace evaluation {
 
 // ‖Δ‖ / ‖O‖ from the sums of squares (‖Δ‖ itself when O is zero).
 double ratioOfNorms(double diffSquares, double normSquares) {
     return normSquares > 0 ? std::sqrt(diffSquares / normSquares) : std::sqrt(diffSquares);
 }
-
-// What one KV head's metrics are computed from: its compressed cache and, per query head of its
-// group, the exact and the compressed probe attention and the probe queries.
-// For a weight-transforming scheme the compressed side is the rewritten model's: its capture,
-// its probe's own attention, its queries; the exact side stays the original model's.
-struct HeadProbe {
-    const Capture& capture; // whose cache was compressed
-    int layer = 0;
-    int kvHead = 0;
-    int contextTokens = 0;
-    const CompressedHead& compressed;
-    std::span<const AttendResult> exact;               // per query head of the group
-    std::span<const AttendResult> attended;            // per query head of the group
-    std::span<const AttendResult> probeSelf;           // per query head of the group (exact)
-    std::span<const AttendResult> compressedProbeSelf; // likewise, the compressed side's model
-    std::span<const Matrix> queries;                   // per query head of the group
-    float scale = 0.0f;
-    std::size_t fp16Bytes = 0; // the original model's fp16 cache that this head stands for
-    // Per query head of the group, the output projection's rows (d × D) of each side: when a
-    // rewrite folds factors into W_o, the heads' outputs live in different bases and are
-    // compared after projection, as the residual stream reads them. Empty: compared as they are.
-    std::span<const Matrix> exactReadout = {};
-    std::span<const Matrix> compressedReadout = {};
-    std::span<const RowVector> compressedOffset = {}; // WeightRewrite::outputOffsets, or empty
-};
 
 // The per-head metrics of DESIGN.md "Metrics" (and, with maps, the exact, compressed and
 // difference maps and the mass lost per probe row).
@@ -536,22 +486,29 @@ void addModelQuality(EvalResult& result, const Model& model, const Capture& cap,
     }
 }
 
-} // namespace
+} // namespace evaluation
 
 Result<EvalResult> evaluate(const Capture& cap, const Model* model, const SchemeSetting& setting,
                             AttentionBackend& backend, const EvalOptions& options,
                             const ExactReference* reference) {
     return catchErrors([&] {
         const int ctx = resolveContext(cap, options);
+        const Scheme& scheme = schemeOf(setting);
+        // Refused before the reference's work: the scheme cannot stream at all.
+        if (options.mode == EvalMode::Streaming && !scheme.info().canStream)
+            throw Error(ErrorCode::InvalidArgument,
+                        setting.id + " cannot stream: " + scheme.info().noStreamReason);
         ExactReference computed;
-        if (!reference || reference->contextTokens != ctx ||
+        if (!reference || reference->contextTokens != ctx || reference->mode != options.mode ||
             (model && options.modelQuality && reference->probeLogits.rows() == 0)) {
             computed = computeExactReference(cap, model, backend, options).valueOrThrow();
             reference = &computed;
         }
-        const Scheme& scheme = schemeOf(setting);
+        if (options.mode == EvalMode::Streaming)
+            return evaluateStreaming(cap, model, setting, backend, options, *reference);
         EvalResult result;
         result.scheme = setting.toString();
+        result.mode = options.mode;
         result.contextTokens = ctx;
         result.probeTokens = cap.tokenCount() - ctx;
         result.backend = backend.name();

@@ -5,6 +5,11 @@
 // model-level ones (next-token KL, Δ perplexity, top-1 agreement) decode the probe tokens
 // teacher-forced with the compressed context in every layer, so errors propagate as in a real
 // decode.
+//
+// Streaming mode (EvalMode::Streaming) runs the same metrics over a cache built online: the whole
+// prompt streams from token 0 through the scheme's online form (Scheme::startStream) within a
+// budget fixed at the start, and probe token t attends to the summary as it stands after tokens
+// 0..t−1 (and to itself, exactly); the summary keeps updating through the probe.
 #pragma once
 
 #include "kvs/attention_backend.h"
@@ -16,24 +21,45 @@
 #include <atomic>
 #include <functional>
 #include <optional>
+#include <string>
 #include <utility>
 #include <vector>
 
 namespace kvs {
 
+// How the cache under test is made. PostPrefill: the first contextTokens are compressed once,
+// after the prefill, and the probe attends to that summary and to its own tokens exactly.
+// Streaming: every token from 0 on streams through the scheme's online form and each probe
+// token sees the summary of everything before it (the budget's fraction is still of
+// contextTokens, so both modes compare at one memory budget). Schemes without an online form
+// (SchemeInfo::canStream) are refused with their reason.
+enum class EvalMode { PostPrefill, Streaming };
+
+// "post-prefill" / "streaming", and back (nullopt for anything else).
+const char* evalModeName(EvalMode mode);
+std::optional<EvalMode> parseEvalMode(const std::string& text);
+
 struct EvalOptions {
+    EvalMode mode = EvalMode::PostPrefill;
     int contextTokens = 0;        // n_ctx; 0 = three quarters of the prompt
     bool modelQuality = true;     // needs a Model (ignored for capture-only evaluation)
     bool perLayerQuality = false; // also the quality with only one layer compressed, per layer
-    bool attentionMaps = false;   // fill HeadMetrics' maps and rowMassLost
+                                  // (post-prefill only)
+    bool attentionMaps = false;   // fill HeadMetrics' maps and rowMassLost (post-prefill only)
     // With attentionMaps: also the exact map (a copy of the reference's probabilities; the
     // studio reads the reference's own instead and skips it).
     bool exactMaps = true;
-    bool keepCompressed = false; // return the compressed heads in EvalResult::compressed
+    // Return the compressed heads in EvalResult::compressed (streaming: the summary the last
+    // probe token saw).
+    bool keepCompressed = false;
     std::uint64_t seed = 0;
     const std::atomic<bool>* cancel = nullptr; // checked between layers
 };
 
+// In streaming mode every probe row has its own summary: the per-head figures below are over all
+// probe rows as in post-prefill (ratios of sums, means, maxima), each row measured against the
+// exact attention over the tokens before it; keptTokens and bytes are the largest summary any
+// probe row saw (the memory a stream must provision), fp16Bytes still the context's.
 struct HeadMetrics {
     int layer = 0;
     int kvHead = 0;
@@ -95,6 +121,7 @@ struct ModelQuality {
 
 struct EvalResult {
     std::string scheme; // the setting, "id:key=value,..."
+    EvalMode mode = EvalMode::PostPrefill;
     int contextTokens = 0;
     int probeTokens = 0;
     std::vector<HeadMetrics> heads; // layer-major
@@ -135,10 +162,14 @@ float layerAttentionScale(const ModelConfig& config, int layer);
 // It does not depend on the scheme: compute it once per prompt and split.
 struct ExactReference {
     int contextTokens = 0;
+    EvalMode mode = EvalMode::PostPrefill;
     std::vector<std::vector<AttendResult>> attention; // [layer][query head]
     // [layer][query head]: the exact causal attention of the probe over the probe's own keys (on
     // the CPU), the part of each probe position's attention that no scheme touches.
     std::vector<std::vector<AttendResult>> probeSelf;
+    // Streaming mode, [layer][query head]: probe row t's exact attention over tokens 0..t−1
+    // (causally masked, probe × (n − 1)), what each row's summary is compared with.
+    std::vector<std::vector<AttendResult>> streamingAttention;
     Matrix probeLogits;   // probe × vocab; empty without a model
     KvCache contextCache; // the exact prefill of the context, reused by every evaluation
 };

@@ -72,6 +72,12 @@ struct SchemeInfo {
     // A rewrite whose model caches its keys as its values (K=V tying): the codecs and key
     // factorizations refuse such a cache, so a chain refuses them after it.
     bool valuesBecomeKeys = false;
+    // Streaming mode (EvalOptions::mode): the scheme has an online form (Scheme::startStream)
+    // that keeps a summary within a fixed budget while tokens arrive one at a time. Otherwise
+    // noStreamReason says why it cannot stream (it reads queries from the future, or the whole
+    // context at once), and streaming evaluation refuses it with that reason.
+    bool canStream = false;
+    std::string noStreamReason = {};
     const ParamSpec* findParam(const std::string& key) const;
 };
 
@@ -118,6 +124,35 @@ struct HeadInput {
     float attentionScale() const;
 };
 
+// The kept tokens of a streaming summary: positions among the tokens streamed so far (any order)
+// and one log-weight per position, or none when all are 0.
+struct StreamSummary {
+    std::vector<std::int32_t> positions;
+    std::vector<float> logWeights;
+};
+
+// A scheme's online form for one KV head (SchemeInfo::canStream): tokens arrive in order 0, 1,
+// 2, … and the state keeps a summary of those seen within a budget fixed at the start. The
+// stream is a HeadInput whose rows are filled as tokens arrive (row t holds token t's key,
+// value and the group's queries once it has arrived; later rows are not yet meaningful): an
+// online form reads only the rows it keeps and the newest one.
+class StreamingState {
+public:
+    virtual ~StreamingState() = default;
+    // Token `position` (the next in order) has arrived: rows 0..position of `stream` are filled.
+    virtual void append(const HeadInput& stream, int position) = 0;
+    // What a query arriving now attends to.
+    virtual StreamSummary summary() const = 0;
+    virtual std::unique_ptr<StreamingState> clone() const = 0;
+};
+
+// Where a stream starts: the budget's fraction (`keep`) is of `budgetBasis` tokens (the
+// evaluation's context length, so that both modes are compared at one budget), while a tokens
+// or bytes budget is taken as it is. The budget is fixed for the whole stream, however long.
+struct StreamStart {
+    int budgetBasis = 0;
+};
+
 // What a weight-transforming scheme makes of a model: the rewritten config (fewer KV heads,
 // values shared with keys) and attention projections, and per [layer][KV head of the original
 // model] the fraction of what the rewrite replaced (keys and values when heads are shared,
@@ -149,6 +184,11 @@ public:
     // Throws kvs::Error for a model or parameters it cannot rewrite.
     virtual WeightRewrite rewriteWeights(const Model& model, const Capture& capture,
                                          int contextTokens, const ParamValues& params) const;
+    // Streaming schemes (SchemeInfo::canStream): a fresh online state for the KV head whose
+    // stream is `stream` (see StreamingState). Throws kvs::Error(InvalidArgument) naming the
+    // scheme and the reason for a scheme or a setting that cannot stream.
+    virtual std::unique_ptr<StreamingState>
+    startStream(const HeadInput& stream, const StreamStart& start, const ParamValues& params) const;
 };
 
 const std::vector<std::unique_ptr<Scheme>>& schemeRegistry();
@@ -176,6 +216,10 @@ Result<const Scheme*> registerScheme(std::unique_ptr<Scheme> scheme);
 int tokenBudget(const ParamValues& params, int n, double perTokenBytes, int minimum = 0);
 // The budget parameters every selection method offers, in this order: keep, tokens, bytes.
 std::vector<ParamSpec> budgetParams(double defaultKeep);
+
+// The budget of a stream (StreamStart): `bytes` > 0 wins, then `tokens` > 0, else round(keep ·
+// budgetBasis); never clamped to a stream length, which a streaming algorithm does not know.
+int streamTokenBudget(const ParamValues& params, const StreamStart& start, double perTokenBytes);
 
 // A CompressedHead holding the chosen context tokens (sorted positions; logWeights empty when all
 // are zero) with dense keys and values at `precision`.

@@ -240,6 +240,9 @@ Result<std::unique_ptr<Scheme>> buildChain(const std::string& chainId) {
         explanation += " each stage sees only what the ones before it kept. A codec after a key "
                        "factorization codes the values only. The bytes are the final form's.";
         info.explanation = explanation;
+        info.noStreamReason = "a chain streams only once each of its stages has an online form "
+                              "that hands the next stage its kept tokens as they change; chains "
+                              "do not stream yet";
         // The sweep varies the first stage that is not a model rewrite (its budget).
         for (const Stage& s : stages)
             if (s.kind != StageKind::Sharing) {

@@ -262,6 +262,105 @@ CompressedHead streaming(const HeadInput& h, const ParamValues& p) {
     return finish(h, split, kept, precision);
 }
 
+// Merge-and-reduce as it runs online (ALGORITHMS.md §1b), within a budget fixed at the start:
+// tokens leaving the exact window fill a buffer of t; a full buffer is carried up the levels,
+// halved with each occupied level it meets. With the budget holding `levelCap` levels, a carry
+// that reaches the top level is halved together with it and stays there (ours: the top level
+// then summarizes everything older, its weights no longer all 2^level — the walk balances
+// weighted sums, so it takes them as they are).
+class MergeReduceStream final : public ProtectedStream {
+public:
+    MergeReduceStream(StreamBudget budget, int buffer, int levelCap, WalkParams walk,
+                      std::mt19937_64 rng)
+        : ProtectedStream(budget), m_bufferSize(buffer), m_levelCap(levelCap), m_walk(walk),
+          m_rng(std::move(rng)) {}
+    std::unique_ptr<StreamingState> clone() const override {
+        return std::make_unique<MergeReduceStream>(*this);
+    }
+
+protected:
+    void admit(const HeadInput& stream, int position) override {
+        if (m_bufferSize == 0) // the sinks and the window take the whole budget
+            return;
+        m_buffer.push_back({position, 1.0});
+        if (static_cast<int>(m_buffer.size()) < m_bufferSize)
+            return;
+        std::vector<Weighted> carry = std::move(m_buffer);
+        m_buffer.clear();
+        for (std::size_t level = 0;; ++level) {
+            if (level == m_levels.size())
+                m_levels.emplace_back();
+            if (m_levels[level].empty()) {
+                m_levels[level] = std::move(carry);
+                return;
+            }
+            std::vector<Weighted> both = std::move(m_levels[level]);
+            both.insert(both.end(), carry.begin(), carry.end());
+            std::sort(both.begin(), both.end(),
+                      [](const Weighted& a, const Weighted& b) { return a.position < b.position; });
+            m_levels[level].clear();
+            carry = halveBlock(stream, both, m_walk, m_rng);
+            if (static_cast<int>(level) + 1 >= m_levelCap) {
+                m_levels[level] = std::move(carry);
+                return;
+            }
+        }
+    }
+    void addMiddle(StreamSummary& s) const override {
+        const auto add = [&](const std::vector<Weighted>& tokens) {
+            for (const auto& w : tokens) {
+                s.positions.push_back(w.position);
+                s.logWeights.push_back(static_cast<float>(std::log(w.weight)));
+            }
+        };
+        add(m_buffer);
+        for (const auto& level : m_levels)
+            add(level);
+    }
+
+private:
+    int m_bufferSize;
+    int m_levelCap;
+    WalkParams m_walk;
+    std::mt19937_64 m_rng;
+    std::vector<Weighted> m_buffer;
+    std::vector<std::vector<Weighted>> m_levels;
+};
+
+std::unique_ptr<StreamingState> streamMergeReduce(const HeadInput& h, const StreamStart& start,
+                                                  const ParamValues& p) {
+    if (param(p, "kernel") > 0)
+        throw Error(ErrorCode::InvalidArgument,
+                    "coreset.streaming cannot stream with kernel=" +
+                        std::to_string(static_cast<int>(param(p, "kernel"))) +
+                        ": the query-sampled kernel balances for the attention of the context's "
+                        "last queries, which a stream has not seen yet (use kernel=0, the key "
+                        "kernel)");
+    const StreamBudget budget =
+        streamBudget(streamBudgetTokens(h, start, p, true), static_cast<int>(param(p, "sinks")),
+                     static_cast<int>(param(p, "window")));
+    const int k = budget.middle;
+    Eigen::MatrixXd unusedProbes;
+    if (k == 0)
+        return std::make_unique<MergeReduceStream>(budget, 0, 0, walkParams(h, p, unusedProbes),
+                                                   rngFor(h, p));
+    // The buffer is a parameter, never derived from the stream's length; by default a quarter of
+    // the middle budget, so that three levels and the buffer fit.
+    int t = static_cast<int>(param(p, "buffer"));
+    if (t <= 0)
+        t = std::max(2, k / 8 * 2);
+    // Levels of t plus a buffer of at most t − 1 tokens stay within k.
+    const int levelCap = k / t - 1;
+    if (levelCap < 1)
+        throw Error(ErrorCode::InvalidArgument,
+                    "coreset.streaming: a budget of " + std::to_string(k) +
+                        " tokens beside the sinks and the window cannot hold a buffer of " +
+                        std::to_string(t) + " and one level (it needs " + std::to_string(2 * t) +
+                        "): raise the budget or lower buffer");
+    return std::make_unique<MergeReduceStream>(budget, t, levelCap, walkParams(h, p, unusedProbes),
+                                               rngFor(h, p));
+}
+
 std::vector<ParamSpec> coresetParams(bool streamingMode) {
     std::vector<ParamSpec> p = budgetParams(0.25);
     // ALGORITHMS.md suggests 16 sinks and a window of 64 for long contexts; on the bundled model's
@@ -270,7 +369,8 @@ std::vector<ParamSpec> coresetParams(bool streamingMode) {
     p.push_back(windowParam(16));
     if (streamingMode)
         p.push_back({"buffer", "Buffer size", 0, 1 << 16, 0, false, true, "tokens",
-                     "tokens per level; 0 = the largest that fits the budget"});
+                     "tokens per level; 0 = after prefill the largest that fits the budget, in "
+                     "streaming mode a quarter of it"});
     else
         p.push_back({"block", "Block size", 2, 1 << 16, 2048, true, true, "tokens",
                      "tokens halved together by one walk: independent blocks add their errors "
@@ -298,22 +398,29 @@ std::vector<ParamSpec> coresetParams(bool streamingMode) {
 const ScalingTheory kCoresetTheory{-1.0, "coreset theory", true};
 
 void addCoresetSchemes(std::vector<std::unique_ptr<Scheme>>& out) {
-    out.push_back(makeScheme(
-        {"coreset.halving", "coreset", "Discrepancy halving (BalanceKV)",
-         "Splits the context into two halves whose exponential-kernel sums nearly cancel — a "
-         "self-balancing random walk chooses each token's sign against the running signed sum "
-         "— keeps one half at double weight and repeats. Attention sinks and a recent window stay "
-         "exact. The error should fall like 1/m in the kept tokens m, against 1/√m for uniform "
-         "sampling.",
-         coresetParams(false), "keep", kCoresetTheory},
-        halving));
+    SchemeInfo halvingInfo{
+        "coreset.halving",
+        "coreset",
+        "Discrepancy halving (BalanceKV)",
+        "Splits the context into two halves whose exponential-kernel sums nearly cancel — a "
+        "self-balancing random walk chooses each token's sign against the running signed sum "
+        "— keeps one half at double weight and repeats. Attention sinks and a recent window stay "
+        "exact. The error should fall like 1/m in the kept tokens m, against 1/√m for uniform "
+        "sampling.",
+        coresetParams(false),
+        "keep",
+        kCoresetTheory};
+    halvingInfo.noStreamReason =
+        "it halves the whole context at once, a cascade over every token, and a stream never "
+        "holds them all: its streaming form is coreset.streaming (merge-and-reduce)";
+    out.push_back(makeScheme(std::move(halvingInfo), halving));
     out.push_back(makeScheme(
         {"coreset.streaming", "coreset", "Streaming merge-and-reduce",
          "Compresses while tokens arrive: a buffer of t tokens is carried up a ladder of levels, "
          "each holding at most one summary of t tokens of weight 2^level; whenever two summaries "
          "meet they are halved into one. Memory t·(levels + 1) tokens for any stream length.",
          coresetParams(true), "keep", kCoresetTheory},
-        streaming));
+        streaming, streamMergeReduce));
 }
 
 } // namespace kvs::schemes

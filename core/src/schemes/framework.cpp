@@ -249,6 +249,21 @@ int tokenBudget(const ParamValues& params, int n, double perTokenBytes, int mini
         std::clamp(m, static_cast<double>(std::min(minimum, n)), static_cast<double>(n)));
 }
 
+int streamTokenBudget(const ParamValues& params, const StreamStart& start, double perTokenBytes) {
+    auto get = [&](const char* k) {
+        const auto it = params.find(k);
+        return it == params.end() ? 0.0 : it->second;
+    };
+    double m = 0;
+    if (get("bytes") > 0)
+        m = std::floor(get("bytes") / perTokenBytes);
+    else if (get("tokens") > 0)
+        m = get("tokens");
+    else
+        m = std::round(get("keep") * start.budgetBasis);
+    return static_cast<int>(std::clamp(m, 0.0, 1e9));
+}
+
 CompressedHead selectTokens(const HeadInput& head, std::vector<std::int32_t> positions,
                             std::vector<float> logWeights, Precision precision) {
     const int n = head.tokens();

@@ -11,7 +11,12 @@
 namespace kvs::schemes {
 
 using CompressFn = std::function<CompressedHead(const HeadInput&, const ParamValues&)>;
-std::unique_ptr<Scheme> makeScheme(SchemeInfo info, CompressFn compress);
+// A scheme's online form (Scheme::startStream); params come with their defaults filled in.
+using StreamFn = std::function<std::unique_ptr<StreamingState>(const HeadInput&, const StreamStart&,
+                                                               const ParamValues&)>;
+// With `stream` the scheme can stream (SchemeInfo::canStream); without it, info.noStreamReason
+// says why not (a reason by family is filled in where it is empty).
+std::unique_ptr<Scheme> makeScheme(SchemeInfo info, CompressFn compress, StreamFn stream = {});
 using RewriteFn =
     std::function<WeightRewrite(const Model&, const Capture&, int, const ParamValues&)>;
 // A weight-transforming scheme: `rewrite` makes the model, `compress` stores its cache.

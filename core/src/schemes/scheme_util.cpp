@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 
 namespace kvs::schemes {
@@ -134,6 +135,72 @@ CompressedHead assemble(const HeadInput& head, const ExactSplit& split,
     else
         weights.insert(weights.end(), chosenLogWeights.begin(), chosenLogWeights.end());
     return selectTokens(head, std::move(positions), std::move(weights), precision);
+}
+
+StreamBudget streamBudget(int m, int sinks, int window) {
+    StreamBudget b;
+    m = std::max(0, m);
+    b.sinks = std::clamp(sinks, 0, m);
+    b.window = std::clamp(window, 0, m - b.sinks);
+    b.middle = m - b.sinks - b.window;
+    return b;
+}
+
+void ProtectedStream::observe(const HeadInput&, int) {}
+
+void ProtectedStream::append(const HeadInput& stream, int position) {
+    observe(stream, position);
+    if (static_cast<int>(m_sinks.size()) < m_budget.sinks && position < m_budget.sinks) {
+        m_sinks.push_back(position);
+        return;
+    }
+    m_window.push_back(position);
+    if (static_cast<int>(m_window.size()) <= m_budget.window)
+        return;
+    const std::int32_t leaving = m_window.front();
+    m_window.pop_front();
+    admit(stream, leaving);
+}
+
+std::vector<std::int32_t> ProtectedStream::cached() const {
+    StreamSummary s = summary();
+    return std::move(s.positions);
+}
+
+StreamSummary ProtectedStream::summary() const {
+    StreamSummary s;
+    s.positions = m_sinks;
+    s.positions.insert(s.positions.end(), m_window.begin(), m_window.end());
+    s.logWeights.assign(s.positions.size(), 0.0f);
+    addMiddle(s);
+    s.logWeights.resize(s.positions.size(), 0.0f);
+    return s;
+}
+
+std::vector<double> groupAttention(const HeadInput& stream, int position,
+                                   const std::vector<std::int32_t>& keys) {
+    std::vector<double> total(keys.size(), 0.0);
+    const double scale = stream.attentionScale();
+    std::vector<double> s(keys.size());
+    for (const Matrix& q : stream.queries) {
+        const auto query = q.row(position).cast<double>();
+        double mx = -std::numeric_limits<double>::infinity();
+        for (std::size_t j = 0; j < keys.size(); ++j) {
+            s[j] = scale * query.dot(stream.keys.row(keys[j]).cast<double>());
+            mx = std::max(mx, s[j]);
+        }
+        double z = 0;
+        for (double& x : s)
+            z += (x = std::exp(x - mx));
+        for (std::size_t j = 0; j < keys.size(); ++j)
+            total[j] += s[j] / z;
+    }
+    return total;
+}
+
+int streamBudgetTokens(const HeadInput& stream, const StreamStart& start, const ParamValues& p,
+                       bool weighted) {
+    return streamTokenBudget(p, start, perTokenBytes(stream, precisionOf(p), weighted));
 }
 
 } // namespace kvs::schemes

@@ -5,6 +5,8 @@
 
 #include "kvs/scheme.h"
 
+#include <deque>
+#include <memory>
 #include <random>
 #include <vector>
 
@@ -48,5 +50,50 @@ std::vector<std::int32_t> topByScore(const std::vector<std::int32_t>& candidates
 CompressedHead assemble(const HeadInput& head, const ExactSplit& split,
                         const std::vector<std::int32_t>& chosen,
                         const std::vector<float>& chosenLogWeights, Precision precision);
+
+// Streaming mode: the exact part of a fixed budget of m tokens, as splitExact shrinks it — the
+// first `sinks` tokens and the last `window` ones — and the `middle` tokens left for the scheme's
+// own policy.
+struct StreamBudget {
+    int sinks = 0;
+    int window = 0;
+    int middle = 0;
+};
+StreamBudget streamBudget(int m, int sinks, int window);
+
+// The online form shared by the selection schemes: the first sinks stay, a FIFO holds the recent
+// window, and a token leaving the window is handed to the scheme's policy (admit), which keeps
+// at most budget().middle of them. The summary never exceeds sinks + window + middle tokens.
+class ProtectedStream : public StreamingState {
+public:
+    explicit ProtectedStream(StreamBudget budget) : m_budget(budget) {}
+    void append(const HeadInput& stream, int position) final;
+    StreamSummary summary() const final;
+
+protected:
+    const StreamBudget& budget() const { return m_budget; }
+    // Every position the cache holds now (sinks, window, middle), for attention-scored policies.
+    std::vector<std::int32_t> cached() const;
+    // A token arrives, before the cache changes (H2O and TOVA score its query here).
+    virtual void observe(const HeadInput& stream, int position);
+    // A token leaves the window (or arrives, without one): keep it or evict something.
+    virtual void admit(const HeadInput& stream, int position) = 0;
+    // The policy's kept tokens with their log-weights.
+    virtual void addMiddle(StreamSummary& out) const = 0;
+
+private:
+    StreamBudget m_budget;
+    std::vector<std::int32_t> m_sinks;
+    std::deque<std::int32_t> m_window;
+};
+
+// The attention the query of token `position` (each query head of the group) gives to `keys` —
+// the cache as it stands plus the token itself — summed over the group, one entry per key.
+std::vector<double> groupAttention(const HeadInput& stream, int position,
+                                   const std::vector<std::int32_t>& keys);
+
+// The kept-token budget of a streaming selection scheme (streamTokenBudget at `precision`).
+int streamBudgetTokens(const HeadInput& stream, const StreamStart& start, const ParamValues& p,
+                       bool weighted);
 
 } // namespace kvs::schemes

@@ -180,6 +180,249 @@ CompressedHead expectedAttention(const HeadInput& h, const ParamValues& p) {
     return assemble(h, split, topByScore(split.middle, score, split.middleBudget), {}, precision);
 }
 
+// ---- Streaming mode: the online forms (ALGORITHMS.md §1d as the original methods run them,
+// one decoded token at a time, within a budget fixed at the start).
+
+// Keeps every token: the identity streams trivially (and is exact).
+class AllTokensStream final : public StreamingState {
+public:
+    void append(const HeadInput&, int position) override { m_count = position + 1; }
+    StreamSummary summary() const override {
+        StreamSummary s;
+        for (int i = 0; i < m_count; ++i)
+            s.positions.push_back(i);
+        return s;
+    }
+    std::unique_ptr<StreamingState> clone() const override {
+        return std::make_unique<AllTokensStream>(*this);
+    }
+
+private:
+    int m_count = 0;
+};
+
+// StreamingLLM: sinks + the recent window; a token leaving the window is evicted.
+class SinksWindowStream final : public ProtectedStream {
+public:
+    using ProtectedStream::ProtectedStream;
+    std::unique_ptr<StreamingState> clone() const override {
+        return std::make_unique<SinksWindowStream>(*this);
+    }
+
+protected:
+    void admit(const HeadInput&, int) override {}
+    void addMiddle(StreamSummary&) const override {}
+};
+
+// A middle part of plain eviction: tokens with a score, the lowest evicted when over budget
+// (ties: the later position goes, as topByScore keeps the earlier one).
+class ScoredMiddle {
+public:
+    void add(std::int32_t position, double score) { m_tokens.push_back({position, score}); }
+    void evictTo(int budget) {
+        while (static_cast<int>(m_tokens.size()) > budget) {
+            auto worst = m_tokens.begin();
+            for (auto it = m_tokens.begin(); it != m_tokens.end(); ++it)
+                if (it->score < worst->score ||
+                    (it->score == worst->score && it->position > worst->position))
+                    worst = it;
+            m_tokens.erase(worst);
+        }
+    }
+    void addTo(StreamSummary& s) const {
+        for (const auto& t : m_tokens)
+            s.positions.push_back(t.position);
+    }
+    // Adds per-token increments (position → amount) to the scores.
+    template <class F> void rescore(F&& scoreOf) {
+        for (auto& t : m_tokens)
+            t.score = scoreOf(t.position, t.score);
+    }
+
+private:
+    struct Token {
+        std::int32_t position;
+        double score;
+    };
+    std::vector<Token> m_tokens;
+};
+
+// H2O as published: every cached token accumulates the attention each arriving query gives it
+// (over the cache as it stands, the new token included); the heavy-hitter part evicts the
+// lowest total. Post-prefill H2O sums every context query instead, as an oracle would.
+class HeavyHitterStream final : public ProtectedStream {
+public:
+    using ProtectedStream::ProtectedStream;
+    std::unique_ptr<StreamingState> clone() const override {
+        return std::make_unique<HeavyHitterStream>(*this);
+    }
+
+protected:
+    void observe(const HeadInput& stream, int position) override {
+        std::vector<std::int32_t> keys = cached();
+        keys.push_back(position);
+        const auto attention = groupAttention(stream, position, keys);
+        for (std::size_t j = 0; j < keys.size(); ++j)
+            m_accumulated[keys[j]] += attention[j];
+        m_middle.rescore([&](std::int32_t p, double) { return m_accumulated[p]; });
+    }
+    void admit(const HeadInput&, int position) override {
+        m_middle.add(position, m_accumulated[position]);
+        m_middle.evictTo(budget().middle);
+        // Only cached tokens keep a score: the map stays within the budget.
+        std::map<std::int32_t, double> kept;
+        for (const std::int32_t p : cached())
+            kept[p] = m_accumulated[p];
+        m_accumulated = std::move(kept);
+    }
+    void addMiddle(StreamSummary& s) const override { m_middle.addTo(s); }
+
+private:
+    std::map<std::int32_t, double> m_accumulated;
+    ScoredMiddle m_middle;
+};
+
+// TOVA: at each step the arriving query scores the cache (and itself); over budget, the token it
+// attends to least goes.
+class CurrentQueryStream final : public ProtectedStream {
+public:
+    using ProtectedStream::ProtectedStream;
+    std::unique_ptr<StreamingState> clone() const override {
+        return std::make_unique<CurrentQueryStream>(*this);
+    }
+
+protected:
+    void observe(const HeadInput& stream, int position) override {
+        std::vector<std::int32_t> keys = cached();
+        keys.push_back(position);
+        const auto attention = groupAttention(stream, position, keys);
+        m_latest.clear();
+        for (std::size_t j = 0; j < keys.size(); ++j)
+            m_latest[keys[j]] = attention[j];
+        m_middle.rescore([&](std::int32_t p, double) { return m_latest[p]; });
+    }
+    void admit(const HeadInput&, int position) override {
+        m_middle.add(position, m_latest[position]);
+        m_middle.evictTo(budget().middle);
+    }
+    void addMiddle(StreamSummary& s) const override { m_middle.addTo(s); }
+
+private:
+    std::map<std::int32_t, double> m_latest;
+    ScoredMiddle m_middle;
+};
+
+// Lowest key norm: a token's score is fixed on arrival, so the middle keeps the smallest norms
+// seen so far.
+class KeyNormStream final : public ProtectedStream {
+public:
+    using ProtectedStream::ProtectedStream;
+    std::unique_ptr<StreamingState> clone() const override {
+        return std::make_unique<KeyNormStream>(*this);
+    }
+
+protected:
+    void admit(const HeadInput& stream, int position) override {
+        m_middle.add(position, -stream.keys.row(position).norm());
+        m_middle.evictTo(budget().middle);
+    }
+    void addMiddle(StreamSummary& s) const override { m_middle.addTo(s); }
+
+private:
+    ScoredMiddle m_middle;
+};
+
+// Uniform sampling online: reservoir sampling (Algorithm R) keeps a uniform sample of k of the
+// tokens that left the window, each weighted seen/k as post-prefill uniform weights n/m.
+class ReservoirStream final : public ProtectedStream {
+public:
+    ReservoirStream(StreamBudget budget, std::mt19937_64 rng)
+        : ProtectedStream(budget), m_rng(std::move(rng)) {}
+    std::unique_ptr<StreamingState> clone() const override {
+        return std::make_unique<ReservoirStream>(*this);
+    }
+
+protected:
+    void admit(const HeadInput&, int position) override {
+        ++m_seen;
+        const int k = budget().middle;
+        if (static_cast<int>(m_sample.size()) < k) {
+            m_sample.push_back(position);
+            return;
+        }
+        if (k == 0)
+            return;
+        std::uniform_int_distribution<long long> slot(0, m_seen - 1);
+        const long long j = slot(m_rng);
+        if (j < k)
+            m_sample[static_cast<std::size_t>(j)] = position;
+    }
+    void addMiddle(StreamSummary& s) const override {
+        const float lw = m_sample.empty() || m_seen <= static_cast<long long>(m_sample.size())
+                             ? 0.0f
+                             : static_cast<float>(std::log(static_cast<double>(m_seen) /
+                                                           static_cast<double>(m_sample.size())));
+        for (const std::int32_t p : m_sample) {
+            s.positions.push_back(p);
+            s.logWeights.push_back(lw);
+        }
+    }
+
+private:
+    std::mt19937_64 m_rng;
+    long long m_seen = 0;
+    std::vector<std::int32_t> m_sample;
+};
+
+int paramInt(const ParamValues& p, const char* key) {
+    return static_cast<int>(param(p, key));
+}
+
+std::unique_ptr<StreamingState> streamAll(const HeadInput&, const StreamStart&,
+                                          const ParamValues&) {
+    return std::make_unique<AllTokensStream>();
+}
+
+std::unique_ptr<StreamingState> streamSinksWindow(const HeadInput& h, const StreamStart& start,
+                                                  const ParamValues& p) {
+    const int m = streamBudgetTokens(h, start, p, false);
+    const int sinks = std::min(paramInt(p, "sinks"), m);
+    return std::make_unique<SinksWindowStream>(streamBudget(m, sinks, m - sinks));
+}
+
+std::unique_ptr<StreamingState> streamHeavyHitters(const HeadInput& h, const StreamStart& start,
+                                                   const ParamValues& p) {
+    const int m = streamBudgetTokens(h, start, p, false);
+    const int recent = static_cast<int>(std::round(param(p, "recent_share") * m));
+    return std::make_unique<HeavyHitterStream>(streamBudget(m, paramInt(p, "sinks"), recent));
+}
+
+StreamBudget commonStreamBudget(const HeadInput& h, const StreamStart& start, const ParamValues& p,
+                                bool weighted) {
+    return streamBudget(streamBudgetTokens(h, start, p, weighted), paramInt(p, "sinks"),
+                        paramInt(p, "window"));
+}
+
+std::unique_ptr<StreamingState> streamCurrentQuery(const HeadInput& h, const StreamStart& start,
+                                                   const ParamValues& p) {
+    return std::make_unique<CurrentQueryStream>(commonStreamBudget(h, start, p, false));
+}
+
+std::unique_ptr<StreamingState> streamKeyNorm(const HeadInput& h, const StreamStart& start,
+                                              const ParamValues& p) {
+    return std::make_unique<KeyNormStream>(commonStreamBudget(h, start, p, false));
+}
+
+std::unique_ptr<StreamingState> streamUniform(const HeadInput& h, const StreamStart& start,
+                                              const ParamValues& p) {
+    return std::make_unique<ReservoirStream>(commonStreamBudget(h, start, p, true), rngFor(h, p));
+}
+
+SchemeInfo cannotStream(SchemeInfo info, std::string why) {
+    info.noStreamReason = std::move(why);
+    return info;
+}
+
 } // namespace
 
 void addSelectionSchemes(std::vector<std::unique_ptr<Scheme>>& out) {
@@ -191,7 +434,7 @@ void addSelectionSchemes(std::vector<std::unique_ptr<Scheme>>& out) {
          "measured against. At 32-bit precision it reproduces exact attention bit for bit; at 16 "
          "bits it is the fp16 cache that memory fractions are measured against.",
          {precisionParam(32)}},
-        identity));
+        identity, streamAll));
     out.push_back(makeScheme(
         {"select.uniform", "selection", "Uniform sampling",
          "Keeps m context tokens drawn uniformly at random and gives each the weight n/m (a log-"
@@ -200,21 +443,25 @@ void addSelectionSchemes(std::vector<std::unique_ptr<Scheme>>& out) {
          withCommon({}, 0.25, 0, 0, true), "keep",
          // Monte-Carlo: the error of an unbiased sample mean falls like m^−½.
          ScalingTheory{-0.5, "sampling theory", false}},
-        uniform));
+        uniform, streamUniform));
     out.push_back(makeScheme(
-        {"select.norm_importance", "selection", "Norm-importance sampling",
-         "Draws m tokens with probability proportional to exp(ρ‖k‖), where large keys can "
-         "dominate the softmax, and weights each by 1/(m·probability) so the sums stay unbiased.",
-         withCommon({{"rho", "ρ", 0, 100, 0, false, false, "",
-                      "sharpness of the sampling; 0 = max query norm × attention scale"}},
-                    0.25, 0, 0, true)},
+        cannotStream(
+            {"select.norm_importance", "selection", "Norm-importance sampling",
+             "Draws m tokens with probability proportional to exp(ρ‖k‖), where large keys can "
+             "dominate the softmax, and weights each by 1/(m·probability) so the sums stay "
+             "unbiased.",
+             withCommon({{"rho", "ρ", 0, 100, 0, false, false, "",
+                          "sharpness of the sampling; 0 = max query norm × attention scale"}},
+                        0.25, 0, 0, true)},
+            "its sampling probabilities are normalized over the whole context, and ρ = 0 takes "
+            "the largest query norm of the prompt: both depend on tokens a stream has not seen"),
         normImportance));
     out.push_back(makeScheme(
         {"select.sinks_window", "selection", "Sinks + recent window (StreamingLLM)",
          "Keeps the first few tokens, which act as attention sinks, and the most recent ones; "
          "everything in between is evicted. No weights, no look at the data.",
          withSinks({}, 0.25, 4)},
-        sinksWindow));
+        sinksWindow, streamSinksWindow));
     out.push_back(makeScheme(
         {"select.h2o", "selection", "Heavy hitters (H2O)",
          "Keeps a recent window plus the tokens that received the most attention, accumulated "
@@ -222,39 +469,48 @@ void addSelectionSchemes(std::vector<std::unique_ptr<Scheme>>& out) {
          withSinks({{"recent_share", "Recent share", 0, 1, 0.5, false, false, "",
                      "fraction of the budget given to the recent window"}},
                    0.25, 0)},
-        heavyHitters));
+        heavyHitters, streamHeavyHitters));
     out.push_back(makeScheme(
         {"select.tova", "selection", "Current query (TOVA)",
          "Evicts the tokens with the lowest attention from the latest query, summed over the "
          "heads of the group: the greedy rule TOVA applies at every decoding step, here after "
          "the prefill.",
          withCommon({}, 0.25, 0, 0, false)},
-        currentQuery));
+        currentQuery, streamCurrentQuery));
     out.push_back(makeScheme(
-        {"select.snapkv", "selection", "Observation window (SnapKV)",
-         "Looks at the attention the last queries of the prompt (the observation window) give "
-         "to the prefix, max-pools it over neighbouring tokens and keeps the top tokens together "
-         "with the window itself.",
-         withSinks({{"observation", "Observation window", 1, 4096, 32, false, true, "tokens",
-                     "how many of the last context queries vote"},
-                    {"kernel", "Pooling kernel", 1, 63, 7, false, true, "tokens",
-                     "max-pooling width over neighbouring positions"}},
-                   0.25, 0)},
+        cannotStream(
+            {"select.snapkv", "selection", "Observation window (SnapKV)",
+             "Looks at the attention the last queries of the prompt (the observation window) give "
+             "to the prefix, max-pools it over neighbouring tokens and keeps the top tokens "
+             "together "
+             "with the window itself.",
+             withSinks({{"observation", "Observation window", 1, 4096, 32, false, true, "tokens",
+                         "how many of the last context queries vote"},
+                        {"kernel", "Pooling kernel", 1, 63, 7, false, true, "tokens",
+                         "max-pooling width over neighbouring positions"}},
+                       0.25, 0)},
+            "it votes with the attention of the prompt's last queries (the observation "
+            "window), which come after every token it must choose among: while streaming, "
+            "those queries are in the future"),
         observationWindow));
     out.push_back(makeScheme(
         {"select.key_norm", "selection", "Lowest key norm",
          "Keeps the tokens whose keys have the smallest norm, which in trained models tend to "
          "attract the most attention. Looks at keys only.",
          withCommon({}, 0.25, 0, 0, false)},
-        keyNorm));
+        keyNorm, streamKeyNorm));
     out.push_back(makeScheme(
-        {"select.expected_attention", "selection", "Expected attention",
-         "Scores each token by the attention a future query would give it on average, modelling "
-         "recent queries as a Gaussian (mean μ, covariance Σ): exp(μᵀk/√d + kᵀΣk/(2d))·‖v‖, "
-         "and keeps the top tokens.",
-         withCommon({{"observation", "Recent queries", 1, 4096, 32, false, true, "tokens",
-                      "how many recent context queries estimate μ and Σ"}},
-                    0.25, 0, 0, false)},
+        cannotStream(
+            {"select.expected_attention", "selection", "Expected attention",
+             "Scores each token by the attention a future query would give it on average, "
+             "modelling "
+             "recent queries as a Gaussian (mean μ, covariance Σ): exp(μᵀk/√d + kᵀΣk/(2d))·‖v‖, "
+             "and keeps the top tokens.",
+             withCommon({{"observation", "Recent queries", 1, 4096, 32, false, true, "tokens",
+                          "how many recent context queries estimate μ and Σ"}},
+                        0.25, 0, 0, false)},
+            "it scores tokens by a Gaussian fitted to the prompt's last queries, which come "
+            "after the tokens it must evict: while streaming, those queries are in the future"),
         expectedAttention));
 }
 
