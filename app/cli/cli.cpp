@@ -153,15 +153,16 @@ const std::vector<Command>& commands() {
          &runSchemes},
         {"eval",
          "eval MODEL|CAPTURE [--prompt-file F | --prompt T] --scheme ID:key=value,... "
-         "[--context N] [--backend auto|cpu|vulkan] [--per-layer] [--no-quality] [--seed S] "
-         "[--json]",
+         "[--context N] [--mode post-prefill|streaming] [--backend auto|cpu|vulkan] [--per-layer] "
+         "[--no-quality] [--seed S] [--json]",
          "compress the context cache and measure what is lost",
          {"json", "per-layer", "no-quality"},
          &runEval},
         {"sweep",
          "sweep MODEL|CAPTURE [--prompt-file F | --prompt T] --scheme \"S1 S2 ...\" "
          "[--param keep] [--values a,b,... | --range lo:hi:count] [--context N] "
-         "[--backend auto|cpu|vulkan] [--no-quality] [--fit METRIC] [--epsilon E] [--json | --csv]"
+         "[--mode post-prefill|streaming] [--backend auto|cpu|vulkan] [--no-quality] "
+         "[--fit METRIC] [--epsilon E] [--json | --csv]"
          "\n               or  sweep MODEL --prompt-set DIR [--seeds N] --scheme \"S1 S2 ...\" "
          "[--param P] [--values ... | --range ...] [--journal FILE [--shard i/n]] [--jobs J] "
          "[--max-hours H] [--progress] [--force] [--json | --csv]",

@@ -177,6 +177,12 @@ EvalOptions evalOptions(const Args& args) {
     options.modelQuality = !args.has("no-quality");
     options.perLayerQuality = args.has("per-layer");
     options.seed = static_cast<std::uint64_t>(args.getInt("seed", 0, 0, 1 << 30));
+    if (const auto mode = args.get("mode")) {
+        const auto parsed = parseEvalMode(*mode);
+        if (!parsed)
+            throw UsageError("--mode is post-prefill or streaming, got '" + *mode + "'");
+        options.mode = *parsed;
+    }
     return options;
 }
 
@@ -336,7 +342,7 @@ int runEvalPromptSet(const Args& args, Streams io, const SchemeSetting& setting)
 
 int runEval(const Args& args, Streams io) {
     args.allowOnly({"prompt-file", "prompt", "prompt-set", "seeds", "context", "scheme", "backend",
-                    "json", "per-layer", "no-quality", "seed"});
+                    "json", "per-layer", "no-quality", "seed", "mode"});
     const auto setting = SchemeSetting::parse(args.require("scheme"));
     if (!setting.ok())
         throw UsageError(setting.message());
@@ -348,6 +354,9 @@ int runEval(const Args& args, Streams io) {
     Capture& capture = in.capture;
     std::optional<Model>& model = in.model;
     const EvalOptions options = evalOptions(args);
+    if (options.mode == EvalMode::Streaming && options.perLayerQuality)
+        throw UsageError("--per-layer measures one layer compressed after the prefill; drop it "
+                         "with --mode streaming");
     auto backend = makeBackend(args.get("backend").value_or("auto"), io);
     const EvalResult r =
         evaluate(capture, model ? &*model : nullptr, setting.value(), *backend, options)
@@ -371,6 +380,7 @@ int runEval(const Args& args, Streams io) {
                              {"value_scaled_error", h.valueScaledError},
                              {"bound_tokens", finiteOrNull(h.boundTokens)}});
         json j = {{"scheme", r.scheme},
+                  {"mode", evalModeName(r.mode)},
                   {"backend", r.backend},
                   {"context_tokens", r.contextTokens},
                   {"probe_tokens", r.probeTokens},
@@ -390,7 +400,11 @@ int runEval(const Args& args, Streams io) {
         return 0;
     }
     io.out << r.scheme << " on " << r.backend << ": context " << r.contextTokens
-           << " tokens, probe " << r.probeTokens << "\n"
+           << " tokens, probe " << r.probeTokens
+           << (r.mode == EvalMode::Streaming ? ", streaming (each probe token sees the summary of "
+                                               "every token before it)"
+                                             : "")
+           << "\n"
            << "  kept tokens     " << meanKept(r) << " of " << r.contextTokens
            << " per head (mean)\n"
            << "  memory          " << r.bytes.total() << " B of " << r.fp16Bytes << " B fp16 ("
@@ -637,12 +651,17 @@ int runSpectrum(const Args& args, Streams io) {
 }
 
 int runSweep(const Args& args, Streams io) {
-    args.allowOnly({"prompt-file", "prompt",    "context",    "scheme",  "backend", "json",
-                    "csv",         "fit",       "no-quality", "seed",    "param",   "values",
-                    "range",       "epsilon",   "prompt-set", "seeds",   "journal", "shard",
-                    "jobs",        "max-hours", "force",      "progress"});
-    if (args.get("prompt-set"))
+    args.allowOnly({"prompt-file", "prompt",    "context",    "scheme",   "backend", "json",
+                    "csv",         "fit",       "no-quality", "seed",     "param",   "values",
+                    "range",       "epsilon",   "prompt-set", "seeds",    "journal", "shard",
+                    "jobs",        "max-hours", "force",      "progress", "mode"});
+    if (args.get("prompt-set")) {
+        // The study's runner (cmd_sweep_study.cpp) evaluates post-prefill only, for now.
+        if (args.get("mode") && *args.get("mode") != "post-prefill")
+            throw UsageError("--mode streaming goes with one prompt for now; a study over "
+                             "--prompt-set runs post-prefill");
         return runSweepStudy(args, io);
+    }
     for (const char* study : {"seeds", "journal", "shard", "jobs", "max-hours"})
         if (args.get(study))
             throw UsageError(std::string("--") + study + " goes with --prompt-set DIR");
@@ -725,6 +744,7 @@ int runSweep(const Args& args, Streams io) {
     }
     if (args.has("json"))
         io.out << json{{"backend", backend->name()},
+                       {"mode", evalModeName(options.mode)},
                        {"context_tokens", resolvedContext},
                        {"sweeps", out}}
                       .dump(2, ' ', false, json::error_handler_t::replace)

@@ -318,6 +318,60 @@ private slots:
     // Without --param and --values the sweep visits what the studio's curve visits: the
     // scheme's own budget parameter — the KV-head divisors for post-hoc sharing, ranks up to d
     // for factored keys (larger ones reported as skipped).
+    // --mode streaming: the whole prompt streams through the scheme's online form; with a budget
+    // holding the prompt it is exact; schemes that need the future are refused with the reason;
+    // post-prefill stays the default.
+    void evalAndSweepStreamingMode() {
+        const std::vector<std::string> base = {
+            "eval",      m_model.string(),
+            "--prompt",  "In the beginning God created the heaven",
+            "--context", "24",
+            "--backend", "cpu",
+            "--json"};
+        auto with = [&](std::vector<std::string> extra) {
+            std::vector<std::string> argv = base;
+            argv.insert(argv.end(), extra.begin(), extra.end());
+            return argv;
+        };
+        const json post = runJson(with({"--scheme", "select.sinks_window:keep=0.25"}));
+        QCOMPARE(post.at("mode").get<std::string>(), std::string("post-prefill"));
+        const json stream =
+            runJson(with({"--scheme", "select.sinks_window:keep=0.25", "--mode", "streaming"}));
+        QCOMPARE(stream.at("mode").get<std::string>(), std::string("streaming"));
+        QVERIFY(stream.at("quality").at("kl_mean").get<double>() > 0);
+        QVERIFY(stream.at("quality").at("kl_mean").get<double>() !=
+                post.at("quality").at("kl_mean").get<double>());
+        const json exact = runJson(
+            with({"--scheme", "select.h2o:tokens=4096,precision=32", "--mode", "streaming"}));
+        QVERIFY(exact.at("quality").at("kl_mean").get<double>() < 1e-7);
+        QVERIFY(exact.at("head_output_error").get<double>() < 1e-5);
+
+        const CliRun refused = run(with({"--scheme", "select.snapkv", "--mode", "streaming"}));
+        QVERIFY(refused.code != 0);
+        QVERIFY2(refused.err.find("select.snapkv cannot stream") != std::string::npos &&
+                     refused.err.find("future") != std::string::npos,
+                 refused.err.c_str());
+        const CliRun badMode = run(with({"--scheme", "identity", "--mode", "online"}));
+        QCOMPARE(badMode.code, 2);
+        QVERIFY2(badMode.err.find("post-prefill or streaming") != std::string::npos,
+                 badMode.err.c_str());
+
+        const json sweep = runJson(
+            {"sweep", m_model.string(), "--prompt", "In the beginning God created the heaven",
+             "--scheme", "select.sinks_window coreset.streaming", "--values", "0.25,0.5",
+             "--context", "24", "--backend", "cpu", "--mode", "streaming", "--json"});
+        QCOMPARE(sweep.at("mode").get<std::string>(), std::string("streaming"));
+        for (const json& s : sweep.at("sweeps"))
+            for (const json& p : s.at("points"))
+                QVERIFY(p.at("quality").at("kl_mean").get<double>() >= 0);
+        const CliRun study =
+            run({"sweep", m_model.string(), "--prompt-set", (m_dir / "prompt-set").string(),
+                 "--scheme", "identity", "--mode", "streaming"});
+        QCOMPARE(study.code, 2);
+        QVERIFY2(study.err.find("--prompt-set runs post-prefill") != std::string::npos,
+                 study.err.c_str());
+    }
+
     void sweepDefaultsToTheSchemesBudget() {
         const json j = runJson({"sweep", m_model.string(), "--prompt",
                                 "In the beginning God created the heaven", "--scheme",
