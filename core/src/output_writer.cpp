@@ -60,7 +60,11 @@ std::optional<nlohmann::json> safetensorsMetadata(const fs::path& path) {
     std::uint64_t length = 0;
     for (int i = 7; i >= 0; --i)
         length = (length << 8) | lengthBytes[i];
-    if (length < 2 || length > kMaxHeaderBytes)
+    // A header longer than the file is not one: checked before allocating, so that eight bytes
+    // cannot make the check allocate (and zero) up to kMaxHeaderBytes (found by fuzz_output_check).
+    std::error_code ec;
+    const auto size = fs::file_size(path, ec);
+    if (ec || length < 2 || length > kMaxHeaderBytes || size < 8 || length > size - 8)
         return std::nullopt;
     std::string header(static_cast<std::size_t>(length), '\0');
     if (!in.read(header.data(), static_cast<std::streamsize>(length)))

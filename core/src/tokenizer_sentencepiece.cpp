@@ -6,6 +6,9 @@
 
 #include <sentencepiece_processor.h>
 
+#include <exception>
+#include <string>
+
 namespace kvs {
 namespace {
 
@@ -97,7 +100,20 @@ private:
 std::unique_ptr<Tokenizer> readSentencePiece(const std::filesystem::path& path) {
     const std::string bytes = readFile(path, kMaxTokenizerBytes);
     auto processor = std::make_unique<sentencepiece::SentencePieceProcessor>();
-    const auto status = processor->LoadFromSerializedProto(bytes);
+    sentencepiece::util::Status status;
+    try {
+        status = processor->LoadFromSerializedProto(bytes);
+    } catch (const std::exception& e) {
+        // The library reports most faults as a status, but its trie builder (darts-clone) throws:
+        // a unigram piece that begins with a NUL byte is an empty key to it.
+        std::string what = e.what(); // "./third_party/darts_clone/darts.h:1143: exception: ..."
+        if (const auto at = what.find("exception: "); at != std::string::npos)
+            what.erase(0, at + 11);
+        if (what.find("zero-length key") != std::string::npos)
+            what += "; a piece begins with a NUL byte";
+        throw Error(ErrorCode::Format,
+                    path.string() + ": not a usable SentencePiece model (" + what + ")");
+    }
     if (!status.ok())
         throw Error(ErrorCode::Format,
                     path.string() + ": not a SentencePiece model (" + status.ToString() + ")");
