@@ -226,6 +226,35 @@ struct SweepData {
     double computeMilliseconds = 0;
 };
 
+// A study over a prompt set (kvs/study.h: `kvstudio-cli sweep --prompt-set`, its journals) as
+// the Trade-offs view overlays it: per point the mean over prompts and the bounds of its 95%
+// Student-t interval over prompts, for the metrics a study reports (NaN for the others).
+struct StudyPointData {
+    double value = 0.0; // the swept parameter
+    double bytes = 0.0; // cache bytes, mean over prompts
+    int prompts = 0;    // prompts that ran the setting
+    std::array<double, kMetricCount> mean = filledArray(std::numeric_limits<double>::quiet_NaN());
+    std::array<double, kMetricCount> lower = filledArray(std::numeric_limits<double>::quiet_NaN());
+    std::array<double, kMetricCount> upper = filledArray(std::numeric_limits<double>::quiet_NaN());
+};
+
+struct StudyCurveData {
+    QString setting; // the base setting, as the study names it
+    QString schemeId;
+    QString family;
+    QString displayName;
+    QString parameter;
+    int colorIndex = 0;
+    std::vector<StudyPointData> points; // in increasing bytes
+};
+
+struct StudyData {
+    QString title;  // "13 prompts of held-out, seeds 1–3"
+    QString source; // the journals it was read from (file names)
+    int prompts = 0;
+    std::vector<StudyCurveData> curves;
+};
+
 // The probe attention of every layer timed against a context of `contextTokens` tokens (the
 // first tokens of the prompt, compressed by the scheme setting at that length).
 struct ScalingPoint {

@@ -23,6 +23,9 @@ bool plottable(double x, double y) {
     return chartPlottable(x, y);
 }
 
+// The metrics a prompt-set study reports with intervals (kvs/study.h) that a log axis can show.
+constexpr std::array<Metric, 2> kStudyMetrics = {Metric::NextTokenKl, Metric::HeadOutputError};
+
 } // namespace
 
 TradeoffView::TradeoffView(QWidget* parent) : QWidget(parent) {
@@ -133,6 +136,11 @@ void TradeoffView::setCurrent(std::shared_ptr<const AnalysisData> current) {
     rebuild();
 }
 
+void TradeoffView::setStudy(std::shared_ptr<const StudyData> study) {
+    m_study = std::move(study);
+    rebuild();
+}
+
 void TradeoffView::setBaseline(std::shared_ptr<const SweepData> baseline) {
     m_baseline = std::move(baseline);
     rebuild();
@@ -199,11 +207,13 @@ void TradeoffView::rebuild() {
     m_currentPoints.clear();
     m_paretoCount = 0;
     m_guideCount = 0;
+    m_whiskerCount = 0;
     const Metric metric = this->metric();
     m_plot->yAxis->setLabel(metricName(metric));
     const bool haveCurves = m_sweeps && !m_sweeps->curves.empty();
     const bool haveCurrent = m_current && !m_current->runs.empty();
-    setPlotPlaceholder(m_plot, haveCurves || haveCurrent
+    const bool haveStudy = m_study && !m_study->curves.empty();
+    setPlotPlaceholder(m_plot, haveCurves || haveCurrent || haveStudy
                                    ? QString()
                                    : tr("Trade-off curves appear once a scheme has been swept."));
     Bounds bounds;
@@ -217,7 +227,9 @@ void TradeoffView::rebuild() {
             boundNotes = drawTheory(bounds);
         drawParetoFront(metric);
     }
+    const QStringList studyNotes = haveStudy ? drawStudy(metric, bounds) : QStringList();
     QStringList summary = haveCurrent ? drawCurrent(metric, bounds) : QStringList();
+    summary << studyNotes;
     if (bounds.xHi > 0) {
         m_plot->xAxis->setRange(bounds.xLo / 1.6, bounds.xHi * 1.6);
         m_plot->yAxis->setRange(bounds.yLo / 2.0, bounds.yHi * 2.0);
@@ -269,6 +281,65 @@ void TradeoffView::drawCurves(const SweepData& sweeps, Metric metric, bool basel
         }
         g->setData(xs, ys); // sorted by bytes
     }
+}
+
+QStringList TradeoffView::drawStudy(Metric metric, Bounds& bounds) {
+    const auto m = static_cast<std::size_t>(metric);
+    int drawn = 0;
+    for (const StudyCurveData& curve : m_study->curves) {
+        QVector<double> xs, ys, below, above;
+        for (const StudyPointData& p : curve.points) {
+            const double y = p.mean[m];
+            if (!plottable(p.bytes, y))
+                continue;
+            xs << p.bytes;
+            ys << y;
+            // Log axes cannot show a bound at or below zero: such a whisker reaches down to a
+            // tenth of the mean (the CSV keeps the true bound).
+            const double lo = std::isfinite(p.lower[m]) && p.lower[m] > 0 ? p.lower[m] : y / 10;
+            const double hi = std::isfinite(p.upper[m]) ? p.upper[m] : y;
+            below << y - lo;
+            above << hi - y;
+            bounds.extend(p.bytes, lo);
+            bounds.extend(p.bytes, hi);
+        }
+        if (xs.isEmpty())
+            continue;
+        // A scheme the live analysis also shows keeps its colour; the others take colours after
+        // the live curves', so that one colour never names two schemes.
+        int colorIndex =
+            curve.colorIndex + (m_sweeps ? static_cast<int>(m_sweeps->curves.size()) : 0);
+        if (m_sweeps)
+            for (const TradeoffCurve& live : m_sweeps->curves)
+                if (live.schemeId == curve.schemeId)
+                    colorIndex = live.colorIndex;
+        const QColor color = colourOf(colorIndex, curve.family);
+        QCPGraph* g = m_plot->addGraph();
+        g->setPen(QPen(color, 1.4, Qt::DashDotLine));
+        g->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssDiamond, color, color, 7));
+        const QString label = curve.family.isEmpty()
+                                  ? curve.displayName
+                                  : tr("%1 \u00B7 %2").arg(curve.family, curve.displayName);
+        // The legend stays short; the summary line names the prompts and seeds in full.
+        g->setName(
+            tr("%1 \u2014 mean of %2 prompts, 95% interval").arg(label).arg(m_study->prompts));
+        g->setData(xs, ys);
+        auto* whiskers = new QCPErrorBars(m_plot->xAxis, m_plot->yAxis);
+        whiskers->removeFromLegend();
+        whiskers->setDataPlottable(g);
+        whiskers->setErrorType(QCPErrorBars::etValueError);
+        whiskers->setPen(QPen(color, 1.2));
+        whiskers->setWhiskerWidth(7);
+        whiskers->setData(below, above);
+        m_whiskerCount += static_cast<int>(xs.size());
+        ++drawn;
+    }
+    if (drawn == 0)
+        return {tr("The prompt-set study (%1) reports next-token KL and the head output error "
+                   "with intervals: choose one of them to see it")
+                    .arg(m_study->title)};
+    return {tr("Prompt-set study: %1, whiskers = 95% Student-t interval over prompts")
+                .arg(m_study->title)};
 }
 
 QStringList TradeoffView::drawTheory(Bounds& bounds) {
@@ -407,6 +478,32 @@ CsvTable TradeoffView::csv() const {
         add(*m_sweeps, false);
     if (m_baseline)
         add(*m_baseline, true);
+    if (m_study) {
+        // The study's points: the means in the metric columns, and each reported metric's
+        // interval bounds in columns of their own.
+        for (const Metric m : kStudyMetrics)
+            t.header << metricCsvColumn(m) + QStringLiteral("_lower")
+                     << metricCsvColumn(m) + QStringLiteral("_upper");
+        t.header << QStringLiteral("prompts");
+        for (QStringList& row : t.rows)
+            for (int i = 0; i < 5; ++i)
+                row << QString();
+        for (const StudyCurveData& c : m_study->curves)
+            for (const StudyPointData& p : c.points) {
+                QStringList row = {c.setting, c.parameter, QString::number(p.value, 'g', 8),
+                                   QString::number(p.bytes, 'g', 8), QString()};
+                for (int m = 0; m < kMetricCount; ++m)
+                    row << (std::isfinite(p.mean[static_cast<std::size_t>(m)])
+                                ? QString::number(p.mean[static_cast<std::size_t>(m)], 'g', 8)
+                                : QString());
+                row << QStringLiteral("0"); // not pinned; the prompts column marks study rows
+                for (const Metric m : kStudyMetrics)
+                    row << QString::number(p.lower[static_cast<std::size_t>(m)], 'g', 8)
+                        << QString::number(p.upper[static_cast<std::size_t>(m)], 'g', 8);
+                row << QString::number(p.prompts);
+                t.rows.push_back(std::move(row));
+            }
+    }
     return t;
 }
 

@@ -42,6 +42,11 @@ public:
     void setCurves(std::shared_ptr<const SweepData> sweeps);
     void setCurrent(std::shared_ptr<const AnalysisData> current);
     void setBaseline(std::shared_ptr<const SweepData> baseline);
+    // A study over a prompt set, overlaid with its 95% intervals as whiskers (nullptr removes
+    // it); drawn for the metrics it reports (KL, head output error), noted for the others.
+    void setStudy(std::shared_ptr<const StudyData> study);
+    const StudyData* study() const { return m_study.get(); }
+    int studyWhiskerCount() const { return m_whiskerCount; }
     void setMetric(Metric metric);
     Metric metric() const;
     // Curves coloured per scheme (as the Schemes dock's swatches) or per family (every coreset
@@ -85,12 +90,15 @@ private:
     QStringList drawTheory(Bounds& bounds);
     void drawParetoFront(Metric metric);
     QStringList drawCurrent(Metric metric, Bounds& bounds);
+    QStringList drawStudy(Metric metric, Bounds& bounds);
     void pickAt(QMouseEvent* event);
     CsvTable csv() const;
 
     std::shared_ptr<const SweepData> m_sweeps;
     std::shared_ptr<const SweepData> m_baseline;
     std::shared_ptr<const AnalysisData> m_current;
+    std::shared_ptr<const StudyData> m_study;
+    int m_whiskerCount = 0;
     QColor colourOf(int colorIndex, const QString& family) const;
     QComboBox* m_metric = nullptr;
     QComboBox* m_colouring = nullptr;

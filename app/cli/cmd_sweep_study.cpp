@@ -205,7 +205,7 @@ void printStudyTable(std::ostream& out, const StudySpec& spec,
 }
 
 void printStudyCsv(std::ostream& out, const std::vector<StudySummaryCurve>& curves) {
-    out << "scheme,param,value,prompts,mean_kept_tokens,memory_fraction,kl_nats_mean,"
+    out << "scheme,param,value,prompts,mean_kept_tokens,memory_fraction,bytes_mean,kl_nats_mean,"
            "kl_nats_half_width,kl_nats_sd,kl_sd_over_seeds,perplexity_change_percent_mean,"
            "perplexity_change_percent_half_width,head_output_error_mean,"
            "head_output_error_half_width\n";
@@ -216,7 +216,8 @@ void printStudyCsv(std::ostream& out, const std::vector<StudySummaryCurve>& curv
     for (const StudySummaryCurve& c : curves)
         for (const StudyPoint& p : c.points)
             out << c.curve.scheme << "," << c.curve.parameter << "," << p.value << "," << p.prompts
-                << "," << p.keptTokens.mean << "," << p.memoryFraction.mean << "," << p.kl.mean
+                << "," << p.keptTokens.mean << "," << p.memoryFraction.mean << "," << p.bytes.mean
+                << "," << p.kl.mean
                 << "," << hw(p.kl) << "," << p.kl.sd << "," << p.klSeedSd << ","
                 << p.perplexityChangePercent.mean << "," << hw(p.perplexityChangePercent) << ","
                 << p.headOutputError.mean << "," << hw(p.headOutputError) << "\n";
@@ -232,6 +233,7 @@ json studyJson(const StudySpec& spec, const std::vector<StudySummaryCurve>& curv
                  {"prompts", p.prompts},
                  {"mean_kept_tokens", intervalJson(p.keptTokens, "prompts")},
                  {"memory_fraction", intervalJson(p.memoryFraction, "prompts")},
+                 {"bytes", intervalJson(p.bytes, "prompts")},
                  {"kl_nats_per_token", intervalJson(p.kl, "prompts")},
                  {"seeds", p.seeds},
                  {"kl_sd_over_seeds", p.klSeedSd},

@@ -104,6 +104,13 @@ int main(int argc, char** argv) {
         else
             window.openModel(folder);
     }
+    if (!options.studies.isEmpty()) {
+        QString error;
+        if (!window.openStudyResults(options.studies, &error)) {
+            std::fprintf(stderr, "kvstudio: %s\n", qPrintable(error));
+            return 2;
+        }
+    }
     if (!options.view.isEmpty())
         window.showViewByName(options.view);
     window.show();

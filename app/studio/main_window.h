@@ -121,6 +121,10 @@ public:
     bool confirmReplace(const QString& path);
     views::ExportWriter exportWriter();
     bool openSession(const QString& path, QString* error);
+    // Prompt-set studies (study_results.h): the journals of a study (one run, or all its
+    // shards) overlaid on the Trade-offs view with their 95% intervals; false with the reason.
+    bool openStudyResults(const QStringList& journals, QString* error);
+    void clearStudyResults();
     // Crash recovery (main_window_recovery.cpp): this window's recovery file ("" when none was
     // written), writing it now, and offering back the files of windows that did not close.
     QString recoveryFile() const { return m_recoveryFile; }
@@ -223,6 +227,7 @@ private:
     void chooseExportFolder(bool allViews);
     bool chooseSaveSession(bool saveAs);
     void chooseOpenSession();
+    void chooseStudyResults();
     void openSessionInteractively(const QString& path);
     void rebuildRecentSessionsMenu();
     void updateTitle();

@@ -16,6 +16,7 @@
 #include "setup_panel.h"
 #include "studio_files.h"
 #include "studio_settings.h"
+#include "study_results.h"
 #include "theme.h"
 #include "token_chips_view.h"
 #include "tradeoff_view.h"
@@ -85,6 +86,14 @@ void MainWindow::createStudioActions() {
         [this] { chooseOpenSession(); })
         ->setStatusTip(
             tr("Open a saved session (.kvsession): model, prompt, split, schemes and view state"));
+    add(tr("Open Study &Results\u2026"), QStringLiteral("openStudyAction"), QKeySequence(),
+        QStringLiteral("file"), [this] { chooseStudyResults(); })
+        ->setStatusTip(tr("Overlay a prompt-set study (the journals of kvstudio-cli sweep "
+                          "--prompt-set, or all its shards) on the Trade-offs chart, with 95% "
+                          "intervals over prompts"));
+    add(tr("Clear Study Results"), QStringLiteral("clearStudyAction"), QKeySequence(),
+        QStringLiteral("file"), [this] { clearStudyResults(); })
+        ->setStatusTip(tr("Remove the prompt-set study from the Trade-offs chart"));
     add(tr("&Save Session"), QStringLiteral("saveSessionAction"), QKeySequence::Save,
         QStringLiteral("file"), [this] { chooseSaveSession(false); })
         ->setStatusTip(
@@ -190,8 +199,7 @@ QList<QAction*> MainWindow::allActions() const {
     QList<QAction*> list;
     list << m_openAction << m_studioActions << m_setupDock->toggleViewAction()
          << m_schemesDock->toggleViewAction() << m_explainDock->toggleViewAction()
-         << m_resetLayoutAction << m_aboutAction
-         << m_quitAction;
+         << m_resetLayoutAction << m_aboutAction << m_quitAction;
     return list;
 }
 
@@ -568,6 +576,46 @@ void MainWindow::chooseOpenSession() {
         return;
     settings->setValue(QStringLiteral("session/lastDir"), QFileInfo(path).absolutePath());
     openSessionInteractively(path);
+}
+
+void MainWindow::chooseStudyResults() {
+    auto settings = openSettings();
+    const QString start =
+        settings->value(QStringLiteral("study/lastDir"), QDir::homePath()).toString();
+    const QStringList paths =
+        QFileDialog::getOpenFileNames(this, tr("Open study results (select every shard's journal)"),
+                                      start, tr("Study journals (*.jsonl);;All files (*)"));
+    if (paths.isEmpty())
+        return;
+    settings->setValue(QStringLiteral("study/lastDir"), QFileInfo(paths.front()).absolutePath());
+    QString error;
+    if (!openStudyResults(paths, &error))
+        QMessageBox::warning(this, tr("Open study results failed"), error);
+}
+
+bool MainWindow::openStudyResults(const QStringList& journals, QString* error) {
+    const auto study = catchErrors([&] { return loadStudyJournals(journals); });
+    if (!study.ok()) {
+        if (error)
+            *error = QString::fromStdString(study.message());
+        return false;
+    }
+    views::TradeoffView* tradeoff = tradeoffView();
+    if (!tradeoff) {
+        if (error)
+            *error = tr("This window has no Trade-offs view");
+        return false;
+    }
+    tradeoff->setStudy(study.value());
+    showViewByName(QStringLiteral("tradeoffs"));
+    statusBar()->showMessage(
+        tr("Study results: %1 (%2)").arg(study.value()->title, study.value()->source), 6000);
+    return true;
+}
+
+void MainWindow::clearStudyResults() {
+    if (views::TradeoffView* tradeoff = tradeoffView())
+        tradeoff->setStudy(nullptr);
 }
 
 void MainWindow::openSessionInteractively(const QString& path) {

@@ -77,6 +77,11 @@ StartupOptions parseStartupOptions(const QStringList& arguments) {
     const QCommandLineOption session(QStringLiteral("session"),
                                      QObject::tr("Open this session file (.kvsession)."),
                                      QStringLiteral("FILE"));
+    const QCommandLineOption study(
+        QStringLiteral("study"),
+        QObject::tr("Overlay a prompt-set study on the Trade-offs chart: a journal of "
+                    "kvstudio-cli sweep --prompt-set (repeat it for each shard's journal)."),
+        QStringLiteral("JOURNAL"));
     const QCommandLineOption help = parser.addHelpOption();
     const QCommandLineOption version = parser.addVersionOption();
     parser.addOption(promptFile);
@@ -85,6 +90,7 @@ StartupOptions parseStartupOptions(const QStringList& arguments) {
     parser.addOption(view);
     parser.addOption(theme);
     parser.addOption(session);
+    parser.addOption(study);
     o.helpText = parser.helpText();
     // Without a QCoreApplication (help is answered before the window starts) Qt cannot name us.
     o.helpText.replace(QStringLiteral("<executable_name>"), QStringLiteral("kvstudio"));
@@ -121,6 +127,7 @@ StartupOptions parseStartupOptions(const QStringList& arguments) {
     o.theme = parser.value(theme);
     if (o.session.isEmpty())
         o.session = parser.value(session);
+    o.studies = parser.values(study);
     const QStringList views = studioViewNames();
     if (!o.view.isEmpty() && !views.contains(o.view)) {
         o.error = QObject::tr("--view must be one of %1, got '%2'")

@@ -20,6 +20,7 @@ struct StartupOptions {
     QString view;        // the tab to show: a registered view name (studioViewNames())
     QString theme;       // light or dark ("" = the saved choice)
     QString session;     // a session file to open
+    QStringList studies; // journals of a prompt-set study to overlay (--study, repeatable)
     int timeoutSeconds = 120;
     bool help = false;
     bool version = false;

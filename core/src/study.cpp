@@ -496,11 +496,12 @@ std::vector<StudySummaryCurve> summarizeStudy(const StudySpec& spec,
         StudySummaryCurve curve;
         curve.curve = spec.curves[c];
         for (std::size_t v = 0; v < spec.curves[c].values.size(); ++v) {
-            std::vector<double> kl, ppl, headError, memory, kept, context, seedSd;
+            std::vector<double> kl, ppl, headError, memory, kept, context, bytes, seedSd;
             int seedsRun = 0;
             std::set<std::string> reasons;
             for (const auto& seedRecords : cells[c][v]) {
-                std::vector<double> runKl, runPpl, runHead, runMemory, runKept, runContext;
+                std::vector<double> runKl, runPpl, runHead, runMemory, runKept, runContext,
+                    runBytes;
                 for (const StudyRecord* r : seedRecords) {
                     if (r->skipped) {
                         reasons.insert(r->reason);
@@ -512,6 +513,7 @@ std::vector<StudySummaryCurve> summarizeStudy(const StudySpec& spec,
                     runMemory.push_back(r->memoryFraction);
                     runKept.push_back(r->meanKeptTokens);
                     runContext.push_back(r->contextTokens);
+                    runBytes.push_back(static_cast<double>(r->bytes));
                 }
                 seedsRun = std::max(seedsRun, static_cast<int>(runKl.size()));
                 if (runKl.empty())
@@ -522,6 +524,7 @@ std::vector<StudySummaryCurve> summarizeStudy(const StudySpec& spec,
                 memory.push_back(meanInterval(runMemory).mean);
                 kept.push_back(meanInterval(runKept).mean);
                 context.push_back(meanInterval(runContext).mean);
+                bytes.push_back(meanInterval(runBytes).mean);
                 if (runKl.size() > 1)
                     seedSd.push_back(meanInterval(runKl).sd);
             }
@@ -540,6 +543,7 @@ std::vector<StudySummaryCurve> summarizeStudy(const StudySpec& spec,
             p.memoryFraction = meanInterval(memory);
             p.keptTokens = meanInterval(kept);
             p.contextTokens = meanInterval(context).mean;
+            p.bytes = meanInterval(bytes);
             p.seeds = seedsRun;
             p.klSeedSd = seedSd.empty() ? 0.0 : meanInterval(seedSd).mean;
             p.skippedReasons.assign(reasons.begin(), reasons.end());

@@ -138,7 +138,7 @@ struct StudyPoint {
     double value = 0;
     int prompts = 0; // prompts that ran the setting (the rest were skipped)
     int seeds = 0;   // runs per prompt (most over prompts): 1 for a deterministic scheme
-    MeanInterval kl, perplexityChangePercent, headOutputError, memoryFraction, keptTokens;
+    MeanInterval kl, perplexityChangePercent, headOutputError, memoryFraction, keptTokens, bytes;
     double contextTokens = 0; // mean over prompts
     double klSeedSd = 0;      // the KL's sd over seeds, mean over prompts (0 with one seed)
     std::vector<std::string> skippedReasons; // distinct reasons, for the prompts that skipped it
