@@ -32,6 +32,7 @@
 #include <QTabWidget>
 #include <QTimer>
 #include <QToolButton>
+#include <QUndoStack>
 #include <QUrl>
 
 namespace kvs::studio {
@@ -61,6 +62,9 @@ MainWindow::MainWindow(const MainWindowOptions& options, QWidget* parent)
     setCentralWidget(m_tabs);
 
     createStudioActions();
+    // The last 1,000 changes stay undoable, not every change since the window opened: a
+    // window left open for days would grow without end (a slider's moves merge into one step).
+    m_undo->setUndoLimit(1000);
     createDocks();
     createTour();
     createMenus();

@@ -4,6 +4,8 @@
 
 #include "shaders.h"
 
+#include <algorithm>
+
 namespace kvs::gpu::kernels {
 
 using layout::SpecId;
@@ -80,12 +82,22 @@ std::span<const std::uint32_t> spirv(Kernel kernel) {
 }
 
 const vk::Pipeline& PipelineSet::get(const PipelineKey& key) {
-    auto it = m_pipelines.find(key);
-    if (it != m_pipelines.end())
-        return *it->second;
+    if (auto it = m_pipelines.find(key); it != m_pipelines.end()) {
+        it->second.lastUse = ++m_clock;
+        return *it->second.pipeline;
+    }
     auto pipeline = std::make_unique<vk::Pipeline>(m_context, spirv(key.kernel), key.spec(),
                                                    kernelName(key.kernel));
-    return *m_pipelines.emplace(key, std::move(pipeline)).first->second;
+    ++m_created;
+    // The least recently used goes (a linear scan: a few dozen entries, against a compile).
+    if (m_pipelines.size() >= m_capacity)
+        m_pipelines.erase(std::min_element(
+            m_pipelines.begin(), m_pipelines.end(),
+            [](const auto& a, const auto& b) { return a.second.lastUse < b.second.lastUse; }));
+    Entry& entry = m_pipelines[key];
+    entry.pipeline = std::move(pipeline);
+    entry.lastUse = ++m_clock;
+    return *entry.pipeline;
 }
 
 } // namespace kvs::gpu::kernels

@@ -6,6 +6,7 @@
 #include "vk/pipeline.h"
 
 #include <compare>
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -45,15 +46,34 @@ struct PipelineKey {
     vk::SpecConstants spec() const;
 };
 
-// Lazily created pipelines, one per key (GPU.md decision 2).
+// Lazily created pipelines, one per key (GPU.md decision 2), at most `capacity` of them: a new
+// key beyond it destroys the least recently used pipeline. Every low-rank width, codec bit width
+// and group size is a key of its own, and on lavapipe each pipeline keeps its compiled code
+// (about 1.4 MiB of heap): unbounded, the studio's soak held 241 MiB of them after five minutes,
+// still growing (docs/soak.md). A pipeline handed out stays valid while fewer than
+// `capacity` other keys are asked for, so the few that one run() records (five at most) are never
+// destroyed before it submits; callers hold the set's owner's lock, as for every get.
 class PipelineSet {
 public:
-    explicit PipelineSet(vk::Context& context) : m_context(context) {}
+    static constexpr std::size_t kDefaultCapacity = 64;
+    explicit PipelineSet(vk::Context& context, std::size_t capacity = kDefaultCapacity)
+        : m_context(context), m_capacity(capacity < 8 ? 8 : capacity) {}
     const vk::Pipeline& get(const PipelineKey& key);
+    std::size_t size() const { return m_pipelines.size(); }
+    std::size_t capacity() const { return m_capacity; }
+    // Pipelines built so far, those destroyed and built again included.
+    std::size_t created() const { return m_created; }
 
 private:
+    struct Entry {
+        std::unique_ptr<vk::Pipeline> pipeline;
+        std::uint64_t lastUse = 0;
+    };
     vk::Context& m_context;
-    std::map<PipelineKey, std::unique_ptr<vk::Pipeline>> m_pipelines;
+    std::size_t m_capacity;
+    std::uint64_t m_clock = 0;
+    std::size_t m_created = 0;
+    std::map<PipelineKey, Entry> m_pipelines;
 };
 
 } // namespace kvs::gpu::kernels

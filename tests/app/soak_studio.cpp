@@ -1,11 +1,14 @@
 // SPDX-License-Identifier: MIT
 // Soak: drives the real window through random control changes — the context split, scheme
 // settings, schemes added and removed, tabs, heads, theme, undo/redo and model switches between the
-// bundled default and a variant — for a given time, sampling resident memory every second.
+// bundled default and a variant — for a given time, sampling resident memory every second, and
+// beside it the heap the program holds (glibc's mallinfo2: allocated and not freed).
 //   soak_studio [--seconds S] [--seed N] [--csv OUT.csv] [--plot OUT.png]
 // Prints the resident memory after warm-up and its least-squares slope (MiB per minute) over the
-// second half of the run; exits 1 when the window stops answering. ctest runs a short smoke; the
-// ten-minute runs are by hand (docs/soak.md), under the release and the sanitizer build.
+// second half of the run, the same for the heap in use (resident memory rising while the heap in
+// use does not is freed memory the allocator keeps); exits 1 when the window stops answering. ctest
+// runs a short smoke; the ten-minute runs are by hand (docs/soak.md), under the release and the
+// sanitizer build.
 #include "attention_view.h"
 #include "main_window.h"
 #include "plot_style.h"
@@ -20,6 +23,7 @@
 #include <QTest>
 #include <QUndoStack>
 #include <cstdio>
+#include <malloc.h>
 #include <qcustomplot.h>
 #include <random>
 #include <unistd.h>
@@ -36,6 +40,13 @@ double residentMiB() {
     return fields.size() > 1 ? fields[1].toDouble() * static_cast<double>(sysconf(_SC_PAGESIZE)) /
                                    (1024.0 * 1024.0)
                              : 0;
+}
+
+// Heap memory the program holds (malloc'd and not freed, mmapped chunks included): what resident
+// memory would be without the allocator's free lists, the code and Qt's shared memory.
+double heapInUseMiB() {
+    const struct mallinfo2 info = mallinfo2();
+    return static_cast<double>(info.uordblks + info.hblkhd) / (1024.0 * 1024.0);
 }
 
 // Least-squares slope of y against x.
@@ -104,7 +115,7 @@ int main(int argc, char** argv) {
                               "factor.data_aware:rank=%2", "codec.uniform:bits=%3",
                               "codec.entropy:alpha=%4"};
     const QStringList viewNames = MainWindow::viewNames();
-    QVector<double> t, rss;
+    QVector<double> t, rss, heap;
     QElapsedTimer clock;
     clock.start();
     qint64 nextSample = 0, nextModelSwitch = 30000;
@@ -167,6 +178,7 @@ int main(int argc, char** argv) {
         if (clock.elapsed() >= nextSample) {
             t << clock.elapsed() / 60000.0;
             rss << residentMiB();
+            heap << heapInUseMiB();
             nextSample += 1000;
         }
     }
@@ -175,10 +187,11 @@ int main(int argc, char** argv) {
     if (!QTest::qWaitFor([&] { return !w.session()->isBusy(); }, 60000))
         std::fprintf(stderr, "soak_studio: the session was still busy a minute after cancelling\n");
 
-    QVector<double> tailT, tailRss;
+    QVector<double> tailT, tailRss, tailHeap;
     for (int i = static_cast<int>(t.size()) / 2; i < t.size(); ++i) {
         tailT << t[i];
         tailRss << rss[i];
+        tailHeap << heap[i];
     }
     const double perMinute = slope(tailT, tailRss);
     std::printf("soak_studio: %d actions in %.0f s, seed %u; resident %.0f MiB at the half, "
@@ -186,14 +199,21 @@ int main(int argc, char** argv) {
                 actions, clock.elapsed() / 1000.0, seed, tailRss.isEmpty() ? 0 : tailRss.front(),
                 rss.isEmpty() ? 0 : rss.back(),
                 rss.isEmpty() ? 0 : *std::max_element(rss.begin(), rss.end()), perMinute);
+    std::printf("soak_studio: heap in use %.0f MiB at the half, %.0f MiB at the end; slope over "
+                "the second half %+.2f MiB/min\n",
+                tailHeap.isEmpty() ? 0 : tailHeap.front(), heap.isEmpty() ? 0 : heap.back(),
+                slope(tailT, tailHeap));
 
     if (!csvPath.isEmpty()) {
         QFile csv(csvPath);
         if (csv.open(QIODevice::WriteOnly | QIODevice::Truncate)) {
-            csv.write("minutes,resident_mib\n");
+            csv.write("minutes,resident_mib,heap_in_use_mib\n");
             for (int i = 0; i < t.size(); ++i)
-                csv.write(
-                    QStringLiteral("%1,%2\n").arg(t[i], 0, 'f', 4).arg(rss[i], 0, 'f', 1).toUtf8());
+                csv.write(QStringLiteral("%1,%2,%3\n")
+                              .arg(t[i], 0, 'f', 4)
+                              .arg(rss[i], 0, 'f', 1)
+                              .arg(heap[i], 0, 'f', 1)
+                              .toUtf8());
         }
     }
     if (!plotPath.isEmpty()) {
@@ -204,6 +224,10 @@ int main(int argc, char** argv) {
         g->setData(t, rss);
         g->setName(QStringLiteral("resident memory"));
         g->setPen(QPen(kvs::views::categoricalColor(0), 1.5));
+        QCPGraph* h = plot.addGraph();
+        h->setData(t, heap);
+        h->setName(QStringLiteral("heap in use (malloc'd, not freed)"));
+        h->setPen(QPen(kvs::views::categoricalColor(2), 1.5));
         if (!tailT.isEmpty()) {
             // The fitted line over the second half.
             double mx = 0, my = 0;

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 // The studio's document handling and figure pipeline (offscreen): the context / probe split
 // dragged on the token chips (and undone), the session's title, modified mark and recent files,
-// the trade-off chart's theory overlay checked against hand-computed guides, and
-// `kvstudio-cli render` re-drawing a saved session's charts into files.
+// the trade-off chart's theory overlay checked against hand-computed guides, the undo history's
+// bound, and `kvstudio-cli render` re-drawing a saved session's charts into files.
 #include "cli_test_support.h"
 #include "kvs_test.h"
 #include "studio_test_support.h"
@@ -142,6 +142,17 @@ private slots:
         QCOMPARE(w.session()->requestedContextTokens(), 7);
         QCOMPARE(chips->split(), 7);
         QVERIFY(waitFor(w, [](const kvs::views::AnalysisData& a) { return a.contextTokens == 7; }));
+    }
+
+    // The undo history is bounded: past its limit the oldest step goes (docs/soak.md).
+    void undoHistoryIsBounded() {
+        MainWindow w(kvs::test::quietWindowOptions());
+        QUndoStack* undo = w.undoStack();
+        QVERIFY(undo->undoLimit() > 0);
+        for (int i = 0; i < undo->undoLimit() + 10; ++i)
+            undo->push(new QUndoCommand(QStringLiteral("step %1").arg(i)));
+        QCOMPARE(undo->count(), undo->undoLimit());
+        QCOMPARE(undo->text(0), QStringLiteral("step 10"));
     }
 
     // Saving over a file KV Studio did not write asks first; "no" leaves it as it was, "yes"
