@@ -655,13 +655,8 @@ int runSweep(const Args& args, Streams io) {
                     "csv",         "fit",       "no-quality", "seed",     "param",   "values",
                     "range",       "epsilon",   "prompt-set", "seeds",    "journal", "shard",
                     "jobs",        "max-hours", "force",      "progress", "mode"});
-    if (args.get("prompt-set")) {
-        // The study's runner (cmd_sweep_study.cpp) evaluates post-prefill only, for now.
-        if (args.get("mode") && *args.get("mode") != "post-prefill")
-            throw UsageError("--mode streaming goes with one prompt for now; a study over "
-                             "--prompt-set runs post-prefill");
+    if (args.get("prompt-set"))
         return runSweepStudy(args, io);
-    }
     for (const char* study : {"seeds", "journal", "shard", "jobs", "max-hours"})
         if (args.get(study))
             throw UsageError(std::string("--") + study + " goes with --prompt-set DIR");

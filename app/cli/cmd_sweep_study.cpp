@@ -166,7 +166,11 @@ void printStudyTable(std::ostream& out, const StudySpec& spec,
                      const std::vector<StudySummaryCurve>& curves) {
     out << spec.model << ", " << spec.prompts.size() << " prompts"
         << (spec.seeds > 0 ? " x seeds 1-" + std::to_string(spec.seeds) : std::string())
-        << ", backend " << spec.backend << "\n"
+        << ", backend " << spec.backend
+        << (spec.mode == "streaming" ? ", streaming (each probe token sees the summary as it "
+                                       "stands when it is decoded)"
+                                     : "")
+        << "\n"
         << "each figure: mean over prompts ± half-width of its 95% Student-t interval over "
            "prompts (each prompt's figure the mean over its seeds)\n";
     for (const StudySummaryCurve& c : curves) {
@@ -217,8 +221,7 @@ void printStudyCsv(std::ostream& out, const std::vector<StudySummaryCurve>& curv
         for (const StudyPoint& p : c.points)
             out << c.curve.scheme << "," << c.curve.parameter << "," << p.value << "," << p.prompts
                 << "," << p.keptTokens.mean << "," << p.memoryFraction.mean << "," << p.bytes.mean
-                << "," << p.kl.mean
-                << "," << hw(p.kl) << "," << p.kl.sd << "," << p.klSeedSd << ","
+                << "," << p.kl.mean << "," << hw(p.kl) << "," << p.kl.sd << "," << p.klSeedSd << ","
                 << p.perplexityChangePercent.mean << "," << hw(p.perplexityChangePercent) << ","
                 << p.headOutputError.mean << "," << hw(p.headOutputError) << "\n";
 }
@@ -260,6 +263,7 @@ json studyJson(const StudySpec& spec, const std::vector<StudySummaryCurve>& curv
             {"seeds", spec.seeds},
             {"context_tokens", spec.contextTokens},
             {"backend", spec.backend},
+            {"mode", spec.mode},
             {"sweeps", out}};
 }
 
@@ -303,6 +307,17 @@ int runSweepStudy(const Args& args, Streams io) {
             if (const auto checked = checkSweep(base, param, givenValues); !checked.ok())
                 throw UsageError(checked.message());
     }
+    EvalMode mode = EvalMode::PostPrefill;
+    if (const auto m = args.get("mode")) {
+        const auto parsed = parseEvalMode(*m);
+        if (!parsed)
+            throw UsageError("--mode is post-prefill or streaming, got '" + *m + "'");
+        mode = *parsed;
+    }
+    if (mode == EvalMode::Streaming)
+        for (const SchemeSetting& base : settings)
+            if (const Scheme* scheme = findScheme(base.id); scheme && !scheme->info().canStream)
+                throw UsageError(base.id + " cannot stream: " + scheme->info().noStreamReason);
     const int seeds = args.getInt("seeds", 1, 1, 100);
     const int workers = args.getInt("jobs", 1, 1, 64);
     std::optional<StudyShard> shard;
@@ -354,6 +369,7 @@ int runSweepStudy(const Args& args, Streams io) {
     spec.modelFingerprint = studyModelFingerprint(model);
     spec.seeds = args.get("seeds") ? seeds : 0;
     spec.contextTokens = args.getInt("context", 0, 0, 1 << 24);
+    spec.mode = evalModeName(mode);
     const std::string backendName = args.get("backend").value_or("auto");
     spec.backend = makeBackend(backendName, io)->name();
     // The values of each curve: the same for every prompt (a curve averages over prompts), from
@@ -482,7 +498,7 @@ int runSweepMerge(const Args& args, Streams io) {
             list << ", …";
         throw Error(ErrorCode::Missing,
                     std::to_string(missing.size()) + " of " +
-                        std::to_string(studyJobs(journals.front().spec).size()) +
+                        std::to_string(studyJobCount(journals.front().spec)) +
                         " jobs are in none of the journals (jobs " + list.str() +
                         "): run the missing shards, or rerun a killed one with the same "
                         "command to resume it");

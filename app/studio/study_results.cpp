@@ -79,7 +79,7 @@ std::shared_ptr<const views::StudyData> loadStudyJournals(const QStringList& pat
         throw Error(ErrorCode::Missing,
                     names.join(QStringLiteral(", ")).toStdString() + ": " +
                         std::to_string(missing.size()) + " of " +
-                        std::to_string(studyJobs(journals.front().spec).size()) +
+                        std::to_string(studyJobCount(journals.front().spec)) +
                         " jobs of the study are in none of these journals (an unfinished "
                         "study, or shards missing): finish it with the same kvstudio-cli "
                         "command, or open every shard's journal together");

@@ -41,10 +41,14 @@ json specJson(const StudySpec& spec) {
     json curves = json::array();
     for (const StudyCurve& c : spec.curves)
         curves.push_back({{"scheme", c.scheme}, {"parameter", c.parameter}, {"values", c.values}});
-    return {{"model", spec.model},     {"model_fingerprint", spec.modelFingerprint},
-            {"prompts", spec.prompts}, {"prompt_hashes", spec.promptHashes},
-            {"seeds", spec.seeds},     {"context_tokens", spec.contextTokens},
-            {"backend", spec.backend}, {"curves", curves}};
+    json j = {{"model", spec.model},     {"model_fingerprint", spec.modelFingerprint},
+              {"prompts", spec.prompts}, {"prompt_hashes", spec.promptHashes},
+              {"seeds", spec.seeds},     {"context_tokens", spec.contextTokens},
+              {"backend", spec.backend}, {"curves", curves}};
+    // Post-prefill studies name no mode, so journals written before streaming keep their ids.
+    if (spec.mode != evalModeName(EvalMode::PostPrefill))
+        j["mode"] = spec.mode;
+    return j;
 }
 
 template <typename T> T field(const json& j, const char* key, const std::string& source) {
@@ -162,8 +166,24 @@ bool studyCurveIsRandom(const StudyCurve& curve) {
     return scheme && scheme->info().findParam("seed");
 }
 
+std::size_t studyJobCount(const StudySpec& spec) {
+    // In long double: a hostile spec's product must not wrap around to a small count.
+    long double perPrompt = 0;
+    for (const StudyCurve& c : spec.curves)
+        perPrompt += static_cast<long double>(c.values.size()) *
+                     (studyCurveIsRandom(c) ? std::max(1, spec.seeds) : 1);
+    const long double total = perPrompt * static_cast<long double>(spec.prompts.size());
+    if (total > static_cast<long double>(kMaxStudyJobs))
+        throw Error(ErrorCode::InvalidArgument,
+                    "the study has " + std::to_string(static_cast<double>(total)) +
+                        " jobs, more than the " + std::to_string(kMaxStudyJobs) +
+                        " one study may have: fewer prompts, values or seeds");
+    return static_cast<std::size_t>(total);
+}
+
 std::vector<StudyJob> studyJobs(const StudySpec& spec) {
     std::vector<StudyJob> jobs;
+    jobs.reserve(studyJobCount(spec));
     const int seedRuns = std::max(1, spec.seeds);
     std::vector<bool> random;
     for (const StudyCurve& c : spec.curves)
@@ -204,6 +224,12 @@ StudySpec studySpecFromJson(const std::string& text, const std::string& source) 
     spec.seeds = field<int>(j, "seeds", source);
     spec.contextTokens = field<int>(j, "context_tokens", source);
     spec.backend = field<std::string>(j, "backend", source);
+    if (j.contains("mode")) {
+        spec.mode = field<std::string>(j, "mode", source);
+        if (!parseEvalMode(spec.mode))
+            throw Error(ErrorCode::Format,
+                        source + ": unknown evaluation mode '" + spec.mode + "'");
+    }
     const json curves = field<json>(j, "curves", source);
     if (!curves.is_array())
         throw Error(ErrorCode::Format, source + ": \"curves\" is not an array");
@@ -217,6 +243,11 @@ StudySpec studySpecFromJson(const std::string& text, const std::string& source) 
     if (spec.prompts.size() != spec.promptHashes.size() || spec.seeds < 0 || spec.seeds > 100000 ||
         spec.contextTokens < 0)
         throw Error(ErrorCode::Format, source + ": inconsistent study (prompts, seeds or context)");
+    try {
+        (void)studyJobCount(spec);
+    } catch (const Error& e) {
+        throw Error(ErrorCode::Format, source + ": " + e.what());
+    }
     return spec;
 }
 
@@ -315,7 +346,7 @@ StudyJournalContents parseJournal(const std::string& name, const JournalLines& f
     out.id = field<std::string>(header, "study_id", name);
     if (out.id != studyId(out.spec))
         throw Error(ErrorCode::Format, name + ": the study id does not match its spec");
-    const std::size_t jobCount = studyJobs(out.spec).size();
+    const std::size_t jobCount = studyJobCount(out.spec);
     for (std::size_t i = 1; i < file.lines.size(); ++i) {
         const std::string where = name + ": line " + std::to_string(i + 1);
         out.records.push_back(studyRecordFromJson(file.lines[i], where));
@@ -442,31 +473,38 @@ std::vector<StudyRecord> mergeStudyRecords(const std::vector<StudyJournalContent
                                            std::vector<std::size_t>* missing) {
     if (journals.empty())
         throw Error(ErrorCode::InvalidArgument, "no journals to merge");
-    const std::size_t jobCount = studyJobs(journals.front().spec).size();
-    std::vector<std::optional<StudyRecord>> byJob(jobCount);
+    const std::size_t jobCount = studyJobCount(journals.front().spec);
+    std::map<std::size_t, StudyRecord> byJob; // a journal may hold a few of many jobs
     for (std::size_t j = 0; j < journals.size(); ++j) {
         if (journals[j].id != journals.front().id)
             throw Error(ErrorCode::InvalidArgument,
                         "journal " + std::to_string(j + 1) + " belongs to another study (id " +
                             journals[j].id + ", the first's is " + journals.front().id + ")");
         for (const StudyRecord& r : journals[j].records) {
-            auto& slot = byJob[r.index];
+            if (r.index >= jobCount)
+                throw Error(ErrorCode::InvalidArgument, "job " + std::to_string(r.index) +
+                                                            " is not one of the study's " +
+                                                            std::to_string(jobCount));
+            const auto [slot, added] = byJob.emplace(r.index, r);
             // The same job run twice (a shard rerun, two overlapping journals) must agree.
-            if (slot && studyRecordJson(*slot) != studyRecordJson(r))
+            if (!added && studyRecordJson(slot->second) != studyRecordJson(r))
                 throw Error(ErrorCode::InvalidArgument,
                             "job " + std::to_string(r.index) +
                                 " has different results in two journals (different builds or "
                                 "machines?)");
-            slot = r;
         }
     }
     std::vector<StudyRecord> merged;
-    for (std::size_t i = 0; i < jobCount; ++i) {
-        if (byJob[i])
-            merged.push_back(*byJob[i]);
-        else if (missing)
-            missing->push_back(i);
+    merged.reserve(byJob.size());
+    std::size_t next = 0;
+    for (const auto& [index, record] : byJob) {
+        for (; missing && next < index; ++next)
+            missing->push_back(next);
+        next = index + 1;
+        merged.push_back(record);
     }
+    for (; missing && next < jobCount; ++next)
+        missing->push_back(next);
     return merged;
 }
 
@@ -695,6 +733,7 @@ public:
     EvalOptions options() const {
         EvalOptions o;
         o.contextTokens = m_spec.contextTokens;
+        o.mode = parseEvalMode(m_spec.mode).value_or(EvalMode::PostPrefill);
         o.modelQuality = true;
         o.cancel = m_options.cancel;
         return o;

@@ -364,11 +364,13 @@ private slots:
         for (const json& s : sweep.at("sweeps"))
             for (const json& p : s.at("points"))
                 QVERIFY(p.at("quality").at("kl_mean").get<double>() >= 0);
+        // Over a prompt set (test_cli_sweep_study has the rest): a scheme that cannot stream
+        // is refused before any work.
         const CliRun study =
             run({"sweep", m_model.string(), "--prompt-set", (m_dir / "prompt-set").string(),
-                 "--scheme", "identity", "--mode", "streaming"});
+                 "--scheme", "select.snapkv", "--mode", "streaming"});
         QCOMPARE(study.code, 2);
-        QVERIFY2(study.err.find("--prompt-set runs post-prefill") != std::string::npos,
+        QVERIFY2(study.err.find("select.snapkv cannot stream") != std::string::npos,
                  study.err.c_str());
     }
 

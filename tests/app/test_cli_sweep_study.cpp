@@ -284,6 +284,51 @@ private slots:
         QVERIFY(!fs::exists(journal));
     }
 
+    // Streaming over a prompt set: the mode is part of the study (its id, its JSON), and with a
+    // budget larger than every prompt streaming is exact on every prompt.
+    void streamingStudies() {
+        const auto argv = [&](const std::string& mode, const std::string& values) {
+            return std::vector<std::string>{"sweep",        m_model.string(),
+                                            "--prompt-set", m_set.string(),
+                                            "--backend",    "cpu",
+                                            "--scheme",     "select.sinks_window coreset.streaming",
+                                            "--param",      "tokens",
+                                            "--values",     values,
+                                            "--mode",       mode,
+                                            "--json"};
+        };
+        const CliRun streamed = run(argv("streaming", "8,1000"));
+        QCOMPARE(streamed.code, 0);
+        const json j = json::parse(streamed.out);
+        QCOMPARE(j["mode"].get<std::string>(), std::string("streaming"));
+        for (const json& curve : j["sweeps"]) {
+            const json& all = curve["points"][1]; // 1,000 tokens: more than any prompt
+            QCOMPARE(all["value"].get<double>(), 1000.0);
+            QVERIFY2(all["kl_nats_per_token"]["mean"].get<double>() < 1e-6, all.dump().c_str());
+            QVERIFY(curve["points"][0]["kl_nats_per_token"]["mean"].get<double>() > 1e-4);
+        }
+        const CliRun prefill = run(argv("post-prefill", "8,1000"));
+        QCOMPARE(prefill.code, 0);
+        const json p = json::parse(prefill.out);
+        QCOMPARE(p["mode"].get<std::string>(), std::string("post-prefill"));
+        QVERIFY(p["study_id"] != j["study_id"]);
+        // A journal of one mode is not resumed by the other.
+        const auto journal = (m_dir / "modes.jsonl").string();
+        auto a = argv("streaming", "8");
+        a.insert(a.end(), {"--journal", journal});
+        QCOMPARE(run(a).code, 0);
+        auto b = argv("post-prefill", "8");
+        b.insert(b.end(), {"--journal", journal});
+        const CliRun other = run(b);
+        QCOMPARE(other.code, 1);
+        QVERIFY(other.err.find("another study") != std::string::npos);
+        // A scheme without an online form is refused before any work, with why.
+        const CliRun refused = run(study({"--mode", "streaming"}));
+        QCOMPARE(refused.code, 2);
+        QVERIFY2(refused.err.find("select.snapkv cannot stream") != std::string::npos,
+                 refused.err.c_str());
+    }
+
     void usageErrorsBeforeAnyWork_data() {
         QTest::addColumn<QStringList>("extra");
         QTest::addColumn<QString>("fragment");

@@ -124,6 +124,21 @@ private slots:
         }
     }
 
+    // A grid beyond kMaxStudyJobs is refused before any job is listed; a journal asking for one
+    // is malformed (a hostile header must not make the reader allocate gigabytes).
+    void hugeGridsAreRefused() {
+        StudySpec spec = smallSpec();
+        spec.seeds = 100;
+        spec.prompts.assign(1000, "p.txt");
+        spec.promptHashes.assign(1000, "0");
+        spec.curves[0].values.assign(200, 0.5); // random: 1000 × 100 × 200 = 2e7 jobs
+        VERIFY_THROWS(studyJobs(spec), ErrorCode::InvalidArgument, "10000000");
+        VERIFY_THROWS(studySpecFromJson(studySpecJson(spec), "j.jsonl: line 1"), ErrorCode::Format,
+                      "j.jsonl: line 1", "more than the");
+        spec.curves[0].values.assign(50, 0.5); // 5e6 + 2 000: allowed, counted without listing
+        QCOMPARE(studyJobCount(spec), std::size_t(1000 * (100 * 50 + 2)));
+    }
+
     void shardArguments_data() {
         QTest::addColumn<QString>("text");
         QTest::addColumn<bool>("valid");

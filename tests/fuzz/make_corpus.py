@@ -244,6 +244,23 @@ def make(cli, tmp):
         {"kvstudio_file": "export-sidecar", "file": "figure.png", "bytes": len(figure),
          "fnv1a64": f"{fnv:016x}"}).encode())
 
+    # sweep journals (kvs/study.h): a finished study with seeds and skipped settings, one shard,
+    # and a shard killed in the middle of a line
+    prompts = tmp / "prompts"
+    prompts.mkdir()
+    (prompts / "a.txt").write_text("In the beginning was the word.")
+    (prompts / "b.txt").write_text("Vanity of vanities, saith the Preacher.")
+    model = tmp / "tiny-llama-gqa"
+    study = [cli, "sweep", model, "--prompt-set", prompts, "--backend", "cpu"]
+    run(*study, "--scheme", "select.uniform codec.uniform:group=32", "--seeds", "2",
+        "--journal", tmp / "complete.jsonl")
+    run(*study, "--scheme", "select.snapkv", "--values", "0.25,1", "--shard", "1/2",
+        "--journal", tmp / "shard.jsonl")
+    put("sweep_journal", "complete-seeds-skips.jsonl", (tmp / "complete.jsonl").read_bytes())
+    shard = (tmp / "shard.jsonl").read_bytes()
+    put("sweep_journal", "shard-1-of-2.jsonl", shard)
+    put("sweep_journal", "torn-last-line.jsonl", shard + b'{"job": 3, "kl_me')
+
 
 if __name__ == "__main__":
     main()

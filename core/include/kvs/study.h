@@ -37,6 +37,7 @@ struct StudySpec {
     int seeds = 0;                         // 0: one run per prompt at seed 0; N: seeds 1…N
     int contextTokens = 0; // EvalOptions::contextTokens (0: three quarters of each prompt)
     std::string backend;   // the attention backend's name (results depend on it slightly)
+    std::string mode = "post-prefill"; // evalModeName(): post-prefill or streaming
     std::vector<StudyCurve> curves;
 };
 
@@ -53,6 +54,12 @@ struct StudyJob {
 // leaves open. Only such curves run once per seed; the others run once per prompt (at the first
 // seed), since every seed would give the same result.
 bool studyCurveIsRandom(const StudyCurve& curve);
+
+// The most jobs one study may have (about 4 GB of journal): a larger grid is refused up front,
+// and a journal whose spec asks for more is malformed (it cannot have been written).
+inline constexpr std::size_t kMaxStudyJobs = 10'000'000;
+// The job count of `spec`, without listing the jobs; InvalidArgument above kMaxStudyJobs.
+std::size_t studyJobCount(const StudySpec& spec);
 
 // Every job of a study, prompt-major (a prompt's jobs are adjacent, so one capture serves them),
 // then seed, curve and value.
