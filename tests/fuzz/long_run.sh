@@ -40,6 +40,10 @@ echo "# loadavg $(date +%H:%M:%S) $(cut -d' ' -f1-3 /proc/loadavg)" >> "$log"
   > "$log.load" &
 sampler=$!
 start=$(date +%s)
+# With the kernel's autogroup scheduling (sched_autogroup_enabled=1, Debian's default) nice only
+# ranks processes within their session's group: a nice-19 fuzzer started from its own shell still
+# took half of both cores from a build beside it. Lowering this session's autogroup makes it yield.
+echo 19 > /proc/self/autogroup 2>/dev/null || true
 TMPDIR=$tmp \
 ASAN_OPTIONS=detect_leaks=1:check_initialization_order=1 \
 LSAN_OPTIONS=suppressions=$src/tests/sanitizers/lsan.supp:print_suppressions=0 \
