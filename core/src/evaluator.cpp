@@ -340,6 +340,33 @@ double ratioOfNorms(double diffSquares, double normSquares) {
     return normSquares > 0 ? std::sqrt(diffSquares / normSquares) : std::sqrt(diffSquares);
 }
 
+void addHead(EvalResult& result, HeadMetrics m, std::pair<double, double>& squares) {
+    checkFinite(m);
+    result.bytes += m.bytes;
+    result.fp16Bytes += m.fp16Bytes;
+    result.contextError += m.contextError;
+    result.massLost += m.massLost;
+    result.totalVariation += m.totalVariation;
+    result.streamBits += m.streamBits;
+    result.sideBits += m.sideBits;
+    result.entropyBits += m.entropyBits;
+    result.codedElements += m.codedElements;
+    squares.first += m.outputSquares.first;
+    squares.second += m.outputSquares.second;
+    result.logitError = std::max(result.logitError, m.logitError);
+    result.heads.push_back(std::move(m));
+}
+
+void finishTotals(EvalResult& result, const std::pair<double, double>& squares) {
+    const double nh = static_cast<double>(result.heads.size());
+    result.contextError /= nh;
+    result.massLost /= nh;
+    result.totalVariation /= nh;
+    result.outputError = ratioOfNorms(squares.first, squares.second);
+    result.memoryFraction =
+        static_cast<double>(result.bytes.total()) / static_cast<double>(result.fp16Bytes);
+}
+
 // The per-head metrics of DESIGN.md "Metrics" (and, with maps, the exact, compressed and
 // difference maps and the mass lost per probe row).
 HeadMetrics headMetrics(const HeadProbe& in, bool maps, bool exactMaps) {
@@ -563,7 +590,7 @@ Result<EvalResult> evaluate(const Capture& cap, const Model* model, const Scheme
         const std::size_t baseline =
             fp16BaselineBytes(ctx, cap.config.headDim) / (valuesShared(cap.config) ? 2 : 1) *
             static_cast<std::size_t>(cap.config.kvHeads) / static_cast<std::size_t>(Hkv);
-        double outDiff2 = 0, outNorm2 = 0; // over every head: the output error's sums
+        std::pair<double, double> squares{0, 0}; // over every head: the output error's sums
 
         for (int l = 0; l < L; ++l) {
             checkCancel(options);
@@ -591,30 +618,10 @@ Result<EvalResult> evaluate(const Capture& cap, const Model* model, const Scheme
                     if (!outputOffsets.empty())
                         in.compressedOffset = slice(outputOffsets);
                 }
-                HeadMetrics m = headMetrics(in, options.attentionMaps, options.exactMaps);
-                checkFinite(m);
-                result.bytes += m.bytes;
-                result.fp16Bytes += m.fp16Bytes;
-                result.contextError += m.contextError;
-                result.massLost += m.massLost;
-                result.totalVariation += m.totalVariation;
-                result.streamBits += m.streamBits;
-                result.sideBits += m.sideBits;
-                result.entropyBits += m.entropyBits;
-                result.codedElements += m.codedElements;
-                outDiff2 += m.outputSquares.first;
-                outNorm2 += m.outputSquares.second;
-                result.logitError = std::max(result.logitError, m.logitError);
-                result.heads.push_back(std::move(m));
+                addHead(result, headMetrics(in, options.attentionMaps, options.exactMaps), squares);
             }
         }
-        const double nh = static_cast<double>(result.heads.size());
-        result.contextError /= nh;
-        result.massLost /= nh;
-        result.totalVariation /= nh;
-        result.outputError = ratioOfNorms(outDiff2, outNorm2);
-        result.memoryFraction =
-            static_cast<double>(result.bytes.total()) / static_cast<double>(result.fp16Bytes);
+        finishTotals(result, squares);
 
         if (model && options.modelQuality) {
             if (rewrittenModel)

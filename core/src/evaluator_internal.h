@@ -29,6 +29,11 @@ void checkCancel(const EvalOptions& options);
 const Scheme& schemeOf(const SchemeSetting& setting);
 // ‖Δ‖ / ‖O‖ from the sums of squares (‖Δ‖ itself when O is zero).
 double ratioOfNorms(double diffSquares, double normSquares);
+// The run's totals, in both modes: addHead sums a head's figures into `result` (and its output
+// error's sums of squares into `squares`); finishTotals turns the sums into the means, the
+// head output error and the memory fraction.
+void addHead(EvalResult& result, HeadMetrics m, std::pair<double, double>& squares);
+void finishTotals(EvalResult& result, const std::pair<double, double>& squares);
 
 // Context attention from per-layer heads through a backend (the forward pass merges it with
 // the exact attention over the probe tokens so far).

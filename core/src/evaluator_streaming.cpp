@@ -309,7 +309,7 @@ EvalResult evaluateStreaming(const Capture& cap, const Model* model, const Schem
             result.compressed = heads;
     }
 
-    double outDiff2 = 0, outNorm2 = 0;
+    std::pair<double, double> squares{0, 0};
     for (int l = 0; l < L; ++l)
         for (int h = 0; h < Hkv; ++h) {
             HeadMetrics m = sums[static_cast<std::size_t>(l * Hkv + h)].finish(d);
@@ -317,24 +317,9 @@ EvalResult evaluateStreaming(const Capture& cap, const Model* model, const Schem
             m.kvHead = h;
             m.contextTokens = ctx;
             m.fp16Bytes = baseline;
-            checkFinite(m);
-            result.bytes += m.bytes;
-            result.fp16Bytes += m.fp16Bytes;
-            result.contextError += m.contextError;
-            result.massLost += m.massLost;
-            result.totalVariation += m.totalVariation;
-            outDiff2 += m.outputSquares.first;
-            outNorm2 += m.outputSquares.second;
-            result.logitError = std::max(result.logitError, m.logitError);
-            result.heads.push_back(std::move(m));
+            addHead(result, std::move(m), squares);
         }
-    const double nh = static_cast<double>(result.heads.size());
-    result.contextError /= nh;
-    result.massLost /= nh;
-    result.totalVariation /= nh;
-    result.outputError = ratioOfNorms(outDiff2, outNorm2);
-    result.memoryFraction =
-        static_cast<double>(result.bytes.total()) / static_cast<double>(result.fp16Bytes);
+    finishTotals(result, squares);
 
     if (model && options.modelQuality) {
         const std::vector<TokenId> targets(cap.tokens.begin() + ctx + 1, cap.tokens.end());
