@@ -233,34 +233,32 @@ std::vector<ParamSpec> budgetParams(double defaultKeep) {
     return {keep, tokens, bytes};
 }
 
-int tokenBudget(const ParamValues& params, int n, double perTokenBytes, int minimum) {
+namespace {
+
+// The tokens a budget asks for, unclamped: bytes, else tokens, else the kept fraction of `basis`.
+double requestedTokens(const ParamValues& params, double basis, double perTokenBytes) {
     auto get = [&](const char* k) {
         const auto it = params.find(k);
         return it == params.end() ? 0.0 : it->second;
     };
-    double m = 0;
     if (get("bytes") > 0)
-        m = std::floor(get("bytes") / perTokenBytes);
-    else if (get("tokens") > 0)
-        m = get("tokens");
-    else
-        m = std::round(get("keep") * n);
+        return std::floor(get("bytes") / perTokenBytes);
+    if (get("tokens") > 0)
+        return get("tokens");
+    return std::round(get("keep") * basis);
+}
+
+} // namespace
+
+int tokenBudget(const ParamValues& params, int n, double perTokenBytes, int minimum) {
+    const double m = requestedTokens(params, n, perTokenBytes);
     return static_cast<int>(
         std::clamp(m, static_cast<double>(std::min(minimum, n)), static_cast<double>(n)));
 }
 
 int streamTokenBudget(const ParamValues& params, const StreamStart& start, double perTokenBytes) {
-    auto get = [&](const char* k) {
-        const auto it = params.find(k);
-        return it == params.end() ? 0.0 : it->second;
-    };
-    double m = 0;
-    if (get("bytes") > 0)
-        m = std::floor(get("bytes") / perTokenBytes);
-    else if (get("tokens") > 0)
-        m = get("tokens");
-    else
-        m = std::round(get("keep") * start.budgetBasis);
+    // Never clamped to the prompt: a stream's budget does not know how long the stream will be.
+    const double m = requestedTokens(params, start.budgetBasis, perTokenBytes);
     return static_cast<int>(std::clamp(m, 0.0, 1e9));
 }
 
