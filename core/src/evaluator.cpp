@@ -201,14 +201,18 @@ namespace evaluation {
 
 // Every layer and KV head of `capture` through `scheme` (in parallel; the first error in
 // (layer, head) order is reported, whatever the thread timing).
-std::vector<std::vector<CompressedHead>> compressHeads(const Capture& capture, const Scheme& scheme,
-                                                       const SchemeSetting& setting,
-                                                       int contextTokens, std::uint64_t seed,
-                                                       const Model* model) {
+std::vector<std::vector<CompressedHead>>
+compressHeads(const Capture& capture, const Scheme& scheme, const SchemeSetting& setting,
+              int contextTokens, std::uint64_t seed, const Model* model,
+              const std::vector<SchemeSetting>* perHead = nullptr) {
     const ParamValues params = setting.resolved();
     const int L = capture.config.layers, Hkv = capture.config.kvHeads;
+    bool needsWeights = scheme.info().needsWeights;
+    if (perHead)
+        for (const SchemeSetting& s : *perHead)
+            needsWeights = needsWeights || schemeOf(s).info().needsWeights;
     std::vector<Matrix> keyProjections;
-    if (scheme.info().needsWeights) {
+    if (needsWeights) {
         if (!model)
             throw Error(ErrorCode::Unsupported,
                         setting.id + " factors the model's key projection: it needs the model's "
@@ -221,13 +225,15 @@ std::vector<std::vector<CompressedHead>> compressHeads(const Capture& capture, c
 #pragma omp parallel for schedule(dynamic)
     for (int i = 0; i < L * Hkv; ++i) {
         const int l = i / Hkv, h = i % Hkv;
+        // EvalOptions::headSettings: this head's own setting.
+        const SchemeSetting& own = perHead ? (*perHead)[static_cast<std::size_t>(i)] : setting;
         try {
             HeadInput in = headInput(capture, l, h, contextTokens, seed);
             if (!keyProjections.empty())
                 in.keyProjection = keyProjections[static_cast<std::size_t>(l)].middleCols(
                     Eigen::Index(h) * in.headDim(), in.headDim());
             out[static_cast<std::size_t>(l)][static_cast<std::size_t>(h)] =
-                scheme.compress(in, params);
+                perHead ? schemeOf(own).compress(in, own.resolved()) : scheme.compress(in, params);
         } catch (const Error& e) {
             errors[static_cast<std::size_t>(i)].emplace(e.code(), e.what());
         } catch (const std::bad_alloc&) {
@@ -238,8 +244,10 @@ std::vector<std::vector<CompressedHead>> compressHeads(const Capture& capture, c
     }
     for (int i = 0; i < L * Hkv; ++i)
         if (const auto& e = errors[static_cast<std::size_t>(i)])
-            throw Error(e->code(), setting.toString() + ": layer " + std::to_string(i / Hkv) +
-                                       ", KV head " + std::to_string(i % Hkv) + ": " + e->what());
+            throw Error(e->code(),
+                        (perHead ? (*perHead)[static_cast<std::size_t>(i)] : setting).toString() +
+                            ": layer " + std::to_string(i / Hkv) + ", KV head " +
+                            std::to_string(i % Hkv) + ": " + e->what());
     return out;
 }
 
@@ -258,6 +266,31 @@ const Scheme& schemeOf(const SchemeSetting& setting) {
     if (!scheme)
         throw Error(ErrorCode::InvalidArgument, "unknown scheme '" + setting.id + "'");
     return *scheme;
+}
+
+// EvalOptions::headSettings: one per layer and KV head, after the prefill, none rewriting the
+// weights (a rewrite changes every head of the model at once).
+void checkHeadSettings(const Capture& cap, const Scheme& scheme, const EvalOptions& options) {
+    const std::size_t want =
+        static_cast<std::size_t>(cap.config.layers) * static_cast<std::size_t>(cap.config.kvHeads);
+    if (options.headSettings.size() != want)
+        throw Error(ErrorCode::InvalidArgument,
+                    "per-head settings: " + std::to_string(options.headSettings.size()) +
+                        " given, the capture has " + std::to_string(want) +
+                        " heads (layers × KV heads, layer-major)");
+    if (options.mode != EvalMode::PostPrefill)
+        throw Error(ErrorCode::InvalidArgument,
+                    "per-head settings are evaluated after the prefill (post-prefill mode) only");
+    const auto refuse = [](const std::string& id) {
+        throw Error(ErrorCode::Unsupported,
+                    id + " rewrites the model's weights, which changes every head at once: it "
+                         "cannot be one head's setting");
+    };
+    if (scheme.info().transformsWeights)
+        refuse(scheme.info().id);
+    for (const SchemeSetting& s : options.headSettings)
+        if (schemeOf(s).info().transformsWeights)
+            refuse(s.id);
 }
 
 } // namespace evaluation
@@ -426,6 +459,10 @@ HeadMetrics headMetrics(const HeadProbe& in, bool maps, bool exactMaps) {
             readout(c.outputs, in.compressedReadout, in.compressedOffset);
         outDiff2 += (exactOut.cast<double>() - compressedOut.cast<double>()).squaredNorm();
         outNorm2 += exactOut.cast<double>().squaredNorm();
+        if (!in.errorReadout.empty())
+            m.projectedSquares += ((exactOut.cast<double>() - compressedOut.cast<double>()) *
+                                   in.errorReadout[j].cast<double>())
+                                      .squaredNorm();
         std::vector<double> rowMass;
         std::vector<double> rowShift;
         for (Eigen::Index i = 0; i < e.outputs.rows(); ++i) {
@@ -525,6 +562,11 @@ Result<EvalResult> evaluate(const Capture& cap, const Model* model, const Scheme
         if (options.mode == EvalMode::Streaming && !scheme.info().canStream)
             throw Error(ErrorCode::InvalidArgument,
                         setting.id + " cannot stream: " + scheme.info().noStreamReason);
+        const std::vector<SchemeSetting>* perHead = nullptr;
+        if (!options.headSettings.empty()) {
+            checkHeadSettings(cap, scheme, options);
+            perHead = &options.headSettings;
+        }
         ExactReference computed;
         if (!reference || reference->contextTokens != ctx || reference->mode != options.mode ||
             (model && options.modelQuality && reference->probeLogits.rows() == 0)) {
@@ -565,7 +607,8 @@ Result<EvalResult> evaluate(const Capture& cap, const Model* model, const Scheme
         const Model* subjectModel = rewrittenModel ? &*rewrittenModel : model;
         const int L = subject.config.layers, Hkv = subject.config.kvHeads,
                   g = subject.config.groupSize();
-        const auto heads = compressHeads(subject, scheme, setting, ctx, options.seed, subjectModel);
+        const auto heads =
+            compressHeads(subject, scheme, setting, ctx, options.seed, subjectModel, perHead);
         result.compressMilliseconds = msSince(t0);
 
         const auto queries = probeQueries(subject, ctx);
@@ -591,6 +634,11 @@ Result<EvalResult> evaluate(const Capture& cap, const Model* model, const Scheme
             fp16BaselineBytes(ctx, cap.config.headDim) / (valuesShared(cap.config) ? 2 : 1) *
             static_cast<std::size_t>(cap.config.kvHeads) / static_cast<std::size_t>(Hkv);
         std::pair<double, double> squares{0, 0}; // over every head: the output error's sums
+        // [layer][query head]: W_o's rows, for the projected error (EvalOptions::projectedError).
+        std::vector<std::vector<Matrix>> errorReadout;
+        if (options.projectedError && model && !rewrittenModel)
+            for (int l = 0; l < L; ++l)
+                errorReadout.push_back(outputRows(*model, l));
 
         for (int l = 0; l < L; ++l) {
             checkCancel(options);
@@ -618,6 +666,8 @@ Result<EvalResult> evaluate(const Capture& cap, const Model* model, const Scheme
                     if (!outputOffsets.empty())
                         in.compressedOffset = slice(outputOffsets);
                 }
+                if (!errorReadout.empty())
+                    in.errorReadout = slice(errorReadout);
                 addHead(result, headMetrics(in, options.attentionMaps, options.exactMaps), squares);
             }
         }

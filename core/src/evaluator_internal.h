@@ -99,6 +99,9 @@ struct HeadProbe {
     std::span<const Matrix> exactReadout = {};
     std::span<const Matrix> compressedReadout = {};
     std::span<const RowVector> compressedOffset = {}; // WeightRewrite::outputOffsets, or empty
+    // Per query head of the group, W_o's rows (d × D) for HeadMetrics::projectedSquares; empty:
+    // not asked.
+    std::span<const Matrix> errorReadout = {};
 };
 
 // The per-head metrics of DESIGN.md "Metrics" (and, with maps, the exact, compressed and

@@ -52,6 +52,14 @@ struct EvalOptions {
     // Return the compressed heads in EvalResult::compressed (streaming: the summary the last
     // probe token saw).
     bool keepCompressed = false;
+    // With the model: also each head's squared output error through the output projection,
+    // HeadMetrics::projectedSquares (post-prefill, schemes that keep the model's weights).
+    bool projectedError = false;
+    // Per-head settings, layer-major (layers × KV heads): head (l, h) is compressed with
+    // headSettings[l·kvHeads + h], and the setting given to evaluate() only names the run (the
+    // budget allocator's plans, kvs/budget_allocator.h). Empty: that setting for every head.
+    // Post-prefill only; a scheme that rewrites the weights is refused.
+    std::vector<SchemeSetting> headSettings;
     std::uint64_t seed = 0;
     const std::atomic<bool>* cancel = nullptr; // checked between layers
 };
@@ -92,6 +100,10 @@ struct HeadMetrics {
     std::size_t codedElements = 0;
     // Σ‖Ô − O‖² and Σ‖O‖² behind outputError, so that a result's error is a ratio of sums too.
     std::pair<double, double> outputSquares{0.0, 0.0};
+    // With EvalOptions::projectedError: Σ over probe rows and the group's query heads of
+    // ‖(Ô − O)·W_O,h‖², W_O,h the output projection's rows of query head h — the error as the
+    // residual stream reads it, what the budget allocator minimizes; 0 otherwise.
+    double projectedSquares = 0.0;
     double logitError = 0.0; // max |s_i − ŝ_i| over kept tokens, without the log-weight bias
     double compressMilliseconds = 0.0;
     // Theory (ALGORITHMS.md §1c): ρ_eff = max‖q‖·max‖k‖/√d over probe queries and context keys;
