@@ -175,6 +175,14 @@ const std::vector<Command>& commands() {
          "the table of a study from its shards' journals (the same as one run's)",
          {"json", "csv"},
          &runSweepMerge},
+        {"allocate",
+         "allocate MODEL|CAPTURE [--prompt-file F | --prompt T] --scheme ID[:key=value,...] "
+         "[--param P] [--values a,b,... | --range lo:hi:count] [--context N] "
+         "[--backend auto|cpu|vulkan] [--seed S] [--show-plan] [--json]",
+         "one byte budget for the whole model spent per head, against one setting for every "
+         "head at the same bytes (docs/schemes.md)",
+         {"json", "show-plan"},
+         &runAllocate},
         {"spectrum",
          "spectrum MODEL|CAPTURE [--prompt-file F | --prompt T] [--context N] [--rank R] [--json]",
          "singular values of each head's key projection, keys and scores; energy kept at rank R",

@@ -103,6 +103,6 @@ int runSweepStudy(const Args& args, Streams io);
 // The commands, one file each.
 using CommandHandler = int(const Args& args, Streams io);
 CommandHandler runInfo, runTokenize, runCapture, runGenerate, runMakeModel, runSchemes, runEval,
-    runSweep, runSweepMerge, runSpectrum, runDevices, runTrain, runBench, runCapacity;
+    runSweep, runSweepMerge, runSpectrum, runDevices, runTrain, runBench, runCapacity, runAllocate;
 
 } // namespace kvs::cli

@@ -397,6 +397,48 @@ private slots:
     // over prompts with a 95% Student-t interval recomputed here from the rows and the table
     // value t(0.975, 2) = 4.3026527; seeds change a random scheme's result; misuse is a usage
     // error before any work.
+    // allocate: per value, the allocation within the uniform setting's bytes loses no more
+    // summed projected error than the uniform setting; its plan names every head; a scheme that
+    // rewrites the weights and a value out of range are usage errors (exit 2).
+    void allocateAgainstUniform() {
+        const std::vector<std::string> base = {"allocate",
+                                               m_model.string(),
+                                               "--prompt",
+                                               "In the beginning God created the heaven and the "
+                                               "earth, and the earth was without form",
+                                               "--backend",
+                                               "cpu"};
+        auto with = [&](std::vector<std::string> extra) {
+            std::vector<std::string> argv = base;
+            argv.insert(argv.end(), extra.begin(), extra.end());
+            return argv;
+        };
+        const json j = runJson(with({"--scheme", "select.h2o", "--values", "0.125,0.5", "--json"}));
+        QCOMPARE(j.at("error_measure").get<std::string>(), std::string("projected"));
+        QCOMPARE(j.at("heads").get<int>(), 4); // 2 layers × 2 KV heads
+        QCOMPARE(j.at("rows").size(), std::size_t(2));
+        for (const json& row : j.at("rows")) {
+            const json &u = row.at("uniform"), &a = row.at("allocated");
+            QVERIFY(a.at("bytes").get<std::size_t>() <= row.at("budget_bytes").get<std::size_t>());
+            QVERIFY(a.at("head_error_squares").get<double>() <=
+                    u.at("head_error_squares").get<double>());
+            QVERIFY(u.at("kl_mean").is_number() && a.at("kl_mean").is_number());
+            QCOMPARE(row.at("allocation").at("plan").size(), std::size_t(4));
+        }
+        const CliRun text =
+            run(with({"--scheme", "select.h2o", "--values", "0.25", "--show-plan"}));
+        QCOMPARE(text.code, 0);
+        QVERIFY2(text.out.find("alloc KL") != std::string::npos &&
+                     text.out.find("plan at the bytes of keep=0.25") != std::string::npos,
+                 text.out.c_str());
+        const CliRun rewrite = run(with({"--scheme", "share.pool"}));
+        QCOMPARE(rewrite.code, 2);
+        QVERIFY2(rewrite.err.find("rewrites the model's weights") != std::string::npos,
+                 rewrite.err.c_str());
+        const CliRun range = run(with({"--scheme", "select.h2o", "--values", "7"}));
+        QCOMPARE(range.code, 2);
+    }
+
     void evalOverAPromptSet() {
         const auto set = m_dir / "prompt-set";
         std::filesystem::create_directories(set);
