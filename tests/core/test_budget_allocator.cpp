@@ -12,6 +12,7 @@
 #include "kvs/scheme.h"
 #include "kvs_test.h"
 
+#include <Eigen/SVD>
 #include <QtTest>
 #include <cmath>
 #include <limits>
@@ -229,6 +230,25 @@ private slots:
             QCOMPARE(b.heads[i].projectedSquares, a.heads[i].projectedSquares);
             QCOMPARE(b.heads[i].keptTokens, a.heads[i].keptTokens);
             QVERIFY(a.heads[i].projectedSquares > 0);
+        }
+        // The projection reads the group's own rows of W_o: per KV head, the projected squares
+        // lie between the unprojected ones times the least and the largest squared singular
+        // value of those d × D blocks.
+        const int d = m_capture->config.headDim, g = m_capture->config.groupSize();
+        for (const HeadMetrics& h : a.heads) {
+            const Matrix wo = m_model->attentionProjections(h.layer).wo;
+            double lo = std::numeric_limits<double>::infinity(), hi = 0;
+            for (int q = h.kvHead * g; q < (h.kvHead + 1) * g; ++q) {
+                const Eigen::MatrixXd block =
+                    wo.middleRows(Eigen::Index(q) * d, d).cast<double>().transpose();
+                const Eigen::VectorXd sv =
+                    Eigen::JacobiSVD<Eigen::MatrixXd>(block).singularValues();
+                lo = std::min(lo, sv.minCoeff() * sv.minCoeff());
+                hi = std::max(hi, sv.maxCoeff() * sv.maxCoeff());
+            }
+            const double plainSquares = h.outputSquares.first;
+            QVERIFY(h.projectedSquares >= lo * plainSquares * (1 - 1e-9));
+            QVERIFY(h.projectedSquares <= hi * plainSquares * (1 + 1e-9));
         }
         // Refusals: the wrong count, streaming, a scheme that rewrites the weights.
         EvalOptions wrong = o;
