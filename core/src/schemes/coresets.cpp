@@ -29,6 +29,12 @@ struct WalkParams {
 
 // One halving of `tokens` (consecutive in position): returns half of them with doubled weights.
 // An odd last token is kept as it is.
+//
+// The walk visits the tokens in order and reads, at token i, only Σ_{j<i} G(i, j)·σ_j: it needs
+// the Gram matrix's lower triangle, one column at a time. The columns are made in blocks of
+// kColumns (a product of the block's tokens with the tokens from the block on), so the work is
+// half the square and the scratch is t × kColumns instead of t × t (no page faults of a fresh
+// multi-megabyte matrix per round, which cost more than the products).
 std::vector<Weighted> halveBlock(const HeadInput& h, const std::vector<Weighted>& tokens,
                                  const WalkParams& wp, std::mt19937_64& rng) {
     const int t = static_cast<int>(tokens.size()) / 2 * 2;
@@ -38,58 +44,83 @@ std::vector<Weighted> halveBlock(const HeadInput& h, const std::vector<Weighted>
         return out;
     }
     const int d = h.headDim();
+    constexpr int kColumns = 64;
     Eigen::MatrixXd v(t, h.values.cols());
     Eigen::VectorXd w(t);
     for (int i = 0; i < t; ++i) {
         w(i) = tokens[static_cast<std::size_t>(i)].weight;
         v.row(i) = h.values.row(tokens[static_cast<std::size_t>(i)].position).cast<double>();
     }
-    Eigen::MatrixXd g;
     const double vmax = std::max(1e-300, v.rowwise().norm().maxCoeff());
     v /= vmax;
-    // The value part: <ω_i v_i, ω_j v_j> + c·ω_i ω_j (the weighted numerator and denominator).
-    const Eigen::MatrixXd valuePart =
-        (v * v.transpose() + Eigen::MatrixXd::Constant(t, t, wp.c)).cwiseProduct(w * w.transpose());
+    // G = K ∘ V: the kernel part K and the value part V(i, j) = (<v_i, v_j> + c)·ω_i ω_j (the
+    // weighted numerator and denominator). Query-sampled kernel: K = ΦᵀΦ, the expectation over
+    // sample queries of p_q(i) p_q(j) (the error of exactly these queries' outputs); the key
+    // kernel: exp(τ·s·<k̄_i, k̄_j> − max_i τ·s·‖k̄_i‖²), where Cauchy-Schwarz bounds every entry by
+    // the largest diagonal one, so exp() stays finite for keys of any norm.
+    Eigen::MatrixXd phi; // probes × t
+    Eigen::MatrixXd k;   // t × d, centred
+    Eigen::VectorXd kernelDiagonal(t);
+    double keyShift = 0;
+    const double keyScale = wp.tau * h.attentionScale();
     if (wp.probes) {
-        // E over sample queries of p_q(i) p_q(j): the error of exactly these queries' outputs.
-        Eigen::MatrixXd phi(wp.probes->rows(), t);
+        phi.resize(wp.probes->rows(), t);
         for (int i = 0; i < t; ++i)
             phi.col(i) = wp.probes->col(tokens[static_cast<std::size_t>(i)].position);
-        g = (phi.transpose() * phi).cwiseProduct(valuePart);
+        kernelDiagonal = phi.colwise().squaredNorm().transpose();
     } else {
-        Eigen::MatrixXd k(t, d);
+        k.resize(t, d);
         for (int i = 0; i < t; ++i)
             k.row(i) = h.keys.row(tokens[static_cast<std::size_t>(i)].position).cast<double>();
         k.rowwise() -= k.colwise().mean();
-        const Eigen::MatrixXd a = (k * k.transpose()) * (wp.tau * h.attentionScale());
-        // Cauchy-Schwarz bounds every kernel entry by the largest diagonal one: subtracting it
-        // keeps exp() finite for keys of any norm.
-        g = (a.array() - a.diagonal().maxCoeff()).exp().matrix().cwiseProduct(valuePart);
+        const Eigen::VectorXd selfScores = k.rowwise().squaredNorm() * keyScale;
+        keyShift = selfScores.maxCoeff();
+        kernelDiagonal = (selfScores.array() - keyShift).exp().matrix();
     }
     // Normalized so that the largest self-term is 1: the walk's γ has a fixed meaning.
-    const double gmax = g.diagonal().maxCoeff();
-    if (gmax > 0)
-        g /= gmax;
+    const Eigen::VectorXd valueDiagonal =
+        ((v.rowwise().squaredNorm().array() + wp.c) * w.array().square()).matrix();
+    const double gmax = kernelDiagonal.cwiseProduct(valueDiagonal).maxCoeff();
+    const double norm = gmax > 0 ? gmax : 1.0;
+
     std::uniform_real_distribution<double> unit(0.0, 1.0);
     std::vector<int> sign(static_cast<std::size_t>(t), 0);
     int plus = 0, minus = 0;
     const int half = t / 2;
-    Eigen::VectorXd signedSum = Eigen::VectorXd::Zero(t); // r = G σ so far
-    for (int i = 0; i < t; ++i) {
-        int sgn;
-        if (plus == half)
-            sgn = -1;
-        else if (minus == half)
-            sgn = +1;
-        else if (i == 0)
-            sgn = +1;
-        else {
-            const double pPlus = std::clamp(0.5 - wp.gamma * signedSum(i), 0.0, 1.0);
-            sgn = unit(rng) < pPlus ? +1 : -1;
+    Eigen::VectorXd signedSum = Eigen::VectorXd::Zero(t); // r = G σ so far (rows not yet visited)
+    Eigen::MatrixXd columns(t, kColumns);                 // G(j0…t−1, j0…j0+width−1)
+    Eigen::MatrixXd values(t, kColumns);
+    for (int j0 = 0; j0 < t; j0 += kColumns) {
+        const int width = std::min(kColumns, t - j0), rows = t - j0;
+        auto g = columns.topLeftCorner(rows, width);
+        auto vp = values.topLeftCorner(rows, width);
+        if (wp.probes) {
+            g.noalias() = phi.middleCols(j0, rows).transpose() * phi.middleCols(j0, width);
+        } else {
+            g.noalias() = k.middleRows(j0, rows) * k.middleRows(j0, width).transpose();
+            g = ((g.array() * keyScale) - keyShift).exp().matrix();
         }
-        sign[static_cast<std::size_t>(i)] = sgn;
-        (sgn > 0 ? plus : minus)++;
-        signedSum += g.col(i) * sgn;
+        vp.noalias() = v.middleRows(j0, rows) * v.middleRows(j0, width).transpose();
+        g.array() *= (vp.array() + wp.c) *
+                     (w.segment(j0, rows) * w.segment(j0, width).transpose()).array() / norm;
+        for (int c = 0; c < width; ++c) {
+            const int i = j0 + c;
+            int sgn;
+            if (plus == half)
+                sgn = -1;
+            else if (minus == half)
+                sgn = +1;
+            else if (i == 0)
+                sgn = +1;
+            else {
+                const double pPlus = std::clamp(0.5 - wp.gamma * signedSum(i), 0.0, 1.0);
+                sgn = unit(rng) < pPlus ? +1 : -1;
+            }
+            sign[static_cast<std::size_t>(i)] = sgn;
+            (sgn > 0 ? plus : minus)++;
+            if (rows - c > 1)
+                signedSum.tail(rows - c - 1) += g.col(c).tail(rows - c - 1) * sgn;
+        }
     }
     // Keep the class that filled first (it reached t/2 while the other was still open).
     int keep = 0;
