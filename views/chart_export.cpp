@@ -261,6 +261,33 @@ QString renderChart(const ChartHandle& chart, const QString& fileName, ExportFor
     return {};
 }
 
+QString paintChart(const ChartHandle& chart, QCPPainter* painter, const QRect& target,
+                   const ExportOptions& options) {
+    QCustomPlot* plot = chart.plot;
+    if (!plot)
+        return QObject::tr("The chart %1 is not shown").arg(chart.name);
+    if (!painter || !painter->isActive() || target.width() < 10 || target.height() < 10)
+        return QObject::tr("Cannot draw %1: nothing to draw on").arg(chart.name);
+    applyPlotTheme(plot, /*forceLight=*/true);
+    {
+        const ScopedChartFonts fonts(plot, options.fontPt);
+        plot->replot(QCustomPlot::rpImmediateRefresh);
+        painter->save();
+        const QCPPainter::PainterModes modes = painter->modes();
+        painter->translate(target.topLeft());
+        painter->setClipRect(QRect(QPoint(0, 0), target.size()));
+        painter->setMode(QCPPainter::pmVectorized);
+        painter->setMode(QCPPainter::pmNoCaching);
+        painter->setMode(QCPPainter::pmNonCosmetic);
+        plot->toPainter(painter, target.width(), target.height());
+        painter->setModes(modes);
+        painter->restore();
+    }
+    applyPlotTheme(plot);
+    plot->replot();
+    return {};
+}
+
 QString exportChart(const ChartHandle& chart, const QString& path, ExportFormat format,
                     const Provenance& provenance, const ExportOptions& options,
                     const ExportWriter& write) {

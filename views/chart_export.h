@@ -9,11 +9,13 @@
 
 #include <QByteArray>
 #include <QJsonObject>
+#include <QRect>
 #include <QString>
 #include <QStringList>
 #include <functional>
 #include <vector>
 
+class QCPPainter;
 class QCustomPlot;
 class QMenu;
 class QWidget;
@@ -67,6 +69,13 @@ QString renderChart(const ChartHandle& chart, const QString& fileName, ExportFor
                     const Provenance& provenance, const ExportOptions& options, ExportFile* out);
 // The chart data as CSV: provenance as "# " comment lines, the header, the rows.
 QByteArray csvBytes(const CsvTable& table, const Provenance& provenance);
+
+// Draws `chart` as its vector exports are drawn (light theme, every text at options.fontPt when
+// set, no cosmetic pens) into `target` of `painter`, in the painter's units, then restores the
+// plot: a document that holds several charts (kvstudio-cli report's PDF). The painter must be
+// active on a vector device. Returns "" or the error.
+QString paintChart(const ChartHandle& chart, QCPPainter* painter, const QRect& target,
+                   const ExportOptions& options);
 
 // Draws `chart` and hands it to `write` for `path` (and `path`.json). Returns "" or the error.
 QString exportChart(const ChartHandle& chart, const QString& path, ExportFormat format,

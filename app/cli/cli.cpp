@@ -213,6 +213,12 @@ const std::vector<Command>& commands() {
          "re-render a saved studio session's charts (PNG, SVG, PDF, CSV + provenance) off screen",
          {"force", "json"},
          &runRender},
+        {"report",
+         "report SESSION.kvsession --out REPORT.pdf [--page a4|letter] [--views "
+         "attention,tradeoffs,...] [--font-pt N] [--timeout S] [--force] [--json]",
+         "a saved session's settings, results table and charts with their provenance, as one PDF",
+         {"force", "json"},
+         &runReport},
     };
     return table;
 }
@@ -220,6 +226,7 @@ const std::vector<Command>& commands() {
 namespace {
 
 CommandFn g_renderHandler = nullptr;
+CommandFn g_reportHandler = nullptr;
 
 } // namespace
 
@@ -233,6 +240,18 @@ int runRender(const Args& args, Streams io) {
                     "this kvstudio-cli was built without the studio (KVS_BUILD_GUI=OFF); render "
                     "draws the studio's charts and needs it");
     return g_renderHandler(args, io);
+}
+
+void setReportHandler(CommandFn handler) {
+    g_reportHandler = handler;
+}
+
+int runReport(const Args& args, Streams io) {
+    if (!g_reportHandler)
+        throw Error(ErrorCode::Unsupported,
+                    "this kvstudio-cli was built without the studio (KVS_BUILD_GUI=OFF); report "
+                    "draws the studio's charts and needs it");
+    return g_reportHandler(args, io);
 }
 
 namespace {

@@ -95,6 +95,9 @@ std::unique_ptr<AttentionBackend> makeBackend(const std::string& name, Streams i
 // when the studio is built; without it the command fails with ErrorCode::Unsupported.
 void setRenderHandler(CommandFn handler);
 int runRender(const Args& args, Streams io);
+// `report` too (app/studio/report_command.h), the same way.
+void setReportHandler(CommandFn handler);
+int runReport(const Args& args, Streams io);
 
 // sweep --prompt-set DIR: the study of schemes × values × prompts × seeds, journaled, sharded
 // and resumable (cmd_sweep_study.cpp).
