@@ -640,37 +640,56 @@ Result<EvalResult> evaluate(const Capture& cap, const Model* model, const Scheme
             for (int l = 0; l < L; ++l)
                 errorReadout.push_back(outputRows(*model, l));
 
-        for (int l = 0; l < L; ++l) {
-            checkCancel(options);
+        // Heads in parallel (each reads only its own slices), added in (layer, head) order so that
+        // the sums do not depend on the thread timing; the first error in that order is reported.
+        checkCancel(options);
+        std::vector<HeadMetrics> measured(static_cast<std::size_t>(L * Hkv));
+        std::vector<std::optional<Error>> errors(measured.size());
+#pragma omp parallel for schedule(dynamic)
+        for (int i = 0; i < L * Hkv; ++i) {
+            const int l = i / Hkv, h = i % Hkv;
             const auto li = static_cast<std::size_t>(l);
-            for (int h = 0; h < Hkv; ++h) {
-                const auto group = static_cast<std::size_t>(h * g);
-                const auto slice = [&](const auto& perQueryHead) {
-                    return std::span(perQueryHead[li]).subspan(group, static_cast<std::size_t>(g));
-                };
-                HeadProbe in{subject,
-                             l,
-                             h,
-                             ctx,
-                             heads[li][static_cast<std::size_t>(h)],
-                             slice(reference->attention),
-                             slice(attended),
-                             slice(reference->probeSelf),
-                             slice(subjectSelf),
-                             slice(queries),
-                             probe.scales[li],
-                             baseline};
-                if (rewrittenModel) {
-                    in.exactReadout = slice(exactReadout);
-                    in.compressedReadout = slice(rewrittenReadout);
-                    if (!outputOffsets.empty())
-                        in.compressedOffset = slice(outputOffsets);
-                }
-                if (!errorReadout.empty())
-                    in.errorReadout = slice(errorReadout);
-                addHead(result, headMetrics(in, options.attentionMaps, options.exactMaps), squares);
+            const auto group = static_cast<std::size_t>(h * g);
+            const auto slice = [&](const auto& perQueryHead) {
+                return std::span(perQueryHead[li]).subspan(group, static_cast<std::size_t>(g));
+            };
+            HeadProbe in{subject,
+                         l,
+                         h,
+                         ctx,
+                         heads[li][static_cast<std::size_t>(h)],
+                         slice(reference->attention),
+                         slice(attended),
+                         slice(reference->probeSelf),
+                         slice(subjectSelf),
+                         slice(queries),
+                         probe.scales[li],
+                         baseline};
+            if (rewrittenModel) {
+                in.exactReadout = slice(exactReadout);
+                in.compressedReadout = slice(rewrittenReadout);
+                if (!outputOffsets.empty())
+                    in.compressedOffset = slice(outputOffsets);
+            }
+            if (!errorReadout.empty())
+                in.errorReadout = slice(errorReadout);
+            try {
+                measured[static_cast<std::size_t>(i)] =
+                    headMetrics(in, options.attentionMaps, options.exactMaps);
+            } catch (const Error& e) {
+                errors[static_cast<std::size_t>(i)].emplace(e.code(), e.what());
+            } catch (const std::bad_alloc&) {
+                errors[static_cast<std::size_t>(i)].emplace(ErrorCode::OutOfMemory,
+                                                            "out of memory");
+            } catch (const std::exception& e) {
+                errors[static_cast<std::size_t>(i)].emplace(ErrorCode::Internal, e.what());
             }
         }
+        for (const auto& e : errors)
+            if (e)
+                throw *e;
+        for (HeadMetrics& m : measured)
+            addHead(result, std::move(m), squares);
         finishTotals(result, squares);
 
         if (model && options.modelQuality) {
