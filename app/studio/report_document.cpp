@@ -179,13 +179,19 @@ QString reportSummaryHtml(const views::AnalysisData& analysis, const ReportOptio
     html += QStringLiteral("</table>");
 
     html += QStringLiteral("<h2 style=\"font-size:11pt\">Results</h2>");
-    html += QStringLiteral(
-        "<table width=\"100%\" cellspacing=\"0\" cellpadding=\"3\" border=\"1\" "
-        "style=\"border-collapse:collapse; border-color:#999999\">"
-        "<thead><tr style=\"background-color:#eeeeee\">"
-        "<th align=\"left\" width=\"30%\">Scheme setting</th><th>Memory<br>(% of fp16)</th>"
-        "<th>Cache<br>(bytes)</th><th>KL<br>(nats/token)</th><th>\u0394 perplexity<br>(%)</th>"
-        "<th>Top-1 agreement<br>(%)</th><th>Head output<br>error</th></tr></thead>");
+    html += QStringLiteral("<table width=\"100%\" cellspacing=\"0\" cellpadding=\"3\" border=\"1\" "
+                           "style=\"border-collapse:collapse; border-color:#999999\">"
+                           "<thead><tr style=\"background-color:#eeeeee\">");
+    // Headers of two or three short lines, units last, so that no word is broken.
+    const QStringList headers = {
+        QStringLiteral("Memory<br>(% of fp16)"),     QStringLiteral("Cache<br>(bytes)"),
+        QStringLiteral("KL<br>(nats/token)"),        QStringLiteral("\u0394 perplexity<br>(%)"),
+        QStringLiteral("Top-1<br>agreement<br>(%)"), QStringLiteral("Head<br>output<br>error")};
+    html += QStringLiteral("<th align=\"left\" width=\"28%\" style=\"font-size:8pt\">Scheme "
+                           "setting</th>");
+    for (const QString& h : headers)
+        html += QStringLiteral("<th width=\"12%\" style=\"font-size:8pt\">%1</th>").arg(h);
+    html += QStringLiteral("</tr></thead>");
     std::size_t fp16Bytes = 0;
     for (const views::SchemeRun& run : analysis.runs) {
         html += QStringLiteral("<tr><td>%1<br><span style=\"color:#555555\">%2</span></td>")
