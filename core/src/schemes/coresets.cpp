@@ -87,39 +87,72 @@ std::vector<Weighted> halveBlock(const HeadInput& h, const std::vector<Weighted>
     std::vector<int> sign(static_cast<std::size_t>(t), 0);
     int plus = 0, minus = 0;
     const int half = t / 2;
-    Eigen::VectorXd signedSum = Eigen::VectorXd::Zero(t); // r = G σ so far (rows not yet visited)
-    Eigen::MatrixXd columns(t, kColumns);                 // G(j0…t−1, j0…j0+width−1)
-    Eigen::MatrixXd values(t, kColumns);
-    for (int j0 = 0; j0 < t; j0 += kColumns) {
-        const int width = std::min(kColumns, t - j0), rows = t - j0;
-        auto g = columns.topLeftCorner(rows, width);
-        auto vp = values.topLeftCorner(rows, width);
-        if (wp.probes) {
-            g.noalias() = phi.middleCols(j0, rows).transpose() * phi.middleCols(j0, width);
-        } else {
-            g.noalias() = k.middleRows(j0, rows) * k.middleRows(j0, width).transpose();
-            g = ((g.array() * keyScale) - keyShift).exp().matrix();
+    // Token i's sign from r_i = Σ_{j<i} G(i, j)·σ_j (read only while both classes are open).
+    const auto decide = [&](int i, const auto& signedSumAt) {
+        int sgn;
+        if (plus == half)
+            sgn = -1;
+        else if (minus == half)
+            sgn = +1;
+        else if (i == 0)
+            sgn = +1;
+        else {
+            const double pPlus = std::clamp(0.5 - wp.gamma * signedSumAt(), 0.0, 1.0);
+            sgn = unit(rng) < pPlus ? +1 : -1;
         }
-        vp.noalias() = v.middleRows(j0, rows) * v.middleRows(j0, width).transpose();
-        g.array() *= (vp.array() + wp.c) *
-                     (w.segment(j0, rows) * w.segment(j0, width).transpose()).array() / norm;
-        for (int c = 0; c < width; ++c) {
-            const int i = j0 + c;
-            int sgn;
-            if (plus == half)
-                sgn = -1;
-            else if (minus == half)
-                sgn = +1;
-            else if (i == 0)
-                sgn = +1;
-            else {
-                const double pPlus = std::clamp(0.5 - wp.gamma * signedSum(i), 0.0, 1.0);
-                sgn = unit(rng) < pPlus ? +1 : -1;
+        sign[static_cast<std::size_t>(i)] = sgn;
+        (sgn > 0 ? plus : minus)++;
+        return sgn;
+    };
+    const Eigen::Index probeCount = phi.rows(), valueDim = v.cols();
+    if (wp.probes && 4.0 * static_cast<double>(probeCount * valueDim) <
+                         static_cast<double>(t) * static_cast<double>(probeCount + valueDim)) {
+        // The query-sampled kernel has low rank: G(i, j) = ω_i ω_j (φ_iᵀφ_j)(v_iᵀv_j + c), so
+        // r_i = ω_i φ_iᵀ (M v_i + c·s) with M = Σ_{j<i} σ_j ω_j φ_j v_jᵀ and s = Σ_{j<i} σ_j ω_j
+        // φ_j kept as running sums: O(t·probes·d) instead of the Gram matrix's O(t²·(probes + d)).
+        Eigen::MatrixXd m = Eigen::MatrixXd::Zero(probeCount, valueDim);
+        Eigen::VectorXd sum = Eigen::VectorXd::Zero(probeCount);
+        Eigen::VectorXd mv(probeCount);
+        for (int i = 0; i < t; ++i) {
+            const auto phiI = phi.col(i);
+            const auto vI = v.row(i).transpose();
+            const int sgn = decide(i, [&] {
+                mv.noalias() = m * vI;
+                mv += wp.c * sum;
+                return w(i) * phiI.dot(mv) / norm;
+            });
+            if (plus == half || minus == half)
+                break; // the rest is forced
+            const double step = sgn * w(i);
+            m.noalias() += (step * phiI) * vI.transpose();
+            sum += step * phiI;
+        }
+        for (int i = 0; i < t; ++i)
+            if (sign[static_cast<std::size_t>(i)] == 0)
+                decide(i, [] { return 0.0; });
+    } else {
+        Eigen::VectorXd signedSum = Eigen::VectorXd::Zero(t); // r = G σ, rows not yet visited
+        Eigen::MatrixXd columns(t, kColumns);                 // G(j0…t−1, j0…j0+width−1)
+        Eigen::MatrixXd values(t, kColumns);
+        for (int j0 = 0; j0 < t; j0 += kColumns) {
+            const int width = std::min(kColumns, t - j0), rows = t - j0;
+            auto g = columns.topLeftCorner(rows, width);
+            auto vp = values.topLeftCorner(rows, width);
+            if (wp.probes) {
+                g.noalias() = phi.middleCols(j0, rows).transpose() * phi.middleCols(j0, width);
+            } else {
+                g.noalias() = k.middleRows(j0, rows) * k.middleRows(j0, width).transpose();
+                g = ((g.array() * keyScale) - keyShift).exp().matrix();
             }
-            sign[static_cast<std::size_t>(i)] = sgn;
-            (sgn > 0 ? plus : minus)++;
-            if (rows - c > 1)
-                signedSum.tail(rows - c - 1) += g.col(c).tail(rows - c - 1) * sgn;
+            vp.noalias() = v.middleRows(j0, rows) * v.middleRows(j0, width).transpose();
+            g.array() *= (vp.array() + wp.c) *
+                         (w.segment(j0, rows) * w.segment(j0, width).transpose()).array() / norm;
+            for (int c = 0; c < width; ++c) {
+                const int i = j0 + c;
+                const int sgn = decide(i, [&] { return signedSum(i); });
+                if (rows - c > 1)
+                    signedSum.tail(rows - c - 1) += g.col(c).tail(rows - c - 1) * sgn;
+            }
         }
     }
     // Keep the class that filled first (it reached t/2 while the other was still open).
