@@ -412,9 +412,11 @@ views::SchemeRun Engine::evaluateRun(const QString& text, const AnalysisRequest&
         m_untimedHeads[text] =
             std::make_shared<const std::vector<std::vector<CompressedHead>>>(std::move(compressed));
     if (trace())
-        std::fprintf(
-            stderr, "analysis %s: evaluate %.1f ms, kept + maps %.1f ms, timed attention %.1f ms\n",
-            qPrintable(text), evalMs, mapsMs, msOf(step));
+        std::fprintf(stderr,
+                     "analysis %s: evaluate %.1f ms (compress %.1f, attend %.1f), kept + maps %.1f "
+                     "ms, timed attention %.1f ms\n",
+                     qPrintable(text), evalMs, run.eval.compressMilliseconds,
+                     run.eval.attendMilliseconds, mapsMs, msOf(step));
     return run;
 }
 

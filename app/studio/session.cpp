@@ -725,6 +725,7 @@ void Session::recomputeNow() {
             if (!analysis)
                 return; // failed (reported) or cancelled
             m_analysis = analysis;
+            emit analysisDelivered(analysis->generation);
             notifyViews([&](ISessionView* v) { v->onAnalysisChanged(analysis); });
             if (request.renderDocCapture)
                 emit renderDocCaptured(m_analysis->renderDocCapture, m_analysis->renderDocError);

@@ -144,6 +144,9 @@ signals:
     void workCancelled();
     // After a recompute asked for by captureNextRecompute(): the capture file, or why none.
     void renderDocCaptured(const QString& path, const QString& error);
+    // A new analysis reached the window, emitted before the views hear of it (benchmarks split
+    // a change's latency at this point).
+    void analysisDelivered(quint64 generation);
 
 private:
     // One kind's current job: its state, the generation that tells a stale result from the
