@@ -387,6 +387,8 @@ void addHead(EvalResult& result, HeadMetrics m, std::pair<double, double>& squar
     squares.first += m.outputSquares.first;
     squares.second += m.outputSquares.second;
     result.logitError = std::max(result.logitError, m.logitError);
+    if (!m.degenerate.empty() && result.degenerateHeads++ == 0)
+        result.degenerate = m.degenerate;
     result.heads.push_back(std::move(m));
 }
 
@@ -413,6 +415,7 @@ HeadMetrics headMetrics(const HeadProbe& in, bool maps, bool exactMaps) {
     m.keptTokens = ch.keptCount();
     m.keyRank = ch.keyRank();
     m.weighted = !ch.logWeights.empty();
+    m.degenerate = ch.degenerate;
     if (ch.entropyCoded) {
         const auto& coded = *ch.entropyCoded;
         m.streamBits = 8.0 * static_cast<double>(coded.keyStreamBytes + coded.valueStreamBytes);

@@ -259,7 +259,7 @@ double meanKeptTokens(const EvalResult& result) {
 SlopeFit sweepSlope(const Sweep& sweep, int contextTokens, Metric metric) {
     std::map<double, std::vector<double>> byKept;
     for (const SweepPoint& p : sweep.points)
-        if (p.meanKeptTokens < contextTokens)
+        if (p.meanKeptTokens < contextTokens && p.result.degenerateHeads == 0)
             byKept[p.meanKeptTokens].push_back(metricValue(p.result, metric));
     std::vector<double> kept;
     std::vector<double> error;

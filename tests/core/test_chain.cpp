@@ -181,9 +181,11 @@ private slots:
     void weightsAndRatesCarryThrough() {
         const int n = 128, d = 16, r = 4;
         const HeadInput h = randomHead(n, d, 5);
-        const CompressedHead coreset = compressWith("coreset.halving:keep=0.25", h);
+        // 32 tokens of 128: a window of 8 beside the 4 sinks leaves the coreset 20 to choose (the
+        // default 32 would leave it none: a degenerate budget, no weights).
+        const CompressedHead coreset = compressWith("coreset.halving:keep=0.25,window=8", h);
         const CompressedHead chain =
-            compressWith("coreset.halving:keep=0.25+codec.uniform:bits=8,group=16", h);
+            compressWith("coreset.halving:keep=0.25,window=8+codec.uniform:bits=8,group=16", h);
         QVERIFY(!coreset.logWeights.empty());
         QCOMPARE(chain.positions, coreset.positions);
         QCOMPARE(chain.logWeights, coreset.logWeights);

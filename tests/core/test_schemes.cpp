@@ -196,9 +196,11 @@ private slots:
         const double total = evict.value().outputError;
         QVERIFY2(total > 0 && total >= lo - 1e-12 && total <= hi + 1e-12,
                  qPrintable(QString("%1 not in [%2, %3]").arg(total).arg(lo).arg(hi)));
-        const auto coreset =
-            evaluate(*m_capture, nullptr, SchemeSetting::parse("coreset.halving:keep=0.25").value(),
-                     *backend, o);
+        // 24 tokens: the default exact part (4 sinks + 32) would leave the coreset nothing to
+        // choose (a degenerate budget), so a shorter window here.
+        const auto coreset = evaluate(
+            *m_capture, nullptr, SchemeSetting::parse("coreset.halving:keep=0.25,window=8").value(),
+            *backend, o);
         KVS_VERIFY_OK(coreset);
         QVERIFY(coreset.value().heads.front().weighted);
         QVERIFY(coreset.value().totalVariation > 0 && coreset.value().totalVariation < 1);
@@ -291,8 +293,8 @@ private slots:
         const CompressedHead sw = compress("select.sinks_window:tokens=10", h);
         QCOMPARE(sw.positions,
                  (std::vector<std::int32_t>{0, 1, 2, 3, 294, 295, 296, 297, 298, 299}));
-        // key norm keeps the smallest norms.
-        const CompressedHead kn = compress("select.key_norm:tokens=5", h);
+        // key norm keeps the smallest norms (no exact part: 5 tokens are all its own choice).
+        const CompressedHead kn = compress("select.key_norm:tokens=5,sinks=0,window=0", h);
         const Eigen::VectorXf norms = h.keys.rowwise().norm();
         std::vector<float> sorted(norms.data(), norms.data() + n);
         std::sort(sorted.begin(), sorted.end());
@@ -332,7 +334,8 @@ private slots:
         h.keys = k.replicate(90, 1);
         h.values = v.replicate(90, 1);
         h.queries = {h.keys};
-        const CompressedHead c = compress("select.uniform:tokens=9,precision=32", h);
+        const CompressedHead c =
+            compress("select.uniform:tokens=9,sinks=0,window=0,precision=32", h);
         auto backend = makeCpuBackend();
         const Matrix q = randomMatrix(3, 8, 11);
         const auto exact = backend->attend(exactHead(h.keys, h.values), q, {}).value();
@@ -604,6 +607,165 @@ private slots:
         QVERIFY_THROWS_EXCEPTION(
             Error, compress("coreset.streaming:tokens=20,buffer=300,sinks=0,window=0", h));
         QVERIFY(compress("coreset.streaming:tokens=20,sinks=0,window=0", h).keptCount() <= 20);
+    }
+
+    // Equal footing (docs/schemes.md): every token-selection and coreset scheme offers the same
+    // sinks by default, and the same exact window — a `window` parameter, or for SnapKV the
+    // observation window it keeps exactly; sinks + window alone has no window parameter (its
+    // window is what the budget leaves after the sinks).
+    void equalFootingDefaults() {
+        int checked = 0;
+        for (const auto& scheme : schemeRegistry()) {
+            const SchemeInfo& info = scheme->info();
+            if (info.family != "selection" && info.family != "coreset")
+                continue;
+            ++checked;
+            const ParamSpec* sinks = info.findParam("sinks");
+            QVERIFY2(sinks, info.id.c_str());
+            QVERIFY2(sinks->defaultValue == 4, info.id.c_str());
+            const ParamSpec* window = info.findParam("window");
+            if (info.id == "select.snapkv") {
+                QVERIFY(!window);
+                window = info.findParam("observation");
+            }
+            if (info.id == "select.sinks_window")
+                QVERIFY(!window);
+            else {
+                QVERIFY2(window, info.id.c_str());
+                QVERIFY2(window->defaultValue == 32, info.id.c_str());
+            }
+        }
+        QCOMPARE(checked, 10);
+        // At defaults every one of them keeps the first 4 and at least the last 32 tokens
+        // exactly, and a budget of 75 of 300 tokens is not degenerate for any.
+        const int n = 300, d = 16;
+        HeadInput h;
+        h.keys = randomMatrix(n, d, 41);
+        h.values = randomMatrix(n, d, 42);
+        h.queries = {randomMatrix(n, d, 43)};
+        for (const auto& scheme : schemeRegistry()) {
+            const SchemeInfo& info = scheme->info();
+            if (info.family != "selection" && info.family != "coreset")
+                continue;
+            const CompressedHead c = compress(info.id + ":keep=0.25", h);
+            QVERIFY2(c.keptCount() <= 75, info.id.c_str());
+            QVERIFY2(c.degenerate.empty(), (info.id + ": " + c.degenerate).c_str());
+            for (const int p : {0, 1, 2, 3})
+                QVERIFY2(std::binary_search(c.positions.begin(), c.positions.end(), p),
+                         (info.id + " misses sink " + std::to_string(p)).c_str());
+            for (int p = n - 32; p < n; ++p)
+                QVERIFY2(std::binary_search(c.positions.begin(), c.positions.end(), p),
+                         (info.id + " misses window token " + std::to_string(p)).c_str());
+        }
+    }
+
+    // A budget that leaves a scheme nothing to choose is flagged with the reason on the head
+    // and counted in the evaluation; a budget with room is not.
+    void degenerateBudgetsAreFlagged_data() {
+        QTest::addColumn<QString>("setting");
+        QTest::addColumn<QString>("reason");
+        const QString none;
+        QTest::newRow("tova, cut") << "select.tova:tokens=20"
+                                   << "budget 20 tokens < sinks 4 + window 32: cut to 4 + 16, "
+                                      "nothing chosen";
+        QTest::newRow("tova, exactly the exact part")
+            << "select.tova:tokens=36"
+            << "budget 36 tokens = sinks 4 + window 32: nothing left to choose";
+        QTest::newRow("tova, room for one") << "select.tova:tokens=37" << none;
+        QTest::newRow("tova, own exact part") << "select.tova:tokens=20,sinks=0,window=8" << none;
+        QTest::newRow("everything kept") << "select.tova:tokens=100" << none;
+        QTest::newRow("uniform") << "select.uniform:tokens=30"
+                                 << "budget 30 tokens < sinks 4 + window 32: cut to 4 + 26, "
+                                    "nothing chosen";
+        QTest::newRow("snapkv, observation window ≥ budget")
+            << "select.snapkv:tokens=30,sinks=0"
+            << "budget 30 tokens < sinks 0 + observation window 32: cut to 0 + 30, nothing chosen";
+        QTest::newRow("snapkv, room") << "select.snapkv:tokens=40" << none;
+        QTest::newRow("h2o") << "select.h2o:tokens=30"
+                             << "budget 30 tokens < sinks 4 + recent window 32: cut to 4 + 26, "
+                                "nothing chosen";
+        QTest::newRow("h2o, recent share takes it all")
+            << "select.h2o:tokens=60,recent_share=1"
+            << "budget 60 tokens < sinks 4 + recent window 60: cut to 4 + 56, nothing chosen";
+        QTest::newRow("sinks_window is its own rule") << "select.sinks_window:tokens=20" << none;
+        QTest::newRow("sinks_window, sinks take it all")
+            << "select.sinks_window:tokens=3"
+            << "budget 3 tokens < sinks 4: no recent window, "
+               "sinks cut";
+        QTest::newRow("halving") << "coreset.halving:tokens=36"
+                                 << "budget 36 tokens = sinks 4 + window 32: nothing left to "
+                                    "choose";
+        QTest::newRow("halving, room") << "coreset.halving:tokens=50" << none;
+        QTest::newRow("streaming") << "coreset.streaming:tokens=10"
+                                   << "budget 10 tokens < sinks 4 + window 32: cut to 4 + 6, "
+                                      "nothing chosen";
+        QTest::newRow("chain keeps the selection's reason")
+            << "select.key_norm:tokens=20+codec.uniform:bits=4"
+            << "budget 20 tokens < sinks 4 + window 32: cut to 4 + 16, nothing chosen";
+        QTest::newRow("codec alone") << "codec.uniform:bits=2" << none;
+    }
+    void degenerateBudgetsAreFlagged() {
+        QFETCH(QString, setting);
+        QFETCH(QString, reason);
+        HeadInput h;
+        h.keys = randomMatrix(100, 32, 51);
+        h.values = randomMatrix(100, 32, 52);
+        h.queries = {randomMatrix(100, 32, 53)};
+        const CompressedHead c = compress(setting.toStdString(), h);
+        QCOMPARE(QString::fromStdString(c.degenerate), reason);
+    }
+
+    // The evaluation counts the degenerate heads and keeps the first reason; the slope of a
+    // sweep leaves such points out (they measure sinks + window, not the scheme).
+    void degenerateBudgetsInResultsAndSweeps() {
+        auto backend = makeCpuBackend();
+        EvalOptions o;
+        o.contextTokens = 100;
+        o.modelQuality = false;
+        const auto flagged =
+            evaluate(*m_capture, nullptr, SchemeSetting::parse("select.tova:tokens=30").value(),
+                     *backend, o);
+        KVS_VERIFY_OK(flagged);
+        QCOMPARE(flagged.value().degenerateHeads, static_cast<int>(flagged.value().heads.size()));
+        QCOMPARE(flagged.value().degenerate,
+                 std::string("budget 30 tokens < sinks 4 + window 32: cut to 4 + 26, nothing "
+                             "chosen"));
+        QCOMPARE(flagged.value().heads.front().degenerate, flagged.value().degenerate);
+        const auto fine =
+            evaluate(*m_capture, nullptr, SchemeSetting::parse("select.tova:tokens=60").value(),
+                     *backend, o);
+        KVS_VERIFY_OK(fine);
+        QCOMPARE(fine.value().degenerateHeads, 0);
+        QVERIFY(fine.value().degenerate.empty());
+        const auto sw = runSweep(*m_capture, nullptr, SchemeSetting::parse("select.tova").value(),
+                                 "tokens", {10, 30, 50, 70}, *backend, o);
+        KVS_VERIFY_OK(sw);
+        QCOMPARE(sw.value().points.size(), std::size_t(4));
+        QVERIFY(sw.value().points[0].result.degenerateHeads > 0);
+        QVERIFY(sw.value().points[1].result.degenerateHeads > 0);
+        QCOMPARE(sw.value().points[2].result.degenerateHeads, 0);
+        QCOMPARE(sweepSlope(sw.value(), 100, Metric::HeadOutputError).points, 2);
+    }
+
+    // Settings saved before the common defaults keep their meaning: the parameters whose
+    // default changed are pinned at the earlier value, stage by stage in a chain.
+    void earlierDefaultsArePinned() {
+        QCOMPARE(pinEarlierDefaults("select.tova:keep=0.25", 1),
+                 std::string("select.tova:keep=0.25,sinks=0,window=0"));
+        QCOMPARE(pinEarlierDefaults("select.snapkv:keep=0.25,sinks=2", 1),
+                 std::string("select.snapkv:keep=0.25,sinks=2"));
+        QCOMPARE(pinEarlierDefaults("coreset.halving", 1),
+                 std::string("coreset.halving:window=16"));
+        QCOMPARE(pinEarlierDefaults("select.h2o:keep=0.5+codec.uniform:bits=4", 1),
+                 std::string("select.h2o:keep=0.5,sinks=0,window=0+codec.uniform:bits=4"));
+        // Unchanged: the sinks + window scheme, other families, today's generation, bad text.
+        QCOMPARE(pinEarlierDefaults("select.sinks_window:keep=0.1", 1),
+                 std::string("select.sinks_window:keep=0.1"));
+        QCOMPARE(pinEarlierDefaults("codec.uniform:bits=2", 1),
+                 std::string("codec.uniform:bits=2"));
+        QCOMPARE(pinEarlierDefaults("select.tova:keep=0.25", kSchemeDefaultsGeneration),
+                 std::string("select.tova:keep=0.25"));
+        QCOMPARE(pinEarlierDefaults("no.such:x=1", 1), std::string("no.such:x=1"));
     }
 
     void slidingWindowBeyondThePromptIsRefused() {

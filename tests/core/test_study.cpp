@@ -348,7 +348,9 @@ private slots:
             "The quick brown fox jumps over the lazy dog while the cache keeps every token."};
         spec.seeds = 2;
         spec.backend = "cpu";
-        spec.curves = {{"select.uniform", "keep", {0.25, 0.5}},
+        // Short prompts: no exact part, so that the budgets leave uniform sampling (and its
+        // seeds) something to choose.
+        spec.curves = {{"select.uniform:sinks=0,window=0", "keep", {0.25, 0.5}},
                        {"select.snapkv:observation=4", "keep", {0.1, 0.5}},
                        {"codec.uniform:bits=2", "group", {8, 32}}};
         StudyRunOptions options;

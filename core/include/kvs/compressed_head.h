@@ -167,6 +167,11 @@ struct CompressedHead {
     Matrix recentValues; // w × d_v
     int recentCount() const { return static_cast<int>(recentKeys.rows()); }
     int storedCount() const { return keptCount() - recentCount(); }
+    // Empty when the scheme's own rule chose what is kept. Otherwise why the budget made it
+    // degenerate — e.g. "budget 20 tokens < sinks 4 + window 32: cut to 4 + 16, nothing chosen":
+    // what runs is then another method (sinks + window), and a chart or table must say so
+    // (docs/schemes.md "Degenerate budgets"). Not part of the cache: costs no bytes.
+    std::string degenerate;
 
     int keptCount() const { return static_cast<int>(positions.size()); }
     int keyRank() const;  // d for dense/quantized, r for low rank

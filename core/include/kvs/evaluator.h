@@ -91,6 +91,9 @@ struct HeadMetrics {
     // honest number for weighted schemes, which move mass instead of losing it.
     double totalVariation = 0.0;
     bool weighted = false; // the scheme weights its kept tokens (log-weights): show TV, not mass
+    // CompressedHead::degenerate: why the budget left the scheme's own rule nothing to do on this
+    // head ("" when it chose what is kept).
+    std::string degenerate;
     // Entropy-coded codecs: the streams' bits, their side information's bits (tables, steps),
     // the symbols' empirical entropy in bits, and how many elements were coded; 0 for the
     // fixed-width forms.
@@ -148,7 +151,12 @@ struct EvalResult {
     double sideBits = 0.0;
     double entropyBits = 0.0;
     std::size_t codedElements = 0;
-    double logitError = 0.0;           // max over heads
+    double logitError = 0.0; // max over heads
+    // Heads whose budget was degenerate for the scheme (HeadMetrics::degenerate) and the reason
+    // of the first of them in layer/head order: a point with degenerateHeads > 0 measures another
+    // method (sinks + window), and tables and charts mark it.
+    int degenerateHeads = 0;
+    std::string degenerate;
     double compressMilliseconds = 0.0; // wall time of compressing every head
     double attendMilliseconds = 0.0;   // wall time of the probe attention on the backend
     std::string backend;

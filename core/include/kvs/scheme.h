@@ -210,6 +210,17 @@ std::string bareKey(const std::string& key);
 // registry.
 Result<const Scheme*> registerScheme(std::unique_ptr<Scheme> scheme);
 
+// Scheme defaults by generation: 2 since issue #15 gave every token-selection and coreset scheme
+// one exact part by default, 4 sinks and a 32-token recent window (docs/schemes.md "Equal
+// footing"). Files that name a setting by the parameters it sets (sessions, sweep journals)
+// record the generation they were written under.
+inline constexpr int kSchemeDefaultsGeneration = 2;
+// `text` (a setting or a chain) with every parameter whose default changed after `generation`
+// set explicitly to the default it had then, so that it keeps its meaning under today's defaults
+// ("select.tova:keep=0.25" of generation 1 → "select.tova:keep=0.25,sinks=0,window=0"). The text
+// itself when nothing changed or it does not parse.
+std::string pinEarlierDefaults(const std::string& text, int generation);
+
 // The kept-token budget of a selection method: `bytes` > 0 wins, then `tokens` > 0, else the kept
 // fraction `keep` of n. perTokenBytes is what one kept token costs (keys + values + metadata).
 // The result is clamped to [minimum, n]; a byte budget below one token keeps none.

@@ -91,8 +91,10 @@ coresetSizeCheck(const Capture& capture, const SchemeSetting& scheme, double eps
                  AttentionBackend& backend, const EvalOptions& options, int gridPoints = 24);
 
 // The least-squares slope of log `metric` against log mean kept tokens over the points of a sweep
-// that compress (those that keep the whole context have no error to fit); repeated kept sizes
-// count once (their median), so a flat stretch of a budget sweep does not weigh twice.
+// that compress (those that keep the whole context have no error to fit) and whose budget is not
+// degenerate for the scheme (EvalResult::degenerateHeads: such a point measures sinks + window,
+// not the scheme); repeated kept sizes count once (their median), so a flat stretch of a budget
+// sweep does not weigh twice.
 SlopeFit sweepSlope(const Sweep& sweep, int contextTokens, Metric metric);
 
 // The theory overlay of a trade-off curve (ALGORITHMS.md §1c), from a sweep whose points are in

@@ -86,6 +86,8 @@ CompressedHead mergeStage(const CompressedHead& current, CompressedHead next, St
     for (auto& p : next.positions)
         p = current.positions[static_cast<std::size_t>(p)];
     next.contextLength = current.contextLength;
+    if (next.degenerate.empty()) // a selection stage whose budget left it nothing to choose
+        next.degenerate = current.degenerate;
     if (!current.logWeights.empty()) {
         const std::size_t m = next.positions.size();
         std::vector<float> combined(m, 0.0f);

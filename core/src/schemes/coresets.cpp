@@ -427,10 +427,11 @@ std::unique_ptr<StreamingState> streamMergeReduce(const HeadInput& h, const Stre
 
 std::vector<ParamSpec> coresetParams(bool streamingMode) {
     std::vector<ParamSpec> p = budgetParams(0.25);
-    // ALGORITHMS.md suggests 16 sinks and a window of 64 for long contexts; on the bundled model's
-    // 256-token context those would take a whole 30% budget and leave nothing to the coreset.
-    p.push_back(sinksParam(4));
-    p.push_back(windowParam(16));
+    // The common exact part of every selection scheme (scheme_util.h, equal footing). ALGORITHMS.md
+    // suggests 16 sinks and a window of 64 for long contexts; on the bundled model's 706-token
+    // start-up context those would take half of a quarter budget.
+    p.push_back(sinksParam());
+    p.push_back(windowParam());
     if (streamingMode)
         p.push_back({"buffer", "Buffer size", 0, 1 << 16, 0, false, true, "tokens",
                      "tokens per level; 0 = after prefill the largest that fits the budget, in "

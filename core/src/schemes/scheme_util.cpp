@@ -27,23 +27,23 @@ ParamSpec precisionParam(int defaultBits) {
             "16 stores kept keys and values in fp16 (what a real cache does), 32 in fp32",
             {16, 32}};
 }
-ParamSpec sinksParam(int def) {
+ParamSpec sinksParam() {
     return {"sinks",
             "Attention sinks",
             0,
             1024,
-            static_cast<double>(def),
+            static_cast<double>(kDefaultSinks),
             false,
             true,
             "tokens",
             "the first tokens, always kept exactly (attention sinks)"};
 }
-ParamSpec windowParam(int def) {
+ParamSpec windowParam() {
     return {"window",
             "Recent window",
             0,
             1 << 16,
-            static_cast<double>(def),
+            static_cast<double>(kDefaultWindow),
             false,
             true,
             "tokens",
@@ -75,11 +75,22 @@ double perTokenBytes(const HeadInput& head, Precision precision, bool weighted) 
     return e * head.headDim() + values + 4.0 + (weighted ? 2.0 : 0.0);
 }
 
-ExactSplit splitExact(int n, int m, int sinks, int window) {
+ExactSplit splitExact(int n, int m, int sinks, int window, const char* windowName) {
     m = std::clamp(m, 0, n);
+    const int askedSinks = std::max(0, sinks), askedWindow = std::max(0, window);
     sinks = std::clamp(sinks, 0, std::min(n, m));
     window = std::clamp(window, 0, std::min(n - sinks, m - sinks));
     ExactSplit s;
+    if (m < n && askedSinks + askedWindow >= m) {
+        const std::string asked = "budget " + std::to_string(m) + " tokens " +
+                                  (askedSinks + askedWindow > m ? "<" : "=") + " sinks " +
+                                  std::to_string(askedSinks) + " + " + windowName + " " +
+                                  std::to_string(askedWindow);
+        s.degenerate = askedSinks + askedWindow > m
+                           ? asked + ": cut to " + std::to_string(sinks) + " + " +
+                                 std::to_string(window) + ", nothing chosen"
+                           : asked + ": nothing left to choose";
+    }
     for (int i = 0; i < sinks; ++i)
         s.exact.push_back(i);
     for (int i = n - window; i < n; ++i)
@@ -134,7 +145,9 @@ CompressedHead assemble(const HeadInput& head, const ExactSplit& split,
         weights.resize(positions.size(), 0.0f);
     else
         weights.insert(weights.end(), chosenLogWeights.begin(), chosenLogWeights.end());
-    return selectTokens(head, std::move(positions), std::move(weights), precision);
+    CompressedHead out = selectTokens(head, std::move(positions), std::move(weights), precision);
+    out.degenerate = split.degenerate;
+    return out;
 }
 
 StreamBudget streamBudget(int m, int sinks, int window) {
@@ -204,3 +217,49 @@ int streamBudgetTokens(const HeadInput& stream, const StreamStart& start, const 
 }
 
 } // namespace kvs::schemes
+
+namespace kvs {
+
+std::string pinEarlierDefaults(const std::string& text, int generation) {
+    struct Earlier {
+        const char* id;
+        const char* key;
+        double value;
+    };
+    // Generation 1 (before issue #15's equal footing): what changed, at its old default.
+    static const Earlier kGeneration1[] = {
+        {"select.uniform", "sinks", 0},
+        {"select.uniform", "window", 0},
+        {"select.norm_importance", "sinks", 0},
+        {"select.norm_importance", "window", 0},
+        {"select.h2o", "sinks", 0},
+        {"select.h2o", "window", 0}, // no floor under recent_share · m then
+        {"select.tova", "sinks", 0},
+        {"select.tova", "window", 0},
+        {"select.snapkv", "sinks", 0},
+        {"select.key_norm", "sinks", 0},
+        {"select.key_norm", "window", 0},
+        {"select.expected_attention", "sinks", 0},
+        {"select.expected_attention", "window", 0},
+        {"coreset.halving", "window", 16},
+        {"coreset.streaming", "window", 16},
+    };
+    if (generation >= 2)
+        return text;
+    auto parsed = SchemeSetting::parse(text);
+    if (!parsed.ok())
+        return text;
+    SchemeSetting setting = std::move(parsed).value();
+    const std::vector<std::string> stages = splitSchemeChain(setting.id);
+    bool changed = false;
+    for (const std::string& stage : stages)
+        for (const Earlier& e : kGeneration1) {
+            if (stage != e.id)
+                continue;
+            const std::string key = (stages.size() > 1 ? stage + "." : std::string()) + e.key;
+            changed = setting.params.emplace(key, e.value).second || changed;
+        }
+    return changed ? setting.toString() : text;
+}
+
+} // namespace kvs

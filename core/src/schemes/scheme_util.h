@@ -8,14 +8,23 @@
 #include <deque>
 #include <memory>
 #include <random>
+#include <string>
 #include <vector>
 
 namespace kvs::schemes {
 
+// Equal footing (issue #15): the exact part every token-selection and coreset scheme keeps by
+// default — the first kDefaultSinks tokens (attention sinks, StreamingLLM's 4) and the last
+// kDefaultWindow ones (SnapKV's default observation window, which SnapKV keeps exactly) — so
+// that schemes compared at one budget differ only in how they choose the rest. The one place
+// these values live: sinksParam, windowParam and SnapKV's observation default read them.
+inline constexpr int kDefaultSinks = 4;
+inline constexpr int kDefaultWindow = 32;
+
 double param(const ParamValues& p, const std::string& key);
 ParamSpec precisionParam(int defaultBits);
-ParamSpec sinksParam(int def);
-ParamSpec windowParam(int def);
+ParamSpec sinksParam();  // default kDefaultSinks
+ParamSpec windowParam(); // default kDefaultWindow
 ParamSpec seedParam();
 Precision precisionOf(const ParamValues& p);
 // Every context token, dense keys and values at `precision`: the identity scheme, and the start of
@@ -31,13 +40,17 @@ double perTokenBytes(const HeadInput& head, Precision precision, bool weighted);
 
 // The exact part of a budget of m tokens: the first `sinks` and the last `window` context tokens,
 // shrunk (window first) when m cannot hold them. `middle` gets the positions in between and
-// `middleBudget` how many of them may be kept.
+// `middleBudget` how many of them may be kept. When the budget compresses (m < n) but leaves
+// the scheme nothing to choose (m ≤ sinks + window: the exact part is all that runs, cut when
+// it does not fit), `degenerate` says so (CompressedHead::degenerate); `windowName` names the
+// window in that reason ("observation window" for SnapKV).
 struct ExactSplit {
     std::vector<std::int32_t> exact;
     std::vector<std::int32_t> middle;
     int middleBudget = 0;
+    std::string degenerate;
 };
-ExactSplit splitExact(int n, int m, int sinks, int window);
+ExactSplit splitExact(int n, int m, int sinks, int window, const char* windowName = "window");
 
 // Sum over the group's query heads of the causal attention each context token receives from the
 // context queries in rows [firstQuery, n) (column sums of the attention matrix).
@@ -47,6 +60,8 @@ std::vector<double> receivedAttention(const HeadInput& head, int firstQuery);
 std::vector<std::int32_t> topByScore(const std::vector<std::int32_t>& candidates,
                                      const std::vector<double>& score, int count);
 
+// The split's exact tokens and `chosen` (with their log-weights, or none) as a CompressedHead;
+// the split's degenerate reason comes along.
 CompressedHead assemble(const HeadInput& head, const ExactSplit& split,
                         const std::vector<std::int32_t>& chosen,
                         const std::vector<float>& chosenLogWeights, Precision precision);

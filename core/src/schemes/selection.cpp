@@ -13,23 +13,23 @@
 namespace kvs::schemes {
 namespace {
 
-// Budget and sinks, then the scheme's own parameters, then the precision: the parameters of
-// schemes that pick their recent tokens themselves (no separate window).
-std::vector<ParamSpec> withSinks(std::vector<ParamSpec> specific, double keep, int sinks) {
+// Budget and sinks (the common default, scheme_util.h), then the scheme's own parameters, then the
+// precision: the parameters of schemes whose own rule sets their recent tokens (no separate
+// window).
+std::vector<ParamSpec> withSinks(std::vector<ParamSpec> specific, double keep) {
     std::vector<ParamSpec> p = budgetParams(keep);
-    p.push_back(sinksParam(sinks));
+    p.push_back(sinksParam());
     p.insert(p.end(), specific.begin(), specific.end());
     p.push_back(precisionParam(16));
     return p;
 }
 
-// withSinks with an exact recent window first and, for sampling schemes, a seed last.
-std::vector<ParamSpec> withCommon(std::vector<ParamSpec> specific, double keep, int sinks,
-                                  int window, bool seeded) {
-    specific.insert(specific.begin(), windowParam(window));
+// withSinks with the common exact recent window first and, for sampling schemes, a seed last.
+std::vector<ParamSpec> withCommon(std::vector<ParamSpec> specific, double keep, bool seeded) {
+    specific.insert(specific.begin(), windowParam());
     if (seeded)
         specific.push_back(seedParam());
-    return withSinks(std::move(specific), keep, sinks);
+    return withSinks(std::move(specific), keep);
 }
 
 struct Budgeted {
@@ -104,8 +104,14 @@ CompressedHead sinksWindow(const HeadInput& h, const ParamValues& p) {
     const Precision precision = precisionOf(p);
     const int m = tokenBudget(p, h.tokens(), perTokenBytes(h, precision, false));
     const int sinks = static_cast<int>(param(p, "sinks"));
-    // The window is whatever the budget leaves after the sinks.
+    // The window is whatever the budget leaves after the sinks: that is the method, so it is
+    // degenerate only when the sinks take the whole budget (no recent window at all).
     ExactSplit split = splitExact(h.tokens(), m, sinks, h.tokens());
+    split.degenerate.clear();
+    if (m < h.tokens() && sinks > 0 && m <= sinks)
+        split.degenerate = "budget " + std::to_string(std::max(0, m)) + " tokens " +
+                           (m < sinks ? "<" : "=") + " sinks " + std::to_string(sinks) +
+                           ": no recent window" + (m < sinks ? ", sinks cut" : "");
     return assemble(h, split, {}, {}, precision);
 }
 
@@ -113,9 +119,12 @@ CompressedHead heavyHitters(const HeadInput& h, const ParamValues& p) {
     const Precision precision = precisionOf(p);
     const int n = h.tokens();
     const int m = tokenBudget(p, n, perTokenBytes(h, precision, false));
-    // H2O splits the budget between the recent window and the heavy hitters.
-    const int recent = static_cast<int>(std::round(param(p, "recent_share") * m));
-    ExactSplit split = splitExact(n, m, static_cast<int>(param(p, "sinks")), recent);
+    // H2O splits the budget between the recent window and the heavy hitters; the recent part is
+    // never shorter than the common exact window (equal footing).
+    const int recent = std::max(static_cast<int>(param(p, "window")),
+                                static_cast<int>(std::round(param(p, "recent_share") * m)));
+    ExactSplit split =
+        splitExact(n, m, static_cast<int>(param(p, "sinks")), recent, "recent window");
     const auto score = receivedAttention(h, 0);
     return assemble(h, split, topByScore(split.middle, score, split.middleBudget), {}, precision);
 }
@@ -133,7 +142,8 @@ CompressedHead observationWindow(const HeadInput& h, const ParamValues& p) {
     const int m = tokenBudget(p, n, perTokenBytes(h, precision, false));
     const int obs = std::min(static_cast<int>(param(p, "observation")), n);
     // The observation window itself is kept; the prefix is chosen by its pooled attention.
-    ExactSplit split = splitExact(n, m, static_cast<int>(param(p, "sinks")), obs);
+    ExactSplit split =
+        splitExact(n, m, static_cast<int>(param(p, "sinks")), obs, "observation window");
     const auto attn = receivedAttention(h, n - obs);
     const int k = static_cast<int>(param(p, "kernel")) / 2;
     std::vector<double> pooled(attn.size(), 0.0);
@@ -393,7 +403,8 @@ std::unique_ptr<StreamingState> streamSinksWindow(const HeadInput& h, const Stre
 std::unique_ptr<StreamingState> streamHeavyHitters(const HeadInput& h, const StreamStart& start,
                                                    const ParamValues& p) {
     const int m = streamBudgetTokens(h, start, p, false);
-    const int recent = static_cast<int>(std::round(param(p, "recent_share") * m));
+    const int recent =
+        std::max(paramInt(p, "window"), static_cast<int>(std::round(param(p, "recent_share") * m)));
     return std::make_unique<HeavyHitterStream>(streamBudget(m, paramInt(p, "sinks"), recent));
 }
 
@@ -440,7 +451,7 @@ void addSelectionSchemes(std::vector<std::unique_ptr<Scheme>>& out) {
          "Keeps m context tokens drawn uniformly at random and gives each the weight n/m (a log-"
          "bias ln(n/m) on its score), an unbiased estimate of the attention sums. Its error "
          "falls like 1/√m: the baseline a coreset must beat.",
-         withCommon({}, 0.25, 0, 0, true), "keep",
+         withCommon({}, 0.25, true), "keep",
          // Monte-Carlo: the error of an unbiased sample mean falls like m^−½.
          ScalingTheory{-0.5, "sampling theory", false}},
         uniform, streamUniform));
@@ -452,7 +463,7 @@ void addSelectionSchemes(std::vector<std::unique_ptr<Scheme>>& out) {
              "unbiased.",
              withCommon({{"rho", "ρ", 0, 100, 0, false, false, "",
                           "sharpness of the sampling; 0 = max query norm × attention scale"}},
-                        0.25, 0, 0, true)},
+                        0.25, true)},
             "its sampling probabilities are normalized over the whole context, and ρ = 0 takes "
             "the largest query norm of the prompt: both depend on tokens a stream has not seen"),
         normImportance));
@@ -460,22 +471,23 @@ void addSelectionSchemes(std::vector<std::unique_ptr<Scheme>>& out) {
         {"select.sinks_window", "selection", "Sinks + recent window (StreamingLLM)",
          "Keeps the first few tokens, which act as attention sinks, and the most recent ones; "
          "everything in between is evicted. No weights, no look at the data.",
-         withSinks({}, 0.25, 4)},
+         withSinks({}, 0.25)},
         sinksWindow, streamSinksWindow));
     out.push_back(makeScheme(
         {"select.h2o", "selection", "Heavy hitters (H2O)",
          "Keeps a recent window plus the tokens that received the most attention, accumulated "
          "over all context queries of the heads that share this KV head.",
-         withSinks({{"recent_share", "Recent share", 0, 1, 0.5, false, false, "",
-                     "fraction of the budget given to the recent window"}},
-                   0.25, 0)},
+         withCommon({{"recent_share", "Recent share", 0, 1, 0.5, false, false, "",
+                      "fraction of the budget given to the recent window (never fewer tokens "
+                      "than the window)"}},
+                    0.25, false)},
         heavyHitters, streamHeavyHitters));
     out.push_back(makeScheme(
         {"select.tova", "selection", "Current query (TOVA)",
          "Evicts the tokens with the lowest attention from the latest query, summed over the "
          "heads of the group: the greedy rule TOVA applies at every decoding step, here after "
          "the prefill.",
-         withCommon({}, 0.25, 0, 0, false)},
+         withCommon({}, 0.25, false)},
         currentQuery, streamCurrentQuery));
     out.push_back(makeScheme(
         cannotStream(
@@ -484,11 +496,14 @@ void addSelectionSchemes(std::vector<std::unique_ptr<Scheme>>& out) {
              "to the prefix, max-pools it over neighbouring tokens and keeps the top tokens "
              "together "
              "with the window itself.",
-             withSinks({{"observation", "Observation window", 1, 4096, 32, false, true, "tokens",
-                         "how many of the last context queries vote"},
+             // The observation window is SnapKV's exact recent window: its default is the
+             // common window.
+             withSinks({{"observation", "Observation window", 1, 4096,
+                         static_cast<double>(kDefaultWindow), false, true, "tokens",
+                         "how many of the last context queries vote; they are kept exactly"},
                         {"kernel", "Pooling kernel", 1, 63, 7, false, true, "tokens",
                          "max-pooling width over neighbouring positions"}},
-                       0.25, 0)},
+                       0.25)},
             "it votes with the attention of the prompt's last queries (the observation "
             "window), which come after every token it must choose among: while streaming, "
             "those queries are in the future"),
@@ -497,7 +512,7 @@ void addSelectionSchemes(std::vector<std::unique_ptr<Scheme>>& out) {
         {"select.key_norm", "selection", "Lowest key norm",
          "Keeps the tokens whose keys have the smallest norm, which in trained models tend to "
          "attract the most attention. Looks at keys only.",
-         withCommon({}, 0.25, 0, 0, false)},
+         withCommon({}, 0.25, false)},
         keyNorm, streamKeyNorm));
     out.push_back(makeScheme(
         cannotStream(
@@ -508,7 +523,7 @@ void addSelectionSchemes(std::vector<std::unique_ptr<Scheme>>& out) {
              "and keeps the top tokens.",
              withCommon({{"observation", "Recent queries", 1, 4096, 32, false, true, "tokens",
                           "how many recent context queries estimate μ and Σ"}},
-                        0.25, 0, 0, false)},
+                        0.25, false)},
             "it scores tokens by a Gaussian fitted to the prompt's last queries, which come "
             "after the tokens it must evict: while streaming, those queries are in the future"),
         expectedAttention));
