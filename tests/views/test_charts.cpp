@@ -18,6 +18,8 @@
 #include <QImage>
 #include <QJsonDocument>
 #include <QJsonObject>
+#include <QRegularExpression>
+#include <QSet>
 #include <QTableWidget>
 #include <QTest>
 #include <qcustomplot.h>
@@ -551,6 +553,107 @@ private slots:
         QCOMPARE(plot->graph(10)->data()->size(), 0);
     }
 
+    // A figure asked for in millimetres is that size in every format (#15: the PDF and SVG took
+    // the 96-dpi layout's pixels for points, so 85 mm came out 113 mm wide): the PDF's page is
+    // mm / 25.4 · 72 points (± 0.5: its MediaBox holds whole points), the SVG says width="85mm"
+    // with a viewBox of the same aspect in 96-dpi pixels and its texts at the asked points in
+    // them, and the PNG is round(mm / 25.4 · dpi) pixels. Without a size: the on-screen size at
+    // 96 dpi.
+    void exportSizesArePhysical() {
+        CacheView cache;
+        cache.resize(900, 600);
+        cache.show();
+        const auto a = makeAnalysis();
+        cache.setData(a, 0);
+        const ChartHandle chart = cache.charts().front();
+        const auto render = [&](ExportFormat format, const ExportOptions& options) {
+            ExportFile file;
+            const QString error = renderChart(chart, QStringLiteral("bars.") + formatSuffix(format),
+                                              format, a->provenance, options, &file);
+            if (!error.isEmpty())
+                qWarning("%s", qPrintable(error));
+            return file.bytes;
+        };
+        const auto mediaBox = [](const QByteArray& pdf) {
+            static const QRegularExpression box(
+                QStringLiteral("/MediaBox\\s*\\[\\s*0\\s+0\\s+([0-9.]+)\\s+([0-9.]+)\\s*\\]"));
+            const QRegularExpressionMatch m = box.match(QString::fromLatin1(pdf));
+            return m.hasMatch() ? QSizeF(m.captured(1).toDouble(), m.captured(2).toDouble())
+                                : QSizeF();
+        };
+        const auto svgAttribute = [](const QByteArray& svg, const QString& name) {
+            const QRegularExpression attribute(
+                QStringLiteral("<svg[^>]*\\s%1=\"([^\"]*)\"").arg(name));
+            return attribute.match(QString::fromUtf8(svg)).captured(1);
+        };
+        const auto points = [](double mm) { return mm / 25.4 * 72.0; };
+
+        for (const auto& [widthMm, heightMm] :
+             std::vector<std::pair<double, double>>{{85, 60}, {178, 90}, {42.5, 30.3}}) {
+            ExportOptions options;
+            options.widthMm = widthMm;
+            options.heightMm = heightMm;
+            options.fontPt = 8;
+            options.dpi = 300;
+            const QString size = QStringLiteral("%1 x %2 mm").arg(widthMm).arg(heightMm);
+
+            const QSizeF page = mediaBox(render(ExportFormat::Pdf, options));
+            QVERIFY2(page.isValid(), qPrintable(size));
+            QVERIFY2(qAbs(page.width() - points(widthMm)) <= 0.5 &&
+                         qAbs(page.height() - points(heightMm)) <= 0.5,
+                     qPrintable(QStringLiteral("%1: the PDF page is %2 x %3 pt, not %4 x %5")
+                                    .arg(size)
+                                    .arg(page.width())
+                                    .arg(page.height())
+                                    .arg(points(widthMm))
+                                    .arg(points(heightMm))));
+
+            const QByteArray svg = render(ExportFormat::Svg, options);
+            const QString width = svgAttribute(svg, QStringLiteral("width"));
+            const QString height = svgAttribute(svg, QStringLiteral("height"));
+            QVERIFY2(width.endsWith(QStringLiteral("mm")) && height.endsWith(QStringLiteral("mm")),
+                     qPrintable(width + QLatin1Char(' ') + height));
+            QCOMPARE(width.chopped(2).toDouble(), widthMm);
+            QCOMPARE(height.chopped(2).toDouble(), heightMm);
+            const QStringList viewBox =
+                svgAttribute(svg, QStringLiteral("viewBox")).split(QLatin1Char(' '));
+            QCOMPARE(viewBox.size(), 4);
+            // The user unit is a 96-dpi pixel: the viewBox is the size in them.
+            QVERIFY(qAbs(viewBox[2].toDouble() - widthMm / 25.4 * 96) < 0.01);
+            QVERIFY(qAbs(viewBox[3].toDouble() - heightMm / 25.4 * 96) < 0.01);
+            // Texts at 8 pt = 8 / 72 · 96 user units (QCustomPlot draws tick labels 0.05 pt
+            // larger, and power-of-ten exponents at 0.75 of the whole points).
+            static const QRegularExpression fontSize(QStringLiteral("font-size=\"([0-9.]+)\""));
+            QSet<QString> sizes;
+            for (const QRegularExpressionMatch& m : fontSize.globalMatch(QString::fromUtf8(svg)))
+                sizes << m.captured(1);
+            QVERIFY2(sizes.contains(QString::number(8.0 / 72 * 96)),
+                     qPrintable(QStringList(sizes.values()).join(QLatin1Char(' '))));
+
+            const QImage png = QImage::fromData(render(ExportFormat::Png, options), "PNG");
+            QCOMPARE(png.width(), qRound(widthMm / 25.4 * 300));
+            QCOMPARE(png.height(), qRound(heightMm / 25.4 * 300));
+            QCOMPARE(qRound(png.dotsPerMeterX() * 0.0254), 300);
+        }
+
+        // Without a size: the chart's on-screen size at 96 dpi, in every format.
+        chart.plot->replot();
+        const QSize screen = chart.plot->size();
+        ExportOptions onScreen;
+        onScreen.dpi = 96;
+        const QSizeF page = mediaBox(render(ExportFormat::Pdf, onScreen));
+        QVERIFY(qAbs(page.width() - screen.width() * 0.75) <= 0.5);
+        QVERIFY(qAbs(page.height() - screen.height() * 0.75) <= 0.5);
+        const QImage png = QImage::fromData(render(ExportFormat::Png, onScreen), "PNG");
+        QCOMPARE(png.size(), screen);
+        // Width only: the on-screen aspect ratio.
+        ExportOptions widthOnly;
+        widthOnly.widthMm = 85;
+        const QSizeF column = mediaBox(render(ExportFormat::Pdf, widthOnly));
+        QVERIFY(qAbs(column.width() - points(85)) <= 0.5);
+        QVERIFY(qAbs(column.height() - points(85) * screen.height() / screen.width()) <= 0.5);
+    }
+
     // Every format is drawn into memory with what its sidecar says; the writer gets those bytes.
     void exportDrawsEveryFormat() {
         CacheView cache;
@@ -579,7 +682,7 @@ private slots:
         }
         // 85 mm at 200 dpi.
         const QImage png = QImage::fromData(files[ExportFormat::Png].bytes, "PNG");
-        QVERIFY(qAbs(png.width() - qRound(85 / 25.4 * 200)) <= 2);
+        QCOMPARE(png.width(), qRound(85 / 25.4 * 200));
         QCOMPARE(qRound(png.dotsPerMeterX() * 0.0254), 200);
         // Export is drawn in the light theme whatever the screen shows.
         QVERIFY(png.pixelColor(2, 2).lightness() > 240);
@@ -591,7 +694,7 @@ private slots:
                            "bytes,kept_tokens\n0,0,100,60,16,176,96,4\n")));
 
         // A figure size in physical units and a font size, as a plotting library's figure:
-        // 85 × 60 mm at 300 dpi is 1004 × 709 pixels (± 1: the layout is in 96-dpi points)
+        // 85 × 60 mm at 300 dpi is 1004 × 709 pixels
         // whatever the widget's size; the text is
         // drawn at the asked size (8 pt and 14 pt give different images of the same size), the
         // sidecar says so, and the screen's fonts come back afterwards.
@@ -608,8 +711,8 @@ private slots:
                                 sized, &file)
                         .isEmpty());
             byFont[pt] = QImage::fromData(file.bytes, "PNG");
-            QVERIFY(qAbs(byFont[pt].width() - qRound(85 / 25.4 * 300)) <= 1);
-            QVERIFY(qAbs(byFont[pt].height() - qRound(60 / 25.4 * 300)) <= 1);
+            QCOMPARE(byFont[pt].width(), qRound(85 / 25.4 * 300));
+            QCOMPARE(byFont[pt].height(), qRound(60 / 25.4 * 300));
             QCOMPARE(file.sidecar[QStringLiteral("font_pt")].toDouble(), double(pt));
             QCOMPARE(file.sidecar[QStringLiteral("width_mm")].toDouble(), 85.0);
             QCOMPARE(file.sidecar[QStringLiteral("dpi")].toInt(), 300);
