@@ -16,6 +16,7 @@
 #include <QMenu>
 #include <QMessageBox>
 #include <QPdfWriter>
+#include <QRegularExpression>
 #include <QSettings>
 #include <QSvgGenerator>
 #include <qcustomplot.h>
@@ -97,63 +98,129 @@ QByteArray csvBytes(const CsvTable& table, const Provenance& provenance) {
 
 namespace {
 
-// The pixel size to draw at: the final print width when asked, else the on-screen size (96 dpi
-// points).
-QSize exportSize(const QCustomPlot* plot, const ExportOptions& options) {
-    int width = plot->width() > 50 ? plot->width() : 800;
-    int height = plot->height() > 50 ? plot->height() : 500;
-    if (options.widthMm > 0) {
-        const int w = qRound(options.widthMm / 25.4 * 96.0);
-        height = options.heightMm > 0 ? qRound(options.heightMm / 25.4 * 96.0)
-                                      : qRound(static_cast<double>(height) * w / width);
-        width = w;
-    }
-    return {width, height};
+// QCustomPlot lays a chart out in logical pixels: its pens, margins, tick lengths and marker sizes
+// are given in them and the screen draws them at 96 per inch. Every export keeps that layout (so
+// the export looks like the screen) and maps it onto the physical size asked for.
+constexpr double kLayoutDpi = 96.0;
+
+// A figure's size: in millimetres (the page of a PDF, the width/height of an SVG, the pixels of a
+// PNG at its dpi) and the layout in 96-dpi logical pixels drawn into it.
+struct FigureSize {
+    QSizeF mm;
+    QSize layout;
+};
+
+// The size asked for, else the on-screen size at 96 dpi; without a height the on-screen aspect
+// ratio.
+FigureSize figureSize(const QCustomPlot* plot, const ExportOptions& options) {
+    const double width = plot->width() > 50 ? plot->width() : 800;
+    const double height = plot->height() > 50 ? plot->height() : 500;
+    QSizeF mm(width / kLayoutDpi * 25.4, height / kLayoutDpi * 25.4);
+    if (options.widthMm > 0)
+        mm = QSizeF(options.widthMm,
+                    options.heightMm > 0 ? options.heightMm : options.widthMm * height / width);
+    const QSize layout(std::max(1, qRound(mm.width() / 25.4 * kLayoutDpi)),
+                       std::max(1, qRound(mm.height() / 25.4 * kLayoutDpi)));
+    return {mm, layout};
 }
 
-// Vector output (SVG, PDF) through QCustomPlot's painter, without cosmetic pens.
-bool drawVector(QCustomPlot* plot, QPaintDevice* device, QSize size) {
+// Vector output (SVG, PDF) through QCustomPlot's painter, without cosmetic pens. The device has
+// 96 units per inch, so texts of n points come out n points tall.
+bool drawVector(QCustomPlot* plot, QPaintDevice* device, QSize layout) {
     QCPPainter painter;
     if (!painter.begin(device))
         return false;
     painter.setMode(QCPPainter::pmVectorized);
     painter.setMode(QCPPainter::pmNoCaching);
     painter.setMode(QCPPainter::pmNonCosmetic);
-    plot->toPainter(&painter, size.width(), size.height());
+    plot->toPainter(&painter, layout.width(), layout.height());
     return painter.end();
+}
+
+// A PNG of W mm at D dpi is round(W / 25.4 · D) pixels: the 96-dpi layout scaled onto them. The
+// image claims 96 dpi while it is drawn, so point-sized texts are laid out as on the screen.
+QImage drawRaster(QCustomPlot* plot, const FigureSize& size, int dpi) {
+    const QSize pixels(std::max(1, qRound(size.mm.width() / 25.4 * dpi)),
+                       std::max(1, qRound(size.mm.height() / 25.4 * dpi)));
+    QImage image(pixels, QImage::Format_ARGB32_Premultiplied);
+    if (image.isNull())
+        return image;
+    const int layoutDotsPerMeter = qRound(kLayoutDpi / 0.0254);
+    image.setDotsPerMeterX(layoutDotsPerMeter);
+    image.setDotsPerMeterY(layoutDotsPerMeter);
+    image.fill(Qt::transparent);
+    QCPPainter painter;
+    if (!painter.begin(&image))
+        return {};
+    painter.setMode(QCPPainter::pmNoCaching);
+    const double sx = static_cast<double>(pixels.width()) / size.layout.width();
+    const double sy = static_cast<double>(pixels.height()) / size.layout.height();
+    if (sx > 1.0 || sy > 1.0) // as QCustomPlot::toPixmap: hairlines would vanish when enlarged
+        painter.setMode(QCPPainter::pmNonCosmetic);
+    painter.scale(sx, sy);
+    plot->toPainter(&painter, size.layout.width(), size.layout.height());
+    painter.end();
+    const int dotsPerMeter = qRound(dpi / 0.0254);
+    image.setDotsPerMeterX(dotsPerMeter);
+    image.setDotsPerMeterY(dotsPerMeter);
+    return image;
+}
+
+// QSvgGenerator writes its width and height as its integer size over its resolution; the figure
+// is exactly the millimetres asked for, so the <svg> element's attributes are set to them.
+QByteArray withSvgSizeMm(QByteArray svg, QSizeF mm) {
+    const int start = svg.indexOf("<svg");
+    const int end = start < 0 ? -1 : svg.indexOf('>', start);
+    if (end < 0)
+        return svg;
+    QByteArray element = svg.mid(start, end - start);
+    static const QRegularExpression size(QStringLiteral("\\s(width|height)=\"[^\"]*\""));
+    QString text = QString::fromUtf8(element);
+    text.remove(size);
+    text.insert(
+        4, QStringLiteral(" width=\"%1mm\" height=\"%2mm\"")
+               .arg(QString::number(mm.width(), 'g', 8), QString::number(mm.height(), 'g', 8)));
+    return svg.replace(start, end - start, text.toUtf8());
 }
 
 bool drawChart(QCustomPlot* plot, const QString& name, ExportFormat format,
                const Provenance& provenance, const ExportOptions& options, QBuffer* buffer) {
-    const QSize size = exportSize(plot, options);
+    const FigureSize size = figureSize(plot, options);
     switch (format) {
     case ExportFormat::Png: {
-        const int dpi = std::max(1, options.dpi);
-        QImage image = plot->toPixmap(size.width(), size.height(), dpi / 96.0).toImage();
-        const int dotsPerMeter = qRound(dpi / 0.0254);
-        image.setDotsPerMeterX(dotsPerMeter);
-        image.setDotsPerMeterY(dotsPerMeter);
+        const QImage image = drawRaster(plot, size, std::max(1, options.dpi));
         return !image.isNull() && image.save(buffer, "PNG");
     }
     case ExportFormat::Pdf: {
+        // The page is the figure's size in millimetres (whole points in the MediaBox); the device
+        // has 96 units per inch, as the layout.
         QPdfWriter pdf(buffer);
-        pdf.setResolution(72); // one device unit per point: the page is the plot's size
+        pdf.setResolution(static_cast<int>(kLayoutDpi));
         pdf.setPageLayout(
-            QPageLayout(QPageSize(QSizeF(size), QPageSize::Point, QString(), QPageSize::ExactMatch),
-                        QPageLayout::Portrait, QMarginsF(0, 0, 0, 0)));
+            QPageLayout(QPageSize(size.mm, QPageSize::Millimeter, QString(), QPageSize::ExactMatch),
+                        QPageLayout::Portrait, QMarginsF(0, 0, 0, 0), QPageLayout::Millimeter));
         pdf.setCreator(QStringLiteral("KV Studio %1").arg(provenance.version));
         pdf.setTitle(name);
-        return drawVector(plot, &pdf, size);
+        return drawVector(plot, &pdf, size.layout);
     }
     case ExportFormat::Svg: {
+        // User units are 96-dpi pixels: the viewBox is the exact size in them.
+        QByteArray svg;
+        QBuffer out(&svg);
+        out.open(QIODevice::WriteOnly);
         QSvgGenerator generator;
-        generator.setOutputDevice(buffer);
-        generator.setSize(size);
-        generator.setViewBox(QRect(QPoint(0, 0), size));
+        generator.setOutputDevice(&out);
+        generator.setResolution(static_cast<int>(kLayoutDpi));
+        generator.setSize(size.layout);
+        generator.setViewBox(QRectF(0, 0, size.mm.width() / 25.4 * kLayoutDpi,
+                                    size.mm.height() / 25.4 * kLayoutDpi));
         generator.setTitle(name);
         generator.setDescription(
             QStringLiteral("KV Studio %1; model %2").arg(provenance.version, provenance.modelName));
-        return drawVector(plot, &generator, size);
+        if (!drawVector(plot, &generator, size.layout))
+            return false;
+        out.close();
+        return buffer->write(withSvgSizeMm(svg, size.mm)) > 0;
     }
     case ExportFormat::Csv:
         break;

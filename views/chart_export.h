@@ -43,8 +43,11 @@ struct ChartHandle {
 };
 
 // A figure's size and type as a plotting library's figure size: physical units, not the widget's
-// pixels. A PNG of width W mm at D dpi is W / 25.4 · D pixels wide; SVG and PDF take the size in
-// points.
+// pixels. A PNG of width W mm at D dpi is round(W / 25.4 · D) pixels wide; a PDF's page is W mm
+// (W / 25.4 · 72 points, whole points in its MediaBox); an SVG says width="W mm" with a viewBox in
+// 96-dpi pixels. Every format draws the chart's 96-dpi layout (as on the screen) scaled to that
+// size. Texts are fontPt points in each; Qt rounds a font to whole pixels of its device, so the PNG
+// and PDF draw 8 pt as 11/96 in (8.25 pt), as the screen does.
 struct ExportOptions {
     int dpi = 300;
     double widthMm = 0;  // 0: the on-screen size at 96 dpi
