@@ -402,6 +402,16 @@ void finishTotals(EvalResult& result, const std::pair<double, double>& squares) 
         static_cast<double>(result.bytes.total()) / static_cast<double>(result.fp16Bytes);
 }
 
+// max_i ‖x_i − x̄‖ over the rows of x: the spread the coreset bound sees once the rows share no
+// offset (a shift every key shares leaves softmax unchanged; one every value shares moves o and ô
+// alike).
+double centredSpread(const Eigen::Ref<const Matrix>& x) {
+    if (x.rows() == 0)
+        return 0.0;
+    const Eigen::RowVectorXd mean = x.cast<double>().colwise().mean();
+    return (x.cast<double>().rowwise() - mean).rowwise().norm().maxCoeff();
+}
+
 // The per-head metrics of DESIGN.md "Metrics" (and, with maps, the exact, compressed and
 // difference maps and the mass lost per probe row).
 HeadMetrics headMetrics(const HeadProbe& in, bool maps, bool exactMaps) {
@@ -430,8 +440,9 @@ HeadMetrics headMetrics(const HeadProbe& in, bool maps, bool exactMaps) {
     int count = 0;
     const KvHeadCapture& hc = in.capture.layers[static_cast<std::size_t>(in.layer)]
                                   .kvHeads[static_cast<std::size_t>(in.kvHead)];
-    const double kmax = hc.keys.topRows(ctx).rowwise().norm().maxCoeff();
-    const double vmax = hc.values.topRows(ctx).rowwise().norm().maxCoeff();
+    const double kmax = centredSpread(hc.keys.topRows(ctx));
+    const double vmax = centredSpread(hc.values.topRows(ctx));
+    double worstAbs = 0; // the worst probe query's ‖o − ô‖ over the context
     for (std::size_t j = 0; j < in.exact.size(); ++j) {
         const AttendResult& e = in.exact[j];
         const AttendResult& c = in.attended[j];
@@ -476,6 +487,7 @@ HeadMetrics headMetrics(const HeadProbe& in, bool maps, bool exactMaps) {
             const double rel = on > 0 ? diff / on : diff;
             errSum += rel;
             absSum += diff;
+            worstAbs = std::max(worstAbs, diff);
             m.maxContextError = std::max(m.maxContextError, rel);
             // One pass over the kept tokens: the exact mass they hold, |p − p̂| on them (total
             // variation adds the exact mass of the rest) and the logit error.
@@ -521,8 +533,9 @@ HeadMetrics headMetrics(const HeadProbe& in, bool maps, bool exactMaps) {
     m.outputError = ratioOfNorms(outDiff2, outNorm2);
     m.outputSquares = {outDiff2, outNorm2};
     m.rhoEff = qmax * kmax * in.scale;
-    // The bound is stated for unit-norm values: ε = ‖o − ô‖ / max‖v‖.
-    m.valueScaledError = count && vmax > 0 ? absSum / count / vmax : 0.0;
+    // The bound is stated for every query and unit-norm values: ε = max ‖o − ô‖ / max‖v − v̄‖.
+    m.valueScaledError = vmax > 0 ? worstAbs / vmax : 0.0;
+    m.meanValueScaledError = count && vmax > 0 ? absSum / count / vmax : 0.0;
     m.boundTokens = coresetBoundTokens(d, m.rhoEff, m.valueScaledError);
     return m;
 }

@@ -100,7 +100,7 @@ AttendResult selfRow(const HeadInput& stream, const Matrix& queries, int t, Eige
 // Sums of one head's per-row metrics, turned into the head's figures by finish().
 struct RowSums {
     HeadMetrics peak; // layer, head, kept tokens and bytes of the largest summary, maxima
-    double contextError = 0, massLost = 0, totalVariation = 0, valueScaledError = 0;
+    double contextError = 0, massLost = 0, totalVariation = 0, meanValueScaledError = 0;
     double outDiff2 = 0, outNorm2 = 0;
     int rows = 0;
 
@@ -114,10 +114,11 @@ struct RowSums {
         peak.maxContextError = std::max(peak.maxContextError, m.maxContextError);
         peak.logitError = std::max(peak.logitError, m.logitError);
         peak.rhoEff = std::max(peak.rhoEff, m.rhoEff);
+        peak.valueScaledError = std::max(peak.valueScaledError, m.valueScaledError);
         contextError += m.contextError;
         massLost += m.massLost;
         totalVariation += m.totalVariation;
-        valueScaledError += m.valueScaledError;
+        meanValueScaledError += m.meanValueScaledError;
         outDiff2 += m.outputSquares.first;
         outNorm2 += m.outputSquares.second;
         ++rows;
@@ -128,7 +129,7 @@ struct RowSums {
         m.contextError = contextError / r;
         m.massLost = massLost / r;
         m.totalVariation = totalVariation / r;
-        m.valueScaledError = valueScaledError / r;
+        m.meanValueScaledError = meanValueScaledError / r;
         m.outputSquares = {outDiff2, outNorm2};
         m.outputError = ratioOfNorms(outDiff2, outNorm2);
         m.boundTokens = coresetBoundTokens(headDim, m.rhoEff, m.valueScaledError);

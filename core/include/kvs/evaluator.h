@@ -109,11 +109,16 @@ struct HeadMetrics {
     double projectedSquares = 0.0;
     double logitError = 0.0; // max |s_i − ŝ_i| over kept tokens, without the log-weight bias
     double compressMilliseconds = 0.0;
-    // Theory (ALGORITHMS.md §1c): ρ_eff = max‖q‖·max‖k‖/√d over probe queries and context keys;
-    // the error in the bound's units (values scaled to unit norm): mean ‖o − ô‖ / max‖v‖; and
-    // the coreset size √d·e^ρ/ε the bound asks for at that ε (+∞ when ε = 0).
+    // Theory (ALGORITHMS.md §1c), in the bound's own terms (docs/scaling-check.md):
+    // ρ_eff = max‖q‖·max‖k − k̄‖·scale over probe queries and centred context keys (softmax
+    // ignores the shift q·k̄ that every key shares); the error of the worst probe query over the
+    // context, max ‖o − ô‖ / max‖v − v̄‖, values centred and scaled by their spread (the bound
+    // holds for every query and unit-norm values; attention's outputs move with a shared value
+    // shift, so the error does not); and the coreset size √d·e^ρ/ε the bound asks for at that ε
+    // (+∞ when ε = 0). Its constants are unknown: quote it as an order of magnitude.
     double rhoEff = 0.0;
-    double valueScaledError = 0.0;
+    double valueScaledError = 0.0;     // worst probe query, as the theorem bounds
+    double meanValueScaledError = 0.0; // the same, averaged over probe queries (a diagnostic)
     double boundTokens = 0.0;
     // Per query head of the group, when asked (EvalOptions::attentionMaps): probe × context,
     // exact and compressed probabilities (0 where evicted), compressed − exact, and the mass lost
