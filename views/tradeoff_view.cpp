@@ -8,7 +8,9 @@
 #include <QCheckBox>
 #include <QComboBox>
 #include <QHBoxLayout>
+#include <QHelpEvent>
 #include <QLabel>
+#include <QToolTip>
 #include <QVBoxLayout>
 #include <cmath>
 #include <limits>
@@ -78,6 +80,7 @@ TradeoffView::TradeoffView(QWidget* parent) : QWidget(parent) {
     m_plot->legend->setVisible(true);
     m_plot->axisRect()->insetLayout()->setInsetAlignment(0, Qt::AlignBottom | Qt::AlignLeft);
     m_plot->setToolTip(tr("Click or drag along a curve to move that scheme's current setting"));
+    m_plot->installEventFilter(this); // a point's own tooltip (pointToolTip)
     connect(m_plot, &QCustomPlot::mousePress, this, [this](QMouseEvent* e) {
         m_dragging = e->button() == Qt::LeftButton;
         if (m_dragging)
@@ -208,6 +211,7 @@ void TradeoffView::rebuild() {
     m_paretoCount = 0;
     m_guideCount = 0;
     m_whiskerCount = 0;
+    m_degenerateCount = 0;
     const Metric metric = this->metric();
     m_plot->yAxis->setLabel(metricName(metric));
     const bool haveCurves = m_sweeps && !m_sweeps->curves.empty();
@@ -227,9 +231,10 @@ void TradeoffView::rebuild() {
             boundNotes = drawTheory(bounds);
         drawParetoFront(metric);
     }
+    const QStringList degenerateNotes = drawDegenerate(metric);
     const QStringList studyNotes = haveStudy ? drawStudy(metric, bounds) : QStringList();
     QStringList summary = haveCurrent ? drawCurrent(metric, bounds) : QStringList();
-    summary << studyNotes;
+    summary << studyNotes << degenerateNotes;
     if (bounds.xHi > 0) {
         m_plot->xAxis->setRange(bounds.xLo / 1.6, bounds.xHi * 1.6);
         m_plot->yAxis->setRange(bounds.yLo / 2.0, bounds.yHi * 2.0);
@@ -390,6 +395,103 @@ void TradeoffView::drawParetoFront(Metric metric) {
     m_paretoCount = static_cast<int>(xs.size());
 }
 
+// A degenerate budget left the scheme nothing to choose: the point measures sinks + window, not
+// the scheme. It stays on its curve (it is what that setting runs) but is drawn as a hollow grey
+// ring over the curve's marker, named once in the legend, and explained in the summary and the
+// point's tooltip; core leaves it out of the fitted slope.
+QStringList TradeoffView::drawDegenerate(Metric metric) {
+    QVector<double> xs, ys;
+    QString example;
+    for (const SweepData* sweeps : {m_sweeps.get(), m_baseline.get()}) {
+        if (!sweeps)
+            continue;
+        for (const TradeoffCurve& curve : sweeps->curves)
+            for (const CurvePoint& p : curve.points) {
+                if (p.result.degenerateHeads == 0)
+                    continue;
+                const auto [x, y] = chartPoint(p.result, metric);
+                if (!plottable(x, y))
+                    continue;
+                xs << x;
+                ys << y;
+                if (example.isEmpty())
+                    example = tr("%1 at %2 = %3: %4")
+                                  .arg(curve.displayName, curve.parameter)
+                                  .arg(p.value, 0, 'g', 3)
+                                  .arg(QString::fromStdString(p.result.degenerate));
+            }
+    }
+    if (xs.isEmpty())
+        return {};
+    const QColor ring = isDarkPalette() ? QColor(0xB0, 0xB0, 0xB0) : QColor(0x80, 0x80, 0x80);
+    const QBrush inside = m_plot->axisRect()->backgroundBrush().style() != Qt::NoBrush
+                              ? m_plot->axisRect()->backgroundBrush()
+                              : QBrush(Qt::white);
+    QCPGraph* g = m_plot->addGraph();
+    g->setProperty("kvsDegenerate", true);
+    g->setName(tr("degenerate budget: the scheme chooses nothing (sinks + window run)"));
+    g->setLineStyle(QCPGraph::lsNone);
+    g->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssCircle, QPen(ring, 1.6), inside, 10));
+    g->setData(xs, ys);
+    m_degenerateCount = static_cast<int>(xs.size());
+    return {tr("hollow grey: %n point(s) at a degenerate budget, left out of the slopes — %1",
+               nullptr, m_degenerateCount)
+                .arg(example)};
+}
+
+QString TradeoffView::pointToolTip(const QPointF& pixel) const {
+    const Metric metric = this->metric();
+    double best = 8.0 * 8.0; // pixels²
+    const TradeoffCurve* bestCurve = nullptr;
+    const CurvePoint* bestPoint = nullptr;
+    for (const SweepData* sweeps : {m_sweeps.get(), m_baseline.get()}) {
+        if (!sweeps)
+            continue;
+        for (const TradeoffCurve& curve : sweeps->curves)
+            for (const CurvePoint& p : curve.points) {
+                const auto [x, y] = chartPoint(p.result, metric);
+                if (!plottable(x, y))
+                    continue;
+                const double dx = m_plot->xAxis->coordToPixel(x) - pixel.x();
+                const double dy = m_plot->yAxis->coordToPixel(y) - pixel.y();
+                if (dx * dx + dy * dy < best) {
+                    best = dx * dx + dy * dy;
+                    bestCurve = &curve;
+                    bestPoint = &p;
+                }
+            }
+    }
+    if (!bestPoint)
+        return {};
+    const auto [x, y] = chartPoint(bestPoint->result, metric);
+    QString text = tr("%1 at %2 = %3\n%4 B (%5% of fp16), %6 %7")
+                       .arg(bestCurve->displayName, bestCurve->parameter)
+                       .arg(bestPoint->value, 0, 'g', 4)
+                       .arg(x, 0, 'f', 0)
+                       .arg(100.0 * bestPoint->result.memoryFraction, 0, 'f', 1)
+                       .arg(metricCsvColumn(metric))
+                       .arg(y, 0, 'g', 3);
+    if (bestPoint->result.degenerateHeads > 0)
+        text += tr("\nDegenerate budget on %1 of %2 heads: %3. What runs is sinks + window, not "
+                   "the scheme's own choice.")
+                    .arg(bestPoint->result.degenerateHeads)
+                    .arg(bestPoint->result.heads.size())
+                    .arg(QString::fromStdString(bestPoint->result.degenerate));
+    return text;
+}
+
+bool TradeoffView::eventFilter(QObject* watched, QEvent* event) {
+    if (watched == m_plot && event->type() == QEvent::ToolTip) {
+        auto* help = static_cast<QHelpEvent*>(event);
+        const QString text = pointToolTip(help->pos());
+        if (!text.isEmpty()) {
+            QToolTip::showText(help->globalPos(), text, m_plot);
+            return true;
+        }
+    }
+    return QWidget::eventFilter(watched, event);
+}
+
 QStringList TradeoffView::drawCurrent(Metric metric, Bounds& bounds) {
     QStringList summary;
     for (const SchemeRun& run : m_current->runs) {
@@ -402,10 +504,14 @@ QStringList TradeoffView::drawCurrent(Metric metric, Bounds& bounds) {
         const auto [x, y] = chartPoint(run.eval, metric);
         m_currentPoints.emplace_back(x, y);
         summary << QStringLiteral("%1: %2 B (%3% of fp16), %4")
-                       .arg(run.displayName)
-                       .arg(x, 0, 'f', 0)
-                       .arg(100.0 * run.eval.memoryFraction, 0, 'f', 1)
-                       .arg(metricValue(run.eval, metric), 0, 'g', 3);
+                           .arg(run.displayName)
+                           .arg(x, 0, 'f', 0)
+                           .arg(100.0 * run.eval.memoryFraction, 0, 'f', 1)
+                           .arg(metricValue(run.eval, metric), 0, 'g', 3) +
+                       (run.eval.degenerateHeads > 0
+                            ? tr(" (degenerate budget: %1)")
+                                  .arg(QString::fromStdString(run.eval.degenerate))
+                            : QString());
         if (!plottable(x, y))
             continue;
         QCPGraph* g = m_plot->addGraph();
@@ -460,7 +566,7 @@ CsvTable TradeoffView::csv() const {
     CsvTable t{csvColumns("scheme,parameter,value,bytes,memory_fraction")};
     for (int m = 0; m < kMetricCount; ++m)
         t.header << metricCsvColumn(static_cast<Metric>(m));
-    t.header << QStringLiteral("pinned");
+    t.header << QStringLiteral("pinned") << QStringLiteral("degenerate");
     const auto add = [&](const SweepData& s, bool pinned) {
         for (const TradeoffCurve& c : s.curves)
             for (const CurvePoint& p : c.points) {
@@ -470,7 +576,8 @@ CsvTable TradeoffView::csv() const {
                                    QString::number(p.result.memoryFraction, 'g', 8)};
                 for (int m = 0; m < kMetricCount; ++m)
                     row << QString::number(metricValue(p.result, static_cast<Metric>(m)), 'g', 8);
-                row << (pinned ? QStringLiteral("1") : QStringLiteral("0"));
+                row << (pinned ? QStringLiteral("1") : QStringLiteral("0"))
+                    << QString::fromStdString(p.result.degenerate);
                 t.rows.push_back(std::move(row));
             }
     };
@@ -496,7 +603,8 @@ CsvTable TradeoffView::csv() const {
                     row << (std::isfinite(p.mean[static_cast<std::size_t>(m)])
                                 ? QString::number(p.mean[static_cast<std::size_t>(m)], 'g', 8)
                                 : QString());
-                row << QStringLiteral("0"); // not pinned; the prompts column marks study rows
+                row << QStringLiteral("0") // not pinned; the prompts column marks study rows
+                    << QString();
                 for (const Metric m : kStudyMetrics)
                     row << QString::number(p.lower[static_cast<std::size_t>(m)], 'g', 8)
                         << QString::number(p.upper[static_cast<std::size_t>(m)], 'g', 8);

@@ -74,6 +74,13 @@ public:
     void setTheoryVisible(bool visible);
     bool isTheoryVisible() const;
     int theoryGuideCount() const { return m_guideCount; }
+    // Points at a degenerate budget (EvalResult::degenerateHeads > 0: the scheme chose nothing,
+    // sinks + window ran) drawn as hollow grey rings over their curves' markers; the rings'
+    // graphs carry the property "kvsDegenerate" = true.
+    int degenerateMarkCount() const { return m_degenerateCount; }
+    // What the chart says of the curve point nearest to `pixel` (within a few pixels): the
+    // scheme, the setting, bytes and the metric, and a degenerate budget's reason; "" for none.
+    QString pointToolTip(const QPointF& pixel) const;
 
 signals:
     // The user picked (clicked or dragged to) a point of a curve: set `parameter` of the scheme
@@ -91,6 +98,8 @@ private:
     void drawParetoFront(Metric metric);
     QStringList drawCurrent(Metric metric, Bounds& bounds);
     QStringList drawStudy(Metric metric, Bounds& bounds);
+    QStringList drawDegenerate(Metric metric);
+    bool eventFilter(QObject* watched, QEvent* event) override;
     void pickAt(QMouseEvent* event);
     CsvTable csv() const;
 
@@ -108,6 +117,7 @@ private:
     ElidedLabel* m_status = nullptr;
     QCustomPlot* m_plot = nullptr;
     int m_paretoCount = 0;
+    int m_degenerateCount = 0;
     std::vector<QPointF> m_currentPoints;
     bool m_dragging = false;
 };

@@ -61,9 +61,18 @@ json rateJson(const EvalResult& result) {
 
 json qualityJson(const ModelQuality& q);
 
+// A degenerate budget (EvalResult::degenerate): how many heads and the first one's reason; null
+// when the scheme chose what it keeps on every head.
+json degenerateJson(const EvalResult& r) {
+    if (r.degenerateHeads == 0)
+        return nullptr;
+    return {{"heads", r.degenerateHeads}, {"reason", r.degenerate}};
+}
+
 // What eval and sweep report of a result, the headline first (docs/schemes.md "Metrics").
 json metricsJson(const EvalResult& r) {
     return {{"quality", r.quality ? qualityJson(*r.quality) : json(nullptr)},
+            {"degenerate", degenerateJson(r)},
             {"head_output_error", r.outputError},
             {"total_variation", r.totalVariation},
             {"mass_lost", r.massLost},
@@ -81,6 +90,16 @@ json qualityJson(const ModelQuality& q) {
             {"perplexity_change_percent", q.perplexityChangePercent},
             {"top1_agreement", q.top1Agreement},
             {"positions", q.positions}};
+}
+
+// A CSV field: quoted (quotes doubled) when it holds a comma, a quote or a line break.
+std::string csvField(const std::string& text) {
+    if (text.find_first_of(",\"\n\r") == std::string::npos)
+        return text;
+    std::string out = "\"";
+    for (const char c : text)
+        out += c == '"' ? std::string("\"\"") : std::string(1, c);
+    return out + "\"";
 }
 
 // Four significant digits, for tables.
@@ -247,7 +266,8 @@ int runEvalPromptSet(const Args& args, Streams io, const SchemeSetting& setting)
     struct Figures {
         std::vector<double> kl, ppl, headError, memory;
     } perPrompt;
-    std::vector<double> seedSd; // per prompt: the KL's spread over seeds
+    std::vector<double> seedSd;          // per prompt: the KL's spread over seeds
+    std::vector<std::string> degenerate; // per prompt: the budget's reason, if degenerate
     json prompts = json::array();
     for (const auto& file : files) {
         const std::string text = readFile(file);
@@ -291,7 +311,9 @@ int runEvalPromptSet(const Args& args, Streams io, const SchemeSetting& setting)
                            {"perplexity_change_percent", perPrompt.ppl.back()},
                            {"head_output_error", perPrompt.headError.back()},
                            {"memory_fraction", perPrompt.memory.back()},
+                           {"degenerate", degenerateJson(last)},
                            {"seeds", seedRows}});
+        degenerate.push_back(last.degenerate);
     }
     const MeanInterval kl = meanInterval(perPrompt.kl);
     const MeanInterval ppl = meanInterval(perPrompt.ppl);
@@ -322,7 +344,9 @@ int runEvalPromptSet(const Args& args, Streams io, const SchemeSetting& setting)
         io.out << "  " << files[i].filename().string() << ": KL " << perPrompt.kl[i]
                << " nats/token, perplexity " << std::showpos << perPrompt.ppl[i] << std::noshowpos
                << " %, head output error " << perPrompt.headError[i] << ", memory "
-               << 100 * perPrompt.memory[i] << " %\n";
+               << 100 * perPrompt.memory[i] << " %"
+               << (degenerate[i].empty() ? std::string() : " [degenerate: " + degenerate[i] + "]")
+               << "\n";
     const auto line = [&](const char* what, const MeanInterval& m, double scale, const char* unit) {
         io.out << "  " << what << " " << m.mean * scale << unit << " +/- " << m.halfWidth * scale
                << " (95% t-interval over " << m.n << " prompts; sd " << m.sd * scale << ")\n";
@@ -365,20 +389,22 @@ int runEval(const Args& args, Streams io) {
     if (args.has("json")) {
         json heads = json::array();
         for (const auto& h : r.heads)
-            heads.push_back({{"layer", h.layer},
-                             {"kv_head", h.kvHead},
-                             {"kept_tokens", h.keptTokens},
-                             {"bytes", bytesJson(h.bytes)},
-                             {"fp16_bytes", h.fp16Bytes},
-                             {"head_output_error", h.outputError},
-                             {"total_variation", h.totalVariation},
-                             {"mass_lost", h.massLost},
-                             {"context_error", h.contextError},
-                             {"max_context_error", h.maxContextError},
-                             {"logit_error", h.logitError},
-                             {"rho_eff", h.rhoEff},
-                             {"value_scaled_error", h.valueScaledError},
-                             {"bound_tokens", finiteOrNull(h.boundTokens)}});
+            heads.push_back(
+                {{"layer", h.layer},
+                 {"kv_head", h.kvHead},
+                 {"kept_tokens", h.keptTokens},
+                 {"bytes", bytesJson(h.bytes)},
+                 {"fp16_bytes", h.fp16Bytes},
+                 {"head_output_error", h.outputError},
+                 {"total_variation", h.totalVariation},
+                 {"mass_lost", h.massLost},
+                 {"context_error", h.contextError},
+                 {"max_context_error", h.maxContextError},
+                 {"logit_error", h.logitError},
+                 {"degenerate", h.degenerate.empty() ? json(nullptr) : json(h.degenerate)},
+                 {"rho_eff", h.rhoEff},
+                 {"value_scaled_error", h.valueScaledError},
+                 {"bound_tokens", finiteOrNull(h.boundTokens)}});
         json j = {{"scheme", r.scheme},
                   {"mode", evalModeName(r.mode)},
                   {"backend", r.backend},
@@ -407,6 +433,10 @@ int runEval(const Args& args, Streams io) {
            << "\n"
            << "  kept tokens     " << meanKept(r) << " of " << r.contextTokens
            << " per head (mean)\n"
+           << (r.degenerateHeads > 0 ? "  DEGENERATE      " + std::to_string(r.degenerateHeads) +
+                                           " of " + std::to_string(r.heads.size()) + " heads: " +
+                                           r.degenerate + " (another method runs: sinks + window)\n"
+                                     : std::string())
            << "  memory          " << r.bytes.total() << " B of " << r.fp16Bytes << " B fp16 ("
            << std::fixed << std::setprecision(1) << 100.0 * r.memoryFraction << " %): keys "
            << r.bytes.keys << ", values " << r.bytes.values << ", metadata " << r.bytes.metadata
@@ -504,7 +534,7 @@ namespace {
 void printCsvHeader(std::ostream& out) {
     out << "scheme,param,value,mean_kept_tokens,memory_fraction,bytes,kl_nats,"
            "perplexity_change_percent,top1_agreement,head_output_error,total_variation,mass_lost,"
-           "context_error,logit_error,compress_ms,attend_ms\n";
+           "context_error,logit_error,compress_ms,attend_ms,degenerate_heads,degenerate\n";
 }
 
 void printCsvRow(std::ostream& out, const std::string& scheme, const std::string& param,
@@ -516,7 +546,8 @@ void printCsvRow(std::ostream& out, const std::string& scheme, const std::string
         << (q ? number(q->perplexityChangePercent) : "") << ","
         << (q ? number(q->top1Agreement) : "") << "," << r.outputError << "," << r.totalVariation
         << "," << r.massLost << "," << r.contextError << "," << r.logitError << ","
-        << r.compressMilliseconds << "," << r.attendMilliseconds << "\n";
+        << r.compressMilliseconds << "," << r.attendMilliseconds << "," << r.degenerateHeads << ","
+        << csvField(r.degenerate) << "\n";
 }
 
 json sweepPointJson(const SweepPoint& p) {
@@ -560,10 +591,13 @@ void printSweepTable(std::ostream& out, const Sweep& sw, Metric fitted, const Sl
                                                                                {"ctx err", 11}})
         cell(title, width);
     out << "\n";
+    bool anyDegenerate = false;
     for (const auto& p : sw.points) {
         out << ' ';
         const auto& q = p.result.quality;
-        cell(number(p.value), 10);
+        // A degenerate budget is marked on its value and explained below the table.
+        anyDegenerate = anyDegenerate || p.result.degenerateHeads > 0;
+        cell(number(p.value) + (p.result.degenerateHeads > 0 ? "*" : ""), 10);
         cell(number(p.meanKeptTokens), 8);
         cell(number(p.result.memoryFraction), 9);
         cell(q ? number(q->klMean) : "n/a", 11);
@@ -574,10 +608,16 @@ void printSweepTable(std::ostream& out, const Sweep& sw, Metric fitted, const Sl
         cell(number(p.result.contextError), 11);
         out << "\n";
     }
+    for (const auto& p : sw.points)
+        if (p.result.degenerateHeads > 0)
+            out << "  * " << sw.parameter << " = " << number(p.value) << ": degenerate on "
+                << p.result.degenerateHeads << " of " << p.result.heads.size()
+                << " heads: " << p.result.degenerate << "\n";
     for (const auto& [value, why] : sw.skipped)
         out << "  skipped " << sw.parameter << " = " << value << ": " << why << "\n";
     out << "  slope of log(" << metricInfo(fitted).id << ") vs log(kept tokens): " << fit.slope
-        << " (R² " << fit.r2 << ", " << fit.points << " points)\n";
+        << " (R² " << fit.r2 << ", " << fit.points << " points"
+        << (anyDegenerate ? ", degenerate budgets left out" : "") << ")\n";
 }
 
 // --epsilon: the coreset size check of every head (bound against the tokens needed).

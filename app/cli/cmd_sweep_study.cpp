@@ -155,8 +155,10 @@ std::string padded(const std::string& text, int width, bool right) {
 SlopeFit curveSlope(const StudySummaryCurve& curve) {
     std::vector<double> kept, kl;
     for (const StudyPoint& p : curve.points)
-        if (p.keptTokens.mean < p.contextTokens) { // a point that keeps everything has no error
-            kept.push_back(p.keptTokens.mean);     // to fit (its KL is rounding noise)
+        // A point that keeps everything has no error to fit (its KL is rounding noise); one
+        // whose budget is degenerate on any prompt measures sinks + window, not the scheme.
+        if (p.keptTokens.mean < p.contextTokens && p.degeneratePrompts == 0) {
+            kept.push_back(p.keptTokens.mean);
             kl.push_back(p.kl.mean);
         }
     return fitLogLog(kept, kl);
@@ -185,15 +187,18 @@ void printStudyTable(std::ostream& out, const StudySpec& spec,
         line({c.curve.parameter, "kept", "memory", "KL (nats/token)", "Δ perplexity (%)",
               "head output error", "prompts"});
         for (const StudyPoint& p : c.points) {
-            line({shortNumber(p.value), shortNumber(p.keptTokens.mean),
-                  shortNumber(100 * p.memoryFraction.mean) + "%", withInterval(p.kl),
-                  withInterval(p.perplexityChangePercent), withInterval(p.headOutputError),
-                  std::to_string(p.prompts)});
+            line({shortNumber(p.value) + (p.degeneratePrompts > 0 ? "*" : ""),
+                  shortNumber(p.keptTokens.mean), shortNumber(100 * p.memoryFraction.mean) + "%",
+                  withInterval(p.kl), withInterval(p.perplexityChangePercent),
+                  withInterval(p.headOutputError), std::to_string(p.prompts)});
             if (p.seeds > 1)
                 out << "             KL sd over seeds " << shortNumber(p.klSeedSd)
                     << " (mean over prompts)\n";
             for (const std::string& why : p.skippedReasons)
                 out << "             skipped on some prompts: " << why << "\n";
+            for (const std::string& why : p.degenerateReasons)
+                out << "           * degenerate on " << p.degeneratePrompts << " of " << p.prompts
+                    << " prompts: " << why << "\n";
         }
         for (const auto& [value, why] : c.skipped)
             out << "  skipped " << c.curve.parameter << " = " << shortNumber(value) << ": " << why
@@ -212,7 +217,7 @@ void printStudyCsv(std::ostream& out, const std::vector<StudySummaryCurve>& curv
     out << "scheme,param,value,prompts,mean_kept_tokens,memory_fraction,bytes_mean,kl_nats_mean,"
            "kl_nats_half_width,kl_nats_sd,kl_sd_over_seeds,perplexity_change_percent_mean,"
            "perplexity_change_percent_half_width,head_output_error_mean,"
-           "head_output_error_half_width\n";
+           "head_output_error_half_width,degenerate_prompts\n";
     const auto hw = [](const MeanInterval& m) {
         return std::isfinite(m.halfWidth) ? shortNumber(m.halfWidth) : std::string();
     };
@@ -223,7 +228,8 @@ void printStudyCsv(std::ostream& out, const std::vector<StudySummaryCurve>& curv
                 << "," << p.keptTokens.mean << "," << p.memoryFraction.mean << "," << p.bytes.mean
                 << "," << p.kl.mean << "," << hw(p.kl) << "," << p.kl.sd << "," << p.klSeedSd << ","
                 << p.perplexityChangePercent.mean << "," << hw(p.perplexityChangePercent) << ","
-                << p.headOutputError.mean << "," << hw(p.headOutputError) << "\n";
+                << p.headOutputError.mean << "," << hw(p.headOutputError) << ","
+                << p.degeneratePrompts << "\n";
 }
 
 json studyJson(const StudySpec& spec, const std::vector<StudySummaryCurve>& curves) {
@@ -242,7 +248,11 @@ json studyJson(const StudySpec& spec, const std::vector<StudySummaryCurve>& curv
                  {"kl_sd_over_seeds", p.klSeedSd},
                  {"perplexity_change_percent", intervalJson(p.perplexityChangePercent, "prompts")},
                  {"head_output_error", intervalJson(p.headOutputError, "prompts")},
-                 {"skipped_on_some_prompts", p.skippedReasons}});
+                 {"skipped_on_some_prompts", p.skippedReasons},
+                 {"degenerate",
+                  p.degeneratePrompts == 0
+                      ? json(nullptr)
+                      : json{{"prompts", p.degeneratePrompts}, {"reasons", p.degenerateReasons}}}});
         json skipped = json::array();
         for (const auto& [value, why] : c.skipped)
             skipped.push_back({{"value", value}, {"reason", why}});

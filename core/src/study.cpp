@@ -48,6 +48,9 @@ json specJson(const StudySpec& spec) {
     // Post-prefill studies name no mode, so journals written before streaming keep their ids.
     if (spec.mode != evalModeName(EvalMode::PostPrefill))
         j["mode"] = spec.mode;
+    // Likewise generation 1 of the scheme defaults (journals written before it was named).
+    if (spec.schemeDefaults != 1)
+        j["scheme_defaults"] = spec.schemeDefaults;
     return j;
 }
 
@@ -230,6 +233,8 @@ StudySpec studySpecFromJson(const std::string& text, const std::string& source) 
             throw Error(ErrorCode::Format,
                         source + ": unknown evaluation mode '" + spec.mode + "'");
     }
+    spec.schemeDefaults =
+        j.contains("scheme_defaults") ? field<int>(j, "scheme_defaults", source) : 1;
     const json curves = field<json>(j, "curves", source);
     if (!curves.is_array())
         throw Error(ErrorCode::Format, source + ": \"curves\" is not an array");
@@ -294,6 +299,8 @@ std::string studyRecordJson(const StudyRecord& r) {
                   {"bytes", r.bytes},
                   {"context_tokens", r.contextTokens},
                   {"probe_tokens", r.probeTokens}});
+        if (!r.degenerate.empty())
+            j["degenerate"] = r.degenerate;
     }
     return j.dump();
 }
@@ -319,6 +326,8 @@ StudyRecord studyRecordFromJson(const std::string& text, const std::string& sour
     r.bytes = field<std::uint64_t>(j, "bytes", source);
     r.contextTokens = field<int>(j, "context_tokens", source);
     r.probeTokens = field<int>(j, "probe_tokens", source);
+    if (j.contains("degenerate"))
+        r.degenerate = field<std::string>(j, "degenerate", source);
     for (const double v :
          {r.klMean, r.perplexityChangePercent, r.top1Agreement, r.headOutputError, r.totalVariation,
           r.massLost, r.contextError, r.memoryFraction, r.meanKeptTokens})
@@ -535,15 +544,20 @@ std::vector<StudySummaryCurve> summarizeStudy(const StudySpec& spec,
         curve.curve = spec.curves[c];
         for (std::size_t v = 0; v < spec.curves[c].values.size(); ++v) {
             std::vector<double> kl, ppl, headError, memory, kept, context, bytes, seedSd;
-            int seedsRun = 0;
-            std::set<std::string> reasons;
+            int seedsRun = 0, degeneratePrompts = 0;
+            std::set<std::string> reasons, degenerate;
             for (const auto& seedRecords : cells[c][v]) {
                 std::vector<double> runKl, runPpl, runHead, runMemory, runKept, runContext,
                     runBytes;
+                bool promptDegenerate = false;
                 for (const StudyRecord* r : seedRecords) {
                     if (r->skipped) {
                         reasons.insert(r->reason);
                         continue;
+                    }
+                    if (!r->degenerate.empty()) {
+                        degenerate.insert(r->degenerate);
+                        promptDegenerate = true;
                     }
                     runKl.push_back(r->klMean);
                     runPpl.push_back(r->perplexityChangePercent);
@@ -554,6 +568,7 @@ std::vector<StudySummaryCurve> summarizeStudy(const StudySpec& spec,
                     runBytes.push_back(static_cast<double>(r->bytes));
                 }
                 seedsRun = std::max(seedsRun, static_cast<int>(runKl.size()));
+                degeneratePrompts += promptDegenerate ? 1 : 0;
                 if (runKl.empty())
                     continue; // the prompt could not run this setting
                 kl.push_back(meanInterval(runKl).mean);
@@ -585,6 +600,8 @@ std::vector<StudySummaryCurve> summarizeStudy(const StudySpec& spec,
             p.seeds = seedsRun;
             p.klSeedSd = seedSd.empty() ? 0.0 : meanInterval(seedSd).mean;
             p.skippedReasons.assign(reasons.begin(), reasons.end());
+            p.degeneratePrompts = degeneratePrompts;
+            p.degenerateReasons.assign(degenerate.begin(), degenerate.end());
             curve.points.push_back(std::move(p));
         }
         out.push_back(std::move(curve));
@@ -624,6 +641,7 @@ StudyRecord recordOf(std::size_t index, const EvalResult& r) {
     record.bytes = r.bytes.total();
     record.contextTokens = r.contextTokens;
     record.probeTokens = r.probeTokens;
+    record.degenerate = r.degenerate;
     return record;
 }
 
@@ -682,7 +700,8 @@ public:
         if (stopped())
             return false;
         const StudyCurve& curve = m_spec.curves[static_cast<std::size_t>(job.curve)];
-        auto setting = SchemeSetting::parse(curve.scheme);
+        auto setting =
+            SchemeSetting::parse(pinEarlierDefaults(curve.scheme, m_spec.schemeDefaults));
         if (!setting.ok())
             return fail(setting.error());
         SchemeSetting s = setting.value();

@@ -217,6 +217,63 @@ private slots:
                  bad.err.c_str());
     }
 
+    // A degenerate budget is marked wherever the point is reported: eval's text and JSON, the
+    // sweep table (a * on the value and the reason below), its JSON and CSV.
+    void degenerateBudgetsAreMarked() {
+        const std::vector<std::string> common = {"--prompt",
+                                                 "In the beginning God created the heaven and the "
+                                                 "earth, and the earth was without form",
+                                                 "--context",
+                                                 "60",
+                                                 "--backend",
+                                                 "cpu",
+                                                 "--no-quality"};
+        const auto with = [&](std::vector<std::string> argv, std::vector<std::string> extra) {
+            argv.insert(argv.end(), common.begin(), common.end());
+            argv.insert(argv.end(), extra.begin(), extra.end());
+            return argv;
+        };
+        const std::string reason =
+            "budget 20 tokens < sinks 4 + window 32: cut to 4 + 16, nothing chosen";
+        const CliRun text =
+            run(with({"eval", m_model.string(), "--scheme", "select.tova:tokens=20"}, {}));
+        QCOMPARE(text.code, 0);
+        QVERIFY2(text.out.find("DEGENERATE") != std::string::npos &&
+                     text.out.find(reason) != std::string::npos,
+                 text.out.c_str());
+        const json flagged = runJson(
+            with({"eval", m_model.string(), "--scheme", "select.tova:tokens=20"}, {"--json"}));
+        QCOMPARE(flagged.at("degenerate").at("reason").get<std::string>(), reason);
+        QCOMPARE(flagged.at("degenerate").at("heads").get<std::size_t>(),
+                 flagged.at("heads").size());
+        QCOMPARE(flagged.at("heads").at(0).at("degenerate").get<std::string>(), reason);
+        const json fine = runJson(
+            with({"eval", m_model.string(), "--scheme", "select.tova:tokens=45"}, {"--json"}));
+        QVERIFY(fine.at("degenerate").is_null());
+        QVERIFY(fine.at("heads").at(0).at("degenerate").is_null());
+
+        const std::vector<std::string> sweep = {"sweep",       m_model.string(), "--scheme",
+                                                "select.tova", "--param",        "tokens",
+                                                "--values",    "20,45"};
+        const CliRun table = run(with(sweep, {}));
+        QCOMPARE(table.code, 0);
+        QVERIFY2(table.out.find("20*") != std::string::npos &&
+                     table.out.find("45*") == std::string::npos &&
+                     table.out.find("* tokens = 20: degenerate on") != std::string::npos &&
+                     table.out.find(reason) != std::string::npos &&
+                     table.out.find("degenerate budgets left out") != std::string::npos,
+                 table.out.c_str());
+        const json j = runJson(with(sweep, {"--json"}));
+        const json& points = j.at("sweeps").at(0).at("points");
+        QCOMPARE(points.at(0).at("degenerate").at("reason").get<std::string>(), reason);
+        QVERIFY(points.at(1).at("degenerate").is_null());
+        const CliRun csv = run(with(sweep, {"--csv"}));
+        QCOMPARE(csv.code, 0);
+        QVERIFY2(csv.out.find("degenerate_heads,degenerate\n") != std::string::npos &&
+                     csv.out.find(",\"" + reason + "\"\n") != std::string::npos,
+                 csv.out.c_str());
+    }
+
     void makeModelWritesLoadableFolder() {
         const auto out = m_dir / "made";
         const CliRun r = run({"make-model", "tiny-gpt2", "--out", out.string(), "--dtype", "F16"});
@@ -446,9 +503,11 @@ private slots:
         test::writeBytes(set / "b.txt", "And the earth was without form, and void; and darkness.");
         test::writeBytes(set / "c.txt", "And God said, Let there be light: and there was light.");
         test::writeBytes(set / "notes.md", "not a prompt");
-        const json j =
-            runJson({"eval", m_model.string(), "--prompt-set", set.string(), "--scheme",
-                     "select.uniform:keep=0.5", "--seeds", "3", "--backend", "cpu", "--json"});
+        const json j = runJson({"eval", m_model.string(), "--prompt-set", set.string(), "--scheme",
+                                // No exact part: on prompts this short the default 4 + 32 would
+                                // take the whole budget and leave the seeds nothing to choose.
+                                "select.uniform:keep=0.5,sinks=0,window=0", "--seeds", "3",
+                                "--backend", "cpu", "--json"});
         const json& prompts = j.at("prompts");
         QCOMPARE(prompts.size(), std::size_t(3));
         QCOMPARE(prompts.at(0).at("file").get<std::string>(), std::string("a.txt"));

@@ -359,6 +359,76 @@ private slots:
         QCOMPARE(view.plot()->yAxis->scaleType(), QCPAxis::stLogarithmic);
     }
 
+    // A point at a degenerate budget is drawn differently — a hollow grey ring over its curve's
+    // marker, in a graph marked "kvsDegenerate" — explained in the legend, the summary and its
+    // tooltip; the other points are not marked.
+    void tradeoffMarksDegenerateBudgets() {
+        TradeoffView view;
+        view.resize(800, 600);
+        auto sweeps = std::make_shared<SweepData>();
+        TradeoffCurve c;
+        c.displayName = QStringLiteral("TOVA");
+        c.parameter = QStringLiteral("keep");
+        const std::string reason =
+            "budget 20 tokens < sinks 4 + window 32: cut to 4 + 16, nothing chosen";
+        for (int i = 1; i <= 4; ++i) {
+            CurvePoint p;
+            p.value = 0.1 * i;
+            p.result.bytes.keys = static_cast<std::size_t>(100 * i);
+            p.result.contextError = 0.4 / i;
+            p.result.heads.resize(2);
+            if (i == 1) {
+                p.result.degenerateHeads = 2;
+                p.result.degenerate = reason;
+            }
+            c.points.push_back(p);
+        }
+        sweeps->curves.push_back(c);
+        view.setMetric(Metric::ContextError);
+        view.setCurves(sweeps);
+        view.plot()->replot();
+        QCOMPARE(view.degenerateMarkCount(), 1);
+        QCPGraph* rings = nullptr;
+        for (int i = 0; i < view.plot()->graphCount(); ++i)
+            if (view.plot()->graph(i)->property("kvsDegenerate").toBool())
+                rings = view.plot()->graph(i);
+        QVERIFY(rings);
+        QCOMPARE(rings->data()->size(), 1);
+        QCOMPARE(rings->data()->begin()->key, 100.0);
+        QCOMPARE(rings->data()->begin()->value, 0.4);
+        QCOMPARE(rings->lineStyle(), QCPGraph::lsNone);
+        const QCPScatterStyle ring = rings->scatterStyle();
+        QCOMPARE(ring.shape(), QCPScatterStyle::ssCircle);
+        QVERIFY(ring.size() > view.plot()->graph(0)->scatterStyle().size()); // covers the marker
+        QVERIFY(ring.pen().color() !=
+                view.plot()->graph(0)->pen().color()); // grey, not the curve's
+        QCOMPARE(ring.brush().color(),
+                 view.plot()->axisRect()->backgroundBrush().color()); // hollow
+        QVERIFY(rings->name().contains(QStringLiteral("degenerate")));
+        QVERIFY2(view.summaryText().contains(QStringLiteral("degenerate")) &&
+                     view.summaryText().contains(QString::fromStdString(reason)),
+                 qPrintable(view.summaryText()));
+        // The tooltip of the flagged point gives the reason; a normal point's does not.
+        const auto pixel = [&](double x, double y) {
+            return QPointF(view.plot()->xAxis->coordToPixel(x),
+                           view.plot()->yAxis->coordToPixel(y));
+        };
+        const QString tip = view.pointToolTip(pixel(100, 0.4));
+        QVERIFY2(tip.contains(QString::fromStdString(reason)) &&
+                     tip.contains(QStringLiteral("2 of 2")),
+                 qPrintable(tip));
+        const QString normal = view.pointToolTip(pixel(200, 0.2));
+        QVERIFY2(normal.contains(QStringLiteral("TOVA")) &&
+                     !normal.contains(QStringLiteral("egenerate")),
+                 qPrintable(normal));
+        // Without degenerate points there is no ring graph.
+        sweeps->curves[0].points[0].result.degenerateHeads = 0;
+        view.setCurves(sweeps);
+        QCOMPARE(view.degenerateMarkCount(), 0);
+        for (int i = 0; i < view.plot()->graphCount(); ++i)
+            QVERIFY(!view.plot()->graph(i)->property("kvsDegenerate").toBool());
+    }
+
     void tradeoffColoursBySchemeOrFamily() {
         TradeoffView view;
         view.resize(800, 600);

@@ -6,6 +6,7 @@
 // an uninterrupted run prints: the summary is computed from the records alone, in job order.
 #pragma once
 
+#include "kvs/scheme.h"
 #include "kvs/statistics.h"
 #include "kvs/status.h"
 
@@ -39,6 +40,11 @@ struct StudySpec {
     std::string backend;   // the attention backend's name (results depend on it slightly)
     std::string mode = "post-prefill"; // evalModeName(): post-prefill or streaming
     std::vector<StudyCurve> curves;
+    // The scheme defaults the curves' settings were written under (kSchemeDefaultsGeneration):
+    // part of the study's id, so that a journal of earlier defaults is another study (never
+    // resumed or merged with today's runs). Specs that do not name it are of generation 1; a
+    // run of such a spec pins the changed parameters at their earlier values.
+    int schemeDefaults = kSchemeDefaultsGeneration;
 };
 
 // A job: one scheme setting on one prompt at one seed.
@@ -92,6 +98,7 @@ struct StudyRecord {
     double memoryFraction = 0, meanKeptTokens = 0;
     std::uint64_t bytes = 0;
     int contextTokens = 0, probeTokens = 0;
+    std::string degenerate; // EvalResult::degenerate: the budget left the scheme nothing to choose
 };
 std::string studyRecordJson(const StudyRecord& record);
 StudyRecord studyRecordFromJson(const std::string& text, const std::string& source);
@@ -149,6 +156,10 @@ struct StudyPoint {
     double contextTokens = 0; // mean over prompts
     double klSeedSd = 0;      // the KL's sd over seeds, mean over prompts (0 with one seed)
     std::vector<std::string> skippedReasons; // distinct reasons, for the prompts that skipped it
+    // Prompts on which the budget was degenerate for the scheme (StudyRecord::degenerate) and
+    // the distinct reasons.
+    int degeneratePrompts = 0;
+    std::vector<std::string> degenerateReasons;
 };
 struct StudySummaryCurve {
     StudyCurve curve;
