@@ -94,6 +94,8 @@ QByteArray sessionJson(const SessionDocument& d, const QString& path) {
     o[QStringLiteral("prompt")] = d.prompt;
     o[QStringLiteral("context_tokens")] = d.contextTokens;
     o[QStringLiteral("schemes")] = QJsonArray::fromStringList(d.schemes);
+    // The settings name only the parameters they set: the defaults they were written under.
+    o[QStringLiteral("scheme_defaults")] = kSchemeDefaultsGeneration;
     QJsonObject view;
     view[QStringLiteral("tab")] = d.tab;
     view[QStringLiteral("focused_scheme")] = d.focusedScheme;
@@ -148,13 +150,17 @@ bool readSessionDocument(const QString& path, SessionDocument* d, QString* error
                                 "Studio session, or a newer one)")
                         .arg(path)
                         .arg(kSessionVersion));
+    // Files without "scheme_defaults" were written before issue #15's common sinks and window:
+    // their settings get the parameters whose default changed since, at the earlier value, so
+    // that they keep their meaning.
+    const int generation = o.value(QStringLiteral("scheme_defaults")).toInt(1);
     QStringList schemes;
     for (const QJsonValue& v : o.value(QStringLiteral("schemes")).toArray()) {
         const QString s = v.toString();
         if (!SchemeSetting::parse(s.toStdString()).ok())
             return fail(QObject::tr("The session %1 has an invalid scheme in field schemes: %2")
                             .arg(path, s));
-        schemes << s;
+        schemes << QString::fromStdString(pinEarlierDefaults(s.toStdString(), generation));
     }
     QString model = o.value(QStringLiteral("model")).toString();
     if (!model.isEmpty())

@@ -20,6 +20,9 @@ struct SessionDocument {
     QString modelCheckpoint;
     QString prompt;
     int contextTokens = 0;
+    // As written (only the parameters set); read from a file of earlier scheme defaults
+    // ("scheme_defaults" absent or below kvs::kSchemeDefaultsGeneration) with the parameters
+    // whose default changed pinned at their earlier values (kvs::pinEarlierDefaults).
     QStringList schemes;
     // View state.
     int tab = 0;

@@ -4,6 +4,7 @@
 // the trade-off chart's theory overlay checked against hand-computed guides, the undo history's
 // bound, and `kvstudio-cli render` re-drawing a saved session's charts into files.
 #include "cli_test_support.h"
+#include "kvs/scheme.h"
 #include "kvs_test.h"
 #include "studio_test_support.h"
 
@@ -236,6 +237,34 @@ private slots:
         withView("attention_colour_scale", QJsonValue()); // older files: linear
         QVERIFY2(readSessionDocument(path, &read, &error), qPrintable(error));
         QCOMPARE(read.attentionColourScale, kvs::views::AttentionView::ColourScale::Linear);
+    }
+
+    // Sessions name a setting by the parameters it sets. A file written before the common sinks
+    // and window (no "scheme_defaults") keeps its meaning: the parameters whose default changed
+    // are read at their earlier values; a file of today's defaults is read as written.
+    void earlierSchemeDefaultsKeepTheirMeaning() {
+        kvs::test::TempDir dir;
+        const QString path = qpath(dir.path() / "old.kvsession");
+        SessionDocument d;
+        d.schemes = {QStringLiteral("select.tova:keep=0.25"),
+                     QStringLiteral("coreset.halving:keep=0.25,window=8"),
+                     QStringLiteral("codec.uniform:bits=4")};
+        const QByteArray json = sessionJson(d, path);
+        QJsonObject o = QJsonDocument::fromJson(json).object();
+        QCOMPARE(o[QStringLiteral("scheme_defaults")].toInt(), kvs::kSchemeDefaultsGeneration);
+        kvs::test::writeBytes(dir.path() / "old.kvsession", json.toStdString());
+        SessionDocument read;
+        QString error;
+        QVERIFY2(readSessionDocument(path, &read, &error), qPrintable(error));
+        QCOMPARE(read.schemes, d.schemes);
+        o.remove(QStringLiteral("scheme_defaults"));
+        kvs::test::writeBytes(dir.path() / "old.kvsession",
+                              QJsonDocument(o).toJson().toStdString());
+        QVERIFY2(readSessionDocument(path, &read, &error), qPrintable(error));
+        QCOMPARE(read.schemes,
+                 (QStringList{QStringLiteral("select.tova:keep=0.25,sinks=0,window=0"),
+                              QStringLiteral("coreset.halving:keep=0.25,window=8"),
+                              QStringLiteral("codec.uniform:bits=4")}));
     }
 
     void titleModifiedMarkAndRecentSessions() {
