@@ -434,9 +434,12 @@ QStringList TradeoffView::drawDegenerate(Metric metric) {
     g->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssCircle, QPen(ring, 1.6), inside, 10));
     g->setData(xs, ys);
     m_degenerateCount = static_cast<int>(xs.size());
-    return {tr("hollow grey: %n point(s) at a degenerate budget, left out of the slopes — %1",
-               nullptr, m_degenerateCount)
-                .arg(example)};
+    const QString count =
+        m_degenerateCount == 1
+            ? tr("hollow grey: 1 point at a degenerate budget, left out of the slopes")
+            : tr("hollow grey: %1 points at a degenerate budget, left out of the slopes")
+                  .arg(m_degenerateCount);
+    return {count + QStringLiteral(" \u2014 ") + example};
 }
 
 QString TradeoffView::pointToolTip(const QPointF& pixel) const {
