@@ -7,6 +7,7 @@
 #include <QApplication>
 #include <QPalette>
 #include <array>
+#include <cmath>
 
 namespace kvs::views {
 
@@ -208,6 +209,23 @@ void setPlotPlaceholder(QCustomPlot* plot, const QString& text) {
     }
     label->setText(lines.join(QLatin1Char('\n')));
     label->setColor(isDarkPalette() ? QColor(0xB0, 0xB0, 0xB0) : QColor(0x70, 0x70, 0x70));
+}
+
+QString orderOfMagnitude(double value) {
+    if (std::isinf(value) && value > 0)
+        return QStringLiteral("\u221E");
+    if (!(value > 0) || !std::isfinite(value))
+        return {};
+    static const char16_t* const superscripts[] = {u"\u2070", u"\u00B9", u"\u00B2", u"\u00B3",
+                                                   u"\u2074", u"\u2075", u"\u2076", u"\u2077",
+                                                   u"\u2078", u"\u2079"};
+    const int exponent = static_cast<int>(std::lround(std::log10(value)));
+    QString digits;
+    for (const QChar c : QString::number(std::abs(exponent)))
+        digits += QString::fromUtf16(superscripts[c.digitValue()]);
+    const QString power =
+        QStringLiteral("10") + (exponent < 0 ? QStringLiteral("\u207B") : QString()) + digits;
+    return value >= 1e300 ? QStringLiteral("\u2265 ") + power : power;
 }
 
 } // namespace kvs::views

@@ -48,4 +48,8 @@ QCPColorMap* makeLayerHeadGrid(QCustomPlot* plot, const QString& titleText, QCPT
 // A message drawn in the middle of an empty plot ("Load a model…").
 void setPlotPlaceholder(QCustomPlot* plot, const QString& text);
 
+// A positive number as its power of ten, for bounds whose constants are unknown: "10¹⁵" (the
+// nearest power, on log scale), "≥ 10³⁰⁰" at the cap, "∞" for infinity, "" when not positive.
+QString orderOfMagnitude(double value);
+
 } // namespace kvs::views

@@ -362,12 +362,13 @@ QStringList TradeoffView::drawTheory(Bounds& bounds) {
             ++m_guideCount;
         }
         if (curve.showCoresetBound && std::isfinite(curve.boundTokens))
-            boundNotes << tr("%1: the coreset bound asks for %2 tokens at ρ_eff %3 for "
-                             "the error measured with %4 kept")
-                              .arg(curve.displayName)
-                              .arg(curve.boundTokens, 0, 'g', 2)
-                              .arg(curve.boundRho, 0, 'f', 1)
-                              .arg(curve.boundKeptTokens, 0, 'f', 0);
+            boundNotes
+                << tr("%1: the coreset bound asks for about %2 tokens (an order of "
+                      "magnitude) at ρ_eff %3 for the worst probe query's error with %4 kept")
+                       .arg(curve.displayName)
+                       .arg(orderOfMagnitude(curve.boundTokens))
+                       .arg(curve.boundRho, 0, 'f', 1)
+                       .arg(curve.boundKeptTokens, 0, 'f', 0);
     }
     return boundNotes;
 }

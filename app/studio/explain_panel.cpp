@@ -8,6 +8,8 @@
 #include "session.h"
 #include "view_host.h"
 
+#include "plot_style.h"
+
 #include "kvs/scheme.h"
 
 #include <QDesktopServices>
@@ -377,7 +379,9 @@ explain::Values ExplainPanel::gatherValues(const QString& view) const {
     const bool vacuous = !(h.boundTokens <= n);
     v.flag(QStringLiteral("bound_vacuous"), h.rhoEff > 0 && vacuous);
     if (h.boundTokens > 0 && !vacuous)
-        v.set(QStringLiteral("bound_tokens"), explain::count(std::llround(h.boundTokens)));
+        v.set(QStringLiteral("bound_tokens"), views::orderOfMagnitude(h.boundTokens));
+    if (h.rhoEff > 0)
+        v.set(QStringLiteral("epsilon"), explain::number(h.valueScaledError));
     if (h.codedElements > 0) {
         v.flag(QStringLiteral("entropy"), true);
         const double elements = static_cast<double>(h.codedElements);

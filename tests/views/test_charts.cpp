@@ -183,6 +183,26 @@ private slots:
         QVERIFY(categoricalColor(0) != categoricalColor(1));
     }
 
+    // Bounds whose constants are unknown are shown as the nearest power of ten.
+    void orderOfMagnitudeLabels_data() {
+        QTest::addColumn<double>("value");
+        QTest::addColumn<QString>("label");
+        QTest::addRow("one") << 1.0 << QStringLiteral("10\u2070");
+        QTest::addRow("rounds down on log scale") << 3.0e14 << QStringLiteral("10\u00B9\u2074");
+        QTest::addRow("rounds up on log scale") << 4.0e14 << QStringLiteral("10\u00B9\u2075");
+        QTest::addRow("small") << 0.002 << QStringLiteral("10\u207B\u00B3");
+        QTest::addRow("cap") << 1e300 << QStringLiteral("\u2265 10\u00B3\u2070\u2070");
+        QTest::addRow("infinite") << std::numeric_limits<double>::infinity()
+                                  << QStringLiteral("\u221E");
+        QTest::addRow("zero") << 0.0 << QString();
+        QTest::addRow("nan") << std::numeric_limits<double>::quiet_NaN() << QString();
+    }
+    void orderOfMagnitudeLabels() {
+        QFETCH(double, value);
+        QFETCH(QString, label);
+        QCOMPARE(orderOfMagnitude(value), label);
+    }
+
     // The colour scales: the cells keep the weights, the colours follow √ or log of them, the
     // legend names the scale, the difference map stays linear.
     void attentionColourScales() {
