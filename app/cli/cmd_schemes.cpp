@@ -404,6 +404,7 @@ int runEval(const Args& args, Streams io) {
                  {"degenerate", h.degenerate.empty() ? json(nullptr) : json(h.degenerate)},
                  {"rho_eff", h.rhoEff},
                  {"value_scaled_error", h.valueScaledError},
+                 {"mean_value_scaled_error", h.meanValueScaledError},
                  {"bound_tokens", finiteOrNull(h.boundTokens)}});
         json j = {{"scheme", r.scheme},
                   {"mode", evalModeName(r.mode)},
@@ -633,14 +634,30 @@ json sizeCheckJson(const std::vector<HeadSizeCheck>& checks, double epsilon) {
     return {{"epsilon", epsilon}, {"heads", heads}};
 }
 
+// The bound's order of magnitude ("1e15"): its constants are unknown, so more digits would claim
+// a precision it does not have.
+std::string magnitude(double tokens) {
+    if (std::isinf(tokens))
+        return "inf";
+    if (!(tokens > 0))
+        return "-";
+    const long exponent = std::lround(std::log10(tokens));
+    return (tokens >= 1e300 ? ">=1e" : "1e") + std::to_string(exponent);
+}
+
 void printSizeCheck(std::ostream& out, const std::vector<HeadSizeCheck>& checks, double epsilon) {
-    out << "  size for attention error <= " << epsilon << " (bound sqrt(d)·e^rho/eps vs needed):\n";
+    out << "  tokens for the worst probe query's error <= " << epsilon
+        << " (values centred, scaled by\n"
+           "  their spread; rho_eff on centred keys): the bound sqrt(d)*e^rho/eps as an order of\n"
+           "  magnitude (its constants are unknown) against the fewest tokens on the grid that\n"
+           "  reached it\n";
+    out << "    layer  head   rho_eff      bound     needed  of context\n";
     for (const auto& c : checks)
-        out << "    layer " << c.layer << " head " << c.kvHead << ": rho_eff " << c.rhoEff
-            << ", bound " << c.boundTokens << ", needed "
-            << (c.neededTokens < 0 ? std::string("more than the context")
-                                   : std::to_string(c.neededTokens))
-            << " of " << c.contextTokens << "\n";
+        out << "    " << std::setw(5) << c.layer << ' ' << std::setw(5) << c.kvHead << ' '
+            << std::setw(9) << number(c.rhoEff) << ' ' << std::setw(10) << magnitude(c.boundTokens)
+            << ' ' << std::setw(10)
+            << (c.neededTokens < 0 ? std::string("> context") : std::to_string(c.neededTokens))
+            << ' ' << std::setw(11) << c.contextTokens << "\n";
 }
 
 } // namespace
