@@ -2,6 +2,7 @@
 // The Cache view.
 #include "cache_view.h"
 
+#include "legend_placement.h"
 #include "plot_style.h"
 
 #include <QHBoxLayout>
@@ -11,6 +12,8 @@
 #include <QTableWidget>
 #include <QVBoxLayout>
 #include <qcustomplot.h>
+
+#include <cmath>
 
 namespace kvs::views {
 
@@ -22,6 +25,85 @@ QString kib(double bytes) {
 }
 
 } // namespace
+
+// The bars' x labels ("L3/5": layer / KV head) without overlap, measured when QCustomPlot lays
+// the axis out: at the size it draws (the window, or an export's figure) and in the axis's font.
+// Every head while one label fits per bar; else every k-th head of each layer, k the smallest
+// divisor of the KV heads per layer that leaves a label's width and a gap between labels, so that
+// each layer's first head keeps its label; else the first head of every m-th layer. The labels
+// stay horizontal; lines between the bars mark the layers.
+class HeadTicker : public QCPAxisTicker {
+public:
+    explicit HeadTicker(QCPAxis* axis) : m_axis(axis) {}
+
+    void setHeads(const std::vector<HeadMetrics>& heads) {
+        m_heads.clear();
+        m_kvHeads = 1;
+        for (const HeadMetrics& h : heads) {
+            m_heads.push_back(
+                {h.layer, h.kvHead, QStringLiteral("L%1/%2").arg(h.layer).arg(h.kvHead)});
+            m_kvHeads = std::max(m_kvHeads, h.kvHead + 1);
+        }
+    }
+
+protected:
+    int getSubTickCount(double) override { return 0; }
+
+    QVector<double> createTickVector(double, const QCPRange& range) override {
+        QVector<double> ticks;
+        if (m_heads.empty() || range.size() <= 0)
+            return ticks;
+        const QFontMetricsF metrics(m_axis->tickLabelFont());
+        double widest = 0;
+        for (const Head& h : m_heads)
+            widest = std::max(widest, metrics.horizontalAdvance(h.label));
+        const double spacing = widest + 0.5 * metrics.height(); // a label and a gap
+        // The axis's length at the size being drawn: the viewport, less the axis rect's margins
+        // (the axis rect spans the plot's width: the legend has a row of its own).
+        const QCPAxisRect* rect = m_axis->axisRect();
+        const int pixels = m_axis->parentPlot()->viewport().width() - rect->margins().left() -
+                           rect->margins().right();
+        const double length = std::max(1.0, static_cast<double>(pixels));
+        const double step = spacing / (length / range.size()); // in heads
+        int every = 1;     // label heads whose kvHead % every == 0 ...
+        int layerStep = 1; // ... in layers whose layer % layerStep == 0
+        if (step > m_kvHeads) {
+            every = m_kvHeads;
+            layerStep = static_cast<int>(std::ceil(step / m_kvHeads));
+        } else if (step > 1) {
+            every = m_kvHeads;
+            for (int k = static_cast<int>(std::ceil(step)); k < m_kvHeads; ++k)
+                if (m_kvHeads % k == 0) {
+                    every = k;
+                    break;
+                }
+        }
+        for (std::size_t i = 0; i < m_heads.size(); ++i)
+            if (m_heads[i].kvHead % every == 0 && m_heads[i].layer % layerStep == 0)
+                ticks << static_cast<double>(i);
+        return ticks;
+    }
+
+    QVector<QString> createLabelVector(const QVector<double>& ticks, const QLocale&, QChar,
+                                       int) override {
+        QVector<QString> labels;
+        for (double t : ticks) {
+            const auto i = static_cast<std::size_t>(std::lround(t));
+            labels << (i < m_heads.size() ? m_heads[i].label : QString());
+        }
+        return labels;
+    }
+
+private:
+    struct Head {
+        int layer;
+        int kvHead;
+        QString label;
+    };
+    QCPAxis* m_axis;
+    std::vector<Head> m_heads;
+    int m_kvHeads = 1;
+};
 
 CacheView::CacheView(QWidget* parent) : QWidget(parent) {
     setObjectName(QStringLiteral("cacheView"));
@@ -60,8 +142,13 @@ CacheView::CacheView(QWidget* parent) : QWidget(parent) {
     QPen fp16Pen(QColor(0xD5, 0x5E, 0x00), 2);
     m_fp16->setPen(fp16Pen);
     m_fp16->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssPlus, fp16Pen, Qt::NoBrush, 14));
+    m_fp16->setAdaptiveSampling(false); // a marker for every bar, however many share a pixel
+    m_headTicker.reset(new HeadTicker(m_bars->xAxis));
+    m_bars->xAxis->setTicker(m_headTicker);
+    m_bars->xAxis->grid()->setVisible(false); // the layer lines instead
+    // The legend in a row of its own above the bars, so that it covers no bar and no fp16 marker.
     m_bars->legend->setVisible(true);
-    m_bars->axisRect()->insetLayout()->setInsetAlignment(0, Qt::AlignTop | Qt::AlignRight);
+    placeLegendOutside(m_bars, Qt::TopEdge, 4);
 
     auto* bottom = new QWidget(split);
     auto* bottomLayout = new QHBoxLayout(bottom);
@@ -157,6 +244,10 @@ void CacheView::clear(const QString& placeholder) {
     for (QCPBars* b : {m_keys, m_values, m_meta})
         b->data()->clear();
     m_fp16->data()->clear();
+    m_headTicker->setHeads({});
+    for (QCPItemStraightLine* line : m_layerLines)
+        m_bars->removeItem(line);
+    m_layerLines.clear();
     m_heat->data()->clear();
     for (int g = 0; g < m_spectrum->graphCount(); ++g)
         m_spectrum->graph(g)->data()->clear();
@@ -191,7 +282,8 @@ void CacheView::setData(std::shared_ptr<const AnalysisData> analysis, int runInd
     showTotalsText(run);
 }
 
-// Stacked keys / values / metadata bars per head, with the fp16 baseline as a marker.
+// Stacked keys / values / metadata bars per head, with the fp16 baseline as a marker on each, and
+// a line between layers.
 void CacheView::showBytes(const SchemeRun& run) {
     const auto& heads = run.eval.heads;
     QVector<double> x;
@@ -199,9 +291,10 @@ void CacheView::showBytes(const SchemeRun& run) {
     QVector<double> v;
     QVector<double> m;
     QVector<double> f;
-    QSharedPointer<QCPAxisTickerText> ticker(new QCPAxisTickerText);
-    const int stride = std::max(1, static_cast<int>(heads.size()) / 32);
     double top = 0;
+    for (QCPItemStraightLine* line : m_layerLines)
+        m_bars->removeItem(line);
+    m_layerLines.clear();
     for (std::size_t i = 0; i < heads.size(); ++i) {
         const HeadMetrics& h = heads[i];
         x << static_cast<double>(i);
@@ -211,16 +304,21 @@ void CacheView::showBytes(const SchemeRun& run) {
         f << static_cast<double>(h.fp16Bytes);
         top =
             std::max({top, static_cast<double>(h.bytes.total()), static_cast<double>(h.fp16Bytes)});
-        if (static_cast<int>(i) % stride == 0)
-            ticker->addTick(static_cast<double>(i),
-                            QStringLiteral("L%1/%2").arg(h.layer).arg(h.kvHead));
+        if (i > 0 && h.layer != heads[i - 1].layer) {
+            auto* line = new QCPItemStraightLine(m_bars);
+            line->setLayer(QStringLiteral("grid"));
+            line->setPen(QPen(QColor(128, 128, 128, 110), 1, Qt::DashLine)); // light or dark
+            line->point1->setCoords(static_cast<double>(i) - 0.5, 0);
+            line->point2->setCoords(static_cast<double>(i) - 0.5, 1);
+            m_layerLines.push_back(line);
+        }
     }
     m_keys->setData(x, k, true);
     m_values->setData(x, v, true);
     m_meta->setData(x, m, true);
     m_fp16->setData(x, f, true);
-    m_bars->xAxis->setTicker(ticker);
-    m_bars->xAxis->setTickLabelRotation(heads.size() > 16 ? 60 : 0);
+    m_headTicker->setHeads(heads);
+    m_bars->xAxis->setTickLabelRotation(0);
     m_bars->xAxis->setRange(-0.7, static_cast<double>(heads.size()) - 0.3);
     m_bars->yAxis->setRange(0, top * 1.15);
     m_bars->replot(QCustomPlot::rpQueuedReplot);

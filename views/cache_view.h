@@ -7,8 +7,10 @@
 #include "chart_export.h"
 #include "studio_view.h"
 
+#include <QSharedPointer>
 #include <QWidget>
 #include <memory>
+#include <vector>
 
 class QCustomPlot;
 class QCPBars;
@@ -21,6 +23,8 @@ class QLabel;
 class QTableWidget;
 
 namespace kvs::views {
+
+class HeadTicker;
 
 class CacheView : public QWidget, public StudioView {
     Q_OBJECT
@@ -75,6 +79,10 @@ private:
     QCPBars* m_values = nullptr;
     QCPBars* m_meta = nullptr;
     QCPGraph* m_fp16 = nullptr;
+    // The bars' x labels, thinned to the width drawn (cache_view.cpp), and the lines between
+    // layers.
+    QSharedPointer<HeadTicker> m_headTicker;
+    std::vector<QCPItemStraightLine*> m_layerLines;
     QCustomPlot* m_grid = nullptr;
     QCPColorMap* m_heat = nullptr;
     QCPTextElement* m_gridTitle = nullptr;

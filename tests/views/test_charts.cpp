@@ -586,6 +586,115 @@ private slots:
         QCOMPARE(profile.table()->item(0, 1)->text(), QStringLiteral("combine"));
     }
 
+    // The cache bars of 6 layers × 6 KV heads (#15: 36 labels crowded together, and the legend
+    // hid some bars' fp16 markers). The x labels never overlap at the width drawn: every head
+    // when wide; narrower, every k-th head of each layer (k divides the KV heads, so each
+    // layer's first head keeps its label) at least a label's width and a gap apart; a line
+    // between layers. One fp16 marker per bar, none hidden: the legend has a row of its own.
+    void cacheBarsLabelsAndMarkers() {
+        auto a = makeAnalysis();
+        a->layers = 6;
+        a->heads = 6;
+        a->kvHeads = 6;
+        SchemeRun& run = a->runs.front();
+        const kvs::HeadMetrics one = run.eval.heads.front();
+        run.eval.heads.clear();
+        for (int l = 0; l < 6; ++l)
+            for (int h = 0; h < 6; ++h) {
+                kvs::HeadMetrics head = one;
+                head.layer = l;
+                head.kvHead = h;
+                head.fp16Bytes = 96 + 10 * h; // markers at different heights
+                run.eval.heads.push_back(head);
+            }
+        CacheView cache;
+        cache.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&cache));
+        cache.setData(a, 0);
+        QCustomPlot* bars = cache.charts().front().plot;
+        QCOMPARE(cache.charts().front().name, QStringLiteral("cache_bytes"));
+
+        const auto labelled = [&](int width) {
+            cache.resize(width, 700);
+            QCoreApplication::processEvents();
+            bars->replot(QCustomPlot::rpImmediateRefresh);
+            bars->replot(QCustomPlot::rpImmediateRefresh); // the margins of this width
+            return bars->xAxis->tickVector();
+        };
+        const QFontMetricsF metrics(bars->xAxis->tickLabelFont());
+        const double labelWidth = metrics.horizontalAdvance(QStringLiteral("L5/5"));
+        QSet<int> counts;
+        for (int width : {3000, 1200, 700, 420, 300}) {
+            const QVector<double> ticks = labelled(width);
+            const QVector<QString> labels = bars->xAxis->tickVectorLabels();
+            const QString at = QStringLiteral("at %1 px: %2 labels")
+                                   .arg(bars->axisRect()->width())
+                                   .arg(QStringList(labels.begin(), labels.end()).join(' '));
+            QVERIFY2(!ticks.isEmpty() && ticks.size() == labels.size(), qPrintable(at));
+            counts << static_cast<int>(ticks.size());
+            QCOMPARE(labels.front(), QStringLiteral("L0/0"));
+            // Evenly every k-th head, k a divisor of 6, or the first head of every m-th layer.
+            const int k = ticks.size() > 1 ? qRound(ticks[1] - ticks[0]) : 36;
+            QVERIFY2(k == 1 || k == 2 || k == 3 || k % 6 == 0, qPrintable(at));
+            for (int i = 0; i < ticks.size(); ++i) {
+                QCOMPARE(ticks[i], double(i * k));
+                const int head = i * k;
+                QCOMPARE(labels[i], QStringLiteral("L%1/%2").arg(head / 6).arg(head % 6));
+                if (i > 0) { // no overlap: a label's width and a gap apart
+                    const double apart = bars->xAxis->coordToPixel(ticks[i]) -
+                                         bars->xAxis->coordToPixel(ticks[i - 1]);
+                    QVERIFY2(apart >= labelWidth + 0.5 * metrics.height() - 1.0,
+                             qPrintable(at + QStringLiteral(": %1 px apart").arg(apart)));
+                }
+            }
+            // The smallest k that fits: half as many heads apart would overlap.
+            if (k > 1 && k <= 6) {
+                const double pxPerHead =
+                    bars->xAxis->coordToPixel(1) - bars->xAxis->coordToPixel(0);
+                int smaller = k - 1;
+                while (smaller > 1 && 6 % smaller != 0)
+                    --smaller;
+                QVERIFY2(smaller * pxPerHead < labelWidth + 0.5 * metrics.height() + 1.0,
+                         qPrintable(at));
+            }
+            QCOMPARE(bars->xAxis->tickLabelRotation(), 0.0);
+            // The legend's entries fit its row: fewer per row when narrow, none cut off.
+            QVERIFY2(bars->legend->minimumOuterSizeHint().width() <=
+                         bars->legend->outerRect().width(),
+                     qPrintable(at));
+            QVERIFY(!bars->legend->outerRect().intersects(bars->axisRect()->rect()));
+        }
+        QVERIFY2(counts.contains(36) && counts.size() >= 3,
+                 qPrintable(QStringLiteral("label counts %1").arg(counts.size())));
+        // A line between each two layers, at x = 5.5, 11.5, ...
+        QList<double> lines;
+        for (int i = 0; i < bars->itemCount(); ++i)
+            if (auto* line = qobject_cast<QCPItemStraightLine*>(bars->item(i)))
+                lines << line->point1->coords().x();
+        std::sort(lines.begin(), lines.end());
+        QCOMPARE(lines, (QList<double>{5.5, 11.5, 17.5, 23.5, 29.5}));
+
+        // One fp16 marker per bar, at the bar's fp16 bytes, none dropped by sampling.
+        QCPGraph* fp16 = bars->graph(0);
+        QCOMPARE(fp16->name(), QStringLiteral("fp16 baseline"));
+        QCPBars* keys = qobject_cast<QCPBars*>(bars->plottable(0));
+        QVERIFY(keys);
+        QCOMPARE(keys->data()->size(), 36);
+        QCOMPARE(fp16->data()->size(), 36);
+        for (int i = 0; i < 36; ++i) {
+            QCOMPARE(fp16->data()->at(i)->key, keys->data()->at(i)->key);
+            QCOMPARE(fp16->data()->at(i)->value, double(96 + 10 * (i % 6)));
+        }
+        QVERIFY(!fp16->adaptiveSampling());
+        QCOMPARE(fp16->scatterSkip(), 0);
+        QVERIFY(fp16->scatterStyle().shape() != QCPScatterStyle::ssNone);
+        // The legend is outside the axis rect, so it covers no marker.
+        QVERIFY(bars->legend->visible());
+        QVERIFY(bars->legend->layout() != bars->axisRect()->insetLayout());
+        QVERIFY(!bars->legend->outerRect().intersects(bars->axisRect()->rect()));
+        QVERIFY(bars->yAxis->range().upper > 96 + 50);
+    }
+
     // The key-spectrum chart draws core's summary as it is (no computing in views): a band per
     // kind it has, the W_K legend saying why it is missing, and the CSV row for row.
     void cacheKeySpectrum() {
