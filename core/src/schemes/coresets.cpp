@@ -470,8 +470,11 @@ void addCoresetSchemes(std::vector<std::unique_ptr<Scheme>>& out) {
         "Splits the context into two halves whose exponential-kernel sums nearly cancel — a "
         "self-balancing random walk chooses each token's sign against the running signed sum "
         "— keeps one half at double weight and repeats. Attention sinks and a recent window stay "
-        "exact. The error should fall like 1/m in the kept tokens m, against 1/√m for uniform "
-        "sampling.",
+        "exact. The theory's error falls like 1/m in the kept tokens m, against 1/√m for uniform "
+        "sampling, for queries of bounded norm. Measured (docs/scaling-check.md): on a smooth "
+        "synthetic kernel (8,192 keys) the theory's key kernel (kernel=0) falls like m^−0.9 and "
+        "the default query-sampled kernel like m^−0.75, uniform sampling like m^−0.5; on the "
+        "bundled model (ρ_eff 11–31, the bound vacuous) no method shows either rate.",
         coresetParams(false),
         "keep",
         kCoresetTheory};
