@@ -3,6 +3,7 @@
 #include "tradeoff_view.h"
 
 #include "elided_label.h"
+#include "legend_placement.h"
 #include "plot_style.h"
 
 #include <QCheckBox>
@@ -77,8 +78,10 @@ TradeoffView::TradeoffView(QWidget* parent) : QWidget(parent) {
     m_plot->xAxis->setTicker(QSharedPointer<QCPAxisTickerLog>(new QCPAxisTickerLog));
     m_plot->yAxis->setTicker(QSharedPointer<QCPAxisTickerLog>(new QCPAxisTickerLog));
     m_plot->xAxis->setLabel(tr("compressed cache (bytes, all layers and heads)"));
+    // The legend below the axes in a row of its own, in the window and in every export: inside,
+    // it covered part of the curves.
     m_plot->legend->setVisible(true);
-    m_plot->axisRect()->insetLayout()->setInsetAlignment(0, Qt::AlignBottom | Qt::AlignLeft);
+    placeLegendOutside(m_plot, Qt::BottomEdge, 2);
     m_plot->setToolTip(tr("Click or drag along a curve to move that scheme's current setting"));
     m_plot->installEventFilter(this); // a point's own tooltip (pointToolTip)
     connect(m_plot, &QCustomPlot::mousePress, this, [this](QMouseEvent* e) {

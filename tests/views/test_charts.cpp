@@ -377,6 +377,20 @@ private slots:
         QVERIFY(view.summaryText().contains(QStringLiteral("176 B")));
         QCOMPARE(view.plot()->xAxis->scaleType(), QCPAxis::stLogarithmic);
         QCOMPARE(view.plot()->yAxis->scaleType(), QCPAxis::stLogarithmic);
+
+        // The legend sits below the axes and their labels in a row of its own (#15: inside the
+        // axis rect it covered part of the curves), in the window and at an export's size.
+        view.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&view));
+        QCustomPlot* plot = view.plot();
+        plot->replot(QCustomPlot::rpImmediateRefresh);
+        for (const QSize size : {plot->size(), QSize(321, 300)}) {
+            plot->toPixmap(size.width(), size.height()); // its layout stays until the next replot
+            QVERIFY(plot->legend->visible());
+            QCOMPARE(plot->legend->layout(), static_cast<QCPLayout*>(plot->plotLayout()));
+            QVERIFY(plot->legend->outerRect().top() >= plot->axisRect()->outerRect().bottom());
+            QVERIFY(plot->legend->outerRect().bottom() <= size.height());
+        }
     }
 
     // A point at a degenerate budget is drawn differently — a hollow grey ring over its curve's
