@@ -405,11 +405,55 @@ void finishTotals(EvalResult& result, const std::pair<double, double>& squares) 
 // max_i ‖x_i − x̄‖ over the rows of x: the spread the coreset bound sees once the rows share no
 // offset (a shift every key shares leaves softmax unchanged; one every value shares moves o and ô
 // alike).
+// Two passes over the rows without a copy: the streaming evaluation asks for it once per probe
+// row and head, over every token before the row.
 double centredSpread(const Eigen::Ref<const Matrix>& x) {
-    if (x.rows() == 0)
+    const Eigen::Index rows = x.rows(), cols = x.cols();
+    if (rows == 0)
         return 0.0;
-    const Eigen::RowVectorXd mean = x.cast<double>().colwise().mean();
-    return (x.cast<double>().rowwise() - mean).rowwise().norm().maxCoeff();
+    Eigen::VectorXd mean = Eigen::VectorXd::Zero(cols);
+    for (Eigen::Index i = 0; i < rows; ++i)
+        for (Eigen::Index j = 0; j < cols; ++j)
+            mean(j) += x(i, j);
+    mean /= static_cast<double>(rows);
+    double worst = 0;
+    for (Eigen::Index i = 0; i < rows; ++i) {
+        double squares = 0;
+        for (Eigen::Index j = 0; j < cols; ++j) {
+            const double v = x(i, j) - mean(j);
+            squares += v * v;
+        }
+        worst = std::max(worst, squares);
+    }
+    return std::sqrt(worst);
+}
+
+// ‖x_i − μ_t‖² = ‖x_i‖² − 2·x_i·μ_t + ‖μ_t‖² for every prefix mean μ_t at once: one product of
+// the rows with the prefix means, then a running maximum down each column.
+std::vector<double> prefixCentredSpreads(const Matrix& x, int first, int last) {
+    const int count = last - first, cols = static_cast<int>(x.cols());
+    std::vector<double> out(static_cast<std::size_t>(std::max(0, count)), 0.0);
+    if (count <= 0 || first < 1)
+        return out;
+    const Eigen::MatrixXd xd = x.topRows(last - 1).cast<double>();
+    Eigen::MatrixXd means(cols, count); // column p: the mean of rows 0 … first + p − 1
+    Eigen::VectorXd sum = xd.topRows(first).colwise().sum().transpose();
+    for (int p = 0; p < count; ++p) {
+        if (p > 0)
+            sum += xd.row(first + p - 1).transpose();
+        means.col(p) = sum / static_cast<double>(first + p);
+    }
+    const Eigen::MatrixXd dots = xd * means; // (last − 1) × count
+    const Eigen::VectorXd squares = xd.rowwise().squaredNorm();
+    for (int p = 0; p < count; ++p) {
+        const int rows = first + p;
+        double worst = -std::numeric_limits<double>::infinity();
+        for (int i = 0; i < rows; ++i)
+            worst = std::max(worst, squares(i) - 2.0 * dots(i, p));
+        out[static_cast<std::size_t>(p)] =
+            std::sqrt(std::max(0.0, worst + means.col(p).squaredNorm()));
+    }
+    return out;
 }
 
 // The per-head metrics of DESIGN.md "Metrics" (and, with maps, the exact, compressed and
@@ -440,8 +484,9 @@ HeadMetrics headMetrics(const HeadProbe& in, bool maps, bool exactMaps) {
     int count = 0;
     const KvHeadCapture& hc = in.capture.layers[static_cast<std::size_t>(in.layer)]
                                   .kvHeads[static_cast<std::size_t>(in.kvHead)];
-    const double kmax = centredSpread(hc.keys.topRows(ctx));
-    const double vmax = centredSpread(hc.values.topRows(ctx));
+    const double kmax = in.keySpread >= 0 ? in.keySpread : centredSpread(hc.keys.topRows(ctx));
+    const double vmax =
+        in.valueSpread >= 0 ? in.valueSpread : centredSpread(hc.values.topRows(ctx));
     double worstAbs = 0; // the worst probe query's ‖o − ô‖ over the context
     for (std::size_t j = 0; j < in.exact.size(); ++j) {
         const AttendResult& e = in.exact[j];

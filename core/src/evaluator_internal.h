@@ -102,7 +102,17 @@ struct HeadProbe {
     // Per query head of the group, W_o's rows (d × D) for HeadMetrics::projectedSquares; empty:
     // not asked.
     std::span<const Matrix> errorReadout = {};
+    // centredSpread of the context's keys and values when the caller has it (streaming asks for
+    // every prefix); negative: headMetrics computes it.
+    double keySpread = -1.0;
+    double valueSpread = -1.0;
 };
+
+// max_i ‖x_i − x̄‖ over the rows of x (the coreset bound's spread: HeadMetrics::rhoEff and
+// valueScaledError).
+double centredSpread(const Eigen::Ref<const Matrix>& x);
+// The same for every prefix x[0, t) with t = first … last − 1, in one product.
+std::vector<double> prefixCentredSpreads(const Matrix& x, int first, int last);
 
 // The per-head metrics of DESIGN.md "Metrics" (and, with maps, the exact, compressed and
 // difference maps and the mass lost per probe row).

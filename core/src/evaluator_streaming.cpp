@@ -258,6 +258,13 @@ EvalResult evaluateStreaming(const Capture& cap, const Model* model, const Schem
     const std::vector<float> scales = layerAttentionScales(cap.config);
     const std::size_t baseline = fp16BaselineBytes(ctx, d) / (valuesShared(cap.config) ? 2 : 1);
     std::vector<RowSums> sums(static_cast<std::size_t>(L * Hkv));
+    // Probe row i sees tokens 0 … ctx + i − 1: the bound's spreads of every such prefix, per head.
+    std::vector<std::vector<double>> keySpreads, valueSpreads;
+    for (const LayerCapture& layer : cap.layers)
+        for (const KvHeadCapture& hc : layer.kvHeads) {
+            keySpreads.push_back(prefixCentredSpreads(hc.keys, ctx, n));
+            valueSpreads.push_back(prefixCentredSpreads(hc.values, ctx, n));
+        }
     std::vector<std::vector<CompressedHead>> heads(static_cast<std::size_t>(L));
     std::vector<std::vector<Matrix>> rowQueries(static_cast<std::size_t>(L));
     for (int i = 0; i < n - ctx; ++i) {
@@ -303,7 +310,11 @@ EvalResult evaluateStreaming(const Capture& cap, const Model* model, const Schem
                                    std::span(rowQueries[li]).subspan(group, std::size_t(g)),
                                    scales[li],
                                    baseline};
-                sums[static_cast<std::size_t>(l * Hkv + h)].add(headMetrics(in, false, false));
+                const auto index = static_cast<std::size_t>(l * Hkv + h);
+                HeadProbe withSpreads = in;
+                withSpreads.keySpread = keySpreads[index][static_cast<std::size_t>(i)];
+                withSpreads.valueSpread = valueSpreads[index][static_cast<std::size_t>(i)];
+                sums[index].add(headMetrics(withSpreads, false, false));
             }
         }
         if (options.keepCompressed && t == n - 1)

@@ -141,6 +141,10 @@ private slots:
         const auto result = evaluate(capture, nullptr, setting.value(), *backend, streaming);
         KVS_VERIFY_OK(result);
         const HeadMetrics& h = result->heads.front();
+        // Row t sees tokens 0 … t − 1, keys centred on their own mean: spread 1 for both rows
+        // (9, 11, 11, 9 and then 10 as well), so ρ is the second row's 2 · 1 · scale.
+        const double scale = layerAttentionScale(capture.config, 0);
+        QVERIFY2(std::abs(h.rhoEff - 2.0 * scale) < 1e-6, qPrintable(QString::number(h.rhoEff)));
         QVERIFY(h.valueScaledError >= h.meanValueScaledError);
         QVERIFY(h.valueScaledError > 0);
         QVERIFY(std::abs(h.boundTokens - std::sqrt(2.0) * std::exp(h.rhoEff) /

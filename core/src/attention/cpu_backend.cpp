@@ -155,7 +155,18 @@ public:
             const int n = static_cast<int>(request.queries.size());
             std::vector<AttendResult> results(request.queries.size());
             std::vector<std::optional<Error>> errors(request.queries.size());
-#pragma omp parallel for schedule(dynamic) if (n > 1)
+            // A layer worth the threads: the streaming evaluation attends one probe row at a
+            // time (thousands of calls of a few thousand multiply-adds), and waking the team for
+            // each cost more than the work (78% of its time in the barrier's spin).
+            double work = 0;
+            for (std::size_t q = 0; q < request.queries.size(); ++q)
+                work +=
+                    static_cast<double>(request.queries[q].rows()) *
+                    static_cast<double>(request.queries[q].cols()) *
+                    static_cast<double>(
+                        request.heads[q / static_cast<std::size_t>(request.groupSize)].keptCount());
+            const bool parallel = n > 1 && work > 2e5;
+#pragma omp parallel for schedule(dynamic) if (parallel)
             for (int q = 0; q < n; ++q) {
                 const auto i = static_cast<std::size_t>(q);
                 try {
