@@ -261,6 +261,8 @@ public:
                 legend->setFont(sized(legend->font()));
                 for (int i = 0; i < legend->itemCount(); ++i) {
                     QCPAbstractLegendItem* item = legend->item(i);
+                    if (!item) // an empty cell of a legend of several columns
+                        continue;
                     m_restore.push_back([item, font = item->font()] { item->setFont(font); });
                     item->setFont(sized(item->font()));
                 }

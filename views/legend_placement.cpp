@@ -21,15 +21,24 @@ void placeLegendOutside(QCustomPlot* plot, Qt::Edge edge, int maxColumns) {
     legend->setWrap(std::max(1, maxColumns));
     legend->setFillOrder(QCPLegend::foColumnsFirst, true);
     QObject::connect(plot, &QCustomPlot::afterLayout, legend, [plot, legend, maxColumns] {
-        const int entries = legend->itemCount();
+        // Its entries in order (a grid not filled to the last row has empty cells).
+        std::vector<const QCPAbstractLegendItem*> items;
+        bool gaps = false; // an empty cell before an entry: an entry was removed
+        for (int i = 0; i < legend->itemCount(); ++i) {
+            if (const QCPAbstractLegendItem* item = legend->item(i)) {
+                gaps = gaps || static_cast<int>(items.size()) < i;
+                items.push_back(item);
+            }
+        }
+        const int entries = static_cast<int>(items.size());
         if (!legend->visible() || entries == 0)
             return;
         // The legend's width with `columns` entries per row, filled row by row.
-        const auto widthFor = [legend, entries](int columns) {
+        const auto widthFor = [legend, &items](int columns) {
             std::vector<int> widths(static_cast<std::size_t>(columns), 0);
-            for (int i = 0; i < entries; ++i) {
-                int& w = widths[static_cast<std::size_t>(i % columns)];
-                w = std::max(w, legend->item(i)->minimumOuterSizeHint().width());
+            for (std::size_t i = 0; i < items.size(); ++i) {
+                int& w = widths[i % static_cast<std::size_t>(columns)];
+                w = std::max(w, items[i]->minimumOuterSizeHint().width());
             }
             int total = legend->margins().left() + legend->margins().right() +
                         (columns - 1) * legend->columnSpacing();
@@ -44,7 +53,7 @@ void placeLegendOutside(QCustomPlot* plot, Qt::Edge edge, int maxColumns) {
         // As few rows, then as even ones, as that allows: four entries in two rows of two.
         const int rows = (entries + columns - 1) / columns;
         columns = (entries + rows - 1) / rows;
-        if (columns == legend->wrap() && legend->columnCount() == columns)
+        if (!gaps && columns == legend->wrap() && legend->columnCount() == columns)
             return;
         legend->setWrap(columns);
         legend->setFillOrder(QCPLegend::foColumnsFirst, true);
