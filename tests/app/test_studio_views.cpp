@@ -245,10 +245,19 @@ private slots:
         QCOMPARE(w.schemesPanel()->parameter(0, "keep"), 0.5);
         QVERIFY(waitAnalysis(w, w.schemesPanel()->settings()));
 
+        // On this short context the common exact part (4 sinks + 32) would leave only one
+        // budget of the sweep that the coreset chooses itself (the rest are degenerate and left
+        // out of the slopes): a window of 8 gives the fit its points.
+        w.schemesPanel()->setParameter(0, QStringLiteral("window"), 8);
+        QVERIFY(waitAnalysis(w, w.schemesPanel()->settings()));
+
         // Trade-offs: one curve per scheme once the sweeps are in, a Pareto front, the current
         // points at the shown bytes.
         w.showViewByName(QStringLiteral("tradeoffs"));
         QTRY_VERIFY_WITH_TIMEOUT(w.tradeoffView()->curveCount() == 2, kTimeoutMs); // + 1 refused
+        QTRY_VERIFY_WITH_TIMEOUT(
+            w.session()->sweeps()->curves[0].baseSetting.contains(QStringLiteral("window=8")),
+            kTimeoutMs);
         QVERIFY(w.tradeoffView()->paretoPointCount() > 0);
         // Analyses, undo/redo, the quality pass and the sweeps all read one capture.
         QCOMPARE(w.session()->captureForwardPasses(), 1);
