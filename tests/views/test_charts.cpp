@@ -9,6 +9,7 @@
 #include "attention_view.h"
 #include "cache_view.h"
 #include "chart_export.h"
+#include "legend_placement.h"
 #include "plot_style.h"
 #include "profile_view.h"
 #include "rate_view.h"
@@ -707,6 +708,49 @@ private slots:
         QVERIFY(bars->legend->layout() != bars->axisRect()->insetLayout());
         QVERIFY(!bars->legend->outerRect().intersects(bars->axisRect()->rect()));
         QVERIFY(bars->yAxis->range().upper > 96 + 50);
+    }
+
+    // A legend in a row of its own (views/legend_placement.h): as many entries per row as fit,
+    // rows even, and a grid with an empty cell (three entries in rows of two) exports with its
+    // texts at the asked size (the font scoping once read the empty cell and crashed).
+    void legendRowsFitAndExport() {
+        QCustomPlot plot;
+        plot.resize(900, 500);
+        for (const char* name : {"first", "second", "a third, longer entry"}) {
+            QCPGraph* g = plot.addGraph();
+            g->setName(QString::fromLatin1(name));
+            g->setData({1, 2, 3}, {1, 4, 9});
+        }
+        plot.legend->setVisible(true);
+        placeLegendOutside(&plot, Qt::BottomEdge, 2);
+        plot.replot(QCustomPlot::rpImmediateRefresh);
+        QCOMPARE(plot.legend->columnCount(), 2);
+        QCOMPARE(plot.legend->rowCount(), 2);
+        QVERIFY(!plot.legend->item(3)); // the empty cell
+        QVERIFY(plot.legend->outerRect().top() >= plot.axisRect()->outerRect().bottom());
+        plot.toPixmap(150, 300); // too narrow for two: one per row
+        QCOMPARE(plot.legend->columnCount(), 1);
+        QCOMPARE(plot.legend->rowCount(), 3);
+        plot.replot(QCustomPlot::rpImmediateRefresh);
+        QCOMPARE(plot.legend->columnCount(), 2);
+        plot.removeGraph(0); // two left: one row of two, no gap
+        plot.replot(QCustomPlot::rpImmediateRefresh);
+        QCOMPARE(plot.legend->rowCount(), 1);
+        QVERIFY(plot.legend->item(0) && plot.legend->item(1));
+
+        plot.addGraph()->setName(QStringLiteral("third again"));
+        plot.replot(QCustomPlot::rpImmediateRefresh);
+        const ChartHandle chart{QStringLiteral("legend"), &plot, {}};
+        ExportOptions options;
+        options.widthMm = 120;
+        options.fontPt = 8;
+        for (ExportFormat f : {ExportFormat::Png, ExportFormat::Svg, ExportFormat::Pdf}) {
+            ExportFile file;
+            QVERIFY(renderChart(chart, QStringLiteral("legend.") + formatSuffix(f), f,
+                                kvs::views::Provenance{}, options, &file)
+                        .isEmpty());
+            QVERIFY(file.bytes.size() > 100);
+        }
     }
 
     // The key-spectrum chart draws core's summary as it is (no computing in views): a band per
