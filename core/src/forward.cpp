@@ -260,7 +260,10 @@ void attendHeads(const ModelConfig& c, const MatrixT<S>& q, const HeadKeysValues
     const int items = H * blocks;
     attn.resize(n, static_cast<Eigen::Index>(H) * d);
     const S negInf = -std::numeric_limits<S>::infinity();
-#pragma omp parallel if (items > 1)
+    // Threads only for work worth waking them: a one-token decode step (streaming evaluation,
+    // generation) is a few hundred thousand multiply-adds, less than the barrier costs.
+    const bool parallel = items > 1 && static_cast<double>(n) * total * d * H > 2e5;
+#pragma omp parallel if (parallel)
     {
         // Eigen-aligned: small products vectorize by the destination's alignment, so a
         // malloc'ed buffer would round differently from run to run.
