@@ -12,6 +12,7 @@
 #include "studio_test_support.h"
 
 #include "kvs/output_writer.h"
+#include "kvs/scheme.h"
 #include "kvs/synthetic_model.h"
 
 #include <QElapsedTimer>
@@ -72,6 +73,8 @@ private slots:
             kvs::test::writeModel(*m_dir, "m", kvs::syntheticPreset("tiny-gpt2"));
         QJsonObject o;
         o[QStringLiteral("kvstudio_session")] = kSessionVersion;
+        // Written under today's scheme defaults, as the studio writes a session.
+        o[QStringLiteral("scheme_defaults")] = kvs::kSchemeDefaultsGeneration;
         o[QStringLiteral("model")] = qpath(model);
         o[QStringLiteral("prompt")] = kPrompt;
         o[QStringLiteral("schemes")] = QJsonArray::fromStringList(kSchemes);
