@@ -34,6 +34,7 @@ struct HeadStream {
     HeadInput input;
     std::vector<StreamSummary> seen; // per probe row
     std::unique_ptr<StreamingState> atContextEnd;
+    std::string degenerate; // StreamingState::degenerate(): the budget left nothing to choose
 };
 
 std::vector<std::vector<HeadStream>> streamCapture(const Capture& cap, const Scheme& scheme,
@@ -52,6 +53,7 @@ std::vector<std::vector<HeadStream>> streamCapture(const Capture& cap, const Sch
             HeadStream& hs = out[static_cast<std::size_t>(l)][static_cast<std::size_t>(h)];
             hs.input = headInput(cap, l, h, n, seed);
             auto state = scheme.startStream(hs.input, StreamStart{ctx}, params);
+            hs.degenerate = state->degenerate();
             for (int t = 0; t < n; ++t) {
                 if (t >= ctx)
                     hs.seen.push_back(state->summary());
@@ -329,6 +331,8 @@ EvalResult evaluateStreaming(const Capture& cap, const Model* model, const Schem
             m.kvHead = h;
             m.contextTokens = ctx;
             m.fp16Bytes = baseline;
+            m.degenerate =
+                streams[static_cast<std::size_t>(l)][static_cast<std::size_t>(h)].degenerate;
             addHead(result, std::move(m), squares);
         }
     finishTotals(result, squares);

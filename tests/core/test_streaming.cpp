@@ -290,6 +290,40 @@ private slots:
         for (const HeadMetrics& h : stream.value().heads)
             QVERIFY2(h.keptTokens <= budget, qPrintable(QString::number(h.keptTokens)));
     }
+
+    // A stream's budget fixed at the start can leave the scheme nothing to choose, as after the
+    // prefill: the evaluation says so on every head with the reason; a budget with room does not.
+    void degenerateBudgetsAreFlagged_data() {
+        QTest::addColumn<QString>("scheme");
+        QTest::addColumn<QString>("reason");
+        QTest::newRow("tova") << "select.tova:tokens=20"
+                              << "budget 20 tokens < sinks 4 + window 32: cut to 4 + 16, nothing "
+                                 "chosen";
+        QTest::newRow("uniform, exactly the exact part")
+            << "select.uniform:tokens=36"
+            << "budget 36 tokens = sinks 4 + window 32: nothing left to choose";
+        QTest::newRow("h2o") << "select.h2o:tokens=30"
+                             << "budget 30 tokens < sinks 4 + recent window 32: cut to 4 + 26, "
+                                "nothing chosen";
+        QTest::newRow("merge-and-reduce") << "coreset.streaming:tokens=30"
+                                          << "budget 30 tokens < sinks 4 + window 32: cut to 4 + "
+                                             "26, nothing chosen";
+        QTest::newRow("sinks_window, sinks take it all")
+            << "select.sinks_window:tokens=3"
+            << "budget 3 tokens < sinks 4: no recent window, "
+               "sinks cut";
+        QTest::newRow("sinks_window, its own rule") << "select.sinks_window:tokens=20" << QString();
+        QTest::newRow("key norm, room") << "select.key_norm:tokens=40" << QString();
+    }
+    void degenerateBudgetsAreFlagged() {
+        QFETCH(QString, scheme);
+        QFETCH(QString, reason);
+        const auto r = run(scheme.toStdString(), EvalMode::Streaming, *m_capture, nullptr);
+        KVS_VERIFY_OK(r);
+        const EvalResult& e = r.value();
+        QCOMPARE(QString::fromStdString(e.degenerate), reason);
+        QCOMPARE(e.degenerateHeads, reason.isEmpty() ? 0 : static_cast<int>(e.heads.size()));
+    }
 };
 
 QTEST_GUILESS_MAIN(TestStreaming)

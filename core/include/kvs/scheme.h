@@ -143,6 +143,9 @@ public:
     virtual void append(const HeadInput& stream, int position) = 0;
     // What a query arriving now attends to.
     virtual StreamSummary summary() const = 0;
+    // Why the budget fixed at the start leaves the scheme nothing to choose (its sinks and
+    // window take it all: CompressedHead::degenerate); "" when the scheme's own rule runs.
+    virtual std::string degenerate() const { return {}; }
     virtual std::unique_ptr<StreamingState> clone() const = 0;
 };
 

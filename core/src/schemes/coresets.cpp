@@ -400,14 +400,18 @@ std::unique_ptr<StreamingState> streamMergeReduce(const HeadInput& h, const Stre
                         ": the query-sampled kernel balances for the attention of the context's "
                         "last queries, which a stream has not seen yet (use kernel=0, the key "
                         "kernel)");
-    const StreamBudget budget =
-        streamBudget(streamBudgetTokens(h, start, p, true), static_cast<int>(param(p, "sinks")),
-                     static_cast<int>(param(p, "window")));
+    const int m = streamBudgetTokens(h, start, p, true);
+    const int sinks = static_cast<int>(param(p, "sinks")),
+              window = static_cast<int>(param(p, "window"));
+    const StreamBudget budget = streamBudget(m, sinks, window);
     const int k = budget.middle;
     Eigen::MatrixXd unusedProbes;
-    if (k == 0)
-        return std::make_unique<MergeReduceStream>(budget, 0, 0, walkParams(h, p, unusedProbes),
-                                                   rngFor(h, p));
+    if (k == 0) {
+        auto state = std::make_unique<MergeReduceStream>(
+            budget, 0, 0, walkParams(h, p, unusedProbes), rngFor(h, p));
+        state->setDegenerate(streamDegenerate(m, sinks, window));
+        return state;
+    }
     // The buffer is a parameter, never derived from the stream's length; by default a quarter of
     // the middle budget, so that three levels and the buffer fit.
     int t = static_cast<int>(param(p, "buffer"));

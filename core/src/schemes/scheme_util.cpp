@@ -159,6 +159,21 @@ StreamBudget streamBudget(int m, int sinks, int window) {
     return b;
 }
 
+std::string streamDegenerate(int m, int sinks, int window, const char* windowName) {
+    m = std::max(0, m);
+    sinks = std::max(0, sinks);
+    window = std::max(0, window);
+    if (sinks + window < m)
+        return {};
+    const std::string asked = "budget " + std::to_string(m) + " tokens " +
+                              (sinks + window > m ? "<" : "=") + " sinks " + std::to_string(sinks) +
+                              " + " + windowName + " " + std::to_string(window);
+    const StreamBudget b = streamBudget(m, sinks, window);
+    return sinks + window > m ? asked + ": cut to " + std::to_string(b.sinks) + " + " +
+                                    std::to_string(b.window) + ", nothing chosen"
+                              : asked + ": nothing left to choose";
+}
+
 void ProtectedStream::observe(const HeadInput&, int) {}
 
 void ProtectedStream::append(const HeadInput& stream, int position) {

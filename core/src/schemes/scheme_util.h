@@ -75,6 +75,9 @@ struct StreamBudget {
     int middle = 0;
 };
 StreamBudget streamBudget(int m, int sinks, int window);
+// The streaming form of splitExact's reason: a budget of m tokens that the requested sinks and
+// window fill (sinks + window ≥ m) leaves the scheme nothing to choose; "" otherwise.
+std::string streamDegenerate(int m, int sinks, int window, const char* windowName = "window");
 
 // The online form shared by the selection schemes: the first sinks stay, a FIFO holds the recent
 // window, and a token leaving the window is handed to the scheme's policy (admit), which keeps
@@ -84,6 +87,8 @@ public:
     explicit ProtectedStream(StreamBudget budget) : m_budget(budget) {}
     void append(const HeadInput& stream, int position) final;
     StreamSummary summary() const final;
+    std::string degenerate() const final { return m_degenerate; }
+    void setDegenerate(std::string reason) { m_degenerate = std::move(reason); }
 
 protected:
     const StreamBudget& budget() const { return m_budget; }
@@ -98,6 +103,7 @@ protected:
 
 private:
     StreamBudget m_budget;
+    std::string m_degenerate;
     std::vector<std::int32_t> m_sinks;
     std::deque<std::int32_t> m_window;
 };

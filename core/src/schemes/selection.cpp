@@ -397,7 +397,13 @@ std::unique_ptr<StreamingState> streamSinksWindow(const HeadInput& h, const Stre
                                                   const ParamValues& p) {
     const int m = streamBudgetTokens(h, start, p, false);
     const int sinks = std::min(paramInt(p, "sinks"), m);
-    return std::make_unique<SinksWindowStream>(streamBudget(m, sinks, m - sinks));
+    auto state = std::make_unique<SinksWindowStream>(streamBudget(m, sinks, m - sinks));
+    if (paramInt(p, "sinks") > 0 && m <= paramInt(p, "sinks"))
+        state->setDegenerate("budget " + std::to_string(std::max(0, m)) + " tokens " +
+                             (m < paramInt(p, "sinks") ? "<" : "=") + " sinks " +
+                             std::to_string(paramInt(p, "sinks")) + ": no recent window" +
+                             (m < paramInt(p, "sinks") ? ", sinks cut" : ""));
+    return state;
 }
 
 std::unique_ptr<StreamingState> streamHeavyHitters(const HeadInput& h, const StreamStart& start,
@@ -405,7 +411,9 @@ std::unique_ptr<StreamingState> streamHeavyHitters(const HeadInput& h, const Str
     const int m = streamBudgetTokens(h, start, p, false);
     const int recent =
         std::max(paramInt(p, "window"), static_cast<int>(std::round(param(p, "recent_share") * m)));
-    return std::make_unique<HeavyHitterStream>(streamBudget(m, paramInt(p, "sinks"), recent));
+    auto state = std::make_unique<HeavyHitterStream>(streamBudget(m, paramInt(p, "sinks"), recent));
+    state->setDegenerate(streamDegenerate(m, paramInt(p, "sinks"), recent, "recent window"));
+    return state;
 }
 
 StreamBudget commonStreamBudget(const HeadInput& h, const StreamStart& start, const ParamValues& p,
@@ -414,19 +422,33 @@ StreamBudget commonStreamBudget(const HeadInput& h, const StreamStart& start, co
                         paramInt(p, "window"));
 }
 
+// A stream of the common exact part, told whether its budget leaves it anything to choose.
+template <class State>
+std::unique_ptr<StreamingState> withReason(std::unique_ptr<State> state, const HeadInput& h,
+                                           const StreamStart& start, const ParamValues& p,
+                                           bool weighted) {
+    state->setDegenerate(streamDegenerate(streamBudgetTokens(h, start, p, weighted),
+                                          paramInt(p, "sinks"), paramInt(p, "window")));
+    return state;
+}
+
 std::unique_ptr<StreamingState> streamCurrentQuery(const HeadInput& h, const StreamStart& start,
                                                    const ParamValues& p) {
-    return std::make_unique<CurrentQueryStream>(commonStreamBudget(h, start, p, false));
+    return withReason(std::make_unique<CurrentQueryStream>(commonStreamBudget(h, start, p, false)),
+                      h, start, p, false);
 }
 
 std::unique_ptr<StreamingState> streamKeyNorm(const HeadInput& h, const StreamStart& start,
                                               const ParamValues& p) {
-    return std::make_unique<KeyNormStream>(commonStreamBudget(h, start, p, false));
+    return withReason(std::make_unique<KeyNormStream>(commonStreamBudget(h, start, p, false)), h,
+                      start, p, false);
 }
 
 std::unique_ptr<StreamingState> streamUniform(const HeadInput& h, const StreamStart& start,
                                               const ParamValues& p) {
-    return std::make_unique<ReservoirStream>(commonStreamBudget(h, start, p, true), rngFor(h, p));
+    return withReason(
+        std::make_unique<ReservoirStream>(commonStreamBudget(h, start, p, true), rngFor(h, p)), h,
+        start, p, true);
 }
 
 SchemeInfo cannotStream(SchemeInfo info, std::string why) {
