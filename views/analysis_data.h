@@ -209,6 +209,9 @@ struct TradeoffCurve {
     double boundTokens = std::numeric_limits<double>::quiet_NaN();
     double boundKeptTokens = std::numeric_limits<double>::quiet_NaN();
     bool showCoresetBound = false; // the scheme's theory has the coreset size bound
+    // The sweep ran in streaming mode (kvs::EvalMode::Streaming): the whole prompt streamed
+    // through the scheme's online form; otherwise post-prefill.
+    bool streaming = false;
 };
 
 // A point of a curve: curves[curve].points[point].
@@ -224,6 +227,8 @@ struct SweepData {
     // points (chartPoint), in increasing bytes.
     std::array<std::vector<CurvePointRef>, kMetricCount> paretoFront;
     double computeMilliseconds = 0;
+    // Asked for streaming curves: the schemes that cannot stream, "Name: why" each.
+    QStringList streamingRefused;
 };
 
 // A study over a prompt set (kvs/study.h: `kvstudio-cli sweep --prompt-set`, its journals) as

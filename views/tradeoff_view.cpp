@@ -66,7 +66,14 @@ TradeoffView::TradeoffView(QWidget* parent) : QWidget(parent) {
     bar->addWidget(new QLabel(tr("Error metric"), this));
     bar->addWidget(m_metric);
     bar->addWidget(m_colouring);
+    m_streaming = new QCheckBox(tr("Streaming"), this);
+    m_streaming->setObjectName(QStringLiteral("tradeoffStreaming"));
+    m_streaming->setToolTip(tr("Also sweep each scheme that can stream in streaming mode: the "
+                               "whole prompt streams through the scheme's online form, and each "
+                               "probe token attends to the summary as it stands (dotted curves, "
+                               "hollow markers). Slower: the probe is decoded a token at a time"));
     bar->addWidget(m_theory);
+    bar->addWidget(m_streaming);
     bar->addWidget(m_status, 1);
     layout->addLayout(bar);
 
@@ -100,6 +107,7 @@ TradeoffView::TradeoffView(QWidget* parent) : QWidget(parent) {
     connect(m_colouring, qOverload<int>(&QComboBox::currentIndexChanged), this,
             [this] { rebuild(); });
     connect(m_theory, &QCheckBox::toggled, this, [this] { rebuild(); });
+    connect(m_streaming, &QCheckBox::toggled, this, &TradeoffView::streamingToggled);
     applyTheme();
     clear(tr("Trade-off curves appear once a scheme has been swept."));
 }
@@ -114,6 +122,23 @@ void TradeoffView::setTheoryVisible(bool visible) {
 
 bool TradeoffView::isTheoryVisible() const {
     return m_theory->isChecked();
+}
+
+void TradeoffView::setStreamingChecked(bool checked) {
+    const QSignalBlocker quiet(m_streaming); // the session's own state: nothing to ask for
+    m_streaming->setChecked(checked);
+}
+
+bool TradeoffView::isStreamingChecked() const {
+    return m_streaming->isChecked();
+}
+
+int TradeoffView::streamingCurveCount() const {
+    int count = 0;
+    if (m_sweeps)
+        for (const TradeoffCurve& curve : m_sweeps->curves)
+            count += curve.streaming ? 1 : 0;
+    return count;
 }
 
 void TradeoffView::setStatusText(const QString& text) {
@@ -243,6 +268,9 @@ void TradeoffView::rebuild() {
         m_plot->yAxis->setRange(bounds.yLo / 2.0, bounds.yHi * 2.0);
     }
     summary << boundNotes;
+    if (haveCurves && m_streaming->isChecked() && !m_sweeps->streamingRefused.isEmpty())
+        summary
+            << tr("Cannot stream: %1").arg(m_sweeps->streamingRefused.join(QStringLiteral("; ")));
     m_summary->setText(summary.join(QStringLiteral("  \u00b7  ")));
     m_plot->replot(QCustomPlot::rpQueuedReplot);
 }
@@ -254,11 +282,15 @@ void TradeoffView::drawCurves(const SweepData& sweeps, Metric metric, bool basel
         QColor color = colourOf(curve.colorIndex, curve.family);
         if (baseline)
             color.setAlpha(110);
-        QPen pen(color, baseline ? 1.2 : 1.8);
-        pen.setStyle(baseline ? Qt::DashLine : categoricalDash(curve.colorIndex));
+        QPen pen(color, baseline ? 1.2 : curve.streaming ? 1.5 : 1.8);
+        // Streaming curves dotted with hollow markers beside their post-prefill twin (same
+        // colour and marker shape); pinned ones dashed and faded.
+        pen.setStyle(baseline          ? Qt::DashLine
+                     : curve.streaming ? Qt::DotLine
+                                       : categoricalDash(curve.colorIndex));
         g->setPen(pen);
         g->setScatterStyle(QCPScatterStyle(categoricalShape(curve.colorIndex), color,
-                                           baseline ? Qt::white : color, 6));
+                                           baseline || curve.streaming ? Qt::white : color, 6));
         // The family first, as the Schemes dock labels it: families meet on this chart.
         // A chain's name joins its stages' names: elided in the middle so the legend stays
         // inside the plot (the summary line and the exported CSV keep it whole).
@@ -270,6 +302,8 @@ void TradeoffView::drawCurves(const SweepData& sweeps, Metric metric, bool basel
         const QString label =
             curve.family.isEmpty() ? shown : tr("%1 \u00B7 %2").arg(curve.family, shown);
         QString name = baseline ? tr("%1 (pinned)").arg(label) : label;
+        if (curve.streaming)
+            name = tr("%1 (streaming)").arg(name);
         const auto m = static_cast<std::size_t>(metric);
         if (!baseline && std::isfinite(curve.slope[m]))
             name += tr("  — %1 ∝ tokens^%2 (R² %3)")
@@ -573,7 +607,7 @@ CsvTable TradeoffView::csv() const {
     CsvTable t{csvColumns("scheme,parameter,value,bytes,memory_fraction")};
     for (int m = 0; m < kMetricCount; ++m)
         t.header << metricCsvColumn(static_cast<Metric>(m));
-    t.header << QStringLiteral("pinned") << QStringLiteral("degenerate");
+    t.header << QStringLiteral("pinned") << QStringLiteral("degenerate") << QStringLiteral("mode");
     const auto add = [&](const SweepData& s, bool pinned) {
         for (const TradeoffCurve& c : s.curves)
             for (const CurvePoint& p : c.points) {
@@ -584,7 +618,8 @@ CsvTable TradeoffView::csv() const {
                 for (int m = 0; m < kMetricCount; ++m)
                     row << QString::number(metricValue(p.result, static_cast<Metric>(m)), 'g', 8);
                 row << (pinned ? QStringLiteral("1") : QStringLiteral("0"))
-                    << QString::fromStdString(p.result.degenerate);
+                    << QString::fromStdString(p.result.degenerate)
+                    << QString::fromLatin1(kvs::evalModeName(p.result.mode));
                 t.rows.push_back(std::move(row));
             }
     };
@@ -611,7 +646,7 @@ CsvTable TradeoffView::csv() const {
                                 ? QString::number(p.mean[static_cast<std::size_t>(m)], 'g', 8)
                                 : QString());
                 row << QStringLiteral("0") // not pinned; the prompts column marks study rows
-                    << QString();
+                    << QString() << QString();
                 for (const Metric m : kStudyMetrics)
                     row << QString::number(p.lower[static_cast<std::size_t>(m)], 'g', 8)
                         << QString::number(p.upper[static_cast<std::size_t>(m)], 'g', 8);

@@ -82,7 +82,15 @@ public:
     // scheme, the setting, bytes and the metric, and a degenerate budget's reason; "" for none.
     QString pointToolTip(const QPointF& pixel) const;
 
+    // The "Streaming" box: whether the sweeps also run in streaming mode. Setting it does not
+    // emit streamingToggled (it mirrors the session's state).
+    void setStreamingChecked(bool checked);
+    bool isStreamingChecked() const;
+    int streamingCurveCount() const; // streaming curves in the sweeps shown
+
 signals:
+    // The user turned the "Streaming" box on or off: sweep in streaming mode too, or not.
+    void streamingToggled(bool checked);
     // The user picked (clicked or dragged to) a point of a curve: set `parameter` of the scheme
     // whose sweep started from `baseSetting` to `value`.
     void pointPicked(const QString& baseSetting, const QString& parameter, double value);
@@ -112,6 +120,7 @@ private:
     QComboBox* m_metric = nullptr;
     QComboBox* m_colouring = nullptr;
     QCheckBox* m_theory = nullptr;
+    QCheckBox* m_streaming = nullptr;
     int m_guideCount = 0;
     QLabel* m_summary = nullptr;
     ElidedLabel* m_status = nullptr;

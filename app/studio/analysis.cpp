@@ -645,6 +645,8 @@ void addParetoFronts(views::SweepData& data) {
         std::vector<views::CurvePointRef> refs;
         for (std::size_t c = 0; c < data.curves.size(); ++c)
             for (std::size_t i = 0; i < data.curves[c].points.size(); ++i) {
+                if (data.curves[c].streaming)
+                    break; // a front of one mode: streaming points answer another question
                 const auto [px, py] = views::chartPoint(data.curves[c].points[i].result, metric);
                 if (!views::chartPlottable(px, py))
                     continue;
@@ -658,6 +660,67 @@ void addParetoFronts(views::SweepData& data) {
 }
 
 } // namespace
+
+void Engine::addStreamingCurves(views::SweepData& data, const AnalysisRequest& request,
+                                const Capture& capture, const EvalOptions& postPrefill,
+                                const std::atomic<bool>& cancel) {
+    EvalOptions options = postPrefill;
+    options.mode = EvalMode::Streaming;
+    options.attentionMaps = false;
+    options.perLayerQuality = false;
+    const bool quality = request.model && options.modelQuality;
+    if (!m_streamingReference || m_streamingCapture != &capture ||
+        m_streamingReference->contextTokens != request.contextTokens ||
+        m_streamingQuality != quality) {
+        m_streamingReference = std::make_shared<const ExactReference>(
+            computeExactReference(capture, request.model.get(), *m_backend, options)
+                .valueOrThrow());
+        m_streamingCapture = &capture;
+        m_streamingQuality = quality;
+    }
+    int index = 0;
+    for (const QString& text : request.settings) {
+        const int color = index++;
+        if (cancel.load())
+            return;
+        const SchemeSetting setting = parseSetting(text);
+        const Scheme* scheme = findScheme(setting.id);
+        if (!scheme)
+            continue;
+        if (!scheme->info().canStream) {
+            data.streamingRefused << QStringLiteral("%1: %2").arg(
+                displayNameOf(setting.id), qs(scheme->info().noStreamReason));
+            continue;
+        }
+        const auto plan = sweepPlan(setting, request.contextTokens, 7, capture.config.kvHeads);
+        if (!plan)
+            continue;
+        const SchemeSetting base = sweepBase(setting, plan->parameter);
+        auto swept = runSweep(capture, request.model.get(), base, plan->parameter, plan->values,
+                              *m_backend, options, m_streamingReference.get());
+        if (cancel.load())
+            return;
+        if (!swept.ok()) {
+            if (!isRefusal(swept.error().code()))
+                throw Error(swept.error().code(),
+                            text.toStdString() + " (streaming): " + swept.message());
+            data.streamingRefused << QStringLiteral("%1: %2").arg(displayNameOf(setting.id),
+                                                                  qs(swept.message()));
+            continue;
+        }
+        Sweep sweep = std::move(swept).valueOrThrow();
+        if (sweep.points.empty())
+            continue;
+        views::TradeoffCurve curve =
+            tradeoffCurve(text, base, plan->parameter, std::move(sweep), request.contextTokens);
+        curve.colorIndex = color;
+        curve.streaming = true;
+        curve.theorySlope =
+            std::numeric_limits<double>::quiet_NaN(); // the guides are post-prefill's
+        curve.showCoresetBound = false;
+        data.curves.push_back(std::move(curve));
+    }
+}
 
 Result<std::shared_ptr<const views::SweepData>> Engine::sweep(const AnalysisRequest& request,
                                                               const std::atomic<bool>& cancel) {
@@ -701,6 +764,10 @@ Result<std::shared_ptr<const views::SweepData>> Engine::sweep(const AnalysisRequ
                 curve.colorIndex = color;
                 data->curves.push_back(std::move(curve));
             }
+            if (request.streamingCurves)
+                addStreamingCurves(*data, request, capture, options, cancel);
+            if (cancel.load())
+                return nullptr;
             addParetoFronts(*data);
             data->computeMilliseconds = msOf(timer);
             return data;

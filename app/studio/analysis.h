@@ -50,6 +50,9 @@ struct AnalysisRequest {
     // Bracket this analysis's GPU work (the timed probe attention of every setting, cached
     // settings included) in a RenderDoc capture; AnalysisData says where it went.
     bool renderDocCapture = false;
+    // The sweeps also run each scheme that can stream in streaming mode (EvalMode::Streaming),
+    // for the Trade-offs chart's second set of curves.
+    bool streamingCurves = false;
 };
 
 // A scheme's refusal of a model or setting (bad parameter, unsupported combination): reported on
@@ -198,6 +201,11 @@ private:
     const kvs::Capture& captureFor(const AnalysisRequest& request, const std::atomic<bool>& cancel);
     const kvs::ExactReference& referenceFor(const AnalysisRequest& request,
                                             const kvs::EvalOptions& options);
+    // The sweeps' streaming curves (AnalysisRequest::streamingCurves), after the post-prefill
+    // ones: each scheme that can stream, in the same colour; the others listed with the reason.
+    void addStreamingCurves(views::SweepData& data, const AnalysisRequest& request,
+                            const kvs::Capture& capture, const kvs::EvalOptions& postPrefill,
+                            const std::atomic<bool>& cancel);
 
     std::mutex m_mutex;       // one job at a time
     std::mutex m_timingMutex; // guards m_timing while it is created
@@ -216,6 +224,10 @@ private:
     std::shared_ptr<const kvs::Capture> m_capture;
     std::shared_ptr<const kvs::ExactReference> m_reference; // from m_captures
     int m_referenceContext = -1;
+    // The streaming reference of the sweeps' streaming curves: its capture, split and quality.
+    std::shared_ptr<const kvs::ExactReference> m_streamingReference;
+    const kvs::Capture* m_streamingCapture = nullptr;
+    bool m_streamingQuality = false;
     // The key spectra of the current capture's context (for the Cache view), made once per
     // capture and split: a settings change does not recompute them.
     std::shared_ptr<const kvs::SpectrumSummary> m_spectrum;

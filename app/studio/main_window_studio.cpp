@@ -240,6 +240,11 @@ void MainWindow::connectViews() {
         m_views->setBeforeDraw(attention, [this](const views::AnalysisData& a, int run) {
             drawBaselineDifference(a, run);
         });
+    if (views::TradeoffView* tradeoff = tradeoffView()) {
+        tradeoff->setStreamingChecked(m_session->streamingCurves());
+        connect(tradeoff, &views::TradeoffView::streamingToggled, m_session.get(),
+                &Session::setStreamingCurves);
+    }
     if (views::TradeoffView* tradeoff = tradeoffView())
         connect(tradeoff, &views::TradeoffView::pointPicked, this,
                 [this](const QString& base, const QString& parameter, double value) {
@@ -493,6 +498,7 @@ SessionDocument MainWindow::currentDocument() const {
         d.metric = tradeoff->metric();
         d.colourByFamily = tradeoff->colouring() == views::TradeoffView::Colouring::Family;
     }
+    d.streamingCurves = m_session->streamingCurves();
     if (const views::CacheView* cache = cacheView()) {
         d.spectrumLayer = cache->selectedLayer();
         d.spectrumKvHead = cache->selectedKvHead();
@@ -529,7 +535,9 @@ bool MainWindow::openSession(const QString& path, QString* error) {
         tradeoff->setMetric(d.metric);
         tradeoff->setColouring(d.colourByFamily ? views::TradeoffView::Colouring::Family
                                                 : views::TradeoffView::Colouring::Scheme);
+        tradeoff->setStreamingChecked(d.streamingCurves);
     }
+    m_session->setStreamingCurves(d.streamingCurves);
     if (views::CacheView* cache = cacheView())
         cache->selectHead(d.spectrumLayer, d.spectrumKvHead);
     m_tabs->setCurrentIndex(d.tab);

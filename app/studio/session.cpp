@@ -666,8 +666,20 @@ void Session::setSweepsEnabled(bool enabled) {
     }
 }
 
+void Session::setStreamingCurves(bool enabled) {
+    if (enabled == m_streamingCurves)
+        return;
+    m_streamingCurves = enabled;
+    // The sweeps of the current settings again, with or without the streaming curves.
+    supersede(JobKind::Sweep);
+    m_sweepKey.clear();
+    if (m_analysis && m_model && m_tokens && !m_schemes.isEmpty() && m_tokens->count() >= 2)
+        startSweeps(makeRequest());
+}
+
 AnalysisRequest Session::makeRequest() const {
     AnalysisRequest r;
+    r.streamingCurves = m_streamingCurves;
     r.model = m_model->model;
     r.tokens = m_tokens->ids;
     r.tokenTexts = m_tokens->texts;
@@ -875,7 +887,8 @@ void Session::startSweeps(const AnalysisRequest& request) {
     QStringList keys;
     for (const QString& s : request.settings)
         keys << sweepKey(s);
-    const QString key = requestKey(request, keys);
+    const QString key =
+        requestKey(request, keys) + (request.streamingCurves ? QStringLiteral("|streaming") : "");
     if (key == m_sweepKey)
         return;
     m_sweepKey = key;

@@ -89,6 +89,10 @@ public:
     void recomputeNow();
     // Budget sweeps for the trade-off curves (on by default; they run after the live results).
     void setSweepsEnabled(bool enabled);
+    // The sweeps also run the schemes that can stream in streaming mode (off by default: each
+    // point decodes the probe one token at a time). Changing it reruns the sweeps.
+    void setStreamingCurves(bool enabled);
+    bool streamingCurves() const { return m_streamingCurves; }
     // Time against context length per setting (on by default; it runs after the live results
     // once the timing backend is up, and a new recompute cancels it).
     void setScalingEnabled(bool enabled);
@@ -234,6 +238,7 @@ private:
     QStringList m_schemes;
     int m_requestedContext = 0;
     bool m_sweepsEnabled = true;
+    bool m_streamingCurves = false;
     QString m_sweepKey;                       // what the current (or running) sweeps were made for
     std::shared_ptr<CaptureStore> m_captures; // shared by the three engines
     std::shared_ptr<Engine> m_liveEngine;

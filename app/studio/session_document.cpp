@@ -110,6 +110,7 @@ QByteArray sessionJson(const SessionDocument& d, const QString& path) {
     view[QStringLiteral("spectrum_head")] = QJsonArray{d.spectrumLayer, d.spectrumKvHead};
     view[QStringLiteral("colour_by")] =
         d.colourByFamily ? QStringLiteral("family") : QStringLiteral("scheme");
+    view[QStringLiteral("streaming_curves")] = d.streamingCurves;
     o[QStringLiteral("view")] = view;
     o[QString::fromLatin1(kOwnerKey)] = QStringLiteral("session");
     return QJsonDocument(o).toJson(QJsonDocument::Indented);
@@ -205,6 +206,13 @@ bool readSessionDocument(const QString& path, SessionDocument* d, QString* error
             QObject::tr("The session %1 has an unknown view.colour_by '%2' (scheme or family)")
                 .arg(path, colourBy));
     d->colourByFamily = colourBy == QLatin1String("family");
+    // Absent in files written before the streaming curves existed: off, as they were drawn.
+    const QJsonValue streaming = view.value(QStringLiteral("streaming_curves"));
+    if (!streaming.isUndefined() && !streaming.isBool())
+        return fail(QObject::tr("The session %1 has a view.streaming_curves that is not true or "
+                                "false")
+                        .arg(path));
+    d->streamingCurves = streaming.toBool(false);
     const QJsonArray spectrumHead = view.value(QStringLiteral("spectrum_head")).toArray();
     d->spectrumLayer = spectrumHead.size() == 2 ? spectrumHead[0].toInt(-1) : -1;
     d->spectrumKvHead = spectrumHead.size() == 2 ? spectrumHead[1].toInt(-1) : -1;

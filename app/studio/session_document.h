@@ -34,7 +34,9 @@ struct SessionDocument {
         views::AttentionView::ColourScale::Linear;
     views::Metric metric = views::Metric::NextTokenKl;
     bool colourByFamily = false; // the Trade-offs chart's colouring
-    int spectrumLayer = -1;      // the Cache view's chosen head (-1: none)
+    bool streamingCurves =
+        false;              // the Trade-offs chart's streaming curves (Session::setStreamingCurves)
+    int spectrumLayer = -1; // the Cache view's chosen head (-1: none)
     int spectrumKvHead = -1;
     bool dark = false;
 };

@@ -15,9 +15,13 @@
 #include "studio_settings.h"
 #include "tradeoff_view.h"
 
+#include "kvs/attention_backend.h"
+#include "kvs/evaluator.h"
 #include "kvs/synthetic_model.h"
+#include "kvs/threads.h"
 
 #include <QAction>
+#include <QCheckBox>
 #include <QComboBox>
 #include <QDir>
 #include <QDoubleSpinBox>
@@ -302,6 +306,92 @@ private slots:
             QVERIFY2(!run.dispatches.empty(), qPrintable(run.setting));
             QVERIFY(run.eval.quality.has_value());
         }
+    }
+
+    // The Trade-offs chart's "Streaming" box: the sweeps also run in streaming mode for the
+    // schemes that can stream (their points are what the core's streaming evaluation gives),
+    // the others are named with their reason, the Pareto front stays post-prefill's, and a
+    // saved session keeps the choice.
+    void streamingCurvesBesidePostPrefill() {
+        MainWindow w(kvs::test::quietWindowOptions());
+        const QStringList settings = {QStringLiteral("select.uniform:sinks=0,window=0"),
+                                      QStringLiteral("select.snapkv:observation=4,sinks=0")};
+        w.schemesPanel()->setSettings(settings);
+        openAndWait(w);
+        w.showViewByName(QStringLiteral("tradeoffs"));
+        QTRY_VERIFY_WITH_TIMEOUT(w.tradeoffView()->curveCount() == 2, kTimeoutMs);
+        QCOMPARE(w.tradeoffView()->streamingCurveCount(), 0);
+
+        auto* box = w.tradeoffView()->findChild<QCheckBox*>(QStringLiteral("tradeoffStreaming"));
+        QVERIFY(box);
+        box->click();
+        QVERIFY(w.session()->streamingCurves());
+        QTRY_VERIFY_WITH_TIMEOUT(w.tradeoffView()->streamingCurveCount() == 1, kTimeoutMs);
+        const auto sweeps = w.session()->sweeps();
+        QCOMPARE(static_cast<int>(sweeps->curves.size()), 3);
+        const kvs::views::TradeoffCurve& streaming = sweeps->curves.back();
+        QVERIFY(streaming.streaming);
+        QCOMPARE(streaming.schemeId, QStringLiteral("select.uniform"));
+        QCOMPARE(sweeps->streamingRefused.size(), 1);
+        QVERIFY2(sweeps->streamingRefused[0].contains(QStringLiteral("future")),
+                 qPrintable(sweeps->streamingRefused[0]));
+        for (const auto& front : sweeps->paretoFront)
+            for (const auto& ref : front)
+                QVERIFY(!sweeps->curves[static_cast<std::size_t>(ref.curve)].streaming);
+        bool legend = false;
+        for (int i = 0; i < 16; ++i)
+            legend =
+                legend || w.tradeoffView()->legendText(i).contains(QStringLiteral("(streaming)"));
+        QVERIFY(legend);
+
+        // The chart's CSV says which rows streamed.
+        const auto csv = w.tradeoffView()->csv();
+        const int mode = static_cast<int>(csv.header.indexOf(QStringLiteral("mode")));
+        QVERIFY(mode >= 0);
+        int streamedRows = 0;
+        for (const QStringList& row : csv.rows)
+            streamedRows += row.value(mode) == QLatin1String("streaming") ? 1 : 0;
+        QCOMPARE(streamedRows, static_cast<int>(streaming.points.size()));
+
+        // The first point against the core's own streaming evaluation of that setting.
+        const auto& point = streaming.points.front();
+        auto setting = kvs::SchemeSetting::parse(point.result.scheme);
+        KVS_VERIFY_OK(setting);
+        const auto model = w.session()->model()->model;
+        const auto capture = model->captureTokens(w.session()->tokens()->ids);
+        KVS_VERIFY_OK(capture);
+        // Evaluated as the sweep job ran: with half the cores (the session's background jobs).
+        const kvs::ScopedThreadLimit threads(std::max(1, kvs::hardwareThreads() / 2));
+        auto cpu = kvs::makeCpuBackend();
+        kvs::EvalOptions options;
+        options.mode = kvs::EvalMode::Streaming;
+        options.contextTokens = w.session()->analysis()->contextTokens;
+        const auto direct =
+            kvs::evaluate(capture.value(), model.get(), setting.value(), *cpu, options);
+        KVS_VERIFY_OK(direct);
+        QCOMPARE(point.result.outputError, direct->outputError);
+        QVERIFY(point.result.quality && direct->quality);
+        QVERIFY(std::abs(point.result.quality->klMean - direct->quality->klMean) <=
+                1e-6 * direct->quality->klMean);
+        options.mode = kvs::EvalMode::PostPrefill;
+        const auto postPrefill =
+            kvs::evaluate(capture.value(), model.get(), setting.value(), *cpu, options);
+        KVS_VERIFY_OK(postPrefill);
+        QVERIFY(postPrefill->outputError != direct->outputError); // a different cache
+
+        const QString path = qpath(m_dir->path() / "streaming.kvsession");
+        QString error;
+        QVERIFY2(w.saveSession(path, &error), qPrintable(error));
+        QFile file(path);
+        QVERIFY(file.open(QIODevice::ReadOnly));
+        const QJsonObject view = QJsonDocument::fromJson(file.readAll())
+                                     .object()
+                                     .value(QStringLiteral("view"))
+                                     .toObject();
+        QCOMPARE(view.value(QStringLiteral("streaming_curves")).toBool(), true);
+        box->click();
+        QVERIFY(!w.session()->streamingCurves());
+        QTRY_VERIFY_WITH_TIMEOUT(w.tradeoffView()->streamingCurveCount() == 0, kTimeoutMs);
     }
 
     void exportsEveryChart() {
