@@ -619,7 +619,9 @@ CsvTable TradeoffView::csv() const {
                     row << QString::number(metricValue(p.result, static_cast<Metric>(m)), 'g', 8);
                 row << (pinned ? QStringLiteral("1") : QStringLiteral("0"))
                     << QString::fromStdString(p.result.degenerate)
-                    << QString::fromLatin1(kvs::evalModeName(p.result.mode));
+                    << (p.result.mode == kvs::EvalMode::Streaming
+                            ? QStringLiteral("streaming")
+                            : QStringLiteral("post-prefill")); // kvs::evalModeName's words
                 t.rows.push_back(std::move(row));
             }
     };

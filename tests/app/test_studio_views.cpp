@@ -345,7 +345,7 @@ private slots:
         QVERIFY(legend);
 
         // The chart's CSV says which rows streamed.
-        const auto csv = w.tradeoffView()->csv();
+        const auto csv = w.tradeoffView()->charts().front().data();
         const int mode = static_cast<int>(csv.header.indexOf(QStringLiteral("mode")));
         QVERIFY(mode >= 0);
         int streamedRows = 0;
