@@ -238,6 +238,10 @@ struct StudyPointData {
     double value = 0.0; // the swept parameter
     double bytes = 0.0; // cache bytes, mean over prompts
     int prompts = 0;    // prompts that ran the setting
+    // Prompts on which the budget left the scheme nothing to choose (kvs::StudyPoint), and the
+    // first reason: drawn like a live degenerate point.
+    int degeneratePrompts = 0;
+    QString degenerateReason;
     std::array<double, kMetricCount> mean = filledArray(std::numeric_limits<double>::quiet_NaN());
     std::array<double, kMetricCount> lower = filledArray(std::numeric_limits<double>::quiet_NaN());
     std::array<double, kMetricCount> upper = filledArray(std::numeric_limits<double>::quiet_NaN());

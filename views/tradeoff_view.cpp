@@ -259,8 +259,9 @@ void TradeoffView::rebuild() {
             boundNotes = drawTheory(bounds);
         drawParetoFront(metric);
     }
-    const QStringList degenerateNotes = drawDegenerate(metric);
     const QStringList studyNotes = haveStudy ? drawStudy(metric, bounds) : QStringList();
+    // After every curve and the study: the rings sit over the markers they flag.
+    const QStringList degenerateNotes = drawDegenerate(metric);
     QStringList summary = haveCurrent ? drawCurrent(metric, bounds) : QStringList();
     summary << studyNotes << degenerateNotes;
     if (bounds.xHi > 0) {
@@ -459,6 +460,23 @@ QStringList TradeoffView::drawDegenerate(Metric metric) {
                                   .arg(QString::fromStdString(p.result.degenerate));
             }
     }
+    // A study's points where the budget was degenerate on any prompt, at the study's means.
+    if (m_study)
+        for (const StudyCurveData& curve : m_study->curves)
+            for (const StudyPointData& p : curve.points) {
+                const double y = p.mean[static_cast<std::size_t>(metric)];
+                if (p.degeneratePrompts == 0 || !plottable(p.bytes, y))
+                    continue;
+                xs << p.bytes;
+                ys << y;
+                if (example.isEmpty())
+                    example = tr("%1 at %2 = %3 (study, %4 of %5 prompts): %6")
+                                  .arg(curve.displayName, curve.parameter)
+                                  .arg(p.value, 0, 'g', 3)
+                                  .arg(p.degeneratePrompts)
+                                  .arg(p.prompts)
+                                  .arg(p.degenerateReason);
+            }
     if (xs.isEmpty())
         return {};
     const QColor ring = isDarkPalette() ? QColor(0xB0, 0xB0, 0xB0) : QColor(0x80, 0x80, 0x80);
@@ -648,7 +666,12 @@ CsvTable TradeoffView::csv() const {
                                 ? QString::number(p.mean[static_cast<std::size_t>(m)], 'g', 8)
                                 : QString());
                 row << QStringLiteral("0") // not pinned; the prompts column marks study rows
-                    << QString() << QString();
+                    << (p.degeneratePrompts > 0 ? QStringLiteral("%1 of %2 prompts: %3")
+                                                      .arg(p.degeneratePrompts)
+                                                      .arg(p.prompts)
+                                                      .arg(p.degenerateReason)
+                                                : QString())
+                    << QString();
                 for (const Metric m : kStudyMetrics)
                     row << QString::number(p.lower[static_cast<std::size_t>(m)], 'g', 8)
                         << QString::number(p.upper[static_cast<std::size_t>(m)], 'g', 8);

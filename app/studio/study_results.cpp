@@ -52,6 +52,9 @@ views::StudyData studyViewData(const StudySpec& spec, const std::vector<StudySum
             point.value = p.value;
             point.bytes = p.bytes.mean;
             point.prompts = p.prompts;
+            point.degeneratePrompts = p.degeneratePrompts;
+            if (!p.degenerateReasons.empty())
+                point.degenerateReason = QString::fromStdString(p.degenerateReasons.front());
             put(point, Metric::NextTokenKl, p.kl);
             put(point, Metric::PerplexityChange, p.perplexityChangePercent);
             put(point, Metric::HeadOutputError, p.headOutputError);

@@ -128,6 +128,19 @@ private slots:
         QVERIFY(checked >= 6);
         QCOMPARE(view->studyWhiskerCount(), checked);
         QVERIFY(view->summaryText().contains("95% Student-t interval over prompts"));
+        // Points whose budget was degenerate on some prompt (the CLI's "degenerate") are ringed
+        // like live ones, the reason in the summary; on these short prompts the common exact
+        // part (4 sinks + 32) makes the smallest kept fractions degenerate.
+        int degenerate = 0;
+        for (const json& sweep : m_reference["sweeps"])
+            for (const json& p : sweep["points"])
+                if (!p["degenerate"].is_null() &&
+                    std::isfinite(p["kl_nats_per_token"]["mean"].get<double>()) &&
+                    p["kl_nats_per_token"]["mean"].get<double>() > 0)
+                    ++degenerate;
+        QVERIFY(degenerate > 0);
+        QCOMPARE(view->degenerateMarkCount(), degenerate);
+        QVERIFY(view->summaryText().contains("(study, "));
         QVERIFY(view->legendText(0).contains("mean of 3 prompts, 95% interval"));
 
         // A metric the study does not report: no whiskers, and the summary says which do.
