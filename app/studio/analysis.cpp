@@ -241,6 +241,7 @@ const Capture& Engine::captureFor(const AnalysisRequest& request, const std::ato
         m_qualityCache.clear();
         m_spectrum.reset();
         m_headSpectra.reset();
+        m_streamingReference.reset();
         m_capture.reset();
         m_capture = m_captures->get(request.model, request.tokens, &cancel);
         m_model = request.model.get();
@@ -669,13 +670,14 @@ void Engine::addStreamingCurves(views::SweepData& data, const AnalysisRequest& r
     options.attentionMaps = false;
     options.perLayerQuality = false;
     const bool quality = request.model && options.modelQuality;
-    if (!m_streamingReference || m_streamingCapture != &capture ||
+    if (!m_streamingReference || m_streamingCapture.lock() != m_capture ||
+        m_capture.get() != &capture ||
         m_streamingReference->contextTokens != request.contextTokens ||
         m_streamingQuality != quality) {
         m_streamingReference = std::make_shared<const ExactReference>(
             computeExactReference(capture, request.model.get(), *m_backend, options)
                 .valueOrThrow());
-        m_streamingCapture = &capture;
+        m_streamingCapture = m_capture;
         m_streamingQuality = quality;
     }
     int index = 0;
@@ -685,8 +687,10 @@ void Engine::addStreamingCurves(views::SweepData& data, const AnalysisRequest& r
             return;
         const SchemeSetting setting = parseSetting(text);
         const Scheme* scheme = findScheme(setting.id);
-        if (!scheme)
+        if (!scheme) {
+            data.streamingRefused << QStringLiteral("%1: unknown scheme").arg(text);
             continue;
+        }
         if (!scheme->info().canStream) {
             data.streamingRefused << QStringLiteral("%1: %2").arg(
                 displayNameOf(setting.id), qs(scheme->info().noStreamReason));

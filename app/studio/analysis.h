@@ -226,7 +226,7 @@ private:
     int m_referenceContext = -1;
     // The streaming reference of the sweeps' streaming curves: its capture, split and quality.
     std::shared_ptr<const kvs::ExactReference> m_streamingReference;
-    const kvs::Capture* m_streamingCapture = nullptr;
+    std::weak_ptr<const kvs::Capture> m_streamingCapture; // identity, not an address reused
     bool m_streamingQuality = false;
     // The key spectra of the current capture's context (for the Cache view), made once per
     // capture and split: a settings change does not recompute them.

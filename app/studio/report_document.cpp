@@ -194,8 +194,16 @@ QString reportSummaryHtml(const views::AnalysisData& analysis, const ReportOptio
     html += QStringLiteral("</tr></thead>");
     std::size_t fp16Bytes = 0;
     for (const views::SchemeRun& run : analysis.runs) {
-        html += QStringLiteral("<tr><td>%1<br><span style=\"color:#555555\">%2</span></td>")
-                    .arg(mono(run.setting), esc(run.displayName));
+        // A degenerate budget measures sinks + window, not the scheme: marked, with the reason.
+        const QString degenerate =
+            run.error.isEmpty() && run.eval.degenerateHeads > 0
+                ? QStringLiteral("<br><span style=\"color:#8a4b00\">* degenerate on %1 heads: "
+                                 "%2</span>")
+                      .arg(run.eval.degenerateHeads)
+                      .arg(esc(QString::fromStdString(run.eval.degenerate)))
+                : QString();
+        html += QStringLiteral("<tr><td>%1<br><span style=\"color:#555555\">%2</span>%3</td>")
+                    .arg(mono(run.setting), esc(run.displayName), degenerate);
         if (!run.error.isEmpty()) {
             html += QStringLiteral("<td colspan=\"6\">refused: %1</td></tr>").arg(esc(run.error));
             continue;

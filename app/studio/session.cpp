@@ -670,10 +670,17 @@ void Session::setStreamingCurves(bool enabled) {
     if (enabled == m_streamingCurves)
         return;
     m_streamingCurves = enabled;
-    // The sweeps of the current settings again, with or without the streaming curves.
+    // The sweeps of the current settings again, with or without the streaming curves: now when
+    // the results shown are the current settings' (nothing pending), otherwise the next
+    // analysis's follow-ups start them (a session being opened changes the schemes first and
+    // the model and prompt after, and sweeps of that mixture would only be superseded).
     supersede(JobKind::Sweep);
     m_sweepKey.clear();
-    if (m_analysis && m_model && m_tokens && !m_schemes.isEmpty() && m_tokens->count() >= 2)
+    if (m_analysis && m_model && m_tokens && !m_schemes.isEmpty() && m_tokens->count() >= 2 &&
+        !isRunning(JobKind::Analysis) && !m_analysisDebounce.isActive() &&
+        m_analysis->provenance.schemes == m_schemes &&
+        m_analysis->provenance.prompt == m_tokens->prompt &&
+        m_analysis->provenance.modelFolder == m_model->facts.folder)
         startSweeps(makeRequest());
 }
 

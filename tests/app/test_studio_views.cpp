@@ -260,7 +260,8 @@ private slots:
         w.showViewByName(QStringLiteral("tradeoffs"));
         QTRY_VERIFY_WITH_TIMEOUT(w.tradeoffView()->curveCount() == 2, kTimeoutMs); // + 1 refused
         QTRY_VERIFY_WITH_TIMEOUT(
-            w.session()->sweeps()->curves[0].baseSetting.contains(QStringLiteral("window=8")),
+            w.session()->sweeps() && !w.session()->sweeps()->curves.empty() &&
+                w.session()->sweeps()->curves[0].baseSetting.contains(QStringLiteral("window=8")),
             kTimeoutMs);
         QVERIFY(w.tradeoffView()->paretoPointCount() > 0);
         // Analyses, undo/redo, the quality pass and the sweeps all read one capture.

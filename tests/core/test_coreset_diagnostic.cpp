@@ -23,10 +23,13 @@ namespace {
 constexpr int kContext = 4;
 constexpr int kTokens = 6;
 constexpr std::array<float, kTokens> kKeyX = {9, 11, 11, 9, 10, 10};
+// The same with the first probe token's key far out: the second probe row's prefix (tokens 0…4)
+// has another spread than the first's (0…3), so a prefix one token too long or too short shows.
+constexpr std::array<float, kTokens> kFarKeyX = {9, 11, 11, 9, 20, 10};
 constexpr std::array<float, kTokens> kValueX = {100, 102, 102, 100, 101, 101};
 constexpr std::array<float, kTokens> kQueryX = {0, 0, 0, 0, 1, 2}; // probe queries (1,0), (2,0)
 
-Capture offsetCapture() {
+Capture offsetCapture(const std::array<float, kTokens>& keyX = kKeyX) {
     Capture c;
     c.config.layers = 1;
     c.config.heads = 1;
@@ -43,7 +46,7 @@ Capture offsetCapture() {
     head.values.resize(kTokens, 2);
     Matrix queries = Matrix::Zero(kTokens, 2);
     for (int i = 0; i < kTokens; ++i) {
-        head.keys.row(i) << kKeyX[i], 10.0f;
+        head.keys.row(i) << keyX[static_cast<std::size_t>(i)], 10.0f;
         head.values.row(i) << kValueX[i], 5.0f;
         queries(i, 0) = kQueryX[i];
     }
@@ -125,6 +128,26 @@ private slots:
         const HeadMetrics& h = result->heads.front();
         QCOMPARE(h.valueScaledError, 0.0);
         QVERIFY2(std::isinf(h.boundTokens), qPrintable(QString::number(h.boundTokens)));
+    }
+
+    // Streaming: probe row t's ρ uses the keys of tokens 0 … t − 1 centred on their own mean.
+    // Row 4 sees 9, 11, 11, 9 (spread 1) with ‖q‖ = 1; row 5 sees 9, 11, 11, 9, 20 (mean 12,
+    // spread 8) with ‖q‖ = 2: ρ = max(1 · 1, 2 · 8) · scale = 16 · scale. A prefix one token too
+    // long would give max(1 · 8, 2 · 8.33…) · scale; one too short, max(1 · 1, 2 · 1) · scale.
+    void streamingSpreadsArePerPrefix() {
+        const Capture capture = offsetCapture(kFarKeyX);
+        auto backend = makeCpuBackend();
+        EvalOptions options;
+        options.contextTokens = kContext;
+        options.modelQuality = false;
+        options.mode = EvalMode::Streaming;
+        const auto setting =
+            SchemeSetting::parse("select.sinks_window:tokens=2,sinks=1,precision=32");
+        const auto result = evaluate(capture, nullptr, setting.value(), *backend, options);
+        KVS_VERIFY_OK(result);
+        const double scale = layerAttentionScale(capture.config, 0);
+        const double rho = result->heads.front().rhoEff;
+        QVERIFY2(std::abs(rho - 16.0 * scale) < 1e-5, qPrintable(QString::number(rho / scale)));
     }
 
     // Streaming mode reports the worst probe row too (each row against its own summary).
