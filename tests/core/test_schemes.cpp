@@ -421,6 +421,104 @@ private slots:
         }
     }
 
+    // One halving round against the walk written out in full, as ALGORITHMS.md §1a states it:
+    // the whole Gram matrix G = K ∘ V (normalized by its largest diagonal entry), token i's sign
+    // drawn with P(+) = ½ − γ·Σ_{j<i} G(i, j)σ_j, the class that fills first kept at double weight.
+    // The scheme builds G's lower triangle in column blocks, or, for the query-sampled kernel
+    // when it is cheaper, walks with running sums of rank probes × d: every path must pick the
+    // same tokens.
+    void halvingWalkEqualsTheFullGramWalk_data() {
+        QTest::addColumn<int>("n");
+        QTest::addColumn<int>("d");
+        QTest::addColumn<int>("kernel");
+        QTest::addRow("sampled kernel, low-rank walk") << 256 << 8 << 64;
+        QTest::addRow("sampled kernel, blocked walk") << 40 << 16 << 64;
+        QTest::addRow("key kernel, several blocks") << 200 << 8 << 0;
+        QTest::addRow("key kernel, one partial block") << 50 << 8 << 0;
+    }
+    void halvingWalkEqualsTheFullGramWalk() {
+        QFETCH(int, n);
+        QFETCH(int, d);
+        QFETCH(int, kernel);
+        HeadInput h;
+        h.layer = 2;
+        h.kvHead = 1;
+        h.seed = 7;
+        h.keys = randomMatrix(n, d, 31, 0.8f);
+        h.values = randomMatrix(n, d, 32);
+        h.queries = {randomMatrix(n, d, 33, 0.8f)};
+        const std::string text =
+            "coreset.halving:sinks=0,window=0,precision=32,seed=5,tokens=" + std::to_string(n / 2) +
+            ",block=" + std::to_string(n) + ",kernel=" + std::to_string(kernel);
+        const auto setting = SchemeSetting::parse(text);
+        KVS_VERIFY_OK(setting);
+        const ParamValues p = setting.value().resolved();
+        const CompressedHead c = findScheme("coreset.halving")->compress(h, p);
+
+        // The reference: every entry of G, in double.
+        const double scale = h.attentionScale();
+        Eigen::MatrixXd v = h.values.cast<double>();
+        v /= v.rowwise().norm().maxCoeff();
+        const Eigen::MatrixXd valuePart = (v * v.transpose()).array() + p.at("c");
+        Eigen::MatrixXd g;
+        if (kernel > 0) {
+            const int per = std::min(kernel, n);
+            const Eigen::MatrixXd s =
+                (h.queries[0].bottomRows(per).cast<double>() * h.keys.cast<double>().transpose()) *
+                scale;
+            Eigen::MatrixXd phi(per, n);
+            for (int i = 0; i < per; ++i) {
+                const Eigen::ArrayXd e = (s.row(i).array() - s.row(i).maxCoeff()).exp().transpose();
+                phi.row(i) = (e / e.sum()).matrix().transpose();
+            }
+            g = (phi.transpose() * phi).cwiseProduct(valuePart);
+        } else {
+            Eigen::MatrixXd k = h.keys.cast<double>();
+            k.rowwise() -= k.colwise().mean();
+            const Eigen::MatrixXd a = (k * k.transpose()) * (p.at("tau") * scale);
+            g = (a.array() - a.diagonal().maxCoeff()).exp().matrix().cwiseProduct(valuePart);
+        }
+        g /= g.diagonal().maxCoeff();
+        std::seed_seq seq{static_cast<std::uint64_t>(p.at("seed")), h.seed,
+                          static_cast<std::uint64_t>(h.layer),
+                          static_cast<std::uint64_t>(h.kvHead)};
+        std::mt19937_64 rng(seq);
+        std::uniform_real_distribution<double> unit(0.0, 1.0);
+        std::vector<int> sign(static_cast<std::size_t>(n), 0);
+        int plus = 0, minus = 0;
+        const int half = n / 2;
+        for (int i = 0; i < n; ++i) {
+            int sgn = +1;
+            if (plus == half)
+                sgn = -1;
+            else if (minus == half || i == 0)
+                sgn = +1;
+            else {
+                double r = 0;
+                for (int j = 0; j < i; ++j)
+                    r += g(i, j) * sign[static_cast<std::size_t>(j)];
+                sgn = unit(rng) < std::clamp(0.5 - p.at("gamma") * r, 0.0, 1.0) ? +1 : -1;
+            }
+            sign[static_cast<std::size_t>(i)] = sgn;
+            (sgn > 0 ? plus : minus)++;
+        }
+        int keep = 0;
+        for (int i = 0, a = 0, b = 0; i < n && keep == 0; ++i) {
+            (sign[static_cast<std::size_t>(i)] > 0 ? a : b)++;
+            keep = a == half ? +1 : b == half ? -1 : 0;
+        }
+        std::vector<int> expected;
+        for (int i = 0; i < n; ++i)
+            if (sign[static_cast<std::size_t>(i)] == keep)
+                expected.push_back(i);
+
+        std::vector<int> kept(c.positions.begin(), c.positions.end());
+        std::sort(kept.begin(), kept.end());
+        QCOMPARE(kept, expected);
+        for (const float w : c.logWeights) // ln 2, stored at fp16
+            QVERIFY(std::abs(w - std::log(2.0)) < 1e-3);
+    }
+
     // On a smooth kernel (small key norms) the balanced halving must beat uniform sampling at the
     // same number of kept tokens, and its error must fall faster with m (ALGORITHMS.md §1c).
     void halvingBeatsUniformOnSmoothKernels() {
