@@ -44,7 +44,7 @@ TradeoffView::TradeoffView(QWidget* parent) : QWidget(parent) {
     m_metric->setToolTip(tr("What to plot against the bytes of the compressed cache"));
     // Long metric names elide rather than widen the window (the popup shows them whole).
     m_metric->setSizeAdjustPolicy(QComboBox::AdjustToMinimumContentsLengthWithIcon);
-    m_metric->setMinimumContentsLength(18);
+    m_metric->setMinimumContentsLength(14);
     m_summary = new QLabel(this);
     m_summary->setObjectName(QStringLiteral("tradeoffSummary"));
     m_summary->setWordWrap(true);
@@ -54,6 +54,9 @@ TradeoffView::TradeoffView(QWidget* parent) : QWidget(parent) {
     m_colouring->setObjectName(QStringLiteral("tradeoffColouring"));
     m_colouring->addItem(tr("Colour by scheme"), static_cast<int>(Colouring::Scheme));
     m_colouring->addItem(tr("Colour by family"), static_cast<int>(Colouring::Family));
+    // Like the metric menu: elided rather than widening the window (it must fit 1000 px wide).
+    m_colouring->setSizeAdjustPolicy(QComboBox::AdjustToMinimumContentsLengthWithIcon);
+    m_colouring->setMinimumContentsLength(10);
     m_colouring->setToolTip(tr("One colour per scheme, as in the Schemes dock, or one per "
                                "family (selection, coreset, factored, shared, codec, chain); "
                                "markers and dashes stay per scheme"));
@@ -63,9 +66,16 @@ TradeoffView::TradeoffView(QWidget* parent) : QWidget(parent) {
     m_theory->setToolTip(tr("On the context-only error chart: the slope each family's theory "
                             "predicts (dotted: −1 for discrepancy coresets, −½ for uniform "
                             "sampling) and what the coreset bound √d·e^ρ/ε asks for"));
-    bar->addWidget(new QLabel(tr("Error metric"), this));
-    bar->addWidget(m_metric);
-    bar->addWidget(m_colouring);
+    bar->addWidget(new QLabel(tr("Metric"), this)); // the y axis names it in full
+    // The menus shrink (elided) to fit a 1000-pixel window and grow to their longest item when
+    // there is room.
+    for (QComboBox* box : {m_metric, m_colouring}) {
+        int widest = 0;
+        for (int i = 0; i < box->count(); ++i)
+            widest = std::max(widest, box->fontMetrics().horizontalAdvance(box->itemText(i)));
+        box->setMaximumWidth(widest + 48); // the arrow and the frame
+        bar->addWidget(box, 1);
+    }
     m_streaming = new QCheckBox(tr("Streaming"), this);
     m_streaming->setObjectName(QStringLiteral("tradeoffStreaming"));
     m_streaming->setToolTip(tr("Also sweep each scheme that can stream in streaming mode: the "
@@ -74,8 +84,10 @@ TradeoffView::TradeoffView(QWidget* parent) : QWidget(parent) {
                                "hollow markers). Slower: the probe is decoded a token at a time"));
     bar->addWidget(m_theory);
     bar->addWidget(m_streaming);
-    bar->addWidget(m_status, 1);
+    bar->addStretch(1);
     layout->addLayout(bar);
+    // The sweep's status on a line of its own: the controls above must fit a 1000-pixel window.
+    layout->addWidget(m_status);
 
     m_plot = new QCustomPlot(this);
     m_plot->setObjectName(QStringLiteral("tradeoffPlot"));
