@@ -253,8 +253,11 @@ private slots:
         // Refusals: the wrong count, streaming, a scheme that rewrites the weights.
         EvalOptions wrong = o;
         wrong.headSettings.pop_back();
+        // A named string: the macro reads the text after the statement that made it (a
+        // temporary's c_str() was a stack-use-after-scope under AddressSanitizer).
+        const std::string headCount = std::to_string(heads);
         KVS_VERIFY_ERROR(evaluate(*m_capture, &*m_model, s, *backend, wrong), "per-head",
-                         std::to_string(heads).c_str());
+                         headCount.c_str());
         EvalOptions streaming = o;
         streaming.mode = EvalMode::Streaming;
         streaming.headSettings.assign(static_cast<std::size_t>(heads),
