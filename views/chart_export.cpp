@@ -25,20 +25,6 @@ namespace kvs::views {
 
 namespace {
 
-QJsonObject provenanceJson(const Provenance& p) {
-    QJsonObject o;
-    o[QStringLiteral("model")] = p.modelName;
-    o[QStringLiteral("model_folder")] = p.modelFolder;
-    o[QStringLiteral("model_hash")] = p.modelHash;
-    o[QStringLiteral("prompt")] = p.prompt;
-    o[QStringLiteral("context_tokens")] = p.contextTokens;
-    o[QStringLiteral("probe_tokens")] = p.probeTokens;
-    o[QStringLiteral("schemes")] = QJsonArray::fromStringList(p.schemes);
-    o[QStringLiteral("backend")] = p.backend;
-    o[QStringLiteral("version")] = p.version;
-    return o;
-}
-
 QString csvField(const QString& s) {
     if (s.contains(QLatin1Char(',')) || s.contains(QLatin1Char('"')) ||
         s.contains(QLatin1Char('\n')))
@@ -406,6 +392,20 @@ void installExportMenu(const ChartHandle& chart, const std::function<Provenance(
                          addExportActions(&menu, plot, chart, provenance, write);
                          menu.exec(plot->mapToGlobal(pos));
                      });
+}
+
+QJsonObject provenanceJson(const Provenance& p) {
+    QJsonObject o;
+    o[QStringLiteral("model")] = p.modelName;
+    o[QStringLiteral("model_folder")] = p.modelFolder;
+    o[QStringLiteral("model_hash")] = p.modelHash;
+    o[QStringLiteral("prompt")] = p.prompt;
+    o[QStringLiteral("context_tokens")] = p.contextTokens;
+    o[QStringLiteral("probe_tokens")] = p.probeTokens;
+    o[QStringLiteral("schemes")] = QJsonArray::fromStringList(p.schemes);
+    o[QStringLiteral("backend")] = p.backend;
+    o[QStringLiteral("version")] = p.version;
+    return o;
 }
 
 } // namespace kvs::views

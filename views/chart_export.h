@@ -70,6 +70,9 @@ using ExportWriter = std::function<QString(const QString& path, const ExportFile
 // Draws `chart` in `format` into `out` (the CSV is the chart's data); returns "" or the error.
 QString renderChart(const ChartHandle& chart, const QString& fileName, ExportFormat format,
                     const Provenance& provenance, const ExportOptions& options, ExportFile* out);
+// The provenance as the export sidecars write it (model, hashes, split, schemes, backend,
+// version).
+QJsonObject provenanceJson(const Provenance& provenance);
 // The chart data as CSV: provenance as "# " comment lines, the header, the rows.
 QByteArray csvBytes(const CsvTable& table, const Provenance& provenance);
 

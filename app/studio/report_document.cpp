@@ -90,18 +90,10 @@ views::Provenance provenanceOf(const MainWindow& window, const views::AnalysisDa
     return p;
 }
 
-QJsonObject provenanceJson(const views::Provenance& p) {
-    QJsonObject o;
-    o[QStringLiteral("model")] = p.modelName;
-    o[QStringLiteral("model_folder")] = p.modelFolder;
-    o[QStringLiteral("model_hash")] = p.modelHash;
-    o[QStringLiteral("prompt")] = p.prompt;
+// The export sidecars' provenance, with the prompt's hash the report's captions cite.
+QJsonObject reportProvenanceJson(const views::Provenance& p) {
+    QJsonObject o = views::provenanceJson(p);
     o[QStringLiteral("prompt_hash")] = promptHash(p.prompt);
-    o[QStringLiteral("context_tokens")] = p.contextTokens;
-    o[QStringLiteral("probe_tokens")] = p.probeTokens;
-    o[QStringLiteral("schemes")] = QJsonArray::fromStringList(p.schemes);
-    o[QStringLiteral("backend")] = p.backend;
-    o[QStringLiteral("version")] = p.version;
     return o;
 }
 
@@ -384,7 +376,7 @@ ReportDocument drawReport(MainWindow& window, const ReportOptions& options) {
     sidecar[QStringLiteral("chart")] = QStringLiteral("report");
     sidecar[QStringLiteral("format")] = QStringLiteral("pdf");
     sidecar[QStringLiteral("created")] = options.created.toUTC().toString(Qt::ISODate);
-    sidecar[QStringLiteral("provenance")] = provenanceJson(provenance);
+    sidecar[QStringLiteral("provenance")] = reportProvenanceJson(provenance);
     sidecar[QStringLiteral("pages")] = report.pages;
     sidecar[QStringLiteral("charts")] = QJsonArray::fromStringList(report.charts);
     sidecar[QStringLiteral("page_size")] = QPageSize(options.page).name();
